@@ -1,0 +1,337 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The end-to-end tests build the real binary, run it on a free loopback
+// port, and drive it with grpcurl, exactly as a user would.
+
+// repoRoot is where README.md and tools/go.mod are.
+const repoRoot = "../.."
+
+// buildBinary builds pxperf once per test binary run.
+var buildBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "pxperf-e2e")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "pxperf")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", errors.New("go build: " + err.Error() + "\n" + string(out))
+	}
+	return bin, nil
+})
+
+// server is a running pxperf serve process.
+type server struct {
+	addr string
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	done chan struct{} // closed when its stderr is drained
+}
+
+// startServer runs pxperf serve on a free loopback port and waits until it
+// says where it listens.
+func startServer(t *testing.T, args ...string) *server {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test builds and runs the binary")
+	}
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{cmd: cmd, logs: &syncBuffer{}, done: make(chan struct{})}
+	addrc := make(chan string, 1)
+	serving := regexp.MustCompile(`msg=serving addr=(\S+)`)
+	go func() {
+		defer close(s.done)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			s.logs.WriteString(sc.Text() + "\n")
+			if m := serving.FindStringSubmatch(sc.Text()); m != nil {
+				addrc <- m[1]
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-s.done
+			cmd.Wait()
+		}
+		if t.Failed() {
+			t.Logf("server log:\n%s", s.logs.String())
+		}
+	})
+	select {
+	case s.addr = <-addrc:
+	case <-s.done:
+		t.Fatalf("server exited before serving:\n%s", s.logs.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("server did not report its address:\n%s", s.logs.String())
+	}
+	return s
+}
+
+// grpcurl returns a command running the pinned grpcurl from the repository
+// root, as the README does.
+func grpcurl(ctx context.Context, args ...string) *exec.Cmd {
+	return inGroup(exec.CommandContext(ctx, "go", append([]string{"tool", "-modfile=tools/go.mod", "grpcurl"}, args...)...))
+}
+
+// inGroup runs cmd from the repository root in a process group of its own,
+// and makes cancelling it kill the whole group: `go tool` runs the tool as
+// a child, which would otherwise outlive it and hold its output open.
+func inGroup(cmd *exec.Cmd) *exec.Cmd {
+	cmd.Dir = repoRoot
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return killGroup(cmd) }
+	return cmd
+}
+
+func killGroup(cmd *exec.Cmd) error {
+	return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+}
+
+func runGrpcurl(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := grpcurl(ctx, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("grpcurl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// streamUntil runs a streaming command and reads its output until it holds
+// want, then stops it. It returns the output.
+func streamUntil(t *testing.T, cmd *exec.Cmd, want string) string {
+	t.Helper()
+	out, err := readUntil(cmd, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// readUntil is streamUntil for goroutines other than the test's: it
+// reports a failure as an error.
+func readUntil(cmd *exec.Cmd, want string) (string, error) {
+	out := &syncBuffer{}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	cmd.Stderr = out
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	found := make(chan struct{})
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		sc := bufio.NewScanner(stdout)
+		signalled := false
+		for sc.Scan() {
+			out.WriteString(sc.Text() + "\n")
+			if !signalled && strings.Contains(out.String(), want) {
+				signalled = true
+				close(found)
+			}
+		}
+	}()
+	select {
+	case <-found:
+	case <-copied:
+	}
+	killGroup(cmd)
+	<-copied
+	cmd.Wait()
+	if !strings.Contains(out.String(), want) {
+		return out.String(), fmt.Errorf("%s: output does not contain %q:\n%s", strings.Join(cmd.Args, " "), want, out.String())
+	}
+	return out.String(), nil
+}
+
+func TestEndToEnd(t *testing.T) {
+	s := startServer(t)
+
+	if out := runGrpcurl(t, "-plaintext", s.addr, "list"); !strings.Contains(out, "pxperf.v1.PerformanceService") || !strings.Contains(out, "grpc.health.v1.Health") {
+		t.Errorf("list = %q, want PerformanceService and Health", out)
+	}
+	if out := runGrpcurl(t, "-plaintext", s.addr, "grpc.health.v1.Health/Check"); !strings.Contains(out, `"SERVING"`) {
+		t.Errorf("health = %q, want SERVING", out)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// Subscribe from the first id: the stream is live before and after the
+	// publish, and the entry must arrive on it.
+	sub := grpcurl(ctx, "-plaintext", "-d", `{"start_id": 1}`, s.addr, "pxperf.v1.PerformanceService/Subscribe")
+	type result struct {
+		out string
+		err error
+	}
+	subOut := make(chan result, 1)
+	go func() {
+		out, err := readUntil(sub, "http://e2e.example.com/hello")
+		subOut <- result{out, err}
+	}()
+
+	out := runGrpcurl(t, "-plaintext", "-d", `{"entries": [{"method": "GET", "url": "http://e2e.example.com/hello", "start_time": "2026-11-27T10:00:00Z", "status_code": 200}]}`,
+		s.addr, "pxperf.v1.PerformanceService/Publish")
+	if !strings.Contains(out, `"id": "1"`) {
+		t.Errorf("publish = %q, want id 1", out)
+	}
+	select {
+	case got := <-subOut:
+		if got.err != nil {
+			t.Fatal(got.err)
+		}
+		if !strings.Contains(got.out, `"nextId": "2"`) {
+			t.Errorf("subscribe output lacks next_id 2:\n%s", got.out)
+		}
+	case <-ctx.Done():
+		t.Fatal("entry never arrived on Subscribe")
+	}
+}
+
+// Every grpcurl command in the README works as written (with the server's
+// address in place of the default port).
+func TestReadmeCommands(t *testing.T) {
+	s := startServer(t)
+	readme, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const prefix = "go tool -modfile=tools/go.mod grpcurl "
+	var commands []string
+	for line := range strings.Lines(string(readme)) {
+		if line = strings.TrimSpace(line); strings.HasPrefix(line, prefix) {
+			commands = append(commands, strings.ReplaceAll(line, "127.0.0.1:50051", s.addr))
+		}
+	}
+	if len(commands) < 8 {
+		t.Fatalf("found %d grpcurl commands in README.md, want at least 8", len(commands))
+	}
+	for _, c := range commands {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		cmd := inGroup(exec.CommandContext(ctx, "bash", "-c", "exec "+c))
+		switch {
+		case strings.Contains(c, `"tail"`):
+			// Streams until stopped; the snapshot ends with its marker.
+			out := streamUntil(t, cmd, "snapshotEnd")
+			if !strings.Contains(out, "http://example.com/") {
+				t.Errorf("%s: the snapshot lacks the published entry:\n%s", c, out)
+			}
+		case strings.Contains(c, "/Subscribe"):
+			// Nothing matches: the stream still sends heartbeats.
+			streamUntil(t, cmd, `"progress"`)
+		default:
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Errorf("%s: %v\n%s", c, err, out)
+			}
+		}
+		cancel()
+	}
+}
+
+// SIGTERM stops the server within its shutdown timeout even with a
+// Subscribe stream open, and the stream is told where to resume.
+func TestSigtermWithOpenStream(t *testing.T) {
+	s := startServer(t)
+	runGrpcurl(t, "-plaintext", "-d", `{"entries": [{"method": "GET", "url": "http://example.com/", "start_time": "2026-11-27T10:00:00Z"}]}`,
+		s.addr, "pxperf.v1.PerformanceService/Publish")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sub := grpcurl(ctx, "-plaintext", "-d", `{"start_id": 1}`, s.addr, "pxperf.v1.PerformanceService/Subscribe")
+	stdout, err := sub.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var subErr bytes.Buffer
+	sub.Stderr = &subErr
+	if err := sub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the stream has delivered the entry: it is open.
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() && !strings.Contains(sc.Text(), `"nextId"`) {
+	}
+
+	start := time.Now()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() {
+		<-s.done
+		exited <- s.cmd.Wait()
+	}()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("server exit: %v\n%s", err, s.logs.String())
+		}
+		t.Logf("server stopped %v after SIGTERM", time.Since(start).Round(time.Millisecond))
+	case <-time.After(15 * time.Second):
+		t.Fatal("server still running 15s after SIGTERM")
+	}
+	io.Copy(io.Discard, stdout)
+	sub.Wait()
+	if !strings.Contains(subErr.String(), "Unavailable") || !strings.Contains(subErr.String(), "start_id 2") {
+		t.Errorf("subscriber saw %q, want Unavailable with start_id 2", subErr.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) WriteString(s string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.WriteString(s)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

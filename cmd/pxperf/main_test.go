@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func TestRunErrors(t *testing.T) {
+	env := func(string) string { return "" }
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		wantErr string
+	}{
+		{name: "no command", args: nil, wantErr: "no command given"},
+		{name: "unknown command", args: []string{"frobnicate"}, wantErr: `unknown command "frobnicate"`},
+		{name: "bad flag value", args: []string{"serve", "--max-entries", "lots"}, wantErr: "invalid value"},
+		{name: "invalid config", args: []string{"serve", "--max-entries", "0"}, wantErr: "memory.max_entries"},
+		{name: "bad env", args: []string{"serve"}, env: map[string]string{"PXPERF_MAX_ENTRIES": "x"}, wantErr: "PXPERF_MAX_ENTRIES"},
+		{name: "bad log level", args: []string{"serve", "--log-level", "loud"}, wantErr: "--log-level"},
+		{name: "bad listen address", args: []string{"serve", "--listen", "nohost"}, wantErr: "listen"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			getenv := env
+			if tt.env != nil {
+				getenv = func(k string) string { return tt.env[k] }
+			}
+			var stderr bytes.Buffer
+			err := run(context.Background(), tt.args, getenv, &stderr)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("run(%q) = %v, want an error containing %q", tt.args, err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestServeHelpShowsExample(t *testing.T) {
+	var stderr bytes.Buffer
+	err := run(context.Background(), []string{"serve", "-h"}, func(string) string { return "" }, &stderr)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("serve -h = %v, want flag.ErrHelp", err)
+	}
+	for _, want := range []string{"Example:", "--listen", "PXPERF_"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("help lacks %q:\n%s", want, stderr.String())
+		}
+	}
+}
+
+// The environment fills in flags not given on the command line; the
+// command line wins.
+func TestApplyEnv(t *testing.T) {
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	listen := fs.String("listen", "default", "")
+	maxEntries := fs.Uint("max-entries", 1, "")
+	if err := fs.Parse([]string{"--listen", "flag"}); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"PXPERF_LISTEN": "env", "PXPERF_MAX_ENTRIES": "42"}
+	if err := applyEnv(fs, func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if *listen != "flag" || *maxEntries != 42 {
+		t.Errorf("listen, max-entries = %q, %d; want flag, 42", *listen, *maxEntries)
+	}
+}

@@ -1,0 +1,100 @@
+// Package config holds pxperf's configuration defaults. The configuration
+// itself is the [pxperfv1.Config] message, so that the same type is read from
+// flags, served by GetConfig and changed by UpdateConfig.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"buf.build/go/protovalidate"
+
+	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// DefaultListenAddress is where the server listens unless told otherwise:
+// loopback only.
+const DefaultListenAddress = "127.0.0.1:50051"
+
+// Default returns a new config with every field at its documented default
+// (see proto/pxperf/v1/config.proto). The defaults are those of the original
+// px UI performance module unless DESIGN.md says why not.
+func Default() *pxperfv1.Config {
+	d := durationpb.New
+	return &pxperfv1.Config{
+		Memory: &pxperfv1.MemoryConfig{
+			MaxEntries:      1000,
+			MaxMemoryMb:     500,
+			MaxBodySize:     10 << 10,
+			CleanupInterval: d(60 * time.Second),
+			HighWater:       0.8,
+			LowWater:        0.7,
+		},
+		Logs: &pxperfv1.LogsConfig{
+			Enabled:       true,
+			Directory:     "pxperf-logs",
+			Policies:      []pxperfv1.RotationPolicy{pxperfv1.RotationPolicy_ROTATION_POLICY_COUNT},
+			MaxCount:      1000,
+			MaxSizeMb:     10,
+			Interval:      d(24 * time.Hour),
+			MaxFiles:      5,
+			MaxAge:        d(24 * time.Hour),
+			MaxTotalMb:    1024,
+			Compress:      true,
+			FlushInterval: d(time.Second),
+			QueueSize:     65536,
+		},
+		Throttle: &pxperfv1.ThrottleConfig{
+			Mode:                        pxperfv1.ThrottleMode_THROTTLE_MODE_ADAPTIVE,
+			MaxUpdatesPerSecond:         30,
+			MinUpdateInterval:           d(33 * time.Millisecond),
+			BatchSize:                   10,
+			BatchTimeout:                d(100 * time.Millisecond),
+			MaxBatchSize:                50,
+			BurstThreshold:              100,
+			BurstCooldown:               d(time.Second),
+			AdaptiveGrowth:              1.2,
+			AdaptiveShrink:              0.9,
+			AdaptiveMinUpdatesPerSecond: 2,
+			PriorityThreshold:           pxperfv1.Priority_PRIORITY_HIGH,
+			HeartbeatInterval:           d(5 * time.Second),
+			SendTimeout:                 d(30 * time.Second),
+		},
+		Cleanup: &pxperfv1.CleanupConfig{
+			CleanupInterval: d(300 * time.Second),
+			ResourceTimeout: d(time.Hour),
+			MaxResources:    100,
+		},
+		Monitor: &pxperfv1.MonitorConfig{
+			StatsUpdateInterval:          d(60 * time.Second),
+			AlertsEnabled:                true,
+			AutoOptimize:                 true,
+			MemoryAlertThreshold:         0.8,
+			ThrottledAlertThreshold:      0.7,
+			CleanupFailureAlertThreshold: 0.2,
+			MinScore:                     60,
+		},
+		Server: &pxperfv1.ServerConfig{
+			ListenAddress:        DefaultListenAddress,
+			MaxRecvMessageBytes:  16 << 20,
+			MaxSendMessageBytes:  16 << 20,
+			MaxConcurrentStreams: 1000,
+			ShutdownTimeout:      d(5 * time.Second),
+		},
+	}
+}
+
+// ErrInvalid is wrapped by [Validate] errors.
+var ErrInvalid = errors.New("invalid config")
+
+// Validate checks cfg against the rules annotated in the contract (ranges,
+// required groups, cross-field rules such as low_water < high_water). The
+// error names every field that breaks a rule.
+func Validate(v protovalidate.Validator, cfg *pxperfv1.Config) error {
+	if err := v.Validate(cfg); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return nil
+}

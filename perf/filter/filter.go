@@ -1,0 +1,822 @@
+// Package filter compiles a [pxperfv1.Filter] into a [Filter] that selects
+// entries.
+//
+// [Compile] checks the filter once and pre-computes everything Match needs
+// (upper-cased methods, lower-cased substrings, validated globs), so that
+// [Filter.Match] runs on the hot path of every published entry and every
+// subscriber without allocating.
+//
+// Every set criterion must match (AND). String matching is case-insensitive
+// for ASCII letters only: other bytes, including every byte of a non-ASCII
+// UTF-8 character, are compared exactly, so "É" does not match "é".
+//
+// # Host and URL patterns
+//
+// The host and url criteria are a case-insensitive substring, or, when the
+// pattern contains any of '*', '?' or '[', a glob that must match the whole
+// string. Globs use the syntax of [path.Match], with one difference so that a
+// URL can be matched: '*' matches any sequence of characters including '/',
+// and '?' matches any single character including '/'. A '?' or a '[...]'
+// class matches one UTF-8 character (or one byte that is not valid UTF-8), as
+// in [path.Match]. The same matcher serves host and url.
+//
+// Match costs time linear in the size of the entry, except for a glob chunk
+// (the terms between two stars) that holds a '?' or a class: that costs up
+// to the product of the chunk's length and the string's, at most
+// 1024 × 8192 byte comparisons for a url (about 13ms). There is no
+// backtracking blow-up.
+package filter
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"path"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/pxperf/pxperf/gen/pxperf/v1"
+)
+
+// Limits from the comments on pxperf.v1.Filter in proto/pxperf/v1/entry.proto.
+// Protovalidate checks them at the RPC edge too; Compile checks them again so
+// that it stands alone.
+const (
+	maxMethods        = 16
+	maxMethodLen      = 32
+	maxStatusRanges   = 16
+	minStatus         = 100
+	maxStatus         = 599
+	maxHostLen        = 255
+	maxURLLen         = 1024
+	maxContentTypeLen = 256
+	maxTextLen        = 256
+)
+
+// ErrInvalid is wrapped by every error [Compile] returns: test for it with
+// [errors.Is]. The error is a [*FieldError] that names the offending field.
+var ErrInvalid = errors.New("invalid filter")
+
+// FieldError reports a field of a [pxperfv1.Filter] that [Compile] rejects.
+// It wraps [ErrInvalid].
+type FieldError struct {
+	// Field is the proto field path of the offending value, for example
+	// "host", "methods[0]", "status_ranges[1]" or "status_ranges[1].min".
+	Field string
+	// Reason says what is wrong and what to change, for example
+	// "bad glob: syntax error in pattern; ...".
+	Reason string
+}
+
+// Error returns "invalid filter: FIELD: REASON".
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("%v: %s: %s", ErrInvalid, e.Field, e.Reason)
+}
+
+// Unwrap returns [ErrInvalid].
+func (e *FieldError) Unwrap() error { return ErrInvalid }
+
+func fieldError(field, format string, args ...any) *FieldError {
+	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Filter is a compiled [pxperfv1.Filter]. Create one with [Compile].
+//
+// A Filter is immutable, so it is safe for concurrent use. A nil *Filter
+// matches everything.
+type Filter struct {
+	methods     []string // upper-cased; empty: any method
+	ranges      []statusRange
+	errorsOnly  bool
+	host        pattern
+	url         pattern
+	route       pxperfv1.Route // ROUTE_UNSPECIFIED: any route
+	minDuration time.Duration  // 0: no criterion
+	contentType string         // ASCII lower-cased; "": no criterion
+	text        string         // ASCII lower-cased; "": no criterion
+	empty       bool
+}
+
+// statusRange is an inclusive range of HTTP status codes.
+type statusRange struct{ lo, hi int32 }
+
+// pattern is a compiled host or url criterion. The zero value is unset.
+type pattern struct {
+	// s is the pattern: the glob as given (glob.match folds case itself,
+	// because lowering a class such as [Z-a] would change what it matches),
+	// or the substring ASCII lower-cased, as containsFold needs.
+	s string
+	// glob is s compiled when s is a glob, else nil.
+	glob glob
+}
+
+// Compile checks f and returns a [Filter] for it. A nil or empty filter
+// matches everything.
+//
+// Compile copies what it needs, so f may be changed or reused afterwards.
+// The limits are those documented on pxperf.v1.Filter. On the first field it
+// rejects, Compile returns a [*FieldError] that wraps [ErrInvalid].
+func Compile(f *pxperfv1.Filter) (*Filter, error) {
+	c := &Filter{
+		errorsOnly: f.GetErrorsOnly(),
+	}
+	var err error
+	if c.methods, err = compileMethods(f.GetMethods()); err != nil {
+		return nil, err
+	}
+	if c.ranges, err = compileStatusRanges(f.GetStatusRanges()); err != nil {
+		return nil, err
+	}
+	if c.host, err = compilePattern("host", f.GetHost(), maxHostLen); err != nil {
+		return nil, err
+	}
+	if c.url, err = compilePattern("url", f.GetUrl(), maxURLLen); err != nil {
+		return nil, err
+	}
+	if c.route, err = compileRoute(f.GetRoute()); err != nil {
+		return nil, err
+	}
+	if c.minDuration, err = compileMinDuration(f); err != nil {
+		return nil, err
+	}
+	if c.contentType, err = compileSubstring("content_type", f.GetContentType(), maxContentTypeLen); err != nil {
+		return nil, err
+	}
+	if c.text, err = compileSubstring("text", f.GetText(), maxTextLen); err != nil {
+		return nil, err
+	}
+	c.empty = len(c.methods) == 0 && len(c.ranges) == 0 && !c.errorsOnly &&
+		c.host.s == "" && c.url.s == "" && c.route == pxperfv1.Route_ROUTE_UNSPECIFIED &&
+		c.minDuration == 0 && c.contentType == "" && c.text == ""
+	return c, nil
+}
+
+func compileMethods(methods []string) ([]string, error) {
+	if len(methods) == 0 {
+		return nil, nil
+	}
+	if len(methods) > maxMethods {
+		return nil, fieldError("methods", "at most %d methods are allowed, got %d; remove some", maxMethods, len(methods))
+	}
+	out := make([]string, len(methods))
+	for i, m := range methods {
+		if !isMethodToken(m) {
+			return nil, fieldError(fmt.Sprintf("methods[%d]", i),
+				"must be an HTTP method: a letter followed by at most %d letters, digits, '-' or '_', for example GET",
+				maxMethodLen-1)
+		}
+		out[i] = upperASCII(m)
+	}
+	return out, nil
+}
+
+// isMethodToken reports whether m matches ^[A-Za-z][A-Za-z0-9_-]{0,31}$, the
+// pattern on pxperf.v1.Filter.methods.
+func isMethodToken(m string) bool {
+	if m == "" || len(m) > maxMethodLen || !isLetter(m[0]) {
+		return false
+	}
+	for i := 1; i < len(m); i++ {
+		c := m[i]
+		if !isLetter(c) && !('0' <= c && c <= '9') && c != '-' && c != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+func compileStatusRanges(ranges []*pxperfv1.StatusRange) ([]statusRange, error) {
+	if len(ranges) == 0 {
+		return nil, nil
+	}
+	if len(ranges) > maxStatusRanges {
+		return nil, fieldError("status_ranges", "at most %d ranges are allowed, got %d; merge or remove some", maxStatusRanges, len(ranges))
+	}
+	out := make([]statusRange, len(ranges))
+	for i, r := range ranges {
+		field := fmt.Sprintf("status_ranges[%d]", i)
+		switch {
+		case r == nil:
+			return nil, fieldError(field, "must be set; give min and max (%d..%d)", minStatus, maxStatus)
+		case r.GetMin() < minStatus || r.GetMin() > maxStatus:
+			return nil, fieldError(field+".min", "must be between %d and %d, got %d", minStatus, maxStatus, r.GetMin())
+		case r.GetMax() < minStatus || r.GetMax() > maxStatus:
+			return nil, fieldError(field+".max", "must be between %d and %d, got %d", minStatus, maxStatus, r.GetMax())
+		case r.GetMin() > r.GetMax():
+			return nil, fieldError(field, "min (%d) must not be greater than max (%d); swap them", r.GetMin(), r.GetMax())
+		}
+		out[i] = statusRange{lo: r.GetMin(), hi: r.GetMax()}
+	}
+	return out, nil
+}
+
+func compilePattern(field, p string, maxLen int) (pattern, error) {
+	if len(p) > maxLen {
+		return pattern{}, fieldError(field, "must be at most %d bytes, got %d; shorten it", maxLen, len(p))
+	}
+	if !strings.ContainsAny(p, "*?[") {
+		return pattern{s: lowerASCII(p)}, nil
+	}
+	// glob.match accepts exactly the syntax of path.Match, and path.Match
+	// checks the whole pattern even when the name does not match.
+	if _, err := path.Match(p, ""); err != nil {
+		return pattern{}, fieldError(field,
+			"bad glob: %v; close every '[' with ']' after at least one character, "+
+				"do not start a range with '-' or ']', and do not end the pattern with '\\'", err)
+	}
+	return pattern{s: p, glob: compileGlob(p)}, nil
+}
+
+func compileRoute(r pxperfv1.Route) (pxperfv1.Route, error) {
+	if r.Descriptor().Values().ByNumber(r.Number()) == nil {
+		return 0, fieldError("route", "unknown value %d; use ROUTE_DIRECT, ROUTE_PROXY, or leave it unset for any route", int32(r))
+	}
+	return r, nil
+}
+
+func compileMinDuration(f *pxperfv1.Filter) (time.Duration, error) {
+	d := f.GetMinDuration()
+	if d == nil {
+		return 0, nil
+	}
+	if err := d.CheckValid(); err != nil {
+		return 0, fieldError("min_duration", "%v; give seconds within ±315576000000 (10000 years) and nanos within ±999999999, both of the same sign", err)
+	}
+	if d.GetSeconds() < 0 || d.GetNanos() < 0 {
+		return 0, fieldError("min_duration", "must not be negative, got %v; use 0 or leave it unset for any duration", d.AsDuration())
+	}
+	// AsDuration saturates at about 292 years; a longer min_duration then
+	// matches entries whose total also saturates, which is harmless.
+	return d.AsDuration(), nil
+}
+
+func compileSubstring(field, s string, maxLen int) (string, error) {
+	if len(s) > maxLen {
+		return "", fieldError(field, "must be at most %d bytes, got %d; shorten it", maxLen, len(s))
+	}
+	return lowerASCII(s), nil
+}
+
+// Empty reports whether f matches every entry, so that callers can skip
+// calling [Filter.Match]. A nil *Filter is empty.
+func (f *Filter) Empty() bool {
+	return f == nil || f.empty
+}
+
+// Match reports whether e passes every criterion set in f. A nil e is taken
+// as an empty [pxperfv1.Entry].
+//
+// The host criterion reads Entry.host as stored; pxperf fills it from the
+// url at ingest when a producer leaves it empty. An entry without
+// timings.total does not match a min_duration above zero.
+//
+// Match does not allocate and is safe for concurrent use.
+func (f *Filter) Match(e *pxperfv1.Entry) bool {
+	if f.Empty() {
+		return true
+	}
+	// Cheap integer criteria first, strings last.
+	if f.route != pxperfv1.Route_ROUTE_UNSPECIFIED && e.GetProxyDecision().GetRoute() != f.route {
+		return false
+	}
+	if f.errorsOnly && !failed(e) {
+		return false
+	}
+	if len(f.ranges) > 0 && !f.statusIn(e.GetStatusCode()) {
+		return false
+	}
+	if len(f.methods) > 0 && !f.methodIn(e.GetMethod()) {
+		return false
+	}
+	if f.minDuration > 0 {
+		total := e.GetTimings().GetTotal()
+		if total == nil || total.AsDuration() < f.minDuration {
+			return false
+		}
+	}
+	if f.host.s != "" && !f.host.match(e.GetHost()) {
+		return false
+	}
+	if f.contentType != "" && !containsFold(e.GetResponseBody().GetContentType(), f.contentType) {
+		return false
+	}
+	if f.url.s != "" && !f.url.match(e.GetUrl()) {
+		return false
+	}
+	if f.text != "" && !textIn(e, f.text) {
+		return false
+	}
+	return true
+}
+
+// failed reports whether e counts as an error for errors_only: it failed,
+// carries an error, or has a status of 400 or more.
+func failed(e *pxperfv1.Entry) bool {
+	return e.GetState() == pxperfv1.EntryState_ENTRY_STATE_FAILED ||
+		e.GetError().GetKind() != pxperfv1.ErrorKind_ERROR_KIND_UNSPECIFIED ||
+		e.GetStatusCode() >= 400
+}
+
+func (f *Filter) statusIn(code int32) bool {
+	for _, r := range f.ranges {
+		if r.lo <= code && code <= r.hi {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *Filter) methodIn(method string) bool {
+	for _, m := range f.methods {
+		if equalFoldASCII(method, m) {
+			return true
+		}
+	}
+	return false
+}
+
+// textIn reports whether the lower-cased text occurs in e's url, error
+// message, or any request or response header name or value.
+func textIn(e *pxperfv1.Entry, text string) bool {
+	if containsFold(e.GetUrl(), text) || containsFold(e.GetError().GetMessage(), text) {
+		return true
+	}
+	for _, h := range e.GetRequestHeaders() {
+		if containsFold(h.GetName(), text) || containsFold(h.GetValue(), text) {
+			return true
+		}
+	}
+	for _, h := range e.GetResponseHeaders() {
+		if containsFold(h.GetName(), text) || containsFold(h.GetValue(), text) {
+			return true
+		}
+	}
+	return false
+}
+
+func (p pattern) match(s string) bool {
+	if p.glob == nil {
+		return containsFold(s, p.s)
+	}
+	// Compile validated the glob, so err is always nil here; a malformed
+	// pattern would simply not match.
+	ok, err := p.glob.match(s)
+	return ok && err == nil
+}
+
+func isLetter(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+}
+
+// foldByte lower-cases an ASCII letter and returns any other byte unchanged.
+func foldByte(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + ('a' - 'A')
+	}
+	return c
+}
+
+// lowerASCII lower-cases the ASCII letters of s, leaving every other byte
+// alone (strings.ToLower would also change non-ASCII letters and replace
+// invalid UTF-8).
+func lowerASCII(s string) string {
+	return mapASCII(s, 'A', 'Z', 'a')
+}
+
+// upperASCII upper-cases the ASCII letters of s, leaving every other byte
+// alone.
+func upperASCII(s string) string {
+	return mapASCII(s, 'a', 'z', 'A')
+}
+
+// mapASCII moves every byte of s in the letter range lo..hi to the range
+// that starts at to. It returns s itself when there is nothing to change.
+func mapASCII(s string, lo, hi, to byte) string {
+	i := 0
+	for i < len(s) && (s[i] < lo || s[i] > hi) {
+		i++
+	}
+	if i == len(s) {
+		return s
+	}
+	b := []byte(s)
+	for ; i < len(b); i++ {
+		if lo <= b[i] && b[i] <= hi {
+			b[i] = b[i] - lo + to
+		}
+	}
+	return string(b)
+}
+
+// equalFoldASCII reports whether s and t are equal when ASCII letters are
+// folded. Unlike [strings.EqualFold] it compares other bytes exactly.
+func equalFoldASCII(s, t string) bool {
+	if len(s) != len(t) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if foldByte(s[i]) != foldByte(t[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// containsFold reports whether sub occurs in s when ASCII letters are folded.
+// sub must already be ASCII lower-cased (see lowerASCII); s is folded byte by
+// byte as it is read, so nothing is allocated. Other bytes compare exactly.
+func containsFold(s, sub string) bool {
+	return indexFold(s, sub) >= 0
+}
+
+// indexFold returns the index of the first place where sub occurs in s when
+// ASCII letters are folded, or -1; sub must be ASCII lower-cased.
+//
+// Like [strings.Index], it compares at each place where the first byte
+// matches, and switches to Rabin-Karp once that has failed too often, so
+// that a pattern such as "aaa…ab" in a long run of "a" costs O(len(s)), not
+// O(len(s) × len(sub)).
+func indexFold(s, sub string) int {
+	n := len(sub)
+	switch {
+	case n == 0:
+		return 0
+	case n > len(s):
+		return -1
+	}
+	first, firstUpper := sub[0], sub[0]
+	if 'a' <= first && first <= 'z' {
+		firstUpper = first - ('a' - 'A')
+	}
+	rest := sub[1:]
+	fails := 0
+	for i := 0; i <= len(s)-n; i++ {
+		if c := s[i]; c != first && c != firstUpper {
+			continue
+		}
+		if hasPrefixFold(s[i+1:], rest) {
+			return i
+		}
+		// The cut-over of strings.Index: more than one false start in 16
+		// bytes, plus a few.
+		if fails++; fails > 4+i>>4 {
+			if j := rabinKarpFold(s[i+1:], sub); j >= 0 {
+				return i + 1 + j
+			}
+			return -1
+		}
+	}
+	return -1
+}
+
+// primeRK is the prime base used by Rabin-Karp, as in package strings.
+const primeRK = 16777619
+
+// rabinKarpFold is indexFold by Rabin-Karp over the folded bytes of s:
+// O(len(s) + len(sub)) unless hashes collide.
+func rabinKarpFold(s, sub string) int {
+	n := len(sub)
+	if n > len(s) {
+		return -1
+	}
+	var want, pow uint32 = 0, 1
+	for i := 0; i < n; i++ {
+		want = want*primeRK + uint32(sub[i])
+		pow *= primeRK
+	}
+	var h uint32
+	for i := 0; i < n; i++ {
+		h = h*primeRK + uint32(foldByte(s[i]))
+	}
+	if h == want && hasPrefixFold(s, sub) {
+		return 0
+	}
+	for i := n; i < len(s); i++ {
+		h = h*primeRK + uint32(foldByte(s[i])) - pow*uint32(foldByte(s[i-n]))
+		if h == want && hasPrefixFold(s[i-n+1:], sub) {
+			return i - n + 1
+		}
+	}
+	return -1
+}
+
+// hasPrefixFold reports whether s starts with prefix when ASCII letters are
+// folded; prefix is ASCII lower-cased and no longer than s.
+func hasPrefixFold(s, prefix string) bool {
+	for i := 0; i < len(prefix); i++ {
+		if foldByte(s[i]) != prefix[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// glob is a compiled shell pattern: its chunks in order. Match it with
+// [glob.match].
+type glob []globChunk
+
+// globChunk is a run of single-character terms (literals, '?' and classes),
+// possibly preceded by stars.
+type globChunk struct {
+	star       bool   // one or more '*' came before terms
+	terms      string // as written in the pattern
+	minW, maxW int    // the bytes of a name that terms can span; see chunkWidth
+	// lit is terms unescaped and ASCII lower-cased, when terms are all
+	// literals and start a character (see literalChunk); else "".
+	lit string
+}
+
+// compileGlob splits pattern into chunks. It accepts any pattern; a
+// malformed one is reported by glob.match, or, in Compile, by path.Match.
+func compileGlob(pattern string) glob {
+	var g glob
+	for len(pattern) > 0 {
+		var c globChunk
+		c.star, c.terms, pattern = scanChunk(pattern)
+		c.minW, c.maxW = chunkWidth(c.terms)
+		c.lit = literalChunk(c.terms)
+		g = append(g, c)
+	}
+	return g
+}
+
+// literalChunk returns terms unescaped and ASCII lower-cased when they are
+// all literal bytes, so that glob.match can find them with indexFold in
+// linear time, or "" when they hold a '?' or a class or are malformed.
+//
+// It also returns "" when the first byte is a UTF-8 continuation byte:
+// glob.match tries chunks only where a character starts, which indexFold
+// would not respect. Any other byte starts a character wherever glob.match
+// could reach it.
+func literalChunk(terms string) string {
+	b := make([]byte, 0, len(terms))
+	for i := 0; i < len(terms); i++ {
+		switch terms[i] {
+		case '?', '[':
+			return ""
+		case '\\':
+			i++
+			if i == len(terms) {
+				return ""
+			}
+		}
+		b = append(b, foldByte(terms[i]))
+	}
+	if len(b) == 0 || !utf8.RuneStart(b[0]) {
+		return ""
+	}
+	return string(b)
+}
+
+// match reports whether name as a whole matches the glob, with ASCII letters
+// folded. The syntax is [path.Match]'s and so is the only error,
+// [path.ErrBadPattern]; unlike path.Match, '*' and '?' also match '/'.
+//
+// The algorithm is path.Match's: each star is followed by a chunk of
+// single-character terms, and the leftmost place where a chunk matches is
+// always good enough, except for the last chunk, which must end the name.
+// Unlike path.Match it steps over name one UTF-8 character at a time, so a
+// chunk never starts inside a multi-byte character, and it tries a chunk
+// only where its width lets it fit (and, if it is the last, end the name).
+func (g glob) match(name string) (bool, error) {
+Chunks:
+	for ci, c := range g {
+		last := ci == len(g)-1
+		if c.star && c.terms == "" {
+			// A trailing star matches the rest, '/' included.
+			return true, nil
+		}
+		if c.star && c.lit != "" && !last {
+			// The leftmost place, found in linear time rather than by
+			// trying matchChunk everywhere.
+			j := indexFold(name, c.lit)
+			if j < 0 {
+				return false, nil
+			}
+			name = name[j+len(c.lit):]
+			continue
+		}
+		t, ok, err := matchChunk(c.terms, name)
+		if ok && (len(t) == 0 || !last) {
+			name = t
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		if c.star {
+			for i := 0; i < len(name); {
+				if name[i] < utf8.RuneSelf {
+					i++
+				} else {
+					_, n := utf8.DecodeRuneInString(name[i:])
+					i += n
+				}
+				if len(name)-i < c.minW {
+					break
+				}
+				if last && len(name)-i > c.maxW {
+					continue
+				}
+				t, ok, err := matchChunk(c.terms, name[i:])
+				if ok {
+					if last && len(t) > 0 {
+						continue
+					}
+					name = t
+					continue Chunks
+				}
+				if err != nil {
+					return false, err
+				}
+			}
+		}
+		// Unlike path.Match, do not check the rest of the pattern here:
+		// Compile did, once.
+		return false, nil
+	}
+	return len(name) == 0, nil
+}
+
+// chunkWidth returns the fewest and the most bytes of a name that chunk can
+// match: a literal byte matches one byte, a '?' or a class one character of
+// 1 to [utf8.UTFMax] bytes (or one byte that is not valid UTF-8). For a
+// malformed chunk it returns bounds that exclude nothing, and matchChunk
+// reports the error.
+func chunkWidth(chunk string) (minW, maxW int) {
+	for len(chunk) > 0 {
+		switch chunk[0] {
+		case '[':
+			chunk = chunk[1:]
+			if len(chunk) > 0 && chunk[0] == '^' {
+				chunk = chunk[1:]
+			}
+			for nrange := 0; ; nrange++ {
+				if len(chunk) > 0 && chunk[0] == ']' && nrange > 0 {
+					chunk = chunk[1:]
+					break
+				}
+				var err error
+				if _, chunk, err = classChar(chunk); err != nil {
+					return 0, math.MaxInt
+				}
+				if chunk[0] == '-' {
+					if _, chunk, err = classChar(chunk[1:]); err != nil {
+						return 0, math.MaxInt
+					}
+				}
+			}
+			minW, maxW = minW+1, maxW+utf8.UTFMax
+		case '?':
+			chunk = chunk[1:]
+			minW, maxW = minW+1, maxW+utf8.UTFMax
+		case '\\':
+			chunk = chunk[1:]
+			if len(chunk) == 0 {
+				return 0, math.MaxInt
+			}
+			fallthrough
+		default:
+			chunk = chunk[1:]
+			minW, maxW = minW+1, maxW+1
+		}
+	}
+	return minW, maxW
+}
+
+// scanChunk splits off the next chunk of pattern: a run of non-star terms,
+// and whether one or more stars preceded it. It is path's scanChunk.
+func scanChunk(pattern string) (star bool, chunk, rest string) {
+	for len(pattern) > 0 && pattern[0] == '*' {
+		pattern = pattern[1:]
+		star = true
+	}
+	inRange := false
+	for i := 0; i < len(pattern); i++ {
+		switch pattern[i] {
+		case '\\':
+			// A trailing backslash is reported by matchChunk.
+			if i+1 < len(pattern) {
+				i++
+			}
+		case '[':
+			inRange = true
+		case ']':
+			inRange = false
+		case '*':
+			if !inRange {
+				return star, pattern[:i], pattern[i:]
+			}
+		}
+	}
+	return star, pattern, ""
+}
+
+// matchChunk reports whether chunk matches the beginning of s and, if so,
+// returns the rest of s. It is path's matchChunk with ASCII case folding,
+// with '?' matching '/' too, and returning at the first mismatch: path's
+// parses the rest of the chunk to report a malformed pattern whatever s is,
+// which Compile has already checked, and which made a url glob several times
+// slower.
+func matchChunk(chunk, s string) (rest string, ok bool, err error) {
+	for len(chunk) > 0 {
+		if len(s) == 0 {
+			return "", false, nil
+		}
+		switch chunk[0] {
+		case '[':
+			r, n := utf8.DecodeRuneInString(s)
+			s = s[n:]
+			chunk = chunk[1:]
+			negated := false
+			if len(chunk) > 0 && chunk[0] == '^' {
+				negated = true
+				chunk = chunk[1:]
+			}
+			match := false
+			nrange := 0
+			for {
+				if len(chunk) > 0 && chunk[0] == ']' && nrange > 0 {
+					chunk = chunk[1:]
+					break
+				}
+				var lo, hi rune
+				if lo, chunk, err = classChar(chunk); err != nil {
+					return "", false, err
+				}
+				hi = lo
+				if chunk[0] == '-' {
+					if hi, chunk, err = classChar(chunk[1:]); err != nil {
+						return "", false, err
+					}
+				}
+				match = match || inRangeFold(r, lo, hi)
+				nrange++
+			}
+			if match == negated {
+				return "", false, nil
+			}
+
+		case '?':
+			_, n := utf8.DecodeRuneInString(s)
+			s = s[n:]
+			chunk = chunk[1:]
+
+		case '\\':
+			chunk = chunk[1:]
+			if len(chunk) == 0 {
+				return "", false, path.ErrBadPattern
+			}
+			fallthrough
+
+		default:
+			if foldByte(chunk[0]) != foldByte(s[0]) {
+				return "", false, nil
+			}
+			s = s[1:]
+			chunk = chunk[1:]
+		}
+	}
+	return s, true, nil
+}
+
+// classChar reads a possibly escaped character of a '[...]' class from chunk.
+// It is path's getEsc.
+func classChar(chunk string) (r rune, rest string, err error) {
+	if len(chunk) == 0 || chunk[0] == '-' || chunk[0] == ']' {
+		return 0, "", path.ErrBadPattern
+	}
+	if chunk[0] == '\\' {
+		chunk = chunk[1:]
+		if len(chunk) == 0 {
+			return 0, "", path.ErrBadPattern
+		}
+	}
+	r, n := utf8.DecodeRuneInString(chunk)
+	if r == utf8.RuneError && n == 1 {
+		return 0, "", path.ErrBadPattern
+	}
+	rest = chunk[n:]
+	if len(rest) == 0 {
+		return 0, "", path.ErrBadPattern
+	}
+	return r, rest, nil
+}
+
+// inRangeFold reports whether r, or r with the case of an ASCII letter
+// swapped, lies in lo..hi.
+func inRangeFold(r, lo, hi rune) bool {
+	if lo <= r && r <= hi {
+		return true
+	}
+	switch {
+	case 'a' <= r && r <= 'z':
+		r -= 'a' - 'A'
+	case 'A' <= r && r <= 'Z':
+		r += 'a' - 'A'
+	default:
+		return false
+	}
+	return lo <= r && r <= hi
+}

@@ -1,0 +1,168 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+
+	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// ErrInvalidEntry is wrapped by [Check] errors. See [EntryError].
+var ErrInvalidEntry = errors.New("invalid entry")
+
+// EntryError names the entry field that [Check] refused and why.
+type EntryError struct {
+	Field  string // proto field path, such as "url"
+	Reason string // what to fix
+}
+
+func (e *EntryError) Error() string { return e.Field + ": " + e.Reason }
+
+// Unwrap returns [ErrInvalidEntry].
+func (e *EntryError) Unwrap() error { return ErrInvalidEntry }
+
+// AlwaysRedacted are the header names whose values are never stored,
+// whatever the config says. Lower case.
+var AlwaysRedacted = []string{"authorization", "proxy-authorization", "cookie", "set-cookie"}
+
+// Redacted replaces the value of a redacted header.
+const Redacted = "[REDACTED]"
+
+// Check applies the rules that the proto annotations cannot express. The
+// annotations themselves are checked at the service edge.
+func Check(e *pxperfv1.Entry) error {
+	if e.GetTunnel() || e.GetMethod() == "CONNECT" {
+		if _, _, err := net.SplitHostPort(e.GetUrl()); err != nil {
+			return &EntryError{Field: "url", Reason: fmt.Sprintf("a CONNECT or tunnel entry needs host:port, got %q", e.GetUrl())}
+		}
+		return nil
+	}
+	u, err := url.Parse(e.GetUrl())
+	if err != nil {
+		return &EntryError{Field: "url", Reason: fmt.Sprintf("not a URL: %v", errors.Unwrap(err))}
+	}
+	if u.Scheme == "" || u.Host == "" {
+		return &EntryError{Field: "url", Reason: fmt.Sprintf("need an absolute URL with scheme and host, such as http://example.com/path, got %q", e.GetUrl())}
+	}
+	return nil
+}
+
+// Normalize applies the ingest rules to e in place: it derives host, state
+// and priority when the producer left them unset, redacts credential
+// headers (those in [AlwaysRedacted] and redact, a set of lower-case names),
+// and truncates the response body to maxBody bytes. It reports whether the
+// body was truncated.
+func Normalize(e *pxperfv1.Entry, maxBody int, redact map[string]bool) (truncated bool) {
+	if e.Host == "" {
+		e.Host = hostOf(e)
+	}
+	if e.State == pxperfv1.EntryState_ENTRY_STATE_UNSPECIFIED {
+		switch {
+		case e.StatusCode != 0:
+			e.State = pxperfv1.EntryState_ENTRY_STATE_COMPLETED
+		case e.GetError().GetKind() != pxperfv1.ErrorKind_ERROR_KIND_UNSPECIFIED:
+			e.State = pxperfv1.EntryState_ENTRY_STATE_FAILED
+		default:
+			e.State = pxperfv1.EntryState_ENTRY_STATE_PENDING
+		}
+	}
+	if e.Priority == pxperfv1.Priority_PRIORITY_UNSPECIFIED {
+		e.Priority = derivePriority(e)
+	}
+	redactHeaders(e.RequestHeaders, redact)
+	redactHeaders(e.ResponseHeaders, redact)
+	if b := e.ResponseBody; b != nil {
+		b.Truncated = false
+		if b.OriginalSize == 0 {
+			b.OriginalSize = int64(len(b.Data))
+		}
+		if len(b.Data) > maxBody {
+			// Copy, so the rest of the request buffer can be freed.
+			b.Data = bytes.Clone(b.Data[:maxBody])
+			b.Truncated = true
+			truncated = true
+		}
+	}
+	return truncated
+}
+
+func derivePriority(e *pxperfv1.Entry) pxperfv1.Priority {
+	switch s := e.StatusCode; {
+	case e.State == pxperfv1.EntryState_ENTRY_STATE_FAILED,
+		s >= 500, s == 401, s == 407:
+		return pxperfv1.Priority_PRIORITY_HIGH
+	}
+	return pxperfv1.Priority_PRIORITY_NORMAL
+}
+
+func hostOf(e *pxperfv1.Entry) string {
+	if e.Tunnel || e.Method == "CONNECT" {
+		return e.Url
+	}
+	if u, err := url.Parse(e.Url); err == nil {
+		return u.Host
+	}
+	return ""
+}
+
+func redactSet(extra []string) map[string]bool {
+	set := make(map[string]bool, len(AlwaysRedacted)+len(extra))
+	for _, n := range AlwaysRedacted {
+		set[n] = true
+	}
+	for _, n := range extra {
+		set[strings.ToLower(n)] = true
+	}
+	return set
+}
+
+func redactHeaders(hs []*pxperfv1.Header, redact map[string]bool) {
+	for _, h := range hs {
+		if h.Value != Redacted && redact[strings.ToLower(h.Name)] {
+			h.Value = Redacted
+		}
+	}
+}
+
+// entryOverhead approximates the memory of an entry's structs (the Entry and
+// its sub-messages, slice headers and pointers) beyond its variable-length
+// data, in bytes.
+const entryOverhead = 512
+
+// headerOverhead approximates the memory of one Header struct and its
+// pointer, in bytes.
+const headerOverhead = 80
+
+// Size is the accounted size of e in bytes: its strings and header data plus
+// a fixed overhead. The body is accounted separately by the store.
+func Size(e *pxperfv1.Entry) int64 {
+	n := entryOverhead + len(e.RequestId) + len(e.Method) + len(e.Url) + len(e.Host) +
+		len(e.GetError().GetMessage()) + len(e.GetResponseBody().GetContentType()) +
+		len(e.GetResponseBody().GetData())
+	for _, u := range e.GetProxyDecision().GetFailedUpstreams() {
+		n += len(u) + 16
+	}
+	n += len(e.GetProxyDecision().GetUpstream())
+	for _, h := range e.RequestHeaders {
+		n += headerOverhead + len(h.Name) + len(h.Value)
+	}
+	for _, h := range e.ResponseHeaders {
+		n += headerOverhead + len(h.Name) + len(h.Value)
+	}
+	return int64(n)
+}
+
+// WithBody returns a copy of e carrying body. e is not modified.
+func WithBody(e *pxperfv1.Entry, body []byte) *pxperfv1.Entry {
+	if e.GetResponseBody() == nil {
+		return e
+	}
+	c := proto.CloneOf(e)
+	c.ResponseBody.Data = body
+	return c
+}

@@ -1,0 +1,170 @@
+package store
+
+import (
+	"fmt"
+
+	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+)
+
+// Matcher selects entries; nil matches all. [filter.Filter.Match] is one.
+type Matcher func(*pxperfv1.Entry) bool
+
+// maxScan bounds the ids one call examines with a filter, so that a reader
+// with a selective filter does not hold the lock across the whole store.
+const maxScan = 4096
+
+// Read is the result of [Store.ReadFrom].
+type Read struct {
+	// Entries that matched, in id order, without bodies.
+	Entries []*pxperfv1.Entry
+	// Next is the cursor to read from next time: one past the last id
+	// examined.
+	Next uint64
+	// GapFirst and GapLast are the ids the cursor skipped because they were
+	// evicted; both zero when nothing was skipped.
+	GapFirst, GapLast uint64
+	// Newest is the newest id assigned when the read was made.
+	Newest uint64
+}
+
+// ReadFrom returns up to max entries matching m with ids from next on,
+// examining a bounded number of ids. A cursor older than the oldest entry
+// held skips to it and reports the gap. A cursor beyond the next id to be
+// assigned is an error wrapping [ErrFuture].
+func (s *Store) ReadFrom(next uint64, max int, m Matcher, dst []*pxperfv1.Entry) (Read, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	r := Read{Entries: dst[:0], Newest: s.nextID - 1}
+	if next > s.nextID {
+		return r, fmt.Errorf("%w: id %d is beyond the next id %d", ErrFuture, next, s.nextID)
+	}
+	if next < s.firstID {
+		r.GapFirst, r.GapLast = next, s.firstID-1
+		next = s.firstID
+	}
+	end := s.nextID
+	if m != nil && end-next > maxScan {
+		end = next + maxScan
+	}
+	id := next
+	for ; id < end && len(r.Entries) < max; id++ {
+		e := s.itemLocked(id).entry
+		if m == nil || m(e) {
+			r.Entries = append(r.Entries, e)
+		}
+	}
+	r.Next = id
+	return r, nil
+}
+
+// TailStart returns the id from which the last n entries matching m start,
+// or the oldest id held when fewer match, and the next id to be assigned
+// (where the tail ends).
+func (s *Store) TailStart(n int, m Matcher) (start, end uint64) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	start, end = s.nextID, s.nextID
+	for found := 0; found < n && start > s.firstID; {
+		start--
+		if m == nil || m(s.itemLocked(start).entry) {
+			found++
+		}
+	}
+	return start, end
+}
+
+// Query selects a window of the filtered view for [Store.List].
+type Query struct {
+	// Match selects the view; nil selects all entries.
+	Match Matcher
+	// OldestFirst orders the view by ascending id; the default is newest
+	// first.
+	OldestFirst bool
+	// Offset skips this many entries of the view, in its order. Ignored when
+	// After is set.
+	Offset int
+	// After, when not zero, starts the window right after this id in the
+	// view's order (for page tokens); the window holds entries with smaller
+	// ids when newest first, larger when oldest first.
+	After uint64
+	// Limit is the most entries returned. Required: at least 1.
+	Limit int
+}
+
+// Page is a window of a view.
+type Page struct {
+	// Entries of the window, in the view's order, without bodies.
+	Entries []*pxperfv1.Entry
+	// Total is the number of entries in the whole view.
+	Total int
+	// More reports whether the view has entries after the window.
+	More bool
+	// OldestID and NewestID are the ids held; both zero when empty.
+	OldestID, NewestID uint64
+}
+
+// List returns a window of the view of held entries selected by q. Without
+// a matcher the window is found in O(Limit); with one, the view is counted
+// in one pass over the held entries.
+func (s *Store) List(q Query) Page {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var p Page
+	n := s.lenLocked()
+	if n == 0 {
+		return p
+	}
+	p.OldestID, p.NewestID = s.firstID, s.nextID-1
+
+	// pos walks the view's order: ids ascending or descending.
+	at := func(pos int) *pxperfv1.Entry {
+		if q.OldestFirst {
+			return s.items[s.head+pos].entry
+		}
+		return s.items[s.head+n-1-pos].entry
+	}
+	start := 0
+	if q.After != 0 {
+		switch {
+		case q.OldestFirst && q.After >= s.firstID:
+			start = int(min(q.After-s.firstID+1, uint64(n)))
+		case !q.OldestFirst && q.After < s.nextID:
+			start = n - int(max(q.After, s.firstID)-s.firstID)
+		}
+	}
+
+	if q.Match == nil {
+		p.Total = n
+		if q.After == 0 {
+			start = min(q.Offset, n)
+		}
+		end := min(start+q.Limit, n)
+		for pos := start; pos < end; pos++ {
+			p.Entries = append(p.Entries, at(pos))
+		}
+		p.More = end < n
+		return p
+	}
+
+	skip := q.Offset
+	if q.After != 0 {
+		skip = 0
+	}
+	for pos := 0; pos < n; pos++ {
+		e := at(pos)
+		if !q.Match(e) {
+			continue
+		}
+		p.Total++
+		switch {
+		case pos < start:
+		case skip > 0:
+			skip--
+		case len(p.Entries) < q.Limit:
+			p.Entries = append(p.Entries, e)
+		default:
+			p.More = true
+		}
+	}
+	return p
+}

@@ -1,0 +1,278 @@
+// Package store is pxperf's memory manager: the one in-memory copy of recent
+// entries, in id order, bounded by an entry count and a byte budget.
+//
+// Every accepted entry gets the next sequence id. Entries are evicted oldest
+// first to stay within [Config.MaxEntries] and [Config.MaxMemoryBytes]. Readers
+// address entries by id: [Store.Entry] for one, [Store.ReadFrom] for a
+// subscriber's cursor, [Store.List] for a window of a filtered view.
+//
+// Stored entries are never modified after [Store.Append] returns, so readers
+// may marshal them concurrently without a copy. Response bodies are kept
+// beside the entry, not in it: entries handed out without bodies are the
+// stored messages themselves; [Store.WithBody] builds a copy with the body.
+package store
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+)
+
+// Errors returned by the store. Callers test them with [errors.Is].
+var (
+	// ErrInvalidConfig is wrapped by errors about a bad [Config].
+	ErrInvalidConfig = errors.New("invalid store config")
+	// ErrNotFound is wrapped when an id is not held.
+	ErrNotFound = errors.New("entry not found")
+	// ErrCompacted is wrapped when a cursor is older than the oldest entry held
+	// and the caller asked not to skip ahead. See [CompactedError].
+	ErrCompacted = errors.New("entries evicted")
+	// ErrFuture is wrapped when a cursor is beyond the next id to be assigned.
+	ErrFuture = errors.New("id not assigned yet")
+)
+
+// Config bounds a [Store].
+type Config struct {
+	// MaxEntries is the most entries held. Required: at least 1.
+	MaxEntries int
+	// MaxMemoryBytes is the budget for the accounted size of held entries
+	// (see [Size]), in bytes. Required: at least 1.
+	MaxMemoryBytes int64
+	// MaxBodySize is the longest response body kept, in bytes; longer bodies
+	// are truncated at ingest. Zero keeps no body. Not negative.
+	MaxBodySize int
+	// RedactHeaders are header names redacted in addition to [AlwaysRedacted].
+	// Case-insensitive.
+	RedactHeaders []string
+	// FirstID is the id the first entry gets; 0 means 1. A server that
+	// recovers its last id from the archive starts after it.
+	FirstID uint64
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.MaxEntries < 1:
+		return fmt.Errorf("%w: MaxEntries must be at least 1, got %d", ErrInvalidConfig, c.MaxEntries)
+	case c.MaxMemoryBytes < 1:
+		return fmt.Errorf("%w: MaxMemoryBytes must be at least 1, got %d", ErrInvalidConfig, c.MaxMemoryBytes)
+	case c.MaxBodySize < 0:
+		return fmt.Errorf("%w: MaxBodySize must not be negative, got %d", ErrInvalidConfig, c.MaxBodySize)
+	}
+	return nil
+}
+
+// item is one held entry with what the store knows about it.
+type item struct {
+	entry *pxperfv1.Entry // never modified once stored; its body data is nil
+	body  []byte          // the response body, possibly truncated
+	size  int64           // accounted bytes
+}
+
+// Stats are counters and gauges of a [Store].
+type Stats struct {
+	Entries         int    // entries held
+	Bytes           int64  // accounted bytes held
+	BudgetBytes     int64  // Config.MaxMemoryBytes
+	MaxEntries      int    // Config.MaxEntries
+	OldestID        uint64 // oldest id held; 0 when empty
+	NewestID        uint64 // newest id assigned; 0 before the first
+	Accepted        uint64 // entries appended since New
+	EvictedByCount  uint64 // entries evicted for MaxEntries
+	EvictedByBytes  uint64 // entries evicted for MaxMemoryBytes
+	TruncatedBodies uint64 // bodies truncated at ingest
+}
+
+// Store holds recent entries in id order. It is safe for concurrent use.
+// The zero value is not usable; call [New].
+type Store struct {
+	mu      sync.RWMutex
+	cfg     Config
+	redact  map[string]bool // lower-case header names
+	items   []item          // items[head:] are held, oldest first
+	head    int
+	firstID uint64        // id of items[head]
+	nextID  uint64        // id the next entry gets
+	bytes   int64         // sum of held items' size
+	changed chan struct{} // closed and replaced whenever entries are appended
+	stats   Stats         // counters only; gauges are filled in by Stats
+}
+
+// New returns an empty store.
+func New(cfg Config) (*Store, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	first := cfg.FirstID
+	if first == 0 {
+		first = 1
+	}
+	s := &Store{
+		firstID: first,
+		nextID:  first,
+		changed: make(chan struct{}),
+	}
+	s.setConfigLocked(cfg)
+	return s, nil
+}
+
+// SetConfig changes the limits of a running store. Lower limits evict at
+// once; ingest rules apply to entries appended afterwards. FirstID is
+// ignored.
+func (s *Store) SetConfig(cfg Config) error {
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.setConfigLocked(cfg)
+	s.evictLocked()
+	return nil
+}
+
+func (s *Store) setConfigLocked(cfg Config) {
+	s.cfg = cfg
+	s.redact = redactSet(cfg.RedactHeaders)
+}
+
+// Append normalises entries (see [Normalize]), assigns them consecutive ids
+// and stores them, evicting the oldest entries beyond the limits. It returns
+// the id of the first entry; the others follow in order. The caller must
+// have checked each entry with [Check] and must not touch the entries
+// afterwards.
+func (s *Store) Append(entries []*pxperfv1.Entry) (firstID uint64) {
+	if len(entries) == 0 {
+		return 0
+	}
+	s.mu.Lock()
+	firstID = s.nextID
+	for _, e := range entries {
+		e.Id = s.nextID
+		s.nextID++
+		it := item{entry: e}
+		if Normalize(e, s.cfg.MaxBodySize, s.redact) {
+			s.stats.TruncatedBodies++
+		}
+		if b := e.GetResponseBody(); b != nil {
+			it.body, b.Data = b.Data, nil
+		}
+		it.size = Size(e) + int64(len(it.body))
+		s.items = append(s.items, it)
+		s.bytes += it.size
+	}
+	s.stats.Accepted += uint64(len(entries))
+	s.evictLocked()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+	return firstID
+}
+
+// evictLocked drops the oldest entries until both limits hold.
+func (s *Store) evictLocked() {
+	for s.lenLocked() > 0 {
+		switch {
+		case s.lenLocked() > s.cfg.MaxEntries:
+			s.stats.EvictedByCount++
+		case s.bytes > s.cfg.MaxMemoryBytes:
+			s.stats.EvictedByBytes++
+		default:
+			s.compactLocked()
+			return
+		}
+		s.bytes -= s.items[s.head].size
+		s.items[s.head] = item{}
+		s.head++
+		s.firstID++
+	}
+	s.compactLocked()
+}
+
+// compactLocked moves held items to the front of the slice once the evicted
+// prefix is at least half of it, so appends reuse the space: amortised O(1).
+func (s *Store) compactLocked() {
+	if s.head == 0 || s.head < len(s.items)/2 {
+		return
+	}
+	n := copy(s.items, s.items[s.head:])
+	clear(s.items[n:])
+	s.items = s.items[:n]
+	s.head = 0
+}
+
+func (s *Store) lenLocked() int { return len(s.items) - s.head }
+
+// itemLocked returns the item with id, which must be held.
+func (s *Store) itemLocked(id uint64) *item {
+	return &s.items[s.head+int(id-s.firstID)]
+}
+
+func (s *Store) heldLocked(id uint64) bool {
+	return id >= s.firstID && id < s.nextID
+}
+
+// Entry returns the entry with id, without its body. The entry must not be
+// modified.
+func (s *Store) Entry(id uint64) (*pxperfv1.Entry, error) {
+	e, _, err := s.entry(id)
+	return e, err
+}
+
+// EntryWithBody returns a copy of the entry with id that carries its body.
+func (s *Store) EntryWithBody(id uint64) (*pxperfv1.Entry, error) {
+	e, body, err := s.entry(id)
+	if err != nil {
+		return nil, err
+	}
+	return WithBody(e, body), nil
+}
+
+func (s *Store) entry(id uint64) (*pxperfv1.Entry, []byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if !s.heldLocked(id) {
+		return nil, nil, s.notHeldLocked(id)
+	}
+	it := s.itemLocked(id)
+	return it.entry, it.body, nil
+}
+
+func (s *Store) notHeldLocked(id uint64) error {
+	if id >= s.nextID {
+		return fmt.Errorf("%w: id %d (newest is %d)", ErrNotFound, id, s.nextID-1)
+	}
+	return fmt.Errorf("%w: id %d was evicted (oldest held is %d)", ErrNotFound, id, s.firstID)
+}
+
+// Bounds returns the oldest id held and the id the next entry will get. The
+// store is empty when oldest == next.
+func (s *Store) Bounds() (oldest, next uint64) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.firstID, s.nextID
+}
+
+// Changed returns a channel that is closed when entries are next appended.
+// Take it before reading, so that nothing appended after the read is missed.
+func (s *Store) Changed() <-chan struct{} {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.changed
+}
+
+// Stats returns the store's counters and gauges.
+func (s *Store) Stats() Stats {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st := s.stats
+	st.Entries = s.lenLocked()
+	st.Bytes = s.bytes
+	st.BudgetBytes = s.cfg.MaxMemoryBytes
+	st.MaxEntries = s.cfg.MaxEntries
+	if st.Entries > 0 {
+		st.OldestID = s.firstID
+	}
+	st.NewestID = s.nextID - 1
+	return st
+}

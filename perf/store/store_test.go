@@ -1,0 +1,322 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+func newEntry(method, url string, status int32) *pxperfv1.Entry {
+	return &pxperfv1.Entry{
+		StartTime:  timestamppb.Now(),
+		Method:     method,
+		Url:        url,
+		StatusCode: status,
+	}
+}
+
+func entries(n int) []*pxperfv1.Entry {
+	es := make([]*pxperfv1.Entry, n)
+	for i := range es {
+		es[i] = newEntry("GET", fmt.Sprintf("http://example.com/%d", i), 200)
+	}
+	return es
+}
+
+func mustNew(t testing.TB, cfg Config) *Store {
+	t.Helper()
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New(%+v): %v", cfg, err)
+	}
+	return s
+}
+
+func ids(es []*pxperfv1.Entry) []uint64 {
+	out := make([]uint64, len(es))
+	for i, e := range es {
+		out[i] = e.Id
+	}
+	return out
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	for _, cfg := range []Config{
+		{MaxEntries: 0, MaxMemoryBytes: 1},
+		{MaxEntries: 1, MaxMemoryBytes: 0},
+		{MaxEntries: 1, MaxMemoryBytes: 1, MaxBodySize: -1},
+	} {
+		if _, err := New(cfg); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("New(%+v) = %v, want ErrInvalidConfig", cfg, err)
+		}
+	}
+}
+
+func TestAppendAssignsIncreasingIDsAndEvictsByCount(t *testing.T) {
+	s := mustNew(t, Config{MaxEntries: 3, MaxMemoryBytes: 1 << 30})
+	if got := s.Append(entries(2)); got != 1 {
+		t.Fatalf("first Append = %d, want 1", got)
+	}
+	if got := s.Append(entries(3)); got != 3 {
+		t.Fatalf("second Append = %d, want 3", got)
+	}
+	oldest, next := s.Bounds()
+	if oldest != 3 || next != 6 {
+		t.Fatalf("Bounds = %d, %d; want 3, 6", oldest, next)
+	}
+	if _, err := s.Entry(2); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Entry(2) err = %v, want ErrNotFound", err)
+	}
+	if e, err := s.Entry(5); err != nil || e.Id != 5 {
+		t.Errorf("Entry(5) = %v, %v", e, err)
+	}
+	st := s.Stats()
+	if st.Entries != 3 || st.EvictedByCount != 2 || st.Accepted != 5 || st.OldestID != 3 || st.NewestID != 5 {
+		t.Errorf("Stats = %+v", st)
+	}
+}
+
+func TestFirstIDContinues(t *testing.T) {
+	s := mustNew(t, Config{MaxEntries: 3, MaxMemoryBytes: 1 << 30, FirstID: 100})
+	if got := s.Append(entries(1)); got != 100 {
+		t.Fatalf("Append = %d, want 100", got)
+	}
+}
+
+func TestAppendEvictsByBytes(t *testing.T) {
+	e := entries(1)[0]
+	one := Size(e)
+	s := mustNew(t, Config{MaxEntries: 100, MaxMemoryBytes: 3*one + one/2})
+	s.Append(entries(10))
+	st := s.Stats()
+	if st.Entries != 3 || st.EvictedByBytes != 7 || st.Bytes > st.BudgetBytes {
+		t.Fatalf("Stats = %+v, want 3 entries within %d bytes", st, st.BudgetBytes)
+	}
+}
+
+func TestSetConfigShrinkEvictsNow(t *testing.T) {
+	s := mustNew(t, Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30})
+	s.Append(entries(10))
+	if err := s.SetConfig(Config{MaxEntries: 4, MaxMemoryBytes: 1 << 30}); err != nil {
+		t.Fatal(err)
+	}
+	if oldest, _ := s.Bounds(); oldest != 7 {
+		t.Errorf("oldest after shrink = %d, want 7", oldest)
+	}
+	if err := s.SetConfig(Config{}); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("SetConfig(zero) = %v, want ErrInvalidConfig", err)
+	}
+}
+
+func TestIngestRules(t *testing.T) {
+	s := mustNew(t, Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30, MaxBodySize: 4, RedactHeaders: []string{"X-Api-Key"}})
+	e := newEntry("GET", "http://example.com:8080/a", 503)
+	e.RequestHeaders = []*pxperfv1.Header{
+		{Name: "Authorization", Value: "Basic c2VjcmV0"},
+		{Name: "x-api-key", Value: "k"},
+		{Name: "Accept", Value: "*/*"},
+	}
+	e.ResponseHeaders = []*pxperfv1.Header{{Name: "Set-Cookie", Value: "s=1"}}
+	e.ResponseBody = &pxperfv1.Body{Data: []byte("0123456789"), ContentType: "text/plain"}
+	id := s.Append([]*pxperfv1.Entry{e})
+
+	got, err := s.EntryWithBody(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Host != "example.com:8080" {
+		t.Errorf("host = %q", got.Host)
+	}
+	if got.State != pxperfv1.EntryState_ENTRY_STATE_COMPLETED || got.Priority != pxperfv1.Priority_PRIORITY_HIGH {
+		t.Errorf("state, priority = %v, %v; want COMPLETED, HIGH", got.State, got.Priority)
+	}
+	for _, h := range append(got.RequestHeaders[:2:2], got.ResponseHeaders...) {
+		if h.Value != Redacted {
+			t.Errorf("header %s = %q, want redacted", h.Name, h.Value)
+		}
+	}
+	if got.RequestHeaders[2].Value != "*/*" {
+		t.Errorf("Accept = %q, want kept", got.RequestHeaders[2].Value)
+	}
+	b := got.ResponseBody
+	if string(b.Data) != "0123" || !b.Truncated || b.OriginalSize != 10 {
+		t.Errorf("body = %q truncated=%v original=%d; want 0123, true, 10", b.Data, b.Truncated, b.OriginalSize)
+	}
+	if s.Stats().TruncatedBodies != 1 {
+		t.Errorf("TruncatedBodies = %d, want 1", s.Stats().TruncatedBodies)
+	}
+	// The stored entry itself carries no body; readers get it on request.
+	plain, _ := s.Entry(id)
+	if plain.ResponseBody.Data != nil || plain.ResponseBody.ContentType != "text/plain" {
+		t.Errorf("stored entry body = %v", plain.ResponseBody)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	tests := []struct {
+		name    string
+		e       *pxperfv1.Entry
+		wantErr bool
+	}{
+		{"absolute url", newEntry("GET", "https://example.com/x?y=1", 0), false},
+		{"connect host:port", newEntry("CONNECT", "example.com:443", 0), false},
+		{"connect without port", newEntry("CONNECT", "example.com", 0), true},
+		{"relative url", newEntry("GET", "/path", 0), true},
+		{"unparsable url", newEntry("GET", "http://[::1", 0), true},
+		{"no scheme", newEntry("GET", "example.com/x", 0), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Check(tt.e)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Check = %v, wantErr %v", err, tt.wantErr)
+			}
+			var ee *EntryError
+			if err != nil && (!errors.As(err, &ee) || ee.Field != "url" || !errors.Is(err, ErrInvalidEntry)) {
+				t.Errorf("Check error %v does not name the url field", err)
+			}
+		})
+	}
+}
+
+func TestReadFrom(t *testing.T) {
+	s := mustNew(t, Config{MaxEntries: 5, MaxMemoryBytes: 1 << 30})
+	s.Append(entries(8)) // holds 4..8
+
+	r, err := s.ReadFrom(2, 2, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.GapFirst != 2 || r.GapLast != 3 || fmt.Sprint(ids(r.Entries)) != "[4 5]" || r.Next != 6 || r.Newest != 8 {
+		t.Errorf("ReadFrom(2) = gap %d-%d ids %v next %d newest %d", r.GapFirst, r.GapLast, ids(r.Entries), r.Next, r.Newest)
+	}
+
+	even := func(e *pxperfv1.Entry) bool { return e.Id%2 == 0 }
+	r, _ = s.ReadFrom(6, 10, even, nil)
+	if fmt.Sprint(ids(r.Entries)) != "[6 8]" || r.Next != 9 || r.GapFirst != 0 {
+		t.Errorf("ReadFrom(6, even) = ids %v next %d gap %d", ids(r.Entries), r.Next, r.GapFirst)
+	}
+
+	r, _ = s.ReadFrom(9, 10, nil, nil)
+	if len(r.Entries) != 0 || r.Next != 9 {
+		t.Errorf("ReadFrom(9) = %v next %d, want nothing, 9", ids(r.Entries), r.Next)
+	}
+	if _, err := s.ReadFrom(10, 10, nil, nil); !errors.Is(err, ErrFuture) {
+		t.Errorf("ReadFrom(10) err = %v, want ErrFuture", err)
+	}
+}
+
+func TestReadFromBoundsScan(t *testing.T) {
+	s := mustNew(t, Config{MaxEntries: 3 * maxScan, MaxMemoryBytes: 1 << 30})
+	s.Append(entries(3 * maxScan))
+	none := func(*pxperfv1.Entry) bool { return false }
+	r, _ := s.ReadFrom(1, 10, none, nil)
+	if r.Next != 1+maxScan {
+		t.Errorf("Next = %d, want %d", r.Next, 1+maxScan)
+	}
+}
+
+func TestChangedClosesOnAppend(t *testing.T) {
+	s := mustNew(t, Config{MaxEntries: 5, MaxMemoryBytes: 1 << 30})
+	ch := s.Changed()
+	select {
+	case <-ch:
+		t.Fatal("Changed closed before any append")
+	default:
+	}
+	s.Append(entries(1))
+	select {
+	case <-ch:
+	default:
+		t.Fatal("Changed not closed after append")
+	}
+}
+
+func TestTailStart(t *testing.T) {
+	s := mustNew(t, Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30})
+	s.Append(entries(10)) // 1..10
+	even := func(e *pxperfv1.Entry) bool { return e.Id%2 == 0 }
+	tests := []struct {
+		n         int
+		m         Matcher
+		wantStart uint64
+	}{
+		{3, nil, 8},
+		{3, even, 6},
+		{100, nil, 1},
+		{0, nil, 11},
+	}
+	for _, tt := range tests {
+		start, end := s.TailStart(tt.n, tt.m)
+		if start != tt.wantStart || end != 11 {
+			t.Errorf("TailStart(%d) = %d, %d; want %d, 11", tt.n, start, end, tt.wantStart)
+		}
+	}
+}
+
+func TestList(t *testing.T) {
+	s := mustNew(t, Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30})
+	s.Append(entries(12)) // holds 3..12
+	odd := func(e *pxperfv1.Entry) bool { return e.Id%2 == 1 }
+	tests := []struct {
+		name      string
+		q         Query
+		wantIDs   string
+		wantTotal int
+		wantMore  bool
+	}{
+		{"newest first", Query{Limit: 3}, "[12 11 10]", 10, true},
+		{"oldest first", Query{Limit: 3, OldestFirst: true}, "[3 4 5]", 10, true},
+		{"offset", Query{Limit: 3, Offset: 8}, "[4 3]", 10, false},
+		{"offset past end", Query{Limit: 3, Offset: 20}, "[]", 10, false},
+		{"after newest first", Query{Limit: 3, After: 10}, "[9 8 7]", 10, true},
+		{"after oldest first", Query{Limit: 3, After: 10, OldestFirst: true}, "[11 12]", 10, false},
+		{"after evicted id", Query{Limit: 3, After: 1, OldestFirst: true}, "[3 4 5]", 10, true},
+		{"filtered", Query{Limit: 2, Match: odd}, "[11 9]", 5, true},
+		{"filtered offset", Query{Limit: 2, Match: odd, Offset: 4}, "[3]", 5, false},
+		{"filtered after", Query{Limit: 2, Match: odd, After: 9}, "[7 5]", 5, true},
+		{"filtered oldest first after", Query{Limit: 10, Match: odd, After: 8, OldestFirst: true}, "[9 11]", 5, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := s.List(tt.q)
+			if got := fmt.Sprint(ids(p.Entries)); got != tt.wantIDs || p.Total != tt.wantTotal || p.More != tt.wantMore {
+				t.Errorf("List = %s total %d more %v; want %s total %d more %v", got, p.Total, p.More, tt.wantIDs, tt.wantTotal, tt.wantMore)
+			}
+			if p.OldestID != 3 || p.NewestID != 12 {
+				t.Errorf("ids held = %d..%d, want 3..12", p.OldestID, p.NewestID)
+			}
+		})
+	}
+}
+
+func TestListEmpty(t *testing.T) {
+	s := mustNew(t, Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30})
+	if p := s.List(Query{Limit: 5}); len(p.Entries) != 0 || p.Total != 0 || p.More {
+		t.Errorf("List on empty store = %+v", p)
+	}
+}
+
+// BenchmarkAppend measures single-threaded ingest of ~300-byte entries
+// without bodies, in batches of 100.
+func BenchmarkAppend(b *testing.B) {
+	s := mustNew(b, Config{MaxEntries: 100_000, MaxMemoryBytes: 1 << 30})
+	batch := make([]*pxperfv1.Entry, 100)
+	url := "http://example.com/" + strings.Repeat("p", 200)
+	ts := timestamppb.Now()
+	hdrs := []*pxperfv1.Header{{Name: "Accept", Value: "*/*"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		for i := range batch {
+			batch[i] = &pxperfv1.Entry{StartTime: ts, Method: "GET", Url: url, StatusCode: 200, RequestHeaders: hdrs}
+		}
+		b.StartTimer()
+		s.Append(batch)
+	}
+	b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "entries/s")
+}

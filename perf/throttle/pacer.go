@@ -1,0 +1,44 @@
+// Package throttle paces the messages sent to one subscriber.
+//
+// Time is passed in explicitly (DelayAt, SentAt), as in
+// golang.org/x/time/rate, so callers and tests choose the clock.
+package throttle
+
+import (
+	"fmt"
+	"time"
+)
+
+// Pacer spaces messages at least one interval apart: at most perSecond
+// messages in any one-second window. The zero value does not pace. A Pacer
+// is not safe for concurrent use; each subscriber owns one.
+type Pacer struct {
+	interval time.Duration
+	last     time.Time // when the last message was sent; zero before the first
+}
+
+// NewPacer returns a pacer allowing perSecond messages per second, which
+// must be at least 1.
+func NewPacer(perSecond int) (*Pacer, error) {
+	if perSecond < 1 {
+		return nil, fmt.Errorf("throttle: messages per second must be at least 1, got %d", perSecond)
+	}
+	// Round up: 1s/30 truncated would let 31 messages into one second.
+	n := time.Duration(perSecond)
+	return &Pacer{interval: (time.Second + n - 1) / n}, nil
+}
+
+// Interval returns the least time between two messages.
+func (p *Pacer) Interval() time.Duration { return p.interval }
+
+// DelayAt returns how long after now the next message may be sent: zero if
+// it may go at once.
+func (p *Pacer) DelayAt(now time.Time) time.Duration {
+	if p.last.IsZero() {
+		return 0
+	}
+	return max(0, p.last.Add(p.interval).Sub(now))
+}
+
+// SentAt records that a message was sent at now.
+func (p *Pacer) SentAt(now time.Time) { p.last = now }

@@ -1,0 +1,84 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"github.com/pxperf/pxperf/config"
+	"github.com/pxperf/pxperf/perf/filter"
+	"github.com/pxperf/pxperf/perf/store"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// errorCodes maps domain errors to status codes. It is walked in order with
+// errors.Is, so wrapped errors are found; the first match wins.
+var errorCodes = []struct {
+	err  error
+	code codes.Code
+}{
+	{context.Canceled, codes.Canceled},
+	{context.DeadlineExceeded, codes.DeadlineExceeded},
+	{store.ErrNotFound, codes.NotFound},
+	{store.ErrFuture, codes.OutOfRange},
+	{store.ErrCompacted, codes.OutOfRange},
+	{store.ErrInvalidEntry, codes.InvalidArgument},
+	{store.ErrInvalidConfig, codes.InvalidArgument},
+	{filter.ErrInvalid, codes.InvalidArgument},
+	{config.ErrInvalid, codes.InvalidArgument},
+}
+
+// toStatus turns a domain error into a gRPC status error. Errors that are
+// already statuses pass through; unknown errors become INTERNAL.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	for _, ec := range errorCodes {
+		if errors.Is(err, ec.err) {
+			return status.Error(ec.code, err.Error())
+		}
+	}
+	return status.Error(codes.Internal, err.Error())
+}
+
+// invalidField returns INVALID_ARGUMENT naming one field, with a BadRequest
+// detail.
+func invalidField(field, description string) error {
+	return badRequest(field+": "+description, []*errdetails.BadRequest_FieldViolation{
+		{Field: field, Description: description},
+	})
+}
+
+func badRequest(msg string, violations []*errdetails.BadRequest_FieldViolation) error {
+	st := status.New(codes.InvalidArgument, msg)
+	if d, err := st.WithDetails(&errdetails.BadRequest{FieldViolations: violations}); err == nil {
+		st = d
+	}
+	return st.Err()
+}
+
+// outOfRange returns OUT_OF_RANGE for a resume position that is no longer
+// kept, carrying the oldest id still available in an ErrorInfo detail
+// (metadata key "oldest_id").
+func outOfRange(msg string, oldest uint64) error {
+	st := status.New(codes.OutOfRange, msg)
+	if d, err := st.WithDetails(&errdetails.ErrorInfo{
+		Reason:   "ENTRIES_EVICTED",
+		Domain:   "pxperf.v1",
+		Metadata: map[string]string{"oldest_id": strconv.FormatUint(oldest, 10)},
+	}); err == nil {
+		st = d
+	}
+	return st.Err()
+}
+
+// unimplemented names the part of pxperf that will serve an RPC.
+func unimplemented(rpc, part string) error {
+	return status.Errorf(codes.Unimplemented, "%s is not available yet: it needs the %s, which this server does not have yet", rpc, part)
+}

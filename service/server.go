@@ -1,0 +1,129 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+)
+
+// Server is a gRPC server serving PerformanceService, grpc.health.v1 and
+// server reflection. Create it with [New], run it with [Server.Serve], and
+// stop it with [Server.Shutdown].
+type Server struct {
+	svc    *Service
+	grpc   *grpc.Server
+	health *health.Server
+	log    *slog.Logger
+	grace  time.Duration
+}
+
+// New assembles a server for cfg, which must be valid. log may be nil to
+// discard logs.
+func New(cfg *pxperfv1.Config, log *slog.Logger) (*Server, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	svc, err := NewService(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	sc := cfg.GetServer()
+	validateUnary, validateStream := validationInterceptors(svc.validator)
+	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		log.Log(ctx, slog.Level(lvl), msg, fields...)
+	})
+	logOpts := []logging.Option{
+		logging.WithLogOnEvents(logging.FinishCall),
+		// Successful calls at debug: a busy producer's Publish calls would
+		// otherwise flood the log.
+		logging.WithLevels(func(c codes.Code) logging.Level {
+			if c == codes.OK || c == codes.Canceled {
+				return logging.LevelDebug
+			}
+			return logging.DefaultServerCodeToLevel(c)
+		}),
+	}
+	recoverOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+		log.ErrorContext(ctx, "panic in handler", "panic", p)
+		return status.Error(codes.Internal, "internal error; the server logged the details")
+	})
+	gs := grpc.NewServer(
+		grpc.ChainUnaryInterceptor(
+			logging.UnaryServerInterceptor(logger, logOpts...),
+			recovery.UnaryServerInterceptor(recoverOpt),
+			validateUnary,
+		),
+		grpc.ChainStreamInterceptor(
+			logging.StreamServerInterceptor(logger, logOpts...),
+			recovery.StreamServerInterceptor(recoverOpt),
+			validateStream,
+		),
+		grpc.MaxRecvMsgSize(int(sc.GetMaxRecvMessageBytes())),
+		grpc.MaxSendMsgSize(int(sc.GetMaxSendMessageBytes())),
+		grpc.MaxConcurrentStreams(sc.GetMaxConcurrentStreams()),
+		// Find dead peers within ~40s; refuse clients that ping more than
+		// every 10s.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	)
+	pxperfv1.RegisterPerformanceServiceServer(gs, svc)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	reflection.Register(gs)
+	return &Server{svc: svc, grpc: gs, health: hs, log: log, grace: sc.GetShutdownTimeout().AsDuration()}, nil
+}
+
+// Service returns the PerformanceService implementation, for tests and for
+// in-process producers.
+func (s *Server) Service() *Service { return s.svc }
+
+// Serve serves on lis until [Server.Shutdown]. Health reports SERVING from
+// the moment it starts. It returns nil after a shutdown.
+func (s *Server) Serve(lis net.Listener) error {
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.health.SetServingStatus(pxperfv1.PerformanceService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	s.log.Info("serving", "addr", lis.Addr().String())
+	if err := s.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops the server: health turns NOT_SERVING, open streams end with
+// UNAVAILABLE (telling clients where to resume), in-flight calls get the
+// server's shutdown_timeout to finish, then every connection is closed.
+// It returns once the server has stopped.
+func (s *Server) Shutdown() {
+	s.health.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), s.grace)
+	defer cancel()
+	if err := s.svc.Shutdown(ctx); err != nil {
+		s.log.Warn("streams did not end in time", "err", err)
+	}
+	stopped := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		s.log.Warn("graceful stop timed out; closing connections", "timeout", s.grace)
+		s.grpc.Stop()
+		<-stopped
+	}
+}

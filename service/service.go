@@ -1,0 +1,360 @@
+// Package service is pxperf's gRPC edge: the PerformanceService handlers,
+// request validation, the mapping of domain errors to status codes, and the
+// assembly of a gRPC server with health, reflection and interceptors.
+//
+// It is the only package that speaks gRPC; the components it serves live in
+// perf/ and know nothing of it.
+package service
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"buf.build/go/protovalidate"
+	"github.com/pxperf/pxperf/config"
+	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/perf/filter"
+	"github.com/pxperf/pxperf/perf/store"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Service implements pxperfv1.PerformanceServiceServer over the store. It
+// is safe for concurrent use. Call [Service.Shutdown] to end its streams.
+type Service struct {
+	pxperfv1.UnimplementedPerformanceServiceServer
+
+	log       *slog.Logger
+	validator protovalidate.Validator
+	store     *store.Store
+	start     time.Time
+
+	mu  sync.RWMutex
+	cfg *pxperfv1.Config // effective config; replaced, never modified
+
+	subscribers sync.WaitGroup
+	subCount    atomic.Int64  // open Subscribe streams
+	shutdown    chan struct{} // closed by Shutdown: streams end
+	closeOnce   sync.Once
+}
+
+// NewService returns a service for cfg, which must be valid (see
+// [config.Validate]). log may be nil to discard logs.
+func NewService(cfg *pxperfv1.Config, log *slog.Logger) (*Service, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	v, err := protovalidate.New()
+	if err != nil {
+		return nil, fmt.Errorf("create validator: %w", err)
+	}
+	if err := config.Validate(v, cfg); err != nil {
+		return nil, err
+	}
+	st, err := store.New(storeConfig(cfg.GetMemory()))
+	if err != nil {
+		return nil, fmt.Errorf("create store: %w", err)
+	}
+	return &Service{
+		log:       log,
+		validator: v,
+		store:     st,
+		start:     time.Now(),
+		cfg:       proto.CloneOf(cfg),
+		shutdown:  make(chan struct{}),
+	}, nil
+}
+
+func storeConfig(m *pxperfv1.MemoryConfig) store.Config {
+	return store.Config{
+		MaxEntries:     int(m.GetMaxEntries()),
+		MaxMemoryBytes: int64(m.GetMaxMemoryMb()) << 20,
+		MaxBodySize:    int(m.GetMaxBodySize()),
+		RedactHeaders:  m.GetRedactHeaders(),
+	}
+}
+
+func (s *Service) config() *pxperfv1.Config {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.cfg
+}
+
+// Shutdown ends every open stream with UNAVAILABLE and waits for their
+// handlers to return, or for ctx to end.
+func (s *Service) Shutdown(ctx context.Context) error {
+	s.closeOnce.Do(func() { close(s.shutdown) })
+	done := make(chan struct{})
+	go func() {
+		s.subscribers.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Publish implements pxperfv1.PerformanceServiceServer.
+func (s *Service) Publish(_ context.Context, req *pxperfv1.PublishRequest) (*pxperfv1.PublishResponse, error) {
+	results := make([]*pxperfv1.PublishResult, len(req.GetEntries()))
+	s.ingest(req.GetEntries(), func(i int, id uint64, rej *pxperfv1.Rejection) {
+		results[i] = &pxperfv1.PublishResult{Id: id, Rejection: rej}
+	})
+	return &pxperfv1.PublishResponse{Results: results}, nil
+}
+
+// maxStreamRejections bounds the rejections a PublishStream summary lists.
+const maxStreamRejections = 100
+
+// PublishStream implements pxperfv1.PerformanceServiceServer.
+func (s *Service) PublishStream(stream grpc.ClientStreamingServer[pxperfv1.PublishStreamRequest, pxperfv1.PublishStreamResponse]) error {
+	sum := &pxperfv1.PublishStreamResponse{}
+	var index uint64
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return stream.SendAndClose(sum)
+		}
+		if err != nil {
+			return err
+		}
+		s.ingest(req.GetEntries(), func(i int, id uint64, rej *pxperfv1.Rejection) {
+			if rej != nil {
+				sum.Rejected++
+				if len(sum.Rejections) < maxStreamRejections {
+					sum.Rejections = append(sum.Rejections, &pxperfv1.IndexedRejection{Index: index + uint64(i), Rejection: rej})
+				}
+				return
+			}
+			sum.Accepted++
+			if sum.FirstId == 0 {
+				sum.FirstId = id
+			}
+			sum.LastId = id
+		})
+		index += uint64(len(req.GetEntries()))
+	}
+}
+
+// ingest checks each entry, appends the valid ones to the store in one
+// batch, and reports each entry's fate to result, in order of index.
+func (s *Service) ingest(entries []*pxperfv1.Entry, result func(i int, id uint64, rej *pxperfv1.Rejection)) {
+	valid := make([]*pxperfv1.Entry, 0, len(entries))
+	rejections := make([]*pxperfv1.Rejection, len(entries))
+	for i, e := range entries {
+		if rej := s.check(e); rej != nil {
+			rejections[i] = rej
+			continue
+		}
+		valid = append(valid, e)
+	}
+	id := s.store.Append(valid)
+	for i, rej := range rejections {
+		if rej != nil {
+			result(i, 0, rej)
+			continue
+		}
+		result(i, id, nil)
+		id++
+	}
+}
+
+// check returns why e cannot be accepted, or nil.
+func (s *Service) check(e *pxperfv1.Entry) *pxperfv1.Rejection {
+	fvs, err := violations(s.validator, e, "")
+	if err != nil {
+		return &pxperfv1.Rejection{Message: "cannot validate entry: " + err.Error()}
+	}
+	if len(fvs) == 0 {
+		var ee *store.EntryError
+		if err := store.Check(e); errors.As(err, &ee) {
+			return &pxperfv1.Rejection{
+				Message:         err.Error(),
+				FieldViolations: []*pxperfv1.FieldViolation{{Field: ee.Field, Description: ee.Reason}},
+			}
+		}
+		return nil
+	}
+	rej := &pxperfv1.Rejection{}
+	for _, fv := range fvs {
+		rej.FieldViolations = append(rej.FieldViolations, &pxperfv1.FieldViolation{Field: fv.GetField(), Description: fv.GetDescription()})
+	}
+	rej.Message = describe(fvs)
+	return rej
+}
+
+// compileFilter compiles a request's filter, or returns INVALID_ARGUMENT
+// naming the field under "filter".
+func compileFilter(f *pxperfv1.Filter) (store.Matcher, error) {
+	c, err := filter.Compile(f)
+	if err != nil {
+		var fe *filter.FieldError
+		if errors.As(err, &fe) {
+			return nil, invalidField("filter."+fe.Field, fe.Reason)
+		}
+		return nil, toStatus(err)
+	}
+	if c.Empty() {
+		return nil, nil
+	}
+	return c.Match, nil
+}
+
+// defaultPageSize is the ListEntries page size when the request gives none.
+const defaultPageSize = 50
+
+// ListEntries implements pxperfv1.PerformanceServiceServer.
+func (s *Service) ListEntries(_ context.Context, req *pxperfv1.ListEntriesRequest) (*pxperfv1.ListEntriesResponse, error) {
+	m, err := compileFilter(req.GetFilter())
+	if err != nil {
+		return nil, err
+	}
+	q := store.Query{
+		Match:       m,
+		OldestFirst: req.GetOrder() == pxperfv1.Order_ORDER_OLDEST_FIRST,
+		Offset:      int(min(req.GetOffset(), 1<<40)),
+		Limit:       int(req.GetPageSize()),
+	}
+	if q.Limit == 0 {
+		q.Limit = defaultPageSize
+	}
+	if t := req.GetPageToken(); t != "" {
+		if q.After, err = decodePageToken(t); err != nil {
+			return nil, invalidField("page_token", err.Error())
+		}
+	}
+	p := s.store.List(q)
+	resp := &pxperfv1.ListEntriesResponse{
+		Entries:   p.Entries,
+		TotalSize: int64(p.Total),
+		OldestId:  p.OldestID,
+		NewestId:  p.NewestID,
+	}
+	if p.More && len(p.Entries) > 0 {
+		resp.NextPageToken = encodePageToken(p.Entries[len(p.Entries)-1].GetId())
+	}
+	if req.GetIncludeBodies() {
+		s.addBodies(resp.Entries)
+	}
+	return resp, nil
+}
+
+// addBodies replaces each entry in es by a copy carrying its body, where the
+// store still holds it.
+func (s *Service) addBodies(es []*pxperfv1.Entry) {
+	for i, e := range es {
+		if e.GetResponseBody() == nil {
+			continue
+		}
+		if full, err := s.store.EntryWithBody(e.GetId()); err == nil {
+			es[i] = full
+		}
+	}
+}
+
+// Page tokens are opaque to clients: "v1:" and the last id of the page,
+// base64url-encoded.
+const pageTokenPrefix = "v1:"
+
+func encodePageToken(lastID uint64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(pageTokenPrefix + strconv.FormatUint(lastID, 10)))
+}
+
+func decodePageToken(t string) (uint64, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(t)
+	if err == nil {
+		if rest, ok := strings.CutPrefix(string(raw), pageTokenPrefix); ok {
+			if id, err := strconv.ParseUint(rest, 10, 64); err == nil && id > 0 {
+				return id, nil
+			}
+		}
+	}
+	return 0, errors.New("not a page token from this server; pass next_page_token from the previous response unchanged")
+}
+
+// GetEntry implements pxperfv1.PerformanceServiceServer.
+func (s *Service) GetEntry(_ context.Context, req *pxperfv1.GetEntryRequest) (*pxperfv1.GetEntryResponse, error) {
+	e, err := s.store.EntryWithBody(req.GetId())
+	if err != nil {
+		return nil, toStatus(fmt.Errorf("%w; entries that left memory can be read back once the archive (log rotator) is available", err))
+	}
+	return &pxperfv1.GetEntryResponse{Entry: e}, nil
+}
+
+// GetConfig implements pxperfv1.PerformanceServiceServer.
+func (s *Service) GetConfig(context.Context, *pxperfv1.GetConfigRequest) (*pxperfv1.GetConfigResponse, error) {
+	return &pxperfv1.GetConfigResponse{Config: proto.CloneOf(s.config())}, nil
+}
+
+// GetStats implements pxperfv1.PerformanceServiceServer. It reports the
+// parts that exist; the others are left unset, as the contract says.
+func (s *Service) GetStats(context.Context, *pxperfv1.GetStatsRequest) (*pxperfv1.GetStatsResponse, error) {
+	now := time.Now()
+	st := s.store.Stats()
+	return &pxperfv1.GetStatsResponse{Stats: &pxperfv1.Stats{
+		SampleTime: timestamppb.New(now),
+		Uptime:     durationpb.New(now.Sub(s.start)),
+		Store: &pxperfv1.StoreStats{
+			Entries:         uint64(st.Entries),
+			Bytes:           uint64(st.Bytes),
+			BudgetBytes:     uint64(st.BudgetBytes),
+			MaxEntries:      uint64(st.MaxEntries),
+			OldestId:        st.OldestID,
+			NewestId:        st.NewestID,
+			Accepted:        st.Accepted,
+			EvictedByCount:  st.EvictedByCount,
+			EvictedByBytes:  st.EvictedByBytes,
+			TruncatedBodies: st.TruncatedBodies,
+		},
+		Throttle: &pxperfv1.ThrottleStats{Subscribers: uint64(s.subCount.Load())},
+	}}, nil
+}
+
+// WatchStats implements pxperfv1.PerformanceServiceServer.
+func (s *Service) WatchStats(*pxperfv1.WatchStatsRequest, grpc.ServerStreamingServer[pxperfv1.WatchStatsResponse]) error {
+	return unimplemented("WatchStats", "performance monitor (issue 7)")
+}
+
+// UpdateConfig implements pxperfv1.PerformanceServiceServer.
+func (s *Service) UpdateConfig(context.Context, *pxperfv1.UpdateConfigRequest) (*pxperfv1.UpdateConfigResponse, error) {
+	return nil, unimplemented("UpdateConfig", "live config of the performance monitor (issue 7)")
+}
+
+// Optimize implements pxperfv1.PerformanceServiceServer.
+func (s *Service) Optimize(context.Context, *pxperfv1.OptimizeRequest) (*pxperfv1.OptimizeResponse, error) {
+	return nil, unimplemented("Optimize", "performance monitor's optimiser (issue 7)")
+}
+
+// ListResources implements pxperfv1.PerformanceServiceServer.
+func (s *Service) ListResources(context.Context, *pxperfv1.ListResourcesRequest) (*pxperfv1.ListResourcesResponse, error) {
+	return nil, unimplemented("ListResources", "resource cleaner (issue 6)")
+}
+
+// CloseResource implements pxperfv1.PerformanceServiceServer.
+func (s *Service) CloseResource(context.Context, *pxperfv1.CloseResourceRequest) (*pxperfv1.CloseResourceResponse, error) {
+	return nil, unimplemented("CloseResource", "resource cleaner (issue 6)")
+}
+
+// ListLogFiles implements pxperfv1.PerformanceServiceServer.
+func (s *Service) ListLogFiles(context.Context, *pxperfv1.ListLogFilesRequest) (*pxperfv1.ListLogFilesResponse, error) {
+	return nil, unimplemented("ListLogFiles", "log rotator (issue 4)")
+}
+
+// ReadArchive implements pxperfv1.PerformanceServiceServer.
+func (s *Service) ReadArchive(*pxperfv1.ReadArchiveRequest, grpc.ServerStreamingServer[pxperfv1.ReadArchiveResponse]) error {
+	return unimplemented("ReadArchive", "log rotator (issue 4)")
+}

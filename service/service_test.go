@@ -1,0 +1,752 @@
+package service_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/pxperf/pxperf/client"
+	"github.com/pxperf/pxperf/config"
+	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/service"
+	"go.uber.org/goleak"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// harness is a real server on an in-memory listener and a client of it.
+type harness struct {
+	srv    *service.Server
+	client *client.Client
+	conn   func(context.Context, string) (net.Conn, error)
+}
+
+// newHarness starts a server with the default config changed by edit (which
+// may be nil). The server and client are stopped when the test ends.
+func newHarness(t *testing.T, edit func(*pxperfv1.Config)) *harness {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Throttle.HeartbeatInterval = durationpb.New(100 * time.Millisecond)
+	cfg.Throttle.MaxUpdatesPerSecond = 1000
+	if edit != nil {
+		edit(cfg)
+	}
+	srv, err := service.New(cfg, nil)
+	if err != nil {
+		t.Fatalf("service.New: %v", err)
+	}
+	lis := bufconn.Listen(1 << 20)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	dial := func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }
+	c, err := client.New(client.Config{
+		Address:     "passthrough:///bufnet",
+		DialOptions: []grpc.DialOption{grpc.WithContextDialer(dial)},
+	})
+	if err != nil {
+		t.Fatalf("client.New: %v", err)
+	}
+	t.Cleanup(func() {
+		c.Close()
+		srv.Shutdown()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return &harness{srv: srv, client: c, conn: dial}
+}
+
+func testContext(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func entry(method, url string, status int32) *pxperfv1.Entry {
+	return &pxperfv1.Entry{
+		StartTime:  timestamppb.New(time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)),
+		Method:     method,
+		Url:        url,
+		StatusCode: status,
+	}
+}
+
+// publish publishes entries and fails the test unless all are accepted. It
+// returns their ids.
+func (h *harness) publish(t *testing.T, ctx context.Context, es ...*pxperfv1.Entry) []uint64 {
+	t.Helper()
+	results, err := h.client.Publish(ctx, es...)
+	if err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	ids := make([]uint64, len(results))
+	for i, r := range results {
+		if r.GetRejection() != nil {
+			t.Fatalf("entry %d rejected: %v", i, r.GetRejection())
+		}
+		ids[i] = r.GetId()
+	}
+	return ids
+}
+
+// stream is a Subscribe stream read one message at a time.
+type stream struct {
+	next func() (*pxperfv1.SubscribeResponse, error, bool)
+	stop func()
+}
+
+func (h *harness) subscribe(t *testing.T, ctx context.Context, req *pxperfv1.SubscribeRequest) *stream {
+	t.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	next, stop := iter.Pull2(h.client.Subscribe(ctx, req))
+	s := &stream{next: next, stop: func() { stop(); cancel() }}
+	t.Cleanup(s.stop)
+	return s
+}
+
+// recv returns the next message that is not a progress heartbeat.
+func (s *stream) recv(t *testing.T) *pxperfv1.SubscribeResponse {
+	t.Helper()
+	for {
+		m, err, ok := s.next()
+		if !ok {
+			t.Fatal("stream ended")
+		}
+		if err != nil {
+			t.Fatalf("stream error: %v", err)
+		}
+		if m.GetProgress() == nil {
+			return m
+		}
+	}
+}
+
+// recvErr reads until the stream fails and returns the error.
+func (s *stream) recvErr(t *testing.T) error {
+	t.Helper()
+	for {
+		_, err, ok := s.next()
+		if !ok {
+			t.Fatal("stream ended without an error")
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// waitPositioned reads until the first heartbeat, which proves the server
+// has placed the stream's cursor.
+func (s *stream) waitPositioned(t *testing.T) *pxperfv1.Progress {
+	t.Helper()
+	for {
+		m, err, ok := s.next()
+		if !ok || err != nil {
+			t.Fatalf("stream ended before a heartbeat: %v", err)
+		}
+		if p := m.GetProgress(); p != nil {
+			return p
+		}
+	}
+}
+
+func batchIDs(m *pxperfv1.SubscribeResponse) []uint64 {
+	var ids []uint64
+	for _, e := range m.GetBatch().GetEntries() {
+		ids = append(ids, e.GetId())
+	}
+	return ids
+}
+
+func TestPublishSubscribeListGet(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := testContext(t)
+
+	before := h.publish(t, ctx, entry("GET", "http://example.com/old", 200))
+	sub := h.subscribe(t, ctx, &pxperfv1.SubscribeRequest{})
+	if p := sub.waitPositioned(t); p.GetNextId() != before[0]+1 {
+		t.Fatalf("subscription from now starts at %d, want %d", p.GetNextId(), before[0]+1)
+	}
+
+	e := entry("POST", "https://api.example.com/v1/items?x=1", 201)
+	e.RequestHeaders = []*pxperfv1.Header{{Name: "Authorization", Value: "Bearer secret"}}
+	e.ResponseBody = &pxperfv1.Body{Data: []byte(`{"ok":true}`), ContentType: "application/json"}
+	e.Timings = &pxperfv1.Timings{Total: durationpb.New(42 * time.Millisecond)}
+	ids := h.publish(t, ctx, e)
+
+	m := sub.recv(t)
+	got := m.GetBatch().GetEntries()
+	if len(got) != 1 || got[0].GetId() != ids[0] {
+		t.Fatalf("batch ids = %v, want [%d]", batchIDs(m), ids[0])
+	}
+	if m.GetBatch().GetNextId() != ids[0]+1 {
+		t.Errorf("next_id = %d, want %d", m.GetBatch().GetNextId(), ids[0]+1)
+	}
+	if got[0].GetResponseBody().GetData() != nil {
+		t.Errorf("subscribe without include_bodies sent a body")
+	}
+	if v := got[0].GetRequestHeaders()[0].GetValue(); v != "[REDACTED]" {
+		t.Errorf("Authorization header = %q, want redacted", v)
+	}
+
+	list, err := h.client.ListEntries(ctx, &pxperfv1.ListEntriesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list.GetTotalSize() != 2 || len(list.GetEntries()) != 2 || list.GetEntries()[0].GetId() != ids[0] {
+		t.Errorf("ListEntries = total %d, %d entries, first id %d; want 2, 2, %d (newest first)",
+			list.GetTotalSize(), len(list.GetEntries()), list.GetEntries()[0].GetId(), ids[0])
+	}
+
+	full, err := h.client.GetEntry(ctx, ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := entry("POST", "https://api.example.com/v1/items?x=1", 201)
+	want.Id = ids[0]
+	want.Host = "api.example.com"
+	want.State = pxperfv1.EntryState_ENTRY_STATE_COMPLETED
+	want.Priority = pxperfv1.Priority_PRIORITY_NORMAL
+	want.RequestHeaders = []*pxperfv1.Header{{Name: "Authorization", Value: "[REDACTED]"}}
+	want.ResponseBody = &pxperfv1.Body{Data: []byte(`{"ok":true}`), ContentType: "application/json", OriginalSize: 11}
+	want.Timings = &pxperfv1.Timings{Total: durationpb.New(42 * time.Millisecond)}
+	if diff := cmp.Diff(full, want, protocmp.Transform()); diff != "" {
+		t.Errorf("GetEntry (-got +want):\n%s", diff)
+	}
+}
+
+func TestSubscribeFilters(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := testContext(t)
+	h.publish(t, ctx,
+		entry("GET", "http://a.example.com/1", 200),      // 1
+		entry("POST", "http://a.example.com/2", 503),     // 2
+		entry("GET", "http://b.example.org/3", 404),      // 3
+		entry("DELETE", "http://cdn.example.com/4", 500), // 4
+		entry("GET", "http://a.example.com/5", 302),      // 5
+	)
+	tests := []struct {
+		name   string
+		filter *pxperfv1.Filter
+		want   []uint64
+	}{
+		{"none", nil, []uint64{1, 2, 3, 4, 5}},
+		{"method", &pxperfv1.Filter{Methods: []string{"GET"}}, []uint64{1, 3, 5}},
+		{"status range", &pxperfv1.Filter{StatusRanges: []*pxperfv1.StatusRange{{Min: 500, Max: 599}}}, []uint64{2, 4}},
+		{"host glob", &pxperfv1.Filter{Host: "*.example.com"}, []uint64{1, 2, 4, 5}},
+		{"host substring and method", &pxperfv1.Filter{Host: "a.example", Methods: []string{"GET"}}, []uint64{1, 5}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sub := h.subscribe(t, ctx, &pxperfv1.SubscribeRequest{
+				Filter: tt.filter,
+				Start:  &pxperfv1.SubscribeRequest_StartId{StartId: 1},
+			})
+			var got []uint64
+			for len(got) < len(tt.want) {
+				got = append(got, batchIDs(sub.recv(t))...)
+			}
+			if !cmp.Equal(got, tt.want) {
+				t.Errorf("ids = %v, want %v", got, tt.want)
+			}
+			// Nothing more: the next message is a heartbeat at the end.
+			if p := sub.waitPositioned(t); p.GetNextId() != 6 {
+				t.Errorf("heartbeat next_id = %d, want 6", p.GetNextId())
+			}
+		})
+	}
+}
+
+func TestSubscribeTailSnapshot(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := testContext(t)
+	for i := range 5 {
+		h.publish(t, ctx, entry("GET", fmt.Sprintf("http://example.com/%d", i), 200))
+	}
+	sub := h.subscribe(t, ctx, &pxperfv1.SubscribeRequest{Start: &pxperfv1.SubscribeRequest_Tail{Tail: 3}})
+	var got []uint64
+	for {
+		m := sub.recv(t)
+		if end := m.GetSnapshotEnd(); end != nil {
+			if end.GetNextId() != 6 {
+				t.Errorf("snapshot_end next_id = %d, want 6", end.GetNextId())
+			}
+			break
+		}
+		got = append(got, batchIDs(m)...)
+	}
+	if !cmp.Equal(got, []uint64{3, 4, 5}) {
+		t.Errorf("snapshot ids = %v, want [3 4 5]", got)
+	}
+	h.publish(t, ctx, entry("GET", "http://example.com/live", 200))
+	if ids := batchIDs(sub.recv(t)); !cmp.Equal(ids, []uint64{6}) {
+		t.Errorf("live ids = %v, want [6]", ids)
+	}
+}
+
+// A subscriber whose cursor falls behind the oldest entry kept is told the
+// exact ids it missed: every id is either delivered or reported, once.
+func TestSubscribeGapAccountsForEveryID(t *testing.T) {
+	h := newHarness(t, func(c *pxperfv1.Config) {
+		c.Memory.MaxEntries = 3
+		c.Throttle.MaxUpdatesPerSecond = 2
+	})
+	ctx := testContext(t)
+	h.publish(t, ctx, entry("GET", "http://example.com/1", 200))
+	sub := h.subscribe(t, ctx, &pxperfv1.SubscribeRequest{
+		Start:        &pxperfv1.SubscribeRequest_StartId{StartId: 1},
+		MaxBatchSize: 1,
+	})
+	first := sub.recv(t)
+	// The subscriber now waits for its rate limit; meanwhile 19 more
+	// entries arrive and all but 3 are evicted.
+	for i := 2; i <= 20; i++ {
+		h.publish(t, ctx, entry("GET", fmt.Sprintf("http://example.com/%d", i), 200))
+	}
+	seen := map[uint64]int{}
+	for _, id := range batchIDs(first) {
+		seen[id]++
+	}
+	gaps := 0
+	for len(seen) < 20 {
+		m := sub.recv(t)
+		for _, id := range batchIDs(m) {
+			seen[id]++
+		}
+		if g := m.GetGap(); g != nil {
+			gaps++
+			for id := g.GetFirstMissedId(); id <= g.GetLastMissedId(); id++ {
+				seen[id]++
+			}
+		}
+	}
+	if gaps == 0 {
+		t.Error("no gap message, although entries were evicted before the subscriber read them")
+	}
+	for id := uint64(1); id <= 20; id++ {
+		if seen[id] != 1 {
+			t.Errorf("id %d accounted %d times, want once", id, seen[id])
+		}
+	}
+}
+
+func TestSubscribeResumeOutOfRange(t *testing.T) {
+	h := newHarness(t, func(c *pxperfv1.Config) { c.Memory.MaxEntries = 2 })
+	ctx := testContext(t)
+	for i := range 5 {
+		h.publish(t, ctx, entry("GET", fmt.Sprintf("http://example.com/%d", i), 200))
+	}
+	err := h.subscribe(t, ctx, &pxperfv1.SubscribeRequest{Start: &pxperfv1.SubscribeRequest_StartId{StartId: 2}}).recvErr(t)
+	st := status.Convert(err)
+	if st.Code() != codes.OutOfRange {
+		t.Fatalf("resume from evicted id: %v, want OUT_OF_RANGE", err)
+	}
+	var oldest string
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			oldest = info.GetMetadata()["oldest_id"]
+		}
+	}
+	if oldest != "4" {
+		t.Errorf("oldest_id detail = %q, want 4 (details %v)", oldest, st.Details())
+	}
+
+	// Resuming from the oldest kept id works.
+	sub := h.subscribe(t, ctx, &pxperfv1.SubscribeRequest{Start: &pxperfv1.SubscribeRequest_StartId{StartId: 4}})
+	if ids := batchIDs(sub.recv(t)); !cmp.Equal(ids, []uint64{4, 5}) {
+		t.Errorf("resumed ids = %v, want [4 5]", ids)
+	}
+}
+
+func TestListEntriesPagingAndWindow(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := testContext(t)
+	batch := make([]*pxperfv1.Entry, 120)
+	for i := range batch {
+		method := "GET"
+		if i%4 == 0 {
+			method = "POST"
+		}
+		batch[i] = entry(method, fmt.Sprintf("http://example.com/%d", i+1), 200)
+	}
+	h.publish(t, ctx, batch...)
+
+	// Page through the POSTs, oldest first.
+	var got []uint64
+	req := &pxperfv1.ListEntriesRequest{
+		Filter:   &pxperfv1.Filter{Methods: []string{"POST"}},
+		PageSize: 7,
+		Order:    pxperfv1.Order_ORDER_OLDEST_FIRST,
+	}
+	for pages := 0; ; pages++ {
+		if pages > 10 {
+			t.Fatal("paging did not end")
+		}
+		resp, err := h.client.ListEntries(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.GetTotalSize() != 30 {
+			t.Fatalf("total_size = %d, want 30", resp.GetTotalSize())
+		}
+		for _, e := range resp.GetEntries() {
+			got = append(got, e.GetId())
+		}
+		if resp.GetNextPageToken() == "" {
+			break
+		}
+		req.PageToken = resp.GetNextPageToken()
+	}
+	if len(got) != 30 || got[0] != 1 || got[29] != 117 {
+		t.Errorf("paged ids = %v, want 30 ids 1, 5, …, 117", got)
+	}
+
+	// A virtual-scrolling window: rows 10..14 of the newest-first view.
+	resp, err := h.client.ListEntries(ctx, &pxperfv1.ListEntriesRequest{Offset: 10, PageSize: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var window []uint64
+	for _, e := range resp.GetEntries() {
+		window = append(window, e.GetId())
+	}
+	if !cmp.Equal(window, []uint64{110, 109, 108, 107, 106}) || resp.GetTotalSize() != 120 ||
+		resp.GetOldestId() != 1 || resp.GetNewestId() != 120 {
+		t.Errorf("window = %v total %d ids %d..%d", window, resp.GetTotalSize(), resp.GetOldestId(), resp.GetNewestId())
+	}
+}
+
+func TestPublishStreamSummary(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := testContext(t)
+	ps, err := h.client.Service().PublishStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := entry("GET", "not a url", 200)
+	for _, es := range [][]*pxperfv1.Entry{
+		{entry("GET", "http://example.com/1", 200), entry("GET", "http://example.com/2", 200)},
+		{bad, entry("GET", "http://example.com/3", 200)},
+	} {
+		if err := ps.Send(&pxperfv1.PublishStreamRequest{Entries: es}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum, err := ps.CloseAndRecv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &pxperfv1.PublishStreamResponse{
+		Accepted: 3, Rejected: 1, FirstId: 1, LastId: 3,
+		Rejections: []*pxperfv1.IndexedRejection{{Index: 2, Rejection: &pxperfv1.Rejection{
+			Message:         `url: need an absolute URL with scheme and host, such as http://example.com/path, got "not a url"`,
+			FieldViolations: []*pxperfv1.FieldViolation{{Field: "url", Description: `need an absolute URL with scheme and host, such as http://example.com/path, got "not a url"`}},
+		}}},
+	}
+	if diff := cmp.Diff(sum, want, protocmp.Transform()); diff != "" {
+		t.Errorf("summary (-got +want):\n%s", diff)
+	}
+}
+
+// fieldViolations returns the BadRequest field names of a status error.
+func fieldViolations(err error) []string {
+	var fields []string
+	for _, d := range status.Convert(err).Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok {
+			for _, fv := range br.GetFieldViolations() {
+				fields = append(fields, fv.GetField())
+			}
+		}
+	}
+	return fields
+}
+
+func TestBadInput(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := testContext(t)
+	svc := h.client.Service()
+	tests := []struct {
+		name      string
+		call      func() error
+		wantField string
+	}{
+		{"empty publish", func() error {
+			_, err := svc.Publish(ctx, &pxperfv1.PublishRequest{})
+			return err
+		}, "entries"},
+		{"page size too big", func() error {
+			_, err := svc.ListEntries(ctx, &pxperfv1.ListEntriesRequest{PageSize: 5000})
+			return err
+		}, "page_size"},
+		{"offset with page token", func() error {
+			_, err := svc.ListEntries(ctx, &pxperfv1.ListEntriesRequest{Offset: 3, PageToken: "x"})
+			return err
+		}, ""},
+		{"forged page token", func() error {
+			_, err := svc.ListEntries(ctx, &pxperfv1.ListEntriesRequest{PageToken: "bm9wZQ"})
+			return err
+		}, "page_token"},
+		{"bad status range", func() error {
+			_, err := svc.ListEntries(ctx, &pxperfv1.ListEntriesRequest{Filter: &pxperfv1.Filter{
+				StatusRanges: []*pxperfv1.StatusRange{{Min: 500, Max: 400}},
+			}})
+			return err
+		}, "filter.status_ranges[0]"},
+		{"bad host glob", func() error {
+			_, err := svc.ListEntries(ctx, &pxperfv1.ListEntriesRequest{Filter: &pxperfv1.Filter{Host: "[a-"}})
+			return err
+		}, "filter.host"},
+		{"get id 0", func() error {
+			_, err := svc.GetEntry(ctx, &pxperfv1.GetEntryRequest{})
+			return err
+		}, "id"},
+		{"subscribe tail too big", func() error {
+			return h.subscribe(t, ctx, &pxperfv1.SubscribeRequest{Start: &pxperfv1.SubscribeRequest_Tail{Tail: 1_000_000}}).recvErr(t)
+		}, "tail"},
+		{"subscribe bad glob", func() error {
+			return h.subscribe(t, ctx, &pxperfv1.SubscribeRequest{Filter: &pxperfv1.Filter{Url: "http://[x"}}).recvErr(t)
+		}, "filter.url"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.call()
+			if status.Code(err) != codes.InvalidArgument {
+				t.Fatalf("got %v, want INVALID_ARGUMENT", err)
+			}
+			if tt.wantField != "" && !cmp.Equal(fieldViolations(err), []string{tt.wantField}) {
+				t.Errorf("field violations = %v, want [%s] (error: %v)", fieldViolations(err), tt.wantField, err)
+			}
+		})
+	}
+}
+
+// One bad entry in a batch is rejected with the field it breaks; the others
+// are accepted.
+func TestPublishRejectsPerEntry(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := testContext(t)
+	negative := entry("GET", "http://example.com/t", 200)
+	negative.Timings = &pxperfv1.Timings{Total: durationpb.New(-time.Second)}
+	results, err := h.client.Publish(ctx,
+		entry("GET", "http://example.com/ok", 200),
+		entry("BREW", "coffee://pot", 418),
+		entry("get", "http://example.com/lower", 200),
+		negative,
+		&pxperfv1.Entry{Method: "GET", Url: "http://example.com/no-time"},
+		entry("GET", "http://example.com/ok2", 200),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type fate struct {
+		ID     uint64
+		Fields []string
+	}
+	var got []fate
+	for _, r := range results {
+		f := fate{ID: r.GetId()}
+		for _, fv := range r.GetRejection().GetFieldViolations() {
+			f.Fields = append(f.Fields, fv.GetField())
+		}
+		got = append(got, f)
+	}
+	want := []fate{
+		{ID: 1},
+		{ID: 2}, // an unknown method token and scheme are still a valid request record
+		{Fields: []string{"method"}},
+		{Fields: []string{"timings.total"}},
+		{Fields: []string{"start_time"}},
+		{ID: 3},
+	}
+	if diff := cmp.Diff(got, want); diff != "" {
+		t.Errorf("results (-got +want):\n%s", diff)
+	}
+	if msg := results[2].GetRejection().GetMessage(); !strings.Contains(msg, "method") {
+		t.Errorf("rejection message %q does not name the field", msg)
+	}
+}
+
+func TestGetEntryNotFound(t *testing.T) {
+	h := newHarness(t, nil)
+	_, err := h.client.GetEntry(testContext(t), 99)
+	if status.Code(err) != codes.NotFound {
+		t.Fatalf("GetEntry(99) = %v, want NOT_FOUND", err)
+	}
+}
+
+func TestGetConfigReturnsEffectiveConfig(t *testing.T) {
+	h := newHarness(t, func(c *pxperfv1.Config) { c.Memory.MaxEntries = 1234 })
+	got, err := h.client.GetConfig(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config.Default()
+	want.Memory.MaxEntries = 1234
+	want.Throttle.HeartbeatInterval = durationpb.New(100 * time.Millisecond)
+	want.Throttle.MaxUpdatesPerSecond = 1000
+	if diff := cmp.Diff(got, want, protocmp.Transform()); diff != "" {
+		t.Errorf("GetConfig (-got +want):\n%s", diff)
+	}
+}
+
+// RPCs whose component has not landed say so, naming it; they never answer
+// with made-up data.
+func TestLaterPartsAreUnimplemented(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := testContext(t)
+	svc := h.client.Service()
+	streamErr := func(recv func() error) error {
+		for {
+			if err := recv(); err != nil {
+				return err
+			}
+		}
+	}
+	tests := []struct {
+		rpc, part string
+		call      func() error
+	}{
+		{"UpdateConfig", "performance monitor", func() error {
+			_, err := svc.UpdateConfig(ctx, &pxperfv1.UpdateConfigRequest{UpdateMask: nil})
+			return err
+		}},
+		{"Optimize", "performance monitor", func() error { _, err := svc.Optimize(ctx, &pxperfv1.OptimizeRequest{}); return err }},
+		{"ListResources", "resource cleaner", func() error {
+			_, err := svc.ListResources(ctx, &pxperfv1.ListResourcesRequest{})
+			return err
+		}},
+		{"CloseResource", "resource cleaner", func() error {
+			_, err := svc.CloseResource(ctx, &pxperfv1.CloseResourceRequest{Id: "x"})
+			return err
+		}},
+		{"ListLogFiles", "log rotator", func() error { _, err := svc.ListLogFiles(ctx, &pxperfv1.ListLogFilesRequest{}); return err }},
+		{"ReadArchive", "log rotator", func() error {
+			s, err := svc.ReadArchive(ctx, &pxperfv1.ReadArchiveRequest{Range: &pxperfv1.ReadArchiveRequest_Ids{Ids: &pxperfv1.IdRange{FirstId: 1}}})
+			if err != nil {
+				return err
+			}
+			return streamErr(func() error { _, err := s.Recv(); return err })
+		}},
+		{"WatchStats", "performance monitor", func() error {
+			s, err := svc.WatchStats(ctx, &pxperfv1.WatchStatsRequest{})
+			if err != nil {
+				return err
+			}
+			return streamErr(func() error { _, err := s.Recv(); return err })
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.rpc, func(t *testing.T) {
+			err := tt.call()
+			if tt.rpc == "UpdateConfig" {
+				// update_mask is required: validation answers first.
+				if status.Code(err) != codes.InvalidArgument {
+					t.Fatalf("UpdateConfig without a mask = %v, want INVALID_ARGUMENT", err)
+				}
+				return
+			}
+			st := status.Convert(err)
+			if st.Code() != codes.Unimplemented || !strings.Contains(st.Message(), tt.part) || !strings.Contains(st.Message(), tt.rpc) {
+				t.Errorf("%s = %v, want UNIMPLEMENTED naming %q", tt.rpc, err, tt.part)
+			}
+		})
+	}
+}
+
+func TestGetStatsReportsStore(t *testing.T) {
+	h := newHarness(t, func(c *pxperfv1.Config) { c.Memory.MaxEntries = 2 })
+	ctx := testContext(t)
+	for i := range 3 {
+		h.publish(t, ctx, entry("GET", fmt.Sprintf("http://example.com/%d", i), 200))
+	}
+	resp, err := h.client.Service().GetStats(ctx, &pxperfv1.GetStatsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := resp.GetStats().GetStore()
+	if st.GetEntries() != 2 || st.GetAccepted() != 3 || st.GetEvictedByCount() != 1 || st.GetOldestId() != 2 || st.GetNewestId() != 3 {
+		t.Errorf("store stats = %v", st)
+	}
+	if resp.GetStats().GetScore() != nil {
+		t.Error("score reported before the monitor exists")
+	}
+}
+
+func TestHealthServing(t *testing.T) {
+	h := newHarness(t, nil)
+	conn, err := grpc.NewClient("passthrough:///bufnet", grpc.WithContextDialer(h.conn), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, svc := range []string{"", "pxperf.v1.PerformanceService"} {
+		resp, err := healthpb.NewHealthClient(conn).Check(testContext(t), &healthpb.HealthCheckRequest{Service: svc})
+		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			t.Errorf("Check(%q) = %v, %v; want SERVING", svc, resp.GetStatus(), err)
+		}
+	}
+}
+
+// Shutdown ends open Subscribe streams with UNAVAILABLE and a resume
+// position, and Serve returns.
+func TestShutdownEndsStreams(t *testing.T) {
+	cfg := config.Default()
+	srv, err := service.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis := bufconn.Listen(1 << 20)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	c, err := client.New(client.Config{
+		Address: "passthrough:///bufnet",
+		DialOptions: []grpc.DialOption{grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+			return lis.DialContext(ctx)
+		})},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := testContext(t)
+	if _, err := c.Publish(ctx, entry("GET", "http://example.com/", 200)); err != nil {
+		t.Fatal(err)
+	}
+	next, stop := iter.Pull2(c.Subscribe(ctx, &pxperfv1.SubscribeRequest{Start: &pxperfv1.SubscribeRequest_StartId{StartId: 1}}))
+	defer stop()
+	if m, err, _ := next(); err != nil || m.GetBatch() == nil {
+		t.Fatalf("first message = %v, %v; want a batch", m, err)
+	}
+
+	srv.Shutdown()
+	_, err, _ = next()
+	if st := status.Convert(err); st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "start_id 2") {
+		t.Errorf("stream ended with %v, want UNAVAILABLE naming start_id 2", err)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("Serve = %v", err)
+	}
+	if _, err := c.GetConfig(ctx); err == nil || errors.Is(err, io.EOF) {
+		t.Errorf("call after shutdown = %v, want an error", err)
+	}
+}
