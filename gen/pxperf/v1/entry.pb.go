@@ -1110,8 +1110,8 @@ type Filter struct {
 	// Substring of the response content type, for example "json". At most 256
 	// bytes.
 	ContentType string `protobuf:"bytes,8,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
-	// Free text searched in the URL, the error message and header values. At
-	// most 256 bytes.
+	// Free text searched in the URL, the error message, and header names and
+	// values. At most 256 bytes.
 	Text          string `protobuf:"bytes,9,opt,name=text,proto3" json:"text,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
