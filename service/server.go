@@ -22,7 +22,8 @@ import (
 
 // Server is a gRPC server serving PerformanceService, grpc.health.v1 and
 // server reflection. Create it with [New], run it with [Server.Serve], and
-// stop it with [Server.Shutdown].
+// stop it with [Server.Shutdown]; the caller must call Shutdown even if it
+// never served, to stop the server's background workers.
 type Server struct {
 	svc    *Service
 	grpc   *grpc.Server

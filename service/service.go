@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +25,7 @@ import (
 	"github.com/pxperf/pxperf/config"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"github.com/pxperf/pxperf/perf/filter"
+	"github.com/pxperf/pxperf/perf/memstat"
 	"github.com/pxperf/pxperf/perf/store"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
@@ -39,12 +42,17 @@ type Service struct {
 	validator protovalidate.Validator
 	store     *store.Store
 	start     time.Time
+	mem       *memReader
+
+	stopWorkers context.CancelFunc // stops the background workers
+	workers     sync.WaitGroup
 
 	mu  sync.RWMutex
 	cfg *pxperfv1.Config // effective config; replaced, never modified
 
 	subscribers sync.WaitGroup
 	subCount    atomic.Int64  // open Subscribe streams
+	rejected    atomic.Uint64 // entries rejected at ingest
 	shutdown    chan struct{} // closed by Shutdown: streams end
 	closeOnce   sync.Once
 }
@@ -66,14 +74,66 @@ func NewService(cfg *pxperfv1.Config, log *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create store: %w", err)
 	}
-	return &Service{
-		log:       log,
-		validator: v,
-		store:     st,
-		start:     time.Now(),
-		cfg:       proto.CloneOf(cfg),
-		shutdown:  make(chan struct{}),
-	}, nil
+	mr, err := memstat.NewReader()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Service{
+		log:         log,
+		validator:   v,
+		store:       st,
+		start:       time.Now(),
+		mem:         &memReader{r: mr},
+		stopWorkers: cancel,
+		cfg:         proto.CloneOf(cfg),
+		shutdown:    make(chan struct{}),
+	}
+	s.workers.Go(func() { s.watchPressure(ctx) })
+	return s, nil
+}
+
+// watchPressure evicts from the store when process memory (RSS) passes
+// the high-water mark, until ctx ends.
+func (s *Service) watchPressure(ctx context.Context) {
+	rss := func() (uint64, error) {
+		r, err := s.mem.read()
+		return r.RSS, err
+	}
+	release := func() {
+		// Return the evicted entries' memory now, so that the next reading
+		// sees it gone and pressure does not evict again for nothing.
+		debug.FreeOSMemory()
+	}
+	onError := func(err error) { s.log.Warn("cannot read process memory; pressure eviction skipped", "err", err) }
+	remove := s.store.Observe(func(e store.Eviction) {
+		if e.Reason == store.ReasonPressure {
+			s.log.Info("evicted under memory pressure", "entries", e.Count, "bytes", e.Bytes, "oldest_id", e.OldestID)
+		}
+	})
+	defer remove()
+	s.store.WatchPressure(ctx, rss, release, onError)
+}
+
+// memReader is a [memstat.Reader] safe for concurrent use.
+type memReader struct {
+	mu sync.Mutex
+	r  *memstat.Reader
+}
+
+func (m *memReader) read() (memstat.Reading, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.r.Read()
+}
+
+// MemoryLimit is the Go soft memory limit, in bytes, that suits cfg: the
+// memory budget and a fifth more, so that the garbage collector works
+// harder before the process outgrows its budget, while pressure eviction
+// (which starts at memory.high_water of the budget) has room to act first.
+func MemoryLimit(cfg *pxperfv1.Config) int64 {
+	budget := int64(cfg.GetMemory().GetMaxMemoryMb()) << 20
+	return budget + budget/5
 }
 
 func storeConfig(m *pxperfv1.MemoryConfig) store.Config {
@@ -82,6 +142,9 @@ func storeConfig(m *pxperfv1.MemoryConfig) store.Config {
 		MaxMemoryBytes: int64(m.GetMaxMemoryMb()) << 20,
 		MaxBodySize:    int(m.GetMaxBodySize()),
 		RedactHeaders:  m.GetRedactHeaders(),
+		HighWater:      m.GetHighWater(),
+		LowWater:       m.GetLowWater(),
+		CheckInterval:  m.GetCleanupInterval().AsDuration(),
 	}
 }
 
@@ -91,13 +154,17 @@ func (s *Service) config() *pxperfv1.Config {
 	return s.cfg
 }
 
-// Shutdown ends every open stream with UNAVAILABLE and waits for their
-// handlers to return, or for ctx to end.
+// Shutdown ends every open stream with UNAVAILABLE, stops the background
+// workers, and waits for both, or for ctx to end.
 func (s *Service) Shutdown(ctx context.Context) error {
-	s.closeOnce.Do(func() { close(s.shutdown) })
+	s.closeOnce.Do(func() {
+		close(s.shutdown)
+		s.stopWorkers()
+	})
 	done := make(chan struct{})
 	go func() {
 		s.subscribers.Wait()
+		s.workers.Wait()
 		close(done)
 	}()
 	select {
@@ -158,6 +225,7 @@ func (s *Service) ingest(entries []*pxperfv1.Entry, result func(i int, id uint64
 	for i, e := range entries {
 		if rej := s.check(e); rej != nil {
 			rejections[i] = rej
+			s.rejected.Add(1)
 			continue
 		}
 		valid = append(valid, e)
@@ -305,23 +373,38 @@ func (s *Service) GetConfig(context.Context, *pxperfv1.GetConfigRequest) (*pxper
 func (s *Service) GetStats(context.Context, *pxperfv1.GetStatsRequest) (*pxperfv1.GetStatsResponse, error) {
 	now := time.Now()
 	st := s.store.Stats()
-	return &pxperfv1.GetStatsResponse{Stats: &pxperfv1.Stats{
+	stats := &pxperfv1.Stats{
 		SampleTime: timestamppb.New(now),
 		Uptime:     durationpb.New(now.Sub(s.start)),
 		Store: &pxperfv1.StoreStats{
-			Entries:         uint64(st.Entries),
-			Bytes:           uint64(st.Bytes),
-			BudgetBytes:     uint64(st.BudgetBytes),
-			MaxEntries:      uint64(st.MaxEntries),
-			OldestId:        st.OldestID,
-			NewestId:        st.NewestID,
-			Accepted:        st.Accepted,
-			EvictedByCount:  st.EvictedByCount,
-			EvictedByBytes:  st.EvictedByBytes,
-			TruncatedBodies: st.TruncatedBodies,
+			Entries:           uint64(st.Entries),
+			Bytes:             uint64(st.Bytes),
+			BudgetBytes:       uint64(st.BudgetBytes),
+			MaxEntries:        uint64(st.MaxEntries),
+			OldestId:          st.OldestID,
+			NewestId:          st.NewestID,
+			Accepted:          st.Accepted,
+			Rejected:          s.rejected.Load(),
+			EvictedByCount:    st.EvictedByCount,
+			EvictedByBytes:    st.EvictedByBytes,
+			EvictedByPressure: st.EvictedByPressure,
+			TruncatedBodies:   st.TruncatedBodies,
+			UnderPressure:     st.UnderPressure,
 		},
 		Throttle: &pxperfv1.ThrottleStats{Subscribers: uint64(s.subCount.Load())},
-	}}, nil
+	}
+	if r, err := s.mem.read(); err == nil {
+		stats.Process = &pxperfv1.ProcessStats{
+			RssBytes:         r.RSS,
+			HeapLiveBytes:    r.HeapLive,
+			HeapGoalBytes:    r.HeapGoal,
+			MemoryLimitBytes: r.MemoryLimit,
+			Goroutines:       uint64(runtime.NumGoroutine()),
+		}
+	} else {
+		s.log.Warn("cannot read process memory for stats", "err", err)
+	}
+	return &pxperfv1.GetStatsResponse{Stats: stats}, nil
 }
 
 // WatchStats implements pxperfv1.PerformanceServiceServer.

@@ -690,6 +690,40 @@ func TestGetStatsReportsStore(t *testing.T) {
 	if resp.GetStats().GetScore() != nil {
 		t.Error("score reported before the monitor exists")
 	}
+	p := resp.GetStats().GetProcess()
+	if p.GetRssBytes() == 0 || p.GetHeapLiveBytes() == 0 || p.GetMemoryLimitBytes() == 0 || p.GetGoroutines() == 0 {
+		t.Errorf("process stats = %v, want real figures", p)
+	}
+}
+
+// The store evicts under real process memory pressure even when it holds
+// few entries: with a 1 MiB budget, this test process's RSS is far above
+// the high-water mark.
+func TestPressureEvictsWithFewEntries(t *testing.T) {
+	h := newHarness(t, func(c *pxperfv1.Config) {
+		c.Memory.MaxMemoryMb = 1
+		c.Memory.CleanupInterval = durationpb.New(100 * time.Millisecond)
+	})
+	ctx := testContext(t)
+	h.publish(t, ctx, entry("GET", "http://example.com/1", 200), entry("GET", "http://example.com/2", 200))
+	for {
+		resp, err := h.client.Service().GetStats(ctx, &pxperfv1.GetStatsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, proc := resp.GetStats().GetStore(), resp.GetStats().GetProcess()
+		if st.GetEvictedByPressure() == 2 {
+			if st.GetEntries() != 0 || !st.GetUnderPressure() || proc.GetRssBytes() < 1<<20 {
+				t.Errorf("after pressure eviction: store %v, process %v", st, proc)
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no pressure eviction: store %v, process %v", st, proc)
+		case <-time.After(20 * time.Millisecond): // poll: the eviction runs on the server's clock
+		}
+	}
 }
 
 func TestHealthServing(t *testing.T) {

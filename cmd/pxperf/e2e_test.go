@@ -48,7 +48,7 @@ type server struct {
 
 // startServer runs pxperf serve on a free loopback port and waits until it
 // says where it listens.
-func startServer(t *testing.T, args ...string) *server {
+func startServer(t testing.TB, args ...string) *server {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test builds and runs the binary")

@@ -19,12 +19,15 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
+	"buf.build/go/protovalidate"
 	"github.com/pxperf/pxperf/config"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"github.com/pxperf/pxperf/service"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 const usage = `pxperf keeps a live view of a busy HTTP proxy's traffic responsive.
@@ -73,6 +76,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	maxEntries := fs.Uint("max-entries", uint(cfg.Memory.MaxEntries), "most entries kept in memory")
 	maxMemory := fs.Uint("max-memory-mb", uint(cfg.Memory.MaxMemoryMb), "memory budget for entries, in MiB")
 	maxBody := fs.Uint("max-body-size", uint(cfg.Memory.MaxBodySize), "longest response body kept, in bytes")
+	checkEvery := fs.Duration("cleanup-interval", cfg.Memory.CleanupInterval.AsDuration(), "how often process memory is checked for pressure eviction")
 	maxRate := fs.Uint("max-updates-per-second", uint(cfg.Throttle.MaxUpdatesPerSecond), "most messages per second to one subscriber")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.Usage = func() {
@@ -85,6 +89,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err := applyEnv(fs, getenv); err != nil {
 		return err
 	}
+	validator, err := protovalidate.New()
+	if err != nil {
+		return err
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
@@ -95,7 +103,18 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	cfg.Memory.MaxEntries = uint32(min(*maxEntries, 1<<32-1))
 	cfg.Memory.MaxMemoryMb = uint32(min(*maxMemory, 1<<32-1))
 	cfg.Memory.MaxBodySize = uint32(min(*maxBody, 1<<32-1))
+	cfg.Memory.CleanupInterval = durationpb.New(*checkEvery)
 	cfg.Throttle.MaxUpdatesPerSecond = uint32(min(*maxRate, 1<<32-1))
+	if err := config.Validate(validator, cfg); err != nil {
+		return err
+	}
+	if getenv("GOMEMLIMIT") == "" {
+		limit := service.MemoryLimit(cfg)
+		debug.SetMemoryLimit(limit)
+		log.Info("Go soft memory limit set from the memory budget", "limit_bytes", limit)
+	} else {
+		log.Info("Go soft memory limit kept from GOMEMLIMIT", "GOMEMLIMIT", getenv("GOMEMLIMIT"))
+	}
 	return serveConfig(ctx, cfg, log)
 }
 
@@ -119,13 +138,14 @@ func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
 }
 
 func serveConfig(ctx context.Context, cfg *pxperfv1.Config, log *slog.Logger) error {
-	srv, err := service.New(cfg, log)
-	if err != nil {
-		return err
-	}
 	lis, err := net.Listen("tcp", cfg.GetServer().GetListenAddress())
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
+	}
+	srv, err := service.New(cfg, log)
+	if err != nil {
+		lis.Close()
+		return err
 	}
 	if host, _, _ := net.SplitHostPort(lis.Addr().String()); !net.ParseIP(host).IsLoopback() {
 		log.Warn("listening on a non-loopback address without authentication: anyone who can reach it can read and change everything", "addr", lis.Addr().String())
@@ -134,6 +154,7 @@ func serveConfig(ctx context.Context, cfg *pxperfv1.Config, log *slog.Logger) er
 	go func() { errc <- srv.Serve(lis) }()
 	select {
 	case err := <-errc:
+		srv.Shutdown()
 		return err
 	case <-ctx.Done():
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
@@ -54,10 +55,10 @@ func Check(e *pxperfv1.Entry) error {
 
 // Normalize applies the ingest rules to e in place: it derives host, state
 // and priority when the producer left them unset, redacts credential
-// headers (those in [AlwaysRedacted] and redact, a set of lower-case names),
-// and truncates the response body to maxBody bytes. It reports whether the
+// headers (those named in redact, compared case-insensitively), and
+// truncates the response body to maxBody bytes. It reports whether the
 // body was truncated.
-func Normalize(e *pxperfv1.Entry, maxBody int, redact map[string]bool) (truncated bool) {
+func Normalize(e *pxperfv1.Entry, maxBody int, redact []string) (truncated bool) {
 	if e.Host == "" {
 		e.Host = hostOf(e)
 	}
@@ -100,31 +101,48 @@ func derivePriority(e *pxperfv1.Entry) pxperfv1.Priority {
 	return pxperfv1.Priority_PRIORITY_NORMAL
 }
 
+// hostOf derives the host[:port] of e from its URL without parsing it
+// fully, so that ingest does not allocate: the result is a substring of the
+// URL. Check has already refused URLs without a host.
 func hostOf(e *pxperfv1.Entry) string {
 	if e.Tunnel || e.Method == "CONNECT" {
 		return e.Url
 	}
-	if u, err := url.Parse(e.Url); err == nil {
-		return u.Host
+	_, rest, ok := strings.Cut(e.Url, "://")
+	if !ok {
+		return ""
 	}
-	return ""
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
+		rest = rest[i+1:] // drop userinfo
+	}
+	return rest
 }
 
-func redactSet(extra []string) map[string]bool {
-	set := make(map[string]bool, len(AlwaysRedacted)+len(extra))
-	for _, n := range AlwaysRedacted {
-		set[n] = true
-	}
+// redactList returns the header names to redact: [AlwaysRedacted] and
+// extra, without duplicates.
+func redactList(extra []string) []string {
+	list := slices.Clone(AlwaysRedacted)
 	for _, n := range extra {
-		set[strings.ToLower(n)] = true
+		if !slices.ContainsFunc(list, func(m string) bool { return strings.EqualFold(m, n) }) {
+			list = append(list, n)
+		}
 	}
-	return set
+	return list
 }
 
-func redactHeaders(hs []*pxperfv1.Header, redact map[string]bool) {
+func redactHeaders(hs []*pxperfv1.Header, redact []string) {
 	for _, h := range hs {
-		if h.Value != Redacted && redact[strings.ToLower(h.Name)] {
-			h.Value = Redacted
+		if h.Value == Redacted {
+			continue
+		}
+		for _, n := range redact {
+			if strings.EqualFold(h.Name, n) {
+				h.Value = Redacted
+				break
+			}
 		}
 	}
 }

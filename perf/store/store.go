@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 )
@@ -49,6 +50,31 @@ type Config struct {
 	// FirstID is the id the first entry gets; 0 means 1. A server that
 	// recovers its last id from the archive starts after it.
 	FirstID uint64
+	// HighWater is the share of MaxMemoryBytes that process memory must pass
+	// for [Store.RelievePressure] to evict. Zero means 0.8; otherwise
+	// above 0, at most 1, and above LowWater.
+	HighWater float64
+	// LowWater is the share of MaxMemoryBytes that eviction under pressure
+	// brings process memory down to, and below which pressure ends. Zero
+	// means 0.7; otherwise above 0 and below HighWater.
+	LowWater float64
+	// CheckInterval is how often [Store.WatchPressure] reads process memory.
+	// Zero means 60s; otherwise at least 1ms.
+	CheckInterval time.Duration
+}
+
+// withDefaults fills in the zero values that have defaults.
+func (c Config) withDefaults() Config {
+	if c.HighWater == 0 {
+		c.HighWater = 0.8
+	}
+	if c.LowWater == 0 {
+		c.LowWater = 0.7
+	}
+	if c.CheckInterval == 0 {
+		c.CheckInterval = 60 * time.Second
+	}
+	return c
 }
 
 func (c Config) validate() error {
@@ -59,6 +85,12 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: MaxMemoryBytes must be at least 1, got %d", ErrInvalidConfig, c.MaxMemoryBytes)
 	case c.MaxBodySize < 0:
 		return fmt.Errorf("%w: MaxBodySize must not be negative, got %d", ErrInvalidConfig, c.MaxBodySize)
+	case !(c.HighWater > 0 && c.HighWater <= 1):
+		return fmt.Errorf("%w: HighWater must be above 0 and at most 1, got %v", ErrInvalidConfig, c.HighWater)
+	case !(c.LowWater > 0 && c.LowWater < c.HighWater):
+		return fmt.Errorf("%w: LowWater must be above 0 and below HighWater (%v), got %v", ErrInvalidConfig, c.HighWater, c.LowWater)
+	case c.CheckInterval < time.Millisecond:
+		return fmt.Errorf("%w: CheckInterval must be at least 1ms, got %v", ErrInvalidConfig, c.CheckInterval)
 	}
 	return nil
 }
@@ -81,7 +113,16 @@ type Stats struct {
 	Accepted        uint64 // entries appended since New
 	EvictedByCount  uint64 // entries evicted for MaxEntries
 	EvictedByBytes  uint64 // entries evicted for MaxMemoryBytes
-	TruncatedBodies uint64 // bodies truncated at ingest
+	// EvictedByPressure counts entries evicted because process memory
+	// passed the high-water mark.
+	EvictedByPressure uint64
+	TruncatedBodies   uint64 // bodies truncated at ingest
+	// UnderPressure reports whether process memory passed the high-water
+	// mark and has not yet fallen below the low-water mark.
+	UnderPressure bool
+	// ProcessMemory is the last process memory reading given to
+	// RelievePressure, in bytes; 0 before the first.
+	ProcessMemory uint64
 }
 
 // Store holds recent entries in id order. It is safe for concurrent use.
@@ -89,7 +130,7 @@ type Stats struct {
 type Store struct {
 	mu      sync.RWMutex
 	cfg     Config
-	redact  map[string]bool // lower-case header names
+	redact  []string        // header names to redact; see redactList
 	items   []item          // items[head:] are held, oldest first
 	head    int
 	firstID uint64        // id of items[head]
@@ -97,10 +138,15 @@ type Store struct {
 	bytes   int64         // sum of held items' size
 	changed chan struct{} // closed and replaced whenever entries are appended
 	stats   Stats         // counters only; gauges are filled in by Stats
+
+	// observers are called after evictions; replaced, never modified, so a
+	// copy of the slice header can be used outside the lock.
+	observers []*observer
 }
 
 // New returns an empty store.
 func New(cfg Config) (*Store, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -121,19 +167,23 @@ func New(cfg Config) (*Store, error) {
 // once; ingest rules apply to entries appended afterwards. FirstID is
 // ignored.
 func (s *Store) SetConfig(cfg Config) error {
+	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.setConfigLocked(cfg)
-	s.evictLocked()
+	ev := s.evictLocked()
+	s.recordLocked(&ev)
+	obs := s.observers
+	s.mu.Unlock()
+	notify(obs, ev)
 	return nil
 }
 
 func (s *Store) setConfigLocked(cfg Config) {
 	s.cfg = cfg
-	s.redact = redactSet(cfg.RedactHeaders)
+	s.redact = redactList(cfg.RedactHeaders)
 }
 
 // Append normalises entries (see [Normalize]), assigns them consecutive ids
@@ -162,31 +212,46 @@ func (s *Store) Append(entries []*pxperfv1.Entry) (firstID uint64) {
 		s.bytes += it.size
 	}
 	s.stats.Accepted += uint64(len(entries))
-	s.evictLocked()
+	ev := s.evictLocked()
+	s.recordLocked(&ev)
+	obs := s.observers
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
+	notify(obs, ev)
 	return firstID
 }
 
-// evictLocked drops the oldest entries until both limits hold.
-func (s *Store) evictLocked() {
+// evictLocked drops the oldest entries until both limits hold, and returns
+// what it dropped for each reason.
+func (s *Store) evictLocked() evictions {
+	var ev evictions
 	for s.lenLocked() > 0 {
+		var r Reason
 		switch {
 		case s.lenLocked() > s.cfg.MaxEntries:
-			s.stats.EvictedByCount++
+			r = ReasonCount
 		case s.bytes > s.cfg.MaxMemoryBytes:
-			s.stats.EvictedByBytes++
+			r = ReasonBytes
 		default:
 			s.compactLocked()
-			return
+			return ev
 		}
-		s.bytes -= s.items[s.head].size
-		s.items[s.head] = item{}
-		s.head++
-		s.firstID++
+		ev.add(r, s.dropOldestLocked())
 	}
 	s.compactLocked()
+	return ev
+}
+
+// dropOldestLocked evicts the oldest entry, which must exist, and returns
+// its accounted size. The caller counts it.
+func (s *Store) dropOldestLocked() int64 {
+	size := s.items[s.head].size
+	s.bytes -= size
+	s.items[s.head] = item{}
+	s.head++
+	s.firstID++
+	return size
 }
 
 // compactLocked moves held items to the front of the slice once the evicted
@@ -275,4 +340,17 @@ func (s *Store) Stats() Stats {
 	}
 	st.NewestID = s.nextID - 1
 	return st
+}
+
+// notify calls each observer for each eviction that dropped something. It
+// must be called without the lock held.
+func notify(obs []*observer, ev evictions) {
+	for _, e := range ev {
+		if e.Count == 0 {
+			continue
+		}
+		for _, o := range obs {
+			o.fn(e)
+		}
+	}
 }

@@ -22,9 +22,18 @@ func newEntry(method, url string, status int32) *pxperfv1.Entry {
 func entries(n int) []*pxperfv1.Entry {
 	es := make([]*pxperfv1.Entry, n)
 	for i := range es {
-		es[i] = newEntry("GET", fmt.Sprintf("http://example.com/%d", i), 200)
+		es[i] = newEntry("GET", fmt.Sprintf("http://example.com/%04d", i), 200)
 	}
 	return es
+}
+
+// entrySize is the accounted size of each entry that entries makes, once
+// stored.
+func entrySize(t testing.TB) int64 {
+	t.Helper()
+	s := mustNew(t, Config{MaxEntries: 1, MaxMemoryBytes: 1 << 30})
+	s.Append(entries(1))
+	return s.Stats().Bytes
 }
 
 func mustNew(t testing.TB, cfg Config) *Store {
@@ -88,8 +97,7 @@ func TestFirstIDContinues(t *testing.T) {
 }
 
 func TestAppendEvictsByBytes(t *testing.T) {
-	e := entries(1)[0]
-	one := Size(e)
+	one := entrySize(t)
 	s := mustNew(t, Config{MaxEntries: 100, MaxMemoryBytes: 3*one + one/2})
 	s.Append(entries(10))
 	st := s.Stats()

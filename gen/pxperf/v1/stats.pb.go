@@ -219,12 +219,17 @@ type StoreStats struct {
 	EvictedByCount uint64 `protobuf:"varint,9,opt,name=evicted_by_count,json=evictedByCount,proto3" json:"evicted_by_count,omitempty"`
 	// Entries evicted because max_memory_mb was reached.
 	EvictedByBytes uint64 `protobuf:"varint,10,opt,name=evicted_by_bytes,json=evictedByBytes,proto3" json:"evicted_by_bytes,omitempty"`
-	// Entries evicted because process memory passed the high-water mark.
+	// Entries evicted because process memory (RSS) passed the high-water mark
+	// (memory.high_water of the budget), down to the low-water mark.
 	EvictedByPressure uint64 `protobuf:"varint,11,opt,name=evicted_by_pressure,json=evictedByPressure,proto3" json:"evicted_by_pressure,omitempty"`
 	// Bodies truncated at ingest.
 	TruncatedBodies uint64 `protobuf:"varint,12,opt,name=truncated_bodies,json=truncatedBodies,proto3" json:"truncated_bodies,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Whether process memory passed memory.high_water of the budget and has
+	// not yet fallen below memory.low_water: the store evicts at each check
+	// while it holds.
+	UnderPressure bool `protobuf:"varint,13,opt,name=under_pressure,json=underPressure,proto3" json:"under_pressure,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StoreStats) Reset() {
@@ -339,6 +344,13 @@ func (x *StoreStats) GetTruncatedBodies() uint64 {
 		return x.TruncatedBodies
 	}
 	return 0
+}
+
+func (x *StoreStats) GetUnderPressure() bool {
+	if x != nil {
+		return x.UnderPressure
+	}
+	return false
 }
 
 // ArchiveStats describes the archive.
@@ -706,6 +718,8 @@ func (x *ResourceStats) GetRefused() uint64 {
 }
 
 // ProcessStats describes the server process and the Go runtime.
+// cpu_percent, open_files, threads and gc_cpu_fraction are sampled by the
+// performance monitor and are 0 until it runs.
 type ProcessStats struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Resident set size, in bytes.
@@ -1068,7 +1082,7 @@ const file_pxperf_v1_stats_proto_rawDesc = "" +
 	"\tresources\x18\x06 \x01(\v2\x18.pxperf.v1.ResourceStatsR\tresources\x121\n" +
 	"\aprocess\x18\a \x01(\v2\x17.pxperf.v1.ProcessStatsR\aprocess\x12&\n" +
 	"\x05score\x18\b \x01(\v2\x10.pxperf.v1.ScoreR\x05score\x125\n" +
-	"\ractive_alerts\x18\t \x03(\v2\x10.pxperf.v1.AlertR\factiveAlerts\"\xa1\x03\n" +
+	"\ractive_alerts\x18\t \x03(\v2\x10.pxperf.v1.AlertR\factiveAlerts\"\xc8\x03\n" +
 	"\n" +
 	"StoreStats\x12\x18\n" +
 	"\aentries\x18\x01 \x01(\x04R\aentries\x12\x14\n" +
@@ -1084,7 +1098,8 @@ const file_pxperf_v1_stats_proto_rawDesc = "" +
 	"\x10evicted_by_bytes\x18\n" +
 	" \x01(\x04R\x0eevictedByBytes\x12.\n" +
 	"\x13evicted_by_pressure\x18\v \x01(\x04R\x11evictedByPressure\x12)\n" +
-	"\x10truncated_bodies\x18\f \x01(\x04R\x0ftruncatedBodies\"\xa7\x04\n" +
+	"\x10truncated_bodies\x18\f \x01(\x04R\x0ftruncatedBodies\x12%\n" +
+	"\x0eunder_pressure\x18\r \x01(\bR\runderPressure\"\xa7\x04\n" +
 	"\fArchiveStats\x12'\n" +
 	"\x0fentries_written\x18\x01 \x01(\x04R\x0eentriesWritten\x12#\n" +
 	"\rbytes_written\x18\x02 \x01(\x04R\fbytesWritten\x12\x14\n" +

@@ -1,0 +1,160 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Reason says why entries were evicted.
+type Reason int
+
+// The reasons for eviction.
+const (
+	// ReasonCount: the store held more than Config.MaxEntries.
+	ReasonCount Reason = iota + 1
+	// ReasonBytes: the store's bytes passed Config.MaxMemoryBytes.
+	ReasonBytes
+	// ReasonPressure: process memory passed the high-water mark.
+	ReasonPressure
+)
+
+func (r Reason) String() string {
+	switch r {
+	case ReasonCount:
+		return "count"
+	case ReasonBytes:
+		return "bytes"
+	case ReasonPressure:
+		return "pressure"
+	}
+	return fmt.Sprintf("Reason(%d)", int(r))
+}
+
+// Eviction describes entries evicted together, oldest first, for one
+// reason.
+type Eviction struct {
+	Reason Reason
+	Count  int   // entries evicted
+	Bytes  int64 // their accounted bytes
+	// OldestID is the oldest id held after the eviction: ids below it are
+	// gone.
+	OldestID uint64
+}
+
+// evictions holds what one operation evicted, by reason; index Reason-1.
+// A fixed array, so that Append does not allocate for it.
+type evictions [3]Eviction
+
+func (ev *evictions) add(r Reason, bytes int64) {
+	e := &ev[r-1]
+	e.Reason = r
+	e.Count++
+	e.Bytes += bytes
+}
+
+// recordLocked counts ev in the store's stats and stamps the new oldest id.
+func (s *Store) recordLocked(ev *evictions) {
+	for i := range ev {
+		e := &ev[i]
+		if e.Count == 0 {
+			continue
+		}
+		e.OldestID = s.firstID
+		switch e.Reason {
+		case ReasonCount:
+			s.stats.EvictedByCount += uint64(e.Count)
+		case ReasonBytes:
+			s.stats.EvictedByBytes += uint64(e.Count)
+		case ReasonPressure:
+			s.stats.EvictedByPressure += uint64(e.Count)
+		}
+	}
+}
+
+type observer struct{ fn func(Eviction) }
+
+// Observe registers fn to be called after every eviction, once per reason,
+// outside the store's lock and on the goroutine that caused the eviction.
+// fn must be quick and must not call back into the store's writers. The
+// returned function removes fn.
+func (s *Store) Observe(fn func(Eviction)) (remove func()) {
+	o := &observer{fn: fn}
+	s.mu.Lock()
+	s.observers = append(slices.Clip(s.observers), o)
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.observers = slices.DeleteFunc(slices.Clone(s.observers), func(x *observer) bool { return x == o })
+	}
+}
+
+// RelievePressure compares used, the process's memory in bytes, with the
+// budget (Config.MaxMemoryBytes). When used passes the high-water mark the
+// store comes under pressure and evicts its oldest entries, by as many
+// accounted bytes as used exceeds the low-water mark, whatever the entry
+// count. It stays under pressure, evicting at each call, until used falls
+// below the low-water mark: between the two marks nothing starts, so the
+// store does not oscillate. It returns what it evicted.
+//
+// The caller should have the runtime return freed memory to the operating
+// system after an eviction, so that the next reading reflects it.
+func (s *Store) RelievePressure(used uint64) Eviction {
+	s.mu.Lock()
+	budget := float64(s.cfg.MaxMemoryBytes)
+	high, low := s.cfg.HighWater*budget, s.cfg.LowWater*budget
+	s.stats.ProcessMemory = used
+	switch u := float64(used); {
+	case u > high:
+		s.stats.UnderPressure = true
+	case u < low:
+		s.stats.UnderPressure = false
+	}
+	var ev evictions
+	if s.stats.UnderPressure {
+		for excess := int64(float64(used) - low); excess > 0 && s.lenLocked() > 0; {
+			size := s.dropOldestLocked()
+			ev.add(ReasonPressure, size)
+			excess -= size
+		}
+		s.compactLocked()
+		s.recordLocked(&ev)
+	}
+	obs := s.observers
+	s.mu.Unlock()
+	notify(obs, ev)
+	return ev[ReasonPressure-1]
+}
+
+// WatchPressure reads process memory every Config.CheckInterval (read
+// again after each wait, so a live change applies from the next wait) and
+// calls [Store.RelievePressure] with it, until ctx ends. After an eviction
+// it calls release, which may be nil. A failed read is passed to onError,
+// which may be nil, and retried at the next interval. It returns ctx's
+// error.
+func (s *Store) WatchPressure(ctx context.Context, read func() (uint64, error), release func(), onError func(error)) error {
+	for {
+		s.mu.RLock()
+		interval := s.cfg.CheckInterval
+		s.mu.RUnlock()
+		t := time.NewTimer(interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		used, err := read()
+		if err != nil {
+			if onError != nil {
+				onError(err)
+			}
+			continue
+		}
+		if ev := s.RelievePressure(used); ev.Count > 0 && release != nil {
+			release()
+		}
+	}
+}
