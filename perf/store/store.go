@@ -104,15 +104,15 @@ type item struct {
 
 // Stats are counters and gauges of a [Store].
 type Stats struct {
-	Entries         int    // entries held
-	Bytes           int64  // accounted bytes held
-	BudgetBytes     int64  // Config.MaxMemoryBytes
-	MaxEntries      int    // Config.MaxEntries
-	OldestID        uint64 // oldest id held; 0 when empty
-	NewestID        uint64 // newest id assigned; 0 before the first
-	Accepted        uint64 // entries appended since New
-	EvictedByCount  uint64 // entries evicted for MaxEntries
-	EvictedByBytes  uint64 // entries evicted for MaxMemoryBytes
+	Entries        int    // entries held
+	Bytes          int64  // accounted bytes held
+	BudgetBytes    int64  // Config.MaxMemoryBytes
+	MaxEntries     int    // Config.MaxEntries
+	OldestID       uint64 // oldest id held; 0 when empty
+	NewestID       uint64 // newest id assigned; 0 before the first
+	Accepted       uint64 // entries appended since New
+	EvictedByCount uint64 // entries evicted for MaxEntries
+	EvictedByBytes uint64 // entries evicted for MaxMemoryBytes
 	// EvictedByPressure counts entries evicted because process memory
 	// passed the high-water mark.
 	EvictedByPressure uint64
@@ -130,8 +130,8 @@ type Stats struct {
 type Store struct {
 	mu      sync.RWMutex
 	cfg     Config
-	redact  []string        // header names to redact; see redactList
-	items   []item          // items[head:] are held, oldest first
+	redact  []string // header names to redact; see redactList
+	items   []item   // items[head:] are held, oldest first
 	head    int
 	firstID uint64        // id of items[head]
 	nextID  uint64        // id the next entry gets
