@@ -230,14 +230,14 @@ func (s *Service) ingest(entries []*pxperfv1.Entry, result func(i int, id uint64
 		}
 		valid = append(valid, e)
 	}
-	id := s.store.Append(valid)
+	ids := s.store.Append(valid)
 	for i, rej := range rejections {
 		if rej != nil {
 			result(i, 0, rej)
 			continue
 		}
-		result(i, id, nil)
-		id++
+		result(i, ids[0], nil)
+		ids = ids[1:]
 	}
 }
 
@@ -384,6 +384,7 @@ func (s *Service) GetStats(context.Context, *pxperfv1.GetStatsRequest) (*pxperfv
 			OldestId:          st.OldestID,
 			NewestId:          st.NewestID,
 			Accepted:          st.Accepted,
+			Completed:         st.Completed,
 			Rejected:          s.rejected.Load(),
 			EvictedByCount:    st.EvictedByCount,
 			EvictedByBytes:    st.EvictedByBytes,

@@ -784,3 +784,41 @@ func TestShutdownEndsStreams(t *testing.T) {
 		t.Errorf("call after shutdown = %v, want an error", err)
 	}
 }
+
+// A PENDING entry completed later by its request id keeps its id, and a
+// subscriber that already got it pending gets it again as an update.
+func TestCompletionReachesSubscriberAsUpdate(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := testContext(t)
+	sub := h.subscribe(t, ctx, &pxperfv1.SubscribeRequest{Filter: &pxperfv1.Filter{Host: "example.com"}})
+	sub.waitPositioned(t)
+
+	pending := entry("GET", "http://example.com/slow", 0)
+	pending.RequestId = "req-1"
+	ids := h.publish(t, ctx, pending)
+	m := sub.recv(t).GetBatch()
+	if len(m.GetEntries()) != 1 || m.GetEntries()[0].GetState() != pxperfv1.EntryState_ENTRY_STATE_PENDING {
+		t.Fatalf("first batch = %v, want the pending entry", m)
+	}
+
+	done := entry("GET", "http://example.com/slow", 502)
+	done.RequestId = "req-1"
+	if got := h.publish(t, ctx, done); got[0] != ids[0] {
+		t.Fatalf("completion got id %d, want %d", got[0], ids[0])
+	}
+	m = sub.recv(t).GetBatch()
+	if len(m.GetEntries()) != 0 || len(m.GetUpdates()) != 1 {
+		t.Fatalf("second batch = %v, want one update and no new entries", m)
+	}
+	u := m.GetUpdates()[0]
+	if u.GetId() != ids[0] || u.GetStatusCode() != 502 || u.GetState() != pxperfv1.EntryState_ENTRY_STATE_COMPLETED || u.GetPriority() != pxperfv1.Priority_PRIORITY_HIGH {
+		t.Errorf("update = %v, want id %d completed with 502 at HIGH priority", u, ids[0])
+	}
+	list, err := h.client.ListEntries(ctx, &pxperfv1.ListEntriesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list.GetTotalSize() != 1 || list.GetEntries()[0].GetStatusCode() != 502 {
+		t.Errorf("ListEntries = %v, want the one completed entry", list.GetEntries())
+	}
+}

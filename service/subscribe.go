@@ -66,8 +66,9 @@ type subscription struct {
 	heartbeat time.Duration
 
 	next        uint64 // cursor: the next id to examine
+	updates     uint64 // cursor into the store's completions
 	snapshotEnd uint64 // while not zero, the id at which the snapshot ends
-	buf         []*pxperfv1.Entry
+	buf, ubuf   []*pxperfv1.Entry
 }
 
 // position sets the cursor from the request's start.
@@ -90,6 +91,7 @@ func (sub *subscription) position(req *pxperfv1.SubscribeRequest) error {
 	default:
 		sub.next = next
 	}
+	sub.updates = st.UpdateCursor()
 	return nil
 }
 
@@ -120,10 +122,15 @@ func (sub *subscription) run() error {
 				return err
 			}
 		}
+		// Completions of entries this stream has passed. Read after the
+		// entries, so none falls between the two reads unseen.
+		u := st.ReadUpdates(sub.updates, sub.next, sub.batch, sub.match, sub.ubuf)
+		sub.ubuf = u.Entries[:0]
+		sub.updates = u.Next
 		entries, next := sub.cutSnapshot(r.Entries, r.Next)
 		sub.next = next
-		if len(entries) > 0 {
-			if err := sub.sendBatch(entries); err != nil {
+		if len(entries) > 0 || len(u.Entries) > 0 || u.Lost > 0 {
+			if err := sub.sendBatch(entries, u); err != nil {
 				return err
 			}
 			if heartbeat != nil {
@@ -136,7 +143,7 @@ func (sub *subscription) run() error {
 				return err
 			}
 		}
-		if len(entries) > 0 || sub.next <= r.Newest {
+		if len(entries) > 0 || len(u.Entries) > 0 || sub.next <= r.Newest || sub.updates < st.UpdateCursor() {
 			// More may be waiting: read again once the pacer allows.
 			if err := sub.wait(sub.pacer.DelayAt(time.Now())); err != nil {
 				return err
@@ -174,11 +181,13 @@ func (sub *subscription) cutSnapshot(es []*pxperfv1.Entry, next uint64) ([]*pxpe
 	return es, sub.snapshotEnd
 }
 
-func (sub *subscription) sendBatch(es []*pxperfv1.Entry) error {
-	batch := &pxperfv1.EntryBatch{Entries: es, NextId: sub.next}
+func (sub *subscription) sendBatch(es []*pxperfv1.Entry, u store.Updates) error {
+	batch := &pxperfv1.EntryBatch{Entries: es, NextId: sub.next, Updates: u.Entries, UpdatesLost: u.Lost}
 	if sub.bodies {
 		batch.Entries = append([]*pxperfv1.Entry(nil), es...)
 		sub.svc.addBodies(batch.Entries)
+		batch.Updates = append([]*pxperfv1.Entry(nil), u.Entries...)
+		sub.svc.addBodies(batch.Updates)
 	}
 	err := sub.stream.Send(&pxperfv1.SubscribeResponse{Event: &pxperfv1.SubscribeResponse_Batch{Batch: batch}})
 	sub.pacer.SentAt(time.Now())

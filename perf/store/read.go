@@ -168,3 +168,51 @@ func (s *Store) List(q Query) Page {
 	}
 	return p
 }
+
+// updateLog is how many completions the store remembers for
+// [Store.ReadUpdates]: 64 Ki ids, 512 KiB.
+const updateLog = 1 << 16
+
+// Updates is the result of [Store.ReadUpdates].
+type Updates struct {
+	// Entries that changed, in their latest state, in the order they
+	// changed, without bodies.
+	Entries []*pxperfv1.Entry
+	// Next is the update cursor to read from next time.
+	Next uint64
+	// Lost counts updates the cursor fell too far behind to see.
+	Lost uint64
+}
+
+// UpdateCursor returns the cursor of the next update, from which a new
+// reader of [Store.ReadUpdates] starts.
+func (s *Store) UpdateCursor() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.updateNext
+}
+
+// ReadUpdates returns up to max entries completed (see [Store.Append])
+// since the update cursor since, that have ids below below (those a
+// subscriber's cursor has passed; it reads the others in their latest state
+// anyway), are still held and match m.
+func (s *Store) ReadUpdates(since, below uint64, max int, m Matcher, dst []*pxperfv1.Entry) Updates {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	u := Updates{Entries: dst[:0]}
+	if oldest := s.updateNext - min(s.updateNext, uint64(len(s.updates))); since < oldest {
+		u.Lost, since = oldest-since, oldest
+	}
+	seq := since
+	for ; seq < s.updateNext && len(u.Entries) < max; seq++ {
+		id := s.updates[seq%uint64(len(s.updates))]
+		if id >= below || !s.heldLocked(id) {
+			continue
+		}
+		if e := s.itemLocked(id).entry; m == nil || m(e) {
+			u.Entries = append(u.Entries, e)
+		}
+	}
+	u.Next = seq
+	return u
+}

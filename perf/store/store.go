@@ -110,7 +110,8 @@ type Stats struct {
 	MaxEntries     int    // Config.MaxEntries
 	OldestID       uint64 // oldest id held; 0 when empty
 	NewestID       uint64 // newest id assigned; 0 before the first
-	Accepted       uint64 // entries appended since New
+	Accepted       uint64 // new entries appended since New
+	Completed      uint64 // PENDING entries completed since New
 	EvictedByCount uint64 // entries evicted for MaxEntries
 	EvictedByBytes uint64 // entries evicted for MaxMemoryBytes
 	// EvictedByPressure counts entries evicted because process memory
@@ -139,6 +140,10 @@ type Store struct {
 	changed chan struct{} // closed and replaced whenever entries are appended
 	stats   Stats         // counters only; gauges are filled in by Stats
 
+	pending    map[string]uint64 // request id → id of a held PENDING entry
+	updates    []uint64          // ring of ids completed, indexed by update sequence
+	updateNext uint64            // sequence of the next update
+
 	// observers are called after evictions; replaced, never modified, so a
 	// copy of the slice header can be used outside the lock.
 	observers []*observer
@@ -158,6 +163,8 @@ func New(cfg Config) (*Store, error) {
 		firstID: first,
 		nextID:  first,
 		changed: make(chan struct{}),
+		pending: make(map[string]uint64),
+		updates: make([]uint64, updateLog),
 	}
 	s.setConfigLocked(cfg)
 	return s, nil
@@ -186,32 +193,36 @@ func (s *Store) setConfigLocked(cfg Config) {
 	s.redact = redactList(cfg.RedactHeaders)
 }
 
-// Append normalises entries (see [Normalize]), assigns them consecutive ids
-// and stores them, evicting the oldest entries beyond the limits. It returns
-// the id of the first entry; the others follow in order. The caller must
-// have checked each entry with [Check] and must not touch the entries
-// afterwards.
-func (s *Store) Append(entries []*pxperfv1.Entry) (firstID uint64) {
+// Append normalises entries (see [Normalize]) and stores them, evicting the
+// oldest entries beyond the limits. It returns the id of each entry, in
+// order. The caller must have checked each entry with [Check] and must not
+// touch the entries afterwards.
+//
+// An entry whose request_id is that of a PENDING entry still held completes
+// it: the stored entry is replaced by the new one, merged as [complete]
+// says, under the same id, and the change is recorded for
+// [Store.ReadUpdates]. Any other entry gets the next id.
+func (s *Store) Append(entries []*pxperfv1.Entry) (ids []uint64) {
 	if len(entries) == 0 {
-		return 0
+		return nil
 	}
+	ids = make([]uint64, len(entries))
 	s.mu.Lock()
-	firstID = s.nextID
-	for _, e := range entries {
+	for i, e := range entries {
+		if id, ok := s.pending[e.GetRequestId()]; e.GetRequestId() != "" && ok {
+			ids[i] = id
+			s.completeLocked(id, e)
+			continue
+		}
+		ids[i] = s.nextID
 		e.Id = s.nextID
 		s.nextID++
-		it := item{entry: e}
-		if Normalize(e, s.cfg.MaxBodySize, s.redact) {
-			s.stats.TruncatedBodies++
-		}
-		if b := e.GetResponseBody(); b != nil {
-			it.body, b.Data = b.Data, nil
-		}
-		it.size = Size(e) + int64(len(it.body))
+		it := s.itemFor(e, nil)
 		s.items = append(s.items, it)
 		s.bytes += it.size
+		s.stats.Accepted++
+		s.trackPendingLocked(e)
 	}
-	s.stats.Accepted += uint64(len(entries))
 	ev := s.evictLocked()
 	s.recordLocked(&ev)
 	obs := s.observers
@@ -219,7 +230,61 @@ func (s *Store) Append(entries []*pxperfv1.Entry) (firstID uint64) {
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
 	notify(obs, ev)
-	return firstID
+	return ids
+}
+
+// itemFor normalises e and makes its item, moving the body out of the
+// message. oldBody is kept as the body when e carries none.
+func (s *Store) itemFor(e *pxperfv1.Entry, oldBody []byte) item {
+	if Normalize(e, s.cfg.MaxBodySize, s.redact) {
+		s.stats.TruncatedBodies++
+	}
+	it := item{entry: e, body: oldBody}
+	if b := e.GetResponseBody(); b != nil && b.Data != nil {
+		it.body, b.Data = b.Data, nil
+	}
+	it.size = Size(e) + int64(len(it.body))
+	return it
+}
+
+func (s *Store) trackPendingLocked(e *pxperfv1.Entry) {
+	if e.GetRequestId() != "" && e.GetState() == pxperfv1.EntryState_ENTRY_STATE_PENDING {
+		s.pending[e.GetRequestId()] = e.GetId()
+	}
+}
+
+// completeLocked replaces the held PENDING entry id by e, merged with it.
+func (s *Store) completeLocked(id uint64, e *pxperfv1.Entry) {
+	old := s.itemLocked(id)
+	delete(s.pending, e.GetRequestId())
+	complete(old.entry, e)
+	it := s.itemFor(e, old.body)
+	s.bytes += it.size - old.size
+	*old = it
+	s.stats.Completed++
+	s.updates[s.updateNext%uint64(len(s.updates))] = id
+	s.updateNext++
+	s.trackPendingLocked(e) // still PENDING: a later entry may complete it
+}
+
+// complete prepares e to replace old, a PENDING entry with the same
+// request id: e takes old's id, and keeps old's status code, request
+// headers, timings and body where e has none, so that an error never
+// overwrites a status already recorded.
+func complete(old, e *pxperfv1.Entry) {
+	e.Id = old.GetId()
+	if e.StatusCode == 0 {
+		e.StatusCode = old.GetStatusCode()
+	}
+	if len(e.RequestHeaders) == 0 {
+		e.RequestHeaders = old.GetRequestHeaders()
+	}
+	if e.Timings == nil {
+		e.Timings = old.GetTimings()
+	}
+	if e.ResponseBody == nil {
+		e.ResponseBody = old.GetResponseBody()
+	}
 }
 
 // evictLocked drops the oldest entries until both limits hold, and returns
@@ -246,6 +311,10 @@ func (s *Store) evictLocked() evictions {
 // dropOldestLocked evicts the oldest entry, which must exist, and returns
 // its accounted size. The caller counts it.
 func (s *Store) dropOldestLocked() int64 {
+	e := s.items[s.head].entry
+	if id, ok := s.pending[e.GetRequestId()]; ok && id == e.GetId() {
+		delete(s.pending, e.GetRequestId())
+	}
 	size := s.items[s.head].size
 	s.bytes -= size
 	s.items[s.head] = item{}

@@ -67,11 +67,11 @@ func TestNewRejectsBadConfig(t *testing.T) {
 
 func TestAppendAssignsIncreasingIDsAndEvictsByCount(t *testing.T) {
 	s := mustNew(t, Config{MaxEntries: 3, MaxMemoryBytes: 1 << 30})
-	if got := s.Append(entries(2)); got != 1 {
-		t.Fatalf("first Append = %d, want 1", got)
+	if got := s.Append(entries(2)); fmt.Sprint(got) != "[1 2]" {
+		t.Fatalf("first Append = %v, want [1 2]", got)
 	}
-	if got := s.Append(entries(3)); got != 3 {
-		t.Fatalf("second Append = %d, want 3", got)
+	if got := s.Append(entries(3)); fmt.Sprint(got) != "[3 4 5]" {
+		t.Fatalf("second Append = %v, want [3 4 5]", got)
 	}
 	oldest, next := s.Bounds()
 	if oldest != 3 || next != 6 {
@@ -91,8 +91,8 @@ func TestAppendAssignsIncreasingIDsAndEvictsByCount(t *testing.T) {
 
 func TestFirstIDContinues(t *testing.T) {
 	s := mustNew(t, Config{MaxEntries: 3, MaxMemoryBytes: 1 << 30, FirstID: 100})
-	if got := s.Append(entries(1)); got != 100 {
-		t.Fatalf("Append = %d, want 100", got)
+	if got := s.Append(entries(1)); got[0] != 100 {
+		t.Fatalf("Append = %v, want [100]", got)
 	}
 }
 
@@ -130,7 +130,7 @@ func TestIngestRules(t *testing.T) {
 	}
 	e.ResponseHeaders = []*pxperfv1.Header{{Name: "Set-Cookie", Value: "s=1"}}
 	e.ResponseBody = &pxperfv1.Body{Data: []byte("0123456789"), ContentType: "text/plain"}
-	id := s.Append([]*pxperfv1.Entry{e})
+	id := s.Append([]*pxperfv1.Entry{e})[0]
 
 	got, err := s.EntryWithBody(id)
 	if err != nil {
@@ -327,4 +327,141 @@ func BenchmarkAppend(b *testing.B) {
 		s.Append(batch)
 	}
 	b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "entries/s")
+}
+
+func pendingEntry(requestID, url string) *pxperfv1.Entry {
+	e := newEntry("GET", url, 0)
+	e.RequestId = requestID
+	return e
+}
+
+func TestCompleteByRequestID(t *testing.T) {
+	s := mustNew(t, Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30})
+	p := pendingEntry("r1", "http://example.com/a")
+	p.RequestHeaders = []*pxperfv1.Header{{Name: "Accept", Value: "*/*"}}
+	ids := s.Append([]*pxperfv1.Entry{p, newEntry("GET", "http://example.com/other", 200)})
+	if got, _ := s.Entry(ids[0]); got.State != pxperfv1.EntryState_ENTRY_STATE_PENDING {
+		t.Fatalf("state = %v, want PENDING", got.State)
+	}
+	before := s.Stats().Bytes
+
+	done := newEntry("GET", "http://example.com/a", 200)
+	done.RequestId = "r1"
+	done.ResponseHeaders = []*pxperfv1.Header{{Name: "Content-Type", Value: "text/html"}}
+	got := s.Append([]*pxperfv1.Entry{done})
+	if got[0] != ids[0] {
+		t.Fatalf("completion got id %d, want the pending entry's %d", got[0], ids[0])
+	}
+	e, _ := s.Entry(ids[0])
+	if e.State != pxperfv1.EntryState_ENTRY_STATE_COMPLETED || e.StatusCode != 200 ||
+		len(e.RequestHeaders) != 1 || len(e.ResponseHeaders) != 1 {
+		t.Errorf("completed entry = %v", e)
+	}
+	st := s.Stats()
+	if st.Accepted != 2 || st.Completed != 1 || st.Entries != 2 || st.Bytes <= before {
+		t.Errorf("stats = %+v (bytes before %d)", st, before)
+	}
+
+	// A completed entry is not completed again: the same request id now
+	// starts a new entry.
+	again := pendingEntry("r1", "http://example.com/a")
+	if id := s.Append([]*pxperfv1.Entry{again})[0]; id != 3 {
+		t.Errorf("second use of r1 got id %d, want a new id 3", id)
+	}
+}
+
+// An error that arrives after a status keeps the status.
+func TestErrorNeverOverwritesStatus(t *testing.T) {
+	s := mustNew(t, Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30})
+	id := s.Append([]*pxperfv1.Entry{pendingEntry("r", "http://example.com/big")})[0]
+
+	headers := pendingEntry("r", "http://example.com/big")
+	headers.StatusCode = 200
+	headers.State = pxperfv1.EntryState_ENTRY_STATE_PENDING // body still streaming
+	s.Append([]*pxperfv1.Entry{headers})
+
+	failed := pendingEntry("r", "http://example.com/big")
+	failed.State = pxperfv1.EntryState_ENTRY_STATE_FAILED
+	failed.Error = &pxperfv1.EntryError{Kind: pxperfv1.ErrorKind_ERROR_KIND_CLIENT_CLOSED, Message: "client went away"}
+	if got := s.Append([]*pxperfv1.Entry{failed})[0]; got != id {
+		t.Fatalf("error update got id %d, want %d", got, id)
+	}
+	e, _ := s.Entry(id)
+	if e.StatusCode != 200 || e.State != pxperfv1.EntryState_ENTRY_STATE_FAILED || e.GetError().GetKind() != pxperfv1.ErrorKind_ERROR_KIND_CLIENT_CLOSED {
+		t.Errorf("entry = status %d state %v error %v; want 200, FAILED, CLIENT_CLOSED", e.StatusCode, e.State, e.Error)
+	}
+	if s.Stats().Completed != 2 {
+		t.Errorf("Completed = %d, want 2", s.Stats().Completed)
+	}
+}
+
+// A completion whose pending entry was evicted is stored as a new entry.
+func TestCompletionAfterEviction(t *testing.T) {
+	s := mustNew(t, Config{MaxEntries: 2, MaxMemoryBytes: 1 << 30})
+	s.Append([]*pxperfv1.Entry{pendingEntry("r", "http://example.com/x")})
+	s.Append(entries(2)) // evicts the pending entry
+	done := newEntry("GET", "http://example.com/x", 204)
+	done.RequestId = "r"
+	if id := s.Append([]*pxperfv1.Entry{done})[0]; id != 4 {
+		t.Errorf("completion of an evicted entry got id %d, want new id 4", id)
+	}
+	if s.Stats().Completed != 0 {
+		t.Errorf("Completed = %d, want 0", s.Stats().Completed)
+	}
+}
+
+func TestReadUpdates(t *testing.T) {
+	s := mustNew(t, Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30})
+	cursor := s.UpdateCursor()
+	s.Append([]*pxperfv1.Entry{
+		pendingEntry("a", "http://example.com/a"), // 1
+		pendingEntry("b", "http://example.com/b"), // 2
+		pendingEntry("c", "http://example.com/c"), // 3
+	})
+	complete := func(rid string, status int32) {
+		e := newEntry("GET", "http://example.com/"+rid, status)
+		e.RequestId = rid
+		s.Append([]*pxperfv1.Entry{e})
+	}
+	complete("c", 500)
+	complete("a", 200)
+	complete("b", 404)
+
+	u := s.ReadUpdates(cursor, 3, 10, nil, nil)
+	if fmt.Sprint(ids(u.Entries)) != "[1 2]" || u.Next != cursor+3 || u.Lost != 0 {
+		t.Errorf("below 3: ids %v next %d lost %d; want [1 2], %d, 0", ids(u.Entries), u.Next, u.Lost, cursor+3)
+	}
+	if u.Entries[0].StatusCode != 200 {
+		t.Errorf("update carries status %d, want the latest, 200", u.Entries[0].StatusCode)
+	}
+	clientErrors := func(e *pxperfv1.Entry) bool { return e.StatusCode >= 400 }
+	u = s.ReadUpdates(cursor, 10, 10, clientErrors, nil)
+	if fmt.Sprint(ids(u.Entries)) != "[3 2]" {
+		t.Errorf("filtered: ids %v, want [3 2] in the order they changed", ids(u.Entries))
+	}
+	u = s.ReadUpdates(cursor, 10, 1, nil, nil)
+	if len(u.Entries) != 1 || u.Next != cursor+1 {
+		t.Errorf("max 1: %d entries, next %d", len(u.Entries), u.Next)
+	}
+}
+
+func TestReadUpdatesReportsLost(t *testing.T) {
+	const n = updateLog + 5
+	s := mustNew(t, Config{MaxEntries: n, MaxMemoryBytes: 1 << 40})
+	cursor := s.UpdateCursor()
+	batch := make([]*pxperfv1.Entry, n)
+	for i := range batch {
+		batch[i] = pendingEntry(fmt.Sprint(i), "http://example.com/")
+	}
+	s.Append(batch)
+	for i := range batch {
+		e := newEntry("GET", "http://example.com/", 200)
+		e.RequestId = fmt.Sprint(i)
+		batch[i] = e
+	}
+	s.Append(batch)
+	u := s.ReadUpdates(cursor, n+1, 1, nil, nil)
+	if u.Lost != 5 || len(u.Entries) != 1 || u.Entries[0].Id != 6 {
+		t.Errorf("lost %d, first id %v; want 5 lost and id 6 next", u.Lost, ids(u.Entries))
+	}
 }

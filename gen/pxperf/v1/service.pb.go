@@ -904,14 +904,25 @@ func (*SubscribeResponse_Progress) isSubscribeResponse_Event() {}
 
 func (*SubscribeResponse_SnapshotEnd) isSubscribeResponse_Event() {}
 
-// EntryBatch is a batch of entries in id order.
+// EntryBatch is a batch of entries in id order, and of updates to entries
+// the stream has already passed.
 type EntryBatch struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The entries.
+	// The entries, in id order.
 	Entries []*Entry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
 	// The id to resume from after this message (one past the last id this
 	// stream has considered, matching or not).
-	NextId        uint64 `protobuf:"varint,2,opt,name=next_id,json=nextId,proto3" json:"next_id,omitempty"`
+	NextId uint64 `protobuf:"varint,2,opt,name=next_id,json=nextId,proto3" json:"next_id,omitempty"`
+	// Entries with ids below the stream's position that changed since it
+	// passed them (a PENDING entry completed, or failed), in their latest
+	// state and in the order they changed; a UI replaces its row by id. An
+	// entry that did not match the filter before may match now. Entries at or
+	// beyond the position arrive in entries, in their latest state.
+	Updates []*Entry `protobuf:"bytes,3,rep,name=updates,proto3" json:"updates,omitempty"`
+	// Updates this stream could not be told about because it fell too far
+	// behind (more than 65536 updates); re-read them with ListEntries if they
+	// matter. 0 almost always.
+	UpdatesLost   uint64 `protobuf:"varint,4,opt,name=updates_lost,json=updatesLost,proto3" json:"updates_lost,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -956,6 +967,20 @@ func (x *EntryBatch) GetEntries() []*Entry {
 func (x *EntryBatch) GetNextId() uint64 {
 	if x != nil {
 		return x.NextId
+	}
+	return 0
+}
+
+func (x *EntryBatch) GetUpdates() []*Entry {
+	if x != nil {
+		return x.Updates
+	}
+	return nil
+}
+
+func (x *EntryBatch) GetUpdatesLost() uint64 {
+	if x != nil {
+		return x.UpdatesLost
 	}
 	return 0
 }
@@ -2889,11 +2914,13 @@ const file_pxperf_v1_service_proto_rawDesc = "" +
 	"\x03gap\x18\x02 \x01(\v2\x0e.pxperf.v1.GapH\x00R\x03gap\x121\n" +
 	"\bprogress\x18\x03 \x01(\v2\x13.pxperf.v1.ProgressH\x00R\bprogress\x12;\n" +
 	"\fsnapshot_end\x18\x04 \x01(\v2\x16.pxperf.v1.SnapshotEndH\x00R\vsnapshotEndB\a\n" +
-	"\x05event\"Q\n" +
+	"\x05event\"\xa0\x01\n" +
 	"\n" +
 	"EntryBatch\x12*\n" +
 	"\aentries\x18\x01 \x03(\v2\x10.pxperf.v1.EntryR\aentries\x12\x17\n" +
-	"\anext_id\x18\x02 \x01(\x04R\x06nextId\"S\n" +
+	"\anext_id\x18\x02 \x01(\x04R\x06nextId\x12*\n" +
+	"\aupdates\x18\x03 \x03(\v2\x10.pxperf.v1.EntryR\aupdates\x12!\n" +
+	"\fupdates_lost\x18\x04 \x01(\x04R\vupdatesLost\"S\n" +
 	"\x03Gap\x12&\n" +
 	"\x0ffirst_missed_id\x18\x01 \x01(\x04R\rfirstMissedId\x12$\n" +
 	"\x0elast_missed_id\x18\x02 \x01(\x04R\flastMissedId\"@\n" +
@@ -3137,72 +3164,73 @@ var file_pxperf_v1_service_proto_depIdxs = []int32{
 	15, // 10: pxperf.v1.SubscribeResponse.progress:type_name -> pxperf.v1.Progress
 	16, // 11: pxperf.v1.SubscribeResponse.snapshot_end:type_name -> pxperf.v1.SnapshotEnd
 	45, // 12: pxperf.v1.EntryBatch.entries:type_name -> pxperf.v1.Entry
-	46, // 13: pxperf.v1.ListEntriesRequest.filter:type_name -> pxperf.v1.Filter
-	0,  // 14: pxperf.v1.ListEntriesRequest.order:type_name -> pxperf.v1.Order
-	45, // 15: pxperf.v1.ListEntriesResponse.entries:type_name -> pxperf.v1.Entry
-	45, // 16: pxperf.v1.GetEntryResponse.entry:type_name -> pxperf.v1.Entry
-	47, // 17: pxperf.v1.GetStatsResponse.stats:type_name -> pxperf.v1.Stats
-	48, // 18: pxperf.v1.WatchStatsRequest.interval:type_name -> google.protobuf.Duration
-	47, // 19: pxperf.v1.WatchStatsResponse.stats:type_name -> pxperf.v1.Stats
-	49, // 20: pxperf.v1.WatchStatsResponse.alert:type_name -> pxperf.v1.Alert
-	25, // 21: pxperf.v1.WatchStatsResponse.config_changed:type_name -> pxperf.v1.ConfigChanged
-	50, // 22: pxperf.v1.ConfigChanged.changed_fields:type_name -> google.protobuf.FieldMask
-	51, // 23: pxperf.v1.ConfigChanged.config:type_name -> pxperf.v1.Config
-	51, // 24: pxperf.v1.GetConfigResponse.config:type_name -> pxperf.v1.Config
-	51, // 25: pxperf.v1.UpdateConfigRequest.config:type_name -> pxperf.v1.Config
-	50, // 26: pxperf.v1.UpdateConfigRequest.update_mask:type_name -> google.protobuf.FieldMask
-	51, // 27: pxperf.v1.UpdateConfigResponse.config:type_name -> pxperf.v1.Config
-	1,  // 28: pxperf.v1.OptimizeRequest.actions:type_name -> pxperf.v1.OptimizeAction
-	32, // 29: pxperf.v1.OptimizeResponse.results:type_name -> pxperf.v1.OptimizeResult
-	1,  // 30: pxperf.v1.OptimizeResult.action:type_name -> pxperf.v1.OptimizeAction
-	2,  // 31: pxperf.v1.ListResourcesRequest.type:type_name -> pxperf.v1.ResourceType
-	35, // 32: pxperf.v1.ListResourcesResponse.resources:type_name -> pxperf.v1.Resource
-	2,  // 33: pxperf.v1.Resource.type:type_name -> pxperf.v1.ResourceType
-	52, // 34: pxperf.v1.Resource.create_time:type_name -> google.protobuf.Timestamp
-	52, // 35: pxperf.v1.Resource.last_active_time:type_name -> google.protobuf.Timestamp
-	35, // 36: pxperf.v1.CloseResourceResponse.resource:type_name -> pxperf.v1.Resource
-	40, // 37: pxperf.v1.ListLogFilesResponse.files:type_name -> pxperf.v1.LogFile
-	52, // 38: pxperf.v1.LogFile.start_time:type_name -> google.protobuf.Timestamp
-	52, // 39: pxperf.v1.LogFile.end_time:type_name -> google.protobuf.Timestamp
-	42, // 40: pxperf.v1.ReadArchiveRequest.ids:type_name -> pxperf.v1.IdRange
-	43, // 41: pxperf.v1.ReadArchiveRequest.times:type_name -> pxperf.v1.TimeRange
-	46, // 42: pxperf.v1.ReadArchiveRequest.filter:type_name -> pxperf.v1.Filter
-	52, // 43: pxperf.v1.TimeRange.start_time:type_name -> google.protobuf.Timestamp
-	52, // 44: pxperf.v1.TimeRange.end_time:type_name -> google.protobuf.Timestamp
-	45, // 45: pxperf.v1.ReadArchiveResponse.entries:type_name -> pxperf.v1.Entry
-	3,  // 46: pxperf.v1.PerformanceService.Publish:input_type -> pxperf.v1.PublishRequest
-	8,  // 47: pxperf.v1.PerformanceService.PublishStream:input_type -> pxperf.v1.PublishStreamRequest
-	11, // 48: pxperf.v1.PerformanceService.Subscribe:input_type -> pxperf.v1.SubscribeRequest
-	17, // 49: pxperf.v1.PerformanceService.ListEntries:input_type -> pxperf.v1.ListEntriesRequest
-	19, // 50: pxperf.v1.PerformanceService.GetEntry:input_type -> pxperf.v1.GetEntryRequest
-	21, // 51: pxperf.v1.PerformanceService.GetStats:input_type -> pxperf.v1.GetStatsRequest
-	23, // 52: pxperf.v1.PerformanceService.WatchStats:input_type -> pxperf.v1.WatchStatsRequest
-	26, // 53: pxperf.v1.PerformanceService.GetConfig:input_type -> pxperf.v1.GetConfigRequest
-	28, // 54: pxperf.v1.PerformanceService.UpdateConfig:input_type -> pxperf.v1.UpdateConfigRequest
-	30, // 55: pxperf.v1.PerformanceService.Optimize:input_type -> pxperf.v1.OptimizeRequest
-	33, // 56: pxperf.v1.PerformanceService.ListResources:input_type -> pxperf.v1.ListResourcesRequest
-	36, // 57: pxperf.v1.PerformanceService.CloseResource:input_type -> pxperf.v1.CloseResourceRequest
-	38, // 58: pxperf.v1.PerformanceService.ListLogFiles:input_type -> pxperf.v1.ListLogFilesRequest
-	41, // 59: pxperf.v1.PerformanceService.ReadArchive:input_type -> pxperf.v1.ReadArchiveRequest
-	4,  // 60: pxperf.v1.PerformanceService.Publish:output_type -> pxperf.v1.PublishResponse
-	9,  // 61: pxperf.v1.PerformanceService.PublishStream:output_type -> pxperf.v1.PublishStreamResponse
-	12, // 62: pxperf.v1.PerformanceService.Subscribe:output_type -> pxperf.v1.SubscribeResponse
-	18, // 63: pxperf.v1.PerformanceService.ListEntries:output_type -> pxperf.v1.ListEntriesResponse
-	20, // 64: pxperf.v1.PerformanceService.GetEntry:output_type -> pxperf.v1.GetEntryResponse
-	22, // 65: pxperf.v1.PerformanceService.GetStats:output_type -> pxperf.v1.GetStatsResponse
-	24, // 66: pxperf.v1.PerformanceService.WatchStats:output_type -> pxperf.v1.WatchStatsResponse
-	27, // 67: pxperf.v1.PerformanceService.GetConfig:output_type -> pxperf.v1.GetConfigResponse
-	29, // 68: pxperf.v1.PerformanceService.UpdateConfig:output_type -> pxperf.v1.UpdateConfigResponse
-	31, // 69: pxperf.v1.PerformanceService.Optimize:output_type -> pxperf.v1.OptimizeResponse
-	34, // 70: pxperf.v1.PerformanceService.ListResources:output_type -> pxperf.v1.ListResourcesResponse
-	37, // 71: pxperf.v1.PerformanceService.CloseResource:output_type -> pxperf.v1.CloseResourceResponse
-	39, // 72: pxperf.v1.PerformanceService.ListLogFiles:output_type -> pxperf.v1.ListLogFilesResponse
-	44, // 73: pxperf.v1.PerformanceService.ReadArchive:output_type -> pxperf.v1.ReadArchiveResponse
-	60, // [60:74] is the sub-list for method output_type
-	46, // [46:60] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	45, // 13: pxperf.v1.EntryBatch.updates:type_name -> pxperf.v1.Entry
+	46, // 14: pxperf.v1.ListEntriesRequest.filter:type_name -> pxperf.v1.Filter
+	0,  // 15: pxperf.v1.ListEntriesRequest.order:type_name -> pxperf.v1.Order
+	45, // 16: pxperf.v1.ListEntriesResponse.entries:type_name -> pxperf.v1.Entry
+	45, // 17: pxperf.v1.GetEntryResponse.entry:type_name -> pxperf.v1.Entry
+	47, // 18: pxperf.v1.GetStatsResponse.stats:type_name -> pxperf.v1.Stats
+	48, // 19: pxperf.v1.WatchStatsRequest.interval:type_name -> google.protobuf.Duration
+	47, // 20: pxperf.v1.WatchStatsResponse.stats:type_name -> pxperf.v1.Stats
+	49, // 21: pxperf.v1.WatchStatsResponse.alert:type_name -> pxperf.v1.Alert
+	25, // 22: pxperf.v1.WatchStatsResponse.config_changed:type_name -> pxperf.v1.ConfigChanged
+	50, // 23: pxperf.v1.ConfigChanged.changed_fields:type_name -> google.protobuf.FieldMask
+	51, // 24: pxperf.v1.ConfigChanged.config:type_name -> pxperf.v1.Config
+	51, // 25: pxperf.v1.GetConfigResponse.config:type_name -> pxperf.v1.Config
+	51, // 26: pxperf.v1.UpdateConfigRequest.config:type_name -> pxperf.v1.Config
+	50, // 27: pxperf.v1.UpdateConfigRequest.update_mask:type_name -> google.protobuf.FieldMask
+	51, // 28: pxperf.v1.UpdateConfigResponse.config:type_name -> pxperf.v1.Config
+	1,  // 29: pxperf.v1.OptimizeRequest.actions:type_name -> pxperf.v1.OptimizeAction
+	32, // 30: pxperf.v1.OptimizeResponse.results:type_name -> pxperf.v1.OptimizeResult
+	1,  // 31: pxperf.v1.OptimizeResult.action:type_name -> pxperf.v1.OptimizeAction
+	2,  // 32: pxperf.v1.ListResourcesRequest.type:type_name -> pxperf.v1.ResourceType
+	35, // 33: pxperf.v1.ListResourcesResponse.resources:type_name -> pxperf.v1.Resource
+	2,  // 34: pxperf.v1.Resource.type:type_name -> pxperf.v1.ResourceType
+	52, // 35: pxperf.v1.Resource.create_time:type_name -> google.protobuf.Timestamp
+	52, // 36: pxperf.v1.Resource.last_active_time:type_name -> google.protobuf.Timestamp
+	35, // 37: pxperf.v1.CloseResourceResponse.resource:type_name -> pxperf.v1.Resource
+	40, // 38: pxperf.v1.ListLogFilesResponse.files:type_name -> pxperf.v1.LogFile
+	52, // 39: pxperf.v1.LogFile.start_time:type_name -> google.protobuf.Timestamp
+	52, // 40: pxperf.v1.LogFile.end_time:type_name -> google.protobuf.Timestamp
+	42, // 41: pxperf.v1.ReadArchiveRequest.ids:type_name -> pxperf.v1.IdRange
+	43, // 42: pxperf.v1.ReadArchiveRequest.times:type_name -> pxperf.v1.TimeRange
+	46, // 43: pxperf.v1.ReadArchiveRequest.filter:type_name -> pxperf.v1.Filter
+	52, // 44: pxperf.v1.TimeRange.start_time:type_name -> google.protobuf.Timestamp
+	52, // 45: pxperf.v1.TimeRange.end_time:type_name -> google.protobuf.Timestamp
+	45, // 46: pxperf.v1.ReadArchiveResponse.entries:type_name -> pxperf.v1.Entry
+	3,  // 47: pxperf.v1.PerformanceService.Publish:input_type -> pxperf.v1.PublishRequest
+	8,  // 48: pxperf.v1.PerformanceService.PublishStream:input_type -> pxperf.v1.PublishStreamRequest
+	11, // 49: pxperf.v1.PerformanceService.Subscribe:input_type -> pxperf.v1.SubscribeRequest
+	17, // 50: pxperf.v1.PerformanceService.ListEntries:input_type -> pxperf.v1.ListEntriesRequest
+	19, // 51: pxperf.v1.PerformanceService.GetEntry:input_type -> pxperf.v1.GetEntryRequest
+	21, // 52: pxperf.v1.PerformanceService.GetStats:input_type -> pxperf.v1.GetStatsRequest
+	23, // 53: pxperf.v1.PerformanceService.WatchStats:input_type -> pxperf.v1.WatchStatsRequest
+	26, // 54: pxperf.v1.PerformanceService.GetConfig:input_type -> pxperf.v1.GetConfigRequest
+	28, // 55: pxperf.v1.PerformanceService.UpdateConfig:input_type -> pxperf.v1.UpdateConfigRequest
+	30, // 56: pxperf.v1.PerformanceService.Optimize:input_type -> pxperf.v1.OptimizeRequest
+	33, // 57: pxperf.v1.PerformanceService.ListResources:input_type -> pxperf.v1.ListResourcesRequest
+	36, // 58: pxperf.v1.PerformanceService.CloseResource:input_type -> pxperf.v1.CloseResourceRequest
+	38, // 59: pxperf.v1.PerformanceService.ListLogFiles:input_type -> pxperf.v1.ListLogFilesRequest
+	41, // 60: pxperf.v1.PerformanceService.ReadArchive:input_type -> pxperf.v1.ReadArchiveRequest
+	4,  // 61: pxperf.v1.PerformanceService.Publish:output_type -> pxperf.v1.PublishResponse
+	9,  // 62: pxperf.v1.PerformanceService.PublishStream:output_type -> pxperf.v1.PublishStreamResponse
+	12, // 63: pxperf.v1.PerformanceService.Subscribe:output_type -> pxperf.v1.SubscribeResponse
+	18, // 64: pxperf.v1.PerformanceService.ListEntries:output_type -> pxperf.v1.ListEntriesResponse
+	20, // 65: pxperf.v1.PerformanceService.GetEntry:output_type -> pxperf.v1.GetEntryResponse
+	22, // 66: pxperf.v1.PerformanceService.GetStats:output_type -> pxperf.v1.GetStatsResponse
+	24, // 67: pxperf.v1.PerformanceService.WatchStats:output_type -> pxperf.v1.WatchStatsResponse
+	27, // 68: pxperf.v1.PerformanceService.GetConfig:output_type -> pxperf.v1.GetConfigResponse
+	29, // 69: pxperf.v1.PerformanceService.UpdateConfig:output_type -> pxperf.v1.UpdateConfigResponse
+	31, // 70: pxperf.v1.PerformanceService.Optimize:output_type -> pxperf.v1.OptimizeResponse
+	34, // 71: pxperf.v1.PerformanceService.ListResources:output_type -> pxperf.v1.ListResourcesResponse
+	37, // 72: pxperf.v1.PerformanceService.CloseResource:output_type -> pxperf.v1.CloseResourceResponse
+	39, // 73: pxperf.v1.PerformanceService.ListLogFiles:output_type -> pxperf.v1.ListLogFilesResponse
+	44, // 74: pxperf.v1.PerformanceService.ReadArchive:output_type -> pxperf.v1.ReadArchiveResponse
+	61, // [61:75] is the sub-list for method output_type
+	47, // [47:61] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_pxperf_v1_service_proto_init() }

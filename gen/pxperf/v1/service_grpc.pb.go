@@ -51,9 +51,12 @@ const (
 // missing part, for features this server does not have yet.
 type PerformanceServiceClient interface {
 	// Publish accepts a batch of entries and returns one result per entry, in
-	// order: the id assigned, or why that entry was rejected. A rejected entry
-	// does not stop the others. The request as a whole is refused only when it
-	// is empty or too large.
+	// order: the id assigned, or why that entry was rejected. An entry whose
+	// request_id is that of a PENDING entry still in memory completes it: it
+	// replaces that entry under the same id (keeping its status code, request
+	// headers, timings and body where the new one has none) and subscribers
+	// get it as an update. A rejected entry does not stop the others. The
+	// request as a whole is refused only when it is empty or too large.
 	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error)
 	// PublishStream is Publish for high-rate producers: send any number of
 	// batches, close the stream, get one summary.
@@ -291,9 +294,12 @@ type PerformanceService_ReadArchiveClient = grpc.ServerStreamingClient[ReadArchi
 // missing part, for features this server does not have yet.
 type PerformanceServiceServer interface {
 	// Publish accepts a batch of entries and returns one result per entry, in
-	// order: the id assigned, or why that entry was rejected. A rejected entry
-	// does not stop the others. The request as a whole is refused only when it
-	// is empty or too large.
+	// order: the id assigned, or why that entry was rejected. An entry whose
+	// request_id is that of a PENDING entry still in memory completes it: it
+	// replaces that entry under the same id (keeping its status code, request
+	// headers, timings and body where the new one has none) and subscribers
+	// get it as an update. A rejected entry does not stop the others. The
+	// request as a whole is refused only when it is empty or too large.
 	Publish(context.Context, *PublishRequest) (*PublishResponse, error)
 	// PublishStream is Publish for high-rate producers: send any number of
 	// batches, close the stream, get one summary.

@@ -211,7 +211,8 @@ type StoreStats struct {
 	OldestId uint64 `protobuf:"varint,5,opt,name=oldest_id,json=oldestId,proto3" json:"oldest_id,omitempty"`
 	// Id of the newest entry ever accepted; 0 before the first.
 	NewestId uint64 `protobuf:"varint,6,opt,name=newest_id,json=newestId,proto3" json:"newest_id,omitempty"`
-	// Entries accepted since start.
+	// New entries accepted since start (completions are counted in
+	// completed).
 	Accepted uint64 `protobuf:"varint,7,opt,name=accepted,proto3" json:"accepted,omitempty"`
 	// Entries rejected since start (bad input).
 	Rejected uint64 `protobuf:"varint,8,opt,name=rejected,proto3" json:"rejected,omitempty"`
@@ -228,6 +229,8 @@ type StoreStats struct {
 	// not yet fallen below memory.low_water: the store evicts at each check
 	// while it holds.
 	UnderPressure bool `protobuf:"varint,13,opt,name=under_pressure,json=underPressure,proto3" json:"under_pressure,omitempty"`
+	// PENDING entries completed by a later entry with their request_id.
+	Completed     uint64 `protobuf:"varint,14,opt,name=completed,proto3" json:"completed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -351,6 +354,13 @@ func (x *StoreStats) GetUnderPressure() bool {
 		return x.UnderPressure
 	}
 	return false
+}
+
+func (x *StoreStats) GetCompleted() uint64 {
+	if x != nil {
+		return x.Completed
+	}
+	return 0
 }
 
 // ArchiveStats describes the archive.
@@ -1082,7 +1092,7 @@ const file_pxperf_v1_stats_proto_rawDesc = "" +
 	"\tresources\x18\x06 \x01(\v2\x18.pxperf.v1.ResourceStatsR\tresources\x121\n" +
 	"\aprocess\x18\a \x01(\v2\x17.pxperf.v1.ProcessStatsR\aprocess\x12&\n" +
 	"\x05score\x18\b \x01(\v2\x10.pxperf.v1.ScoreR\x05score\x125\n" +
-	"\ractive_alerts\x18\t \x03(\v2\x10.pxperf.v1.AlertR\factiveAlerts\"\xc8\x03\n" +
+	"\ractive_alerts\x18\t \x03(\v2\x10.pxperf.v1.AlertR\factiveAlerts\"\xe6\x03\n" +
 	"\n" +
 	"StoreStats\x12\x18\n" +
 	"\aentries\x18\x01 \x01(\x04R\aentries\x12\x14\n" +
@@ -1099,7 +1109,8 @@ const file_pxperf_v1_stats_proto_rawDesc = "" +
 	" \x01(\x04R\x0eevictedByBytes\x12.\n" +
 	"\x13evicted_by_pressure\x18\v \x01(\x04R\x11evictedByPressure\x12)\n" +
 	"\x10truncated_bodies\x18\f \x01(\x04R\x0ftruncatedBodies\x12%\n" +
-	"\x0eunder_pressure\x18\r \x01(\bR\runderPressure\"\xa7\x04\n" +
+	"\x0eunder_pressure\x18\r \x01(\bR\runderPressure\x12\x1c\n" +
+	"\tcompleted\x18\x0e \x01(\x04R\tcompleted\"\xa7\x04\n" +
 	"\fArchiveStats\x12'\n" +
 	"\x0fentries_written\x18\x01 \x01(\x04R\x0eentriesWritten\x12#\n" +
 	"\rbytes_written\x18\x02 \x01(\x04R\fbytesWritten\x12\x14\n" +
