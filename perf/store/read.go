@@ -89,6 +89,12 @@ type Query struct {
 	After uint64
 	// Limit is the most entries returned. Required: at least 1.
 	Limit int
+	// Key, when not empty, names Match so that the store can keep the view
+	// it selects between calls and bring it up to date incrementally: a UI
+	// scrolling through a filtered view pays the full pass once. Queries with
+	// the same Key must have equivalent matchers (the service uses the
+	// filter's deterministic encoding).
+	Key string
 }
 
 // Page is a window of a view.
@@ -105,7 +111,8 @@ type Page struct {
 
 // List returns a window of the view of held entries selected by q. Without
 // a matcher the window is found in O(Limit); with one, the view is counted
-// in one pass over the held entries.
+// in one pass over the held entries, or, with a Key, brought up to date
+// from the last call with that key in O(new entries + completions).
 func (s *Store) List(q Query) Page {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -115,6 +122,12 @@ func (s *Store) List(q Query) Page {
 		return p
 	}
 	p.OldestID, p.NewestID = s.firstID, s.nextID-1
+	if q.Match != nil && q.Key != "" {
+		s.views.mu.Lock()
+		defer s.views.mu.Unlock()
+		s.windowLocked(s.viewLocked(q.Key, q.Match).ids, q, &p)
+		return p
+	}
 
 	// pos walks the view's order: ids ascending or descending.
 	at := func(pos int) *pxperfv1.Entry {

@@ -144,6 +144,8 @@ type Store struct {
 	updates    []uint64          // ring of ids completed, indexed by update sequence
 	updateNext uint64            // sequence of the next update
 
+	views views // filtered views kept for List; see Query.Key
+
 	// observers are called after evictions; replaced, never modified, so a
 	// copy of the slice header can be used outside the lock.
 	observers []*observer
