@@ -547,12 +547,17 @@ func TestPublishRejectsPerEntry(t *testing.T) {
 	ctx := testContext(t)
 	negative := entry("GET", "http://example.com/t", 200)
 	negative.Timings = &pxperfv1.Timings{Total: durationpb.New(-time.Second)}
+	huge := entry("GET", "http://example.com/huge", 200)
+	for range 80 { // 1.3 MiB of headers, each within its own limit
+		huge.RequestHeaders = append(huge.RequestHeaders, &pxperfv1.Header{Name: "X-Big", Value: strings.Repeat("v", 16384)})
+	}
 	results, err := h.client.Publish(ctx,
 		entry("GET", "http://example.com/ok", 200),
 		entry("BREW", "coffee://pot", 418),
 		entry("get", "http://example.com/lower", 200),
 		negative,
 		&pxperfv1.Entry{Method: "GET", Url: "http://example.com/no-time"},
+		huge,
 		entry("GET", "http://example.com/ok2", 200),
 	)
 	if err != nil {
@@ -572,11 +577,12 @@ func TestPublishRejectsPerEntry(t *testing.T) {
 	}
 	want := []fate{
 		{ID: 1},
-		{ID: 2}, // an unknown method token and scheme are still a valid request record
-		{Fields: []string{"method"}},
+		{Fields: []string{"method"}}, // not a registered method
+		{Fields: []string{"method"}}, // lower case
 		{Fields: []string{"timings.total"}},
 		{Fields: []string{"start_time"}},
-		{ID: 3},
+		{Fields: []string{"request_headers"}}, // over the 1 MiB entry limit
+		{ID: 2},
 	}
 	if diff := cmp.Diff(got, want); diff != "" {
 		t.Errorf("results (-got +want):\n%s", diff)

@@ -34,9 +34,18 @@ var AlwaysRedacted = []string{"authorization", "proxy-authorization", "cookie", 
 // Redacted replaces the value of a redacted header.
 const Redacted = "[REDACTED]"
 
+// MaxEntryBytes bounds the accounted size of one entry without its
+// response body (URL, headers and other strings, see [Size]): 1 MiB. Bodies
+// are truncated to the configured size instead.
+const MaxEntryBytes = 1 << 20
+
 // Check applies the rules that the proto annotations cannot express. The
 // annotations themselves are checked at the service edge.
 func Check(e *pxperfv1.Entry) error {
+	if n := Size(e) - int64(len(e.GetResponseBody().GetData())); n > MaxEntryBytes {
+		field := largestPart(e)
+		return &EntryError{Field: field, Reason: fmt.Sprintf("the entry is %d bytes without its body, over the limit of %d; trim %s", n, MaxEntryBytes, field)}
+	}
 	if e.GetTunnel() || e.GetMethod() == "CONNECT" {
 		if _, _, err := net.SplitHostPort(e.GetUrl()); err != nil {
 			return &EntryError{Field: "url", Reason: fmt.Sprintf("a CONNECT or tunnel entry needs host:port, got %q", e.GetUrl())}
@@ -90,6 +99,32 @@ func Normalize(e *pxperfv1.Entry, maxBody int, redact []string) (truncated bool)
 		}
 	}
 	return truncated
+}
+
+// largestPart names the field that makes up most of e's size without its
+// body.
+func largestPart(e *pxperfv1.Entry) string {
+	headers := func(hs []*pxperfv1.Header) (n int) {
+		for _, h := range hs {
+			n += headerOverhead + len(h.Name) + len(h.Value)
+		}
+		return n
+	}
+	parts := []struct {
+		field string
+		size  int
+	}{
+		{"url", len(e.GetUrl())},
+		{"request_headers", headers(e.GetRequestHeaders())},
+		{"response_headers", headers(e.GetResponseHeaders())},
+	}
+	biggest := parts[0]
+	for _, p := range parts[1:] {
+		if p.size > biggest.size {
+			biggest = p
+		}
+	}
+	return biggest.field
 }
 
 func derivePriority(e *pxperfv1.Entry) pxperfv1.Priority {

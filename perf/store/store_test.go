@@ -164,6 +164,16 @@ func TestIngestRules(t *testing.T) {
 	}
 }
 
+// bigHeaders returns an entry whose response headers make it larger than
+// MaxEntryBytes, each header within the proto's limits.
+func bigHeaders() *pxperfv1.Entry {
+	e := newEntry("GET", "http://example.com/", 200)
+	for range 80 {
+		e.ResponseHeaders = append(e.ResponseHeaders, &pxperfv1.Header{Name: "X-Big", Value: strings.Repeat("v", 16384)})
+	}
+	return e
+}
+
 func TestCheck(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -176,6 +186,7 @@ func TestCheck(t *testing.T) {
 		{"relative url", newEntry("GET", "/path", 0), true},
 		{"unparsable url", newEntry("GET", "http://[::1", 0), true},
 		{"no scheme", newEntry("GET", "example.com/x", 0), true},
+		{"headers over the entry limit", bigHeaders(), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -183,9 +194,13 @@ func TestCheck(t *testing.T) {
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Check = %v, wantErr %v", err, tt.wantErr)
 			}
+			wantField := "url"
+			if strings.HasPrefix(tt.name, "headers") {
+				wantField = "response_headers"
+			}
 			var ee *EntryError
-			if err != nil && (!errors.As(err, &ee) || ee.Field != "url" || !errors.Is(err, ErrInvalidEntry)) {
-				t.Errorf("Check error %v does not name the url field", err)
+			if err != nil && (!errors.As(err, &ee) || ee.Field != wantField || !errors.Is(err, ErrInvalidEntry)) {
+				t.Errorf("Check error %v does not name the %s field", err, wantField)
 			}
 		})
 	}

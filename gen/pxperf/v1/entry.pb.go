@@ -459,7 +459,10 @@ func (ErrorKind) EnumDescriptor() ([]byte, []int) {
 //
 // The rules on an entry are checked one entry at a time when it is
 // published: a bad entry is rejected with the field it breaks, the others in
-// the same request are still accepted.
+// the same request are still accepted. Besides the rules on each field, url
+// must be absolute (scheme://host…), or host:port for a tunnel, and an
+// entry's strings and headers together (everything but the body, which is
+// truncated instead) must stay within 1 MiB.
 type Entry struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Sequence id assigned by pxperf when the entry is accepted: strictly
@@ -472,7 +475,9 @@ type Entry struct {
 	// When the proxy received the request. Required; the server does not
 	// substitute its own clock.
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
-	// HTTP method token, upper case, for example GET or CONNECT. Required.
+	// HTTP method, upper case: one registered in the IANA HTTP Method Registry
+	// (GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH, the
+	// WebDAV methods, QUERY…). Required.
 	Method string `protobuf:"bytes,4,opt,name=method,proto3" json:"method,omitempty"`
 	// Absolute request URL (scheme://host[:port]/path?query), or host:port for a
 	// CONNECT tunnel. Required; at most 8192 bytes.
@@ -1269,14 +1274,18 @@ var File_pxperf_v1_entry_proto protoreflect.FileDescriptor
 
 const file_pxperf_v1_entry_proto_rawDesc = "" +
 	"\n" +
-	"\x15pxperf/v1/entry.proto\x12\tpxperf.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb1\t\n" +
+	"\x15pxperf/v1/entry.proto\x12\tpxperf.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\f\n" +
 	"\x05Entry\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12'\n" +
 	"\n" +
 	"request_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\x01R\trequestId\x12A\n" +
 	"\n" +
-	"start_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\tstartTime\x125\n" +
-	"\x06method\x18\x04 \x01(\tB\x1d\xbaH\x1ar\x18\x10\x01\x18 2\x12^[A-Z][A-Z0-9_-]*$R\x06method\x12\x1c\n" +
+	"start_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\tstartTime\x12\x84\x03\n" +
+	"\x06method\x18\x04 \x01(\tB\xeb\x02\xbaH\xe7\x02r\xe4\x02R\x03GETR\x04HEADR\x04POSTR\x03PUTR\x06DELETER\aCONNECTR\aOPTIONSR\x05TRACER\x05PATCHR\bPROPFINDR\tPROPPATCHR\x05MKCOLR\x04COPYR\x04MOVER\x04LOCKR\x06UNLOCKR\x06SEARCHR\x06REPORTR\x03ACLR\x04BINDR\x06UNBINDR\x06REBINDR\x04LINKR\x06UNLINKR\n" +
+	"MKCALENDARR\rMKREDIRECTREFR\x11UPDATEREDIRECTREFR\n" +
+	"ORDERPATCHR\aCHECKINR\bCHECKOUTR\n" +
+	"UNCHECKOUTR\x0fVERSION-CONTROLR\x10BASELINE-CONTROLR\vMKWORKSPACER\n" +
+	"MKACTIVITYR\x05MERGER\x06UPDATER\x05LABELR\x05QUERYR\x03PRIR\x06method\x12\x1c\n" +
 	"\x03url\x18\x05 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01(\x80@R\x03url\x12\x1c\n" +
 	"\x04host\x18\x06 \x01(\tB\b\xbaH\x05r\x03(\xff\x01R\x04host\x12\x16\n" +
