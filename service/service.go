@@ -47,8 +47,10 @@ type Service struct {
 	stopWorkers context.CancelFunc // stops the background workers
 	workers     sync.WaitGroup
 
-	mu  sync.RWMutex
-	cfg *pxperfv1.Config // effective config; replaced, never modified
+	cfgMu        sync.Mutex // serialises UpdateConfig
+	mu           sync.RWMutex
+	cfg          *pxperfv1.Config // effective config; replaced, never modified
+	cfgObservers []func(*pxperfv1.Config)
 
 	subscribers sync.WaitGroup
 	subCount    atomic.Int64  // open Subscribe streams
@@ -426,11 +428,6 @@ func (s *Service) GetStats(context.Context, *pxperfv1.GetStatsRequest) (*pxperfv
 // WatchStats implements pxperfv1.PerformanceServiceServer.
 func (s *Service) WatchStats(*pxperfv1.WatchStatsRequest, grpc.ServerStreamingServer[pxperfv1.WatchStatsResponse]) error {
 	return unimplemented("WatchStats", "performance monitor (issue 7)")
-}
-
-// UpdateConfig implements pxperfv1.PerformanceServiceServer.
-func (s *Service) UpdateConfig(context.Context, *pxperfv1.UpdateConfigRequest) (*pxperfv1.UpdateConfigResponse, error) {
-	return nil, unimplemented("UpdateConfig", "live config of the performance monitor (issue 7)")
 }
 
 // Optimize implements pxperfv1.PerformanceServiceServer.

@@ -27,20 +27,16 @@ func (s *Service) Subscribe(req *pxperfv1.SubscribeRequest, stream grpc.ServerSt
 	s.subCount.Add(1)
 	defer s.subCount.Add(-1)
 
-	tc := s.config().GetThrottle()
-	rate := limit(req.GetMaxUpdatesPerSecond(), tc.GetMaxUpdatesPerSecond())
-	pacer, err := throttle.NewPacer(int(rate))
-	if err != nil {
-		return toStatus(err)
-	}
 	sub := &subscription{
-		svc:       s,
-		stream:    stream,
-		match:     match,
-		batch:     int(limit(req.GetMaxBatchSize(), tc.GetMaxBatchSize())),
-		bodies:    req.GetIncludeBodies(),
-		pacer:     pacer,
-		heartbeat: tc.GetHeartbeatInterval().AsDuration(),
+		svc:    s,
+		stream: stream,
+		req:    req,
+		match:  match,
+		bodies: req.GetIncludeBodies(),
+		pacer:  &throttle.Pacer{},
+	}
+	if err := sub.refresh(); err != nil {
+		return err
 	}
 	if err := sub.position(req); err != nil {
 		return err
@@ -57,18 +53,38 @@ func limit(asked, server uint32) uint32 {
 }
 
 type subscription struct {
-	svc       *Service
-	stream    grpc.ServerStreamingServer[pxperfv1.SubscribeResponse]
-	match     store.Matcher
-	batch     int
-	bodies    bool
+	svc    *Service
+	stream grpc.ServerStreamingServer[pxperfv1.SubscribeResponse]
+	req    *pxperfv1.SubscribeRequest
+	match  store.Matcher
+	bodies bool
+
+	// From the server's throttle config, which may change live: see refresh.
+	tc        *pxperfv1.ThrottleConfig
 	pacer     *throttle.Pacer
+	batch     int
 	heartbeat time.Duration
 
 	next        uint64 // cursor: the next id to examine
 	updates     uint64 // cursor into the store's completions
 	snapshotEnd uint64 // while not zero, the id at which the snapshot ends
 	buf, ubuf   []*pxperfv1.Entry
+}
+
+// refresh applies the server's throttle config when it has changed: an
+// open stream follows UpdateConfig from its next message on.
+func (sub *subscription) refresh() error {
+	tc := sub.svc.config().GetThrottle()
+	if tc == sub.tc { // configs are replaced, never modified
+		return nil
+	}
+	sub.tc = tc
+	if err := sub.pacer.SetRate(int(limit(sub.req.GetMaxUpdatesPerSecond(), tc.GetMaxUpdatesPerSecond()))); err != nil {
+		return toStatus(err)
+	}
+	sub.batch = int(limit(sub.req.GetMaxBatchSize(), tc.GetMaxBatchSize()))
+	sub.heartbeat = tc.GetHeartbeatInterval().AsDuration()
+	return nil
 }
 
 // position sets the cursor from the request's start.
@@ -99,16 +115,12 @@ func (sub *subscription) position(req *pxperfv1.SubscribeRequest) error {
 func (sub *subscription) run() error {
 	ctx := sub.stream.Context()
 	st := sub.svc.store
-	var heartbeat *time.Timer
-	if sub.heartbeat > 0 {
-		heartbeat = time.NewTimer(sub.heartbeat)
-		defer heartbeat.Stop()
-	}
-	var heartbeatc <-chan time.Time
-	if heartbeat != nil {
-		heartbeatc = heartbeat.C
-	}
+	heartbeat := time.NewTimer(sub.heartbeat)
+	defer heartbeat.Stop()
 	for {
+		if err := sub.refresh(); err != nil {
+			return err
+		}
 		changed := st.Changed() // before reading, so no append is missed
 		r, err := st.ReadFrom(sub.next, sub.batch, sub.match, sub.buf)
 		if err != nil {
@@ -133,9 +145,7 @@ func (sub *subscription) run() error {
 			if err := sub.sendBatch(entries, u); err != nil {
 				return err
 			}
-			if heartbeat != nil {
-				heartbeat.Reset(sub.heartbeat)
-			}
+			heartbeat.Reset(sub.heartbeat)
 		}
 		if sub.snapshotEnd != 0 && sub.next >= sub.snapshotEnd {
 			sub.snapshotEnd = 0
@@ -152,7 +162,7 @@ func (sub *subscription) run() error {
 		}
 		select {
 		case <-changed:
-		case <-heartbeatc:
+		case <-heartbeat.C:
 			heartbeat.Reset(sub.heartbeat)
 			if err := sub.stream.Send(&pxperfv1.SubscribeResponse{Event: &pxperfv1.SubscribeResponse_Progress{Progress: &pxperfv1.Progress{
 				NewestId: r.Newest, NextId: sub.next,

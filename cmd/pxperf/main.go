@@ -108,14 +108,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err := config.Validate(validator, cfg); err != nil {
 		return err
 	}
-	if getenv("GOMEMLIMIT") == "" {
-		limit := service.MemoryLimit(cfg)
-		debug.SetMemoryLimit(limit)
-		log.Info("Go soft memory limit set from the memory budget", "limit_bytes", limit)
-	} else {
-		log.Info("Go soft memory limit kept from GOMEMLIMIT", "GOMEMLIMIT", getenv("GOMEMLIMIT"))
-	}
-	return serveConfig(ctx, cfg, log)
+	return serveConfig(ctx, cfg, log, getenv("GOMEMLIMIT") == "")
+}
+
+// setMemoryLimit sets the Go soft memory limit from cfg's memory budget.
+func setMemoryLimit(cfg *pxperfv1.Config, log *slog.Logger) {
+	limit := service.MemoryLimit(cfg)
+	debug.SetMemoryLimit(limit)
+	log.Info("Go soft memory limit set from the memory budget", "limit_bytes", limit)
 }
 
 // applyEnv sets each flag not given on the command line from PXPERF_<NAME>.
@@ -137,7 +137,10 @@ func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
 	return err
 }
 
-func serveConfig(ctx context.Context, cfg *pxperfv1.Config, log *slog.Logger) error {
+// serveConfig serves cfg until ctx ends. With memLimit, it keeps the Go soft
+// memory limit in step with the memory budget, also when UpdateConfig
+// changes it; without (GOMEMLIMIT is set), the operator's limit stands.
+func serveConfig(ctx context.Context, cfg *pxperfv1.Config, log *slog.Logger, memLimit bool) error {
 	lis, err := net.Listen("tcp", cfg.GetServer().GetListenAddress())
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -146,6 +149,12 @@ func serveConfig(ctx context.Context, cfg *pxperfv1.Config, log *slog.Logger) er
 	if err != nil {
 		lis.Close()
 		return err
+	}
+	if memLimit {
+		setMemoryLimit(cfg, log)
+		srv.Service().OnConfigChange(func(c *pxperfv1.Config) { setMemoryLimit(c, log) })
+	} else {
+		log.Info("Go soft memory limit kept from GOMEMLIMIT")
 	}
 	if host, _, _ := net.SplitHostPort(lis.Addr().String()); !net.ParseIP(host).IsLoopback() {
 		log.Warn("listening on a non-loopback address without authentication: anyone who can reach it can read and change everything", "addr", lis.Addr().String())

@@ -20,12 +20,24 @@ type Pacer struct {
 // NewPacer returns a pacer allowing perSecond messages per second, which
 // must be at least 1.
 func NewPacer(perSecond int) (*Pacer, error) {
+	p := &Pacer{}
+	if err := p.SetRate(perSecond); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// SetRate changes the pacer to allow perSecond messages per second, which
+// must be at least 1. The next message is spaced from the last one by the
+// new interval.
+func (p *Pacer) SetRate(perSecond int) error {
 	if perSecond < 1 {
-		return nil, fmt.Errorf("throttle: messages per second must be at least 1, got %d", perSecond)
+		return fmt.Errorf("throttle: messages per second must be at least 1, got %d", perSecond)
 	}
 	// Round up: 1s/30 truncated would let 31 messages into one second.
 	n := time.Duration(perSecond)
-	return &Pacer{interval: (time.Second + n - 1) / n}, nil
+	p.interval = (time.Second + n - 1) / n
+	return nil
 }
 
 // Interval returns the least time between two messages.

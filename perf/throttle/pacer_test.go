@@ -66,3 +66,21 @@ func TestPacerRateCap(t *testing.T) {
 		}
 	}
 }
+
+func TestPacerSetRate(t *testing.T) {
+	p, err := NewPacer(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(0, 0)
+	p.SentAt(t0)
+	if err := p.SetRate(2); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.DelayAt(t0.Add(100 * time.Millisecond)); got != 400*time.Millisecond {
+		t.Errorf("after SetRate(2), DelayAt(t0+100ms) = %v, want 400ms", got)
+	}
+	if err := p.SetRate(0); err == nil || p.Interval() != 500*time.Millisecond {
+		t.Errorf("SetRate(0) = %v, interval %v; want an error and the rate unchanged", err, p.Interval())
+	}
+}
