@@ -25,7 +25,7 @@ import (
 	"github.com/pxperf/pxperf/config"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"github.com/pxperf/pxperf/perf/filter"
-	"github.com/pxperf/pxperf/perf/memstat"
+	"github.com/pxperf/pxperf/perf/procstat"
 	"github.com/pxperf/pxperf/perf/store"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
@@ -53,7 +53,8 @@ type Service struct {
 	cfgObservers []func(*pxperfv1.Config)
 
 	subscribers sync.WaitGroup
-	subCount    atomic.Int64  // open Subscribe streams
+	subSeq      atomic.Uint64 // ids of subscriptions
+	hub         hub
 	rejected    atomic.Uint64 // entries rejected at ingest
 	shutdown    chan struct{} // closed by Shutdown: streams end
 	closeOnce   sync.Once
@@ -76,7 +77,7 @@ func NewService(cfg *pxperfv1.Config, log *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create store: %w", err)
 	}
-	mr, err := memstat.NewReader()
+	mr, err := procstat.NewReader()
 	if err != nil {
 		return nil, err
 	}
@@ -92,6 +93,7 @@ func NewService(cfg *pxperfv1.Config, log *slog.Logger) (*Service, error) {
 		shutdown:    make(chan struct{}),
 	}
 	s.workers.Go(func() { s.watchPressure(ctx) })
+	s.workers.Go(func() { s.sampleLoop(ctx) })
 	return s, nil
 }
 
@@ -117,13 +119,13 @@ func (s *Service) watchPressure(ctx context.Context) {
 	s.store.WatchPressure(ctx, rss, release, onError)
 }
 
-// memReader is a [memstat.Reader] safe for concurrent use.
+// memReader is a [procstat.Reader] safe for concurrent use.
 type memReader struct {
 	mu sync.Mutex
-	r  *memstat.Reader
+	r  *procstat.Reader
 }
 
-func (m *memReader) read() (memstat.Reading, error) {
+func (m *memReader) read() (procstat.Reading, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.r.Read()
@@ -409,7 +411,7 @@ func (s *Service) GetStats(context.Context, *pxperfv1.GetStatsRequest) (*pxperfv
 			TruncatedBodies:   st.TruncatedBodies,
 			UnderPressure:     st.UnderPressure,
 		},
-		Throttle: &pxperfv1.ThrottleStats{Subscribers: uint64(s.subCount.Load())},
+		Throttle: s.throttleStats(st.NewestID),
 	}
 	if r, err := s.mem.read(); err == nil {
 		stats.Process = &pxperfv1.ProcessStats{

@@ -1,7 +1,11 @@
 package service
 
 import (
+	"errors"
 	"fmt"
+	"math"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
@@ -9,14 +13,27 @@ import (
 	"github.com/pxperf/pxperf/perf/throttle"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // Subscribe implements pxperfv1.PerformanceServiceServer.
 //
 // A subscriber is a cursor into the store (the next id it needs), not a
 // queue: publishing never waits on it, and its memory does not grow with
-// its lag. This handler's goroutine is the only one that calls Send.
+// its lag. Its handler goroutine decides what to send and when; one sender
+// goroutine per stream calls Send, so that a Send blocked by a client that
+// does not read can be timed out (throttle.send_timeout).
+//
+// When a message goes out: as soon as the batch holds throttle.batch_size
+// entries or its first entry has waited throttle.batch_timeout, but never
+// sooner than the throttle's interval after the previous message. The
+// interval is at least max(throttle.min_update_interval, 1s /
+// max_updates_per_second) — the hard cap — and grows in adaptive and burst
+// modes. A batch holding an entry at or above throttle.priority_threshold
+// goes out at once, keeping only the hard cap.
 func (s *Service) Subscribe(req *pxperfv1.SubscribeRequest, stream grpc.ServerStreamingServer[pxperfv1.SubscribeResponse]) error {
 	match, err := compileFilter(req.GetFilter())
 	if err != nil {
@@ -24,8 +41,6 @@ func (s *Service) Subscribe(req *pxperfv1.SubscribeRequest, stream grpc.ServerSt
 	}
 	s.subscribers.Add(1)
 	defer s.subscribers.Done()
-	s.subCount.Add(1)
-	defer s.subCount.Add(-1)
 
 	sub := &subscription{
 		svc:    s,
@@ -33,7 +48,12 @@ func (s *Service) Subscribe(req *pxperfv1.SubscribeRequest, stream grpc.ServerSt
 		req:    req,
 		match:  match,
 		bodies: req.GetIncludeBodies(),
+		id:     s.subSeq.Add(1),
+		start:  time.Now(),
 		pacer:  &throttle.Pacer{},
+	}
+	if p, ok := peer.FromContext(stream.Context()); ok {
+		sub.peer = p.Addr.String()
 	}
 	if err := sub.refresh(); err != nil {
 		return err
@@ -41,7 +61,18 @@ func (s *Service) Subscribe(req *pxperfv1.SubscribeRequest, stream grpc.ServerSt
 	if err := sub.position(req); err != nil {
 		return err
 	}
-	return sub.run()
+	s.addSubscription(sub)
+	defer s.removeSubscription(sub)
+
+	sub.sender = s.startSender(stream)
+	defer sub.sender.stop()
+	err = sub.run()
+	if errors.Is(err, errStuck) {
+		s.hub.stuck.Add(1)
+		s.log.Warn("subscriber ended: Send blocked too long", "subscriber", sub.id, "peer", sub.peer, "send_timeout", sub.sendTimeout)
+		return status.Errorf(codes.ResourceExhausted, "this subscriber did not take a message for %v (throttle.send_timeout); resume with start_id %d, reading faster or asking for fewer updates (max_updates_per_second)", sub.sendTimeout, sub.next)
+	}
+	return err
 }
 
 // limit returns asked, or server when asked is 0 or above it.
@@ -58,17 +89,38 @@ type subscription struct {
 	req    *pxperfv1.SubscribeRequest
 	match  store.Matcher
 	bodies bool
+	id     uint64
+	peer   string
+	start  time.Time
+	sender *sender
 
 	// From the server's throttle config, which may change live: see refresh.
-	tc        *pxperfv1.ThrottleConfig
-	pacer     *throttle.Pacer
-	batch     int
-	heartbeat time.Duration
+	tc           *pxperfv1.ThrottleConfig
+	ctl          *throttle.Controller
+	pacer        *throttle.Pacer // spaces messages by the controller's interval
+	batch        int             // most entries in a message
+	batchSize    int             // entries that make a message worth sending at once
+	batchTimeout time.Duration
+	heartbeat    time.Duration
+	sendTimeout  time.Duration
+	priority     pxperfv1.Priority
 
 	next        uint64 // cursor: the next id to examine
 	updates     uint64 // cursor into the store's completions
 	snapshotEnd uint64 // while not zero, the id at which the snapshot ends
+	slow        bool   // the last Send was blocked longer than the floor interval
 	buf, ubuf   []*pxperfv1.Entry
+
+	stats subscriptionStats
+}
+
+// subscriptionStats are read by GetStats while the stream runs.
+type subscriptionStats struct {
+	next, messages, entries   atomic.Uint64
+	throttled, priority, gaps atomic.Uint64
+	blocked, interval         atomic.Int64  // nanoseconds
+	rate                      atomic.Uint64 // float64 bits: messages/s over the last sample
+	lastMessages              uint64        // for rate; only the sampler uses it
 }
 
 // refresh applies the server's throttle config when it has changed: an
@@ -78,13 +130,45 @@ func (sub *subscription) refresh() error {
 	if tc == sub.tc { // configs are replaced, never modified
 		return nil
 	}
-	sub.tc = tc
-	if err := sub.pacer.SetRate(int(limit(sub.req.GetMaxUpdatesPerSecond(), tc.GetMaxUpdatesPerSecond()))); err != nil {
+	own := throttle.Every(int(limit(sub.req.GetMaxUpdatesPerSecond(), tc.GetMaxUpdatesPerSecond())))
+	cfg := throttleConfig(tc)
+	var err error
+	if sub.ctl == nil {
+		sub.ctl, err = throttle.NewController(cfg, own)
+	} else {
+		err = sub.ctl.SetConfig(cfg, own)
+	}
+	if err != nil {
 		return toStatus(err)
 	}
+	sub.tc = tc
+	sub.pacer.SetInterval(sub.ctl.Floor())
 	sub.batch = int(limit(sub.req.GetMaxBatchSize(), tc.GetMaxBatchSize()))
+	sub.batchSize = min(int(tc.GetBatchSize()), sub.batch)
+	sub.batchTimeout = tc.GetBatchTimeout().AsDuration()
 	sub.heartbeat = tc.GetHeartbeatInterval().AsDuration()
+	sub.sendTimeout = tc.GetSendTimeout().AsDuration()
+	sub.priority = tc.GetPriorityThreshold()
 	return nil
+}
+
+// throttleConfig is the controller's view of the throttle config.
+func throttleConfig(tc *pxperfv1.ThrottleConfig) throttle.Config {
+	mode := map[pxperfv1.ThrottleMode]throttle.Mode{
+		pxperfv1.ThrottleMode_THROTTLE_MODE_FIXED:    throttle.Fixed,
+		pxperfv1.ThrottleMode_THROTTLE_MODE_ADAPTIVE: throttle.Adaptive,
+		pxperfv1.ThrottleMode_THROTTLE_MODE_BURST:    throttle.Burst,
+	}[tc.GetMode()]
+	floor := max(tc.GetMinUpdateInterval().AsDuration(), throttle.Every(int(tc.GetMaxUpdatesPerSecond())))
+	return throttle.Config{
+		Mode:           mode,
+		MinInterval:    floor,
+		MaxInterval:    max(throttle.Every(int(tc.GetAdaptiveMinUpdatesPerSecond())), floor),
+		Growth:         tc.GetAdaptiveGrowth(),
+		Shrink:         tc.GetAdaptiveShrink(),
+		BurstThreshold: float64(tc.GetBurstThreshold()),
+		BurstCooldown:  tc.GetBurstCooldown().AsDuration(),
+	}
 }
 
 // position sets the cursor from the request's start.
@@ -108,15 +192,20 @@ func (sub *subscription) position(req *pxperfv1.SubscribeRequest) error {
 		sub.next = next
 	}
 	sub.updates = st.UpdateCursor()
+	sub.stats.next.Store(sub.next)
 	return nil
 }
 
-// run sends until the client leaves, the server shuts down, or Send fails.
+// run sends until the client leaves, the server shuts down, or a Send
+// fails or stays blocked too long.
 func (sub *subscription) run() error {
 	ctx := sub.stream.Context()
 	st := sub.svc.store
 	heartbeat := time.NewTimer(sub.heartbeat)
 	defer heartbeat.Stop()
+	var ready time.Time         // when the pending batch had its first entry; zero when none
+	var throttled bool          // the pending batch has waited for the interval
+	interval := sub.ctl.Floor() // the interval before the next message
 	for {
 		if err := sub.refresh(); err != nil {
 			return err
@@ -128,53 +217,127 @@ func (sub *subscription) run() error {
 		}
 		sub.buf = r.Entries[:0]
 		if r.GapFirst != 0 {
-			if err := sub.stream.Send(&pxperfv1.SubscribeResponse{Event: &pxperfv1.SubscribeResponse_Gap{Gap: &pxperfv1.Gap{
-				FirstMissedId: r.GapFirst, LastMissedId: r.GapLast,
-			}}}); err != nil {
+			if err := sub.sendGap(r.GapFirst, r.GapLast); err != nil {
 				return err
 			}
+			continue // read again from the oldest entry held
 		}
+		entries, next := sub.cutSnapshot(r.Entries, r.Next)
 		// Completions of entries this stream has passed. Read after the
 		// entries, so none falls between the two reads unseen.
-		u := st.ReadUpdates(sub.updates, sub.next, sub.batch, sub.match, sub.ubuf)
+		u := st.ReadUpdates(sub.updates, sub.next, sub.batch-len(entries), sub.match, sub.ubuf)
 		sub.ubuf = u.Entries[:0]
-		sub.updates = u.Next
-		entries, next := sub.cutSnapshot(r.Entries, r.Next)
-		sub.next = next
-		if len(entries) > 0 || len(u.Entries) > 0 || u.Lost > 0 {
-			if err := sub.sendBatch(entries, u); err != nil {
-				return err
+		n := len(entries) + len(u.Entries)
+
+		if n == 0 && u.Lost == 0 {
+			// Nothing to send in what was examined: move past it.
+			ready, throttled = time.Time{}, false
+			sub.advance(next, u.Next)
+			if done, err := sub.endSnapshot(); err != nil || done {
+				if err != nil {
+					return err
+				}
+				continue
 			}
-			heartbeat.Reset(sub.heartbeat)
-		}
-		if sub.snapshotEnd != 0 && sub.next >= sub.snapshotEnd {
-			sub.snapshotEnd = 0
-			if err := sub.stream.Send(&pxperfv1.SubscribeResponse{Event: &pxperfv1.SubscribeResponse_SnapshotEnd{SnapshotEnd: &pxperfv1.SnapshotEnd{NextId: sub.next}}}); err != nil {
-				return err
+			if sub.next <= r.Newest || sub.updates < st.UpdateCursor() {
+				continue // more to examine
 			}
-		}
-		if len(entries) > 0 || len(u.Entries) > 0 || sub.next <= r.Newest || sub.updates < st.UpdateCursor() {
-			// More may be waiting: read again once the pacer allows.
-			if err := sub.wait(sub.pacer.DelayAt(time.Now())); err != nil {
-				return err
+			select {
+			case <-changed:
+			case <-heartbeat.C:
+				heartbeat.Reset(sub.heartbeat)
+				if err := sub.sendMsg(&pxperfv1.SubscribeResponse{Event: &pxperfv1.SubscribeResponse_Progress{Progress: &pxperfv1.Progress{
+					NewestId: r.Newest, NextId: sub.next,
+				}}}); err != nil {
+					return err
+				}
+			case <-ctx.Done():
+				return toStatus(ctx.Err())
+			case <-sub.svc.shutdown:
+				return sub.shutdownErr()
 			}
 			continue
 		}
-		select {
-		case <-changed:
-		case <-heartbeat.C:
-			heartbeat.Reset(sub.heartbeat)
-			if err := sub.stream.Send(&pxperfv1.SubscribeResponse{Event: &pxperfv1.SubscribeResponse_Progress{Progress: &pxperfv1.Progress{
-				NewestId: r.Newest, NextId: sub.next,
-			}}}); err != nil {
+
+		now := time.Now()
+		if ready.IsZero() {
+			ready = now
+		}
+		priority := hasPriority(entries, sub.priority) || hasPriority(u.Entries, sub.priority)
+		full := n >= sub.batchSize || len(entries) == sub.batch
+		wait := interval
+		if priority {
+			wait = sub.ctl.Floor()
+		}
+		sub.pacer.SetInterval(wait)
+		sendAt := now.Add(sub.pacer.DelayAt(now))
+		byInterval := sendAt.After(now)
+		if !full && !priority {
+			if fill := ready.Add(sub.batchTimeout); fill.After(sendAt) {
+				sendAt, byInterval = fill, false
+			}
+		}
+		if sendAt.After(now) {
+			throttled = throttled || byInterval
+			// Until then, only a fuller batch or a priority entry could
+			// change the decision: wake on appends only while neither holds.
+			var wake <-chan struct{}
+			if !full && !priority {
+				wake = changed
+			}
+			if err := sub.waitUntil(sendAt, wake); err != nil {
 				return err
 			}
-		case <-ctx.Done():
-			return toStatus(ctx.Err())
-		case <-sub.svc.shutdown:
-			return sub.shutdownErr()
+			continue // read again: entries may have been completed or added
+		}
+
+		if priority && (!full || interval > sub.ctl.Floor()) {
+			sub.stats.priority.Add(1)
+			sub.svc.hub.priority.Add(1)
+		}
+		if throttled {
+			sub.stats.throttled.Add(1)
+			sub.svc.hub.throttled.Add(1)
+		}
+		sub.advance(next, u.Next)
+		// The interval after this message, chosen before it goes out so that
+		// stats agree with what the client has seen.
+		interval = sub.ctl.Interval(sub.svc.hub.loadNow(), sub.slow, sub.svc.hub.burst.ActiveAt(now))
+		sub.stats.interval.Store(int64(interval))
+		if err := sub.sendBatch(entries, u); err != nil {
+			return err
+		}
+		heartbeat.Reset(sub.heartbeat)
+		ready, throttled = time.Time{}, false
+		if _, err := sub.endSnapshot(); err != nil {
+			return err
 		}
 	}
+}
+
+// advance moves the cursors past what was examined.
+func (sub *subscription) advance(next, updates uint64) {
+	sub.next, sub.updates = next, updates
+	sub.stats.next.Store(next)
+}
+
+// endSnapshot sends the snapshot_end marker once the cursor reaches the end
+// of the snapshot. It reports whether it sent it.
+func (sub *subscription) endSnapshot() (bool, error) {
+	if sub.snapshotEnd == 0 || sub.next < sub.snapshotEnd {
+		return false, nil
+	}
+	sub.snapshotEnd = 0
+	return true, sub.sendMsg(&pxperfv1.SubscribeResponse{Event: &pxperfv1.SubscribeResponse_SnapshotEnd{SnapshotEnd: &pxperfv1.SnapshotEnd{NextId: sub.next}}})
+}
+
+func hasPriority(es []*pxperfv1.Entry, threshold pxperfv1.Priority) bool {
+	for _, e := range es {
+		if e.GetPriority() >= threshold {
+			return true
+		}
+	}
+	return false
 }
 
 // cutSnapshot keeps a batch from crossing the end of the snapshot, so that
@@ -191,6 +354,15 @@ func (sub *subscription) cutSnapshot(es []*pxperfv1.Entry, next uint64) ([]*pxpe
 	return es, sub.snapshotEnd
 }
 
+func (sub *subscription) sendGap(first, last uint64) error {
+	sub.advance(last+1, sub.updates)
+	sub.stats.gaps.Add(1)
+	sub.svc.hub.gaps.Add(1)
+	return sub.sendMsg(&pxperfv1.SubscribeResponse{Event: &pxperfv1.SubscribeResponse_Gap{Gap: &pxperfv1.Gap{
+		FirstMissedId: first, LastMissedId: last,
+	}}})
+}
+
 func (sub *subscription) sendBatch(es []*pxperfv1.Entry, u store.Updates) error {
 	batch := &pxperfv1.EntryBatch{Entries: es, NextId: sub.next, Updates: u.Entries, UpdatesLost: u.Lost}
 	if sub.bodies {
@@ -199,20 +371,43 @@ func (sub *subscription) sendBatch(es []*pxperfv1.Entry, u store.Updates) error 
 		batch.Updates = append([]*pxperfv1.Entry(nil), u.Entries...)
 		sub.svc.addBodies(batch.Updates)
 	}
-	err := sub.stream.Send(&pxperfv1.SubscribeResponse{Event: &pxperfv1.SubscribeResponse_Batch{Batch: batch}})
-	sub.pacer.SentAt(time.Now())
+	n := uint64(len(es) + len(u.Entries))
+	sub.stats.entries.Add(n)
+	sub.svc.hub.entries.Add(n)
+	return sub.sendMsg(&pxperfv1.SubscribeResponse{Event: &pxperfv1.SubscribeResponse_Batch{Batch: batch}})
+}
+
+// sendMsg sends m once the hard rate cap allows, through the sender, and
+// records how long Send was blocked.
+func (sub *subscription) sendMsg(m *pxperfv1.SubscribeResponse) error {
+	sub.pacer.SetInterval(sub.ctl.Floor())
+	if err := sub.waitUntil(time.Now().Add(sub.pacer.DelayAt(time.Now())), nil); err != nil {
+		return err
+	}
+	blocked, err := sub.sender.send(m, sub.sendTimeout)
+	now := time.Now()
+	sub.pacer.SentAt(now)
+	sub.slow = blocked > sub.ctl.Floor()/2
+	sub.stats.blocked.Add(int64(blocked))
+	sub.svc.hub.blocked.Add(int64(blocked))
+	sub.stats.messages.Add(1)
+	sub.svc.hub.messages.Add(1)
 	return err
 }
 
-// wait blocks for d, or until the stream or the server ends.
-func (sub *subscription) wait(d time.Duration) error {
+// waitUntil blocks until t, or until wake fires (nil: never), or the stream
+// or the server ends.
+func (sub *subscription) waitUntil(t time.Time, wake <-chan struct{}) error {
+	d := time.Until(t)
 	if d <= 0 {
 		return nil
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
 	select {
-	case <-t.C:
+	case <-timer.C:
+		return nil
+	case <-wake:
 		return nil
 	case <-sub.stream.Context().Done():
 		return toStatus(sub.stream.Context().Err())
@@ -226,3 +421,69 @@ func (sub *subscription) wait(d time.Duration) error {
 func (sub *subscription) shutdownErr() error {
 	return status.Errorf(codes.Unavailable, "server is shutting down; resume with start_id %d", sub.next)
 }
+
+// snapshot returns the subscription's stats for GetStats.
+func (sub *subscription) snapshot(newest uint64) *pxperfv1.SubscriberStats {
+	next := sub.stats.next.Load()
+	messages := sub.stats.messages.Load()
+	var lag uint64
+	if newest+1 > next {
+		lag = newest + 1 - next
+	}
+	age := time.Since(sub.start).Seconds()
+	return &pxperfv1.SubscriberStats{
+		Id:                 strconv.FormatUint(sub.id, 10),
+		Peer:               sub.peer,
+		StartTime:          timestamppb.New(sub.start),
+		NextId:             next,
+		Lag:                lag,
+		MessagesSent:       messages,
+		EntriesSent:        sub.stats.entries.Load(),
+		MessageRate:        math.Float64frombits(sub.stats.rate.Load()),
+		AverageMessageRate: float64(messages) / max(age, 1e-9),
+		ThrottledIntervals: sub.stats.throttled.Load(),
+		PriorityFlushes:    sub.stats.priority.Load(),
+		Gaps:               sub.stats.gaps.Load(),
+		SendBlocked:        durationpb.New(time.Duration(sub.stats.blocked.Load())),
+		Interval:           durationpb.New(time.Duration(sub.stats.interval.Load())),
+	}
+}
+
+// errStuck is returned by sender.send when Send stays blocked past the
+// timeout.
+var errStuck = errors.New("send blocked past throttle.send_timeout")
+
+// sender owns a stream's Send: one goroutine, one message at a time.
+type sender struct {
+	msgs chan *pxperfv1.SubscribeResponse
+	errc chan error
+}
+
+// startSender starts the stream's sender goroutine; stop ends it once its
+// current Send returns (which happens at the latest when the stream ends).
+func (s *Service) startSender(stream grpc.ServerStreamingServer[pxperfv1.SubscribeResponse]) *sender {
+	snd := &sender{msgs: make(chan *pxperfv1.SubscribeResponse), errc: make(chan error, 1)}
+	s.workers.Go(func() {
+		for m := range snd.msgs {
+			snd.errc <- stream.Send(m)
+		}
+	})
+	return snd
+}
+
+// send hands m to the sender goroutine and waits for Send to return, at
+// most timeout. It returns how long Send took.
+func (snd *sender) send(m *pxperfv1.SubscribeResponse, timeout time.Duration) (time.Duration, error) {
+	start := time.Now()
+	snd.msgs <- m // the goroutine is idle: the previous send was waited for
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case err := <-snd.errc:
+		return time.Since(start), err
+	case <-t.C:
+		return timeout, errStuck
+	}
+}
+
+func (snd *sender) stop() { close(snd.msgs) }

@@ -1,7 +1,7 @@
-// Package memstat reads the memory use of the running process: its resident
-// set size from the operating system (through gopsutil) and the Go
+// Package procstat samples the running process: its resident set size and
+// CPU time from the operating system (through gopsutil), and the Go
 // runtime's heap figures and soft memory limit (through runtime/metrics).
-package memstat
+package procstat
 
 import (
 	"fmt"
@@ -13,7 +13,7 @@ import (
 	"github.com/shirou/gopsutil/v4/process"
 )
 
-// Reading is one sample of the process's memory.
+// Reading is one sample of the process.
 type Reading struct {
 	// Time is when the sample was taken.
 	Time time.Time
@@ -29,6 +29,9 @@ type Reading struct {
 	MemoryLimit uint64
 	// GoTotal is all memory mapped by the Go runtime, in bytes.
 	GoTotal uint64
+	// CPUTime is the CPU time the process has used since it started, user
+	// and system.
+	CPUTime time.Duration
 }
 
 // Names of the runtime/metrics read, in the order of Reader.samples.
@@ -39,7 +42,7 @@ var metricNames = []string{
 	"/memory/classes/total:bytes",
 }
 
-// Reader samples the memory of this process. It keeps one process handle
+// Reader samples this process. It keeps one process handle
 // for its lifetime, so that gopsutil does not look the process up on every
 // read. A Reader is not safe for concurrent use.
 type Reader struct {
@@ -51,11 +54,11 @@ type Reader struct {
 func NewReader() (*Reader, error) {
 	pid := os.Getpid()
 	if pid > math.MaxInt32 {
-		return nil, fmt.Errorf("memstat: pid %d does not fit gopsutil's int32", pid)
+		return nil, fmt.Errorf("procstat: pid %d does not fit gopsutil's int32", pid)
 	}
 	p, err := process.NewProcess(int32(pid))
 	if err != nil {
-		return nil, fmt.Errorf("memstat: open process %d: %w", pid, err)
+		return nil, fmt.Errorf("procstat: open process %d: %w", pid, err)
 	}
 	r := &Reader{proc: p, samples: make([]metrics.Sample, len(metricNames))}
 	for i, n := range metricNames {
@@ -68,7 +71,11 @@ func NewReader() (*Reader, error) {
 func (r *Reader) Read() (Reading, error) {
 	mi, err := r.proc.MemoryInfo()
 	if err != nil {
-		return Reading{}, fmt.Errorf("memstat: read RSS: %w", err)
+		return Reading{}, fmt.Errorf("procstat: read RSS: %w", err)
+	}
+	times, err := r.proc.Times()
+	if err != nil {
+		return Reading{}, fmt.Errorf("procstat: read CPU times: %w", err)
 	}
 	metrics.Read(r.samples)
 	return Reading{
@@ -78,6 +85,7 @@ func (r *Reader) Read() (Reading, error) {
 		HeapGoal:    uint64Of(r.samples[1]),
 		MemoryLimit: uint64Of(r.samples[2]),
 		GoTotal:     uint64Of(r.samples[3]),
+		CPUTime:     time.Duration((times.User + times.System) * float64(time.Second)),
 	}, nil
 }
 

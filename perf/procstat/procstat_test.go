@@ -1,4 +1,4 @@
-package memstat
+package procstat
 
 import (
 	"runtime"
@@ -41,5 +41,28 @@ func TestReadSeesAllocation(t *testing.T) {
 	}
 	if after.HeapLive < before.HeapLive+grow*3/4 {
 		t.Errorf("live heap grew %d bytes, want at least %d", int64(after.HeapLive)-int64(before.HeapLive), grow*3/4)
+	}
+}
+
+// CPU time is real: spinning for a while adds to it.
+func TestReadSeesCPU(t *testing.T) {
+	r, err := NewReader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := r.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := 0
+	for i := range 200_000_000 {
+		x ^= i
+	}
+	after, err := r.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.CPUTime <= before.CPUTime {
+		t.Errorf("CPU time %v then %v after spinning (x=%d), want it to grow", before.CPUTime, after.CPUTime, x)
 	}
 }

@@ -34,10 +34,20 @@ func (p *Pacer) SetRate(perSecond int) error {
 	if perSecond < 1 {
 		return fmt.Errorf("throttle: messages per second must be at least 1, got %d", perSecond)
 	}
-	// Round up: 1s/30 truncated would let 31 messages into one second.
-	n := time.Duration(perSecond)
-	p.interval = (time.Second + n - 1) / n
+	p.interval = Every(perSecond)
 	return nil
+}
+
+// SetInterval changes the least time between two messages; negative
+// means zero.
+func (p *Pacer) SetInterval(d time.Duration) { p.interval = max(d, 0) }
+
+// Every returns the least interval that allows perSecond messages in any
+// one-second window, rounded up: 1s/30 truncated would let 31 messages into
+// one second. perSecond below 1 counts as 1.
+func Every(perSecond int) time.Duration {
+	n := time.Duration(max(perSecond, 1))
+	return (time.Second + n - 1) / n
 }
 
 // Interval returns the least time between two messages.

@@ -518,29 +518,47 @@ func (x *ArchiveStats) GetQueueFullWaits() uint64 {
 	return 0
 }
 
-// ThrottleStats describes subscribers and throttling, overall.
+// ThrottleStats describes subscribers and throttling: overall counters
+// since start, and each open subscriber.
 type ThrottleStats struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Subscribe streams open now.
 	Subscribers uint64 `protobuf:"varint,1,opt,name=subscribers,proto3" json:"subscribers,omitempty"`
 	// Messages sent to subscribers.
 	MessagesSent uint64 `protobuf:"varint,2,opt,name=messages_sent,json=messagesSent,proto3" json:"messages_sent,omitempty"`
-	// Entries sent to subscribers (one entry to two subscribers counts two).
+	// Entries sent to subscribers (one entry to two subscribers counts two;
+	// updates count too).
 	EntriesSent uint64 `protobuf:"varint,3,opt,name=entries_sent,json=entriesSent,proto3" json:"entries_sent,omitempty"`
-	// Sends that waited for the rate limit.
+	// Messages that had entries ready but waited for the interval (rate cap,
+	// adaptive or burst) before going out.
 	ThrottledIntervals uint64 `protobuf:"varint,4,opt,name=throttled_intervals,json=throttledIntervals,proto3" json:"throttled_intervals,omitempty"`
-	// Batches flushed early for a priority entry.
+	// Messages sent early (without waiting for the batch to fill or for a
+	// grown interval) because they held an entry at or above
+	// throttle.priority_threshold.
 	PriorityFlushes uint64 `protobuf:"varint,5,opt,name=priority_flushes,json=priorityFlushes,proto3" json:"priority_flushes,omitempty"`
 	// Gap messages sent.
 	Gaps uint64 `protobuf:"varint,6,opt,name=gaps,proto3" json:"gaps,omitempty"`
-	// Times burst mode started.
+	// Times burst mode started (the ingest rate passed
+	// throttle.burst_threshold).
 	BurstEvents uint64 `protobuf:"varint,7,opt,name=burst_events,json=burstEvents,proto3" json:"burst_events,omitempty"`
-	// Subscribers ended for being stuck in Send.
+	// Subscribers ended because a Send stayed blocked past
+	// throttle.send_timeout.
 	StuckSubscribers uint64 `protobuf:"varint,8,opt,name=stuck_subscribers,json=stuckSubscribers,proto3" json:"stuck_subscribers,omitempty"`
-	// Largest lag of any subscriber now, in entries behind the newest id.
+	// Largest lag of any open subscriber now, in ids behind the newest.
 	MaxLag uint64 `protobuf:"varint,9,opt,name=max_lag,json=maxLag,proto3" json:"max_lag,omitempty"`
-	// Ingest rate over the last sample interval, entries per second.
-	IngestRate    float64 `protobuf:"fixed64,10,opt,name=ingest_rate,json=ingestRate,proto3" json:"ingest_rate,omitempty"`
+	// Ingest rate over the last second, entries per second (new and
+	// completed).
+	IngestRate float64 `protobuf:"fixed64,10,opt,name=ingest_rate,json=ingestRate,proto3" json:"ingest_rate,omitempty"`
+	// Whether burst mode is on now.
+	BurstActive bool `protobuf:"varint,11,opt,name=burst_active,json=burstActive,proto3" json:"burst_active,omitempty"`
+	// Process CPU use over the last second, as a share of all cores (0..1):
+	// what adaptive mode reacts to.
+	CpuLoad float64 `protobuf:"fixed64,12,opt,name=cpu_load,json=cpuLoad,proto3" json:"cpu_load,omitempty"`
+	// Total time Sends were blocked (the client or network was slow to take
+	// messages), over all subscribers.
+	SendBlocked *durationpb.Duration `protobuf:"bytes,13,opt,name=send_blocked,json=sendBlocked,proto3" json:"send_blocked,omitempty"`
+	// Each open subscriber, oldest first.
+	PerSubscriber []*SubscriberStats `protobuf:"bytes,14,rep,name=per_subscriber,json=perSubscriber,proto3" json:"per_subscriber,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -645,6 +663,198 @@ func (x *ThrottleStats) GetIngestRate() float64 {
 	return 0
 }
 
+func (x *ThrottleStats) GetBurstActive() bool {
+	if x != nil {
+		return x.BurstActive
+	}
+	return false
+}
+
+func (x *ThrottleStats) GetCpuLoad() float64 {
+	if x != nil {
+		return x.CpuLoad
+	}
+	return 0
+}
+
+func (x *ThrottleStats) GetSendBlocked() *durationpb.Duration {
+	if x != nil {
+		return x.SendBlocked
+	}
+	return nil
+}
+
+func (x *ThrottleStats) GetPerSubscriber() []*SubscriberStats {
+	if x != nil {
+		return x.PerSubscriber
+	}
+	return nil
+}
+
+// SubscriberStats describes one open Subscribe stream.
+type SubscriberStats struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stream's id, unique while the server runs.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The client's address.
+	Peer string `protobuf:"bytes,2,opt,name=peer,proto3" json:"peer,omitempty"`
+	// When the stream opened.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// The id the stream resumes from: every id before it was sent, filtered
+	// out, or reported in a gap.
+	NextId uint64 `protobuf:"varint,4,opt,name=next_id,json=nextId,proto3" json:"next_id,omitempty"`
+	// Ids behind the newest accepted.
+	Lag uint64 `protobuf:"varint,5,opt,name=lag,proto3" json:"lag,omitempty"`
+	// Messages sent.
+	MessagesSent uint64 `protobuf:"varint,6,opt,name=messages_sent,json=messagesSent,proto3" json:"messages_sent,omitempty"`
+	// Entries sent (updates included).
+	EntriesSent uint64 `protobuf:"varint,7,opt,name=entries_sent,json=entriesSent,proto3" json:"entries_sent,omitempty"`
+	// Messages per second over the last second.
+	MessageRate float64 `protobuf:"fixed64,8,opt,name=message_rate,json=messageRate,proto3" json:"message_rate,omitempty"`
+	// Messages per second since the stream opened.
+	AverageMessageRate float64 `protobuf:"fixed64,9,opt,name=average_message_rate,json=averageMessageRate,proto3" json:"average_message_rate,omitempty"`
+	// Messages that waited for the interval with entries ready.
+	ThrottledIntervals uint64 `protobuf:"varint,10,opt,name=throttled_intervals,json=throttledIntervals,proto3" json:"throttled_intervals,omitempty"`
+	// Messages flushed early for a priority entry.
+	PriorityFlushes uint64 `protobuf:"varint,11,opt,name=priority_flushes,json=priorityFlushes,proto3" json:"priority_flushes,omitempty"`
+	// Gap messages sent.
+	Gaps uint64 `protobuf:"varint,12,opt,name=gaps,proto3" json:"gaps,omitempty"`
+	// Total time its Sends were blocked.
+	SendBlocked *durationpb.Duration `protobuf:"bytes,13,opt,name=send_blocked,json=sendBlocked,proto3" json:"send_blocked,omitempty"`
+	// The interval the throttle keeps between its messages now.
+	Interval      *durationpb.Duration `protobuf:"bytes,14,opt,name=interval,proto3" json:"interval,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubscriberStats) Reset() {
+	*x = SubscriberStats{}
+	mi := &file_pxperf_v1_stats_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubscriberStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubscriberStats) ProtoMessage() {}
+
+func (x *SubscriberStats) ProtoReflect() protoreflect.Message {
+	mi := &file_pxperf_v1_stats_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubscriberStats.ProtoReflect.Descriptor instead.
+func (*SubscriberStats) Descriptor() ([]byte, []int) {
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SubscriberStats) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SubscriberStats) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *SubscriberStats) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *SubscriberStats) GetNextId() uint64 {
+	if x != nil {
+		return x.NextId
+	}
+	return 0
+}
+
+func (x *SubscriberStats) GetLag() uint64 {
+	if x != nil {
+		return x.Lag
+	}
+	return 0
+}
+
+func (x *SubscriberStats) GetMessagesSent() uint64 {
+	if x != nil {
+		return x.MessagesSent
+	}
+	return 0
+}
+
+func (x *SubscriberStats) GetEntriesSent() uint64 {
+	if x != nil {
+		return x.EntriesSent
+	}
+	return 0
+}
+
+func (x *SubscriberStats) GetMessageRate() float64 {
+	if x != nil {
+		return x.MessageRate
+	}
+	return 0
+}
+
+func (x *SubscriberStats) GetAverageMessageRate() float64 {
+	if x != nil {
+		return x.AverageMessageRate
+	}
+	return 0
+}
+
+func (x *SubscriberStats) GetThrottledIntervals() uint64 {
+	if x != nil {
+		return x.ThrottledIntervals
+	}
+	return 0
+}
+
+func (x *SubscriberStats) GetPriorityFlushes() uint64 {
+	if x != nil {
+		return x.PriorityFlushes
+	}
+	return 0
+}
+
+func (x *SubscriberStats) GetGaps() uint64 {
+	if x != nil {
+		return x.Gaps
+	}
+	return 0
+}
+
+func (x *SubscriberStats) GetSendBlocked() *durationpb.Duration {
+	if x != nil {
+		return x.SendBlocked
+	}
+	return nil
+}
+
+func (x *SubscriberStats) GetInterval() *durationpb.Duration {
+	if x != nil {
+		return x.Interval
+	}
+	return nil
+}
+
 // ResourceStats describes tracked resources.
 type ResourceStats struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -664,7 +874,7 @@ type ResourceStats struct {
 
 func (x *ResourceStats) Reset() {
 	*x = ResourceStats{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[4]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -676,7 +886,7 @@ func (x *ResourceStats) String() string {
 func (*ResourceStats) ProtoMessage() {}
 
 func (x *ResourceStats) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[4]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -689,7 +899,7 @@ func (x *ResourceStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceStats.ProtoReflect.Descriptor instead.
 func (*ResourceStats) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{4}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ResourceStats) GetLive() uint64 {
@@ -756,7 +966,7 @@ type ProcessStats struct {
 
 func (x *ProcessStats) Reset() {
 	*x = ProcessStats{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[5]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -768,7 +978,7 @@ func (x *ProcessStats) String() string {
 func (*ProcessStats) ProtoMessage() {}
 
 func (x *ProcessStats) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[5]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -781,7 +991,7 @@ func (x *ProcessStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessStats.ProtoReflect.Descriptor instead.
 func (*ProcessStats) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{5}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ProcessStats) GetRssBytes() uint64 {
@@ -862,7 +1072,7 @@ type Score struct {
 
 func (x *Score) Reset() {
 	*x = Score{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[6]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -874,7 +1084,7 @@ func (x *Score) String() string {
 func (*Score) ProtoMessage() {}
 
 func (x *Score) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[6]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -887,7 +1097,7 @@ func (x *Score) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Score.ProtoReflect.Descriptor instead.
 func (*Score) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{6}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Score) GetTotal() float64 {
@@ -921,7 +1131,7 @@ type ScorePart struct {
 
 func (x *ScorePart) Reset() {
 	*x = ScorePart{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[7]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -933,7 +1143,7 @@ func (x *ScorePart) String() string {
 func (*ScorePart) ProtoMessage() {}
 
 func (x *ScorePart) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[7]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -946,7 +1156,7 @@ func (x *ScorePart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScorePart.ProtoReflect.Descriptor instead.
 func (*ScorePart) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{7}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ScorePart) GetName() string {
@@ -1000,7 +1210,7 @@ type Alert struct {
 
 func (x *Alert) Reset() {
 	*x = Alert{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[8]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1012,7 +1222,7 @@ func (x *Alert) String() string {
 func (*Alert) ProtoMessage() {}
 
 func (x *Alert) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[8]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1025,7 +1235,7 @@ func (x *Alert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Alert.ProtoReflect.Descriptor instead.
 func (*Alert) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{8}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Alert) GetName() string {
@@ -1126,7 +1336,7 @@ const file_pxperf_v1_stats_proto_rawDesc = "" +
 	" \x01(\v2\x19.google.protobuf.DurationR\x0fcompressionTime\x12#\n" +
 	"\rfiles_deleted\x18\v \x01(\x04R\ffilesDeleted\x12!\n" +
 	"\fwrite_errors\x18\f \x01(\x04R\vwriteErrors\x12(\n" +
-	"\x10queue_full_waits\x18\r \x01(\x04R\x0equeueFullWaits\"\xf3\x02\n" +
+	"\x10queue_full_waits\x18\r \x01(\x04R\x0equeueFullWaits\"\xb2\x04\n" +
 	"\rThrottleStats\x12 \n" +
 	"\vsubscribers\x18\x01 \x01(\x04R\vsubscribers\x12#\n" +
 	"\rmessages_sent\x18\x02 \x01(\x04R\fmessagesSent\x12!\n" +
@@ -1139,7 +1349,28 @@ const file_pxperf_v1_stats_proto_rawDesc = "" +
 	"\amax_lag\x18\t \x01(\x04R\x06maxLag\x12\x1f\n" +
 	"\vingest_rate\x18\n" +
 	" \x01(\x01R\n" +
-	"ingestRate\"\xb6\x01\n" +
+	"ingestRate\x12!\n" +
+	"\fburst_active\x18\v \x01(\bR\vburstActive\x12\x19\n" +
+	"\bcpu_load\x18\f \x01(\x01R\acpuLoad\x12<\n" +
+	"\fsend_blocked\x18\r \x01(\v2\x19.google.protobuf.DurationR\vsendBlocked\x12A\n" +
+	"\x0eper_subscriber\x18\x0e \x03(\v2\x1a.pxperf.v1.SubscriberStatsR\rperSubscriber\"\x9d\x04\n" +
+	"\x0fSubscriberStats\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04peer\x18\x02 \x01(\tR\x04peer\x129\n" +
+	"\n" +
+	"start_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12\x17\n" +
+	"\anext_id\x18\x04 \x01(\x04R\x06nextId\x12\x10\n" +
+	"\x03lag\x18\x05 \x01(\x04R\x03lag\x12#\n" +
+	"\rmessages_sent\x18\x06 \x01(\x04R\fmessagesSent\x12!\n" +
+	"\fentries_sent\x18\a \x01(\x04R\ventriesSent\x12!\n" +
+	"\fmessage_rate\x18\b \x01(\x01R\vmessageRate\x120\n" +
+	"\x14average_message_rate\x18\t \x01(\x01R\x12averageMessageRate\x12/\n" +
+	"\x13throttled_intervals\x18\n" +
+	" \x01(\x04R\x12throttledIntervals\x12)\n" +
+	"\x10priority_flushes\x18\v \x01(\x04R\x0fpriorityFlushes\x12\x12\n" +
+	"\x04gaps\x18\f \x01(\x04R\x04gaps\x12<\n" +
+	"\fsend_blocked\x18\r \x01(\v2\x19.google.protobuf.DurationR\vsendBlocked\x125\n" +
+	"\binterval\x18\x0e \x01(\v2\x19.google.protobuf.DurationR\binterval\"\xb6\x01\n" +
 	"\rResourceStats\x12\x12\n" +
 	"\x04live\x18\x01 \x01(\x04R\x04live\x12-\n" +
 	"\x12cleanups_succeeded\x18\x02 \x01(\x04R\x11cleanupsSucceeded\x12'\n" +
@@ -1199,41 +1430,47 @@ func file_pxperf_v1_stats_proto_rawDescGZIP() []byte {
 }
 
 var file_pxperf_v1_stats_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pxperf_v1_stats_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_pxperf_v1_stats_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_pxperf_v1_stats_proto_goTypes = []any{
 	(AlertState)(0),               // 0: pxperf.v1.AlertState
 	(*Stats)(nil),                 // 1: pxperf.v1.Stats
 	(*StoreStats)(nil),            // 2: pxperf.v1.StoreStats
 	(*ArchiveStats)(nil),          // 3: pxperf.v1.ArchiveStats
 	(*ThrottleStats)(nil),         // 4: pxperf.v1.ThrottleStats
-	(*ResourceStats)(nil),         // 5: pxperf.v1.ResourceStats
-	(*ProcessStats)(nil),          // 6: pxperf.v1.ProcessStats
-	(*Score)(nil),                 // 7: pxperf.v1.Score
-	(*ScorePart)(nil),             // 8: pxperf.v1.ScorePart
-	(*Alert)(nil),                 // 9: pxperf.v1.Alert
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 11: google.protobuf.Duration
+	(*SubscriberStats)(nil),       // 5: pxperf.v1.SubscriberStats
+	(*ResourceStats)(nil),         // 6: pxperf.v1.ResourceStats
+	(*ProcessStats)(nil),          // 7: pxperf.v1.ProcessStats
+	(*Score)(nil),                 // 8: pxperf.v1.Score
+	(*ScorePart)(nil),             // 9: pxperf.v1.ScorePart
+	(*Alert)(nil),                 // 10: pxperf.v1.Alert
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 12: google.protobuf.Duration
 }
 var file_pxperf_v1_stats_proto_depIdxs = []int32{
-	10, // 0: pxperf.v1.Stats.sample_time:type_name -> google.protobuf.Timestamp
-	11, // 1: pxperf.v1.Stats.uptime:type_name -> google.protobuf.Duration
+	11, // 0: pxperf.v1.Stats.sample_time:type_name -> google.protobuf.Timestamp
+	12, // 1: pxperf.v1.Stats.uptime:type_name -> google.protobuf.Duration
 	2,  // 2: pxperf.v1.Stats.store:type_name -> pxperf.v1.StoreStats
 	3,  // 3: pxperf.v1.Stats.archive:type_name -> pxperf.v1.ArchiveStats
 	4,  // 4: pxperf.v1.Stats.throttle:type_name -> pxperf.v1.ThrottleStats
-	5,  // 5: pxperf.v1.Stats.resources:type_name -> pxperf.v1.ResourceStats
-	6,  // 6: pxperf.v1.Stats.process:type_name -> pxperf.v1.ProcessStats
-	7,  // 7: pxperf.v1.Stats.score:type_name -> pxperf.v1.Score
-	9,  // 8: pxperf.v1.Stats.active_alerts:type_name -> pxperf.v1.Alert
-	11, // 9: pxperf.v1.ArchiveStats.compression_time:type_name -> google.protobuf.Duration
-	8,  // 10: pxperf.v1.Score.parts:type_name -> pxperf.v1.ScorePart
-	0,  // 11: pxperf.v1.Alert.state:type_name -> pxperf.v1.AlertState
-	10, // 12: pxperf.v1.Alert.start_time:type_name -> google.protobuf.Timestamp
-	10, // 13: pxperf.v1.Alert.clear_time:type_name -> google.protobuf.Timestamp
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	6,  // 5: pxperf.v1.Stats.resources:type_name -> pxperf.v1.ResourceStats
+	7,  // 6: pxperf.v1.Stats.process:type_name -> pxperf.v1.ProcessStats
+	8,  // 7: pxperf.v1.Stats.score:type_name -> pxperf.v1.Score
+	10, // 8: pxperf.v1.Stats.active_alerts:type_name -> pxperf.v1.Alert
+	12, // 9: pxperf.v1.ArchiveStats.compression_time:type_name -> google.protobuf.Duration
+	12, // 10: pxperf.v1.ThrottleStats.send_blocked:type_name -> google.protobuf.Duration
+	5,  // 11: pxperf.v1.ThrottleStats.per_subscriber:type_name -> pxperf.v1.SubscriberStats
+	11, // 12: pxperf.v1.SubscriberStats.start_time:type_name -> google.protobuf.Timestamp
+	12, // 13: pxperf.v1.SubscriberStats.send_blocked:type_name -> google.protobuf.Duration
+	12, // 14: pxperf.v1.SubscriberStats.interval:type_name -> google.protobuf.Duration
+	9,  // 15: pxperf.v1.Score.parts:type_name -> pxperf.v1.ScorePart
+	0,  // 16: pxperf.v1.Alert.state:type_name -> pxperf.v1.AlertState
+	11, // 17: pxperf.v1.Alert.start_time:type_name -> google.protobuf.Timestamp
+	11, // 18: pxperf.v1.Alert.clear_time:type_name -> google.protobuf.Timestamp
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_pxperf_v1_stats_proto_init() }
@@ -1247,7 +1484,7 @@ func file_pxperf_v1_stats_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pxperf_v1_stats_proto_rawDesc), len(file_pxperf_v1_stats_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
