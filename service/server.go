@@ -73,6 +73,8 @@ func New(cfg *pxperfv1.Config, log *slog.Logger) (*Server, error) {
 			recovery.StreamServerInterceptor(recoverOpt),
 			validateStream,
 		),
+		// Subscribe sends batches built from cached entry encodings.
+		grpc.ForceServerCodecV2(newRawCodec()),
 		grpc.MaxRecvMsgSize(int(sc.GetMaxRecvMessageBytes())),
 		grpc.MaxSendMsgSize(int(sc.GetMaxSendMessageBytes())),
 		grpc.MaxConcurrentStreams(sc.GetMaxConcurrentStreams()),

@@ -110,6 +110,7 @@ type subscription struct {
 	snapshotEnd uint64 // while not zero, the id at which the snapshot ends
 	slow        bool   // the last Send was blocked longer than the floor interval
 	buf, ubuf   []*pxperfv1.Entry
+	wbuf, uwbuf [][]byte
 
 	stats subscriptionStats
 }
@@ -211,11 +212,11 @@ func (sub *subscription) run() error {
 			return err
 		}
 		changed := st.Changed() // before reading, so no append is missed
-		r, err := st.ReadFrom(sub.next, sub.batch, sub.match, sub.buf)
+		r, err := st.ReadFrom(sub.next, sub.batch, sub.match, sub.buf, sub.wbuf)
 		if err != nil {
 			return toStatus(err)
 		}
-		sub.buf = r.Entries[:0]
+		sub.buf, sub.wbuf = r.Entries[:0], r.Wire[:0]
 		if r.GapFirst != 0 {
 			if err := sub.sendGap(r.GapFirst, r.GapLast); err != nil {
 				return err
@@ -223,10 +224,11 @@ func (sub *subscription) run() error {
 			continue // read again from the oldest entry held
 		}
 		entries, next := sub.cutSnapshot(r.Entries, r.Next)
+		wire := r.Wire[:len(entries)]
 		// Completions of entries this stream has passed. Read after the
 		// entries, so none falls between the two reads unseen.
-		u := st.ReadUpdates(sub.updates, sub.next, sub.batch-len(entries), sub.match, sub.ubuf)
-		sub.ubuf = u.Entries[:0]
+		u := st.ReadUpdates(sub.updates, sub.next, sub.batch-len(entries), sub.match, sub.ubuf, sub.uwbuf)
+		sub.ubuf, sub.uwbuf = u.Entries[:0], u.Wire[:0]
 		n := len(entries) + len(u.Entries)
 
 		if n == 0 && u.Lost == 0 {
@@ -304,7 +306,7 @@ func (sub *subscription) run() error {
 		// stats agree with what the client has seen.
 		interval = sub.ctl.Interval(sub.svc.hub.loadNow(), sub.slow, sub.svc.hub.burst.ActiveAt(now))
 		sub.stats.interval.Store(int64(interval))
-		if err := sub.sendBatch(entries, u); err != nil {
+		if err := sub.sendBatch(entries, wire, u); err != nil {
 			return err
 		}
 		heartbeat.Reset(sub.heartbeat)
@@ -363,23 +365,28 @@ func (sub *subscription) sendGap(first, last uint64) error {
 	}}})
 }
 
-func (sub *subscription) sendBatch(es []*pxperfv1.Entry, u store.Updates) error {
-	batch := &pxperfv1.EntryBatch{Entries: es, NextId: sub.next, Updates: u.Entries, UpdatesLost: u.Lost}
-	if sub.bodies {
-		batch.Entries = append([]*pxperfv1.Entry(nil), es...)
-		sub.svc.addBodies(batch.Entries)
-		batch.Updates = append([]*pxperfv1.Entry(nil), u.Entries...)
-		sub.svc.addBodies(batch.Updates)
-	}
+// sendBatch sends entries and updates as one batch: built from their
+// cached encodings, or, when the stream wants bodies, as copies carrying
+// them.
+func (sub *subscription) sendBatch(es []*pxperfv1.Entry, wire [][]byte, u store.Updates) error {
 	n := uint64(len(es) + len(u.Entries))
 	sub.stats.entries.Add(n)
 	sub.svc.hub.entries.Add(n)
+	if !sub.bodies {
+		return sub.sendMsg(encodeBatch(wire, u.Wire, sub.next, u.Lost))
+	}
+	batch := &pxperfv1.EntryBatch{NextId: sub.next, UpdatesLost: u.Lost}
+	batch.Entries = append([]*pxperfv1.Entry(nil), es...)
+	sub.svc.addBodies(batch.Entries)
+	batch.Updates = append([]*pxperfv1.Entry(nil), u.Entries...)
+	sub.svc.addBodies(batch.Updates)
 	return sub.sendMsg(&pxperfv1.SubscribeResponse{Event: &pxperfv1.SubscribeResponse_Batch{Batch: batch}})
 }
 
-// sendMsg sends m once the hard rate cap allows, through the sender, and
-// records how long Send was blocked.
-func (sub *subscription) sendMsg(m *pxperfv1.SubscribeResponse) error {
+// sendMsg sends m (a *pxperfv1.SubscribeResponse or a *rawMessage) once
+// the hard rate cap allows, through the sender, and records how long Send
+// was blocked.
+func (sub *subscription) sendMsg(m any) error {
 	sub.pacer.SetInterval(sub.ctl.Floor())
 	if err := sub.waitUntil(time.Now().Add(sub.pacer.DelayAt(time.Now())), nil); err != nil {
 		return err
@@ -455,17 +462,17 @@ var errStuck = errors.New("send blocked past throttle.send_timeout")
 
 // sender owns a stream's Send: one goroutine, one message at a time.
 type sender struct {
-	msgs chan *pxperfv1.SubscribeResponse
+	msgs chan any
 	errc chan error
 }
 
 // startSender starts the stream's sender goroutine; stop ends it once its
 // current Send returns (which happens at the latest when the stream ends).
 func (s *Service) startSender(stream grpc.ServerStreamingServer[pxperfv1.SubscribeResponse]) *sender {
-	snd := &sender{msgs: make(chan *pxperfv1.SubscribeResponse), errc: make(chan error, 1)}
+	snd := &sender{msgs: make(chan any), errc: make(chan error, 1)}
 	s.workers.Go(func() {
 		for m := range snd.msgs {
-			snd.errc <- stream.Send(m)
+			snd.errc <- stream.SendMsg(m)
 		}
 	})
 	return snd
@@ -473,7 +480,7 @@ func (s *Service) startSender(stream grpc.ServerStreamingServer[pxperfv1.Subscri
 
 // send hands m to the sender goroutine and waits for Send to return, at
 // most timeout. It returns how long Send took.
-func (snd *sender) send(m *pxperfv1.SubscribeResponse, timeout time.Duration) (time.Duration, error) {
+func (snd *sender) send(m any, timeout time.Duration) (time.Duration, error) {
 	start := time.Now()
 	snd.msgs <- m // the goroutine is idle: the previous send was waited for
 	t := time.NewTimer(timeout)

@@ -34,17 +34,17 @@ var AlwaysRedacted = []string{"authorization", "proxy-authorization", "cookie", 
 // Redacted replaces the value of a redacted header.
 const Redacted = "[REDACTED]"
 
-// MaxEntryBytes bounds the accounted size of one entry without its
-// response body (URL, headers and other strings, see [Size]): 1 MiB. Bodies
-// are truncated to the configured size instead.
+// MaxEntryBytes bounds the strings and headers of one entry (everything
+// but its response body): 1 MiB. Bodies are truncated to the configured
+// size instead.
 const MaxEntryBytes = 1 << 20
 
 // Check applies the rules that the proto annotations cannot express. The
 // annotations themselves are checked at the service edge.
 func Check(e *pxperfv1.Entry) error {
-	if n := Size(e) - int64(len(e.GetResponseBody().GetData())); n > MaxEntryBytes {
+	if _, n := sizes(e); n > MaxEntryBytes {
 		field := largestPart(e)
-		return &EntryError{Field: field, Reason: fmt.Sprintf("the entry is %d bytes without its body, over the limit of %d; trim %s", n, MaxEntryBytes, field)}
+		return &EntryError{Field: field, Reason: fmt.Sprintf("the entry has %d bytes of strings and headers, over the limit of %d; trim %s", n, MaxEntryBytes, field)}
 	}
 	if e.GetTunnel() || e.GetMethod() == "CONNECT" {
 		if _, _, err := net.SplitHostPort(e.GetUrl()); err != nil {
@@ -191,23 +191,33 @@ const entryOverhead = 512
 // pointer, in bytes.
 const headerOverhead = 80
 
-// Size is the accounted size of e in bytes: its strings and header data plus
-// a fixed overhead. The body is accounted separately by the store.
+// Size is the accounted size of e in bytes: a fixed overhead for its
+// structs, and its strings and header data twice, once in the message and
+// once in its cached encoding (see [Read.Wire]). The body is accounted
+// separately by the store, and not here.
 func Size(e *pxperfv1.Entry) int64 {
-	n := entryOverhead + len(e.RequestId) + len(e.Method) + len(e.Url) + len(e.Host) +
+	structs, data := sizes(e)
+	return int64(structs + 2*data)
+}
+
+// sizes returns the bytes of e's structs (estimated) and of its strings and
+// headers, the body excepted.
+func sizes(e *pxperfv1.Entry) (structs, data int) {
+	structs = entryOverhead + headerOverhead*(len(e.RequestHeaders)+len(e.ResponseHeaders))
+	data = len(e.RequestId) + len(e.Method) + len(e.Url) + len(e.Host) +
 		len(e.GetError().GetMessage()) + len(e.GetResponseBody().GetContentType()) +
-		len(e.GetResponseBody().GetData())
+		len(e.GetProxyDecision().GetUpstream())
 	for _, u := range e.GetProxyDecision().GetFailedUpstreams() {
-		n += len(u) + 16
+		structs += 16
+		data += len(u)
 	}
-	n += len(e.GetProxyDecision().GetUpstream())
 	for _, h := range e.RequestHeaders {
-		n += headerOverhead + len(h.Name) + len(h.Value)
+		data += len(h.Name) + len(h.Value)
 	}
 	for _, h := range e.ResponseHeaders {
-		n += headerOverhead + len(h.Name) + len(h.Value)
+		data += len(h.Name) + len(h.Value)
 	}
-	return int64(n)
+	return structs, data
 }
 
 // WithBody returns a copy of e carrying body. e is not modified.

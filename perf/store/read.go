@@ -17,6 +17,9 @@ const maxScan = 4096
 type Read struct {
 	// Entries that matched, in id order, without bodies.
 	Entries []*pxperfv1.Entry
+	// Wire holds each entry's protobuf encoding, made once per entry and
+	// shared by all readers: Wire[i] encodes Entries[i]. Not to be modified.
+	Wire [][]byte
 	// Next is the cursor to read from next time: one past the last id
 	// examined.
 	Next uint64
@@ -31,10 +34,10 @@ type Read struct {
 // examining a bounded number of ids. A cursor older than the oldest entry
 // held skips to it and reports the gap. A cursor beyond the next id to be
 // assigned is an error wrapping [ErrFuture].
-func (s *Store) ReadFrom(next uint64, max int, m Matcher, dst []*pxperfv1.Entry) (Read, error) {
+func (s *Store) ReadFrom(next uint64, max int, m Matcher, dst []*pxperfv1.Entry, wdst [][]byte) (Read, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	r := Read{Entries: dst[:0], Newest: s.nextID - 1}
+	r := Read{Entries: dst[:0], Wire: wdst[:0], Newest: s.nextID - 1}
 	if next > s.nextID {
 		return r, fmt.Errorf("%w: id %d is beyond the next id %d", ErrFuture, next, s.nextID)
 	}
@@ -48,9 +51,10 @@ func (s *Store) ReadFrom(next uint64, max int, m Matcher, dst []*pxperfv1.Entry)
 	}
 	id := next
 	for ; id < end && len(r.Entries) < max; id++ {
-		e := s.itemLocked(id).entry
-		if m == nil || m(e) {
-			r.Entries = append(r.Entries, e)
+		it := s.itemLocked(id)
+		if m == nil || m(it.entry) {
+			r.Entries = append(r.Entries, it.entry)
+			r.Wire = append(r.Wire, it.wire.bytes(it.entry))
 		}
 	}
 	r.Next = id
@@ -191,6 +195,8 @@ type Updates struct {
 	// Entries that changed, in their latest state, in the order they
 	// changed, without bodies.
 	Entries []*pxperfv1.Entry
+	// Wire holds each entry's encoding, as [Read.Wire] does.
+	Wire [][]byte
 	// Next is the update cursor to read from next time.
 	Next uint64
 	// Lost counts updates the cursor fell too far behind to see.
@@ -209,10 +215,10 @@ func (s *Store) UpdateCursor() uint64 {
 // since the update cursor since, that have ids below below (those a
 // subscriber's cursor has passed; it reads the others in their latest state
 // anyway), are still held and match m.
-func (s *Store) ReadUpdates(since, below uint64, max int, m Matcher, dst []*pxperfv1.Entry) Updates {
+func (s *Store) ReadUpdates(since, below uint64, max int, m Matcher, dst []*pxperfv1.Entry, wdst [][]byte) Updates {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	u := Updates{Entries: dst[:0]}
+	u := Updates{Entries: dst[:0], Wire: wdst[:0]}
 	if oldest := s.updateNext - min(s.updateNext, uint64(len(s.updates))); since < oldest {
 		u.Lost, since = oldest-since, oldest
 	}
@@ -222,8 +228,9 @@ func (s *Store) ReadUpdates(since, below uint64, max int, m Matcher, dst []*pxpe
 		if id >= below || !s.heldLocked(id) {
 			continue
 		}
-		if e := s.itemLocked(id).entry; m == nil || m(e) {
-			u.Entries = append(u.Entries, e)
+		if it := s.itemLocked(id); m == nil || m(it.entry) {
+			u.Entries = append(u.Entries, it.entry)
+			u.Wire = append(u.Wire, it.wire.bytes(it.entry))
 		}
 	}
 	u.Next = seq

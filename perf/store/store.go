@@ -99,6 +99,7 @@ func (c Config) validate() error {
 type item struct {
 	entry *pxperfv1.Entry // never modified once stored; its body data is nil
 	body  []byte          // the response body, possibly truncated
+	wire  *wireCache      // entry's encoding, made once on first use
 	size  int64           // accounted bytes
 }
 
@@ -209,6 +210,7 @@ func (s *Store) Append(entries []*pxperfv1.Entry) (ids []uint64) {
 		return nil
 	}
 	ids = make([]uint64, len(entries))
+	caches := make([]wireCache, len(entries)) // one allocation per batch
 	s.mu.Lock()
 	for i, e := range entries {
 		if id, ok := s.pending[e.GetRequestId()]; e.GetRequestId() != "" && ok {
@@ -220,6 +222,7 @@ func (s *Store) Append(entries []*pxperfv1.Entry) (ids []uint64) {
 		e.Id = s.nextID
 		s.nextID++
 		it := s.itemFor(e, nil)
+		it.wire = &caches[i]
 		s.items = append(s.items, it)
 		s.bytes += it.size
 		s.stats.Accepted++
@@ -261,6 +264,7 @@ func (s *Store) completeLocked(id uint64, e *pxperfv1.Entry) {
 	delete(s.pending, e.GetRequestId())
 	complete(old.entry, e)
 	it := s.itemFor(e, old.body)
+	it.wire = &wireCache{}
 	s.bytes += it.size - old.size
 	*old = it
 	s.stats.Completed++

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -210,7 +211,7 @@ func TestReadFrom(t *testing.T) {
 	s := mustNew(t, Config{MaxEntries: 5, MaxMemoryBytes: 1 << 30})
 	s.Append(entries(8)) // holds 4..8
 
-	r, err := s.ReadFrom(2, 2, nil, nil)
+	r, err := s.ReadFrom(2, 2, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,16 +220,16 @@ func TestReadFrom(t *testing.T) {
 	}
 
 	even := func(e *pxperfv1.Entry) bool { return e.Id%2 == 0 }
-	r, _ = s.ReadFrom(6, 10, even, nil)
+	r, _ = s.ReadFrom(6, 10, even, nil, nil)
 	if fmt.Sprint(ids(r.Entries)) != "[6 8]" || r.Next != 9 || r.GapFirst != 0 {
 		t.Errorf("ReadFrom(6, even) = ids %v next %d gap %d", ids(r.Entries), r.Next, r.GapFirst)
 	}
 
-	r, _ = s.ReadFrom(9, 10, nil, nil)
+	r, _ = s.ReadFrom(9, 10, nil, nil, nil)
 	if len(r.Entries) != 0 || r.Next != 9 {
 		t.Errorf("ReadFrom(9) = %v next %d, want nothing, 9", ids(r.Entries), r.Next)
 	}
-	if _, err := s.ReadFrom(10, 10, nil, nil); !errors.Is(err, ErrFuture) {
+	if _, err := s.ReadFrom(10, 10, nil, nil, nil); !errors.Is(err, ErrFuture) {
 		t.Errorf("ReadFrom(10) err = %v, want ErrFuture", err)
 	}
 }
@@ -237,7 +238,7 @@ func TestReadFromBoundsScan(t *testing.T) {
 	s := mustNew(t, Config{MaxEntries: 3 * maxScan, MaxMemoryBytes: 1 << 30})
 	s.Append(entries(3 * maxScan))
 	none := func(*pxperfv1.Entry) bool { return false }
-	r, _ := s.ReadFrom(1, 10, none, nil)
+	r, _ := s.ReadFrom(1, 10, none, nil, nil)
 	if r.Next != 1+maxScan {
 		t.Errorf("Next = %d, want %d", r.Next, 1+maxScan)
 	}
@@ -442,7 +443,7 @@ func TestReadUpdates(t *testing.T) {
 	complete("a", 200)
 	complete("b", 404)
 
-	u := s.ReadUpdates(cursor, 3, 10, nil, nil)
+	u := s.ReadUpdates(cursor, 3, 10, nil, nil, nil)
 	if fmt.Sprint(ids(u.Entries)) != "[1 2]" || u.Next != cursor+3 || u.Lost != 0 {
 		t.Errorf("below 3: ids %v next %d lost %d; want [1 2], %d, 0", ids(u.Entries), u.Next, u.Lost, cursor+3)
 	}
@@ -450,11 +451,11 @@ func TestReadUpdates(t *testing.T) {
 		t.Errorf("update carries status %d, want the latest, 200", u.Entries[0].StatusCode)
 	}
 	clientErrors := func(e *pxperfv1.Entry) bool { return e.StatusCode >= 400 }
-	u = s.ReadUpdates(cursor, 10, 10, clientErrors, nil)
+	u = s.ReadUpdates(cursor, 10, 10, clientErrors, nil, nil)
 	if fmt.Sprint(ids(u.Entries)) != "[3 2]" {
 		t.Errorf("filtered: ids %v, want [3 2] in the order they changed", ids(u.Entries))
 	}
-	u = s.ReadUpdates(cursor, 10, 1, nil, nil)
+	u = s.ReadUpdates(cursor, 10, 1, nil, nil, nil)
 	if len(u.Entries) != 1 || u.Next != cursor+1 {
 		t.Errorf("max 1: %d entries, next %d", len(u.Entries), u.Next)
 	}
@@ -475,8 +476,29 @@ func TestReadUpdatesReportsLost(t *testing.T) {
 		batch[i] = e
 	}
 	s.Append(batch)
-	u := s.ReadUpdates(cursor, n+1, 1, nil, nil)
+	u := s.ReadUpdates(cursor, n+1, 1, nil, nil, nil)
 	if u.Lost != 5 || len(u.Entries) != 1 || u.Entries[0].Id != 6 {
 		t.Errorf("lost %d, first id %v; want 5 lost and id 6 next", u.Lost, ids(u.Entries))
+	}
+}
+
+// Each entry is encoded once: readers get the same bytes, and they decode
+// to the stored entry, id included.
+func TestReadFromWireIsEncodedOnce(t *testing.T) {
+	s := mustNew(t, Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30})
+	s.Append(entries(3))
+	r1, _ := s.ReadFrom(1, 10, nil, nil, nil)
+	r2, _ := s.ReadFrom(1, 10, nil, nil, nil)
+	for i, e := range r1.Entries {
+		if &r1.Wire[i][0] != &r2.Wire[i][0] {
+			t.Errorf("entry %d encoded twice", e.Id)
+		}
+		var got pxperfv1.Entry
+		if err := proto.Unmarshal(r1.Wire[i], &got); err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(&got, e) {
+			t.Errorf("wire of entry %d decodes to %v, want %v", e.Id, &got, e)
+		}
 	}
 }
