@@ -206,6 +206,8 @@ func (sub *subscription) run() error {
 	defer heartbeat.Stop()
 	var ready time.Time         // when the pending batch had its first entry; zero when none
 	var throttled bool          // the pending batch has waited for the interval
+	var prioritySeen bool       // the pending batch holds a priority entry
+	var priorityChecked uint64  // entries below this id were looked at for priority
 	interval := sub.ctl.Floor() // the interval before the next message
 	for {
 		if err := sub.refresh(); err != nil {
@@ -233,7 +235,7 @@ func (sub *subscription) run() error {
 
 		if n == 0 && u.Lost == 0 {
 			// Nothing to send in what was examined: move past it.
-			ready, throttled = time.Time{}, false
+			ready, throttled, prioritySeen, priorityChecked = time.Time{}, false, false, 0
 			sub.advance(next, u.Next)
 			if done, err := sub.endSnapshot(); err != nil || done {
 				if err != nil {
@@ -265,7 +267,13 @@ func (sub *subscription) run() error {
 		if ready.IsZero() {
 			ready = now
 		}
-		priority := hasPriority(entries, sub.priority) || hasPriority(u.Entries, sub.priority)
+		// Entries are read again on each wake while the batch fills: look for
+		// priority only among those not looked at yet.
+		if !prioritySeen {
+			prioritySeen = hasPriority(entries, sub.priority, priorityChecked) || hasPriority(u.Entries, sub.priority, 0)
+			priorityChecked = next
+		}
+		priority := prioritySeen
 		full := n >= sub.batchSize || len(entries) == sub.batch
 		wait := interval
 		if priority {
@@ -310,7 +318,7 @@ func (sub *subscription) run() error {
 			return err
 		}
 		heartbeat.Reset(sub.heartbeat)
-		ready, throttled = time.Time{}, false
+		ready, throttled, prioritySeen, priorityChecked = time.Time{}, false, false, 0
 		if _, err := sub.endSnapshot(); err != nil {
 			return err
 		}
@@ -333,9 +341,11 @@ func (sub *subscription) endSnapshot() (bool, error) {
 	return true, sub.sendMsg(&pxperfv1.SubscribeResponse{Event: &pxperfv1.SubscribeResponse_SnapshotEnd{SnapshotEnd: &pxperfv1.SnapshotEnd{NextId: sub.next}}})
 }
 
-func hasPriority(es []*pxperfv1.Entry, threshold pxperfv1.Priority) bool {
+// hasPriority reports whether an entry of es with an id from from on has a
+// priority at or above threshold.
+func hasPriority(es []*pxperfv1.Entry, threshold pxperfv1.Priority, from uint64) bool {
 	for _, e := range es {
-		if e.GetPriority() >= threshold {
+		if e.GetId() >= from && e.GetPriority() >= threshold {
 			return true
 		}
 	}

@@ -1,6 +1,8 @@
 package service
 
 import (
+	"sync"
+
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -19,13 +21,32 @@ type rawCodec struct{ proto encoding.CodecV2 }
 func newRawCodec() rawCodec { return rawCodec{proto: encoding.GetCodecV2("proto")} }
 
 // Marshal implements encoding.CodecV2. gRPC frees the buffer of a
-// rawMessage, returning it to the pool, once it is written.
+// rawMessage, returning it to batchPool, once it is written.
 func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if r, ok := v.(*rawMessage); ok {
-		return mem.BufferSlice{mem.NewBuffer(r.buf, mem.DefaultBufferPool())}, nil
+		return mem.BufferSlice{mem.NewBuffer(r.buf, batchPool)}, nil
 	}
 	return c.proto.Marshal(v)
 }
+
+// batchPool recycles batch buffers. Unlike gRPC's default pool it does not
+// clear a buffer it hands out: encodeBatch overwrites every byte it sends.
+var batchPool mem.BufferPool = &uncleared{}
+
+// uncleared is a mem.BufferPool over a sync.Pool that returns buffers as
+// they were put back, resized.
+type uncleared struct{ pool sync.Pool }
+
+func (p *uncleared) Get(n int) *[]byte {
+	if b, ok := p.pool.Get().(*[]byte); ok && cap(*b) >= n {
+		*b = (*b)[:n]
+		return b
+	}
+	b := make([]byte, n)
+	return &b
+}
+
+func (p *uncleared) Put(b *[]byte) { p.pool.Put(b) }
 
 // Unmarshal implements encoding.CodecV2.
 func (c rawCodec) Unmarshal(data mem.BufferSlice, v any) error { return c.proto.Unmarshal(data, v) }
@@ -45,7 +66,7 @@ const (
 
 // encodeBatch returns SubscribeResponse{batch: EntryBatch{entries, next_id,
 // updates, updates_lost}} in wire form, from the entries' and updates'
-// encodings, in a buffer from gRPC's pool.
+// encodings, in a buffer from batchPool.
 func encodeBatch(entries, updates [][]byte, nextID, updatesLost uint64) *rawMessage {
 	inner := 0
 	for _, w := range entries {
@@ -61,7 +82,7 @@ func encodeBatch(entries, updates [][]byte, nextID, updatesLost uint64) *rawMess
 		inner += protowire.SizeTag(entryBatchUpdatesLost) + protowire.SizeVarint(updatesLost)
 	}
 	total := protowire.SizeTag(subscribeResponseBatch) + protowire.SizeBytes(inner)
-	buf := mem.DefaultBufferPool().Get(total)
+	buf := batchPool.Get(total)
 	b := (*buf)[:0]
 	b = protowire.AppendTag(b, subscribeResponseBatch, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(inner))

@@ -80,8 +80,16 @@ func startServer(t testing.TB, args ...string) *server {
 	}()
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-s.done
+			// Stop it as an operator would, so that it flushes what it
+			// writes at shutdown (a CPU profile, the archive); kill it if
+			// it does not stop.
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-s.done:
+			case <-time.After(15 * time.Second):
+				cmd.Process.Kill()
+				<-s.done
+			}
 			cmd.Wait()
 		}
 		if t.Failed() {

@@ -45,7 +45,7 @@ func BenchmarkThrottledFanout(b *testing.B) {
 	const subscribers, rate, perMessage = 100, 100_000, 1000
 	seconds := benchSeconds(b, 10)
 	for b.Loop() {
-		s := startServer(b, "--max-entries", "4000000", "--max-memory-mb", "8192")
+		s := startServer(b, append([]string{"--max-entries", "4000000", "--max-memory-mb", "8192"}, profileArgs()...)...)
 		r := runLoad(b, s, loadSpec{subscribers: subscribers, rate: rate, perMessage: perMessage, seconds: seconds})
 		worst := 1.0
 		maxPerSecond := 0
@@ -91,6 +91,15 @@ func BenchmarkStuckSubscriber(b *testing.B) {
 			b.Errorf("want ingest within 5%% and the stuck subscriber ended; got ratio %.3f, %d ended", withRate/baseRate, with.stuckEnded)
 		}
 	}
+}
+
+// profileArgs asks the server for a CPU profile when PXPERF_CPU_PROFILE
+// names a file; the server writes it when it stops.
+func profileArgs() []string {
+	if f := os.Getenv("PXPERF_CPU_PROFILE"); f != "" {
+		return []string{"--cpu-profile", f}
+	}
+	return nil
 }
 
 func benchSeconds(b *testing.B, def int) time.Duration {

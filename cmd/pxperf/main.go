@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -79,6 +80,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	checkEvery := fs.Duration("cleanup-interval", cfg.Memory.CleanupInterval.AsDuration(), "how often process memory is checked for pressure eviction")
 	maxRate := fs.Uint("max-updates-per-second", uint(cfg.Throttle.MaxUpdatesPerSecond), "most messages per second to one subscriber")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile of the whole run to this file (for go tool pprof)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: pxperf serve [flags]\n\nExample:\n  pxperf serve --listen 127.0.0.1:50051 --max-entries 100000\n\nFlags (each also read from PXPERF_<NAME>):\n")
 		fs.PrintDefaults()
@@ -107,6 +109,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	cfg.Throttle.MaxUpdatesPerSecond = uint32(min(*maxRate, 1<<32-1))
 	if err := config.Validate(validator, cfg); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpu-profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpu-profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	return serveConfig(ctx, cfg, log, getenv("GOMEMLIMIT") == "")
 }
