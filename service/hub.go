@@ -74,7 +74,7 @@ func (s *Service) removeSubscription(sub *subscription) {
 func (s *Service) sampleLoop(ctx context.Context) {
 	t := time.NewTicker(sampleInterval)
 	defer t.Stop()
-	prev, err := s.mem.read()
+	prev, err := s.proc.read()
 	if err != nil {
 		s.log.Warn("cannot sample the process; adaptive mode sees no load", "err", err)
 	}
@@ -85,7 +85,7 @@ func (s *Service) sampleLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		r, err := s.mem.read()
+		r, err := s.proc.read()
 		if err != nil {
 			s.log.Warn("cannot sample the process; adaptive mode sees no load", "err", err)
 			continue

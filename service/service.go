@@ -42,7 +42,7 @@ type Service struct {
 	validator protovalidate.Validator
 	store     *store.Store
 	start     time.Time
-	mem       *memReader
+	proc      *procReader
 
 	stopWorkers context.CancelFunc // stops the background workers
 	workers     sync.WaitGroup
@@ -87,7 +87,7 @@ func NewService(cfg *pxperfv1.Config, log *slog.Logger) (*Service, error) {
 		validator:   v,
 		store:       st,
 		start:       time.Now(),
-		mem:         &memReader{r: mr},
+		proc:        &procReader{r: mr},
 		stopWorkers: cancel,
 		cfg:         proto.CloneOf(cfg),
 		shutdown:    make(chan struct{}),
@@ -101,7 +101,7 @@ func NewService(cfg *pxperfv1.Config, log *slog.Logger) (*Service, error) {
 // the high-water mark, until ctx ends.
 func (s *Service) watchPressure(ctx context.Context) {
 	rss := func() (uint64, error) {
-		r, err := s.mem.read()
+		r, err := s.proc.read()
 		return r.RSS, err
 	}
 	release := func() {
@@ -119,13 +119,13 @@ func (s *Service) watchPressure(ctx context.Context) {
 	s.store.WatchPressure(ctx, rss, release, onError)
 }
 
-// memReader is a [procstat.Reader] safe for concurrent use.
-type memReader struct {
+// procReader is a [procstat.Reader] safe for concurrent use.
+type procReader struct {
 	mu sync.Mutex
 	r  *procstat.Reader
 }
 
-func (m *memReader) read() (procstat.Reading, error) {
+func (m *procReader) read() (procstat.Reading, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.r.Read()
@@ -413,7 +413,7 @@ func (s *Service) GetStats(context.Context, *pxperfv1.GetStatsRequest) (*pxperfv
 		},
 		Throttle: s.throttleStats(st.NewestID),
 	}
-	if r, err := s.mem.read(); err == nil {
+	if r, err := s.proc.read(); err == nil {
 		stats.Process = &pxperfv1.ProcessStats{
 			RssBytes:         r.RSS,
 			HeapLiveBytes:    r.HeapLive,
