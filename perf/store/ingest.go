@@ -11,6 +11,7 @@ import (
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // ErrInvalidEntry is wrapped by [Check] errors. See [EntryError].
@@ -42,6 +43,24 @@ const MaxEntryBytes = 1 << 20
 // Check applies the rules that the proto annotations cannot express. The
 // annotations themselves are checked at the service edge.
 func Check(e *pxperfv1.Entry) error {
+	// Valid protobuf values, which the archive's JSON needs: protovalidate
+	// reads {seconds: 1, nanos: -1} as a duration without complaint.
+	if err := e.GetStartTime().CheckValid(); err != nil && e.StartTime != nil {
+		return &EntryError{Field: "start_time", Reason: fmt.Sprintf("not a valid timestamp: %v", err)}
+	}
+	if t := e.GetTimings(); t != nil {
+		for _, d := range []struct {
+			field string
+			d     *durationpb.Duration
+		}{
+			{"timings.dns", t.Dns}, {"timings.connect", t.Connect}, {"timings.tls_handshake", t.TlsHandshake},
+			{"timings.time_to_first_byte", t.TimeToFirstByte}, {"timings.total", t.Total},
+		} {
+			if d.d != nil && d.d.CheckValid() != nil {
+				return &EntryError{Field: d.field, Reason: fmt.Sprintf("not a valid duration: %v", d.d.CheckValid())}
+			}
+		}
+	}
 	if _, n := sizes(e); n > MaxEntryBytes {
 		field := largestPart(e)
 		return &EntryError{Field: field, Reason: fmt.Sprintf("the entry has %d bytes of strings and headers, over the limit of %d; trim %s", n, MaxEntryBytes, field)}
