@@ -1,0 +1,122 @@
+// Package bench measures pxperf against a bare grpc-go baseline in the same
+// run, over real loopback TCP, so that its figures can be quoted as ratios
+// (issues 5 and 10; DESIGN.md, "Where the speed comes from").
+//
+// Run every scenario, three times each:
+//
+//	go test -run '^$' -bench . -benchtime 3x -count 3 ./bench
+//
+// Each benchmark takes a few seconds per run. One scenario, with a CPU
+// profile of the server side only:
+//
+//	go test -run '^$' -bench 'BenchmarkFanout/pxperf' -benchtime 3x -o /tmp/bench.test -cpuprofile /tmp/fanout.cpu ./bench
+//	go tool pprof -top -nodecount 25 -tagfocus side=server /tmp/bench.test /tmp/fanout.cpu
+//
+// Every goroutine a server under test starts carries the pprof label
+// side=server (see serverLabels); -tagignore side=server shows the clients.
+// The garbage collector's background workers carry no label: their share
+// shows only in the unfiltered profile. Use more iterations (-benchtime 20x)
+// for a profile with enough samples.
+//
+// On a shared machine, other load moves the figures by tens of percent
+// from one run to the next; the ratio is only as good as the two runs
+// beside each other. Repeating the whole command keeps each bare run next
+// to its pxperf run, where -count N runs the N bare runs first:
+//
+//	for i in 1 2 3; do go test -run '^$' -bench . -benchtime 3x ./bench; done
+//
+// # What is compared
+//
+// Each benchmark is a pair of sub-benchmarks run back to back in one
+// process: bare, then pxperf. Both serve pxperf.v1.PerformanceService on
+// 127.0.0.1 and get the same clients sending and receiving the same wire
+// messages.
+//
+//   - bare is the baseline (bare.go): grpc.NewServer with pxperf's message
+//     size limits (16 MiB) and nothing else. PublishStream counts each
+//     message's entries and hands them, as decoded, to every open Subscribe
+//     stream through a bounded channel (64 messages); the relay blocks the
+//     publisher while a channel is full. Each Subscribe stream sends each
+//     message's entries as one SubscribeResponse batch. No validation,
+//     storage, ids, filter, throttle or coalescing: the cost of gRPC and
+//     protobuf alone, decode once and encode once per subscriber.
+//   - pxperf is the real server, service.New with config.Default() changed
+//     for throughput: memory.max_entries 1000000 and max_memory_mb 4096, so
+//     that nothing is evicted in a run of a few iterations;
+//     throttle.max_updates_per_second 1000, max_batch_size and batch_size
+//     10000, the highest the contract allows; and, so that the subscribers
+//     are unthrottled in the issues' sense, throttle.mode FIXED (adaptive
+//     mode slows subscribers when the CPU is busy, which a benchmark always
+//     makes it), min_update_interval and batch_timeout 1ms (their lowest: the
+//     default 33ms would cap a subscriber at 30 messages a second, and a
+//     batch waiting 100ms to fill would add its wait to every iteration);
+//     cleanup.max_resources 1000, room for 100 subscribers and a publisher.
+//     The archive (logs) is off for BenchmarkIngest, as issue 10 asks, and at
+//     its default (on, in a temporary directory) for the others. Subscribers
+//     ask for 1000 messages a second of up to 10000 entries, and start at
+//     the next id to be assigned (start_id), so none can miss an entry
+//     however late its stream opens.
+//
+// The entries are ~300 bytes marshalled (TestEntrySize logs the exact
+// figure): a completed GET with a CDN URL, host, start time, status 200,
+// two request headers and one response header, timings.total, byte counts
+// and a priority. Host, state and priority are set as pxperf would derive
+// them, so pxperf relays the same bytes as bare but for the id it adds. A
+// pool of 10000 distinct entries is built once and published in cycles.
+//
+// # The clients
+//
+// Clients and server share the machine's cores, so the clients must cost
+// as little as possible or the figures measure them: decoding every entry
+// into Go messages, as the generated client does, costs more than a bare
+// relay of it (measured: half the process's CPU in the bare fan-out). So the
+// publisher sends messages encoded once, and the subscribers read each
+// SubscribeResponse in place, in the buffers gRPC received it in, counting
+// entries and, for pxperf, checking that ids are consecutive, without
+// building a message. Both servers see ordinary gRPC proto traffic; see
+// wire_test.go. Every subscriber has its own connection, as separate UIs
+// would. The clients still take about a third of the CPU in the fan-out
+// (mostly gRPC reading the sockets): the same work per entry for both
+// servers, plus a little per message, of which bare sends more.
+//
+// # Scenarios
+//
+// One iteration (b.Loop) is a fixed amount of work: publish perIteration
+// entries on one PublishStream, in messages of 100 entries, wait for the
+// server's summary, and wait until every subscriber has received every one
+// of them. Before timing starts, one warm-up message opens every stream.
+//
+//   - BenchmarkIngest: one publisher, no subscriber; 100000 entries an
+//     iteration. entries/s: entries acknowledged per second (the
+//     PublishStream summary's accepted count, checked against the server's
+//     own count at the end: GetStats store.accepted for pxperf).
+//   - BenchmarkRelay: one publisher and one subscriber; 100000 entries an
+//     iteration. entries/s: entries delivered to the subscriber per second.
+//   - BenchmarkFanout: one publisher and 100 subscribers; 10000 entries an
+//     iteration (a million deliveries). entries/s: entries delivered per
+//     second, summed over the subscribers.
+//
+// Besides entries/s, the relay scenarios report entries/msg, the average
+// entries per SubscribeResponse batch: always 100 for bare, larger for
+// pxperf when a subscriber behind the store gets what has piled up in one
+// message. Each pxperf result also reports pxperf/bare: its entries/s over
+// the median entries/s of the bare runs of the same benchmark in this
+// process. With -count N the N bare runs come first, then the N pxperf
+// runs. Running only the pxperf half (-bench 'Relay/pxperf') gives no
+// ratio. The goals (issue 10) are floors for these ratios: ingest 0.6,
+// relay 0.5, fan-out to 100 subscribers 0.8.
+//
+// # Losses fail the benchmark
+//
+// A gap message, an id out of sequence (lost, repeated or reordered), a
+// subscriber stream that ends, an iteration that does not complete within
+// two minutes, a rejected entry, or at the end any subscriber with fewer or
+// more entries than were published, fails the benchmark. With many more
+// iterations than -benchtime 3x, pxperf starts evicting its oldest entries
+// past a million; subscribers have received them by then, so this costs no
+// loss, but the log line reports evictions.
+//
+// go test ./bench, without -bench, runs each scenario at a small scale
+// against both servers (TestScenarios) and checks with goleak that every
+// goroutine ends.
+package bench

@@ -1,0 +1,525 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime/pprof"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pxperf/pxperf/config"
+	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/service"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// kind names a server under test.
+type kind string
+
+const (
+	bare   kind = "bare"
+	pxperf kind = "pxperf"
+)
+
+// scenario is one benchmark's shape. One iteration publishes perIteration
+// entries in messages of batch entries and ends when every subscriber has
+// received all of them.
+type scenario struct {
+	subscribers  int
+	batch        int // entries per PublishStream message
+	perIteration int // entries published per iteration; a multiple of batch
+	// archive leaves pxperf's logs.enabled at its default (true); false
+	// turns the archive off.
+	archive bool
+}
+
+const (
+	// rigTimeout bounds one rig's whole life: start, every iteration, stop.
+	rigTimeout = 10 * time.Minute
+	// iterationTimeout bounds one iteration: a server that stops delivering
+	// fails the benchmark after this long instead of hanging it.
+	iterationTimeout = 2 * time.Minute
+	// maxMessageBytes is the clients' receive limit, the servers' own
+	// (16 MiB): a pxperf batch of 10000 entries is about 3 MB, near grpc-go's
+	// 4 MiB client default.
+	maxMessageBytes = 16 << 20
+)
+
+// rig is a server of one kind on loopback TCP, one publisher connection and
+// sc.subscribers subscriber connections, each with one Subscribe stream.
+type rig struct {
+	kind  kind
+	sc    scenario
+	reqs  []encoded // PublishStream messages of sc.batch entries
+	reqAt int       // next of reqs to send
+
+	bare   *bareServer     // kind bare
+	gs     *grpc.Server    // kind bare
+	pxperf *service.Server // kind pxperf
+	served chan error      // Serve's result
+
+	pubConn *grpc.ClientConn
+	pub     pxperfv1.PerformanceServiceClient
+	subs    []*subscriber
+
+	ctx       context.Context    // the rig's deadline
+	cancel    context.CancelFunc // ends ctx
+	cancelSub context.CancelFunc // ends the Subscribe streams
+
+	published uint64        // entries published and acknowledged
+	goal      atomic.Uint64 // entries all subscribers together must have received
+	delivered atomic.Uint64 // entries all subscribers together have received
+	wake      chan struct{} // 1-slot: delivered may have reached goal
+	broken    chan struct{} // closed when a subscriber's stream ends early
+	breakOnce sync.Once
+	closeOnce sync.Once
+}
+
+// subscriber is one Subscribe stream and its counts.
+type subscriber struct {
+	conn   *grpc.ClientConn
+	stream grpc.ClientStream // read with wireCodec
+
+	// msg is the message being read; with msg.checkIDs (pxperf only: bare
+	// entries have no id), entries must arrive with consecutive ids.
+	msg subscribeScan
+
+	entries  atomic.Uint64 // entries received in batches
+	messages atomic.Uint64 // batch messages received
+	updates  atomic.Uint64 // entries received as updates
+	progress atomic.Uint64 // progress messages received
+	gaps     atomic.Uint64 // gap messages received
+
+	err  error         // why recvLoop ended; read after done is closed
+	done chan struct{} // closed when recvLoop returns
+}
+
+// pxperfConfig is the config the benchmarks run pxperf with: the default,
+// changed for throughput. See the package doc for why each change.
+func pxperfConfig(logDir string, archive bool) *pxperfv1.Config {
+	cfg := config.Default()
+	cfg.Memory.MaxEntries = 1_000_000
+	cfg.Memory.MaxMemoryMb = 4096
+	cfg.Throttle.MaxUpdatesPerSecond = 1000
+	cfg.Throttle.MaxBatchSize = 10000
+	cfg.Throttle.BatchSize = 10000
+	cfg.Throttle.Mode = pxperfv1.ThrottleMode_THROTTLE_MODE_FIXED
+	cfg.Throttle.MinUpdateInterval = durationpb.New(time.Millisecond)
+	cfg.Throttle.BatchTimeout = durationpb.New(time.Millisecond)
+	cfg.Cleanup.MaxResources = 1000
+	cfg.Logs.Enabled = archive
+	cfg.Logs.Directory = logDir
+	return cfg
+}
+
+// serverLabels marks the CPU samples of every goroutine a server under test
+// starts (they inherit the labels of the goroutine that starts them), so
+// that a profile can be split: go tool pprof -tagfocus side=server.
+var serverLabels = pprof.Labels("side", "server")
+
+// newRig starts a server of kind k, connects a publisher and the
+// subscribers, and publishes one warm-up message that every subscriber
+// must receive before newRig returns: so the streams are open and warm
+// when timing starts. The rig is closed when tb's test ends; close errors
+// fail it.
+func newRig(tb testing.TB, k kind, sc scenario) *rig {
+	tb.Helper()
+	if sc.batch < 1 || sc.perIteration%sc.batch != 0 {
+		tb.Fatalf("scenario %+v: perIteration must be a multiple of batch", sc)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), rigTimeout)
+	r := &rig{
+		kind:   k,
+		sc:     sc,
+		reqs:   publishRequests(sc.batch),
+		ctx:    ctx,
+		cancel: cancel,
+		wake:   make(chan struct{}, 1),
+		broken: make(chan struct{}),
+		served: make(chan error, 1),
+	}
+	tb.Cleanup(func() {
+		if err := r.close(); err != nil {
+			tb.Errorf("stopping the %s rig: %v", k, err)
+		}
+	})
+
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	switch k {
+	case bare:
+		r.bare = newBareServer()
+		r.gs = newBareGRPCServer(r.bare)
+		pprof.Do(ctx, serverLabels, func(context.Context) {
+			go func() { r.served <- r.gs.Serve(lis) }()
+		})
+	case pxperf:
+		pprof.Do(ctx, serverLabels, func(context.Context) {
+			r.pxperf, err = service.New(pxperfConfig(tb.TempDir(), sc.archive), nil)
+			if err == nil {
+				go func() { r.served <- r.pxperf.Serve(lis) }()
+			}
+		})
+		if err != nil {
+			lis.Close()
+			tb.Fatalf("service.New: %v", err)
+		}
+	}
+	addr := lis.Addr().String()
+
+	if r.pubConn, err = dial(addr); err != nil {
+		tb.Fatal(err)
+	}
+	r.pub = pxperfv1.NewPerformanceServiceClient(r.pubConn)
+
+	if err := r.subscribe(addr); err != nil {
+		tb.Fatal(err)
+	}
+	if err := r.iterate(sc.batch); err != nil {
+		tb.Fatalf("warm-up: %v", err)
+	}
+	return r
+}
+
+func dial(addr string) (*grpc.ClientConn, error) {
+	return grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes), grpc.MaxCallSendMsgSize(maxMessageBytes)),
+	)
+}
+
+// subscribe opens the subscribers' streams, each on its own connection, as
+// separate UIs would, and returns once the server will relay the next
+// entry published to all of them.
+func (r *rig) subscribe(addr string) error {
+	subCtx, cancelSub := context.WithCancel(r.ctx)
+	r.cancelSub = cancelSub
+	req := &pxperfv1.SubscribeRequest{}
+	var next uint64
+	if r.kind == pxperf {
+		// Start at the next id explicitly rather than "from now", so no
+		// entry published after this can be missed however late the
+		// server opens the stream.
+		st, err := r.pub.GetStats(r.ctx, &pxperfv1.GetStatsRequest{})
+		if err != nil {
+			return fmt.Errorf("GetStats: %w", err)
+		}
+		next = st.GetStats().GetStore().GetNewestId() + 1
+		req = &pxperfv1.SubscribeRequest{
+			Start:               &pxperfv1.SubscribeRequest_StartId{StartId: next},
+			MaxUpdatesPerSecond: 1000,
+			MaxBatchSize:        10000,
+		}
+	}
+	for range r.sc.subscribers {
+		conn, err := dial(addr)
+		if err != nil {
+			return err
+		}
+		stream, err := openSubscribe(subCtx, conn, req)
+		if err != nil {
+			conn.Close()
+			return err
+		}
+		s := &subscriber{conn: conn, stream: stream, msg: subscribeScan{checkIDs: r.kind == pxperf, nextID: next}, done: make(chan struct{})}
+		r.subs = append(r.subs, s)
+		go r.recvLoop(s)
+	}
+	if r.kind == bare {
+		return r.bare.waitSubscribers(r.ctx, r.sc.subscribers)
+	}
+	return nil
+}
+
+// subscribeDesc and publishDesc describe the two streaming RPCs, opened
+// with wireCodec rather than through the generated client.
+var (
+	subscribeDesc = &grpc.StreamDesc{StreamName: "Subscribe", ServerStreams: true}
+	publishDesc   = &grpc.StreamDesc{StreamName: "PublishStream", ClientStreams: true}
+)
+
+func openSubscribe(ctx context.Context, conn *grpc.ClientConn, req *pxperfv1.SubscribeRequest) (grpc.ClientStream, error) {
+	stream, err := conn.NewStream(ctx, subscribeDesc, pxperfv1.PerformanceService_Subscribe_FullMethodName, wireCodecOption)
+	if err == nil {
+		err = stream.SendMsg(req)
+	}
+	if err == nil {
+		err = stream.CloseSend()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("Subscribe: %w", err)
+	}
+	return stream, nil
+}
+
+// recvLoop receives on s's stream until it ends, counting what arrives. A
+// gap or an id out of sequence ends it with an error: either is a loss.
+func (r *rig) recvLoop(s *subscriber) {
+	defer func() {
+		close(s.done)
+		r.breakOnce.Do(func() { close(r.broken) })
+	}()
+	m := &s.msg
+	for {
+		if err := s.stream.RecvMsg(m); err != nil {
+			s.err = err
+			return
+		}
+		switch {
+		case m.badID != nil:
+			s.err = m.badID
+			return
+		case m.gap:
+			s.gaps.Add(1)
+			s.err = fmt.Errorf("gap: ids %d..%d missed", m.gapFirst, m.gapLast)
+			return
+		case m.progress:
+			s.progress.Add(1)
+		case m.batch:
+			s.messages.Add(1)
+			s.updates.Add(uint64(m.updates))
+			s.entries.Add(uint64(m.entries))
+			if r.delivered.Add(uint64(m.entries)) >= r.goal.Load() {
+				select {
+				case r.wake <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}
+}
+
+// iterate publishes n entries on one PublishStream and returns once the
+// server has acknowledged them all and every subscriber has received them.
+func (r *rig) iterate(n int) error {
+	ctx, cancel := context.WithTimeout(r.ctx, iterationTimeout)
+	defer cancel()
+	r.goal.Add(uint64(n * len(r.subs)))
+	if err := r.publish(ctx, n); err != nil {
+		return err
+	}
+	return r.waitDelivered(ctx)
+}
+
+// publish sends n entries, cycling through the request pool, and checks
+// the summary.
+func (r *rig) publish(ctx context.Context, n int) error {
+	stream, err := r.pubConn.NewStream(ctx, publishDesc, pxperfv1.PerformanceService_PublishStream_FullMethodName, wireCodecOption)
+	if err != nil {
+		return fmt.Errorf("PublishStream: %w", err)
+	}
+	for sent := 0; sent < n; sent += r.sc.batch {
+		req := r.reqs[r.reqAt]
+		r.reqAt = (r.reqAt + 1) % len(r.reqs)
+		if err := stream.SendMsg(req); err != nil {
+			if errors.Is(err, io.EOF) { // the server ended the stream: get why
+				err = stream.RecvMsg(&pxperfv1.PublishStreamResponse{})
+			}
+			return fmt.Errorf("PublishStream after %d of %d entries: %w", sent, n, err)
+		}
+	}
+	sum := &pxperfv1.PublishStreamResponse{}
+	if err := stream.CloseSend(); err != nil {
+		return fmt.Errorf("PublishStream: %w", err)
+	}
+	if err := stream.RecvMsg(sum); err != nil {
+		return fmt.Errorf("PublishStream: %w", err)
+	}
+	if sum.GetAccepted() != uint64(n) || sum.GetRejected() != 0 {
+		return fmt.Errorf("PublishStream accepted %d and rejected %d of %d entries; first rejections: %v",
+			sum.GetAccepted(), sum.GetRejected(), n, sum.GetRejections())
+	}
+	r.published += uint64(n)
+	return nil
+}
+
+// waitDelivered returns once the subscribers together have received goal
+// entries, or fails when a subscriber's stream ends or ctx does.
+func (r *rig) waitDelivered(ctx context.Context) error {
+	goal := r.goal.Load()
+	for r.delivered.Load() < goal {
+		select {
+		case <-r.wake:
+		case <-r.broken:
+			return r.subscriberErr()
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for delivery: %d of %d entries delivered to %d subscribers: %w",
+				r.delivered.Load(), goal, len(r.subs), ctx.Err())
+		}
+	}
+	return nil
+}
+
+// subscriberErr reports the first subscriber whose stream has ended.
+func (r *rig) subscriberErr() error {
+	for i, s := range r.subs {
+		select {
+		case <-s.done:
+			return fmt.Errorf("subscriber %d of %d ended after %d entries: %w", i, len(r.subs), s.entries.Load(), s.err)
+		default:
+		}
+	}
+	return errors.New("a subscriber ended")
+}
+
+// check verifies that nothing was lost: every subscriber received every
+// entry published, with no gap, and the server counted every entry. It
+// returns the server's counts, for the log.
+func (r *rig) check() (string, error) {
+	var errs []error
+	for i, s := range r.subs {
+		if got := s.entries.Load(); got != r.published {
+			errs = append(errs, fmt.Errorf("subscriber %d received %d entries, want %d", i, got, r.published))
+		}
+		if g := s.gaps.Load(); g != 0 {
+			errs = append(errs, fmt.Errorf("subscriber %d received %d gap messages", i, g))
+		}
+		if u := s.updates.Load(); u != 0 {
+			errs = append(errs, fmt.Errorf("subscriber %d received %d updates; none was published", i, u))
+		}
+	}
+	var counts string
+	switch r.kind {
+	case bare:
+		if got := r.bare.accepted.Load(); got != r.published {
+			errs = append(errs, fmt.Errorf("bare server counted %d entries, want %d", got, r.published))
+		}
+		counts = fmt.Sprintf("bare server counted %d entries", r.bare.accepted.Load())
+	case pxperf:
+		resp, err := r.pub.GetStats(r.ctx, &pxperfv1.GetStatsRequest{})
+		if err != nil {
+			return "", errors.Join(append(errs, fmt.Errorf("GetStats: %w", err))...)
+		}
+		st := resp.GetStats().GetStore()
+		if st.GetAccepted() != r.published || st.GetRejected() != 0 {
+			errs = append(errs, fmt.Errorf("pxperf accepted %d and rejected %d entries, want %d and 0", st.GetAccepted(), st.GetRejected(), r.published))
+		}
+		counts = fmt.Sprintf("pxperf store: accepted %d, held %d, evicted by count/bytes/pressure %d/%d/%d; process RSS %d MiB, heap live %d MiB",
+			st.GetAccepted(), st.GetEntries(), st.GetEvictedByCount(), st.GetEvictedByBytes(), st.GetEvictedByPressure(),
+			resp.GetStats().GetProcess().GetRssBytes()>>20, resp.GetStats().GetProcess().GetHeapLiveBytes()>>20)
+	}
+	return counts, errors.Join(errs...)
+}
+
+// messages returns the batch messages all subscribers received.
+func (r *rig) messages() uint64 {
+	var n uint64
+	for _, s := range r.subs {
+		n += s.messages.Load()
+	}
+	return n
+}
+
+// close ends the subscribers' streams, closes every connection, and stops
+// the server, waiting for each goroutine the rig started. It then drops
+// the rig's references to the server and clients: the testing package
+// keeps a finished benchmark's cleanup closure, and with it the rig,
+// reachable while the next run of -count runs, and a stopped pxperf server
+// still holding its store would add its entries to that run's heap.
+func (r *rig) close() error {
+	var errs []error
+	r.closeOnce.Do(func() {
+		defer func() {
+			r.cancel()
+			r.bare, r.gs, r.pxperf, r.pubConn, r.pub, r.subs = nil, nil, nil, nil, nil, nil
+		}()
+		if r.cancelSub != nil {
+			r.cancelSub()
+		}
+		for _, s := range r.subs {
+			<-s.done
+			if err := s.conn.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if r.pubConn != nil {
+			if err := r.pubConn.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		switch {
+		case r.gs != nil:
+			r.gs.Stop()
+		case r.pxperf != nil:
+			r.pxperf.Shutdown()
+		default:
+			return // the server never started
+		}
+		select {
+		case err := <-r.served:
+			if err != nil {
+				errs = append(errs, fmt.Errorf("Serve: %w", err))
+			}
+		case <-r.ctx.Done():
+			errs = append(errs, fmt.Errorf("Serve did not return after the server stopped: %w", r.ctx.Err()))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// poolEntries is how many distinct entries the publishers cycle through.
+const poolEntries = 10_000
+
+// publishRequests returns PublishStream messages of batch entries each,
+// made of the entry pool and encoded once: publishing sends the same bytes
+// again and again.
+func publishRequests(batch int) []encoded {
+	pool := entryPool()
+	reqs := make([]encoded, 0, len(pool)/batch)
+	for i := 0; i+batch <= len(pool); i += batch {
+		b, err := proto.Marshal(&pxperfv1.PublishStreamRequest{Entries: pool[i : i+batch]})
+		if err != nil {
+			panic(err) // the pool is made of valid messages
+		}
+		reqs = append(reqs, b)
+	}
+	return reqs
+}
+
+// entryPool returns the entries every publisher sends, built once.
+var entryPool = sync.OnceValue(func() []*pxperfv1.Entry {
+	start := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	pool := make([]*pxperfv1.Entry, poolEntries)
+	for i := range pool {
+		pool[i] = newEntry(i, start.Add(time.Duration(i)*time.Millisecond))
+	}
+	return pool
+})
+
+// newEntry returns a completed GET as a busy proxy would record it, about
+// 300 bytes marshalled. Host, state and priority are set, as pxperf would
+// derive them, so that the only field pxperf adds before relaying is the
+// id and both servers relay the same bytes but for it.
+func newEntry(i int, start time.Time) *pxperfv1.Entry {
+	return &pxperfv1.Entry{
+		RequestId:  fmt.Sprintf("px-%08d", i),
+		StartTime:  timestamppb.New(start),
+		Method:     "GET",
+		Url:        fmt.Sprintf("https://cdn.shop-example.com/static/js/chunk-vendors.%08x.min.js?v=2026.11.27", i*2654435761%(1<<32)),
+		Host:       "cdn.shop-example.com",
+		State:      pxperfv1.EntryState_ENTRY_STATE_COMPLETED,
+		StatusCode: 200,
+		RequestHeaders: []*pxperfv1.Header{
+			{Name: "User-Agent", Value: "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"},
+			{Name: "Accept", Value: "*/*"},
+		},
+		ResponseHeaders: []*pxperfv1.Header{
+			{Name: "Content-Type", Value: "application/javascript"},
+		},
+		Timings:       &pxperfv1.Timings{Total: durationpb.New(42*time.Millisecond + time.Duration(i%1000)*time.Microsecond)},
+		BytesSent:     412,
+		BytesReceived: 48213 + int64(i%4096),
+		Priority:      pxperfv1.Priority_PRIORITY_NORMAL,
+	}
+}
