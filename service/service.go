@@ -241,14 +241,14 @@ func (s *Service) ingest(entries []*pxperfv1.Entry, result func(i int, id uint64
 		}
 		valid = append(valid, e)
 	}
-	ids := s.store.Append(valid)
+	stored := s.store.Append(valid)
 	for i, rej := range rejections {
 		if rej != nil {
 			result(i, 0, rej)
 			continue
 		}
-		result(i, ids[0], nil)
-		ids = ids[1:]
+		result(i, stored[0].ID, nil)
+		stored = stored[1:]
 	}
 }
 

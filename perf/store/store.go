@@ -196,29 +196,41 @@ func (s *Store) setConfigLocked(cfg Config) {
 	s.redact = redactList(cfg.RedactHeaders)
 }
 
+// Stored is what [Store.Append] made of one entry.
+type Stored struct {
+	// ID is the entry's id.
+	ID uint64
+	// Entry is the entry as stored: normalised, its body moved out. It must
+	// not be modified.
+	Entry *pxperfv1.Entry
+	// Body is its response body as stored (possibly truncated); nil for
+	// none. It must not be modified.
+	Body []byte
+}
+
 // Append normalises entries (see [Normalize]) and stores them, evicting the
-// oldest entries beyond the limits. It returns the id of each entry, in
-// order. The caller must have checked each entry with [Check] and must not
-// touch the entries afterwards.
+// oldest entries beyond the limits. It returns what it stored, in order,
+// for those (such as the archive) that keep entries too. The caller must
+// have checked each entry with [Check] and must not touch the entries
+// afterwards.
 //
 // An entry whose request_id is that of a PENDING entry still held completes
 // it: the stored entry is replaced by the new one, merged as [complete]
 // says, under the same id, and the change is recorded for
 // [Store.ReadUpdates]. Any other entry gets the next id.
-func (s *Store) Append(entries []*pxperfv1.Entry) (ids []uint64) {
+func (s *Store) Append(entries []*pxperfv1.Entry) []Stored {
 	if len(entries) == 0 {
 		return nil
 	}
-	ids = make([]uint64, len(entries))
+	stored := make([]Stored, len(entries))
 	caches := make([]wireCache, len(entries)) // one allocation per batch
 	s.mu.Lock()
 	for i, e := range entries {
 		if id, ok := s.pending[e.GetRequestId()]; e.GetRequestId() != "" && ok {
-			ids[i] = id
-			s.completeLocked(id, e)
+			it := s.completeLocked(id, e)
+			stored[i] = Stored{ID: id, Entry: it.entry, Body: it.body}
 			continue
 		}
-		ids[i] = s.nextID
 		e.Id = s.nextID
 		s.nextID++
 		it := s.itemFor(e, nil)
@@ -227,6 +239,7 @@ func (s *Store) Append(entries []*pxperfv1.Entry) (ids []uint64) {
 		s.bytes += it.size
 		s.stats.Accepted++
 		s.trackPendingLocked(e)
+		stored[i] = Stored{ID: e.Id, Entry: e, Body: it.body}
 	}
 	ev := s.evictLocked()
 	s.recordLocked(&ev)
@@ -235,7 +248,7 @@ func (s *Store) Append(entries []*pxperfv1.Entry) (ids []uint64) {
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
 	notify(obs, ev)
-	return ids
+	return stored
 }
 
 // itemFor normalises e and makes its item, moving the body out of the
@@ -258,8 +271,9 @@ func (s *Store) trackPendingLocked(e *pxperfv1.Entry) {
 	}
 }
 
-// completeLocked replaces the held PENDING entry id by e, merged with it.
-func (s *Store) completeLocked(id uint64, e *pxperfv1.Entry) {
+// completeLocked replaces the held PENDING entry id by e, merged with it,
+// and returns the new item.
+func (s *Store) completeLocked(id uint64, e *pxperfv1.Entry) item {
 	old := s.itemLocked(id)
 	delete(s.pending, e.GetRequestId())
 	complete(old.entry, e)
@@ -271,6 +285,7 @@ func (s *Store) completeLocked(id uint64, e *pxperfv1.Entry) {
 	s.updates[s.updateNext%uint64(len(s.updates))] = id
 	s.updateNext++
 	s.trackPendingLocked(e) // still PENDING: a later entry may complete it
+	return it
 }
 
 // complete prepares e to replace old, a PENDING entry with the same

@@ -46,6 +46,14 @@ func mustNew(t testing.TB, cfg Config) *Store {
 	return s
 }
 
+func storedIDs(ss []Stored) []uint64 {
+	out := make([]uint64, len(ss))
+	for i, s := range ss {
+		out[i] = s.ID
+	}
+	return out
+}
+
 func ids(es []*pxperfv1.Entry) []uint64 {
 	out := make([]uint64, len(es))
 	for i, e := range es {
@@ -68,10 +76,10 @@ func TestNewRejectsBadConfig(t *testing.T) {
 
 func TestAppendAssignsIncreasingIDsAndEvictsByCount(t *testing.T) {
 	s := mustNew(t, Config{MaxEntries: 3, MaxMemoryBytes: 1 << 30})
-	if got := s.Append(entries(2)); fmt.Sprint(got) != "[1 2]" {
+	if got := storedIDs(s.Append(entries(2))); fmt.Sprint(got) != "[1 2]" {
 		t.Fatalf("first Append = %v, want [1 2]", got)
 	}
-	if got := s.Append(entries(3)); fmt.Sprint(got) != "[3 4 5]" {
+	if got := storedIDs(s.Append(entries(3))); fmt.Sprint(got) != "[3 4 5]" {
 		t.Fatalf("second Append = %v, want [3 4 5]", got)
 	}
 	oldest, next := s.Bounds()
@@ -92,7 +100,7 @@ func TestAppendAssignsIncreasingIDsAndEvictsByCount(t *testing.T) {
 
 func TestFirstIDContinues(t *testing.T) {
 	s := mustNew(t, Config{MaxEntries: 3, MaxMemoryBytes: 1 << 30, FirstID: 100})
-	if got := s.Append(entries(1)); got[0] != 100 {
+	if got := storedIDs(s.Append(entries(1))); got[0] != 100 {
 		t.Fatalf("Append = %v, want [100]", got)
 	}
 }
@@ -131,7 +139,11 @@ func TestIngestRules(t *testing.T) {
 	}
 	e.ResponseHeaders = []*pxperfv1.Header{{Name: "Set-Cookie", Value: "s=1"}}
 	e.ResponseBody = &pxperfv1.Body{Data: []byte("0123456789"), ContentType: "text/plain"}
-	id := s.Append([]*pxperfv1.Entry{e})[0]
+	st := s.Append([]*pxperfv1.Entry{e})[0]
+	id := st.ID
+	if string(st.Body) != "0123" || st.Entry.GetResponseBody().GetData() != nil || st.Entry.GetId() != id {
+		t.Errorf("Stored = id %d, body %q, entry body %q; want the truncated body beside the entry", id, st.Body, st.Entry.GetResponseBody().GetData())
+	}
 
 	got, err := s.EntryWithBody(id)
 	if err != nil {
@@ -355,7 +367,7 @@ func TestCompleteByRequestID(t *testing.T) {
 	s := mustNew(t, Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30})
 	p := pendingEntry("r1", "http://example.com/a")
 	p.RequestHeaders = []*pxperfv1.Header{{Name: "Accept", Value: "*/*"}}
-	ids := s.Append([]*pxperfv1.Entry{p, newEntry("GET", "http://example.com/other", 200)})
+	ids := storedIDs(s.Append([]*pxperfv1.Entry{p, newEntry("GET", "http://example.com/other", 200)}))
 	if got, _ := s.Entry(ids[0]); got.State != pxperfv1.EntryState_ENTRY_STATE_PENDING {
 		t.Fatalf("state = %v, want PENDING", got.State)
 	}
@@ -364,7 +376,7 @@ func TestCompleteByRequestID(t *testing.T) {
 	done := newEntry("GET", "http://example.com/a", 200)
 	done.RequestId = "r1"
 	done.ResponseHeaders = []*pxperfv1.Header{{Name: "Content-Type", Value: "text/html"}}
-	got := s.Append([]*pxperfv1.Entry{done})
+	got := storedIDs(s.Append([]*pxperfv1.Entry{done}))
 	if got[0] != ids[0] {
 		t.Fatalf("completion got id %d, want the pending entry's %d", got[0], ids[0])
 	}
@@ -381,7 +393,7 @@ func TestCompleteByRequestID(t *testing.T) {
 	// A completed entry is not completed again: the same request id now
 	// starts a new entry.
 	again := pendingEntry("r1", "http://example.com/a")
-	if id := s.Append([]*pxperfv1.Entry{again})[0]; id != 3 {
+	if id := s.Append([]*pxperfv1.Entry{again})[0].ID; id != 3 {
 		t.Errorf("second use of r1 got id %d, want a new id 3", id)
 	}
 }
@@ -389,7 +401,7 @@ func TestCompleteByRequestID(t *testing.T) {
 // An error that arrives after a status keeps the status.
 func TestErrorNeverOverwritesStatus(t *testing.T) {
 	s := mustNew(t, Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30})
-	id := s.Append([]*pxperfv1.Entry{pendingEntry("r", "http://example.com/big")})[0]
+	id := s.Append([]*pxperfv1.Entry{pendingEntry("r", "http://example.com/big")})[0].ID
 
 	headers := pendingEntry("r", "http://example.com/big")
 	headers.StatusCode = 200
@@ -399,7 +411,7 @@ func TestErrorNeverOverwritesStatus(t *testing.T) {
 	failed := pendingEntry("r", "http://example.com/big")
 	failed.State = pxperfv1.EntryState_ENTRY_STATE_FAILED
 	failed.Error = &pxperfv1.EntryError{Kind: pxperfv1.ErrorKind_ERROR_KIND_CLIENT_CLOSED, Message: "client went away"}
-	if got := s.Append([]*pxperfv1.Entry{failed})[0]; got != id {
+	if got := s.Append([]*pxperfv1.Entry{failed})[0].ID; got != id {
 		t.Fatalf("error update got id %d, want %d", got, id)
 	}
 	e, _ := s.Entry(id)
@@ -418,7 +430,7 @@ func TestCompletionAfterEviction(t *testing.T) {
 	s.Append(entries(2)) // evicts the pending entry
 	done := newEntry("GET", "http://example.com/x", 204)
 	done.RequestId = "r"
-	if id := s.Append([]*pxperfv1.Entry{done})[0]; id != 4 {
+	if id := s.Append([]*pxperfv1.Entry{done})[0].ID; id != 4 {
 		t.Errorf("completion of an evicted entry got id %d, want new id 4", id)
 	}
 	if s.Stats().Completed != 0 {
