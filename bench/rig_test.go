@@ -147,6 +147,9 @@ func newRig(tb testing.TB, k kind, sc scenario) *rig {
 		broken: make(chan struct{}),
 		served: make(chan error, 1),
 	}
+	// Before the rig's cleanup, so that it is removed after the server
+	// (and its archive) stopped: cleanups run last registered first.
+	logDir := tb.TempDir()
 	tb.Cleanup(func() {
 		if err := r.close(); err != nil {
 			tb.Errorf("stopping the %s rig: %v", k, err)
@@ -166,7 +169,7 @@ func newRig(tb testing.TB, k kind, sc scenario) *rig {
 		})
 	case pxperf:
 		pprof.Do(ctx, serverLabels, func(context.Context) {
-			r.pxperf, err = service.New(pxperfConfig(tb.TempDir(), sc.archive), nil)
+			r.pxperf, err = service.New(pxperfConfig(logDir, sc.archive), nil)
 			if err == nil {
 				go func() { r.served <- r.pxperf.Serve(lis) }()
 			}

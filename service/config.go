@@ -51,6 +51,13 @@ func (s *Service) UpdateConfig(_ context.Context, req *pxperfv1.UpdateConfigRequ
 	if changed := changedFields(old, next, notLive); len(changed) > 0 {
 		return nil, notLiveError(changed)
 	}
+	// The archive first: it may still refuse (a limit it cannot take), and
+	// nothing must be half-applied.
+	if s.archive != nil && !proto.Equal(old.GetLogs(), next.GetLogs()) {
+		if err := s.archive.SetConfig(archiveConfig(next.GetLogs())); err != nil {
+			return nil, toStatus(err)
+		}
+	}
 	if err := s.store.SetConfig(storeConfig(next.GetMemory())); err != nil {
 		return nil, toStatus(err) // validated above: not expected
 	}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/pxperf/pxperf/config"
+	"github.com/pxperf/pxperf/perf/archive"
 	"github.com/pxperf/pxperf/perf/filter"
 	"github.com/pxperf/pxperf/perf/store"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -28,6 +29,10 @@ var errorCodes = []struct {
 	{store.ErrInvalidConfig, codes.InvalidArgument},
 	{filter.ErrInvalid, codes.InvalidArgument},
 	{config.ErrInvalid, codes.InvalidArgument},
+	{archive.ErrNotFound, codes.NotFound},
+	{archive.ErrInvalidConfig, codes.InvalidArgument},
+	{archive.ErrNotLive, codes.FailedPrecondition},
+	{archive.ErrClosed, codes.Unavailable},
 }
 
 // toStatus turns a domain error into a gRPC status error. Errors that are

@@ -108,7 +108,8 @@ func (s *Server) Serve(lis net.Listener) error {
 
 // Shutdown stops the server: health turns NOT_SERVING, open streams end with
 // UNAVAILABLE (telling clients where to resume), in-flight calls get the
-// server's shutdown_timeout to finish, then every connection is closed.
+// server's shutdown_timeout to finish, then every connection is closed and
+// the archive is written out, fsynced and closed.
 // It returns once the server has stopped.
 func (s *Server) Shutdown() {
 	s.health.Shutdown()
@@ -129,4 +130,6 @@ func (s *Server) Shutdown() {
 		s.grpc.Stop()
 		<-stopped
 	}
+	// No publisher is left: write out and close the current log file.
+	s.svc.closeArchive()
 }

@@ -24,6 +24,7 @@ import (
 	"buf.build/go/protovalidate"
 	"github.com/pxperf/pxperf/config"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/perf/archive"
 	"github.com/pxperf/pxperf/perf/filter"
 	"github.com/pxperf/pxperf/perf/procstat"
 	"github.com/pxperf/pxperf/perf/store"
@@ -43,6 +44,8 @@ type Service struct {
 	validator protovalidate.Validator
 	entries   entryChecker // the fast path of entry validation
 	store     *store.Store
+	archive   *archive.Archive // nil when logs.enabled is off
+	ingestMu  sync.Mutex       // entries reach the archive in id order
 	start     time.Time
 	proc      *procReader
 
@@ -75,13 +78,25 @@ func NewService(cfg *pxperfv1.Config, log *slog.Logger) (*Service, error) {
 	if err := config.Validate(v, cfg); err != nil {
 		return nil, err
 	}
-	st, err := store.New(storeConfig(cfg.GetMemory()))
-	if err != nil {
-		return nil, fmt.Errorf("create store: %w", err)
-	}
 	mr, err := procstat.NewReader()
 	if err != nil {
 		return nil, err
+	}
+	var arch *archive.Archive
+	sc := storeConfig(cfg.GetMemory())
+	if cfg.GetLogs().GetEnabled() {
+		if arch, err = archive.Open(archiveConfig(cfg.GetLogs())); err != nil {
+			return nil, fmt.Errorf("open the archive in %s: %w", cfg.GetLogs().GetDirectory(), err)
+		}
+		// Ids continue after the last one archived.
+		sc.FirstID = arch.LastID() + 1
+	}
+	st, err := store.New(sc)
+	if err != nil {
+		if arch != nil {
+			arch.Close()
+		}
+		return nil, fmt.Errorf("create store: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
@@ -89,6 +104,7 @@ func NewService(cfg *pxperfv1.Config, log *slog.Logger) (*Service, error) {
 		validator:   v,
 		entries:     newEntryChecker(),
 		store:       st,
+		archive:     arch,
 		start:       time.Now(),
 		proc:        &procReader{r: mr},
 		stopWorkers: cancel,
@@ -241,7 +257,10 @@ func (s *Service) ingest(entries []*pxperfv1.Entry, result func(i int, id uint64
 		}
 		valid = append(valid, e)
 	}
+	s.ingestMu.Lock()
 	stored := s.store.Append(valid)
+	s.archiveStored(stored)
+	s.ingestMu.Unlock()
 	for i, rej := range rejections {
 		if rej != nil {
 			result(i, 0, rej)
@@ -382,10 +401,13 @@ func decodePageToken(t string) (uint64, error) {
 }
 
 // GetEntry implements pxperfv1.PerformanceServiceServer.
-func (s *Service) GetEntry(_ context.Context, req *pxperfv1.GetEntryRequest) (*pxperfv1.GetEntryResponse, error) {
+func (s *Service) GetEntry(ctx context.Context, req *pxperfv1.GetEntryRequest) (*pxperfv1.GetEntryResponse, error) {
 	e, err := s.store.EntryWithBody(req.GetId())
+	if errors.Is(err, store.ErrNotFound) {
+		e, err = s.archiveEntry(ctx, req.GetId(), err)
+	}
 	if err != nil {
-		return nil, toStatus(fmt.Errorf("%w; entries that left memory can be read back once the archive (log rotator) is available", err))
+		return nil, toStatus(err)
 	}
 	return &pxperfv1.GetEntryResponse{Entry: e}, nil
 }
@@ -420,6 +442,7 @@ func (s *Service) GetStats(context.Context, *pxperfv1.GetStatsRequest) (*pxperfv
 			UnderPressure:     st.UnderPressure,
 		},
 		Throttle: s.throttleStats(st.NewestID),
+		Archive:  s.archiveStats(),
 	}
 	if r, err := s.proc.read(); err == nil {
 		stats.Process = &pxperfv1.ProcessStats{
@@ -453,14 +476,4 @@ func (s *Service) ListResources(context.Context, *pxperfv1.ListResourcesRequest)
 // CloseResource implements pxperfv1.PerformanceServiceServer.
 func (s *Service) CloseResource(context.Context, *pxperfv1.CloseResourceRequest) (*pxperfv1.CloseResourceResponse, error) {
 	return nil, unimplemented("CloseResource", "resource cleaner (issue 6)")
-}
-
-// ListLogFiles implements pxperfv1.PerformanceServiceServer.
-func (s *Service) ListLogFiles(context.Context, *pxperfv1.ListLogFilesRequest) (*pxperfv1.ListLogFilesResponse, error) {
-	return nil, unimplemented("ListLogFiles", "log rotator (issue 4)")
-}
-
-// ReadArchive implements pxperfv1.PerformanceServiceServer.
-func (s *Service) ReadArchive(*pxperfv1.ReadArchiveRequest, grpc.ServerStreamingServer[pxperfv1.ReadArchiveResponse]) error {
-	return unimplemented("ReadArchive", "log rotator (issue 4)")
 }

@@ -47,6 +47,7 @@ func newHarness(t *testing.T, edit func(*pxperfv1.Config)) *harness {
 	cfg := config.Default()
 	cfg.Throttle.HeartbeatInterval = durationpb.New(100 * time.Millisecond)
 	cfg.Throttle.MaxUpdatesPerSecond = 1000
+	cfg.Logs.Directory = t.TempDir()
 	if edit != nil {
 		edit(cfg)
 	}
@@ -341,6 +342,7 @@ func TestSubscribeGapAccountsForEveryID(t *testing.T) {
 	h := newHarness(t, func(c *pxperfv1.Config) {
 		c.Memory.MaxEntries = 3
 		c.Throttle.MaxUpdatesPerSecond = 2
+		c.Logs.Enabled = false // memory only: with the archive, it fills the gap
 	})
 	ctx := testContext(t)
 	h.publish(t, ctx, entry("GET", "http://example.com/1", 200))
@@ -382,7 +384,10 @@ func TestSubscribeGapAccountsForEveryID(t *testing.T) {
 }
 
 func TestSubscribeResumeOutOfRange(t *testing.T) {
-	h := newHarness(t, func(c *pxperfv1.Config) { c.Memory.MaxEntries = 2 })
+	h := newHarness(t, func(c *pxperfv1.Config) {
+		c.Memory.MaxEntries = 2
+		c.Logs.Enabled = false // memory only: the archive would still have them
+	})
 	ctx := testContext(t)
 	for i := range 5 {
 		h.publish(t, ctx, entry("GET", fmt.Sprintf("http://example.com/%d", i), 200))
@@ -632,7 +637,11 @@ func TestGetEntryNotFound(t *testing.T) {
 }
 
 func TestGetConfigReturnsEffectiveConfig(t *testing.T) {
-	h := newHarness(t, func(c *pxperfv1.Config) { c.Memory.MaxEntries = 1234 })
+	dir := t.TempDir()
+	h := newHarness(t, func(c *pxperfv1.Config) {
+		c.Memory.MaxEntries = 1234
+		c.Logs.Directory = dir
+	})
 	got, err := h.client.GetConfig(testContext(t))
 	if err != nil {
 		t.Fatal(err)
@@ -641,6 +650,7 @@ func TestGetConfigReturnsEffectiveConfig(t *testing.T) {
 	want.Memory.MaxEntries = 1234
 	want.Throttle.HeartbeatInterval = durationpb.New(100 * time.Millisecond)
 	want.Throttle.MaxUpdatesPerSecond = 1000
+	want.Logs.Directory = dir
 	if diff := cmp.Diff(got, want, protocmp.Transform()); diff != "" {
 		t.Errorf("GetConfig (-got +want):\n%s", diff)
 	}
@@ -671,14 +681,6 @@ func TestLaterPartsAreUnimplemented(t *testing.T) {
 		{"CloseResource", "resource cleaner", func() error {
 			_, err := svc.CloseResource(ctx, &pxperfv1.CloseResourceRequest{Id: "x"})
 			return err
-		}},
-		{"ListLogFiles", "log rotator", func() error { _, err := svc.ListLogFiles(ctx, &pxperfv1.ListLogFilesRequest{}); return err }},
-		{"ReadArchive", "log rotator", func() error {
-			s, err := svc.ReadArchive(ctx, &pxperfv1.ReadArchiveRequest{Range: &pxperfv1.ReadArchiveRequest_Ids{Ids: &pxperfv1.IdRange{FirstId: 1}}})
-			if err != nil {
-				return err
-			}
-			return streamErr(func() error { _, err := s.Recv(); return err })
 		}},
 		{"WatchStats", "performance monitor", func() error {
 			s, err := svc.WatchStats(ctx, &pxperfv1.WatchStatsRequest{})
@@ -771,6 +773,7 @@ func TestHealthServing(t *testing.T) {
 // position, and Serve returns.
 func TestShutdownEndsStreams(t *testing.T) {
 	cfg := config.Default()
+	cfg.Logs.Directory = t.TempDir()
 	srv, err := service.New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)

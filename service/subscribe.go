@@ -9,6 +9,7 @@ import (
 	"time"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/perf/archive"
 	"github.com/pxperf/pxperf/perf/store"
 	"github.com/pxperf/pxperf/perf/throttle"
 	"google.golang.org/grpc"
@@ -179,9 +180,12 @@ func (sub *subscription) position(req *pxperfv1.SubscribeRequest) error {
 	switch start := req.GetStart().(type) {
 	case *pxperfv1.SubscribeRequest_StartId:
 		id := start.StartId
+		if a := sub.svc.archiveOldest(); a != 0 && a < oldest {
+			oldest = a // the archive feeds what left memory
+		}
 		switch {
 		case id < oldest:
-			return outOfRange(fmt.Sprintf("start_id %d is older than anything kept; the oldest id available is %d", id, oldest), oldest)
+			return outOfRange(fmt.Sprintf("start_id %d is older than anything kept in memory or the archive; the oldest id available is %d", id, oldest), oldest)
 		case id > next:
 			return status.Errorf(codes.OutOfRange, "start_id %d is beyond the next id to be assigned (%d)", id, next)
 		}
@@ -220,7 +224,7 @@ func (sub *subscription) run() error {
 		}
 		sub.buf, sub.wbuf = r.Entries[:0], r.Wire[:0]
 		if r.GapFirst != 0 {
-			if err := sub.sendGap(r.GapFirst, r.GapLast); err != nil {
+			if err := sub.fillGap(r.GapFirst, r.GapLast); err != nil {
 				return err
 			}
 			continue // read again from the oldest entry held
@@ -364,6 +368,72 @@ func (sub *subscription) cutSnapshot(es []*pxperfv1.Entry, next uint64) ([]*pxpe
 		}
 	}
 	return es, sub.snapshotEnd
+}
+
+// fillGap deals with ids first..last, which left memory before the stream
+// got to them: what the archive holds of them is sent, read back from the
+// files, and the rest is reported in gap messages. A line for an id
+// already sent (an entry completed after it was archived) goes out as an
+// update.
+func (sub *subscription) fillGap(first, last uint64) error {
+	arch := sub.svc.archive
+	if arch == nil {
+		return sub.sendGap(first, last)
+	}
+	expect := first // the next id not yet sent or reported
+	var batch, updates []*pxperfv1.Entry
+	flush := func() error {
+		if len(batch)+len(updates) == 0 {
+			return nil
+		}
+		sub.advance(expect, sub.updates)
+		n := uint64(len(batch) + len(updates))
+		sub.stats.entries.Add(n)
+		sub.svc.hub.entries.Add(n)
+		m := &pxperfv1.EntryBatch{Entries: batch, Updates: updates, NextId: expect}
+		batch, updates = nil, nil
+		return sub.sendMsg(&pxperfv1.SubscribeResponse{Event: &pxperfv1.SubscribeResponse_Batch{Batch: m}})
+	}
+	err := arch.Read(sub.stream.Context(), archive.Query{FirstID: first, LastID: last}, func(e *pxperfv1.Entry) error {
+		if !sub.bodies && e.GetResponseBody() != nil {
+			e.ResponseBody.Data = nil // a fresh copy: ours to change
+		}
+		matches := sub.match == nil || sub.match(e)
+		switch id := e.GetId(); {
+		case id < expect:
+			if matches {
+				updates = append(updates, e)
+			}
+		default:
+			if id > expect {
+				if err := flush(); err != nil {
+					return err
+				}
+				if err := sub.sendGap(expect, id-1); err != nil {
+					return err
+				}
+			}
+			if matches {
+				batch = append(batch, e)
+			}
+			expect = id + 1
+		}
+		if len(batch)+len(updates) >= sub.batch {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return toStatus(err)
+	}
+	if expect <= last {
+		return sub.sendGap(expect, last)
+	}
+	sub.advance(last+1, sub.updates)
+	return nil
 }
 
 func (sub *subscription) sendGap(first, last uint64) error {

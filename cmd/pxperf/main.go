@@ -77,6 +77,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	maxEntries := fs.Uint("max-entries", uint(cfg.Memory.MaxEntries), "most entries kept in memory")
 	maxMemory := fs.Uint("max-memory-mb", uint(cfg.Memory.MaxMemoryMb), "memory budget for entries, in MiB")
 	maxBody := fs.Uint("max-body-size", uint(cfg.Memory.MaxBodySize), "longest response body kept, in bytes")
+	logDir := fs.String("log-dir", cfg.Logs.Directory, "directory of the archive (rotating JSON Lines files)")
+	archiveOn := fs.Bool("archive", cfg.Logs.Enabled, "archive every entry to the log directory")
 	checkEvery := fs.Duration("cleanup-interval", cfg.Memory.CleanupInterval.AsDuration(), "how often process memory is checked for pressure eviction")
 	maxRate := fs.Uint("max-updates-per-second", uint(cfg.Throttle.MaxUpdatesPerSecond), "most messages per second to one subscriber")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
@@ -106,6 +108,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	cfg.Memory.MaxMemoryMb = uint32(min(*maxMemory, 1<<32-1))
 	cfg.Memory.MaxBodySize = uint32(min(*maxBody, 1<<32-1))
 	cfg.Memory.CleanupInterval = durationpb.New(*checkEvery)
+	cfg.Logs.Directory = *logDir
+	cfg.Logs.Enabled = *archiveOn
 	cfg.Throttle.MaxUpdatesPerSecond = uint32(min(*maxRate, 1<<32-1))
 	if err := config.Validate(validator, cfg); err != nil {
 		return err

@@ -96,7 +96,9 @@ type PerformanceServiceClient interface {
 	// ListLogFiles returns the archive files, oldest first.
 	ListLogFiles(ctx context.Context, in *ListLogFilesRequest, opts ...grpc.CallOption) (*ListLogFilesResponse, error)
 	// ReadArchive streams entries read back from the archive files, by id
-	// range or time range, in id order.
+	// range or time range, file by file, oldest first. An entry completed
+	// after it was first archived appears twice; the later line is its final
+	// state.
 	ReadArchive(ctx context.Context, in *ReadArchiveRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadArchiveResponse], error)
 }
 
@@ -339,7 +341,9 @@ type PerformanceServiceServer interface {
 	// ListLogFiles returns the archive files, oldest first.
 	ListLogFiles(context.Context, *ListLogFilesRequest) (*ListLogFilesResponse, error)
 	// ReadArchive streams entries read back from the archive files, by id
-	// range or time range, in id order.
+	// range or time range, file by file, oldest first. An entry completed
+	// after it was first archived appears twice; the later line is its final
+	// state.
 	ReadArchive(*ReadArchiveRequest, grpc.ServerStreamingServer[ReadArchiveResponse]) error
 	mustEmbedUnimplementedPerformanceServiceServer()
 }

@@ -393,8 +393,17 @@ type ArchiveStats struct {
 	WriteErrors uint64 `protobuf:"varint,12,opt,name=write_errors,json=writeErrors,proto3" json:"write_errors,omitempty"`
 	// Times a publisher waited because the archive queue was full.
 	QueueFullWaits uint64 `protobuf:"varint,13,opt,name=queue_full_waits,json=queueFullWaits,proto3" json:"queue_full_waits,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Entries not archived because the queue was full while writes were
+	// failing (the disk was full, say); they are still in memory.
+	EntriesDropped uint64 `protobuf:"varint,14,opt,name=entries_dropped,json=entriesDropped,proto3" json:"entries_dropped,omitempty"`
+	// Corrupt or torn lines skipped by reads and recovery.
+	CorruptLines uint64 `protobuf:"varint,15,opt,name=corrupt_lines,json=corruptLines,proto3" json:"corrupt_lines,omitempty"`
+	// Entries waiting for the writer now.
+	Queued uint64 `protobuf:"varint,16,opt,name=queued,proto3" json:"queued,omitempty"`
+	// The last write, compression or deletion error; empty if none.
+	LastError     string `protobuf:"bytes,17,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ArchiveStats) Reset() {
@@ -516,6 +525,34 @@ func (x *ArchiveStats) GetQueueFullWaits() uint64 {
 		return x.QueueFullWaits
 	}
 	return 0
+}
+
+func (x *ArchiveStats) GetEntriesDropped() uint64 {
+	if x != nil {
+		return x.EntriesDropped
+	}
+	return 0
+}
+
+func (x *ArchiveStats) GetCorruptLines() uint64 {
+	if x != nil {
+		return x.CorruptLines
+	}
+	return 0
+}
+
+func (x *ArchiveStats) GetQueued() uint64 {
+	if x != nil {
+		return x.Queued
+	}
+	return 0
+}
+
+func (x *ArchiveStats) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
 }
 
 // ThrottleStats describes subscribers and throttling: overall counters
@@ -1320,7 +1357,7 @@ const file_pxperf_v1_stats_proto_rawDesc = "" +
 	"\x13evicted_by_pressure\x18\v \x01(\x04R\x11evictedByPressure\x12)\n" +
 	"\x10truncated_bodies\x18\f \x01(\x04R\x0ftruncatedBodies\x12%\n" +
 	"\x0eunder_pressure\x18\r \x01(\bR\runderPressure\x12\x1c\n" +
-	"\tcompleted\x18\x0e \x01(\x04R\tcompleted\"\xa7\x04\n" +
+	"\tcompleted\x18\x0e \x01(\x04R\tcompleted\"\xac\x05\n" +
 	"\fArchiveStats\x12'\n" +
 	"\x0fentries_written\x18\x01 \x01(\x04R\x0eentriesWritten\x12#\n" +
 	"\rbytes_written\x18\x02 \x01(\x04R\fbytesWritten\x12\x14\n" +
@@ -1336,7 +1373,12 @@ const file_pxperf_v1_stats_proto_rawDesc = "" +
 	" \x01(\v2\x19.google.protobuf.DurationR\x0fcompressionTime\x12#\n" +
 	"\rfiles_deleted\x18\v \x01(\x04R\ffilesDeleted\x12!\n" +
 	"\fwrite_errors\x18\f \x01(\x04R\vwriteErrors\x12(\n" +
-	"\x10queue_full_waits\x18\r \x01(\x04R\x0equeueFullWaits\"\xb2\x04\n" +
+	"\x10queue_full_waits\x18\r \x01(\x04R\x0equeueFullWaits\x12'\n" +
+	"\x0fentries_dropped\x18\x0e \x01(\x04R\x0eentriesDropped\x12#\n" +
+	"\rcorrupt_lines\x18\x0f \x01(\x04R\fcorruptLines\x12\x16\n" +
+	"\x06queued\x18\x10 \x01(\x04R\x06queued\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x11 \x01(\tR\tlastError\"\xb2\x04\n" +
 	"\rThrottleStats\x12 \n" +
 	"\vsubscribers\x18\x01 \x01(\x04R\vsubscribers\x12#\n" +
 	"\rmessages_sent\x18\x02 \x01(\x04R\fmessagesSent\x12!\n" +

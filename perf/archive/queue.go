@@ -1,0 +1,131 @@
+package archive
+
+import (
+	"sync"
+
+	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+)
+
+// Item is one entry to archive.
+type Item struct {
+	// Entry is the entry as stored. It must not be nil, and neither it nor
+	// Body may be modified after [Archive.Append]: the writer encodes them
+	// later, on its own goroutine.
+	Entry *pxperfv1.Entry
+	// Body is the response body, which the store keeps beside the entry. It
+	// is written as response_body.data in place of Entry.ResponseBody.Data;
+	// when nil, Entry.ResponseBody.Data (if any) is written.
+	Body []byte
+}
+
+// queue is the bounded hand-off from Append to the writer. Puts and takes
+// move whole slices under one short lock, so the cost per entry is a copy
+// of an Item.
+type queue struct {
+	mu     sync.Mutex
+	room   sync.Cond // signalled when items are taken or the queue closes
+	items  []Item
+	limit  int
+	closed bool
+
+	ready chan struct{} // 1-buffered: items are waiting
+
+	// Counters, guarded by mu.
+	waits   uint64 // Append calls that waited for room
+	dropped uint64 // entries dropped while the writer was failing
+}
+
+func newQueue(limit int) *queue {
+	q := &queue{limit: limit, ready: make(chan struct{}, 1)}
+	q.room.L = &q.mu
+	return q
+}
+
+// put queues items, waiting for room when the queue is full, unless drop
+// reports true (the writer is failing): then the items that do not fit are
+// dropped and counted. It returns how many were queued, and false if the
+// queue was closed before all were.
+func (q *queue) put(items []Item, drop func() bool) (queued int, ok bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	waited := false
+	for len(items) > 0 {
+		if q.closed {
+			return queued, false
+		}
+		n := min(q.limit-len(q.items), len(items))
+		if n > 0 {
+			q.items = append(q.items, items[:n]...)
+			items = items[n:]
+			queued += n
+			select {
+			case q.ready <- struct{}{}:
+			default:
+			}
+			continue
+		}
+		if drop() {
+			q.dropped += uint64(len(items))
+			return queued, true
+		}
+		if !waited {
+			waited = true
+			q.waits++
+		}
+		q.room.Wait()
+	}
+	return queued, true
+}
+
+// take moves up to max waiting items (all when max < 0) into buf[:0] and
+// returns it.
+func (q *queue) take(buf []Item, max int) []Item {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := len(q.items)
+	if max >= 0 && max < n {
+		n = max
+	}
+	if n == 0 {
+		return buf[:0]
+	}
+	if n == len(q.items) {
+		// Swap the slices: no copy.
+		buf, q.items = q.items, buf[:0]
+	} else {
+		buf = append(buf[:0], q.items[:n]...)
+		rest := copy(q.items, q.items[n:])
+		clear(q.items[rest:])
+		q.items = q.items[:rest]
+		if rest > 0 {
+			select {
+			case q.ready <- struct{}{}:
+			default:
+			}
+		}
+	}
+	q.room.Broadcast()
+	return buf
+}
+
+// wake makes waiting puts check again whether to drop.
+func (q *queue) wake() {
+	q.mu.Lock()
+	q.room.Broadcast()
+	q.mu.Unlock()
+}
+
+// close makes puts fail from now on, waiting ones included.
+func (q *queue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.room.Broadcast()
+	q.mu.Unlock()
+}
+
+// counts returns the waiting items and the counters.
+func (q *queue) counts() (waiting int, waits, dropped uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items), q.waits, q.dropped
+}

@@ -1,0 +1,97 @@
+package archive
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// firstIDs returns each file's first id, oldest first.
+func (h *harness) firstIDs() []uint64 {
+	var ids []uint64
+	for _, f := range h.files() {
+		ids = append(ids, f.FirstID)
+	}
+	return ids
+}
+
+func TestRetention(t *testing.T) {
+	tests := []struct {
+		name   string
+		limits Config        // retention limits
+		now    time.Duration // clock (after genBase) for the last rotation and the restart
+		want   []uint64      // first ids of the files kept
+	}{
+		// Six files of five entries, ids 100..129, entry start times
+		// genBase + id seconds.
+		{name: "max files, the current slot counted", limits: Config{MaxFiles: 3}, want: []uint64{120, 125}},
+		{name: "max age by the newest entry", limits: Config{MaxAge: time.Hour}, now: time.Hour + 115*time.Second,
+			want: []uint64{115, 120, 125}},
+		{name: "max total bytes", limits: Config{MaxTotalBytes: 3*5*lineSize + 10}, want: []uint64{115, 120, 125}},
+		{name: "all three", limits: Config{MaxFiles: 5, MaxAge: time.Hour, MaxTotalBytes: 2*5*lineSize + 10},
+			now: time.Hour + 108*time.Second, want: []uint64{120, 125}},
+	}
+	build := func(h *harness, now time.Duration) {
+		for id := uint64(100); id < 130; id += 5 {
+			if id == 125 && now != 0 {
+				h.clock.Set(genBase.Add(now))
+			}
+			h.appendRange(id, id+4)
+			h.rotate()
+		}
+		h.settle()
+	}
+	check := func(h *harness, want []uint64) {
+		h.t.Helper()
+		if diff := cmp.Diff(want, h.firstIDs()); diff != "" {
+			h.t.Errorf("files kept (-want +got):\n%s", diff)
+		}
+		if got, want := uint64(6-len(want)), h.a.Stats().FilesDeleted; got != want {
+			h.t.Errorf("FilesDeleted = %d, want %d", want, got)
+		}
+		// Sidecars go with their files.
+		if n := len(dirNames(h.t, h.cfg.Dir)); n != 2*len(want) {
+			h.t.Errorf("%d names in the directory, want %d: %v", n, 2*len(want), dirNames(h.t, h.cfg.Dir))
+		}
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+"/at rotation", func(t *testing.T) {
+			h := open(t, tt.limits)
+			build(h, tt.now)
+			check(h, tt.want)
+		})
+		t.Run(tt.name+"/at start-up", func(t *testing.T) {
+			h := open(t, Config{})
+			build(h, tt.now)
+			h.close()
+			h.cfg.MaxFiles, h.cfg.MaxAge, h.cfg.MaxTotalBytes = tt.limits.MaxFiles, tt.limits.MaxAge, tt.limits.MaxTotalBytes
+			h.reopen()
+			// Open applied retention before it returned.
+			check(h, tt.want)
+		})
+	}
+}
+
+func TestRetentionKeepsCurrent(t *testing.T) {
+	h := open(t, Config{MaxTotalBytes: 1, MaxFiles: 1, MaxAge: time.Nanosecond})
+	h.appendRange(1, 5)
+	h.rotate()
+	h.appendRange(6, 10)
+	h.settle()
+	files := h.files()
+	if len(files) != 1 || !files[0].Current || files[0].FirstID != 6 {
+		t.Errorf("files = %+v, want the current one only", files)
+	}
+	h.clock.Set(genBase.Add(24 * time.Hour))
+	if err := h.a.SetConfig(h.a.Config()); err != nil { // a retention pass
+		t.Fatal(err)
+	}
+	h.settle()
+	if files := h.files(); len(files) != 1 || !files[0].Current {
+		t.Errorf("files = %+v, want the current one kept", files)
+	}
+	if st := h.a.Stats(); st.WriteErrors != 0 || st.FilesDeleted != 1 {
+		t.Errorf("WriteErrors %d (%s), FilesDeleted %d, want 0 and 1", st.WriteErrors, st.LastError, st.FilesDeleted)
+	}
+}
