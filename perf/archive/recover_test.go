@@ -19,7 +19,9 @@ func crashSetup(h *harness) (stemA, stemB string) {
 	h.sync()
 	files := h.files()
 	h.close()
-	return strings.TrimSuffix(files[0].Name, plainExt), strings.TrimSuffix(files[1].Name, plainExt)
+	// With Compress, the rotated file may be compressed already.
+	stem := func(name string) string { s, _, _, _ := parseName(name); return s }
+	return stem(files[0].Name), stem(files[1].Name)
 }
 
 func mustRead(t *testing.T, path string) []byte {
