@@ -2,6 +2,8 @@ package store
 
 import (
 	"fmt"
+	"runtime"
+	"sync"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 )
@@ -115,8 +117,9 @@ type Page struct {
 
 // List returns a window of the view of held entries selected by q. Without
 // a matcher the window is found in O(Limit); with one, the view is counted
-// in one pass over the held entries, or, with a Key, brought up to date
-// from the last call with that key in O(new entries + completions).
+// in one pass over the held entries (split across the processors when the
+// store is large), or, with a Key, brought up to date from the last call
+// with that key in O(new entries + completions).
 func (s *Store) List(q Query) Page {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -126,22 +129,27 @@ func (s *Store) List(q Query) Page {
 		return p
 	}
 	p.OldestID, p.NewestID = s.firstID, s.nextID-1
-	if q.Match != nil && q.Key != "" {
+	if q.Match != nil {
+		if q.Key == "" {
+			s.windowLocked(s.matchingLocked(q.Match, s.firstID, s.nextID, nil), q, &p)
+			return p
+		}
 		s.views.mu.Lock()
 		defer s.views.mu.Unlock()
 		s.windowLocked(s.viewLocked(q.Key, q.Match).ids, q, &p)
 		return p
 	}
 
-	// pos walks the view's order: ids ascending or descending.
+	// Without a matcher, window positions map straight to ids.
 	at := func(pos int) *pxperfv1.Entry {
 		if q.OldestFirst {
 			return s.items[s.head+pos].entry
 		}
 		return s.items[s.head+n-1-pos].entry
 	}
-	start := 0
+	start := min(q.Offset, n)
 	if q.After != 0 {
+		start = 0
 		switch {
 		case q.OldestFirst && q.After >= s.firstID:
 			start = int(min(q.After-s.firstID+1, uint64(n)))
@@ -149,41 +157,52 @@ func (s *Store) List(q Query) Page {
 			start = n - int(max(q.After, s.firstID)-s.firstID)
 		}
 	}
-
-	if q.Match == nil {
-		p.Total = n
-		if q.After == 0 {
-			start = min(q.Offset, n)
-		}
-		end := min(start+q.Limit, n)
-		for pos := start; pos < end; pos++ {
-			p.Entries = append(p.Entries, at(pos))
-		}
-		p.More = end < n
-		return p
+	p.Total = n
+	end := min(start+q.Limit, n)
+	for pos := start; pos < end; pos++ {
+		p.Entries = append(p.Entries, at(pos))
 	}
-
-	skip := q.Offset
-	if q.After != 0 {
-		skip = 0
-	}
-	for pos := 0; pos < n; pos++ {
-		e := at(pos)
-		if !q.Match(e) {
-			continue
-		}
-		p.Total++
-		switch {
-		case pos < start:
-		case skip > 0:
-			skip--
-		case len(p.Entries) < q.Limit:
-			p.Entries = append(p.Entries, e)
-		default:
-			p.More = true
-		}
-	}
+	p.More = end < n
 	return p
+}
+
+// parallelScan is the number of held entries above which matchingLocked
+// splits its pass across the processors: the pass is bound by memory
+// latency (one cache miss per entry), which more cores hide.
+const parallelScan = 64 << 10
+
+// matchingLocked appends to dst the ids from first to end (exclusive),
+// all held, whose entries match m, ascending. The caller holds s.mu.
+func (s *Store) matchingLocked(m Matcher, first, end uint64, dst []uint64) []uint64 {
+	n := int(end - first)
+	workers := min(runtime.GOMAXPROCS(0), max(1, n/parallelScan))
+	if workers == 1 {
+		for id := first; id < end; id++ {
+			if m(s.itemLocked(id).entry) {
+				dst = append(dst, id)
+			}
+		}
+		return dst
+	}
+	parts := make([][]uint64, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := first+uint64(n*w/workers), first+uint64(n*(w+1)/workers)
+		wg.Go(func() {
+			var ids []uint64
+			for id := lo; id < hi; id++ {
+				if m(s.itemLocked(id).entry) {
+					ids = append(ids, id)
+				}
+			}
+			parts[w] = ids
+		})
+	}
+	wg.Wait()
+	for _, ids := range parts {
+		dst = append(dst, ids...)
+	}
+	return dst
 }
 
 // updateLog is how many completions the store remembers for

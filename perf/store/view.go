@@ -66,11 +66,7 @@ func (s *Store) viewLocked(key string, m Matcher) *view {
 	}
 	v.updates = s.updateNext
 	// Examine what was appended.
-	for id := max(v.scanned, s.firstID); id < s.nextID; id++ {
-		if v.match(s.itemLocked(id).entry) {
-			v.ids = append(v.ids, id)
-		}
-	}
+	v.ids = s.matchingLocked(v.match, max(v.scanned, s.firstID), s.nextID, v.ids)
 	v.scanned = s.nextID
 	return v
 }
