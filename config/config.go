@@ -20,7 +20,8 @@ const DefaultListenAddress = "127.0.0.1:50051"
 
 // Default returns a new config with every field at its documented default
 // (see proto/pxperf/v1/config.proto). The defaults are those of the original
-// px UI performance module unless DESIGN.md says why not.
+// px UI performance module unless a comment there says why not (the logs
+// rotation and retention defaults).
 func Default() *pxperfv1.Config {
 	d := durationpb.New
 	return &pxperfv1.Config{
@@ -35,11 +36,11 @@ func Default() *pxperfv1.Config {
 		Logs: &pxperfv1.LogsConfig{
 			Enabled:       true,
 			Directory:     "pxperf-logs",
-			Policies:      []pxperfv1.RotationPolicy{pxperfv1.RotationPolicy_ROTATION_POLICY_COUNT},
-			MaxCount:      1000,
-			MaxSizeMb:     10,
+			Policies:      []pxperfv1.RotationPolicy{pxperfv1.RotationPolicy_ROTATION_POLICY_COUNT, pxperfv1.RotationPolicy_ROTATION_POLICY_SIZE},
+			MaxCount:      100_000,
+			MaxSizeMb:     64,
 			Interval:      d(24 * time.Hour),
-			MaxFiles:      5,
+			MaxFiles:      50,
 			MaxAge:        d(24 * time.Hour),
 			MaxTotalMb:    1024,
 			Compress:      true,

@@ -348,6 +348,12 @@ func (x *MemoryConfig) GetRedactHeaders() []string {
 
 // LogsConfig controls the archive of every entry as rotating JSON Lines
 // files.
+//
+// The defaults differ from the original module's (a file every 1000
+// entries, 5 files kept): those keep at most 5000 entries, fewer than a
+// busy proxy makes in a second, and rotate hundreds of times a second under
+// load (BenchmarkRelay spent a third of its time rotating and compressing).
+// These keep up to a day within 1 GiB.
 type LogsConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Whether entries are archived at all. Default true. Not live.
@@ -356,14 +362,15 @@ type LogsConfig struct {
 	// Default "pxperf-logs" (relative to the working directory). Not live.
 	Directory string `protobuf:"bytes,2,opt,name=directory,proto3" json:"directory,omitempty"`
 	// What rotates the current file; any combination, the first reached
-	// wins. Default [ROTATION_POLICY_COUNT]; empty means manual rotation only.
+	// wins. Default [ROTATION_POLICY_COUNT, ROTATION_POLICY_SIZE]; empty
+	// means manual rotation only.
 	// Live: the next rotation uses them.
 	Policies []RotationPolicy `protobuf:"varint,3,rep,packed,name=policies,proto3,enum=pxperf.v1.RotationPolicy" json:"policies,omitempty"`
-	// Entries per file for ROTATION_POLICY_COUNT. Default 1000;
+	// Entries per file for ROTATION_POLICY_COUNT. Default 100000;
 	// 1..100000000. Live.
 	MaxCount uint32 `protobuf:"varint,4,opt,name=max_count,json=maxCount,proto3" json:"max_count,omitempty"`
 	// File size for ROTATION_POLICY_SIZE, in MiB before compression. Default
-	// 10; 1..65536. Live.
+	// 64; 1..65536. Live.
 	MaxSizeMb uint32 `protobuf:"varint,5,opt,name=max_size_mb,json=maxSizeMb,proto3" json:"max_size_mb,omitempty"`
 	// File age for ROTATION_POLICY_TIME. Default 24h; 1s..8760h. Live.
 	Interval *durationpb.Duration `protobuf:"bytes,6,opt,name=interval,proto3" json:"interval,omitempty"`
@@ -372,7 +379,7 @@ type LogsConfig struct {
 	// Default false. Live.
 	AlignToClock bool `protobuf:"varint,7,opt,name=align_to_clock,json=alignToClock,proto3" json:"align_to_clock,omitempty"`
 	// Most archive files kept, the current one included; the oldest are
-	// deleted first. Default 5; 1..100000. Live.
+	// deleted first. Default 50; 1..100000. Live.
 	MaxFiles uint32 `protobuf:"varint,8,opt,name=max_files,json=maxFiles,proto3" json:"max_files,omitempty"`
 	// Files whose newest entry is older than this are deleted. Default 24h;
 	// 0 keeps files whatever their age; at most 87600h. Live.
