@@ -1,9 +1,11 @@
 package service
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -274,7 +276,7 @@ func (sub *subscription) run() error {
 		// Entries are read again on each wake while the batch fills: look for
 		// priority only among those not looked at yet.
 		if !prioritySeen {
-			prioritySeen = hasPriority(entries, sub.priority, priorityChecked) || hasPriority(u.Entries, sub.priority, 0)
+			prioritySeen = hasPriority(entries, sub.priority, priorityChecked) || hasAnyPriority(u.Entries, sub.priority)
 			priorityChecked = next
 		}
 		priority := prioritySeen
@@ -345,15 +347,23 @@ func (sub *subscription) endSnapshot() (bool, error) {
 	return true, sub.sendMsg(&pxperfv1.SubscribeResponse{Event: &pxperfv1.SubscribeResponse_SnapshotEnd{SnapshotEnd: &pxperfv1.SnapshotEnd{NextId: sub.next}}})
 }
 
-// hasPriority reports whether an entry of es with an id from from on has a
-// priority at or above threshold.
+// hasPriority reports whether an entry of es, which are in id order, with
+// an id from from on has a priority at or above threshold. Those before
+// from are skipped by a binary search, without touching them.
 func hasPriority(es []*pxperfv1.Entry, threshold pxperfv1.Priority, from uint64) bool {
-	for _, e := range es {
-		if e.GetId() >= from && e.GetPriority() >= threshold {
+	i, _ := slices.BinarySearchFunc(es, from, func(e *pxperfv1.Entry, id uint64) int { return cmp.Compare(e.GetId(), id) })
+	for _, e := range es[i:] {
+		if e.GetPriority() >= threshold {
 			return true
 		}
 	}
 	return false
+}
+
+// hasAnyPriority reports whether an entry of es, in any order, has a
+// priority at or above threshold.
+func hasAnyPriority(es []*pxperfv1.Entry, threshold pxperfv1.Priority) bool {
+	return slices.ContainsFunc(es, func(e *pxperfv1.Entry) bool { return e.GetPriority() >= threshold })
 }
 
 // cutSnapshot keeps a batch from crossing the end of the snapshot, so that
