@@ -301,8 +301,24 @@ func (sub *subscription) run() error {
 			if !full && !priority {
 				wake = changed
 			}
-			if err := sub.waitUntil(sendAt, wake); err != nil {
-				return err
+			for {
+				woke, err := sub.waitUntil(sendAt, wake)
+				if err != nil {
+					return err
+				}
+				if !woke || sub.match != nil {
+					break
+				}
+				// Unfiltered, the batch's size is known from the ids: read it
+				// again only once it is full, a new entry has priority, an
+				// entry has been completed, or entries were evicted.
+				wake = st.Changed()
+				oldest, nextID := st.Bounds()
+				found, checked := st.PriorityFrom(max(priorityChecked, next), sub.priority)
+				if found || oldest > sub.next || nextID-sub.next >= uint64(sub.batchSize) || st.UpdateCursor() != sub.updates {
+					break
+				}
+				priorityChecked = checked
 			}
 			continue // read again: entries may have been completed or added
 		}
@@ -478,7 +494,7 @@ func (sub *subscription) sendBatch(es []*pxperfv1.Entry, wire [][]byte, u store.
 // was blocked.
 func (sub *subscription) sendMsg(m any) error {
 	sub.pacer.SetInterval(sub.ctl.Floor())
-	if err := sub.waitUntil(time.Now().Add(sub.pacer.DelayAt(time.Now())), nil); err != nil {
+	if _, err := sub.waitUntil(time.Now().Add(sub.pacer.DelayAt(time.Now())), nil); err != nil {
 		return err
 	}
 	blocked, err := sub.sender.send(m, sub.sendTimeout)
@@ -493,23 +509,23 @@ func (sub *subscription) sendMsg(m any) error {
 }
 
 // waitUntil blocks until t, or until wake fires (nil: never), or the stream
-// or the server ends.
-func (sub *subscription) waitUntil(t time.Time, wake <-chan struct{}) error {
+// or the server ends. It reports whether wake fired.
+func (sub *subscription) waitUntil(t time.Time, wake <-chan struct{}) (woke bool, err error) {
 	d := time.Until(t)
 	if d <= 0 {
-		return nil
+		return false, nil
 	}
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	select {
 	case <-timer.C:
-		return nil
+		return false, nil
 	case <-wake:
-		return nil
+		return true, nil
 	case <-sub.stream.Context().Done():
-		return toStatus(sub.stream.Context().Err())
+		return false, toStatus(sub.stream.Context().Err())
 	case <-sub.svc.shutdown:
-		return sub.shutdownErr()
+		return false, sub.shutdownErr()
 	}
 }
 

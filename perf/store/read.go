@@ -255,3 +255,18 @@ func (s *Store) ReadUpdates(since, below uint64, max int, m Matcher, dst []*pxpe
 	u.Next = seq
 	return u
 }
+
+// PriorityFrom reports whether an entry held with an id from from on has a
+// priority at or above threshold, and returns the id after the last one it
+// looked at. A subscriber waiting for its batch to fill uses it to look at
+// new entries only, instead of reading the batch again.
+func (s *Store) PriorityFrom(from uint64, threshold pxperfv1.Priority) (found bool, next uint64) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for id := max(from, s.firstID); id < s.nextID; id++ {
+		if s.itemLocked(id).entry.GetPriority() >= threshold {
+			return true, id + 1
+		}
+	}
+	return false, s.nextID
+}
