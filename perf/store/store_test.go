@@ -514,3 +514,26 @@ func TestReadFromWireIsEncodedOnce(t *testing.T) {
 		}
 	}
 }
+
+func TestPriorityFrom(t *testing.T) {
+	s := mustNew(t, Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30})
+	s.Append([]*pxperfv1.Entry{
+		newEntry("GET", "http://example.com/1", 200), // 1, NORMAL
+		newEntry("GET", "http://example.com/2", 503), // 2, HIGH
+		newEntry("GET", "http://example.com/3", 200), // 3, NORMAL
+	})
+	high := pxperfv1.Priority_PRIORITY_HIGH
+	for _, tt := range []struct {
+		from      uint64
+		wantFound bool
+		wantNext  uint64
+	}{
+		{1, true, 3},
+		{3, false, 4},
+		{9, false, 4},
+	} {
+		if found, next := s.PriorityFrom(tt.from, high); found != tt.wantFound || next != tt.wantNext {
+			t.Errorf("PriorityFrom(%d) = %v, %d; want %v, %d", tt.from, found, next, tt.wantFound, tt.wantNext)
+		}
+	}
+}
