@@ -18,21 +18,9 @@ import (
 // its own clock).
 func (h *harness) archived(t *testing.T, n uint64) {
 	t.Helper()
-	ctx := testContext(t)
-	for {
-		resp, err := h.client.Service().GetStats(ctx, &pxperfv1.GetStatsRequest{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if resp.GetStats().GetArchive().GetEntriesWritten() >= n {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("archive wrote %d entries, want %d", resp.GetStats().GetArchive().GetEntriesWritten(), n)
-		case <-time.After(10 * time.Millisecond): // poll: the writer flushes on its own clock
-		}
-	}
+	h.waitStats(t, fmt.Sprintf("the archive to write %d entries", n), func(st *pxperfv1.Stats) bool {
+		return st.GetArchive().GetEntriesWritten() >= n
+	})
 }
 
 func archiveHarness(t *testing.T, edit func(*pxperfv1.Config)) *harness {

@@ -142,6 +142,29 @@ func (s *stream) recv(t *testing.T) *pxperfv1.SubscribeResponse {
 	}
 }
 
+// waitStats polls GetStats until cond holds, for what happens on the
+// server's own clock (a sampler tick, a flush, a timeout), and returns the
+// stats that satisfied it. It fails the test when the test's deadline
+// passes first.
+func (h *harness) waitStats(t *testing.T, what string, cond func(*pxperfv1.Stats) bool) *pxperfv1.Stats {
+	t.Helper()
+	ctx := testContext(t)
+	for {
+		resp, err := h.client.Service().GetStats(ctx, &pxperfv1.GetStatsRequest{})
+		if err != nil {
+			t.Fatalf("waiting for %s: %v", what, err)
+		}
+		if cond(resp.GetStats()) {
+			return resp.GetStats()
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s: not seen by the deadline; last stats: %v", what, resp.GetStats())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 // recvCtx is recv, failing if ctx ends first.
 func (s *stream) recvCtx(t *testing.T, ctx context.Context) *pxperfv1.SubscribeResponse {
 	t.Helper()
@@ -734,23 +757,11 @@ func TestPressureEvictsWithFewEntries(t *testing.T) {
 	})
 	ctx := testContext(t)
 	h.publish(t, ctx, entry("GET", "http://example.com/1", 200), entry("GET", "http://example.com/2", 200))
-	for {
-		resp, err := h.client.Service().GetStats(ctx, &pxperfv1.GetStatsRequest{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, proc := resp.GetStats().GetStore(), resp.GetStats().GetProcess()
-		if st.GetEvictedByPressure() == 2 {
-			if st.GetEntries() != 0 || !st.GetUnderPressure() || proc.GetRssBytes() < 1<<20 {
-				t.Errorf("after pressure eviction: store %v, process %v", st, proc)
-			}
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("no pressure eviction: store %v, process %v", st, proc)
-		case <-time.After(20 * time.Millisecond): // poll: the eviction runs on the server's clock
-		}
+	stats := h.waitStats(t, "a pressure eviction", func(st *pxperfv1.Stats) bool {
+		return st.GetStore().GetEvictedByPressure() == 2
+	})
+	if st, proc := stats.GetStore(), stats.GetProcess(); st.GetEntries() != 0 || !st.GetUnderPressure() || proc.GetRssBytes() < 1<<20 {
+		t.Errorf("after pressure eviction: store %v, process %v", st, proc)
 	}
 }
 

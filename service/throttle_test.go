@@ -120,22 +120,11 @@ func TestStuckSubscriberIsEnded(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Do not read; wait until the server gives up on it.
-	for {
-		resp, err := h.client.Service().GetStats(ctx, &pxperfv1.GetStatsRequest{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if resp.GetStats().GetThrottle().GetStuckSubscribers() == 1 {
-			if n := resp.GetStats().GetThrottle().GetSubscribers(); n != 0 {
-				t.Errorf("%d subscribers open after the stuck one ended, want 0", n)
-			}
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatal("the stuck subscriber was never ended")
-		case <-time.After(50 * time.Millisecond): // poll: the cut happens on the server's clock
-		}
+	stats := h.waitStats(t, "the stuck subscriber to be ended", func(st *pxperfv1.Stats) bool {
+		return st.GetThrottle().GetStuckSubscribers() == 1
+	})
+	if n := stats.GetThrottle().GetSubscribers(); n != 0 {
+		t.Errorf("%d subscribers open after the stuck one ended, want 0", n)
 	}
 	// The client, reading at last, gets what was buffered, then the status.
 	for {
@@ -203,20 +192,9 @@ func TestAdaptiveModeReactsToMemoryLoad(t *testing.T) {
 	ctx := testContext(t)
 	sub := h.subscribe(t, ctx, &pxperfv1.SubscribeRequest{})
 	sub.waitPositioned(t)
-	// Wait for the first load sample.
-	for {
-		resp, err := h.client.Service().GetStats(ctx, &pxperfv1.GetStatsRequest{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if resp.GetStats().GetThrottle().GetCpuLoad() > 0 || ctx.Err() != nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(50 * time.Millisecond): // poll: the sampler ticks every second
-		}
-	}
+	h.waitStats(t, "the first load sample", func(st *pxperfv1.Stats) bool {
+		return st.GetThrottle().GetCpuLoad() > 0
+	})
 	var interval time.Duration
 	for i := range 3 {
 		h.publish(t, ctx, entry("GET", fmt.Sprintf("http://example.com/%d", i), 200))
