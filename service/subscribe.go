@@ -243,10 +243,9 @@ func (sub *subscription) run() error {
 			// Nothing to send in what was examined: move past it.
 			ready, throttled, prioritySeen, priorityChecked = time.Time{}, false, false, 0
 			sub.advance(next, u.Next)
-			if done, err := sub.endSnapshot(); err != nil || done {
-				if err != nil {
-					return err
-				}
+			if done, err := sub.endSnapshot(); err != nil {
+				return err
+			} else if done {
 				continue
 			}
 			if sub.next <= r.Newest || sub.updates < st.UpdateCursor() {

@@ -239,8 +239,8 @@ func sizes(e *pxperfv1.Entry) (structs, data int) {
 	return structs, data
 }
 
-// WithBody returns a copy of e carrying body. e is not modified.
-func WithBody(e *pxperfv1.Entry, body []byte) *pxperfv1.Entry {
+// withBody returns a copy of e carrying body. e is not modified.
+func withBody(e *pxperfv1.Entry, body []byte) *pxperfv1.Entry {
 	if e.GetResponseBody() == nil {
 		return e
 	}

@@ -9,7 +9,7 @@
 // Stored entries are never modified after [Store.Append] returns, so readers
 // may marshal them concurrently without a copy. Response bodies are kept
 // beside the entry, not in it: entries handed out without bodies are the
-// stored messages themselves; [Store.WithBody] builds a copy with the body.
+// stored messages themselves; [Store.EntryWithBody] builds a copy with the body.
 package store
 
 import (
@@ -380,7 +380,7 @@ func (s *Store) EntryWithBody(id uint64) (*pxperfv1.Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return WithBody(e, body), nil
+	return withBody(e, body), nil
 }
 
 func (s *Store) entry(id uint64) (*pxperfv1.Entry, []byte, error) {

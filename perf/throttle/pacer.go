@@ -1,45 +1,25 @@
-// Package throttle paces the messages sent to one subscriber.
+// Package throttle decides when messages go to a subscriber: a [Pacer]
+// spaces them, a [Controller] chooses the interval (fixed, adaptive or
+// burst mode), and a [BurstDetector] tracks the ingest rate against the
+// burst threshold.
 //
 // Time is passed in explicitly (DelayAt, SentAt), as in
 // golang.org/x/time/rate, so callers and tests choose the clock.
 package throttle
 
-import (
-	"fmt"
-	"time"
-)
+import "time"
 
-// Pacer spaces messages at least one interval apart: at most perSecond
-// messages in any one-second window. The zero value does not pace. A Pacer
-// is not safe for concurrent use; each subscriber owns one.
+// Pacer spaces messages at least an interval apart (see [Every] for the
+// interval that allows n messages a second). The zero value does not pace.
+// A Pacer is not safe for concurrent use; each subscriber owns one.
 type Pacer struct {
 	interval time.Duration
 	last     time.Time // when the last message was sent; zero before the first
 }
 
-// NewPacer returns a pacer allowing perSecond messages per second, which
-// must be at least 1.
-func NewPacer(perSecond int) (*Pacer, error) {
-	p := &Pacer{}
-	if err := p.SetRate(perSecond); err != nil {
-		return nil, err
-	}
-	return p, nil
-}
-
-// SetRate changes the pacer to allow perSecond messages per second, which
-// must be at least 1. The next message is spaced from the last one by the
-// new interval.
-func (p *Pacer) SetRate(perSecond int) error {
-	if perSecond < 1 {
-		return fmt.Errorf("throttle: messages per second must be at least 1, got %d", perSecond)
-	}
-	p.interval = Every(perSecond)
-	return nil
-}
-
 // SetInterval changes the least time between two messages; negative
-// means zero.
+// means zero. The next message is spaced from the last one by the new
+// interval.
 func (p *Pacer) SetInterval(d time.Duration) { p.interval = max(d, 0) }
 
 // Every returns the least interval that allows perSecond messages in any
@@ -49,9 +29,6 @@ func Every(perSecond int) time.Duration {
 	n := time.Duration(max(perSecond, 1))
 	return (time.Second + n - 1) / n
 }
-
-// Interval returns the least time between two messages.
-func (p *Pacer) Interval() time.Duration { return p.interval }
 
 // DelayAt returns how long after now the next message may be sent: zero if
 // it may go at once.

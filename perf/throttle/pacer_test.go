@@ -5,17 +5,25 @@ import (
 	"time"
 )
 
-func TestNewPacerRejectsZeroRate(t *testing.T) {
-	if _, err := NewPacer(0); err == nil {
-		t.Fatal("NewPacer(0) succeeded, want an error")
+func TestEvery(t *testing.T) {
+	for _, tt := range []struct {
+		perSecond int
+		want      time.Duration
+	}{
+		{1, time.Second},
+		{4, 250 * time.Millisecond},
+		{30, 33333334 * time.Nanosecond}, // rounded up, not down
+		{0, time.Second},
+	} {
+		if got := Every(tt.perSecond); got != tt.want {
+			t.Errorf("Every(%d) = %v, want %v", tt.perSecond, got, tt.want)
+		}
 	}
 }
 
 func TestPacerSpacesMessages(t *testing.T) {
-	p, err := NewPacer(4) // 250ms apart
-	if err != nil {
-		t.Fatal(err)
-	}
+	var p Pacer
+	p.SetInterval(Every(4)) // 250ms apart
 	t0 := time.Unix(1000, 0)
 	steps := []struct {
 		at        time.Duration // since t0
@@ -43,10 +51,8 @@ func TestPacerSpacesMessages(t *testing.T) {
 // sends at most perSecond messages.
 func TestPacerRateCap(t *testing.T) {
 	const perSecond = 30
-	p, err := NewPacer(perSecond)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var p Pacer
+	p.SetInterval(Every(perSecond))
 	var sent []time.Time
 	now := time.Unix(0, 0)
 	end := now.Add(3 * time.Second)
@@ -67,20 +73,21 @@ func TestPacerRateCap(t *testing.T) {
 	}
 }
 
-func TestPacerSetRate(t *testing.T) {
-	p, err := NewPacer(10)
-	if err != nil {
-		t.Fatal(err)
+// A new interval spaces the next message from the last one sent.
+func TestPacerSetInterval(t *testing.T) {
+	var p Pacer
+	if got := p.DelayAt(time.Unix(0, 0)); got != 0 {
+		t.Errorf("zero Pacer delays %v, want 0", got)
 	}
+	p.SetInterval(100 * time.Millisecond)
 	t0 := time.Unix(0, 0)
 	p.SentAt(t0)
-	if err := p.SetRate(2); err != nil {
-		t.Fatal(err)
-	}
+	p.SetInterval(500 * time.Millisecond)
 	if got := p.DelayAt(t0.Add(100 * time.Millisecond)); got != 400*time.Millisecond {
-		t.Errorf("after SetRate(2), DelayAt(t0+100ms) = %v, want 400ms", got)
+		t.Errorf("after SetInterval(500ms), DelayAt(t0+100ms) = %v, want 400ms", got)
 	}
-	if err := p.SetRate(0); err == nil || p.Interval() != 500*time.Millisecond {
-		t.Errorf("SetRate(0) = %v, interval %v; want an error and the rate unchanged", err, p.Interval())
+	p.SetInterval(-time.Second)
+	if got := p.DelayAt(t0); got != 0 {
+		t.Errorf("negative interval delays %v, want 0", got)
 	}
 }
