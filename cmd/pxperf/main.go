@@ -23,6 +23,7 @@ import (
 	"runtime/pprof"
 	"strings"
 	"syscall"
+	"time"
 
 	"buf.build/go/protovalidate"
 	"github.com/pxperf/pxperf/config"
@@ -70,52 +71,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 // serve runs the server until ctx ends, then shuts it down gracefully.
 func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	cfg := config.Default()
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	listen := fs.String("listen", cfg.Server.ListenAddress, "address to listen on, host:port (port 0 picks a free one)")
-	maxEntries := fs.Uint("max-entries", uint(cfg.Memory.MaxEntries), "most entries kept in memory")
-	maxMemory := fs.Uint("max-memory-mb", uint(cfg.Memory.MaxMemoryMb), "memory budget for entries, in MiB")
-	maxBody := fs.Uint("max-body-size", uint(cfg.Memory.MaxBodySize), "longest response body kept, in bytes")
-	logDir := fs.String("log-dir", cfg.Logs.Directory, "directory of the archive (rotating JSON Lines files)")
-	archiveOn := fs.Bool("archive", cfg.Logs.Enabled, "archive every entry to the log directory")
-	checkEvery := fs.Duration("cleanup-interval", cfg.Memory.CleanupInterval.AsDuration(), "how often process memory is checked for pressure eviction")
-	maxRate := fs.Uint("max-updates-per-second", uint(cfg.Throttle.MaxUpdatesPerSecond), "most messages per second to one subscriber")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile of the whole run to this file (for go tool pprof)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: pxperf serve [flags]\n\nExample:\n  pxperf serve --listen 127.0.0.1:50051 --max-entries 100000\n\nFlags (each also read from PXPERF_<NAME>):\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := applyEnv(fs, getenv); err != nil {
-		return err
-	}
-	validator, err := protovalidate.New()
+	cfg, opts, err := serveConfig(args, getenv, stderr)
 	if err != nil {
 		return err
 	}
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+	if err := level.UnmarshalText([]byte(opts.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-
-	cfg.Server.ListenAddress = *listen
-	cfg.Memory.MaxEntries = uint32(min(*maxEntries, 1<<32-1))
-	cfg.Memory.MaxMemoryMb = uint32(min(*maxMemory, 1<<32-1))
-	cfg.Memory.MaxBodySize = uint32(min(*maxBody, 1<<32-1))
-	cfg.Memory.CleanupInterval = durationpb.New(*checkEvery)
-	cfg.Logs.Directory = *logDir
-	cfg.Logs.Enabled = *archiveOn
-	cfg.Throttle.MaxUpdatesPerSecond = uint32(min(*maxRate, 1<<32-1))
-	if err := config.Validate(validator, cfg); err != nil {
-		return err
-	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+	if opts.cpuProfile != "" {
+		f, err := os.Create(opts.cpuProfile)
 		if err != nil {
 			return fmt.Errorf("--cpu-profile: %w", err)
 		}
@@ -125,7 +91,95 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		}
 		defer pprof.StopCPUProfile()
 	}
-	return serveConfig(ctx, cfg, log, getenv("GOMEMLIMIT") == "")
+	return runServer(ctx, cfg, log, getenv("GOMEMLIMIT") == "")
+}
+
+// serveOptions are the serve flags that are not part of the config.
+type serveOptions struct {
+	logLevel   string
+	cpuProfile string
+}
+
+// serveConfig builds the config from its sources, each over the one
+// before: defaults, the --config file, PXPERF_* environment variables, and
+// flags on the command line. Only flags given on the command line or in the
+// environment override the file. The result is validated.
+func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (*pxperfv1.Config, serveOptions, error) {
+	var opts serveOptions
+	d := config.Default()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("config", "", "YAML config file (protojson field names); flags and PXPERF_* variables override it")
+	// Each config flag, with how it sets its field; defaults are shown in
+	// the help but only flags actually given are applied.
+	set := map[string]func(*pxperfv1.Config){}
+	str := func(name, def, usage string, apply func(*pxperfv1.Config, string)) {
+		v := fs.String(name, def, usage)
+		set[name] = func(c *pxperfv1.Config) { apply(c, *v) }
+	}
+	num := func(name string, def uint32, usage string, apply func(*pxperfv1.Config, uint32)) {
+		v := fs.Uint(name, uint(def), usage)
+		set[name] = func(c *pxperfv1.Config) { apply(c, uint32(min(*v, 1<<32-1))) }
+	}
+	dur := func(name string, def time.Duration, usage string, apply func(*pxperfv1.Config, *durationpb.Duration)) {
+		v := fs.Duration(name, def, usage)
+		set[name] = func(c *pxperfv1.Config) { apply(c, durationpb.New(*v)) }
+	}
+	str("listen", d.Server.ListenAddress, "address to listen on, host:port (port 0 picks a free one)",
+		func(c *pxperfv1.Config, v string) { c.Server.ListenAddress = v })
+	num("max-entries", d.Memory.MaxEntries, "most entries kept in memory",
+		func(c *pxperfv1.Config, v uint32) { c.Memory.MaxEntries = v })
+	num("max-memory-mb", d.Memory.MaxMemoryMb, "memory budget for entries, in MiB",
+		func(c *pxperfv1.Config, v uint32) { c.Memory.MaxMemoryMb = v })
+	num("max-body-size", d.Memory.MaxBodySize, "longest response body kept, in bytes",
+		func(c *pxperfv1.Config, v uint32) { c.Memory.MaxBodySize = v })
+	dur("cleanup-interval", d.Memory.CleanupInterval.AsDuration(), "how often process memory is checked for pressure eviction",
+		func(c *pxperfv1.Config, v *durationpb.Duration) { c.Memory.CleanupInterval = v })
+	str("log-dir", d.Logs.Directory, "directory of the archive (rotating JSON Lines files)",
+		func(c *pxperfv1.Config, v string) { c.Logs.Directory = v })
+	archive := fs.Bool("archive", d.Logs.Enabled, "archive every entry to the log directory")
+	set["archive"] = func(c *pxperfv1.Config) { c.Logs.Enabled = *archive }
+	num("max-updates-per-second", d.Throttle.MaxUpdatesPerSecond, "most messages per second to one subscriber",
+		func(c *pxperfv1.Config, v uint32) { c.Throttle.MaxUpdatesPerSecond = v })
+	num("max-resources", d.Cleanup.MaxResources, "most open streams of each kind (subscribers, publishers)",
+		func(c *pxperfv1.Config, v uint32) { c.Cleanup.MaxResources = v })
+	dur("stats-interval", d.Monitor.StatsUpdateInterval.AsDuration(), "how often the monitor samples, scores and alerts",
+		func(c *pxperfv1.Config, v *durationpb.Duration) { c.Monitor.StatsUpdateInterval = v })
+	fs.StringVar(&opts.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&opts.cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run to this file (for go tool pprof)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: pxperf serve [flags]\n\nExample:\n  pxperf serve --listen 127.0.0.1:50051 --max-entries 100000\n  pxperf serve --config pxperf.yaml --log-level debug\n\nFlags (each also read from PXPERF_<NAME>; precedence: flag, environment, --config file, default):\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, opts, err
+	}
+	if fs.NArg() > 0 {
+		return nil, opts, fmt.Errorf("unexpected argument %q: serve takes flags only", fs.Arg(0))
+	}
+	if err := applyEnv(fs, getenv); err != nil {
+		return nil, opts, err
+	}
+	cfg := d
+	if *file != "" {
+		var err error
+		if cfg, err = config.LoadFile(*file, d); err != nil {
+			return nil, opts, err
+		}
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if apply, ok := set[f.Name]; ok {
+			apply(cfg)
+		}
+	})
+	validator, err := protovalidate.New()
+	if err != nil {
+		return nil, opts, err
+	}
+	if err := config.Validate(validator, cfg); err != nil {
+		return nil, opts, err
+	}
+	return cfg, opts, nil
 }
 
 // setMemoryLimit sets the Go soft memory limit from cfg's memory budget.
@@ -146,7 +200,8 @@ func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
 		}
 		name := "PXPERF_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 		if v := getenv(name); v != "" {
-			if serr := f.Value.Set(v); serr != nil {
+			// fs.Set, not f.Value.Set: the flag then counts as given.
+			if serr := fs.Set(f.Name, v); serr != nil {
 				err = fmt.Errorf("%s=%q: %w", name, v, serr)
 			}
 		}
@@ -154,10 +209,10 @@ func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
 	return err
 }
 
-// serveConfig serves cfg until ctx ends. With memLimit, it keeps the Go soft
+// runServer serves cfg until ctx ends. With memLimit, it keeps the Go soft
 // memory limit in step with the memory budget, also when UpdateConfig
 // changes it; without (GOMEMLIMIT is set), the operator's limit stands.
-func serveConfig(ctx context.Context, cfg *pxperfv1.Config, log *slog.Logger, memLimit bool) error {
+func runServer(ctx context.Context, cfg *pxperfv1.Config, log *slog.Logger, memLimit bool) error {
 	lis, err := net.Listen("tcp", cfg.GetServer().GetListenAddress())
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)

@@ -5,8 +5,14 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/pxperf/pxperf/config"
 
 	"go.uber.org/goleak"
 )
@@ -74,5 +80,36 @@ func TestApplyEnv(t *testing.T) {
 	}
 	if *listen != "flag" || *maxEntries != 42 {
 		t.Errorf("listen, max-entries = %q, %d; want flag, 42", *listen, *maxEntries)
+	}
+}
+
+// Each source overrides the one before: default, --config file,
+// environment, command line. A flag not given (nor set in the environment)
+// leaves the file's value alone, even though it has a default of its own.
+func TestServeConfigPrecedence(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pxperf.yaml")
+	doc := "memory:\n  max_entries: 111\n  max_memory_mb: 222\n  max_body_size: 333\nthrottle:\n  max_updates_per_second: 7\n"
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"PXPERF_CONFIG": path, "PXPERF_MAX_MEMORY_MB": "64", "PXPERF_MAX_BODY_SIZE": "1024"}
+	args := []string{"--max-body-size", "2048"}
+	cfg, _, err := serveConfig(args, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := cfg.GetMemory()
+	got := []uint32{m.GetMaxEntries(), m.GetMaxMemoryMb(), m.GetMaxBodySize(), cfg.GetThrottle().GetMaxUpdatesPerSecond(), cfg.GetCleanup().GetMaxResources()}
+	want := []uint32{111, 64, 2048, 7, config.Default().GetCleanup().GetMaxResources()}
+	if !slices.Equal(got, want) {
+		t.Errorf("max_entries, max_memory_mb, max_body_size, max_updates_per_second, max_resources = %v, want %v (file, env, flag, file, default)", got, want)
+	}
+
+	// A file that breaks a rule is refused with the field named.
+	if err := os.WriteFile(path, []byte("memory:\n  max_entries: 0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := serveConfig([]string{"--config", path}, func(string) string { return "" }, io.Discard); err == nil || !strings.Contains(err.Error(), "memory.max_entries") {
+		t.Errorf("serveConfig with max_entries 0 = %v, want an error naming memory.max_entries", err)
 	}
 }
