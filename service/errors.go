@@ -12,6 +12,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // errorCodes maps domain errors to status codes. It is walked in order with
@@ -33,6 +34,7 @@ var errorCodes = []struct {
 	{archive.ErrInvalidConfig, codes.InvalidArgument},
 	{archive.ErrNotLive, codes.FailedPrecondition},
 	{archive.ErrClosed, codes.Unavailable},
+	{errRateLimited, codes.ResourceExhausted},
 }
 
 // toStatus turns a domain error into a gRPC status error. Errors that are
@@ -43,6 +45,13 @@ func toStatus(err error) error {
 	}
 	if _, ok := status.FromError(err); ok {
 		return err
+	}
+	if re, ok := errors.AsType[*rateError](err); ok && re.retry > 0 {
+		st := status.New(codes.ResourceExhausted, err.Error())
+		if d, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(re.retry)}); derr == nil {
+			st = d
+		}
+		return st.Err()
 	}
 	for _, ec := range errorCodes {
 		if errors.Is(err, ec.err) {

@@ -116,6 +116,7 @@ func (s *Service) sampleLoop(ctx context.Context) {
 			sub.stats.lastMessages = m
 		}
 		s.hub.mu.Unlock()
+		s.limits.sweepAt(r.Time)
 		prev, prevIngest = r, ingest
 	}
 }

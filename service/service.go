@@ -61,6 +61,7 @@ type Service struct {
 	subSeq      atomic.Uint64 // ids of subscriptions
 	hub         hub
 	rejected    atomic.Uint64 // entries rejected at ingest
+	limits      producerLimits
 	shutdown    chan struct{} // closed by Shutdown: streams end
 	closeOnce   sync.Once
 }
@@ -111,6 +112,7 @@ func NewService(cfg *pxperfv1.Config, log *slog.Logger) (*Service, error) {
 		cfg:         proto.CloneOf(cfg),
 		shutdown:    make(chan struct{}),
 	}
+	s.limits.setLimit(cfg.GetCleanup().GetProducerRateLimit())
 	s.workers.Go(func() { s.watchPressure(ctx) })
 	s.workers.Go(func() { s.sampleLoop(ctx) })
 	return s, nil
@@ -203,7 +205,10 @@ func (s *Service) Shutdown(ctx context.Context) error {
 }
 
 // Publish implements pxperfv1.PerformanceServiceServer.
-func (s *Service) Publish(_ context.Context, req *pxperfv1.PublishRequest) (*pxperfv1.PublishResponse, error) {
+func (s *Service) Publish(ctx context.Context, req *pxperfv1.PublishRequest) (*pxperfv1.PublishResponse, error) {
+	if err := s.limits.allowAt(producerOf(ctx), len(req.GetEntries()), time.Now()); err != nil {
+		return nil, toStatus(err)
+	}
 	results := make([]*pxperfv1.PublishResult, len(req.GetEntries()))
 	s.ingest(req.GetEntries(), func(i int, id uint64, rej *pxperfv1.Rejection) {
 		results[i] = &pxperfv1.PublishResult{Id: id, Rejection: rej}
@@ -217,6 +222,7 @@ const maxStreamRejections = 100
 // PublishStream implements pxperfv1.PerformanceServiceServer.
 func (s *Service) PublishStream(stream grpc.ClientStreamingServer[pxperfv1.PublishStreamRequest, pxperfv1.PublishStreamResponse]) error {
 	sum := &pxperfv1.PublishStreamResponse{}
+	producer := producerOf(stream.Context())
 	var index uint64
 	for {
 		req, err := stream.Recv()
@@ -225,6 +231,9 @@ func (s *Service) PublishStream(stream grpc.ClientStreamingServer[pxperfv1.Publi
 		}
 		if err != nil {
 			return err
+		}
+		if err := s.limits.wait(stream.Context(), producer, len(req.GetEntries())); err != nil {
+			return toStatus(err)
 		}
 		s.ingest(req.GetEntries(), func(i int, id uint64, rej *pxperfv1.Rejection) {
 			if rej != nil {
@@ -443,6 +452,9 @@ func (s *Service) GetStats(context.Context, *pxperfv1.GetStatsRequest) (*pxperfv
 		},
 		Throttle: s.throttleStats(st.NewestID),
 		Archive:  s.archiveStats(),
+		Resources: &pxperfv1.ResourceStats{
+			RateLimited: s.limits.limited.Load(),
+		},
 	}
 	if r, err := s.proc.read(); err == nil {
 		stats.Process = &pxperfv1.ProcessStats{

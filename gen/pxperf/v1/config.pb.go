@@ -713,9 +713,17 @@ type CleanupConfig struct {
 	// Most tracked streams at once; a new stream beyond it gets
 	// RESOURCE_EXHAUSTED. Default 100; 1..1000000. Live: lowering it refuses
 	// new streams, it does not end open ones.
-	MaxResources  uint32 `protobuf:"varint,3,opt,name=max_resources,json=maxResources,proto3" json:"max_resources,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MaxResources uint32 `protobuf:"varint,3,opt,name=max_resources,json=maxResources,proto3" json:"max_resources,omitempty"`
+	// Most entries per second one producer may publish, counted over
+	// Publish and PublishStream together; a producer is its identity when
+	// auth is on, else its IP address. Up to one second's worth may come at
+	// once. Publish beyond it gets RESOURCE_EXHAUSTED with the time to retry
+	// after; PublishStream is slowed instead (its messages are read more
+	// slowly), so no entry is lost. Default 0: no limit; at most 100000000.
+	// Live.
+	ProducerRateLimit uint32 `protobuf:"varint,4,opt,name=producer_rate_limit,json=producerRateLimit,proto3" json:"producer_rate_limit,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *CleanupConfig) Reset() {
@@ -765,6 +773,13 @@ func (x *CleanupConfig) GetResourceTimeout() *durationpb.Duration {
 func (x *CleanupConfig) GetMaxResources() uint32 {
 	if x != nil {
 		return x.MaxResources
+	}
+	return 0
+}
+
+func (x *CleanupConfig) GetProducerRateLimit() uint32 {
+	if x != nil {
+		return x.ProducerRateLimit
 	}
 	return 0
 }
@@ -892,8 +907,11 @@ type ServerConfig struct {
 	// How long shutdown waits for streams and RPCs to end before closing
 	// connections. Default 5s; 100ms..5m. Not live.
 	ShutdownTimeout *durationpb.Duration `protobuf:"bytes,5,opt,name=shutdown_timeout,json=shutdownTimeout,proto3" json:"shutdown_timeout,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Address (host:port) of the HTTP endpoint serving Prometheus metrics at
+	// /metrics; empty means none. Default empty. Not live.
+	MetricsAddress string `protobuf:"bytes,6,opt,name=metrics_address,json=metricsAddress,proto3" json:"metrics_address,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ServerConfig) Reset() {
@@ -959,6 +977,13 @@ func (x *ServerConfig) GetShutdownTimeout() *durationpb.Duration {
 		return x.ShutdownTimeout
 	}
 	return nil
+}
+
+func (x *ServerConfig) GetMetricsAddress() string {
+	if x != nil {
+		return x.MetricsAddress
+	}
+	return ""
 }
 
 var File_pxperf_v1_config_proto protoreflect.FileDescriptor
@@ -1035,12 +1060,14 @@ const file_pxperf_v1_config_proto_rawDesc = "" +
 	"\x12heartbeat_interval\x18\r \x01(\v2\x19.google.protobuf.DurationB\x12\xbaH\x0f\xaa\x01\f\"\x03\b\x90\x1c2\x05\x10\x80\xc2\xd7/R\x11heartbeatInterval\x12P\n" +
 	"\fsend_timeout\x18\x0e \x01(\v2\x19.google.protobuf.DurationB\x12\xbaH\x0f\xaa\x01\f\"\x03\b\x90\x1c2\x05\x10\x80\xc2\xd7/R\vsendTimeout:\xaa\x02\xbaH\xa6\x02\x1ar\n" +
 	"\x14throttle.batch_sizes\x122batch_size must not be greater than max_batch_size\x1a&this.batch_size <= this.max_batch_size\x1a\xaf\x01\n" +
-	"\x17throttle.adaptive_floor\x12Oadaptive_min_updates_per_second must not be greater than max_updates_per_second\x1aCthis.adaptive_min_updates_per_second <= this.max_updates_per_second\"\xf2\x01\n" +
+	"\x17throttle.adaptive_floor\x12Oadaptive_min_updates_per_second must not be greater than max_updates_per_second\x1aCthis.adaptive_min_updates_per_second <= this.max_updates_per_second\"\xae\x02\n" +
 	"\rCleanupConfig\x12V\n" +
 	"\x10cleanup_interval\x18\x01 \x01(\v2\x19.google.protobuf.DurationB\x10\xbaH\r\xaa\x01\n" +
 	"\"\x04\b\x80\xa3\x052\x02\b\x01R\x0fcleanupInterval\x12W\n" +
 	"\x10resource_timeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\x11\xbaH\x0e\xaa\x01\v\"\x05\b\x80\x9a\x9e\x012\x02\b\x01R\x0fresourceTimeout\x120\n" +
-	"\rmax_resources\x18\x03 \x01(\rB\v\xbaH\b*\x06\x18\xc0\x84=(\x01R\fmaxResources\"\xe8\x03\n" +
+	"\rmax_resources\x18\x03 \x01(\rB\v\xbaH\b*\x06\x18\xc0\x84=(\x01R\fmaxResources\x12:\n" +
+	"\x13producer_rate_limit\x18\x04 \x01(\rB\n" +
+	"\xbaH\a*\x05\x18\x80\xc2\xd7/R\x11producerRateLimit\"\xe8\x03\n" +
 	"\rMonitorConfig\x12a\n" +
 	"\x15stats_update_interval\x18\x01 \x01(\v2\x19.google.protobuf.DurationB\x12\xbaH\x0f\xaa\x01\f\"\x03\b\x90\x1c2\x05\x10\x80\xc2\xd7/R\x13statsUpdateInterval\x12%\n" +
 	"\x0ealerts_enabled\x18\x02 \x01(\bR\ralertsEnabled\x12#\n" +
@@ -1048,14 +1075,15 @@ const file_pxperf_v1_config_proto_rawDesc = "" +
 	"\x16memory_alert_threshold\x18\x04 \x01(\x01B\x17\xbaH\x14\x12\x12\x19\x00\x00\x00\x00\x00\x00\xf0?){\x14\xaeG\xe1z\x84?R\x14memoryAlertThreshold\x12S\n" +
 	"\x19throttled_alert_threshold\x18\x05 \x01(\x01B\x17\xbaH\x14\x12\x12\x19\x00\x00\x00\x00\x00\x00\xf0?){\x14\xaeG\xe1z\x84?R\x17throttledAlertThreshold\x12^\n" +
 	"\x1fcleanup_failure_alert_threshold\x18\x06 \x01(\x01B\x17\xbaH\x14\x12\x12\x19\x00\x00\x00\x00\x00\x00\xf0?){\x14\xaeG\xe1z\x84?R\x1ccleanupFailureAlertThreshold\x12$\n" +
-	"\tmin_score\x18\a \x01(\rB\a\xbaH\x04*\x02\x18dR\bminScore\"\xe8\x02\n" +
+	"\tmin_score\x18\a \x01(\rB\a\xbaH\x04*\x02\x18dR\bminScore\"\x9b\x03\n" +
 	"\fServerConfig\x121\n" +
 	"\x0elisten_address\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01(\xff\x01R\rlistenAddress\x12C\n" +
 	"\x16max_recv_message_bytes\x18\x02 \x01(\rB\x0e\xbaH\v*\t\x18\x80\x80\x80\x80\x01(\x80\bR\x13maxRecvMessageBytes\x12C\n" +
 	"\x16max_send_message_bytes\x18\x03 \x01(\rB\x0e\xbaH\v*\t\x18\x80\x80\x80\x80\x01(\x80\bR\x13maxSendMessageBytes\x12A\n" +
 	"\x16max_concurrent_streams\x18\x04 \x01(\rB\v\xbaH\b*\x06\x18\xc0\x84=(\x01R\x14maxConcurrentStreams\x12X\n" +
-	"\x10shutdown_timeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationB\x12\xbaH\x0f\xaa\x01\f\"\x03\b\xac\x022\x05\x10\x80\xc2\xd7/R\x0fshutdownTimeout*\x80\x01\n" +
+	"\x10shutdown_timeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationB\x12\xbaH\x0f\xaa\x01\f\"\x03\b\xac\x022\x05\x10\x80\xc2\xd7/R\x0fshutdownTimeout\x121\n" +
+	"\x0fmetrics_address\x18\x06 \x01(\tB\b\xbaH\x05r\x03(\xff\x01R\x0emetricsAddress*\x80\x01\n" +
 	"\x0eRotationPolicy\x12\x1f\n" +
 	"\x1bROTATION_POLICY_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15ROTATION_POLICY_COUNT\x10\x01\x12\x18\n" +

@@ -904,7 +904,10 @@ type ResourceStats struct {
 	// Resources ended for being idle past cleanup.resource_timeout.
 	IdleClosed uint64 `protobuf:"varint,4,opt,name=idle_closed,json=idleClosed,proto3" json:"idle_closed,omitempty"`
 	// New streams refused because cleanup.max_resources was reached.
-	Refused       uint64 `protobuf:"varint,5,opt,name=refused,proto3" json:"refused,omitempty"`
+	Refused uint64 `protobuf:"varint,5,opt,name=refused,proto3" json:"refused,omitempty"`
+	// Publish calls refused, and PublishStream messages slowed, by
+	// cleanup.producer_rate_limit.
+	RateLimited   uint64 `protobuf:"varint,6,opt,name=rate_limited,json=rateLimited,proto3" json:"rate_limited,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -970,6 +973,13 @@ func (x *ResourceStats) GetIdleClosed() uint64 {
 func (x *ResourceStats) GetRefused() uint64 {
 	if x != nil {
 		return x.Refused
+	}
+	return 0
+}
+
+func (x *ResourceStats) GetRateLimited() uint64 {
+	if x != nil {
+		return x.RateLimited
 	}
 	return 0
 }
@@ -1412,14 +1422,15 @@ const file_pxperf_v1_stats_proto_rawDesc = "" +
 	"\x10priority_flushes\x18\v \x01(\x04R\x0fpriorityFlushes\x12\x12\n" +
 	"\x04gaps\x18\f \x01(\x04R\x04gaps\x12<\n" +
 	"\fsend_blocked\x18\r \x01(\v2\x19.google.protobuf.DurationR\vsendBlocked\x125\n" +
-	"\binterval\x18\x0e \x01(\v2\x19.google.protobuf.DurationR\binterval\"\xb6\x01\n" +
+	"\binterval\x18\x0e \x01(\v2\x19.google.protobuf.DurationR\binterval\"\xd9\x01\n" +
 	"\rResourceStats\x12\x12\n" +
 	"\x04live\x18\x01 \x01(\x04R\x04live\x12-\n" +
 	"\x12cleanups_succeeded\x18\x02 \x01(\x04R\x11cleanupsSucceeded\x12'\n" +
 	"\x0fcleanups_failed\x18\x03 \x01(\x04R\x0ecleanupsFailed\x12\x1f\n" +
 	"\vidle_closed\x18\x04 \x01(\x04R\n" +
 	"idleClosed\x12\x18\n" +
-	"\arefused\x18\x05 \x01(\x04R\arefused\"\xcb\x02\n" +
+	"\arefused\x18\x05 \x01(\x04R\arefused\x12!\n" +
+	"\frate_limited\x18\x06 \x01(\x04R\vrateLimited\"\xcb\x02\n" +
 	"\fProcessStats\x12\x1b\n" +
 	"\trss_bytes\x18\x01 \x01(\x04R\brssBytes\x12\x1f\n" +
 	"\vcpu_percent\x18\x02 \x01(\x01R\n" +
