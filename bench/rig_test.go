@@ -169,7 +169,7 @@ func newRig(tb testing.TB, k kind, sc scenario) *rig {
 		})
 	case pxperf:
 		pprof.Do(ctx, serverLabels, func(context.Context) {
-			r.pxperf, err = service.New(pxperfConfig(logDir, sc.archive), nil)
+			r.pxperf, err = service.New(pxperfConfig(logDir, sc.archive), service.Options{})
 			if err == nil {
 				go func() { r.served <- r.pxperf.Serve(lis) }()
 			}

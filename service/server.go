@@ -6,13 +6,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/pxperf/pxperf/auth"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -25,16 +28,31 @@ import (
 // stop it with [Server.Shutdown]; the caller must call Shutdown even if it
 // never served, to stop the server's background workers.
 type Server struct {
-	svc    *Service
-	grpc   *grpc.Server
-	health *health.Server
-	log    *slog.Logger
-	grace  time.Duration
+	svc     *Service
+	grpc    *grpc.Server
+	health  *health.Server
+	metrics *metrics
+	log     *slog.Logger
+	grace   time.Duration
 }
 
-// New assembles a server for cfg, which must be valid. log may be nil to
-// discard logs.
-func New(cfg *pxperfv1.Config, log *slog.Logger) (*Server, error) {
+// Options are what a server needs besides its config. The zero value is a
+// plaintext server without auth that discards its logs.
+type Options struct {
+	// Log receives the server's logs; nil discards them.
+	Log *slog.Logger
+	// Credentials secure the transport (TLS or mutual TLS: see
+	// [auth.ServerCredentials]); nil serves plaintext.
+	Credentials credentials.TransportCredentials
+	// Tokens turn on bearer-token auth: every call but health and
+	// reflection needs a token with the role its method needs (see
+	// [auth.RequiredRole]). Nil: no auth.
+	Tokens *auth.Tokens
+}
+
+// New assembles a server for cfg, which must be valid.
+func New(cfg *pxperfv1.Config, opts Options) (*Server, error) {
+	log := opts.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -62,17 +80,27 @@ func New(cfg *pxperfv1.Config, log *slog.Logger) (*Server, error) {
 		log.ErrorContext(ctx, "panic in handler", "panic", p)
 		return status.Error(codes.Internal, "internal error; the server logged the details")
 	})
-	gs := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(
-			logging.UnaryServerInterceptor(logger, logOpts...),
-			recovery.UnaryServerInterceptor(recoverOpt),
-			validateUnary,
-		),
-		grpc.ChainStreamInterceptor(
-			logging.StreamServerInterceptor(logger, logOpts...),
-			recovery.StreamServerInterceptor(recoverOpt),
-			validateStream,
-		),
+	// Order: metrics and logs see every call, refused ones too; recovery
+	// guards what follows; auth comes before validation, so that a caller
+	// without rights learns nothing about what a valid request looks like.
+	var unary []grpc.UnaryServerInterceptor
+	var stream []grpc.StreamServerInterceptor
+	var m *metrics
+	if sc.GetMetricsAddress() != "" {
+		m = newMetrics(svc)
+		unary = append(unary, m.grpc.UnaryServerInterceptor())
+		stream = append(stream, m.grpc.StreamServerInterceptor())
+	}
+	unary = append(unary, logging.UnaryServerInterceptor(logger, logOpts...), recovery.UnaryServerInterceptor(recoverOpt))
+	stream = append(stream, logging.StreamServerInterceptor(logger, logOpts...), recovery.StreamServerInterceptor(recoverOpt))
+	if opts.Tokens != nil {
+		au, as := auth.Interceptors(opts.Tokens, auth.RequiredRole)
+		unary, stream = append(unary, au), append(stream, as)
+	}
+	unary, stream = append(unary, validateUnary), append(stream, validateStream)
+	serverOpts := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
 		// Subscribe sends batches built from cached entry encodings.
 		grpc.ForceServerCodecV2(newRawCodec()),
 		grpc.MaxRecvMsgSize(int(sc.GetMaxRecvMessageBytes())),
@@ -82,12 +110,29 @@ func New(cfg *pxperfv1.Config, log *slog.Logger) (*Server, error) {
 		// every 10s.
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)
+	}
+	if opts.Credentials != nil {
+		serverOpts = append(serverOpts, grpc.Creds(opts.Credentials))
+	}
+	gs := grpc.NewServer(serverOpts...)
 	pxperfv1.RegisterPerformanceServiceServer(gs, svc)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
-	return &Server{svc: svc, grpc: gs, health: hs, log: log, grace: sc.GetShutdownTimeout().AsDuration()}, nil
+	if m != nil {
+		m.grpc.InitializeMetrics(gs)
+	}
+	return &Server{svc: svc, grpc: gs, health: hs, metrics: m, log: log, grace: sc.GetShutdownTimeout().AsDuration()}, nil
+}
+
+// MetricsHandler serves Prometheus metrics in the text format: gRPC server
+// metrics, Go and process metrics, and pxperf's own. It is nil unless
+// server.metrics_address is set.
+func (s *Server) MetricsHandler() http.Handler {
+	if s.metrics == nil {
+		return nil
+	}
+	return s.metrics.handler()
 }
 
 // Service returns the PerformanceService implementation, for tests and for

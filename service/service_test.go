@@ -44,6 +44,13 @@ type harness struct {
 // may be nil). The server and client are stopped when the test ends.
 func newHarness(t *testing.T, edit func(*pxperfv1.Config)) *harness {
 	t.Helper()
+	return newHarnessWith(t, edit, service.Options{})
+}
+
+// newHarnessWith is newHarness with server options; dialOpts are added to
+// the client's.
+func newHarnessWith(t *testing.T, edit func(*pxperfv1.Config), opts service.Options, dialOpts ...grpc.DialOption) *harness {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Throttle.HeartbeatInterval = durationpb.New(100 * time.Millisecond)
 	cfg.Throttle.MaxUpdatesPerSecond = 1000
@@ -51,7 +58,7 @@ func newHarness(t *testing.T, edit func(*pxperfv1.Config)) *harness {
 	if edit != nil {
 		edit(cfg)
 	}
-	srv, err := service.New(cfg, nil)
+	srv, err := service.New(cfg, opts)
 	if err != nil {
 		t.Fatalf("service.New: %v", err)
 	}
@@ -61,7 +68,7 @@ func newHarness(t *testing.T, edit func(*pxperfv1.Config)) *harness {
 	dial := func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }
 	c, err := client.New(client.Config{
 		Address:     "passthrough:///bufnet",
-		DialOptions: []grpc.DialOption{grpc.WithContextDialer(dial)},
+		DialOptions: append([]grpc.DialOption{grpc.WithContextDialer(dial)}, dialOpts...),
 	})
 	if err != nil {
 		t.Fatalf("client.New: %v", err)
@@ -765,13 +772,21 @@ func TestPressureEvictsWithFewEntries(t *testing.T) {
 	}
 }
 
-func TestHealthServing(t *testing.T) {
-	h := newHarness(t, nil)
+// rawConn is a second, plain gRPC connection to the harness's server,
+// closed when the test ends.
+func (h *harness) rawConn(t *testing.T) *grpc.ClientConn {
+	t.Helper()
 	conn, err := grpc.NewClient("passthrough:///bufnet", grpc.WithContextDialer(h.conn), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+func TestHealthServing(t *testing.T) {
+	h := newHarness(t, nil)
+	conn := h.rawConn(t)
 	for _, svc := range []string{"", "pxperf.v1.PerformanceService"} {
 		resp, err := healthpb.NewHealthClient(conn).Check(testContext(t), &healthpb.HealthCheckRequest{Service: svc})
 		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
@@ -785,7 +800,7 @@ func TestHealthServing(t *testing.T) {
 func TestShutdownEndsStreams(t *testing.T) {
 	cfg := config.Default()
 	cfg.Logs.Directory = t.TempDir()
-	srv, err := service.New(cfg, nil)
+	srv, err := service.New(cfg, service.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"buf.build/go/protovalidate"
+	"github.com/pxperf/pxperf/auth"
 	"github.com/pxperf/pxperf/config"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"github.com/pxperf/pxperf/service"
@@ -91,13 +93,26 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		}
 		defer pprof.StopCPUProfile()
 	}
-	return runServer(ctx, cfg, log, getenv("GOMEMLIMIT") == "")
+	so := service.Options{Log: log}
+	if opts.tls.Enabled() {
+		if so.Credentials, err = auth.ServerCredentials(opts.tls); err != nil {
+			return err
+		}
+	}
+	if opts.tokens != "" {
+		if so.Tokens, err = auth.LoadTokens(opts.tokens); err != nil {
+			return err
+		}
+	}
+	return runServer(ctx, cfg, so, getenv("GOMEMLIMIT") == "")
 }
 
 // serveOptions are the serve flags that are not part of the config.
 type serveOptions struct {
 	logLevel   string
 	cpuProfile string
+	tls        auth.TLSConfig
+	tokens     string // token file
 }
 
 // serveConfig builds the config from its sources, each over the one
@@ -145,6 +160,12 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		func(c *pxperfv1.Config, v uint32) { c.Cleanup.MaxResources = v })
 	dur("stats-interval", d.Monitor.StatsUpdateInterval.AsDuration(), "how often the monitor samples, scores and alerts",
 		func(c *pxperfv1.Config, v *durationpb.Duration) { c.Monitor.StatsUpdateInterval = v })
+	str("metrics-listen", d.Server.MetricsAddress, "serve Prometheus metrics at http://ADDR/metrics (host:port; empty: off)",
+		func(c *pxperfv1.Config, v string) { c.Server.MetricsAddress = v })
+	fs.StringVar(&opts.tls.CertFile, "tls-cert", "", "serve TLS with this certificate chain (PEM)")
+	fs.StringVar(&opts.tls.KeyFile, "tls-key", "", "private key of --tls-cert (PEM)")
+	fs.StringVar(&opts.tls.ClientCAFile, "tls-client-ca", "", "require client certificates from these CAs (PEM): mutual TLS")
+	fs.StringVar(&opts.tokens, "tokens", "", "bearer-token file (lines of ROLES NAME TOKEN; see README): turns on auth")
 	fs.StringVar(&opts.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&opts.cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run to this file (for go tool pprof)")
 	fs.Usage = func() {
@@ -212,12 +233,13 @@ func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
 // runServer serves cfg until ctx ends. With memLimit, it keeps the Go soft
 // memory limit in step with the memory budget, also when UpdateConfig
 // changes it; without (GOMEMLIMIT is set), the operator's limit stands.
-func runServer(ctx context.Context, cfg *pxperfv1.Config, log *slog.Logger, memLimit bool) error {
+func runServer(ctx context.Context, cfg *pxperfv1.Config, opts service.Options, memLimit bool) error {
+	log := opts.Log
 	lis, err := net.Listen("tcp", cfg.GetServer().GetListenAddress())
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv, err := service.New(cfg, log)
+	srv, err := service.New(cfg, opts)
 	if err != nil {
 		lis.Close()
 		return err
@@ -228,22 +250,59 @@ func runServer(ctx context.Context, cfg *pxperfv1.Config, log *slog.Logger, memL
 	} else {
 		log.Info("Go soft memory limit kept from GOMEMLIMIT")
 	}
-	if host, _, _ := net.SplitHostPort(lis.Addr().String()); !net.ParseIP(host).IsLoopback() {
-		log.Warn("listening on a non-loopback address without authentication: anyone who can reach it can read and change everything", "addr", lis.Addr().String())
+	logSecurity(log, lis.Addr().String(), opts)
+	errc := make(chan error, 2)
+	var metrics *http.Server
+	if addr := cfg.GetServer().GetMetricsAddress(); addr != "" {
+		mlis, err := net.Listen("tcp", addr)
+		if err != nil {
+			srv.Shutdown()
+			lis.Close()
+			return fmt.Errorf("metrics listen: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", srv.MetricsHandler())
+		metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		log.Info("serving metrics", "url", "http://"+mlis.Addr().String()+"/metrics")
+		go func() {
+			if err := metrics.Serve(mlis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("metrics: %w", err)
+			}
+		}()
 	}
-	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()
 	select {
-	case err := <-errc:
-		srv.Shutdown()
-		return err
+	case err = <-errc:
 	case <-ctx.Done():
+		log.Info("shutting down")
 	}
-	log.Info("shutting down")
+	if metrics != nil {
+		metrics.Close()
+	}
 	srv.Shutdown()
-	if err := <-errc; err != nil {
+	if err == nil {
+		err = <-errc
+	}
+	if err != nil {
 		return err
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// logSecurity says at start-up how the server is reachable and secured,
+// and warns when anyone who can reach it could read and change everything.
+func logSecurity(log *slog.Logger, addr string, opts service.Options) {
+	loopback, _ := auth.IsLoopback(addr)
+	tls, tokens := opts.Credentials != nil, opts.Tokens != nil
+	switch {
+	case loopback && !tls && !tokens:
+		log.Info("listening on loopback only, plaintext, without auth: only this machine can connect", "addr", addr)
+	case !loopback && !tokens:
+		log.Warn("listening on a non-loopback address without authentication: anyone who can reach it can read and change everything; use --tokens (and --tls-cert)", "addr", addr, "tls", tls)
+	case !loopback && !tls:
+		log.Warn("listening on a non-loopback address without TLS: bearer tokens travel in clear; use --tls-cert and --tls-key", "addr", addr)
+	default:
+		log.Info("listening", "addr", addr, "tls", tls, "auth", tokens)
+	}
 }

@@ -1,0 +1,121 @@
+package service
+
+import (
+	"net/http"
+	"strings"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+)
+
+// metrics is the server's Prometheus registry: gRPC server metrics from
+// go-grpc-middleware's provider, Go and process collectors, and pxperf's
+// own figures, read from the same stats GetStats returns at each scrape
+// (so the two never disagree, and nothing is counted twice).
+type metrics struct {
+	registry *prometheus.Registry
+	grpc     *grpcprom.ServerMetrics
+}
+
+func newMetrics(s *Service) *metrics {
+	reg := prometheus.NewRegistry()
+	gm := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
+	reg.MustRegister(
+		gm,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		statsCollector{s},
+	)
+	return &metrics{registry: reg, grpc: gm}
+}
+
+// handler serves the registry in the Prometheus text format.
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
+}
+
+// statsCollector turns a stats sample into Prometheus metrics at scrape
+// time.
+type statsCollector struct{ s *Service }
+
+// desc is one pxperf metric: its description and how to read it from a
+// stats sample. Counters count from the server's start.
+type desc struct {
+	desc  *prometheus.Desc
+	kind  prometheus.ValueType
+	value func(*pxperfv1.Stats) float64
+}
+
+var statsDescs = []desc{
+	{prometheus.NewDesc("pxperf_store_entries", "Entries held in memory.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetStore().GetEntries()) }},
+	{prometheus.NewDesc("pxperf_store_bytes", "Accounted bytes of the entries held in memory.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetStore().GetBytes()) }},
+	{prometheus.NewDesc("pxperf_store_budget_bytes", "The memory budget (memory.max_memory_mb) in bytes.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetStore().GetBudgetBytes()) }},
+	{prometheus.NewDesc("pxperf_store_under_pressure", "1 while process memory is above the high-water mark.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return boolFloat(s.GetStore().GetUnderPressure()) }},
+	{prometheus.NewDesc("pxperf_entries_accepted_total", "New entries accepted.", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetStore().GetAccepted()) }},
+	{prometheus.NewDesc("pxperf_entries_completed_total", "Pending entries completed by a later entry.", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetStore().GetCompleted()) }},
+	{prometheus.NewDesc("pxperf_entries_rejected_total", "Entries rejected at ingest as invalid.", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetStore().GetRejected()) }},
+	{prometheus.NewDesc("pxperf_subscribers", "Open Subscribe streams.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetThrottle().GetSubscribers()) }},
+	{prometheus.NewDesc("pxperf_subscriber_max_lag", "Largest lag of any subscriber, in ids behind the newest.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetThrottle().GetMaxLag()) }},
+	{prometheus.NewDesc("pxperf_messages_sent_total", "Messages sent to subscribers.", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetThrottle().GetMessagesSent()) }},
+	{prometheus.NewDesc("pxperf_entries_sent_total", "Entries sent to subscribers (one per subscriber).", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetThrottle().GetEntriesSent()) }},
+	{prometheus.NewDesc("pxperf_throttled_intervals_total", "Messages that waited for the throttle interval with entries ready.", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetThrottle().GetThrottledIntervals()) }},
+	{prometheus.NewDesc("pxperf_gaps_total", "Gap messages sent to subscribers that fell behind memory.", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetThrottle().GetGaps()) }},
+	{prometheus.NewDesc("pxperf_stuck_subscribers_total", "Subscribers ended because a Send stayed blocked past throttle.send_timeout.", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetThrottle().GetStuckSubscribers()) }},
+	{prometheus.NewDesc("pxperf_ingest_rate", "Entries stored per second over the last second.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return s.GetThrottle().GetIngestRate() }},
+	{prometheus.NewDesc("pxperf_archive_files", "Archive files on disk.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetArchive().GetFiles()) }},
+	{prometheus.NewDesc("pxperf_archive_disk_bytes", "Bytes of archive files on disk.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetArchive().GetDiskBytes()) }},
+	{prometheus.NewDesc("pxperf_archive_entries_written_total", "Entries written to archive files.", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetArchive().GetEntriesWritten()) }},
+	{prometheus.NewDesc("pxperf_archive_write_errors_total", "Archive write, sync or compression errors.", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetArchive().GetWriteErrors()) }},
+	{prometheus.NewDesc("pxperf_archive_entries_dropped_total", "Entries not archived because the queue was full while writes failed.", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetArchive().GetEntriesDropped()) }},
+	{prometheus.NewDesc("pxperf_resources", "Tracked resources (streams, connections, workers, files).", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetResources().GetLive()) }},
+	{prometheus.NewDesc("pxperf_cleanups_succeeded_total", "Resource cleanups that succeeded.", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetResources().GetCleanupsSucceeded()) }},
+	{prometheus.NewDesc("pxperf_cleanups_failed_total", "Resource cleanups that failed.", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetResources().GetCleanupsFailed()) }},
+	{prometheus.NewDesc("pxperf_resources_refused_total", "New streams refused by cleanup.max_resources.", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetResources().GetRefused()) }},
+	{prometheus.NewDesc("pxperf_rate_limited_total", "Publishes refused or slowed by cleanup.producer_rate_limit.", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetResources().GetRateLimited()) }},
+	{prometheus.NewDesc("pxperf_score", "The 0-100 health score.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return s.GetScore().GetTotal() }},
+	{prometheus.NewDesc("pxperf_alerts_active", "Alerts whose condition holds now.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(len(s.GetActiveAlerts())) }},
+}
+
+var (
+	evictedDesc   = prometheus.NewDesc("pxperf_entries_evicted_total", "Entries evicted from memory, by reason.", []string{"reason"}, nil)
+	scorePartDesc = prometheus.NewDesc("pxperf_score_part", "Points of one part of the health score.", []string{"part"}, nil)
+	alertDesc     = prometheus.NewDesc("pxperf_alert", "1 for each alert whose condition holds now.", []string{"name"}, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range statsDescs {
+		ch <- d.desc
+	}
+	ch <- evictedDesc
+	ch <- scorePartDesc
+	ch <- alertDesc
+}
+
+// Collect implements prometheus.Collector.
+func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.s.stats()
+	for _, d := range statsDescs {
+		ch <- prometheus.MustNewConstMetric(d.desc, d.kind, d.value(st))
+	}
+	ss := st.GetStore()
+	for reason, n := range map[string]uint64{"count": ss.GetEvictedByCount(), "bytes": ss.GetEvictedByBytes(), "pressure": ss.GetEvictedByPressure()} {
+		ch <- prometheus.MustNewConstMetric(evictedDesc, prometheus.CounterValue, float64(n), reason)
+	}
+	for _, p := range st.GetScore().GetParts() {
+		ch <- prometheus.MustNewConstMetric(scorePartDesc, prometheus.GaugeValue, p.GetPoints(), strings.ToLower(p.GetName()))
+	}
+	for _, a := range st.GetActiveAlerts() {
+		ch <- prometheus.MustNewConstMetric(alertDesc, prometheus.GaugeValue, 1, a.GetName())
+	}
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
