@@ -61,6 +61,9 @@ func (s *Service) UpdateConfig(_ context.Context, req *pxperfv1.UpdateConfigRequ
 	if err := s.store.SetConfig(storeConfig(next.GetMemory())); err != nil {
 		return nil, toStatus(err) // validated above: not expected
 	}
+	if err := s.applyCleanupConfig(next.GetCleanup()); err != nil {
+		return nil, toStatus(err) // validated above: not expected
+	}
 	s.limits.setLimit(next.GetCleanup().GetProducerRateLimit())
 	s.mu.Lock()
 	s.cfg = next

@@ -8,6 +8,7 @@ import (
 	"github.com/pxperf/pxperf/config"
 	"github.com/pxperf/pxperf/perf/archive"
 	"github.com/pxperf/pxperf/perf/filter"
+	"github.com/pxperf/pxperf/perf/resources"
 	"github.com/pxperf/pxperf/perf/store"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -35,6 +36,10 @@ var errorCodes = []struct {
 	{archive.ErrNotLive, codes.FailedPrecondition},
 	{archive.ErrClosed, codes.Unavailable},
 	{errRateLimited, codes.ResourceExhausted},
+	{resources.ErrLimit, codes.ResourceExhausted},
+	{resources.ErrNotFound, codes.NotFound},
+	{resources.ErrClosed, codes.Unavailable},
+	{resources.ErrInvalidConfig, codes.InvalidArgument},
 }
 
 // toStatus turns a domain error into a gRPC status error. Errors that are

@@ -5,10 +5,10 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 )
 
 // /metrics is valid Prometheus text, with the gRPC server metrics, the

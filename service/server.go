@@ -145,7 +145,7 @@ func (s *Server) Serve(lis net.Listener) error {
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.health.SetServingStatus(pxperfv1.PerformanceService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	s.log.Info("serving", "addr", lis.Addr().String())
-	if err := s.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+	if err := s.grpc.Serve(trackedListener{Listener: lis, reg: s.svc.resources}); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
@@ -175,6 +175,9 @@ func (s *Server) Shutdown() {
 		s.grpc.Stop()
 		<-stopped
 	}
+	// Whatever is still tracked (connections grpc has not closed, the
+	// workers) ends now, each cleanup counted.
+	s.svc.resources.CloseAll(errShuttingDown)
 	// No publisher is left: write out and close the current log file.
 	s.svc.closeArchive()
 }

@@ -27,9 +27,12 @@ import (
 	"github.com/pxperf/pxperf/perf/archive"
 	"github.com/pxperf/pxperf/perf/filter"
 	"github.com/pxperf/pxperf/perf/procstat"
+	"github.com/pxperf/pxperf/perf/resources"
 	"github.com/pxperf/pxperf/perf/store"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -62,6 +65,7 @@ type Service struct {
 	hub         hub
 	rejected    atomic.Uint64 // entries rejected at ingest
 	limits      producerLimits
+	resources   *resources.Registry
 	shutdown    chan struct{} // closed by Shutdown: streams end
 	closeOnce   sync.Once
 }
@@ -99,6 +103,13 @@ func NewService(cfg *pxperfv1.Config, log *slog.Logger) (*Service, error) {
 		}
 		return nil, fmt.Errorf("create store: %w", err)
 	}
+	reg, err := newRegistry(cfg.GetCleanup())
+	if err != nil {
+		if arch != nil {
+			arch.Close()
+		}
+		return nil, fmt.Errorf("create the resource registry: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
 		log:         log,
@@ -110,11 +121,13 @@ func NewService(cfg *pxperfv1.Config, log *slog.Logger) (*Service, error) {
 		proc:        &procReader{r: mr},
 		stopWorkers: cancel,
 		cfg:         proto.CloneOf(cfg),
+		resources:   reg,
 		shutdown:    make(chan struct{}),
 	}
 	s.limits.setLimit(cfg.GetCleanup().GetProducerRateLimit())
-	s.workers.Go(func() { s.watchPressure(ctx) })
-	s.workers.Go(func() { s.sampleLoop(ctx) })
+	s.startWorker(ctx, "memory pressure watcher", s.watchPressure)
+	s.startWorker(ctx, "load sampler", s.sampleLoop)
+	s.startWorker(ctx, "resource cleaner", s.cleanupLoop)
 	return s, nil
 }
 
@@ -219,22 +232,67 @@ func (s *Service) Publish(ctx context.Context, req *pxperfv1.PublishRequest) (*p
 // maxStreamRejections bounds the rejections a PublishStream summary lists.
 const maxStreamRejections = 100
 
-// PublishStream implements pxperfv1.PerformanceServiceServer.
+// PublishStream implements pxperfv1.PerformanceServiceServer. The stream
+// is a tracked resource: it counts against cleanup.max_resources, and
+// CloseResource, the idle timeout and shutdown end it early; the entries it
+// sent before that are kept, and the status says how many.
 func (s *Service) PublishStream(stream grpc.ClientStreamingServer[pxperfv1.PublishStreamRequest, pxperfv1.PublishStreamResponse]) error {
+	ctx, h, release, err := s.trackStream(stream.Context(), resources.Publisher)
+	if err != nil {
+		return err
+	}
+	defer release()
 	sum := &pxperfv1.PublishStreamResponse{}
-	producer := producerOf(stream.Context())
+	producer := producerOf(ctx)
+	// Recv blocks until the client sends; a goroutine of its own lets the
+	// handler end the stream while it waits. It exits when the stream ends,
+	// which returning from the handler makes happen.
+	type received struct {
+		req *pxperfv1.PublishStreamRequest
+		err error
+	}
+	msgs := make(chan received)
+	s.workers.Go(func() {
+		for {
+			req, err := stream.Recv()
+			select {
+			case msgs <- received{req, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
+	// ended is the status of a stream the server ends early.
+	ended := func(st *status.Status) error {
+		return status.Errorf(st.Code(), "%s; the %d entries accepted before stay accepted (last id %d)", st.Message(), sum.Accepted, sum.LastId)
+	}
 	var index uint64
 	for {
-		req, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
+		var m received
+		select {
+		case m = <-msgs:
+		case <-ctx.Done():
+			return ended(status.Convert(endedStatus(ctx, "")))
+		case <-s.shutdown:
+			return ended(status.New(codes.Unavailable, "server is shutting down"))
+		}
+		if errors.Is(m.err, io.EOF) {
 			return stream.SendAndClose(sum)
 		}
-		if err != nil {
-			return err
+		if m.err != nil {
+			return m.err
 		}
-		if err := s.limits.wait(stream.Context(), producer, len(req.GetEntries())); err != nil {
+		req := m.req
+		if err := s.limits.wait(ctx, producer, len(req.GetEntries())); err != nil {
+			if ctx.Err() != nil {
+				return ended(status.Convert(endedStatus(ctx, "")))
+			}
 			return toStatus(err)
 		}
+		h.Touch(0, uint64(len(req.GetEntries())))
 		s.ingest(req.GetEntries(), func(i int, id uint64, rej *pxperfv1.Rejection) {
 			if rej != nil {
 				sum.Rejected++
@@ -429,6 +487,11 @@ func (s *Service) GetConfig(context.Context, *pxperfv1.GetConfigRequest) (*pxper
 // GetStats implements pxperfv1.PerformanceServiceServer. It reports the
 // parts that exist; the others are left unset, as the contract says.
 func (s *Service) GetStats(context.Context, *pxperfv1.GetStatsRequest) (*pxperfv1.GetStatsResponse, error) {
+	return &pxperfv1.GetStatsResponse{Stats: s.stats()}, nil
+}
+
+// stats samples every part of the server.
+func (s *Service) stats() *pxperfv1.Stats {
 	now := time.Now()
 	st := s.store.Stats()
 	stats := &pxperfv1.Stats{
@@ -450,11 +513,9 @@ func (s *Service) GetStats(context.Context, *pxperfv1.GetStatsRequest) (*pxperfv
 			TruncatedBodies:   st.TruncatedBodies,
 			UnderPressure:     st.UnderPressure,
 		},
-		Throttle: s.throttleStats(st.NewestID),
-		Archive:  s.archiveStats(),
-		Resources: &pxperfv1.ResourceStats{
-			RateLimited: s.limits.limited.Load(),
-		},
+		Throttle:  s.throttleStats(st.NewestID),
+		Archive:   s.archiveStats(),
+		Resources: s.resourceStats(),
 	}
 	if r, err := s.proc.read(); err == nil {
 		stats.Process = &pxperfv1.ProcessStats{
@@ -467,7 +528,7 @@ func (s *Service) GetStats(context.Context, *pxperfv1.GetStatsRequest) (*pxperfv
 	} else {
 		s.log.Warn("cannot read process memory for stats", "err", err)
 	}
-	return &pxperfv1.GetStatsResponse{Stats: stats}, nil
+	return stats
 }
 
 // WatchStats implements pxperfv1.PerformanceServiceServer.
@@ -478,14 +539,4 @@ func (s *Service) WatchStats(*pxperfv1.WatchStatsRequest, grpc.ServerStreamingSe
 // Optimize implements pxperfv1.PerformanceServiceServer.
 func (s *Service) Optimize(context.Context, *pxperfv1.OptimizeRequest) (*pxperfv1.OptimizeResponse, error) {
 	return nil, unimplemented("Optimize", "performance monitor's optimiser (issue 7)")
-}
-
-// ListResources implements pxperfv1.PerformanceServiceServer.
-func (s *Service) ListResources(context.Context, *pxperfv1.ListResourcesRequest) (*pxperfv1.ListResourcesResponse, error) {
-	return nil, unimplemented("ListResources", "resource cleaner (issue 6)")
-}
-
-// CloseResource implements pxperfv1.PerformanceServiceServer.
-func (s *Service) CloseResource(context.Context, *pxperfv1.CloseResourceRequest) (*pxperfv1.CloseResourceResponse, error) {
-	return nil, unimplemented("CloseResource", "resource cleaner (issue 6)")
 }

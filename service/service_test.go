@@ -704,14 +704,6 @@ func TestLaterPartsAreUnimplemented(t *testing.T) {
 		call      func() error
 	}{
 		{"Optimize", "performance monitor", func() error { _, err := svc.Optimize(ctx, &pxperfv1.OptimizeRequest{}); return err }},
-		{"ListResources", "resource cleaner", func() error {
-			_, err := svc.ListResources(ctx, &pxperfv1.ListResourcesRequest{})
-			return err
-		}},
-		{"CloseResource", "resource cleaner", func() error {
-			_, err := svc.CloseResource(ctx, &pxperfv1.CloseResourceRequest{Id: "x"})
-			return err
-		}},
 		{"WatchStats", "performance monitor", func() error {
 			s, err := svc.WatchStats(ctx, &pxperfv1.WatchStatsRequest{})
 			if err != nil {

@@ -2,6 +2,7 @@ package service
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -12,6 +13,7 @@ import (
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"github.com/pxperf/pxperf/perf/archive"
+	"github.com/pxperf/pxperf/perf/resources"
 	"github.com/pxperf/pxperf/perf/store"
 	"github.com/pxperf/pxperf/perf/throttle"
 	"google.golang.org/grpc"
@@ -44,9 +46,16 @@ func (s *Service) Subscribe(req *pxperfv1.SubscribeRequest, stream grpc.ServerSt
 	}
 	s.subscribers.Add(1)
 	defer s.subscribers.Done()
+	ctx, h, release, err := s.trackStream(stream.Context(), resources.Subscriber)
+	if err != nil {
+		return err
+	}
+	defer release()
 
 	sub := &subscription{
 		svc:    s,
+		ctx:    ctx,
+		handle: h,
 		stream: stream,
 		req:    req,
 		match:  match,
@@ -88,6 +97,8 @@ func limit(asked, server uint32) uint32 {
 
 type subscription struct {
 	svc    *Service
+	ctx    context.Context // the stream's, also ended by the resource registry
+	handle *resources.Handle
 	stream grpc.ServerStreamingServer[pxperfv1.SubscribeResponse]
 	req    *pxperfv1.SubscribeRequest
 	match  store.Matcher
@@ -206,7 +217,7 @@ func (sub *subscription) position(req *pxperfv1.SubscribeRequest) error {
 // run sends until the client leaves, the server shuts down, or a Send
 // fails or stays blocked too long.
 func (sub *subscription) run() error {
-	ctx := sub.stream.Context()
+	ctx := sub.ctx
 	st := sub.svc.store
 	heartbeat := time.NewTimer(sub.heartbeat)
 	defer heartbeat.Stop()
@@ -261,7 +272,7 @@ func (sub *subscription) run() error {
 					return err
 				}
 			case <-ctx.Done():
-				return toStatus(ctx.Err())
+				return sub.endedErr()
 			case <-sub.svc.shutdown:
 				return sub.shutdownErr()
 			}
@@ -419,7 +430,7 @@ func (sub *subscription) fillGap(first, last uint64) error {
 		batch, updates = nil, nil
 		return sub.sendMsg(&pxperfv1.SubscribeResponse{Event: &pxperfv1.SubscribeResponse_Batch{Batch: m}})
 	}
-	err := arch.Read(sub.stream.Context(), archive.Query{FirstID: first, LastID: last}, func(e *pxperfv1.Entry) error {
+	err := arch.Read(sub.ctx, archive.Query{FirstID: first, LastID: last}, func(e *pxperfv1.Entry) error {
 		if !sub.bodies && e.GetResponseBody() != nil {
 			e.ResponseBody.Data = nil // a fresh copy: ours to change
 		}
@@ -451,6 +462,9 @@ func (sub *subscription) fillGap(first, last uint64) error {
 	if err == nil {
 		err = flush()
 	}
+	if err != nil && sub.ctx.Err() != nil {
+		return sub.endedErr()
+	}
 	if err != nil {
 		return toStatus(err)
 	}
@@ -475,6 +489,7 @@ func (sub *subscription) sendGap(first, last uint64) error {
 // them.
 func (sub *subscription) sendBatch(es []*pxperfv1.Entry, wire [][]byte, u store.Updates) error {
 	n := uint64(len(es) + len(u.Entries))
+	sub.handle.Touch(0, n)
 	sub.stats.entries.Add(n)
 	sub.svc.hub.entries.Add(n)
 	if !sub.bodies {
@@ -496,7 +511,11 @@ func (sub *subscription) sendMsg(m any) error {
 	if _, err := sub.waitUntil(time.Now().Add(sub.pacer.DelayAt(time.Now())), nil); err != nil {
 		return err
 	}
+	size := messageSize(m) // before Send, which recycles a raw message's buffer
 	blocked, err := sub.sender.send(m, sub.sendTimeout)
+	if err == nil {
+		sub.handle.Touch(size, 0)
+	}
 	now := time.Now()
 	sub.pacer.SentAt(now)
 	sub.slow = blocked > sub.ctl.Floor()/2
@@ -521,11 +540,17 @@ func (sub *subscription) waitUntil(t time.Time, wake <-chan struct{}) (woke bool
 		return false, nil
 	case <-wake:
 		return true, nil
-	case <-sub.stream.Context().Done():
-		return false, toStatus(sub.stream.Context().Err())
+	case <-sub.ctx.Done():
+		return false, sub.endedErr()
 	case <-sub.svc.shutdown:
 		return false, sub.shutdownErr()
 	}
+}
+
+// endedErr is the status of a stream whose context ended: the client left,
+// or the server ended it (CloseResource, idle timeout).
+func (sub *subscription) endedErr() error {
+	return endedStatus(sub.ctx, "; resume with start_id "+strconv.FormatUint(sub.next, 10))
 }
 
 // shutdownErr ends a stream when the server stops, telling the client

@@ -105,3 +105,15 @@ func encodeBatch(entries, updates [][]byte, nextID, updatesLost uint64) *rawMess
 	*buf = b
 	return &rawMessage{buf: buf}
 }
+
+// messageSize is the encoded size of a message sent on a stream, for
+// resource accounting: exact for a [rawMessage], 0 for others (heartbeats
+// and gaps, a few bytes each; batches with bodies, which are rare). Call it
+// before the message is sent: gRPC recycles a raw message's buffer once it
+// is written.
+func messageSize(m any) uint64 {
+	if r, ok := m.(*rawMessage); ok && r.buf != nil {
+		return uint64(len(*r.buf))
+	}
+	return 0
+}
