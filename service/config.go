@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 )
 
 // notLive are the config fields that apply at start only. UpdateConfig
@@ -64,6 +65,9 @@ func (s *Service) UpdateConfig(_ context.Context, req *pxperfv1.UpdateConfigRequ
 	if err := s.applyCleanupConfig(next.GetCleanup()); err != nil {
 		return nil, toStatus(err) // validated above: not expected
 	}
+	if err := s.monitor.SetConfig(monitorConfig(next.GetMonitor())); err != nil {
+		return nil, toStatus(err) // validated above: not expected
+	}
 	s.limits.setLimit(next.GetCleanup().GetProducerRateLimit())
 	s.mu.Lock()
 	s.cfg = next
@@ -72,6 +76,7 @@ func (s *Service) UpdateConfig(_ context.Context, req *pxperfv1.UpdateConfigRequ
 	for _, fn := range observers {
 		fn(next)
 	}
+	s.configChanged(req.GetUpdateMask().GetPaths(), next)
 	s.log.Info("config updated", "paths", strings.Join(req.GetUpdateMask().GetPaths(), ","))
 	return &pxperfv1.UpdateConfigResponse{Config: proto.CloneOf(next)}, nil
 }
@@ -160,4 +165,8 @@ func notLiveError(fields []string) error {
 		st = d
 	}
 	return st.Err()
+}
+
+func fieldMask(paths []string) *fieldmaskpb.FieldMask {
+	return &fieldmaskpb.FieldMask{Paths: slices.Clone(paths)}
 }

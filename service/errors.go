@@ -96,8 +96,3 @@ func outOfRange(msg string, oldest uint64) error {
 	}
 	return st.Err()
 }
-
-// unimplemented names the part of pxperf that will serve an RPC.
-func unimplemented(rpc, part string) error {
-	return status.Errorf(codes.Unimplemented, "%s is not available yet: it needs the %s, which this server does not have yet", rpc, part)
-}

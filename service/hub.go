@@ -32,6 +32,9 @@ type hub struct {
 
 	burst throttle.BurstDetector
 	load  atomic.Pointer[signals] // the last sample; nil before the first
+	// slowUntil, Unix nanoseconds, is when the monitor's SlowThrottles
+	// ends: until then adaptive subscribers see high load.
+	slowUntil atomic.Int64
 
 	mu   sync.Mutex
 	subs map[uint64]*subscription
@@ -102,9 +105,10 @@ func (s *Service) sampleLoop(ctx context.Context) {
 			ingestRate: float64(ingest-prevIngest) / dt,
 		}
 		mem := float64(r.RSS) / budget
+		slowed := r.Time.UnixNano() < s.hub.slowUntil.Load()
 		sig.load = throttle.Load{
-			High: sig.cpuLoad >= cpuHigh || mem >= cfg.GetMemory().GetHighWater(),
-			Low:  sig.cpuLoad < cpuLow && mem < cfg.GetMemory().GetLowWater(),
+			High: slowed || sig.cpuLoad >= cpuHigh || mem >= cfg.GetMemory().GetHighWater(),
+			Low:  !slowed && sig.cpuLoad < cpuLow && mem < cfg.GetMemory().GetLowWater(),
 		}
 		tc := cfg.GetThrottle()
 		s.hub.burst.ObserveAt(r.Time, sig.ingestRate, float64(tc.GetBurstThreshold()), tc.GetBurstCooldown().AsDuration())

@@ -26,6 +26,7 @@ import (
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"github.com/pxperf/pxperf/perf/archive"
 	"github.com/pxperf/pxperf/perf/filter"
+	"github.com/pxperf/pxperf/perf/monitor"
 	"github.com/pxperf/pxperf/perf/procstat"
 	"github.com/pxperf/pxperf/perf/resources"
 	"github.com/pxperf/pxperf/perf/store"
@@ -66,6 +67,7 @@ type Service struct {
 	rejected    atomic.Uint64 // entries rejected at ingest
 	limits      producerLimits
 	resources   *resources.Registry
+	monitor     *monitor.Monitor
 	shutdown    chan struct{} // closed by Shutdown: streams end
 	closeOnce   sync.Once
 }
@@ -124,7 +126,19 @@ func NewService(cfg *pxperfv1.Config, log *slog.Logger) (*Service, error) {
 		resources:   reg,
 		shutdown:    make(chan struct{}),
 	}
+	if s.monitor, err = newMonitor(s, cfg.GetMonitor()); err != nil {
+		cancel()
+		if arch != nil {
+			arch.Close()
+		}
+		return nil, fmt.Errorf("create the performance monitor: %w", err)
+	}
 	s.limits.setLimit(cfg.GetCleanup().GetProducerRateLimit())
+	s.startWorker(ctx, "performance monitor", func(ctx context.Context) {
+		if err := s.monitor.Run(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("performance monitor stopped", "err", err)
+		}
+	})
 	s.startWorker(ctx, "memory pressure watcher", s.watchPressure)
 	s.startWorker(ctx, "load sampler", s.sampleLoop)
 	s.startWorker(ctx, "resource cleaner", s.cleanupLoop)
@@ -163,6 +177,13 @@ func (m *procReader) read() (procstat.Reading, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.r.Read()
+}
+
+// readAll is read with open files and threads, for the monitor.
+func (m *procReader) readAll() (procstat.Reading, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.r.ReadAll()
 }
 
 // MemoryLimit is the Go soft memory limit, in bytes, that suits cfg: the
@@ -528,15 +549,6 @@ func (s *Service) stats() *pxperfv1.Stats {
 	} else {
 		s.log.Warn("cannot read process memory for stats", "err", err)
 	}
+	s.addMonitorStats(stats)
 	return stats
-}
-
-// WatchStats implements pxperfv1.PerformanceServiceServer.
-func (s *Service) WatchStats(*pxperfv1.WatchStatsRequest, grpc.ServerStreamingServer[pxperfv1.WatchStatsResponse]) error {
-	return unimplemented("WatchStats", "performance monitor (issue 7)")
-}
-
-// Optimize implements pxperfv1.PerformanceServiceServer.
-func (s *Service) Optimize(context.Context, *pxperfv1.OptimizeRequest) (*pxperfv1.OptimizeResponse, error) {
-	return nil, unimplemented("Optimize", "performance monitor's optimiser (issue 7)")
 }

@@ -1,6 +1,12 @@
-// Package procstat samples the running process: its resident set size and
-// CPU time from the operating system (through gopsutil), and the Go
-// runtime's heap figures and soft memory limit (through runtime/metrics).
+// Package procstat samples the running process: its resident set size, CPU
+// time, open files and threads from the operating system (through
+// gopsutil), and the Go runtime's heap figures, soft memory limit, GC CPU
+// share and goroutines (through runtime/metrics).
+//
+// [Reader.Read] is cheap enough to call every second; [Reader.ReadAll] also
+// counts open files and threads, which lists a directory and parses a file
+// under /proc, and is meant for once per monitoring interval. [CPUPercent]
+// turns two readings into CPU use.
 package procstat
 
 import (
@@ -32,6 +38,23 @@ type Reading struct {
 	// CPUTime is the CPU time the process has used since it started, user
 	// and system.
 	CPUTime time.Duration
+	// HeapFree is heap memory that is free and still backed by physical
+	// memory, in bytes: what the runtime could return to the operating
+	// system now (with debug.FreeOSMemory) but has not yet.
+	HeapFree uint64
+	// GCCPUFraction is the share of the CPU time available to Go since the
+	// process started (GOMAXPROCS × wall time) that the garbage collector
+	// used, 0..1. The runtime updates its CPU estimates at each GC, so it
+	// lags between collections.
+	GCCPUFraction float64
+	// Goroutines is the number of live goroutines.
+	Goroutines uint64
+	// OpenFiles is the number of open file descriptors (sockets included).
+	// Set by [Reader.ReadAll] only; 0 from [Reader.Read].
+	OpenFiles uint64
+	// Threads is the number of OS threads. Set by [Reader.ReadAll] only; 0
+	// from [Reader.Read].
+	Threads uint64
 }
 
 // Names of the runtime/metrics read, in the order of Reader.samples.
@@ -40,6 +63,10 @@ var metricNames = []string{
 	"/gc/heap/goal:bytes",
 	"/gc/gomemlimit:bytes",
 	"/memory/classes/total:bytes",
+	"/memory/classes/heap/free:bytes",
+	"/cpu/classes/gc/total:cpu-seconds",
+	"/cpu/classes/total:cpu-seconds",
+	"/sched/goroutines:goroutines",
 }
 
 // Reader samples this process. It keeps one process handle
@@ -67,7 +94,7 @@ func NewReader() (*Reader, error) {
 	return r, nil
 }
 
-// Read takes a sample.
+// Read takes a sample, without OpenFiles and Threads.
 func (r *Reader) Read() (Reading, error) {
 	mi, err := r.proc.MemoryInfo()
 	if err != nil {
@@ -86,7 +113,28 @@ func (r *Reader) Read() (Reading, error) {
 		MemoryLimit: uint64Of(r.samples[2]),
 		GoTotal:     uint64Of(r.samples[3]),
 		CPUTime:     time.Duration((times.User + times.System) * float64(time.Second)),
+		HeapFree:    uint64Of(r.samples[4]),
+		// The fraction is of two cumulative figures, not a rate: it is 0
+		// before the runtime has accounted any CPU time.
+		GCCPUFraction: ratio(float64Of(r.samples[5]), float64Of(r.samples[6])),
+		Goroutines:    uint64Of(r.samples[7]),
 	}, nil
+}
+
+// float64Of returns a sample's value, or 0 if this Go does not support it.
+func float64Of(s metrics.Sample) float64 {
+	if s.Value.Kind() != metrics.KindFloat64 {
+		return 0
+	}
+	return s.Value.Float64()
+}
+
+// ratio returns part/whole within 0..1, and 0 when whole is not positive.
+func ratio(part, whole float64) float64 {
+	if !(whole > 0) || !(part > 0) {
+		return 0
+	}
+	return min(part/whole, 1)
 }
 
 // uint64Of returns a sample's value, or 0 if this Go does not support it.

@@ -128,6 +128,27 @@ func (s *Store) RelievePressure(used uint64) Eviction {
 	return ev[ReasonPressure-1]
 }
 
+// EvictBytes evicts the oldest entries until at least n accounted bytes
+// are freed or the store is empty, whatever the limits and the pressure
+// state, and returns what it evicted, counted as evicted by pressure. It
+// is memory relief asked for on purpose (the monitor's Optimize), where
+// [Store.RelievePressure] waits for the high-water mark.
+func (s *Store) EvictBytes(n int64) Eviction {
+	s.mu.Lock()
+	var ev evictions
+	for freed := int64(0); freed < n && s.lenLocked() > 0; {
+		size := s.dropOldestLocked()
+		ev.add(ReasonPressure, size)
+		freed += size
+	}
+	s.compactLocked()
+	s.recordLocked(&ev)
+	obs := s.observers
+	s.mu.Unlock()
+	notify(obs, ev)
+	return ev[ReasonPressure-1]
+}
+
 // WatchPressure reads process memory every Config.CheckInterval (read
 // again after each wait, so a live change applies from the next wait) and
 // calls [Store.RelievePressure] with it, until ctx ends. After an eviction

@@ -91,6 +91,37 @@ func TestRelievePressureEmptiesStoreIfNeeded(t *testing.T) {
 	}
 }
 
+// EvictBytes frees at least the bytes asked for, oldest first, without
+// pressure, and counts them as evicted by pressure.
+func TestEvictBytes(t *testing.T) {
+	one := entrySize(t)
+	tests := []struct {
+		name      string
+		n         int64
+		wantCount int
+	}{
+		{"nothing asked", 0, 0},
+		{"part of one entry frees it", 1, 1},
+		{"exactly two", 2 * one, 2},
+		{"just over two", 2*one + 1, 3},
+		{"more than held", 100 * one, 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := mustNew(t, Config{MaxEntries: 100, MaxMemoryBytes: 1 << 20})
+			s.Append(entries(5))
+			ev := s.EvictBytes(tt.n)
+			st := s.Stats()
+			if ev.Count != tt.wantCount || ev.Bytes != int64(tt.wantCount)*one || st.Entries != 5-tt.wantCount || st.EvictedByPressure != uint64(tt.wantCount) {
+				t.Errorf("EvictBytes(%d) = %+v, stats entries %d, by pressure %d; want %d evicted", tt.n, ev, st.Entries, st.EvictedByPressure, tt.wantCount)
+			}
+			if oldest, _ := s.Bounds(); oldest != uint64(tt.wantCount)+1 {
+				t.Errorf("oldest id %d, want %d", oldest, tt.wantCount+1)
+			}
+		})
+	}
+}
+
 // WatchPressure feeds each reading to RelievePressure, releases memory after
 // an eviction, reports read errors, and stops with ctx.
 func TestWatchPressure(t *testing.T) {

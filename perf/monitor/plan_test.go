@@ -1,0 +1,66 @@
+package monitor
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestPlan(t *testing.T) {
+	tests := []struct {
+		name string
+		s    Sample
+		th   Thresholds
+		want []Action
+	}{
+		{name: "healthy idle", s: idle()},
+		{name: "zero sample", s: Sample{}},
+		{name: "memory at threshold", s: memoryAt(0.8), want: []Action{Evict, ReleaseMemory}},
+		{name: "memory below threshold", s: memoryAt(0.79)},
+		{name: "memory threshold from config", s: memoryAt(0.6), th: Thresholds{MemoryShare: 0.5}, want: []Action{Evict, ReleaseMemory}},
+		{name: "under pressure", s: with(func(s *Sample) { s.Memory.UnderPressure = true }), want: []Action{Evict, ReleaseMemory}},
+		{name: "nothing to evict", s: with(func(s *Sample) { s.Process.RSS = 490 * mib; s.Memory.UnderPressure = true; s.Memory.Entries = 0 })},
+		{name: "no budget", s: with(func(s *Sample) { s.Process.RSS = 1 << 40; s.Memory.Budget = 0 })},
+		{name: "rotation due", s: with(func(s *Sample) { s.Logs.RotationDue = true }), want: []Action{Rotate}},
+		{name: "rotation due but archive off", s: with(func(s *Sample) { s.Logs.RotationDue = true; s.Logs.Enabled = false })},
+		{name: "idle resources", s: with(func(s *Sample) { s.Cleanup.Idle = 2 }), want: []Action{Reclaim}},
+		{name: "CPU load with subscribers", s: with(func(s *Sample) { s.Process.CPUPercent = 160; s.Throttle.Subscribers = 1 }), want: []Action{SlowThrottles}},
+		{name: "CPU below threshold", s: with(func(s *Sample) { s.Process.CPUPercent = 159; s.Throttle.Subscribers = 1 })},
+		{name: "CPU load without subscribers", s: with(func(s *Sample) { s.Process.CPUPercent = 200 })},
+		{name: "NumCPU unknown is one core", s: with(func(s *Sample) { s.Process.NumCPU = 0; s.Process.CPUPercent = 80; s.Throttle.Subscribers = 3 }), want: []Action{SlowThrottles}},
+		{name: "free heap to return", s: with(func(s *Sample) { s.Process.HeapFree = 125 * mib }), want: []Action{ReleaseMemory}},
+		{name: "little free heap", s: with(func(s *Sample) { s.Process.HeapFree = 124 * mib })},
+		{
+			name: "everything",
+			s: with(func(s *Sample) {
+				s.Memory.UnderPressure = true
+				s.Logs.RotationDue = true
+				s.Cleanup.Idle = 1
+				s.Process.CPUPercent = 190
+				s.Throttle.Subscribers = 4
+			}),
+			want: AllActions(),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, Plan(tt.s, tt.th)); diff != "" {
+				t.Errorf("Plan (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestActionString(t *testing.T) {
+	want := []string{"evict", "rotate", "reclaim", "slow_throttles", "release_memory"}
+	var got []string
+	for _, a := range AllActions() {
+		got = append(got, a.String())
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("names (-want +got):\n%s", diff)
+	}
+	if got := Action(0).String(); got != "Action(0)" {
+		t.Errorf("Action(0).String() = %q, want Action(0)", got)
+	}
+}

@@ -1,0 +1,256 @@
+package monitor
+
+import (
+	"math"
+	"strings"
+	"testing"
+)
+
+func TestScoreOf(t *testing.T) {
+	tests := []struct {
+		name      string
+		prev, cur Sample
+		want      map[string]float64 // points by part; parts not named get full points
+		explain   map[string][]string
+	}{
+		{
+			name: "healthy idle", prev: idle(), cur: idle(),
+			explain: map[string][]string{
+				"memory":     {"RSS 40 MiB", "store 1 MiB", "8% of the 500 MiB budget", "full points"},
+				"throttling": {"no messages sent in the interval", "full points"},
+				"cleanup":    {"no cleanups yet", "full points"},
+				"logs":       {"archive on", "0 write errors", "queue 0% full", "full points"},
+			},
+		},
+		{name: "zero samples", prev: Sample{}, cur: Sample{},
+			explain: map[string][]string{"memory": {"no memory budget known"}, "logs": {"archive off"}}},
+		{
+			name: "memory at 75% of budget", prev: idle(),
+			cur:     with(func(s *Sample) { s.Process.RSS = 375 * mib }),
+			want:    map[string]float64{"memory": 15},
+			explain: map[string][]string{"memory": {"RSS 375 MiB", "75% of the 500 MiB budget", "15 of 30 points"}},
+		},
+		{
+			name: "memory at 50% of budget", prev: idle(),
+			cur: with(func(s *Sample) { s.Process.RSS = 250 * mib }),
+		},
+		{
+			name: "memory over budget", prev: idle(),
+			cur:  with(func(s *Sample) { s.Process.RSS = 600 * mib }),
+			want: map[string]float64{"memory": 0},
+		},
+		{
+			name: "store bytes count when larger than RSS", prev: idle(),
+			cur:  with(func(s *Sample) { s.Process.RSS = 0; s.Memory.Bytes = 400 * mib }),
+			want: map[string]float64{"memory": 12},
+		},
+		{
+			name: "under pressure", prev: idle(),
+			cur:     with(func(s *Sample) { s.Process.RSS = 300 * mib; s.Memory.UnderPressure = true }),
+			want:    map[string]float64{"memory": 19},
+			explain: map[string][]string{"memory": {"60%", "under memory pressure: −5", "19 of 30 points"}},
+		},
+		{
+			name: "60% throttled in the interval",
+			prev: with(func(s *Sample) { s.Throttle.MessagesSent = 100; s.Throttle.ThrottledIntervals = 50 }),
+			cur:  with(func(s *Sample) { s.Throttle.MessagesSent = 200; s.Throttle.ThrottledIntervals = 110 }),
+			want: map[string]float64{"throttling": 10},
+			explain: map[string][]string{"throttling": {
+				"60 of 100 messages (60%) waited", "10 of 25 points"}},
+		},
+		{
+			name: "throttled since start but not in the interval",
+			prev: with(func(s *Sample) { s.Throttle.MessagesSent = 100; s.Throttle.ThrottledIntervals = 100 }),
+			cur:  with(func(s *Sample) { s.Throttle.MessagesSent = 200; s.Throttle.ThrottledIntervals = 100 }),
+		},
+		{
+			name: "gaps and stuck subscribers",
+			prev: idle(),
+			cur:  with(func(s *Sample) { s.Throttle.Gaps = 2; s.Throttle.StuckSubscribers = 1 }),
+			want: map[string]float64{"throttling": 10},
+			explain: map[string][]string{"throttling": {
+				"2 gaps sent", "−5", "1 subscribers ended as stuck: −10"}},
+		},
+		{
+			name: "counter reset counts from zero",
+			prev: with(func(s *Sample) { s.Throttle.MessagesSent = 1000; s.Throttle.ThrottledIntervals = 900 }),
+			cur:  with(func(s *Sample) { s.Throttle.MessagesSent = 10; s.Throttle.ThrottledIntervals = 5 }),
+			want: map[string]float64{"throttling": 12.5},
+		},
+		{
+			name: "more throttled than sent is capped",
+			prev: idle(),
+			cur:  with(func(s *Sample) { s.Throttle.MessagesSent = 10; s.Throttle.ThrottledIntervals = 50 }),
+			want: map[string]float64{"throttling": 0},
+		},
+		{
+			name: "cleanup failures in the interval",
+			prev: with(func(s *Sample) { s.Cleanup.Succeeded = 100; s.Cleanup.Failed = 50 }),
+			cur:  with(func(s *Sample) { s.Cleanup.Succeeded = 108; s.Cleanup.Failed = 52 }),
+			want: map[string]float64{"cleanup": 20},
+			explain: map[string][]string{"cleanup": {
+				"2 of 10 cleanups (20%) failed in the interval", "20 of 25 points"}},
+		},
+		{
+			name: "no cleanup in the interval: share since start",
+			prev: with(func(s *Sample) { s.Cleanup.Succeeded = 3; s.Cleanup.Failed = 1 }),
+			cur:  with(func(s *Sample) { s.Cleanup.Succeeded = 3; s.Cleanup.Failed = 1 }),
+			want: map[string]float64{"cleanup": 18.75},
+			explain: map[string][]string{"cleanup": {
+				"1 of 4 cleanups (25%) failed since start"}},
+		},
+		{
+			name: "leak",
+			prev: idle(),
+			cur:  with(func(s *Sample) { s.Cleanup.Leaked = 1 }),
+			want: map[string]float64{"cleanup": 20},
+		},
+		{
+			name:    "archive off ignores its figures",
+			prev:    idle(),
+			cur:     with(func(s *Sample) { s.Logs.Enabled = false; s.Logs.WriteErrors = 5; s.Logs.Files = 99 }),
+			explain: map[string][]string{"logs": {"archive off", "full points"}},
+		},
+		{
+			name:    "write errors",
+			prev:    idle(),
+			cur:     with(func(s *Sample) { s.Logs.WriteErrors = 3; s.Logs.LastError = "disk full" }),
+			want:    map[string]float64{"logs": 12},
+			explain: map[string][]string{"logs": {"3 write errors", "−8", "12 of 20 points"}},
+		},
+		{
+			name: "old write errors do not count",
+			prev: with(func(s *Sample) { s.Logs.WriteErrors = 3 }),
+			cur:  with(func(s *Sample) { s.Logs.WriteErrors = 3 }),
+		},
+		{
+			name: "dropped entries",
+			prev: idle(),
+			cur:  with(func(s *Sample) { s.Logs.EntriesDropped = 10 }),
+			want: map[string]float64{"logs": 14},
+		},
+		{
+			name:    "queue 75% full",
+			prev:    idle(),
+			cur:     with(func(s *Sample) { s.Logs.Queued = 750 }),
+			want:    map[string]float64{"logs": 18},
+			explain: map[string][]string{"logs": {"queue 750 of 1000 (75%) full", "−2"}},
+		},
+		{
+			name: "queue half full",
+			prev: idle(),
+			cur:  with(func(s *Sample) { s.Logs.Queued = 500 }),
+		},
+		{
+			name: "too many files",
+			prev: idle(),
+			cur:  with(func(s *Sample) { s.Logs.Files = 6 }),
+			want: map[string]float64{"logs": 18},
+		},
+		{
+			name: "everything wrong",
+			prev: idle(),
+			cur: with(func(s *Sample) {
+				s.Process.RSS = 600 * mib
+				s.Memory.UnderPressure = true
+				s.Throttle = Throttle{MessagesSent: 10, ThrottledIntervals: 10, Gaps: 1, StuckSubscribers: 1}
+				s.Cleanup.Failed = 4
+				s.Logs.WriteErrors, s.Logs.EntriesDropped, s.Logs.Queued, s.Logs.Files = 1, 1, 1000, 9
+			}),
+			want: map[string]float64{"memory": 0, "throttling": 0, "cleanup": 0, "logs": 0},
+		},
+	}
+	full := map[string]float64{"memory": 30, "throttling": 25, "cleanup": 25, "logs": 20}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := ScoreOf(tt.prev, tt.cur)
+			var names []string
+			var wantTotal float64
+			for _, p := range got.Parts {
+				names = append(names, p.Name)
+				want, ok := tt.want[p.Name]
+				if !ok {
+					want = full[p.Name]
+				}
+				wantTotal += want
+				if p.Points != want || math.IsNaN(p.Points) {
+					t.Errorf("%s: %v points (%q), want %v", p.Name, p.Points, p.Explanation, want)
+				}
+				if p.Max != full[p.Name] {
+					t.Errorf("%s: max %v, want %v", p.Name, p.Max, full[p.Name])
+				}
+				for _, s := range tt.explain[p.Name] {
+					if !strings.Contains(p.Explanation, s) {
+						t.Errorf("%s: explanation %q lacks %q", p.Name, p.Explanation, s)
+					}
+				}
+			}
+			if strings.Join(names, ",") != "memory,throttling,cleanup,logs" {
+				t.Errorf("parts %v, want memory, throttling, cleanup, logs", names)
+			}
+			if got.Total != wantTotal {
+				t.Errorf("total %v, want %v", got.Total, wantTotal)
+			}
+		})
+	}
+}
+
+// Each part only loses points as its input worsens.
+func TestScoreMonotone(t *testing.T) {
+	points := func(s Score, name string) float64 {
+		for _, p := range s.Parts {
+			if p.Name == name {
+				return p.Points
+			}
+		}
+		t.Fatalf("no part %q", name)
+		return 0
+	}
+	tests := []struct {
+		part  string
+		worst float64                           // points at i = 100
+		at    func(i uint64) (prev, cur Sample) // i from 0 to 100: worse as it grows
+	}{
+		{"memory", 0, func(i uint64) (Sample, Sample) {
+			return idle(), with(func(s *Sample) { s.Process.RSS = i * 6 * mib })
+		}},
+		{"throttling", 0, func(i uint64) (Sample, Sample) {
+			return idle(), with(func(s *Sample) { s.Throttle.MessagesSent, s.Throttle.ThrottledIntervals = 100, i })
+		}},
+		{"cleanup", 0, func(i uint64) (Sample, Sample) {
+			return idle(), with(func(s *Sample) { s.Cleanup.Succeeded, s.Cleanup.Failed = 100-i, i })
+		}},
+		{"logs", 16, func(i uint64) (Sample, Sample) {
+			return idle(), with(func(s *Sample) { s.Logs.Queued = i * 10 })
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.part, func(t *testing.T) {
+			last := math.Inf(1)
+			for i := range uint64(101) {
+				p := points(ScoreOf(tt.at(i)), tt.part)
+				if p > last {
+					t.Fatalf("step %d: %v points, more than %v at the step before", i, p, last)
+				}
+				last = p
+			}
+			if last != tt.worst {
+				t.Errorf("worst case scores %v, want %v", last, tt.worst)
+			}
+		})
+	}
+}
+
+func TestBytesOf(t *testing.T) {
+	tests := []struct {
+		n    uint64
+		want string
+	}{
+		{0, "0 B"}, {1023, "1023 B"}, {1024, "1 KiB"}, {1536, "1.5 KiB"}, {500 * mib, "500 MiB"}, {3 << 30, "3 GiB"},
+	}
+	for _, tt := range tests {
+		if got := bytesOf(tt.n); got != tt.want {
+			t.Errorf("bytesOf(%d) = %q, want %q", tt.n, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,423 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/perf/monitor"
+	"github.com/pxperf/pxperf/perf/procstat"
+	"github.com/pxperf/pxperf/perf/resources"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// monitorConfig is the monitor's config for the monitor group.
+func monitorConfig(mc *pxperfv1.MonitorConfig) monitor.Config {
+	return monitor.Config{
+		Interval:     mc.GetStatsUpdateInterval().AsDuration(),
+		AutoOptimize: mc.GetAutoOptimize(),
+		Thresholds: monitor.Thresholds{
+			Enabled:             mc.GetAlertsEnabled(),
+			MemoryShare:         mc.GetMemoryAlertThreshold(),
+			ThrottledShare:      mc.GetThrottledAlertThreshold(),
+			CleanupFailureShare: mc.GetCleanupFailureAlertThreshold(),
+			MinScore:            float64(mc.GetMinScore()),
+		},
+	}
+}
+
+// newMonitor creates the performance monitor over s: s's components are
+// its source of samples and carry out its optimisations.
+func newMonitor(s *Service, cfg *pxperfv1.MonitorConfig) (*monitor.Monitor, error) {
+	return monitor.New(monitorConfig(cfg), &monitorSource{s: s}, optimizer{s}, s.log)
+}
+
+// monitorSource samples every part of the service for the monitor. Only
+// the monitor calls it, never concurrently.
+type monitorSource struct {
+	s    *Service
+	prev procstat.Reading // for CPU use between samples
+}
+
+// Sample implements monitor.Source.
+func (src *monitorSource) Sample(context.Context) (monitor.Sample, error) {
+	s := src.s
+	r, err := s.proc.readAll()
+	if err != nil {
+		return monitor.Sample{}, err
+	}
+	var cpu float64
+	if !src.prev.Time.IsZero() {
+		cpu = procstat.CPUPercent(src.prev, r)
+	}
+	src.prev = r
+	cfg := s.config()
+	st := s.store.Stats()
+	h := &s.hub
+	sample := monitor.Sample{
+		Time: r.Time,
+		Process: monitor.Process{
+			RSS: r.RSS, CPUPercent: cpu, NumCPU: runtime.NumCPU(),
+			OpenFiles: r.OpenFiles, Threads: r.Threads,
+			HeapLive: r.HeapLive, HeapGoal: r.HeapGoal, HeapFree: r.HeapFree, MemoryLimit: r.MemoryLimit,
+			GCCPUFraction: r.GCCPUFraction, Goroutines: r.Goroutines,
+		},
+		Memory: monitor.Memory{
+			Bytes: uint64(st.Bytes), Budget: uint64(st.BudgetBytes),
+			Entries: uint64(st.Entries), MaxEntries: uint64(st.MaxEntries),
+			UnderPressure: st.UnderPressure, EvictedByPressure: st.EvictedByPressure,
+		},
+		Throttle: monitor.Throttle{
+			MessagesSent:       h.messages.Load(),
+			ThrottledIntervals: h.throttled.Load(),
+			Gaps:               h.gaps.Load(),
+			StuckSubscribers:   h.stuck.Load(),
+		},
+	}
+	ts := s.throttleStats(st.NewestID)
+	sample.Throttle.Subscribers, sample.Throttle.MaxLag = ts.GetSubscribers(), ts.GetMaxLag()
+
+	rs := s.resources.Stats()
+	sample.Cleanup = monitor.Cleanup{
+		Live: rs.Live, Succeeded: rs.Succeeded, Failed: rs.Failed, Leaked: rs.Leaked, IdleClosed: rs.IdleClosed,
+		Idle: s.idleResources(cfg.GetCleanup().GetResourceTimeout().AsDuration(), r.Time),
+	}
+	if s.archive != nil {
+		as := s.archive.Stats()
+		sample.Logs = monitor.Logs{
+			Enabled:        true,
+			EntriesWritten: as.EntriesWritten,
+			WriteErrors:    as.WriteErrors,
+			EntriesDropped: as.EntriesDropped,
+			Queued:         uint64(as.Queued),
+			QueueCapacity:  uint64(cfg.GetLogs().GetQueueSize()),
+			Files:          as.Files,
+			MaxFiles:       uint64(cfg.GetLogs().GetMaxFiles()),
+			DiskBytes:      as.DiskBytes,
+			// The archive's writer rotates by count, size and time on its
+			// own, idle or not: nothing is ever overdue for the monitor.
+			RotationDue: false,
+			LastError:   as.LastError,
+		}
+	}
+	return sample, nil
+}
+
+// idleResources counts the streams idle past timeout at now, as the next
+// sweep would end them.
+func (s *Service) idleResources(timeout time.Duration, now time.Time) uint64 {
+	if timeout <= 0 {
+		return 0
+	}
+	var n uint64
+	for _, typ := range []resources.Type{resources.Subscriber, resources.Publisher} {
+		for _, in := range s.resources.List(typ) {
+			if now.Sub(in.LastActive) >= timeout {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// optimizer carries out the monitor's optimisations on the service.
+type optimizer struct{ s *Service }
+
+const mib = 1 << 20
+
+// Evict implements monitor.Actions: it evicts the oldest entries until
+// both process memory and the store's bytes would be at the low-water mark
+// of the budget.
+func (o optimizer) Evict(context.Context) (monitor.Result, error) {
+	s := o.s
+	r, err := s.proc.read()
+	if err != nil {
+		return monitor.Result{}, err
+	}
+	st := s.store.Stats()
+	low := int64(s.config().GetMemory().GetLowWater() * float64(st.BudgetBytes))
+	excess := max(int64(r.RSS)-low, st.Bytes-low)
+	if excess <= 0 || st.Entries == 0 {
+		return monitor.Result{Summary: fmt.Sprintf("nothing to evict: RSS %d MiB and store %d MiB are within the low-water mark (%d MiB)",
+			r.RSS/mib, st.Bytes/mib, low/mib)}, nil
+	}
+	ev := s.store.EvictBytes(excess)
+	after := s.store.Stats()
+	return monitor.Result{
+		Summary: fmt.Sprintf("evicted %d entries (%d KiB): store %d → %d entries, %d → %d MiB; RSS was %d MiB, low-water mark %d MiB",
+			ev.Count, ev.Bytes>>10, st.Entries, after.Entries, st.Bytes/mib, after.Bytes/mib, r.RSS/mib, low/mib),
+		EntriesEvicted: uint64(ev.Count),
+		BytesFreed:     uint64(ev.Bytes),
+	}, nil
+}
+
+// Rotate implements monitor.Actions.
+func (o optimizer) Rotate(ctx context.Context) (monitor.Result, error) {
+	a := o.s.archive
+	if a == nil {
+		return monitor.Result{Summary: "archive off (logs.enabled): nothing to rotate"}, nil
+	}
+	before := a.Stats()
+	if err := a.Rotate(ctx); err != nil {
+		return monitor.Result{}, err
+	}
+	after := a.Stats()
+	n := after.RotationsManual - before.RotationsManual
+	if n == 0 {
+		return monitor.Result{Summary: "nothing to rotate: no entry was archived since the last rotation"}, nil
+	}
+	return monitor.Result{
+		Summary:      fmt.Sprintf("rotated the current file; files %d → %d", before.Files, after.Files),
+		FilesRotated: n,
+	}, nil
+}
+
+// Reclaim implements monitor.Actions: a sweep now.
+func (o optimizer) Reclaim(context.Context) (monitor.Result, error) {
+	s := o.s
+	before := s.resources.Stats().Live
+	n := s.resources.Sweep()
+	return monitor.Result{
+		Summary: fmt.Sprintf("ended %d streams idle past %v; resources %d → %d",
+			n, s.config().GetCleanup().GetResourceTimeout().AsDuration(), before, s.resources.Stats().Live),
+		ResourcesReclaimed: uint64(n),
+	}, nil
+}
+
+// SlowThrottles implements monitor.Actions: adaptive subscribers are
+// treated as under high load until the monitor's next tick, so each of
+// their messages grows the interval by throttle.adaptive_growth (up to the
+// cap), as real load would.
+func (o optimizer) SlowThrottles(context.Context) (monitor.Result, error) {
+	s := o.s
+	cfg := s.config()
+	until := time.Now().Add(cfg.GetMonitor().GetStatsUpdateInterval().AsDuration())
+	s.hub.slowUntil.Store(until.UnixNano())
+	if cfg.GetThrottle().GetMode() != pxperfv1.ThrottleMode_THROTTLE_MODE_ADAPTIVE {
+		return monitor.Result{Summary: fmt.Sprintf("throttle.mode is %v, not adaptive: intervals stay as they are", cfg.GetThrottle().GetMode())}, nil
+	}
+	ts := s.throttleStats(s.store.Stats().NewestID)
+	var sum time.Duration
+	for _, ss := range ts.GetPerSubscriber() {
+		sum += ss.GetInterval().AsDuration()
+	}
+	avg := time.Duration(0)
+	if n := len(ts.GetPerSubscriber()); n > 0 {
+		avg = sum / time.Duration(n)
+	}
+	return monitor.Result{Summary: fmt.Sprintf("%d subscribers slowed until %s: average interval %v now, growing ×%.2g a message up to %v",
+		len(ts.GetPerSubscriber()), until.Format(time.TimeOnly), avg.Round(time.Millisecond),
+		cfg.GetThrottle().GetAdaptiveGrowth(), time.Second/time.Duration(cfg.GetThrottle().GetAdaptiveMinUpdatesPerSecond()))}, nil
+}
+
+// ReleaseMemory implements monitor.Actions.
+func (o optimizer) ReleaseMemory(context.Context) (monitor.Result, error) {
+	s := o.s
+	before, err := s.proc.read()
+	if err != nil {
+		return monitor.Result{}, err
+	}
+	debug.FreeOSMemory()
+	after, err := s.proc.read()
+	if err != nil {
+		return monitor.Result{}, err
+	}
+	var freed uint64
+	if before.RSS > after.RSS {
+		freed = before.RSS - after.RSS
+	}
+	return monitor.Result{
+		Summary: fmt.Sprintf("returned free memory to the OS: RSS %d → %d MiB, free heap %d → %d MiB",
+			before.RSS/mib, after.RSS/mib, before.HeapFree/mib, after.HeapFree/mib),
+		BytesFreed: freed,
+	}, nil
+}
+
+// Optimize implements pxperfv1.PerformanceServiceServer.
+func (s *Service) Optimize(ctx context.Context, req *pxperfv1.OptimizeRequest) (*pxperfv1.OptimizeResponse, error) {
+	var actions []monitor.Action
+	for _, a := range req.GetActions() {
+		actions = append(actions, monitor.Action(a)) // same numbering: see optimizeActionsMatch
+	}
+	resp := &pxperfv1.OptimizeResponse{}
+	for _, r := range s.monitor.Optimize(ctx, actions...) {
+		summary := r.Summary
+		if r.Err != nil {
+			if ctx.Err() != nil {
+				return nil, toStatus(ctx.Err())
+			}
+			summary = "failed: " + r.Err.Error()
+		}
+		resp.Results = append(resp.Results, &pxperfv1.OptimizeResult{
+			Action:             pxperfv1.OptimizeAction(r.Action),
+			Summary:            summary,
+			EntriesEvicted:     r.EntriesEvicted,
+			BytesFreed:         r.BytesFreed,
+			FilesRotated:       r.FilesRotated,
+			ResourcesReclaimed: r.ResourcesReclaimed,
+		})
+	}
+	return resp, nil
+}
+
+// WatchStats implements pxperfv1.PerformanceServiceServer: a stats sample
+// and the alerts active now at once, then a sample every interval, and
+// each alert event and config change as it happens. Stats are state: a client that reads slowly gets the
+// latest, never a backlog. Alert events are a log: one that falls far
+// behind them is ended with RESOURCE_EXHAUSTED rather than let the server
+// queue without bound. The stream is a tracked subscriber-like resource.
+func (s *Service) WatchStats(req *pxperfv1.WatchStatsRequest, stream grpc.ServerStreamingServer[pxperfv1.WatchStatsResponse]) error {
+	ctx, h, release, err := s.trackStream(stream.Context(), resources.Subscriber)
+	if err != nil {
+		return err
+	}
+	defer release()
+	w := s.monitor.Watch()
+	defer w.Close()
+	updates := make(chan monitor.Update)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	wg.Go(func() {
+		for {
+			u, err := w.Next(wctx)
+			if err != nil {
+				if errors.Is(err, monitor.ErrSlowWatcher) {
+					stop()
+				}
+				close(updates)
+				return
+			}
+			select {
+			case updates <- u:
+			case <-wctx.Done():
+				close(updates)
+				return
+			}
+		}
+	})
+	interval := req.GetInterval().AsDuration()
+	if interval == 0 {
+		interval = s.config().GetMonitor().GetStatsUpdateInterval().AsDuration()
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	// send sends m; a message sent is the stream's activity, so that the
+	// idle sweep leaves a watched stream alone.
+	send := func(m *pxperfv1.WatchStatsResponse) error {
+		err := stream.Send(m)
+		if err == nil {
+			h.Touch(0, 0)
+		}
+		return err
+	}
+	if err := send(&pxperfv1.WatchStatsResponse{Event: &pxperfv1.WatchStatsResponse_Stats{Stats: s.stats()}}); err != nil {
+		return err
+	}
+	// Alerts that started before the stream opened come first, so that a
+	// new watcher knows them; the watcher, opened before, may bring the
+	// same start again, which is skipped.
+	sent := map[string]time.Time{}
+	if snap, ok := s.monitor.Latest(); ok {
+		for _, e := range snap.Active {
+			sent[e.Name] = e.Start
+			if err := send(&pxperfv1.WatchStatsResponse{Event: &pxperfv1.WatchStatsResponse_Alert{Alert: alertProto(e)}}); err != nil {
+				return err
+			}
+		}
+	}
+	for {
+		select {
+		case <-tick.C:
+			if err := send(&pxperfv1.WatchStatsResponse{Event: &pxperfv1.WatchStatsResponse_Stats{Stats: s.stats()}}); err != nil {
+				return err
+			}
+		case u, ok := <-updates:
+			if !ok {
+				if ctx.Err() != nil {
+					return endedStatus(ctx, "")
+				}
+				if wctx.Err() != nil {
+					return status.Error(codes.ResourceExhausted, "this WatchStats stream fell too far behind the alert events; open a new one")
+				}
+				return status.Error(codes.Unavailable, "server is shutting down")
+			}
+			var m *pxperfv1.WatchStatsResponse
+			switch {
+			case u.Event != nil:
+				if start, ok := sent[u.Event.Name]; ok && u.Event.Firing && start.Equal(u.Event.Start) {
+					break
+				}
+				m = &pxperfv1.WatchStatsResponse{Event: &pxperfv1.WatchStatsResponse_Alert{Alert: alertProto(*u.Event)}}
+			case u.Notice != nil:
+				if cc, ok := u.Notice.(*pxperfv1.ConfigChanged); ok {
+					m = &pxperfv1.WatchStatsResponse{Event: &pxperfv1.WatchStatsResponse_ConfigChanged{ConfigChanged: cc}}
+				}
+			}
+			if m != nil {
+				if err := send(m); err != nil {
+					return err
+				}
+			}
+		case <-ctx.Done():
+			return endedStatus(ctx, "")
+		case <-s.shutdown:
+			return status.Error(codes.Unavailable, "server is shutting down")
+		}
+	}
+}
+
+// configChanged tells WatchStats streams about a config update.
+func (s *Service) configChanged(paths []string, cfg *pxperfv1.Config) {
+	cc := &pxperfv1.ConfigChanged{Config: proto.CloneOf(cfg)}
+	cc.ChangedFields = fieldMask(paths)
+	s.monitor.Notify(cc)
+}
+
+// addMonitorStats fills the parts of stats that come from the monitor's
+// latest sample: the score, the active alerts and the process figures only
+// the monitor samples.
+func (s *Service) addMonitorStats(stats *pxperfv1.Stats) {
+	snap, ok := s.monitor.Latest()
+	if !ok {
+		return
+	}
+	sc := &pxperfv1.Score{Total: snap.Score.Total}
+	for _, p := range snap.Score.Parts {
+		sc.Parts = append(sc.Parts, &pxperfv1.ScorePart{Name: p.Name, Points: p.Points, MaxPoints: p.Max, Explanation: p.Explanation})
+	}
+	stats.Score = sc
+	for _, e := range snap.Active {
+		stats.ActiveAlerts = append(stats.ActiveAlerts, alertProto(e))
+	}
+	if p := stats.GetProcess(); p != nil {
+		sp := snap.Sample.Process
+		p.CpuPercent, p.OpenFiles, p.Threads, p.GcCpuFraction = sp.CPUPercent, sp.OpenFiles, sp.Threads, sp.GCCPUFraction
+	}
+}
+
+func alertProto(e monitor.Event) *pxperfv1.Alert {
+	a := &pxperfv1.Alert{
+		Name:      e.Name,
+		Message:   e.Message,
+		State:     pxperfv1.AlertState_ALERT_STATE_FIRING,
+		StartTime: timestamppb.New(e.Start),
+		Value:     e.Value,
+		Threshold: e.Threshold,
+	}
+	if !e.Firing {
+		a.State = pxperfv1.AlertState_ALERT_STATE_CLEARED
+		a.ClearTime = timestamppb.New(e.Clear)
+	}
+	return a
+}
