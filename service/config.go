@@ -52,6 +52,9 @@ func (s *Service) UpdateConfig(_ context.Context, req *pxperfv1.UpdateConfigRequ
 	if changed := changedFields(old, next, notLive); len(changed) > 0 {
 		return nil, notLiveError(changed)
 	}
+	if dropped := droppedRedactions(old, next); len(dropped) > 0 {
+		return nil, redactionError(dropped)
+	}
 	// The archive first: it may still refuse (a limit it cannot take), and
 	// nothing must be half-applied.
 	if s.archive != nil && !proto.Equal(old.GetLogs(), next.GetLogs()) {
@@ -147,6 +150,37 @@ func valueAt(m protoreflect.Message, path string) protoreflect.Value {
 		m = m.Get(m.Descriptor().Fields().ByName(protoreflect.Name(seg))).Message()
 	}
 	return m.Get(m.Descriptor().Fields().ByName(protoreflect.Name(segs[len(segs)-1])))
+}
+
+// droppedRedactions returns the header names redacted under a but not b:
+// names UpdateConfig must not remove, so that nobody can turn redaction
+// off over RPC. Names compare case-insensitively, as redaction does.
+func droppedRedactions(a, b *pxperfv1.Config) []string {
+	var dropped []string
+	for _, h := range a.GetMemory().GetRedactHeaders() {
+		if !slices.ContainsFunc(b.GetMemory().GetRedactHeaders(), func(x string) bool { return strings.EqualFold(x, h) }) {
+			dropped = append(dropped, h)
+		}
+	}
+	return dropped
+}
+
+// redactionError is FAILED_PRECONDITION for an update that would stop
+// redacting headers.
+func redactionError(headers []string) error {
+	pf := &errdetails.PreconditionFailure{}
+	for _, h := range headers {
+		pf.Violations = append(pf.Violations, &errdetails.PreconditionFailure_Violation{
+			Type:        "REDACTION",
+			Subject:     "config.memory.redact_headers",
+			Description: "header " + h + " is redacted: it can be added over RPC, never removed; remove it from the config file and restart",
+		})
+	}
+	st := status.Newf(codes.FailedPrecondition, "config.memory.redact_headers: %s would no longer be redacted; redaction can be extended live but not removed (nothing was changed)", strings.Join(headers, ", "))
+	if d, err := st.WithDetails(pf); err == nil {
+		st = d
+	}
+	return st.Err()
 }
 
 // notLiveError is FAILED_PRECONDITION naming fields that apply at start

@@ -113,7 +113,7 @@ func TestUpdateConfigReplaceAll(t *testing.T) {
 }
 
 func TestUpdateConfigRefusals(t *testing.T) {
-	h := newHarness(t, nil)
+	h := newHarness(t, func(c *pxperfv1.Config) { c.Memory.RedactHeaders = []string{"X-Api-Key"} })
 	ctx := testContext(t)
 	before, err := h.client.GetConfig(ctx)
 	if err != nil {
@@ -141,6 +141,10 @@ func TestUpdateConfigRefusals(t *testing.T) {
 			Config:     &pxperfv1.Config{Server: &pxperfv1.ServerConfig{ListenAddress: "0.0.0.0:1"}, Memory: &pxperfv1.MemoryConfig{MaxEntries: 5}},
 			UpdateMask: mask("memory.max_entries", "server.listen_address"),
 		}, codes.FailedPrecondition, "config.server"},
+		{"redaction removed", &pxperfv1.UpdateConfigRequest{
+			Config:     &pxperfv1.Config{Memory: &pxperfv1.MemoryConfig{RedactHeaders: []string{"X-Other"}}},
+			UpdateMask: mask("memory.redact_headers"),
+		}, codes.FailedPrecondition, "config.memory.redact_headers"},
 		{"log directory", &pxperfv1.UpdateConfigRequest{
 			Config:     &pxperfv1.Config{Logs: &pxperfv1.LogsConfig{Directory: "/elsewhere"}},
 			UpdateMask: mask("logs.directory"),
@@ -178,4 +182,54 @@ func TestUpdateConfigRefusals(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Lowering cleanup.max_resources refuses new streams at once and leaves
+// open ones alone.
+func TestUpdateConfigCleanupLive(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := testContext(t)
+	svc := h.client.Service()
+	open, err := openSubscriber(t, ctx, svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.UpdateConfig(ctx, &pxperfv1.UpdateConfigRequest{
+		Config:     &pxperfv1.Config{Cleanup: &pxperfv1.CleanupConfig{MaxResources: 1}},
+		UpdateMask: mask("cleanup.max_resources"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openSubscriber(t, ctx, svc); status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("second subscriber with max_resources 1 = %v, want RESOURCE_EXHAUSTED", err)
+	}
+	h.publish(t, ctx, entriesN(1)...)
+	for {
+		m, err := open.Recv()
+		if err != nil {
+			t.Fatalf("the open subscriber ended: %v", err)
+		}
+		if len(m.GetBatch().GetEntries()) > 0 {
+			break
+		}
+	}
+}
+
+// Turning monitor.alerts_enabled off clears the active alerts at the next
+// sample.
+func TestUpdateConfigMonitorLive(t *testing.T) {
+	h := newHarness(t, func(c *pxperfv1.Config) {
+		fastMonitor(c)
+		c.Memory.MaxMemoryMb = 1
+		c.Monitor.AutoOptimize = false
+	})
+	ctx := testContext(t)
+	h.waitStats(t, "memory_high", func(st *pxperfv1.Stats) bool { return len(st.GetActiveAlerts()) > 0 })
+	if _, err := h.client.Service().UpdateConfig(ctx, &pxperfv1.UpdateConfigRequest{
+		Config:     &pxperfv1.Config{Monitor: &pxperfv1.MonitorConfig{AlertsEnabled: false}},
+		UpdateMask: mask("monitor.alerts_enabled"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitStats(t, "the alerts to clear", func(st *pxperfv1.Stats) bool { return len(st.GetActiveAlerts()) == 0 })
 }

@@ -260,8 +260,10 @@ type MemoryConfig struct {
 	LowWater float64 `protobuf:"fixed64,6,opt,name=low_water,json=lowWater,proto3" json:"low_water,omitempty"`
 	// Header names redacted in addition to the built-in Authorization,
 	// Proxy-Authorization, Cookie and Set-Cookie (which are always redacted).
-	// Case-insensitive. Default empty; at most 64 names. Live: applies to
-	// entries published afterwards.
+	// Case-insensitive. Default empty; at most 64 names. Live, but only to
+	// add names: UpdateConfig refuses to remove one (FAILED_PRECONDITION), so
+	// redaction cannot be turned off over RPC. Applies to entries published
+	// afterwards.
 	RedactHeaders []string `protobuf:"bytes,7,rep,name=redact_headers,json=redactHeaders,proto3" json:"redact_headers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -710,9 +712,10 @@ type CleanupConfig struct {
 	CleanupInterval *durationpb.Duration `protobuf:"bytes,1,opt,name=cleanup_interval,json=cleanupInterval,proto3" json:"cleanup_interval,omitempty"`
 	// A resource idle this long is ended. Default 1h; 1s..720h. Live.
 	ResourceTimeout *durationpb.Duration `protobuf:"bytes,2,opt,name=resource_timeout,json=resourceTimeout,proto3" json:"resource_timeout,omitempty"`
-	// Most tracked streams at once; a new stream beyond it gets
-	// RESOURCE_EXHAUSTED. Default 100; 1..1000000. Live: lowering it refuses
-	// new streams, it does not end open ones.
+	// Most streams of each kind at once: Subscribe and WatchStats streams
+	// together, and PublishStream streams apart. A new stream beyond it gets
+	// RESOURCE_EXHAUSTED naming the limit. Default 100; 1..1000000. Live:
+	// lowering it refuses new streams, it does not end open ones.
 	MaxResources uint32 `protobuf:"varint,3,opt,name=max_resources,json=maxResources,proto3" json:"max_resources,omitempty"`
 	// Most entries per second one producer may publish, counted over
 	// Publish and PublishStream together; a producer is its identity when
