@@ -84,6 +84,10 @@ func Default() *pxperfv1.Config {
 			MaxConcurrentStreams: 1000,
 			ShutdownTimeout:      d(5 * time.Second),
 		},
+		Proxy: &pxperfv1.ProxyConfig{
+			MaxConnections: 1000,
+			IdleTimeout:    d(90 * time.Second),
+		},
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 // refuses to change them.
 var notLive = []string{
 	"server",
+	"proxy",
 	"logs.enabled",
 	"logs.directory",
 	"logs.queue_size",

@@ -360,8 +360,11 @@ func (s *Service) WatchStats(req *pxperfv1.WatchStatsRequest, stream grpc.Server
 				}
 				m = &pxperfv1.WatchStatsResponse{Event: &pxperfv1.WatchStatsResponse_Alert{Alert: alertProto(*u.Event)}}
 			case u.Notice != nil:
-				if cc, ok := u.Notice.(*pxperfv1.ConfigChanged); ok {
-					m = &pxperfv1.WatchStatsResponse{Event: &pxperfv1.WatchStatsResponse_ConfigChanged{ConfigChanged: cc}}
+				switch n := u.Notice.(type) {
+				case *pxperfv1.ConfigChanged:
+					m = &pxperfv1.WatchStatsResponse{Event: &pxperfv1.WatchStatsResponse_ConfigChanged{ConfigChanged: n}}
+				case *pxperfv1.Alert: // from a component other than the monitor
+					m = &pxperfv1.WatchStatsResponse{Event: &pxperfv1.WatchStatsResponse_Alert{Alert: n}}
 				}
 			}
 			if m != nil {
@@ -399,6 +402,9 @@ func (s *Service) addMonitorStats(stats *pxperfv1.Stats) {
 	stats.Score = sc
 	for _, e := range snap.Active {
 		stats.ActiveAlerts = append(stats.ActiveAlerts, alertProto(e))
+	}
+	if a := s.proxyAlert(); a != nil {
+		stats.ActiveAlerts = append(stats.ActiveAlerts, a)
 	}
 	if p := stats.GetProcess(); p != nil {
 		sp := snap.Sample.Process

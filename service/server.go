@@ -60,6 +60,13 @@ func New(cfg *pxperfv1.Config, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if svc.proxy, err = newProxy(cfg, svc, log); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		svc.Shutdown(ctx)
+		svc.closeArchive()
+		return nil, fmt.Errorf("create the recording proxy: %w", err)
+	}
 	sc := cfg.GetServer()
 	validateUnary, validateStream := validationInterceptors(svc.validator)
 	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
@@ -151,15 +158,32 @@ func (s *Server) Serve(lis net.Listener) error {
 	return nil
 }
 
-// Shutdown stops the server: health turns NOT_SERVING, open streams end with
+// ServeProxy serves the recording proxy on lis until [Server.Shutdown]. It
+// returns nil after a shutdown, and an error at once when the config has
+// no proxy.listen_address.
+func (s *Server) ServeProxy(lis net.Listener) error {
+	if s.svc.proxy == nil {
+		return errors.New("serve proxy: proxy.listen_address is not set")
+	}
+	s.log.Info("recording proxy serving", "addr", lis.Addr().String())
+	return s.svc.proxy.Serve(lis)
+}
+
+// Shutdown stops the server: the recording proxy first (its tunnels closed,
+// its queued entries published), then health turns NOT_SERVING, open streams end with
 // UNAVAILABLE (telling clients where to resume), in-flight calls get the
 // server's shutdown_timeout to finish, then every connection is closed and
 // the archive is written out, fsynced and closed.
 // It returns once the server has stopped.
 func (s *Server) Shutdown() {
-	s.health.Shutdown()
 	ctx, cancel := context.WithTimeout(context.Background(), s.grace)
 	defer cancel()
+	if s.svc.proxy != nil {
+		if err := s.svc.proxy.Shutdown(ctx); err != nil {
+			s.log.Warn("recording proxy did not stop in time", "err", err)
+		}
+	}
+	s.health.Shutdown()
 	if err := s.svc.Shutdown(ctx); err != nil {
 		s.log.Warn("streams did not end in time", "err", err)
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/pxperf/pxperf/perf/procstat"
 	"github.com/pxperf/pxperf/perf/resources"
 	"github.com/pxperf/pxperf/perf/store"
+	"github.com/pxperf/pxperf/proxy"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -68,6 +69,7 @@ type Service struct {
 	limits      producerLimits
 	resources   *resources.Registry
 	monitor     *monitor.Monitor
+	proxy       *proxy.Proxy // the recording proxy; nil when off
 	shutdown    chan struct{} // closed by Shutdown: streams end
 	closeOnce   sync.Once
 }
@@ -537,6 +539,7 @@ func (s *Service) stats() *pxperfv1.Stats {
 		Throttle:  s.throttleStats(st.NewestID),
 		Archive:   s.archiveStats(),
 		Resources: s.resourceStats(),
+		Proxy:     s.proxyStats(),
 	}
 	if r, err := s.proc.read(); err == nil {
 		stats.Process = &pxperfv1.ProcessStats{

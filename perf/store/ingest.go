@@ -113,9 +113,11 @@ func Normalize(e *pxperfv1.Entry, maxBody int, redact []string) (truncated bool)
 		if len(b.Data) > maxBody {
 			// Copy, so the rest of the request buffer can be freed.
 			b.Data = bytes.Clone(b.Data[:maxBody])
-			b.Truncated = true
 			truncated = true
 		}
+		// Also when the producer sent only the start of the body (a proxy
+		// captures the first bytes while the body streams on).
+		b.Truncated = int64(len(b.Data)) < b.OriginalSize
 	}
 	return truncated
 }

@@ -537,3 +537,31 @@ func TestPriorityFrom(t *testing.T) {
 		}
 	}
 }
+
+// A body the producer captured only in part (fewer bytes than its
+// original size) is marked truncated, though the store cut nothing; a
+// producer's own truncated flag is not trusted either way.
+func TestNormalizeTruncatedByProducer(t *testing.T) {
+	tests := []struct {
+		name          string
+		data          string
+		original      int64
+		claim         bool
+		wantTruncated bool
+	}{
+		{"captured in part", "0123", 100, false, true},
+		{"whole body", "0123", 4, true, false},
+		{"size left to pxperf", "0123", 0, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := &pxperfv1.Entry{ResponseBody: &pxperfv1.Body{Data: []byte(tt.data), OriginalSize: tt.original, Truncated: tt.claim}}
+			if cut := Normalize(e, 1024, nil); cut {
+				t.Error("Normalize reported cutting a body within the limit")
+			}
+			if e.ResponseBody.Truncated != tt.wantTruncated {
+				t.Errorf("truncated = %v, want %v", e.ResponseBody.Truncated, tt.wantTruncated)
+			}
+		})
+	}
+}

@@ -158,7 +158,10 @@ type Config struct {
 	// The performance monitor.
 	Monitor *MonitorConfig `protobuf:"bytes,5,opt,name=monitor,proto3" json:"monitor,omitempty"`
 	// The gRPC server itself. No field of it is live.
-	Server        *ServerConfig `protobuf:"bytes,6,opt,name=server,proto3" json:"server,omitempty"`
+	Server *ServerConfig `protobuf:"bytes,6,opt,name=server,proto3" json:"server,omitempty"`
+	// The built-in recording forward proxy; off unless its listen_address is
+	// set. No field of it is live.
+	Proxy         *ProxyConfig `protobuf:"bytes,7,opt,name=proxy,proto3" json:"proxy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -231,6 +234,13 @@ func (x *Config) GetMonitor() *MonitorConfig {
 func (x *Config) GetServer() *ServerConfig {
 	if x != nil {
 		return x.Server
+	}
+	return nil
+}
+
+func (x *Config) GetProxy() *ProxyConfig {
+	if x != nil {
+		return x.Proxy
 	}
 	return nil
 }
@@ -989,18 +999,112 @@ func (x *ServerConfig) GetMetricsAddress() string {
 	return ""
 }
 
+// ProxyConfig controls the built-in recording forward proxy: an HTTP proxy
+// that forwards what clients send it (plain requests, and CONNECT tunnels
+// byte for byte) and publishes an entry for each, through the same ingest
+// as any producer. None of it is live: it applies at start only.
+type ProxyConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Address (host:port) the proxy listens on; empty means no proxy.
+	// Default empty. Not live.
+	ListenAddress string `protobuf:"bytes,1,opt,name=listen_address,json=listenAddress,proto3" json:"listen_address,omitempty"`
+	// Upstream proxy every request goes through, as
+	// http://[user:password@]host:port (px, say); empty means direct.
+	// Default empty. Not live.
+	Upstream string `protobuf:"bytes,2,opt,name=upstream,proto3" json:"upstream,omitempty"`
+	// Targets that bypass the upstream, in NO_PROXY syntax: comma-separated
+	// host names (matching themselves and their subdomains), .domain
+	// (subdomains only), IP addresses, CIDR ranges, or * for all. Default
+	// empty. Not live.
+	NoProxy string `protobuf:"bytes,3,opt,name=no_proxy,json=noProxy,proto3" json:"no_proxy,omitempty"`
+	// Most client connections served at once; more wait for a free slot.
+	// Default 1000; 1..100000. Not live.
+	MaxConnections uint32 `protobuf:"varint,4,opt,name=max_connections,json=maxConnections,proto3" json:"max_connections,omitempty"`
+	// A keep-alive connection or tunnel that moves no byte this long is
+	// closed. Default 90s; 1s..24h. Not live.
+	IdleTimeout   *durationpb.Duration `protobuf:"bytes,5,opt,name=idle_timeout,json=idleTimeout,proto3" json:"idle_timeout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProxyConfig) Reset() {
+	*x = ProxyConfig{}
+	mi := &file_pxperf_v1_config_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProxyConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProxyConfig) ProtoMessage() {}
+
+func (x *ProxyConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_pxperf_v1_config_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProxyConfig.ProtoReflect.Descriptor instead.
+func (*ProxyConfig) Descriptor() ([]byte, []int) {
+	return file_pxperf_v1_config_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ProxyConfig) GetListenAddress() string {
+	if x != nil {
+		return x.ListenAddress
+	}
+	return ""
+}
+
+func (x *ProxyConfig) GetUpstream() string {
+	if x != nil {
+		return x.Upstream
+	}
+	return ""
+}
+
+func (x *ProxyConfig) GetNoProxy() string {
+	if x != nil {
+		return x.NoProxy
+	}
+	return ""
+}
+
+func (x *ProxyConfig) GetMaxConnections() uint32 {
+	if x != nil {
+		return x.MaxConnections
+	}
+	return 0
+}
+
+func (x *ProxyConfig) GetIdleTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.IdleTimeout
+	}
+	return nil
+}
+
 var File_pxperf_v1_config_proto protoreflect.FileDescriptor
 
 const file_pxperf_v1_config_proto_rawDesc = "" +
 	"\n" +
-	"\x16pxperf/v1/config.proto\x12\tpxperf.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x15pxperf/v1/entry.proto\"\xe4\x02\n" +
+	"\x16pxperf/v1/config.proto\x12\tpxperf.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x15pxperf/v1/entry.proto\"\x92\x03\n" +
 	"\x06Config\x127\n" +
 	"\x06memory\x18\x01 \x01(\v2\x17.pxperf.v1.MemoryConfigB\x06\xbaH\x03\xc8\x01\x01R\x06memory\x121\n" +
 	"\x04logs\x18\x02 \x01(\v2\x15.pxperf.v1.LogsConfigB\x06\xbaH\x03\xc8\x01\x01R\x04logs\x12=\n" +
 	"\bthrottle\x18\x03 \x01(\v2\x19.pxperf.v1.ThrottleConfigB\x06\xbaH\x03\xc8\x01\x01R\bthrottle\x12:\n" +
 	"\acleanup\x18\x04 \x01(\v2\x18.pxperf.v1.CleanupConfigB\x06\xbaH\x03\xc8\x01\x01R\acleanup\x12:\n" +
 	"\amonitor\x18\x05 \x01(\v2\x18.pxperf.v1.MonitorConfigB\x06\xbaH\x03\xc8\x01\x01R\amonitor\x127\n" +
-	"\x06server\x18\x06 \x01(\v2\x17.pxperf.v1.ServerConfigB\x06\xbaH\x03\xc8\x01\x01R\x06server\"\xa3\x04\n" +
+	"\x06server\x18\x06 \x01(\v2\x17.pxperf.v1.ServerConfigB\x06\xbaH\x03\xc8\x01\x01R\x06server\x12,\n" +
+	"\x05proxy\x18\a \x01(\v2\x16.pxperf.v1.ProxyConfigR\x05proxy\"\xa3\x04\n" +
 	"\fMemoryConfig\x12-\n" +
 	"\vmax_entries\x18\x01 \x01(\rB\f\xbaH\t*\a\x18\x80\xad\xe2\x04(\x01R\n" +
 	"maxEntries\x12/\n" +
@@ -1086,7 +1190,14 @@ const file_pxperf_v1_config_proto_rawDesc = "" +
 	"\x16max_send_message_bytes\x18\x03 \x01(\rB\x0e\xbaH\v*\t\x18\x80\x80\x80\x80\x01(\x80\bR\x13maxSendMessageBytes\x12A\n" +
 	"\x16max_concurrent_streams\x18\x04 \x01(\rB\v\xbaH\b*\x06\x18\xc0\x84=(\x01R\x14maxConcurrentStreams\x12X\n" +
 	"\x10shutdown_timeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationB\x12\xbaH\x0f\xaa\x01\f\"\x03\b\xac\x022\x05\x10\x80\xc2\xd7/R\x0fshutdownTimeout\x121\n" +
-	"\x0fmetrics_address\x18\x06 \x01(\tB\b\xbaH\x05r\x03(\xff\x01R\x0emetricsAddress*\x80\x01\n" +
+	"\x0fmetrics_address\x18\x06 \x01(\tB\b\xbaH\x05r\x03(\xff\x01R\x0emetricsAddress\"\xa6\x02\n" +
+	"\vProxyConfig\x12/\n" +
+	"\x0elisten_address\x18\x01 \x01(\tB\b\xbaH\x05r\x03(\xff\x01R\rlistenAddress\x12;\n" +
+	"\bupstream\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a(\x80\x102\x15^(|http://[^/?#]+/?)$R\bupstream\x12#\n" +
+	"\bno_proxy\x18\x03 \x01(\tB\b\xbaH\x05r\x03(\x80 R\anoProxy\x124\n" +
+	"\x0fmax_connections\x18\x04 \x01(\rB\v\xbaH\b*\x06\x18\xa0\x8d\x06(\x01R\x0emaxConnections\x12N\n" +
+	"\fidle_timeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationB\x10\xbaH\r\xaa\x01\n" +
+	"\"\x04\b\x80\xa3\x052\x02\b\x01R\vidleTimeout*\x80\x01\n" +
 	"\x0eRotationPolicy\x12\x1f\n" +
 	"\x1bROTATION_POLICY_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15ROTATION_POLICY_COUNT\x10\x01\x12\x18\n" +
@@ -1111,7 +1222,7 @@ func file_pxperf_v1_config_proto_rawDescGZIP() []byte {
 }
 
 var file_pxperf_v1_config_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_pxperf_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_pxperf_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_pxperf_v1_config_proto_goTypes = []any{
 	(RotationPolicy)(0),         // 0: pxperf.v1.RotationPolicy
 	(ThrottleMode)(0),           // 1: pxperf.v1.ThrottleMode
@@ -1122,8 +1233,9 @@ var file_pxperf_v1_config_proto_goTypes = []any{
 	(*CleanupConfig)(nil),       // 6: pxperf.v1.CleanupConfig
 	(*MonitorConfig)(nil),       // 7: pxperf.v1.MonitorConfig
 	(*ServerConfig)(nil),        // 8: pxperf.v1.ServerConfig
-	(*durationpb.Duration)(nil), // 9: google.protobuf.Duration
-	(Priority)(0),               // 10: pxperf.v1.Priority
+	(*ProxyConfig)(nil),         // 9: pxperf.v1.ProxyConfig
+	(*durationpb.Duration)(nil), // 10: google.protobuf.Duration
+	(Priority)(0),               // 11: pxperf.v1.Priority
 }
 var file_pxperf_v1_config_proto_depIdxs = []int32{
 	3,  // 0: pxperf.v1.Config.memory:type_name -> pxperf.v1.MemoryConfig
@@ -1132,27 +1244,29 @@ var file_pxperf_v1_config_proto_depIdxs = []int32{
 	6,  // 3: pxperf.v1.Config.cleanup:type_name -> pxperf.v1.CleanupConfig
 	7,  // 4: pxperf.v1.Config.monitor:type_name -> pxperf.v1.MonitorConfig
 	8,  // 5: pxperf.v1.Config.server:type_name -> pxperf.v1.ServerConfig
-	9,  // 6: pxperf.v1.MemoryConfig.cleanup_interval:type_name -> google.protobuf.Duration
-	0,  // 7: pxperf.v1.LogsConfig.policies:type_name -> pxperf.v1.RotationPolicy
-	9,  // 8: pxperf.v1.LogsConfig.interval:type_name -> google.protobuf.Duration
-	9,  // 9: pxperf.v1.LogsConfig.max_age:type_name -> google.protobuf.Duration
-	9,  // 10: pxperf.v1.LogsConfig.flush_interval:type_name -> google.protobuf.Duration
-	1,  // 11: pxperf.v1.ThrottleConfig.mode:type_name -> pxperf.v1.ThrottleMode
-	9,  // 12: pxperf.v1.ThrottleConfig.min_update_interval:type_name -> google.protobuf.Duration
-	9,  // 13: pxperf.v1.ThrottleConfig.batch_timeout:type_name -> google.protobuf.Duration
-	9,  // 14: pxperf.v1.ThrottleConfig.burst_cooldown:type_name -> google.protobuf.Duration
-	10, // 15: pxperf.v1.ThrottleConfig.priority_threshold:type_name -> pxperf.v1.Priority
-	9,  // 16: pxperf.v1.ThrottleConfig.heartbeat_interval:type_name -> google.protobuf.Duration
-	9,  // 17: pxperf.v1.ThrottleConfig.send_timeout:type_name -> google.protobuf.Duration
-	9,  // 18: pxperf.v1.CleanupConfig.cleanup_interval:type_name -> google.protobuf.Duration
-	9,  // 19: pxperf.v1.CleanupConfig.resource_timeout:type_name -> google.protobuf.Duration
-	9,  // 20: pxperf.v1.MonitorConfig.stats_update_interval:type_name -> google.protobuf.Duration
-	9,  // 21: pxperf.v1.ServerConfig.shutdown_timeout:type_name -> google.protobuf.Duration
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	9,  // 6: pxperf.v1.Config.proxy:type_name -> pxperf.v1.ProxyConfig
+	10, // 7: pxperf.v1.MemoryConfig.cleanup_interval:type_name -> google.protobuf.Duration
+	0,  // 8: pxperf.v1.LogsConfig.policies:type_name -> pxperf.v1.RotationPolicy
+	10, // 9: pxperf.v1.LogsConfig.interval:type_name -> google.protobuf.Duration
+	10, // 10: pxperf.v1.LogsConfig.max_age:type_name -> google.protobuf.Duration
+	10, // 11: pxperf.v1.LogsConfig.flush_interval:type_name -> google.protobuf.Duration
+	1,  // 12: pxperf.v1.ThrottleConfig.mode:type_name -> pxperf.v1.ThrottleMode
+	10, // 13: pxperf.v1.ThrottleConfig.min_update_interval:type_name -> google.protobuf.Duration
+	10, // 14: pxperf.v1.ThrottleConfig.batch_timeout:type_name -> google.protobuf.Duration
+	10, // 15: pxperf.v1.ThrottleConfig.burst_cooldown:type_name -> google.protobuf.Duration
+	11, // 16: pxperf.v1.ThrottleConfig.priority_threshold:type_name -> pxperf.v1.Priority
+	10, // 17: pxperf.v1.ThrottleConfig.heartbeat_interval:type_name -> google.protobuf.Duration
+	10, // 18: pxperf.v1.ThrottleConfig.send_timeout:type_name -> google.protobuf.Duration
+	10, // 19: pxperf.v1.CleanupConfig.cleanup_interval:type_name -> google.protobuf.Duration
+	10, // 20: pxperf.v1.CleanupConfig.resource_timeout:type_name -> google.protobuf.Duration
+	10, // 21: pxperf.v1.MonitorConfig.stats_update_interval:type_name -> google.protobuf.Duration
+	10, // 22: pxperf.v1.ServerConfig.shutdown_timeout:type_name -> google.protobuf.Duration
+	10, // 23: pxperf.v1.ProxyConfig.idle_timeout:type_name -> google.protobuf.Duration
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_pxperf_v1_config_proto_init() }
@@ -1167,7 +1281,7 @@ func file_pxperf_v1_config_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pxperf_v1_config_proto_rawDesc), len(file_pxperf_v1_config_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -754,8 +754,10 @@ type Body struct {
 	// Size of the body before truncation, in bytes. When a producer leaves it
 	// 0, pxperf sets it from len(data) before truncating. Not negative.
 	OriginalSize int64 `protobuf:"varint,3,opt,name=original_size,json=originalSize,proto3" json:"original_size,omitempty"`
-	// True when data holds only the first memory.max_body_size bytes.
-	// Set by pxperf at ingest; ignored when publishing.
+	// True when data holds only the start of the body (fewer bytes than
+	// original_size): cut to memory.max_body_size at ingest, or sent so by
+	// the producer (a recording proxy captures the first bytes). Set by
+	// pxperf at ingest; ignored when publishing.
 	Truncated     bool `protobuf:"varint,4,opt,name=truncated,proto3" json:"truncated,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -98,7 +98,9 @@ type Stats struct {
 	// The 0–100 health score and why.
 	Score *Score `protobuf:"bytes,8,opt,name=score,proto3" json:"score,omitempty"`
 	// Alerts whose condition holds now.
-	ActiveAlerts  []*Alert `protobuf:"bytes,9,rep,name=active_alerts,json=activeAlerts,proto3" json:"active_alerts,omitempty"`
+	ActiveAlerts []*Alert `protobuf:"bytes,9,rep,name=active_alerts,json=activeAlerts,proto3" json:"active_alerts,omitempty"`
+	// The recording proxy; unset when it is off.
+	Proxy         *ProxyStats `protobuf:"bytes,10,opt,name=proxy,proto3" json:"proxy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -196,6 +198,143 @@ func (x *Stats) GetActiveAlerts() []*Alert {
 	return nil
 }
 
+func (x *Stats) GetProxy() *ProxyStats {
+	if x != nil {
+		return x.Proxy
+	}
+	return nil
+}
+
+// ProxyStats describes the built-in recording proxy. Counters count from
+// the server's start.
+type ProxyStats struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Plain HTTP requests received.
+	Requests uint64 `protobuf:"varint,1,opt,name=requests,proto3" json:"requests,omitempty"`
+	// CONNECT tunnels opened.
+	Tunnels uint64 `protobuf:"varint,2,opt,name=tunnels,proto3" json:"tunnels,omitempty"`
+	// Payload bytes from targets to clients.
+	BytesIn uint64 `protobuf:"varint,3,opt,name=bytes_in,json=bytesIn,proto3" json:"bytes_in,omitempty"`
+	// Payload bytes from clients to targets.
+	BytesOut uint64 `protobuf:"varint,4,opt,name=bytes_out,json=bytesOut,proto3" json:"bytes_out,omitempty"`
+	// Requests and tunnels that ended in an error (the target down, a
+	// timeout, the client leaving…).
+	Errors uint64 `protobuf:"varint,5,opt,name=errors,proto3" json:"errors,omitempty"`
+	// Entries published to the store.
+	Published uint64 `protobuf:"varint,6,opt,name=published,proto3" json:"published,omitempty"`
+	// Entries dropped because publishing fell behind (the queue was full or
+	// a publish failed); the traffic itself went on.
+	Dropped uint64 `protobuf:"varint,7,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	// Client connections open now.
+	ActiveConnections uint64 `protobuf:"varint,8,opt,name=active_connections,json=activeConnections,proto3" json:"active_connections,omitempty"`
+	// Tunnels open now.
+	ActiveTunnels uint64 `protobuf:"varint,9,opt,name=active_tunnels,json=activeTunnels,proto3" json:"active_tunnels,omitempty"`
+	// Entries waiting to be published now.
+	Queued        uint64 `protobuf:"varint,10,opt,name=queued,proto3" json:"queued,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProxyStats) Reset() {
+	*x = ProxyStats{}
+	mi := &file_pxperf_v1_stats_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProxyStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProxyStats) ProtoMessage() {}
+
+func (x *ProxyStats) ProtoReflect() protoreflect.Message {
+	mi := &file_pxperf_v1_stats_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProxyStats.ProtoReflect.Descriptor instead.
+func (*ProxyStats) Descriptor() ([]byte, []int) {
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ProxyStats) GetRequests() uint64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *ProxyStats) GetTunnels() uint64 {
+	if x != nil {
+		return x.Tunnels
+	}
+	return 0
+}
+
+func (x *ProxyStats) GetBytesIn() uint64 {
+	if x != nil {
+		return x.BytesIn
+	}
+	return 0
+}
+
+func (x *ProxyStats) GetBytesOut() uint64 {
+	if x != nil {
+		return x.BytesOut
+	}
+	return 0
+}
+
+func (x *ProxyStats) GetErrors() uint64 {
+	if x != nil {
+		return x.Errors
+	}
+	return 0
+}
+
+func (x *ProxyStats) GetPublished() uint64 {
+	if x != nil {
+		return x.Published
+	}
+	return 0
+}
+
+func (x *ProxyStats) GetDropped() uint64 {
+	if x != nil {
+		return x.Dropped
+	}
+	return 0
+}
+
+func (x *ProxyStats) GetActiveConnections() uint64 {
+	if x != nil {
+		return x.ActiveConnections
+	}
+	return 0
+}
+
+func (x *ProxyStats) GetActiveTunnels() uint64 {
+	if x != nil {
+		return x.ActiveTunnels
+	}
+	return 0
+}
+
+func (x *ProxyStats) GetQueued() uint64 {
+	if x != nil {
+		return x.Queued
+	}
+	return 0
+}
+
 // StoreStats describes the in-memory store.
 type StoreStats struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -237,7 +376,7 @@ type StoreStats struct {
 
 func (x *StoreStats) Reset() {
 	*x = StoreStats{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[1]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -249,7 +388,7 @@ func (x *StoreStats) String() string {
 func (*StoreStats) ProtoMessage() {}
 
 func (x *StoreStats) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[1]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -262,7 +401,7 @@ func (x *StoreStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreStats.ProtoReflect.Descriptor instead.
 func (*StoreStats) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{1}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *StoreStats) GetEntries() uint64 {
@@ -408,7 +547,7 @@ type ArchiveStats struct {
 
 func (x *ArchiveStats) Reset() {
 	*x = ArchiveStats{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[2]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -420,7 +559,7 @@ func (x *ArchiveStats) String() string {
 func (*ArchiveStats) ProtoMessage() {}
 
 func (x *ArchiveStats) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[2]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -433,7 +572,7 @@ func (x *ArchiveStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchiveStats.ProtoReflect.Descriptor instead.
 func (*ArchiveStats) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{2}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ArchiveStats) GetEntriesWritten() uint64 {
@@ -602,7 +741,7 @@ type ThrottleStats struct {
 
 func (x *ThrottleStats) Reset() {
 	*x = ThrottleStats{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[3]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -614,7 +753,7 @@ func (x *ThrottleStats) String() string {
 func (*ThrottleStats) ProtoMessage() {}
 
 func (x *ThrottleStats) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[3]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -627,7 +766,7 @@ func (x *ThrottleStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ThrottleStats.ProtoReflect.Descriptor instead.
 func (*ThrottleStats) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{3}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ThrottleStats) GetSubscribers() uint64 {
@@ -766,7 +905,7 @@ type SubscriberStats struct {
 
 func (x *SubscriberStats) Reset() {
 	*x = SubscriberStats{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[4]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -778,7 +917,7 @@ func (x *SubscriberStats) String() string {
 func (*SubscriberStats) ProtoMessage() {}
 
 func (x *SubscriberStats) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[4]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -791,7 +930,7 @@ func (x *SubscriberStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriberStats.ProtoReflect.Descriptor instead.
 func (*SubscriberStats) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{4}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SubscriberStats) GetId() string {
@@ -914,7 +1053,7 @@ type ResourceStats struct {
 
 func (x *ResourceStats) Reset() {
 	*x = ResourceStats{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[5]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -926,7 +1065,7 @@ func (x *ResourceStats) String() string {
 func (*ResourceStats) ProtoMessage() {}
 
 func (x *ResourceStats) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[5]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -939,7 +1078,7 @@ func (x *ResourceStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceStats.ProtoReflect.Descriptor instead.
 func (*ResourceStats) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{5}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ResourceStats) GetLive() uint64 {
@@ -1013,7 +1152,7 @@ type ProcessStats struct {
 
 func (x *ProcessStats) Reset() {
 	*x = ProcessStats{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[6]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1025,7 +1164,7 @@ func (x *ProcessStats) String() string {
 func (*ProcessStats) ProtoMessage() {}
 
 func (x *ProcessStats) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[6]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1038,7 +1177,7 @@ func (x *ProcessStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessStats.ProtoReflect.Descriptor instead.
 func (*ProcessStats) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{6}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ProcessStats) GetRssBytes() uint64 {
@@ -1119,7 +1258,7 @@ type Score struct {
 
 func (x *Score) Reset() {
 	*x = Score{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[7]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1131,7 +1270,7 @@ func (x *Score) String() string {
 func (*Score) ProtoMessage() {}
 
 func (x *Score) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[7]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1144,7 +1283,7 @@ func (x *Score) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Score.ProtoReflect.Descriptor instead.
 func (*Score) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{7}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Score) GetTotal() float64 {
@@ -1178,7 +1317,7 @@ type ScorePart struct {
 
 func (x *ScorePart) Reset() {
 	*x = ScorePart{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[8]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1190,7 +1329,7 @@ func (x *ScorePart) String() string {
 func (*ScorePart) ProtoMessage() {}
 
 func (x *ScorePart) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[8]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1203,7 +1342,7 @@ func (x *ScorePart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScorePart.ProtoReflect.Descriptor instead.
 func (*ScorePart) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{8}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ScorePart) GetName() string {
@@ -1257,7 +1396,7 @@ type Alert struct {
 
 func (x *Alert) Reset() {
 	*x = Alert{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[9]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1269,7 +1408,7 @@ func (x *Alert) String() string {
 func (*Alert) ProtoMessage() {}
 
 func (x *Alert) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[9]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1282,7 +1421,7 @@ func (x *Alert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Alert.ProtoReflect.Descriptor instead.
 func (*Alert) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{9}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Alert) GetName() string {
@@ -1338,7 +1477,7 @@ var File_pxperf_v1_stats_proto protoreflect.FileDescriptor
 
 const file_pxperf_v1_stats_proto_rawDesc = "" +
 	"\n" +
-	"\x15pxperf/v1/stats.proto\x12\tpxperf.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd7\x03\n" +
+	"\x15pxperf/v1/stats.proto\x12\tpxperf.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x84\x04\n" +
 	"\x05Stats\x12;\n" +
 	"\vsample_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"sampleTime\x121\n" +
@@ -1349,7 +1488,22 @@ const file_pxperf_v1_stats_proto_rawDesc = "" +
 	"\tresources\x18\x06 \x01(\v2\x18.pxperf.v1.ResourceStatsR\tresources\x121\n" +
 	"\aprocess\x18\a \x01(\v2\x17.pxperf.v1.ProcessStatsR\aprocess\x12&\n" +
 	"\x05score\x18\b \x01(\v2\x10.pxperf.v1.ScoreR\x05score\x125\n" +
-	"\ractive_alerts\x18\t \x03(\v2\x10.pxperf.v1.AlertR\factiveAlerts\"\xe6\x03\n" +
+	"\ractive_alerts\x18\t \x03(\v2\x10.pxperf.v1.AlertR\factiveAlerts\x12+\n" +
+	"\x05proxy\x18\n" +
+	" \x01(\v2\x15.pxperf.v1.ProxyStatsR\x05proxy\"\xb8\x02\n" +
+	"\n" +
+	"ProxyStats\x12\x1a\n" +
+	"\brequests\x18\x01 \x01(\x04R\brequests\x12\x18\n" +
+	"\atunnels\x18\x02 \x01(\x04R\atunnels\x12\x19\n" +
+	"\bbytes_in\x18\x03 \x01(\x04R\abytesIn\x12\x1b\n" +
+	"\tbytes_out\x18\x04 \x01(\x04R\bbytesOut\x12\x16\n" +
+	"\x06errors\x18\x05 \x01(\x04R\x06errors\x12\x1c\n" +
+	"\tpublished\x18\x06 \x01(\x04R\tpublished\x12\x18\n" +
+	"\adropped\x18\a \x01(\x04R\adropped\x12-\n" +
+	"\x12active_connections\x18\b \x01(\x04R\x11activeConnections\x12%\n" +
+	"\x0eactive_tunnels\x18\t \x01(\x04R\ractiveTunnels\x12\x16\n" +
+	"\x06queued\x18\n" +
+	" \x01(\x04R\x06queued\"\xe6\x03\n" +
 	"\n" +
 	"StoreStats\x12\x18\n" +
 	"\aentries\x18\x01 \x01(\x04R\aentries\x12\x14\n" +
@@ -1483,47 +1637,49 @@ func file_pxperf_v1_stats_proto_rawDescGZIP() []byte {
 }
 
 var file_pxperf_v1_stats_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pxperf_v1_stats_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_pxperf_v1_stats_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_pxperf_v1_stats_proto_goTypes = []any{
 	(AlertState)(0),               // 0: pxperf.v1.AlertState
 	(*Stats)(nil),                 // 1: pxperf.v1.Stats
-	(*StoreStats)(nil),            // 2: pxperf.v1.StoreStats
-	(*ArchiveStats)(nil),          // 3: pxperf.v1.ArchiveStats
-	(*ThrottleStats)(nil),         // 4: pxperf.v1.ThrottleStats
-	(*SubscriberStats)(nil),       // 5: pxperf.v1.SubscriberStats
-	(*ResourceStats)(nil),         // 6: pxperf.v1.ResourceStats
-	(*ProcessStats)(nil),          // 7: pxperf.v1.ProcessStats
-	(*Score)(nil),                 // 8: pxperf.v1.Score
-	(*ScorePart)(nil),             // 9: pxperf.v1.ScorePart
-	(*Alert)(nil),                 // 10: pxperf.v1.Alert
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 12: google.protobuf.Duration
+	(*ProxyStats)(nil),            // 2: pxperf.v1.ProxyStats
+	(*StoreStats)(nil),            // 3: pxperf.v1.StoreStats
+	(*ArchiveStats)(nil),          // 4: pxperf.v1.ArchiveStats
+	(*ThrottleStats)(nil),         // 5: pxperf.v1.ThrottleStats
+	(*SubscriberStats)(nil),       // 6: pxperf.v1.SubscriberStats
+	(*ResourceStats)(nil),         // 7: pxperf.v1.ResourceStats
+	(*ProcessStats)(nil),          // 8: pxperf.v1.ProcessStats
+	(*Score)(nil),                 // 9: pxperf.v1.Score
+	(*ScorePart)(nil),             // 10: pxperf.v1.ScorePart
+	(*Alert)(nil),                 // 11: pxperf.v1.Alert
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 13: google.protobuf.Duration
 }
 var file_pxperf_v1_stats_proto_depIdxs = []int32{
-	11, // 0: pxperf.v1.Stats.sample_time:type_name -> google.protobuf.Timestamp
-	12, // 1: pxperf.v1.Stats.uptime:type_name -> google.protobuf.Duration
-	2,  // 2: pxperf.v1.Stats.store:type_name -> pxperf.v1.StoreStats
-	3,  // 3: pxperf.v1.Stats.archive:type_name -> pxperf.v1.ArchiveStats
-	4,  // 4: pxperf.v1.Stats.throttle:type_name -> pxperf.v1.ThrottleStats
-	6,  // 5: pxperf.v1.Stats.resources:type_name -> pxperf.v1.ResourceStats
-	7,  // 6: pxperf.v1.Stats.process:type_name -> pxperf.v1.ProcessStats
-	8,  // 7: pxperf.v1.Stats.score:type_name -> pxperf.v1.Score
-	10, // 8: pxperf.v1.Stats.active_alerts:type_name -> pxperf.v1.Alert
-	12, // 9: pxperf.v1.ArchiveStats.compression_time:type_name -> google.protobuf.Duration
-	12, // 10: pxperf.v1.ThrottleStats.send_blocked:type_name -> google.protobuf.Duration
-	5,  // 11: pxperf.v1.ThrottleStats.per_subscriber:type_name -> pxperf.v1.SubscriberStats
-	11, // 12: pxperf.v1.SubscriberStats.start_time:type_name -> google.protobuf.Timestamp
-	12, // 13: pxperf.v1.SubscriberStats.send_blocked:type_name -> google.protobuf.Duration
-	12, // 14: pxperf.v1.SubscriberStats.interval:type_name -> google.protobuf.Duration
-	9,  // 15: pxperf.v1.Score.parts:type_name -> pxperf.v1.ScorePart
-	0,  // 16: pxperf.v1.Alert.state:type_name -> pxperf.v1.AlertState
-	11, // 17: pxperf.v1.Alert.start_time:type_name -> google.protobuf.Timestamp
-	11, // 18: pxperf.v1.Alert.clear_time:type_name -> google.protobuf.Timestamp
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	12, // 0: pxperf.v1.Stats.sample_time:type_name -> google.protobuf.Timestamp
+	13, // 1: pxperf.v1.Stats.uptime:type_name -> google.protobuf.Duration
+	3,  // 2: pxperf.v1.Stats.store:type_name -> pxperf.v1.StoreStats
+	4,  // 3: pxperf.v1.Stats.archive:type_name -> pxperf.v1.ArchiveStats
+	5,  // 4: pxperf.v1.Stats.throttle:type_name -> pxperf.v1.ThrottleStats
+	7,  // 5: pxperf.v1.Stats.resources:type_name -> pxperf.v1.ResourceStats
+	8,  // 6: pxperf.v1.Stats.process:type_name -> pxperf.v1.ProcessStats
+	9,  // 7: pxperf.v1.Stats.score:type_name -> pxperf.v1.Score
+	11, // 8: pxperf.v1.Stats.active_alerts:type_name -> pxperf.v1.Alert
+	2,  // 9: pxperf.v1.Stats.proxy:type_name -> pxperf.v1.ProxyStats
+	13, // 10: pxperf.v1.ArchiveStats.compression_time:type_name -> google.protobuf.Duration
+	13, // 11: pxperf.v1.ThrottleStats.send_blocked:type_name -> google.protobuf.Duration
+	6,  // 12: pxperf.v1.ThrottleStats.per_subscriber:type_name -> pxperf.v1.SubscriberStats
+	12, // 13: pxperf.v1.SubscriberStats.start_time:type_name -> google.protobuf.Timestamp
+	13, // 14: pxperf.v1.SubscriberStats.send_blocked:type_name -> google.protobuf.Duration
+	13, // 15: pxperf.v1.SubscriberStats.interval:type_name -> google.protobuf.Duration
+	10, // 16: pxperf.v1.Score.parts:type_name -> pxperf.v1.ScorePart
+	0,  // 17: pxperf.v1.Alert.state:type_name -> pxperf.v1.AlertState
+	12, // 18: pxperf.v1.Alert.start_time:type_name -> google.protobuf.Timestamp
+	12, // 19: pxperf.v1.Alert.clear_time:type_name -> google.protobuf.Timestamp
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_pxperf_v1_stats_proto_init() }
@@ -1537,7 +1693,7 @@ func file_pxperf_v1_stats_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pxperf_v1_stats_proto_rawDesc), len(file_pxperf_v1_stats_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
