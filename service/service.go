@@ -69,7 +69,7 @@ type Service struct {
 	limits      producerLimits
 	resources   *resources.Registry
 	monitor     *monitor.Monitor
-	proxy       *proxy.Proxy // the recording proxy; nil when off
+	proxy       *proxy.Proxy  // the recording proxy; nil when off
 	shutdown    chan struct{} // closed by Shutdown: streams end
 	closeOnce   sync.Once
 }
