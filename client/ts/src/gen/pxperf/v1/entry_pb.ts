@@ -248,8 +248,10 @@ export type Body = Message<"pxperf.v1.Body"> & {
   originalSize: bigint;
 
   /**
-   * True when data holds only the first memory.max_body_size bytes.
-   * Set by pxperf at ingest; ignored when publishing.
+   * True when data holds only the start of the body (fewer bytes than
+   * original_size): cut to memory.max_body_size at ingest, or sent so by
+   * the producer (a recording proxy captures the first bytes). Set by
+   * pxperf at ingest; ignored when publishing.
    *
    * @generated from field: bool truncated = 4;
    */
