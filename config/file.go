@@ -103,9 +103,13 @@ func Parse(data []byte, base *pxperfv1.Config) (*pxperfv1.Config, error) {
 	return cfg, nil
 }
 
-// mergeJSON returns over applied on base: objects merge key by key, any
-// other value in over replaces base's.
+// mergeJSON returns over applied on base: objects merge key by key, a
+// null (a YAML key with nothing after it) leaves base's value, and any other
+// value in over replaces base's.
 func mergeJSON(base, over any) any {
+	if over == nil {
+		return base
+	}
 	bm, ok1 := base.(map[string]any)
 	om, ok2 := over.(map[string]any)
 	if !ok1 || !ok2 {

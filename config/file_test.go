@@ -67,6 +67,11 @@ throttle:
 			},
 		},
 		{
+			name: "an empty group or field changes nothing",
+			doc:  "memory:\nthrottle:\n  mode:\n",
+			want: func(*pxperfv1.Config) {},
+		},
+		{
 			name: "JSON is YAML too",
 			doc:  `{"cleanup": {"max_resources": 7}}`,
 			want: func(c *pxperfv1.Config) { c.Cleanup.MaxResources = 7 },
