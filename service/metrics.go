@@ -75,6 +75,9 @@ var statsDescs = []desc{
 	{prometheus.NewDesc("pxperf_cleanups_failed_total", "Resource cleanups that failed.", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetResources().GetCleanupsFailed()) }},
 	{prometheus.NewDesc("pxperf_resources_refused_total", "New streams refused by cleanup.max_resources.", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetResources().GetRefused()) }},
 	{prometheus.NewDesc("pxperf_rate_limited_total", "Publishes refused or slowed by cleanup.producer_rate_limit.", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetResources().GetRateLimited()) }},
+	{prometheus.NewDesc("pxperf_proxy_requests_total", "Plain HTTP requests through the recording proxy.", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetProxy().GetRequests()) }},
+	{prometheus.NewDesc("pxperf_proxy_tunnels_total", "CONNECT tunnels through the recording proxy.", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetProxy().GetTunnels()) }},
+	{prometheus.NewDesc("pxperf_proxy_entries_dropped_total", "Entries the recording proxy dropped because publishing fell behind.", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetProxy().GetDropped()) }},
 	{prometheus.NewDesc("pxperf_score", "The 0-100 health score.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return s.GetScore().GetTotal() }},
 	{prometheus.NewDesc("pxperf_alerts_active", "Alerts whose condition holds now.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(len(s.GetActiveAlerts())) }},
 }
