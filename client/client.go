@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
@@ -33,14 +35,38 @@ type Config struct {
 	// host without a port is refused rather than silently dialled on 443.
 	Address string
 
+	// TLS, when set, secures the connection with TLS using this config
+	// (cloned: later changes to it have no effect). Set RootCAs for a
+	// server whose certificate a private CA signed, ServerName when
+	// Address does not name the host in the certificate, and Certificates
+	// for a server that asks for a client certificate (mutual TLS). Nil
+	// (the zero value) means plaintext, which suits the server's loopback
+	// default.
+	TLS *tls.Config
+
+	// Token, when set, is sent as the metadata "authorization: bearer
+	// <token>" on every call, for a server with token auth on (pxperf serve
+	// --tokens). It is a secret: [New] refuses to send it in clear text to
+	// anything but a loopback address ("localhost", 127.0.0.0/8, ::1, or a
+	// unix socket) unless TLS is set or AllowTokenWithoutTLS is true. Empty
+	// (the zero value) sends no token.
+	Token string
+
+	// AllowTokenWithoutTLS lets Token be sent with TLS nil to an address
+	// that is not loopback: for a connection secured by other means
+	// (transport credentials in DialOptions, a tunnel), or an in-memory one
+	// in tests. Over a plaintext network connection the token then travels
+	// in clear text. The zero value refuses.
+	AllowTokenWithoutTLS bool
+
 	// DialOptions are applied after the client's own options, so they win
 	// where both set the same thing: tests pass an in-memory dialer here
-	// with grpc.WithContextDialer, and callers pass TLS with
-	// grpc.WithTransportCredentials. Without a transport credentials option
-	// the client uses insecure (plaintext) credentials, which suits the
-	// server's loopback default. grpc.WithCredentialsBundle cannot be used:
-	// grpc refuses it together with the client's plaintext default. Nil
-	// (the zero value) adds nothing; a nil element is refused.
+	// with grpc.WithContextDialer; grpc.WithTransportCredentials here
+	// replaces the transport [Config.TLS] chose. Without TLS or a transport
+	// credentials option the client uses insecure (plaintext) credentials.
+	// grpc.WithCredentialsBundle cannot be used: grpc refuses it together
+	// with the client's own transport credentials. Nil (the zero value)
+	// adds nothing; a nil element is refused.
 	DialOptions []grpc.DialOption
 }
 
@@ -63,10 +89,21 @@ func New(cfg Config) (*Client, error) {
 	if err := validateAddress(address); err != nil {
 		return nil, err
 	}
-	opts := make([]grpc.DialOption, 0, 1+len(cfg.DialOptions))
+	opts := make([]grpc.DialOption, 0, 2+len(cfg.DialOptions))
 	// First, so that a transport credentials option in cfg.DialOptions
 	// replaces it: grpc applies options in order.
-	opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if cfg.TLS != nil {
+		opts = append(opts, grpc.WithTransportCredentials(credentials.NewTLS(cfg.TLS)))
+	} else {
+		opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	}
+	if cfg.Token != "" {
+		creds, err := newTokenCredentials(cfg, address)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, grpc.WithPerRPCCredentials(creds))
+	}
 	for i, o := range cfg.DialOptions {
 		if o == nil {
 			return nil, fmt.Errorf("client: Config.DialOptions[%d] is nil", i)
@@ -102,8 +139,8 @@ func (c *Client) Close() error {
 
 // Service returns the generated stub on the client's connection, for the
 // RPCs that have no helper here (PublishStream, GetStats, WatchStats,
-// UpdateConfig, Optimize, ListResources, CloseResource, ListLogFiles,
-// ReadArchive). It stays valid until [Client.Close].
+// Optimize, ListResources, CloseResource, ListLogFiles, ReadArchive). It
+// stays valid until [Client.Close].
 func (c *Client) Service() pxperfv1.PerformanceServiceClient {
 	return c.service
 }
@@ -139,7 +176,7 @@ func (c *Client) Publish(ctx context.Context, entries ...*pxperfv1.Entry) ([]*px
 // gets one (nil, err), err carrying the gRPC status, and then ends; when the
 // server ends the stream cleanly, the loop just ends. To resume after an
 // error, subscribe again with start_id set to the next_id of the last message
-// seen.
+// seen, or use [Client.Watch], which does that itself.
 //
 // The stream is released when the loop ends, including by break or return
 // from its body, or when ctx is cancelled (the loop then gets a
