@@ -239,7 +239,8 @@ func (a *Archive) writeFileAtomic(name string, data []byte) error {
 }
 
 // retain deletes the files that retention says to, oldest first, never the
-// current one: files whose newest entry is older than MaxAge; beyond
+// current one: files whose newest entry and last write are both older than
+// MaxAge; beyond
 // MaxFiles (a slot is kept for the current file, there or to come); and,
 // when byBytes, the oldest while all files together pass MaxTotalBytes.
 func (a *Archive) retain(byBytes bool) {
@@ -249,9 +250,13 @@ func (a *Archive) retain(byBytes bool) {
 	some := false
 	if cfg.MaxAge > 0 {
 		cutoff := a.now().Add(-cfg.MaxAge)
+		// A file is old when its newest entry is, and when it was last
+		// written long ago too: producers set entries' start times (a
+		// replayed HAR file may be a month old), and a file written a
+		// minute ago must not be deleted for holding old requests.
 		for i, f := range a.files {
 			newest := f.modTime
-			if f.known && !f.meta.MaxTime.IsZero() {
+			if f.known && f.meta.MaxTime.After(newest) {
 				newest = f.meta.MaxTime
 			}
 			if !f.current && newest.Before(cutoff) {

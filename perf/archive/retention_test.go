@@ -1,6 +1,8 @@
 package archive
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -65,6 +67,9 @@ func TestRetention(t *testing.T) {
 			h := open(t, Config{})
 			build(h, tt.now)
 			h.close()
+			// The files were written at the fake clock's times, not the
+			// real ones the file system recorded.
+			setModTimes(t, h.cfg.Dir, genBase)
 			h.cfg.MaxFiles, h.cfg.MaxAge, h.cfg.MaxTotalBytes = tt.limits.MaxFiles, tt.limits.MaxAge, tt.limits.MaxTotalBytes
 			h.reopen()
 			// Open applied retention before it returned.
@@ -93,5 +98,37 @@ func TestRetentionKeepsCurrent(t *testing.T) {
 	}
 	if st := h.a.Stats(); st.WriteErrors != 0 || st.FilesDeleted != 1 {
 		t.Errorf("WriteErrors %d (%s), FilesDeleted %d, want 0 and 1", st.WriteErrors, st.LastError, st.FilesDeleted)
+	}
+}
+
+// setModTimes sets the modification time of every file in dir to mt.
+func setModTimes(t *testing.T, dir string, mt time.Time) {
+	t.Helper()
+	for _, name := range dirNames(t, dir) {
+		if err := os.Chtimes(filepath.Join(dir, name), mt, mt); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A file of old entries written recently is kept: its age is that of its
+// newest entry or its last write, whichever is later.
+func TestRetentionAgeCountsTheWrite(t *testing.T) {
+	h := open(t, Config{MaxAge: time.Hour})
+	h.appendRange(100, 104) // entries start at genBase + id seconds
+	h.clock.Set(genBase.Add(10 * time.Hour))
+	h.rotate() // written now: ten hours after its entries
+	h.appendRange(105, 109)
+	h.rotate()
+	h.settle()
+	if diff := cmp.Diff([]uint64{100, 105}, h.firstIDs()); diff != "" {
+		t.Errorf("files kept (-want +got):\n%s", diff)
+	}
+	h.clock.Set(genBase.Add(12 * time.Hour)) // now both are old
+	h.appendRange(110, 114)
+	h.rotate()
+	h.settle()
+	if diff := cmp.Diff([]uint64{110}, h.firstIDs()); diff != "" {
+		t.Errorf("files kept two hours later (-want +got):\n%s", diff)
 	}
 }

@@ -393,8 +393,9 @@ type LogsConfig struct {
 	// Most archive files kept, the current one included; the oldest are
 	// deleted first. Default 50; 1..100000. Live.
 	MaxFiles uint32 `protobuf:"varint,8,opt,name=max_files,json=maxFiles,proto3" json:"max_files,omitempty"`
-	// Files whose newest entry is older than this are deleted. Default 24h;
-	// 0 keeps files whatever their age; at most 87600h. Live.
+	// Files older than this are deleted: a file's age is that of its newest
+	// entry or of its last write, whichever is later. Default 24h; 0 keeps
+	// files whatever their age; at most 87600h. Live.
 	MaxAge *durationpb.Duration `protobuf:"bytes,9,opt,name=max_age,json=maxAge,proto3" json:"max_age,omitempty"`
 	// Cap on the total size of the archive, in MiB; the oldest files are
 	// deleted to stay under it. Default 1024; 0 means no cap; at most

@@ -240,8 +240,9 @@ export type LogsConfig = Message<"pxperf.v1.LogsConfig"> & {
   maxFiles: number;
 
   /**
-   * Files whose newest entry is older than this are deleted. Default 24h;
-   * 0 keeps files whatever their age; at most 87600h. Live.
+   * Files older than this are deleted: a file's age is that of its newest
+   * entry or of its last write, whichever is later. Default 24h; 0 keeps
+   * files whatever their age; at most 87600h. Live.
    *
    * @generated from field: google.protobuf.Duration max_age = 9;
    */
