@@ -37,24 +37,40 @@ import (
 const usage = `pxperf keeps a live view of a busy HTTP proxy's traffic responsive.
 
 Usage:
-  pxperf serve [flags]   run the gRPC server (pxperf serve -h for flags)
+  pxperf serve [flags]               run the gRPC server
+  pxperf publish [FILE]              publish entries: JSON Lines, or a HAR file with --har
+  pxperf tail [--filter F]           stream entries as they arrive
+  pxperf list [--filter F]           list entries in memory
+  pxperf get ID                      print one entry
+  pxperf stats [--watch]             stats, score and alerts
+  pxperf config get|set              read or change the config live
+  pxperf optimize [ACTION…]          run optimisations now
+  pxperf resources list|close        see and end tracked streams and connections
+  pxperf archive files|read|export   archive files; entries read back; HAR export
+
+Every command takes --help, with examples. Client commands reach the server
+at --server (PXPERF_SERVER, default 127.0.0.1:50051). Filters (F) look like
+'status:>=400 method:POST host:*.example.com slower-than:200ms'.
+Exit codes: 0 ok, 1 command failed (rejections, not found, refused),
+2 usage, 3 server unreachable or RPC error, 4 not authenticated or allowed.
 `
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "pxperf:", err)
 		}
 		stop()
-		os.Exit(2)
+		os.Exit(exitCode(err))
 	}
 }
 
-// run executes the command line args. getenv reads the environment; logs
-// and usage go to stderr.
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+// run executes the command line args. getenv reads the environment; the
+// client commands print their results to stdout; logs, usage and
+// diagnostics go to stderr. main exits with [exitCode] of the error.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return errors.New("no command given")
@@ -62,6 +78,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], getenv, stderr)
+	case "publish", "tail", "list", "get", "stats", "config", "optimize", "resources", "archive":
+		return runClient(ctx, args, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stderr, usage)
 		return nil
@@ -162,6 +180,12 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		func(c *pxperfv1.Config, v *durationpb.Duration) { c.Monitor.StatsUpdateInterval = v })
 	str("metrics-listen", d.Server.MetricsAddress, "serve Prometheus metrics at http://ADDR/metrics (host:port; empty: off)",
 		func(c *pxperfv1.Config, v string) { c.Server.MetricsAddress = v })
+	str("proxy-listen", d.Proxy.ListenAddress, "also run the recording HTTP proxy on this address, host:port (empty: off)",
+		func(c *pxperfv1.Config, v string) { c.Proxy.ListenAddress = v })
+	str("upstream", d.Proxy.Upstream, "the recording proxy forwards through this proxy, http://[user:pass@]host:port (empty: direct)",
+		func(c *pxperfv1.Config, v string) { c.Proxy.Upstream = v })
+	str("no-proxy", d.Proxy.NoProxy, "targets the recording proxy reaches directly, bypassing --upstream (NO_PROXY syntax)",
+		func(c *pxperfv1.Config, v string) { c.Proxy.NoProxy = v })
 	fs.StringVar(&opts.tls.CertFile, "tls-cert", "", "serve TLS with this certificate chain (PEM)")
 	fs.StringVar(&opts.tls.KeyFile, "tls-key", "", "private key of --tls-cert (PEM)")
 	fs.StringVar(&opts.tls.ClientCAFile, "tls-client-ca", "", "require client certificates from these CAs (PEM): mutual TLS")
@@ -233,15 +257,43 @@ func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
 // runServer serves cfg until ctx ends. With memLimit, it keeps the Go soft
 // memory limit in step with the memory budget, also when UpdateConfig
 // changes it; without (GOMEMLIMIT is set), the operator's limit stands.
-func runServer(ctx context.Context, cfg *pxperfv1.Config, opts service.Options, memLimit bool) error {
+func runServer(ctx context.Context, cfg *pxperfv1.Config, opts service.Options, memLimit bool) (err error) {
 	log := opts.Log
-	lis, err := net.Listen("tcp", cfg.GetServer().GetListenAddress())
+	// Every listener first, so that a taken port fails the start before
+	// anything runs.
+	var listeners []net.Listener
+	listen := func(what, addr string) (net.Listener, error) {
+		if addr == "" {
+			return nil, nil
+		}
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		listeners = append(listeners, l)
+		return l, nil
+	}
+	defer func() {
+		if err != nil {
+			for _, l := range listeners {
+				l.Close()
+			}
+		}
+	}()
+	lis, err := listen("listen", cfg.GetServer().GetListenAddress())
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return err
+	}
+	mlis, err := listen("metrics listen", cfg.GetServer().GetMetricsAddress())
+	if err != nil {
+		return err
+	}
+	plis, err := listen("proxy listen", cfg.GetProxy().GetListenAddress())
+	if err != nil {
+		return err
 	}
 	srv, err := service.New(cfg, opts)
 	if err != nil {
-		lis.Close()
 		return err
 	}
 	if memLimit {
@@ -251,15 +303,9 @@ func runServer(ctx context.Context, cfg *pxperfv1.Config, opts service.Options, 
 		log.Info("Go soft memory limit kept from GOMEMLIMIT")
 	}
 	logSecurity(log, lis.Addr().String(), opts)
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	var metrics *http.Server
-	if addr := cfg.GetServer().GetMetricsAddress(); addr != "" {
-		mlis, err := net.Listen("tcp", addr)
-		if err != nil {
-			srv.Shutdown()
-			lis.Close()
-			return fmt.Errorf("metrics listen: %w", err)
-		}
+	if mlis != nil {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", srv.MetricsHandler())
 		metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -267,6 +313,13 @@ func runServer(ctx context.Context, cfg *pxperfv1.Config, opts service.Options, 
 		go func() {
 			if err := metrics.Serve(mlis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("metrics: %w", err)
+			}
+		}()
+	}
+	if plis != nil {
+		go func() {
+			if err := srv.ServeProxy(plis); err != nil {
+				errc <- fmt.Errorf("proxy: %w", err)
 			}
 		}()
 	}

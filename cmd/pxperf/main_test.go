@@ -44,7 +44,7 @@ func TestRunErrors(t *testing.T) {
 				getenv = func(k string) string { return tt.env[k] }
 			}
 			var stderr bytes.Buffer
-			err := run(context.Background(), tt.args, getenv, &stderr)
+			err := run(context.Background(), tt.args, getenv, io.Discard, &stderr)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("run(%q) = %v, want an error containing %q", tt.args, err, tt.wantErr)
 			}
@@ -54,7 +54,7 @@ func TestRunErrors(t *testing.T) {
 
 func TestServeHelpShowsExample(t *testing.T) {
 	var stderr bytes.Buffer
-	err := run(context.Background(), []string{"serve", "-h"}, func(string) string { return "" }, &stderr)
+	err := run(context.Background(), []string{"serve", "-h"}, func(string) string { return "" }, io.Discard, &stderr)
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("serve -h = %v, want flag.ErrHelp", err)
 	}

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+func msd(v float64) *durationpb.Duration { return durationpb.New(msDuration(v)) }
+
+func ts(s string) *timestamppb.Timestamp {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		panic(err)
+	}
+	return timestamppb.New(t)
+}
+
+// The fixture, saved as a browser saves HAR, maps entry by entry.
+func TestEntryFromHAR(t *testing.T) {
+	f, err := os.Open("testdata/session.har")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	doc, err := readHAR(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []*pxperfv1.Entry{
+		{
+			StartTime: ts("2026-11-27T10:00:00.123Z"),
+			Method:    "GET",
+			Url:       "https://har.example.com/api/items?page=2&q=a%20b",
+			RequestHeaders: []*pxperfv1.Header{
+				{Name: "accept", Value: "application/json"},
+				{Name: "user-agent", Value: "Mozilla/5.0"},
+			},
+			ResponseHeaders: []*pxperfv1.Header{
+				{Name: "content-type", Value: "application/json; charset=utf-8"},
+				{Name: "cache-control", Value: "no-store"},
+			},
+			StatusCode:    200,
+			BytesReceived: 412,
+			ResponseBody:  &pxperfv1.Body{ContentType: "application/json", OriginalSize: 26, Data: []byte(`{"items":[1,2,3],"page":2}`)},
+			Timings: &pxperfv1.Timings{
+				Dns: msd(4), Connect: msd(15), TlsHandshake: msd(10),
+				TimeToFirstByte: msd(1.5 + 4 + 25 + 0.25 + 50), Total: msd(85.25),
+			},
+		},
+		{
+			StartTime:       ts("2026-11-27T10:00:00.300Z"),
+			Method:          "POST",
+			Url:             "https://har.example.com/upload",
+			RequestHeaders:  []*pxperfv1.Header{{Name: "Content-Type", Value: "application/octet-stream"}},
+			ResponseHeaders: []*pxperfv1.Header{{Name: "Content-Type", Value: "image/png"}},
+			StatusCode:      404,
+			BytesSent:       124,
+			BytesReceived:   94,
+			ResponseBody:    &pxperfv1.Body{ContentType: "image/png", OriginalSize: 4, Data: []byte{0x89, 'P', 'N', 'G'}},
+			Timings:         &pxperfv1.Timings{TimeToFirstByte: msd(26), Total: msd(30)},
+		},
+		{
+			StartTime: ts("2026-11-27T09:00:01Z"),
+			Method:    "GET",
+			Url:       "https://down.example.com/",
+			State:     pxperfv1.EntryState_ENTRY_STATE_FAILED,
+			Error:     &pxperfv1.EntryError{Kind: pxperfv1.ErrorKind_ERROR_KIND_OTHER, Message: "net::ERR_CONNECTION_REFUSED"},
+			Timings:   &pxperfv1.Timings{Dns: msd(10), TimeToFirstByte: msd(12), Total: msd(12)},
+		},
+	}
+	var got []*pxperfv1.Entry
+	for in := range harInputs(doc) {
+		if in.err != nil {
+			t.Fatalf("log.entries[%d]: %v", in.pos, in.err)
+		}
+		got = append(got, in.entry)
+	}
+	if diff := cmp.Diff(got, want, protocmp.Transform()); diff != "" {
+		t.Errorf("entries mismatch (-got +want):\n%s", diff)
+	}
+}
+
+func TestEntryFromHARErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		h    harEntry
+		want string
+	}{
+		{name: "bad date", h: harEntry{StartedDateTime: "yesterday"}, want: "startedDateTime"},
+		{name: "bad base64", h: harEntry{StartedDateTime: "2026-11-27T10:00:00Z",
+			Response: harResponse{Status: 200, Content: harContent{Text: "!!", Encoding: "base64"}}}, want: "base64"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := entryFromHAR(&tt.h); err == nil || !bytes.Contains([]byte(err.Error()), []byte(tt.want)) {
+				t.Errorf("entryFromHAR = %v, want an error about %s", err, tt.want)
+			}
+		})
+	}
+}
+
+// What pxperf writes as HAR reads back as the same entry, to the
+// millisecond, less what HAR has no place for.
+func TestHARRoundTrip(t *testing.T) {
+	entries := []*pxperfv1.Entry{
+		{
+			Id:              7,
+			StartTime:       ts("2026-11-27T10:00:00.250Z"),
+			Method:          "GET",
+			Url:             "https://example.com/a?x=1",
+			RequestHeaders:  []*pxperfv1.Header{{Name: "Accept", Value: "*/*"}},
+			ResponseHeaders: []*pxperfv1.Header{{Name: "Location", Value: "/b"}},
+			StatusCode:      302,
+			BytesSent:       300,
+			BytesReceived:   1200,
+			ResponseBody:    &pxperfv1.Body{ContentType: "text/plain", OriginalSize: 5000, Data: []byte("hello")},
+			Timings: &pxperfv1.Timings{
+				Dns: msd(3), Connect: msd(7), TlsHandshake: msd(11), TimeToFirstByte: msd(40), Total: msd(55),
+			},
+		},
+		{
+			StartTime:    ts("2026-11-27T10:00:01Z"),
+			Method:       "GET",
+			Url:          "https://example.com/bin",
+			StatusCode:   200,
+			ResponseBody: &pxperfv1.Body{ContentType: "application/octet-stream", OriginalSize: 3, Data: []byte{0xff, 0x00, 0xfe}},
+			Timings:      &pxperfv1.Timings{TimeToFirstByte: msd(0), Total: msd(9)},
+		},
+		{
+			StartTime: ts("2026-11-27T10:00:02Z"),
+			Method:    "GET",
+			Url:       "https://example.com/down",
+			State:     pxperfv1.EntryState_ENTRY_STATE_FAILED,
+			Error:     &pxperfv1.EntryError{Kind: pxperfv1.ErrorKind_ERROR_KIND_OTHER, Message: "connection refused"},
+			Timings:   &pxperfv1.Timings{TimeToFirstByte: msd(0), Total: msd(0)},
+		},
+	}
+	var buf bytes.Buffer
+	hw := newHARWriter(&buf)
+	for _, e := range entries {
+		hw.write(e)
+	}
+	if err := hw.close(); err != nil {
+		t.Fatal(err)
+	}
+	raw := buf.Bytes()
+	var generic map[string]any
+	if err := json.Unmarshal(raw, &generic); err != nil {
+		t.Fatalf("the document is not JSON: %v\n%s", err, raw)
+	}
+	doc, err := readHAR(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, raw)
+	}
+	if doc.Log.Version != "1.2" || len(doc.Log.Entries) != len(entries) {
+		t.Fatalf("version %q with %d entries, want 1.2 with %d", doc.Log.Version, len(doc.Log.Entries), len(entries))
+	}
+	if h := doc.Log.Entries[0]; h.ID != 7 || h.Response.RedirectURL != "/b" || len(h.Request.QueryString) != 1 {
+		t.Errorf("first HAR entry: _id %d, redirectURL %q, queryString %v; want 7, /b, [x=1]", h.ID, h.Response.RedirectURL, h.Request.QueryString)
+	}
+	for i, want := range entries {
+		h := doc.Log.Entries[i]
+		if sum := max(ms(h.Timings.Blocked), 0) + max(ms(h.Timings.DNS), 0) + max(ms(h.Timings.Connect), 0) + h.Timings.Send + h.Timings.Wait + h.Timings.Receive; sum != h.Time {
+			t.Errorf("entry %d: time %v is not the sum of its timings %v", i, h.Time, sum)
+		}
+		got, err := entryFromHAR(&h)
+		if err != nil {
+			t.Fatalf("entry %d: %v", i, err)
+		}
+		want.Id = 0 // output only; HAR keeps it in _id
+		if diff := cmp.Diff(got, want, protocmp.Transform()); diff != "" {
+			t.Errorf("entry %d mismatch (-got +want):\n%s", i, diff)
+		}
+	}
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+)
+
+// optimize implements pxperf optimize: Optimize.
+func (c *cli) optimize(ctx context.Context, args []string) error {
+	cmd := command{
+		name:     "optimize",
+		synopsis: "[flags] [ACTION…]",
+		summary: `Runs the monitor's optimisations now and prints what each did. ACTION is
+evict (entries past the memory budget), rotate (the archive file), reclaim
+(resources idle past their timeout), slow-throttles (adaptive subscribers) or
+release-memory (to the operating system); none runs them all. Exit code 1 when
+an action failed.`,
+		examples: []string{
+			"optimize",
+			"optimize evict release-memory",
+		},
+	}
+	fs := c.flags(cmd)
+	conn := addConnFlags(fs)
+	names, err := c.parse(fs, conn, args, 0, -1)
+	if err != nil {
+		return err
+	}
+	req := &pxperfv1.OptimizeRequest{}
+	ed := pxperfv1.OptimizeAction(0).Descriptor()
+	for _, name := range names {
+		v, err := parseEnum(ed, name)
+		if err != nil || v.Enum() == 0 {
+			return usageError("optimize: unknown action %q; give evict, rotate, reclaim, slow-throttles or release-memory", name)
+		}
+		req.Actions = append(req.Actions, pxperfv1.OptimizeAction(v.Enum()))
+	}
+	cl, err := conn.dial()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	uctx, cancel := conn.unary(ctx)
+	defer cancel()
+	resp, err := cl.Service().Optimize(uctx, req)
+	if err != nil {
+		return conn.rpcError("optimize", err)
+	}
+	failed := 0
+	for _, r := range resp.GetResults() {
+		name := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(r.GetAction().String(), enumPrefix(ed))), "_", "-")
+		fmt.Fprintf(c.stdout, "%-15s %s\n", name, r.GetSummary())
+		if strings.HasPrefix(r.GetSummary(), "failed: ") {
+			failed++
+		}
+	}
+	if failed > 0 {
+		return failure("optimize: %d of %d actions failed", failed, len(resp.GetResults()))
+	}
+	return nil
+}
