@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pxperf/pxperf/auth"
+	"github.com/pxperf/pxperf/internal/testcert"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -121,10 +122,10 @@ func startServer(t *testing.T, opts ...grpc.ServerOption) string {
 // tlsServer starts a server with TLS (mutual when clientCA is not nil) and
 // the options given, and returns its address and the CA of its
 // certificate.
-func tlsServer(t *testing.T, clientCA *testCA, opts ...grpc.ServerOption) (string, *testCA) {
+func tlsServer(t *testing.T, clientCA *testcert.CA, opts ...grpc.ServerOption) (string, *testcert.CA) {
 	t.Helper()
-	ca := newTestCA(t, "server-ca")
-	certFile, keyFile := ca.issue(t, "server", x509.ExtKeyUsageServerAuth)
+	ca := testcert.NewCA(t, "server-ca")
+	certFile, keyFile := ca.Issue(t, "server", x509.ExtKeyUsageServerAuth)
 	cfg := auth.TLSConfig{CertFile: certFile, KeyFile: keyFile}
 	if clientCA != nil {
 		cfg.ClientCAFile = clientCA.CertFile
@@ -199,7 +200,7 @@ func subscribe(ctx context.Context, conn *grpc.ClientConn, r *result) error {
 
 func TestTLS(t *testing.T) {
 	addr, ca := tlsServer(t, nil)
-	other := newTestCA(t, "other-ca")
+	other := testcert.NewCA(t, "other-ca")
 	tests := []struct {
 		name  string
 		creds credentials.TransportCredentials
@@ -237,10 +238,10 @@ func TestTLS(t *testing.T) {
 }
 
 func TestMutualTLS(t *testing.T) {
-	clientCA := newTestCA(t, "client-ca")
+	clientCA := testcert.NewCA(t, "client-ca")
 	addr, ca := tlsServer(t, clientCA)
-	other := newTestCA(t, "other-ca")
-	serverOnlyFile, serverOnlyKey := clientCA.issue(t, "server-only", x509.ExtKeyUsageServerAuth)
+	other := testcert.NewCA(t, "other-ca")
+	serverOnlyFile, serverOnlyKey := clientCA.Issue(t, "server-only", x509.ExtKeyUsageServerAuth)
 	serverOnly, err := tls.LoadX509KeyPair(serverOnlyFile, serverOnlyKey)
 	if err != nil {
 		t.Fatal(err)
@@ -251,9 +252,9 @@ func TestMutualTLS(t *testing.T) {
 		want     codes.Code
 		wantName string
 	}{
-		{"certificate from the client CA", []tls.Certificate{clientCA.clientCert(t, "alice")}, codes.OK, "alice"},
+		{"certificate from the client CA", []tls.Certificate{clientCA.Certificate(t, "alice", x509.ExtKeyUsageClientAuth)}, codes.OK, "alice"},
 		{"no certificate", nil, codes.Unavailable, ""},
-		{"certificate from another CA", []tls.Certificate{other.clientCert(t, "mallory")}, codes.Unavailable, ""},
+		{"certificate from another CA", []tls.Certificate{other.Certificate(t, "mallory", x509.ExtKeyUsageClientAuth)}, codes.Unavailable, ""},
 		{"certificate not for client auth", []tls.Certificate{serverOnly}, codes.Unavailable, ""},
 	}
 	for _, tt := range tests {

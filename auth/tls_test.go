@@ -8,12 +8,13 @@ import (
 	"testing"
 
 	"github.com/pxperf/pxperf/auth"
+	"github.com/pxperf/pxperf/internal/testcert"
 )
 
 func TestServerCredentialsErrors(t *testing.T) {
-	ca := newTestCA(t, "ca")
-	cert, key := ca.issue(t, "server", x509.ExtKeyUsageServerAuth)
-	_, otherKey := ca.issue(t, "other", x509.ExtKeyUsageServerAuth)
+	ca := testcert.NewCA(t, "ca")
+	cert, key := ca.Issue(t, "server", x509.ExtKeyUsageServerAuth)
+	_, otherKey := ca.Issue(t, "other", x509.ExtKeyUsageServerAuth)
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing.pem")
 	notPEM := filepath.Join(dir, "not.pem")

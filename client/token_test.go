@@ -1,13 +1,8 @@
 package client
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/pxperf/pxperf/auth"
+	"github.com/pxperf/pxperf/internal/testcert"
 	"github.com/pxperf/pxperf/service"
 )
 
@@ -117,7 +113,8 @@ func TestTokenOverTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, pool := selfSigned(t, "pxperf.test")
+	ca := testcert.NewCA(t, "test CA")
+	cert, pool := ca.Certificate(t, "pxperf.test", x509.ExtKeyUsageServerAuth), ca.Pool()
 	ts := startServer(t, nil, service.Options{
 		Tokens:      tokens,
 		Credentials: credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}),
@@ -131,36 +128,4 @@ func TestTokenOverTLS(t *testing.T) {
 	if _, err := untrusted.GetConfig(testContext(t)); status.Code(err) != codes.Unavailable {
 		t.Errorf("GetConfig trusting no CA: %v, want code %v", err, codes.Unavailable)
 	}
-}
-
-// selfSigned returns a certificate for host signed by itself, and a pool
-// that trusts it.
-func selfSigned(t *testing.T, host string) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: host},
-		DNSNames:              []string{host},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }

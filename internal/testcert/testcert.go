@@ -1,4 +1,8 @@
-package auth_test
+// Package testcert makes certificate authorities and certificates for
+// tests of TLS and mutual TLS over loopback: ECDSA P-256, valid for an hour
+// either side of now, written as PEM files in the test's temporary
+// directory. It is test scaffolding, never for production keys.
+package testcert
 
 import (
 	"crypto/ecdsa"
@@ -16,16 +20,18 @@ import (
 	"time"
 )
 
-// testCA is a certificate authority made for one test, with its
-// certificate written to CertFile.
-type testCA struct {
-	dir      string
-	cert     *x509.Certificate
-	key      *ecdsa.PrivateKey
+// CA is a certificate authority made for one test.
+type CA struct {
+	// CertFile is the CA's certificate, PEM.
 	CertFile string
+
+	dir  string
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
 }
 
-func newTestCA(t *testing.T, name string) *testCA {
+// NewCA makes a CA named name and writes its certificate to CertFile.
+func NewCA(t testing.TB, name string) *CA {
 	t.Helper()
 	key := newKey(t)
 	tmpl := &x509.Certificate{
@@ -46,21 +52,22 @@ func newTestCA(t *testing.T, name string) *testCA {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	ca := &testCA{dir: dir, cert: cert, key: key, CertFile: filepath.Join(dir, name+".pem")}
+	ca := &CA{dir: dir, cert: cert, key: key, CertFile: filepath.Join(dir, name+".pem")}
 	writePEM(t, ca.CertFile, "CERTIFICATE", der)
 	return ca
 }
 
-// Pool returns a pool holding only ca.
-func (ca *testCA) Pool() *x509.CertPool {
+// Pool returns a certificate pool holding only ca.
+func (ca *CA) Pool() *x509.CertPool {
 	p := x509.NewCertPool()
 	p.AddCert(ca.cert)
 	return p
 }
 
-// issue signs a leaf certificate named cn for usage, valid for 127.0.0.1
-// and localhost, and writes it and its key; it returns their paths.
-func (ca *testCA) issue(t *testing.T, cn string, usage x509.ExtKeyUsage) (certFile, keyFile string) {
+// Issue signs a leaf certificate named cn for usage, valid for localhost,
+// 127.0.0.1 and ::1 (and cn, when it is a host name), writes it and its
+// key, and returns their paths.
+func (ca *CA) Issue(t testing.TB, cn string, usage x509.ExtKeyUsage) (certFile, keyFile string) {
 	t.Helper()
 	key := newKey(t)
 	tmpl := &x509.Certificate{
@@ -70,7 +77,7 @@ func (ca *testCA) issue(t *testing.T, cn string, usage x509.ExtKeyUsage) (certFi
 		NotAfter:     time.Now().Add(time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-		DNSNames:     []string{"localhost"},
+		DNSNames:     []string{"localhost", cn},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
@@ -88,10 +95,11 @@ func (ca *testCA) issue(t *testing.T, cn string, usage x509.ExtKeyUsage) (certFi
 	return certFile, keyFile
 }
 
-// clientCert issues a client certificate named cn and loads it.
-func (ca *testCA) clientCert(t *testing.T, cn string) tls.Certificate {
+// Certificate issues a certificate named cn for usage, as [CA.Issue], and
+// loads it.
+func (ca *CA) Certificate(t testing.TB, cn string, usage x509.ExtKeyUsage) tls.Certificate {
 	t.Helper()
-	certFile, keyFile := ca.issue(t, cn, x509.ExtKeyUsageClientAuth)
+	certFile, keyFile := ca.Issue(t, cn, usage)
 	c, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +107,7 @@ func (ca *testCA) clientCert(t *testing.T, cn string) tls.Certificate {
 	return c
 }
 
-func newKey(t *testing.T) *ecdsa.PrivateKey {
+func newKey(t testing.TB) *ecdsa.PrivateKey {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -108,7 +116,7 @@ func newKey(t *testing.T) *ecdsa.PrivateKey {
 	return key
 }
 
-func serial(t *testing.T) *big.Int {
+func serial(t testing.TB) *big.Int {
 	t.Helper()
 	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
@@ -117,7 +125,7 @@ func serial(t *testing.T) *big.Int {
 	return n
 }
 
-func writePEM(t *testing.T, path, typ string, der []byte) {
+func writePEM(t testing.TB, path, typ string, der []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
