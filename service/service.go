@@ -2,8 +2,9 @@
 // request validation, the mapping of domain errors to status codes, and the
 // assembly of a gRPC server with health, reflection and interceptors.
 //
-// It is the only package that speaks gRPC; the components it serves live in
-// perf/ and know nothing of it.
+// It is the server's one gRPC edge (with the interceptors of auth/); the
+// components it serves live in perf/ and know nothing of gRPC, and the
+// recording proxy (proxy/) publishes through it like any producer.
 package service
 
 import (
