@@ -8,6 +8,7 @@ import (
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"github.com/pxperf/pxperf/perf/archive"
+	"github.com/pxperf/pxperf/perf/resources"
 	"github.com/pxperf/pxperf/perf/store"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -55,15 +56,45 @@ func (s *Service) archiveStored(stored []store.Stored) {
 	if err := s.archive.Append(items); err != nil {
 		// Only after Close, at shutdown: the entries are in memory still.
 		s.log.Warn("entries not archived", "entries", len(items), "err", err)
+		return
+	}
+	if s.archiveFile != nil {
+		s.archiveFile.Touch(0, uint64(len(items)))
 	}
 }
 
-// closeArchive writes out, fsyncs and closes the archive.
+// trackArchive registers the archive's open file as a resource, whose
+// cleanup is closing the archive: writing out, fsyncing and closing the
+// current file.
+func (s *Service) trackArchive() {
+	if s.archive == nil {
+		return
+	}
+	arch := s.archive
+	h, err := s.resources.Track(resources.File, "archive in "+s.config().GetLogs().GetDirectory(), func(error) error {
+		return arch.Close()
+	})
+	if err != nil { // not expected: files have no limit
+		s.log.Warn("cannot track the archive", "err", err)
+		return
+	}
+	s.archiveFile = h
+}
+
+// closeArchive writes out, fsyncs and closes the archive, once, counted
+// as the cleanup of its file resource (unless the registry ended it
+// first, at shutdown).
 func (s *Service) closeArchive() {
 	if s.archive == nil {
 		return
 	}
-	if err := s.archive.Close(); err != nil {
+	var err error
+	if s.archiveFile != nil {
+		err = s.archiveFile.Release()
+	} else {
+		err = s.archive.Close()
+	}
+	if err != nil {
 		s.log.Error("closing the archive", "err", err)
 	}
 }

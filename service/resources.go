@@ -171,12 +171,17 @@ func (s *Service) ListResources(_ context.Context, req *pxperfv1.ListResourcesRe
 }
 
 // CloseResource implements pxperfv1.PerformanceServiceServer. Streams end
-// with ABORTED and the reason; a connection is closed. Workers end only
-// with the server.
+// with ABORTED and the reason; a connection is closed. Workers and the
+// archive's file end only with the server.
 func (s *Service) CloseResource(ctx context.Context, req *pxperfv1.CloseResourceRequest) (*pxperfv1.CloseResourceResponse, error) {
 	for _, in := range s.resources.List(resources.Worker) {
 		if in.ID == req.GetId() {
 			return nil, status.Errorf(codes.FailedPrecondition, "%s is a background worker of the server (%s): it ends only when the server stops", in.ID, in.Owner)
+		}
+	}
+	for _, in := range s.resources.List(resources.File) {
+		if in.ID == req.GetId() {
+			return nil, status.Errorf(codes.FailedPrecondition, "%s is the archive's open file (%s): it closes when the server stops; to start a new file now, Optimize with OPTIMIZE_ACTION_ROTATE", in.ID, in.Owner)
 		}
 	}
 	why := req.GetReason()

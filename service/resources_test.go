@@ -122,11 +122,20 @@ func TestCloseResourceSubscriber(t *testing.T) {
 	}
 }
 
-// Background workers are listed but cannot be closed.
+// Background workers and the archive's file are listed but cannot be
+// closed.
 func TestCloseResourceWorkerRefused(t *testing.T) {
 	h := newHarness(t, nil)
 	ctx := testContext(t)
 	svc := h.client.Service()
+	h.publish(t, ctx, entriesN(3)...)
+	files := listResources(t, ctx, svc, pxperfv1.ResourceType_RESOURCE_TYPE_FILE)
+	if len(files) != 1 || !strings.HasPrefix(files[0].GetOwner(), "archive in ") || files[0].GetEntries() != 3 {
+		t.Fatalf("files listed: %v, want the archive's, with the 3 entries written", files)
+	}
+	if _, err := svc.CloseResource(ctx, &pxperfv1.CloseResourceRequest{Id: files[0].GetId()}); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("CloseResource(archive file) = %v, want FAILED_PRECONDITION", err)
+	}
 	workers := listResources(t, ctx, svc, pxperfv1.ResourceType_RESOURCE_TYPE_WORKER)
 	if len(workers) < 3 {
 		t.Fatalf("workers listed: %v, want the pressure watcher, the sampler and the cleaner", workers)

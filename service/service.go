@@ -69,6 +69,7 @@ type Service struct {
 	rejected    atomic.Uint64 // entries rejected at ingest
 	limits      producerLimits
 	resources   *resources.Registry
+	archiveFile *resources.Handle // the archive's open file; nil when off
 	monitor     *monitor.Monitor
 	proxy       *proxy.Proxy  // the recording proxy; nil when off
 	shutdown    chan struct{} // closed by Shutdown: streams end
@@ -136,6 +137,7 @@ func NewService(cfg *pxperfv1.Config, log *slog.Logger) (*Service, error) {
 		}
 		return nil, fmt.Errorf("create the performance monitor: %w", err)
 	}
+	s.trackArchive()
 	s.limits.setLimit(cfg.GetCleanup().GetProducerRateLimit())
 	s.startWorker(ctx, "performance monitor", func(ctx context.Context) {
 		if err := s.monitor.Run(ctx); err != nil && ctx.Err() == nil {
