@@ -233,3 +233,33 @@ func TestUpdateConfigMonitorLive(t *testing.T) {
 	}
 	h.waitStats(t, "the alerts to clear", func(st *pxperfv1.Stats) bool { return len(st.GetActiveAlerts()) == 0 })
 }
+
+// A live change of the logs group reaches the archive: after lowering
+// logs.max_count, files rotate at the new count.
+func TestUpdateConfigLogsLive(t *testing.T) {
+	h := archiveHarness(t, func(c *pxperfv1.Config) { c.Logs.MaxCount = 100 })
+	ctx := testContext(t)
+	h.publish(t, ctx, entriesN(5)...)
+	h.archived(t, 5)
+	if _, err := h.client.Service().UpdateConfig(ctx, &pxperfv1.UpdateConfigRequest{
+		Config:     &pxperfv1.Config{Logs: &pxperfv1.LogsConfig{MaxCount: 2}},
+		UpdateMask: mask("logs.max_count"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.publish(t, ctx, entriesN(6)...)
+	h.archived(t, 11)
+	st := h.waitStats(t, "rotations by count", func(st *pxperfv1.Stats) bool {
+		return st.GetArchive().GetRotationsByCount() >= 3
+	})
+	files, err := h.client.Service().ListLogFiles(ctx, &pxperfv1.ListLogFilesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files.GetFiles() {
+		if f.GetFirstId() > 5 && f.GetLastId()-f.GetFirstId()+1 > 2 {
+			t.Errorf("file %s holds ids %d..%d, more than the new max_count 2", f.GetName(), f.GetFirstId(), f.GetLastId())
+		}
+	}
+	t.Logf("rotations by count: %d", st.GetArchive().GetRotationsByCount())
+}
