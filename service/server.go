@@ -165,8 +165,7 @@ func (s *Server) ServeProxy(lis net.Listener) error {
 	if s.svc.proxy == nil {
 		return errors.New("serve proxy: proxy.listen_address is not set")
 	}
-	s.log.Info("recording proxy serving", "addr", lis.Addr().String())
-	return s.svc.proxy.Serve(lis)
+	return s.svc.proxy.Serve(lis) // it logs where it serves
 }
 
 // Shutdown stops the server: the recording proxy first (its tunnels closed,
