@@ -420,13 +420,15 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	}
 	p.transport.CloseIdleConnections()
 
-	stop := context.AfterFunc(ctx, p.cancelLoop)
-	defer stop()
 	close(p.stopc)
 	select {
 	case <-p.loopDone:
 	case <-ctx.Done():
-		// The loop stops once the Publisher honours its cancelled context.
+		// Cancel the call in flight here, not from context.AfterFunc: a
+		// deferred stop could win the race with it and leave the call
+		// running to its own timeout. The loop stops once the Publisher
+		// honours its cancelled context.
+		p.cancelLoop()
 		return ctx.Err()
 	}
 	p.cancelLoop()
