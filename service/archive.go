@@ -63,6 +63,23 @@ func (s *Service) archiveStored(stored []store.Stored) {
 	}
 }
 
+// reserveIDs has the archive's id lease cover the ids the next n new
+// entries may take, so that they are never given again after a crash. The
+// caller holds ingestMu, so the store's next id does not move meanwhile.
+// When the lease cannot be written (the disk is full), ingest goes on: the
+// entries are served from memory, and only a crash before the disk
+// recovers could give one of their ids again; the archive counts the
+// error and the monitor alerts on it.
+func (s *Service) reserveIDs(n int) {
+	if s.archive == nil || n == 0 {
+		return
+	}
+	_, next := s.store.Bounds()
+	if err := s.archive.ReserveIDs(next + uint64(n) - 1); err != nil {
+		s.log.Warn("cannot reserve ids ahead in the archive's lease", "err", err)
+	}
+}
+
 // trackArchive registers the archive's open file as a resource, whose
 // cleanup is closing the archive: writing out, fsyncing and closing the
 // current file.

@@ -99,8 +99,9 @@ func NewService(cfg *pxperfv1.Config, log *slog.Logger) (*Service, error) {
 		if arch, err = archive.Open(archiveConfig(cfg.GetLogs())); err != nil {
 			return nil, fmt.Errorf("open the archive in %s: %w", cfg.GetLogs().GetDirectory(), err)
 		}
-		// Ids continue after the last one archived.
-		sc.FirstID = arch.LastID() + 1
+		// Ids continue after the last one archived, and after every one
+		// handed out before a crash (the archive's id lease).
+		sc.FirstID = arch.NextID()
 	}
 	st, err := store.New(sc)
 	if err != nil {
@@ -351,6 +352,7 @@ func (s *Service) ingest(entries []*pxperfv1.Entry, result func(i int, id uint64
 		valid = append(valid, e)
 	}
 	s.ingestMu.Lock()
+	s.reserveIDs(len(valid))
 	stored := s.store.Append(valid)
 	s.archiveStored(stored)
 	s.ingestMu.Unlock()

@@ -18,6 +18,7 @@ type Archive struct {
 	now   func() time.Time
 	hooks testHooks
 	q     *queue
+	lease *lease // ids handed out, fsynced ahead: see ReserveIDs
 
 	mu       sync.Mutex
 	cfg      Config       // the live config
@@ -194,6 +195,11 @@ func Open(cfg Config) (*Archive, error) {
 		stop()
 		return nil, err
 	}
+	var err error
+	if a.lease, err = loadLease(a); err != nil {
+		stop()
+		return nil, err
+	}
 	a.retain(true)
 	a.wg.Add(2)
 	go a.writeLoop()
@@ -351,6 +357,9 @@ func (a *Archive) Close() error {
 		close(a.closec)
 		err = <-a.doneWr
 		a.wg.Wait()
+		if err == nil {
+			err = a.trimLease()
+		}
 	})
 	return err
 }

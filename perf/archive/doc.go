@@ -107,10 +107,17 @@
 // lines end (all of it if the sidecar is missing): a torn last line is cut
 // off and counted (Stats.CorruptLines), and the file is closed with an
 // exact sidecar; if it has no whole line it is removed and the one before
-// is the newest. [Archive.LastID] is then the greatest id in any file, so
-// ids can continue after a restart; ids given to entries that were lost in
-// the crash, never written, may be given again. The next entry starts a new
-// file: a possibly torn file is never appended to. Files left uncompressed
+// is the newest. [Archive.LastID] is then the greatest id in any file. The
+// next entry starts a new file: a possibly torn file is never appended to.
+//
+// Ids given to entries that were still queued at a crash are in no file,
+// yet clients may hold them. So that they are never given again, the
+// service reserves ids ahead with [Archive.ReserveIDs] before it hands
+// them out: the lease (file ids.lease, written and fsynced a million ids
+// at a time) is what [Archive.NextID] continues after, as well as the last
+// id archived. A clean [Archive.Close] trims the lease to the last id
+// appended, so ids then continue without a jump; after a crash they skip
+// what was reserved and not used, at most a million. Files left uncompressed
 // are compressed in the background; files whose sidecar was lost are read
 // once in the background to describe them again.
 //
