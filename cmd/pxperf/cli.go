@@ -128,6 +128,8 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return c.get(ctx, rest)
 	case "stats":
 		return c.stats(ctx, rest)
+	case "watch":
+		return c.watch(ctx, rest)
 	case "optimize":
 		return c.optimize(ctx, rest)
 	case "config":

@@ -43,6 +43,7 @@ Usage:
   pxperf list [--filter F]           list entries in memory
   pxperf get ID                      print one entry
   pxperf stats [--watch]             stats, score and alerts
+  pxperf watch [--filter F]          live terminal monitor: table, detail, stats
   pxperf config get|set              read or change the config live
   pxperf optimize [ACTION…]          run optimisations now
   pxperf resources list|close        see and end tracked streams and connections
@@ -78,7 +79,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], getenv, stderr)
-	case "publish", "tail", "list", "get", "stats", "config", "optimize", "resources", "archive":
+	case "publish", "tail", "list", "get", "stats", "watch", "config", "optimize", "resources", "archive":
 		return runClient(ctx, args, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stderr, usage)
