@@ -1,10 +1,80 @@
-// Package bench measures pxperf against a bare grpc-go baseline in the same
-// run, over real loopback TCP, so that its figures can be quoted as ratios
-// (issues 5 and 10; DESIGN.md, "Where the speed comes from").
+// Package bench measures pxperf against baselines in the same run, over
+// real loopback TCP, so that its figures can be quoted as ratios (issues 5
+// and 10; DESIGN.md, "Where the speed comes from").
 //
-// Run every scenario, three times each:
+// # The suite
 //
-//	go test -run '^$' -bench . -benchtime 3x -count 3 ./bench
+// BenchmarkSuite runs every scenario of issue 10 once, each beside its
+// baseline, and prints one table (scenario | pxperf | baseline | ratio |
+// goal | met?), written as JSON too with -suite.json:
+//
+//	go test -run '^$' -bench Suite -benchtime 1x -timeout 60m ./bench -args -suite.json=/tmp/bench.json
+//
+// It takes about five minutes on two cores, most of it the flood. Its
+// scenarios are sub-benchmarks, so -bench 'Suite/(ingest|fanout)' runs
+// some: ingest, e2e, fanout, window, throttled, flood. After -args:
+//
+//   - -suite.seconds=2: how long each server runs, per round, in the
+//     timed scenarios (ingest, e2e, fanout);
+//   - -suite.rounds=5: rounds of the timed scenarios; in each round every
+//     server gets a fresh instance and fresh clients, in an order
+//     that rotates from round to round, so that load from elsewhere on a
+//     shared machine falls on each about equally. Rates are pooled over
+//     the rounds (all entries over all seconds); the note under the table
+//     gives the spread of the per-round ratios;
+//   - -suite.json=FILE: the report as JSON (rows with every figure, the
+//     machine, the command, PXPERF_* variables, load averages);
+//   - -suite.profiles=DIR: a CPU profile per scenario, DIR/NAME.cpu, and
+//     the throttled fan-out server's own, DIR/throttled.cpu.
+//
+// Every goroutine carries the labels side=server or side=client and
+// kind=bare, pxperf or nats (see serverLabels and clientLabels). The split
+// of a scenario's CPU time, and the pxperf server's share alone (the
+// comma-separated filters must all match, on "key:value"):
+//
+//	go tool pprof -tags DIR/fanout.cpu
+//	go tool pprof -top -nodecount 25 -tagfocus 'side:server,kind:pxperf' DIR/fanout.cpu
+//
+// The scenarios, each judged as ratio = pxperf / baseline against issue
+// 10's goal (a floor for throughput, a ceiling for the rest):
+//
+//   - ingest: BenchmarkIngest's load (one PublishStream, messages of 100
+//     ~300-byte entries, archive off) against the bare server, which only
+//     counts; entries/s acknowledged. Goal ≥ 0.6.
+//   - e2e: BenchmarkRelay's (ingest, archive on, one subscriber) against
+//     the bare relay; entries/s delivered. Goal ≥ 0.5.
+//   - fanout: BenchmarkFanout's (100 subscribers, archive on) against the
+//     bare relay (goal ≥ 0.8) and against an embedded nats-server (goal
+//     ≥ 1.0); entries/s delivered, summed over subscribers. The NATS side
+//     (nats_test.go) publishes each 100-entry PublishStream message as one
+//     NATS message, as pxperf sends batches; its 100 subscribers, one
+//     connection each, count the entries of each payload in place.
+//   - window: 50-row ListEntries windows at random offsets over 1 M
+//     entries, unfiltered, and filtered to 1 % by host both on a first
+//     call (full pass) and on a cached view; p50, p90, p99 through the RPC
+//     on loopback and through Service.ListEntries in-process. No bare
+//     equivalent: the baseline is the goal (0.5 ms unfiltered, 20 ms
+//     filtered), judged at p99.
+//   - throttled: runs BenchmarkThrottledFanout of ./cmd/pxperf with go
+//     test (the real binary in its own process): 100 subscribers at 30
+//     msgs/s while 100 000 entries/s are published for PXPERF_BENCH_SECONDS
+//     (10). Delivered share of the worst subscriber (goal: all), most
+//     messages in any second (goal ≤ 30), server CPU (issue 5: < 1 core).
+//   - flood: runs BenchmarkFlood of ./cmd/pxperf: PXPERF_FLOOD_GB GiB (4) of
+//     64 KiB bodies into a 256 MiB budget; peak RSS over the budget, goal
+//     ≤ 1.3.
+//
+// A missed goal is a "NO" in the table, with the shortfall, not a failed
+// benchmark; a lost entry, a harness error, or a cmd/pxperf that does not
+// build is an error (an ERROR row and a failed benchmark).
+//
+// # The pairs
+//
+// BenchmarkIngest, BenchmarkRelay and BenchmarkFanout are the same loads
+// as pairs of sub-benchmarks, bare then pxperf, for benchstat and quick
+// profiles. Every scenario, three times each:
+//
+//	go test -run '^$' -bench '^Benchmark(Ingest|Relay|Fanout)$' -benchtime 3x -count 3 ./bench
 //
 // Each benchmark takes a few seconds per run. One scenario, with a CPU
 // profile of the server side only:
@@ -12,18 +82,19 @@
 //	go test -run '^$' -bench 'BenchmarkFanout/pxperf' -benchtime 3x -o /tmp/bench.test -cpuprofile /tmp/fanout.cpu ./bench
 //	go tool pprof -top -nodecount 25 -tagfocus side=server /tmp/bench.test /tmp/fanout.cpu
 //
-// Every goroutine a server under test starts carries the pprof label
-// side=server (see serverLabels); -tagignore side=server shows the clients.
-// The garbage collector's background workers carry no label: their share
-// shows only in the unfiltered profile. Use more iterations (-benchtime 20x)
-// for a profile with enough samples.
+// Every goroutine a server under test starts carries the pprof labels
+// side=server and kind=bare, pxperf or nats (see serverLabels), and the
+// clients' side=client; -tagfocus side=client shows the clients. The
+// garbage collector's background workers carry no label: their share shows
+// only in the unfiltered profile. Use more iterations (-benchtime 20x) for
+// a profile with enough samples.
 //
 // On a shared machine, other load moves the figures by tens of percent
 // from one run to the next; the ratio is only as good as the two runs
 // beside each other. Repeating the whole command keeps each bare run next
 // to its pxperf run, where -count N runs the N bare runs first:
 //
-//	for i in 1 2 3; do go test -run '^$' -bench . -benchtime 3x ./bench; done
+//	for i in 1 2 3; do go test -run '^$' -bench '^Benchmark(Ingest|Relay|Fanout)$' -benchtime 3x ./bench; done
 //
 // # What is compared
 //
@@ -117,6 +188,8 @@
 // loss, but the log line reports evictions.
 //
 // go test ./bench, without -bench, runs each scenario at a small scale
-// against both servers (TestScenarios) and checks with goleak that every
-// goroutine ends.
+// against both servers (TestScenarios), the NATS side (TestNATSFanout) and
+// the window scenario (TestWindow) at a small scale, checks the report and
+// the parsing of cmd/pxperf's output, and checks with goleak that every
+// goroutine ends. It runs no server binary and takes a few seconds.
 package bench

@@ -121,10 +121,21 @@ func pxperfConfig(logDir string, archive bool) *pxperfv1.Config {
 	return cfg
 }
 
-// serverLabels marks the CPU samples of every goroutine a server under test
+// serverLabels marks the CPU samples of every goroutine a server of kind k
 // starts (they inherit the labels of the goroutine that starts them), so
-// that a profile can be split: go tool pprof -tagfocus side=server.
-var serverLabels = pprof.Labels("side", "server")
+// that a profile can be split: go tool pprof -tagfocus side=server for all
+// servers, -tagfocus kind=pxperf for one kind, clients included (see
+// clientLabels); -tags shows the split.
+func serverLabels(k kind) pprof.LabelSet {
+	return pprof.Labels("side", "server", "kind", string(k))
+}
+
+// clientLabels marks the CPU samples of the clients of a server of kind k:
+// the goroutine that starts a rig (and runs its iterations) and every
+// goroutine it starts but the server's.
+func clientLabels(k kind) pprof.LabelSet {
+	return pprof.Labels("side", "client", "kind", string(k))
+}
 
 // newRig starts a server of kind k, connects a publisher and the
 // subscribers, and publishes one warm-up message that every subscriber
@@ -136,7 +147,10 @@ func newRig(tb testing.TB, k kind, sc scenario) *rig {
 	if sc.batch < 1 || sc.perIteration%sc.batch != 0 {
 		tb.Fatalf("scenario %+v: perIteration must be a multiple of batch", sc)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), rigTimeout)
+	// The clients' goroutines are started from this one, labelled as
+	// clients of k; the server's, in pprof.Do below, as k's server.
+	ctx, cancel := context.WithTimeout(pprof.WithLabels(context.Background(), clientLabels(k)), rigTimeout)
+	pprof.SetGoroutineLabels(ctx)
 	r := &rig{
 		kind:   k,
 		sc:     sc,
@@ -164,11 +178,11 @@ func newRig(tb testing.TB, k kind, sc scenario) *rig {
 	case bare:
 		r.bare = newBareServer()
 		r.gs = newBareGRPCServer(r.bare)
-		pprof.Do(ctx, serverLabels, func(context.Context) {
+		pprof.Do(ctx, serverLabels(k), func(context.Context) {
 			go func() { r.served <- r.gs.Serve(lis) }()
 		})
 	case pxperf:
-		pprof.Do(ctx, serverLabels, func(context.Context) {
+		pprof.Do(ctx, serverLabels(k), func(context.Context) {
 			r.pxperf, err = service.New(pxperfConfig(logDir, sc.archive), service.Options{})
 			if err == nil {
 				go func() { r.served <- r.pxperf.Serve(lis) }()
