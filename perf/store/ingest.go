@@ -71,6 +71,9 @@ func Check(e *pxperfv1.Entry) error {
 		}
 		return nil
 	}
+	if plainAbsoluteURL(e.GetUrl()) {
+		return nil
+	}
 	u, err := url.Parse(e.GetUrl())
 	if err != nil {
 		return &EntryError{Field: "url", Reason: fmt.Sprintf("not a URL: %v", errors.Unwrap(err))}
@@ -79,6 +82,56 @@ func Check(e *pxperfv1.Entry) error {
 		return &EntryError{Field: "url", Reason: fmt.Sprintf("need an absolute URL with scheme and host, such as http://example.com/path, got %q", e.GetUrl())}
 	}
 	return nil
+}
+
+// plainAbsoluteURL reports whether s is certainly an absolute URL that
+// url.Parse accepts with a scheme and a host: scheme://host[:port][rest],
+// with a host of letters, digits and ".-_~", a port of digits, and only
+// printable ASCII without '%' after it. It is the fast path of [Check]:
+// url.Parse allocates and costs about a sixth of an entry's ingest. A
+// false answer decides nothing; url.Parse then does.
+func plainAbsoluteURL(s string) bool {
+	i := strings.Index(s, "://")
+	if i <= 0 {
+		return false
+	}
+	for j := 0; j < i; j++ { // scheme: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+		c := s[j]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case j > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
+		default:
+			return false
+		}
+	}
+	rest := s[i+3:]
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	host, port, hasPort := strings.Cut(rest[:end], ":")
+	if host == "" {
+		return false
+	}
+	for j := 0; j < len(host); j++ {
+		c := host[j]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '_' || c == '~') {
+			return false
+		}
+	}
+	if hasPort {
+		for j := 0; j < len(port); j++ {
+			if port[j] < '0' || port[j] > '9' {
+				return false
+			}
+		}
+	}
+	for j := end; j < len(rest); j++ {
+		if c := rest[j]; c <= ' ' || c >= 0x7f || c == '%' {
+			return false
+		}
+	}
+	return true
 }
 
 // Normalize applies the ingest rules to e in place: it derives host, state

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -564,4 +565,53 @@ func TestNormalizeTruncatedByProducer(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestPlainAbsoluteURL(t *testing.T) {
+	tests := []struct {
+		url  string
+		want bool // the fast path decides; false leaves it to url.Parse
+	}{
+		{"http://example.com/", true},
+		{"https://api.example.com:8443/v1/items?id=3&x=y#top", true},
+		{"http://127.0.0.1:8080", true},
+		{"svn+ssh://host/repo", true},
+		{"http://host/a b", false},        // a space: url.Parse decides
+		{"http://host/%zz", false},        // escapes: url.Parse decides
+		{"http://[::1]:80/", false},       // IPv6 literal
+		{"http://user@host/", false},      // userinfo
+		{"http://host:8x/", false},        // not a port
+		{"http://:80/", false},            // no host name
+		{"1http://host/", false},          // scheme starts with a digit
+		{"host/path", false},              // not absolute
+		{"http://héllo.example/", false},  // not ASCII
+		{"http://host/\x7f", false},       // DEL
+		{"://host/", false},               // no scheme
+		{"http://host/é", false},          // non-ASCII path
+		{"http://ex_ample.com/~a", true},  // _ and ~ in host
+		{"mailto:someone@example", false}, // no //
+	}
+	for _, tt := range tests {
+		if got := plainAbsoluteURL(tt.url); got != tt.want {
+			t.Errorf("plainAbsoluteURL(%q) = %v, want %v", tt.url, got, tt.want)
+		}
+	}
+}
+
+// FuzzPlainAbsoluteURL: whatever the fast path accepts, url.Parse accepts
+// too, with a scheme and a host, so Check's verdict does not depend on
+// which path decided.
+func FuzzPlainAbsoluteURL(f *testing.F) {
+	for _, s := range []string{"http://example.com/", "https://a:1/b?c#d", "http://[::1]/", "http://h/%41", "x://y", "http://h:/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !plainAbsoluteURL(s) {
+			return
+		}
+		u, err := url.Parse(s)
+		if err != nil || u.Scheme == "" || u.Host == "" {
+			t.Fatalf("plainAbsoluteURL(%q) = true, but url.Parse gives %v, %v", s, u, err)
+		}
+	})
 }
