@@ -59,6 +59,9 @@ func parseNoProxy(s string) (noProxy, error) {
 			}
 			host, port = h, p
 		}
+		if strings.Contains(host, "..") { // checked before a final dot is cut: "a.." is not "a."
+			return noProxy{}, fmt.Errorf("%q: an empty label (\"..\") is not a host name", item)
+		}
 		host = strings.TrimSuffix(host, ".")
 		if ip, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
 			ip = ip.Unmap()
