@@ -18,6 +18,16 @@ import (
 	"github.com/pxperf/pxperf/service"
 )
 
+// testMemoryMB is the memory budget of test servers: the largest allowed.
+// The server evicts entries when the RSS of its process passes
+// memory.high_water of the budget (the pressure watcher), and when it is
+// at monitor.memory_alert_threshold of it at a monitor sample (the first
+// one at start; monitor.auto_optimize). An in-process test server shares
+// its process with the whole -race test binary, whose RSS is often above
+// 80 % of the default 500 MiB: the server would evict what a test has just
+// published. Tests of pressure eviction set a small budget themselves.
+const testMemoryMB = 1 << 20
+
 // testServer is a real pxperf server on an in-memory listener. It can be
 // restarted on the same config, and so the same archive directory.
 type testServer struct {
@@ -38,6 +48,7 @@ func startServer(t *testing.T, edit func(*pxperfv1.Config), opts service.Options
 	cfg.Logs.Directory = t.TempDir()
 	cfg.Throttle.HeartbeatInterval = durationpb.New(100 * time.Millisecond)
 	cfg.Throttle.MaxUpdatesPerSecond = 1000
+	cfg.Memory.MaxMemoryMb = testMemoryMB
 	if edit != nil {
 		edit(cfg)
 	}

@@ -23,6 +23,10 @@ func TestPublishIntoService(t *testing.T) {
 	defer cancel()
 	cfg := config.Default()
 	cfg.Logs.Directory = t.TempDir()
+	// The largest budget: the service evicts entries when the RSS of its
+	// process passes 80 % of it, and this process is the whole -race test
+	// binary, often above 80 % of the default 500 MiB.
+	cfg.Memory.MaxMemoryMb = 1 << 20
 	srv, err := service.New(cfg, service.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -256,21 +256,12 @@ func (s *Service) archiveEntry(ctx context.Context, id uint64, memErr error) (*p
 	return e, nil
 }
 
-// archiveOldest returns the least id the archive holds, or 0 when it is
-// off or empty.
-func (s *Service) archiveOldest() uint64 {
+// archiveOldest returns the least id the archive holds, counting the
+// entries still queued for its writer (they left memory, maybe, but will
+// be read back), or 0 when it is off or empty.
+func (s *Service) archiveOldest(ctx context.Context) (uint64, error) {
 	if s.archive == nil {
-		return 0
+		return 0, nil
 	}
-	files, err := s.archive.Files()
-	if err != nil || len(files) == 0 {
-		return 0
-	}
-	oldest := files[0].FirstID
-	for _, f := range files[1:] {
-		if f.FirstID != 0 && f.FirstID < oldest {
-			oldest = f.FirstID
-		}
-	}
-	return oldest
+	return s.archive.OldestID(ctx)
 }

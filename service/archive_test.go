@@ -129,6 +129,32 @@ func TestSubscribeFedFromArchive(t *testing.T) {
 	}
 }
 
+// A subscriber may start at ids that left memory but that the archive's
+// writer has not written yet (it writes a file on its own clock): they
+// are still the archive's, not gone, and are read back like the others.
+func TestSubscribeFromIDsNotYetWritten(t *testing.T) {
+	h := newHarness(t, func(c *pxperfv1.Config) {
+		c.Memory.MaxEntries = 3
+		c.Logs.FlushInterval = durationpb.New(time.Minute) // nothing written during the test but on demand
+	})
+	ctx := testContext(t)
+	for i := 1; i <= 10; i++ {
+		h.publish(t, ctx, entry("GET", fmt.Sprintf("http://example.com/%d", i), 200))
+	}
+	sub := h.subscribe(t, ctx, &pxperfv1.SubscribeRequest{Start: &pxperfv1.SubscribeRequest_StartId{StartId: 1}})
+	var got []uint64
+	for len(got) < 10 {
+		m := sub.recv(t)
+		if g := m.GetGap(); g != nil {
+			t.Fatalf("gap %d..%d, although the archive holds those ids", g.GetFirstMissedId(), g.GetLastMissedId())
+		}
+		got = append(got, batchIDs(m)...)
+	}
+	if !cmp.Equal(got, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}) {
+		t.Errorf("ids = %v, want 1..10 once each", got)
+	}
+}
+
 // Ids continue after a restart: the new server starts after the last id
 // archived.
 func TestIDsContinueAcrossRestart(t *testing.T) {

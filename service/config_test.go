@@ -28,7 +28,7 @@ func TestUpdateConfigShrinkEvictsAtOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := resp.GetConfig().GetMemory(); got.GetMaxEntries() != 4 || got.GetMaxMemoryMb() != 500 {
+	if got := resp.GetConfig().GetMemory(); got.GetMaxEntries() != 4 || got.GetMaxMemoryMb() != testMemoryMB {
 		t.Errorf("effective memory config = %v, want max_entries 4 and the rest unchanged", got)
 	}
 	list, err := h.client.ListEntries(ctx, &pxperfv1.ListEntriesRequest{})

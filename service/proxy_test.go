@@ -55,8 +55,10 @@ func TestRecordingProxy(t *testing.T) {
 		t.Fatalf("through the proxy: %d %q", resp.StatusCode, body)
 	}
 
+	// The proxy counts an entry published once the call returns, after the
+	// store has it: wait for both.
 	st := h.waitStats(t, "the entry to be completed", func(st *pxperfv1.Stats) bool {
-		return st.GetStore().GetCompleted() == 1
+		return st.GetStore().GetCompleted() == 1 && st.GetProxy().GetPublished() == 2
 	})
 	if p := st.GetProxy(); p.GetRequests() != 1 || p.GetPublished() != 2 || p.GetDropped() != 0 {
 		t.Errorf("proxy stats %v, want 1 request, 2 entries published (pending, completed), none dropped", p)

@@ -28,6 +28,30 @@ func openSubscriber(t *testing.T, ctx context.Context, svc pxperfv1.PerformanceS
 	return s, nil
 }
 
+// openSubscribers opens n Subscribe streams as openSubscriber does, all at
+// once (one after the other, their first messages, heartbeats, would take
+// n heartbeat intervals), and returns a cancel func for each, called when
+// the test ends if not before.
+func openSubscribers(t *testing.T, ctx context.Context, svc pxperfv1.PerformanceServiceClient, n int) []context.CancelFunc {
+	t.Helper()
+	cancels := make([]context.CancelFunc, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		sctx, cancel := context.WithCancel(ctx)
+		t.Cleanup(cancel)
+		cancels[i] = cancel
+		wg.Go(func() { _, errs[i] = openSubscriber(t, sctx, svc) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("subscriber %d: %v", i+1, err)
+		}
+	}
+	return cancels
+}
+
 // recvUntilError reads a stream until it ends and returns how.
 func recvUntilError[T any](s interface{ Recv() (T, error) }) error {
 	for {
@@ -52,25 +76,18 @@ func TestSubscriberLimit(t *testing.T) {
 	h := newHarness(t, nil) // cleanup.max_resources defaults to 100
 	ctx := testContext(t)
 	svc := h.client.Service()
-	cancels := make([]context.CancelFunc, 0, 100)
-	for i := range 100 {
-		sctx, cancel := context.WithCancel(ctx)
-		cancels = append(cancels, cancel)
-		if _, err := openSubscriber(t, sctx, svc); err != nil {
-			t.Fatalf("subscriber %d: %v", i+1, err)
-		}
-	}
-	defer func() {
-		for _, c := range cancels {
-			c()
-		}
-	}()
+	cancels := openSubscribers(t, ctx, svc, 100)
 	_, err := openSubscriber(t, ctx, svc)
 	if st := status.Convert(err); st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "limit of 100") {
 		t.Fatalf("101st subscriber: %v, want RESOURCE_EXHAUSTED naming the limit of 100", err)
 	}
 	cancels[0]()
-	h.waitStats(t, "the first subscriber to leave", func(st *pxperfv1.Stats) bool { return st.GetThrottle().GetSubscribers() == 99 })
+	// The stream leaves the subscribers before its handler returns and
+	// releases its resource, which is what the limit counts: wait for both.
+	h.waitStats(t, "the first subscriber to leave", func(st *pxperfv1.Stats) bool {
+		return st.GetThrottle().GetSubscribers() == 99 &&
+			len(listResources(t, ctx, svc, pxperfv1.ResourceType_RESOURCE_TYPE_SUBSCRIBER)) == 99
+	})
 	if _, err := openSubscriber(t, ctx, svc); err != nil {
 		t.Fatalf("subscriber after one left: %v", err)
 	}
@@ -220,17 +237,7 @@ func TestCleanupOnceUnderRaces(t *testing.T) {
 	ctx := testContext(t)
 	svc := h.client.Service()
 	const n = 30
-	cancels := make([]context.CancelFunc, n)
-	streams := make([]grpc.ServerStreamingClient[pxperfv1.SubscribeResponse], n)
-	for i := range n {
-		sctx, cancel := context.WithCancel(ctx)
-		cancels[i] = cancel
-		s, err := openSubscriber(t, sctx, svc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		streams[i] = s
-	}
+	cancels := openSubscribers(t, ctx, svc, n)
 	before := h.waitStats(t, "stats", func(*pxperfv1.Stats) bool { return true }).GetResources()
 	subs := listResources(t, ctx, svc, pxperfv1.ResourceType_RESOURCE_TYPE_SUBSCRIBER)
 	if len(subs) != n {
@@ -242,8 +249,12 @@ func TestCleanupOnceUnderRaces(t *testing.T) {
 		wg.Go(cancels[i])
 	}
 	wg.Wait()
-	after := h.waitStats(t, "every subscriber to end", func(st *pxperfv1.Stats) bool {
-		return st.GetThrottle().GetSubscribers() == 0
+	// A stream leaves the subscribers before its handler returns and
+	// releases its resource, which counts the cleanup: wait for both.
+	after := h.waitStats(t, "every subscriber to end and be cleaned up", func(st *pxperfv1.Stats) bool {
+		r := st.GetResources()
+		return st.GetThrottle().GetSubscribers() == 0 &&
+			r.GetCleanupsSucceeded()+r.GetCleanupsFailed() >= before.GetCleanupsSucceeded()+before.GetCleanupsFailed()+n
 	}).GetResources()
 	if got := after.GetCleanupsSucceeded() - before.GetCleanupsSucceeded(); got != n {
 		t.Errorf("cleanups succeeded = %d, want %d (one per stream)", got, n)

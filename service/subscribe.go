@@ -193,8 +193,18 @@ func (sub *subscription) position(req *pxperfv1.SubscribeRequest) error {
 	switch start := req.GetStart().(type) {
 	case *pxperfv1.SubscribeRequest_StartId:
 		id := start.StartId
-		if a := sub.svc.archiveOldest(); a != 0 && a < oldest {
-			oldest = a // the archive feeds what left memory
+		if id < oldest {
+			// The archive feeds what left memory.
+			a, err := sub.svc.archiveOldest(sub.ctx)
+			if err != nil {
+				if sub.ctx.Err() != nil {
+					return endedStatus(sub.ctx, "")
+				}
+				return toStatus(err)
+			}
+			if a != 0 && a < oldest {
+				oldest = a
+			}
 		}
 		switch {
 		case id < oldest:

@@ -151,6 +151,25 @@ func (a *Archive) Entry(ctx context.Context, id uint64) (*pxperfv1.Entry, error)
 	return nil, fmt.Errorf("archive: entry %d: %w", id, ErrNotFound)
 }
 
+// OldestID returns the least id the archive holds, or 0 when it holds
+// none. Like Read, it counts every entry appended before the call (it asks
+// the writer to write them first) unless writes are failing; where
+// [Archive.Files] lists a file only from its first write, up to a
+// FlushInterval after Append.
+func (a *Archive) OldestID(ctx context.Context) (uint64, error) {
+	files, err := a.snapshot(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var oldest uint64
+	for i := range files {
+		if id := files[i].info().FirstID; id != 0 && (oldest == 0 || id < oldest) {
+			oldest = id
+		}
+	}
+	return oldest, nil
+}
+
 // snapshot has the writer write out what was appended so far, then copies
 // the file list.
 func (a *Archive) snapshot(ctx context.Context) ([]fileState, error) {

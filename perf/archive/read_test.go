@@ -157,6 +157,24 @@ func TestReadSeesAppended(t *testing.T) {
 	}
 }
 
+// TestOldestIDSeesAppended: OldestID counts entries appended before it,
+// before any flush tick has written them (Files lists a file only from
+// its first write).
+func TestOldestIDSeesAppended(t *testing.T) {
+	h := open(t, Config{})
+	if got, err := h.a.OldestID(h.ctx); err != nil || got != 0 {
+		t.Fatalf("OldestID of an empty archive = %d, %v; want 0", got, err)
+	}
+	h.appendRange(5, 9)
+	if got, err := h.a.OldestID(h.ctx); err != nil || got != 5 {
+		t.Fatalf("OldestID = %d, %v; want 5", got, err)
+	}
+	h.close()
+	if _, err := h.a.OldestID(h.ctx); !errors.Is(err, ErrClosed) {
+		t.Errorf("OldestID after Close = %v, want ErrClosed", err)
+	}
+}
+
 func TestClose(t *testing.T) {
 	h := open(t, Config{})
 	h.appendRange(1, 5)
