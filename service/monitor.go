@@ -89,7 +89,7 @@ func (src *monitorSource) Sample(context.Context) (monitor.Sample, error) {
 	rs := s.resources.Stats()
 	sample.Cleanup = monitor.Cleanup{
 		Live: rs.Live, Succeeded: rs.Succeeded, Failed: rs.Failed, Leaked: rs.Leaked, IdleClosed: rs.IdleClosed,
-		Idle: s.idleResources(cfg.GetCleanup().GetResourceTimeout().AsDuration(), r.Time),
+		Idle: uint64(s.resources.Idle()),
 	}
 	if s.archive != nil {
 		as := s.archive.Stats()
@@ -110,23 +110,6 @@ func (src *monitorSource) Sample(context.Context) (monitor.Sample, error) {
 		}
 	}
 	return sample, nil
-}
-
-// idleResources counts the streams idle past timeout at now, as the next
-// sweep would end them.
-func (s *Service) idleResources(timeout time.Duration, now time.Time) uint64 {
-	if timeout <= 0 {
-		return 0
-	}
-	var n uint64
-	for _, typ := range []resources.Type{resources.Subscriber, resources.Publisher} {
-		for _, in := range s.resources.List(typ) {
-			if now.Sub(in.LastActive) >= timeout {
-				n++
-			}
-		}
-	}
-	return n
 }
 
 // optimizer carries out the monitor's optimisations on the service.

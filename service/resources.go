@@ -2,11 +2,9 @@ package service
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"sync"
 	"time"
 
@@ -142,30 +140,26 @@ const defaultResourcePage = 100
 // ListResources implements pxperfv1.PerformanceServiceServer. Pages are
 // windows of the list at the time of each call, oldest first.
 func (s *Service) ListResources(_ context.Context, req *pxperfv1.ListResourcesRequest) (*pxperfv1.ListResourcesResponse, error) {
+	list := s.resources.List(resources.Type(req.GetType()))
 	offset := 0
 	if tok := req.GetPageToken(); tok != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(tok)
-		n, err2 := strconv.Atoi(string(raw))
-		if err != nil || err2 != nil || n < 0 {
-			return nil, invalidField("page_token", "not a token from a previous ListResources response")
+		n, err := decodePageToken(tok)
+		if err != nil {
+			return nil, invalidField("page_token", err.Error())
 		}
-		offset = n
+		offset = int(min(n, uint64(len(list))))
 	}
 	size := int(req.GetPageSize())
 	if size == 0 {
 		size = defaultResourcePage
 	}
-	list := s.resources.List(resources.Type(req.GetType()))
 	resp := &pxperfv1.ListResourcesResponse{}
-	if offset >= len(list) {
-		return resp, nil
-	}
 	end := min(offset+size, len(list))
 	for _, in := range list[offset:end] {
 		resp.Resources = append(resp.Resources, resourceProto(in))
 	}
 	if end < len(list) {
-		resp.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(strconv.Itoa(end)))
+		resp.NextPageToken = encodePageToken(uint64(end))
 	}
 	return resp, nil
 }
@@ -174,13 +168,11 @@ func (s *Service) ListResources(_ context.Context, req *pxperfv1.ListResourcesRe
 // with ABORTED and the reason; a connection is closed. Workers and the
 // archive's file end only with the server.
 func (s *Service) CloseResource(ctx context.Context, req *pxperfv1.CloseResourceRequest) (*pxperfv1.CloseResourceResponse, error) {
-	for _, in := range s.resources.List(resources.Worker) {
-		if in.ID == req.GetId() {
+	if in, ok := s.resources.Lookup(req.GetId()); ok {
+		switch in.Type {
+		case resources.Worker:
 			return nil, status.Errorf(codes.FailedPrecondition, "%s is a background worker of the server (%s): it ends only when the server stops", in.ID, in.Owner)
-		}
-	}
-	for _, in := range s.resources.List(resources.File) {
-		if in.ID == req.GetId() {
+		case resources.File:
 			return nil, status.Errorf(codes.FailedPrecondition, "%s is the archive's open file (%s): it closes when the server stops; to start a new file now, Optimize with OPTIMIZE_ACTION_ROTATE", in.ID, in.Owner)
 		}
 	}

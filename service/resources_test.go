@@ -301,3 +301,37 @@ func TestOversizeMessageRefused(t *testing.T) {
 	}
 	h.publish(t, ctx, entriesN(1)...)
 }
+
+// ListResources pages with tokens; a token it did not make is refused.
+func TestListResourcesPages(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := testContext(t)
+	svc := h.client.Service()
+	all := listResources(t, ctx, svc, pxperfv1.ResourceType_RESOURCE_TYPE_WORKER)
+	var paged []string
+	req := &pxperfv1.ListResourcesRequest{Type: pxperfv1.ResourceType_RESOURCE_TYPE_WORKER, PageSize: 3}
+	for range len(all) + 1 {
+		resp, err := svc.ListResources(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range resp.GetResources() {
+			paged = append(paged, r.GetId())
+		}
+		if resp.GetNextPageToken() == "" {
+			break
+		}
+		req.PageToken = resp.GetNextPageToken()
+	}
+	var want []string
+	for _, r := range all {
+		want = append(want, r.GetId())
+	}
+	if len(want) < 4 || strings.Join(paged, ",") != strings.Join(want, ",") {
+		t.Errorf("pages of 3 gave %v, want %v (4 workers or more)", paged, want)
+	}
+	_, err := svc.ListResources(ctx, &pxperfv1.ListResourcesRequest{PageToken: "bm90IGEgdG9rZW4"})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Errorf("ListResources with a foreign token = %v, want INVALID_ARGUMENT", err)
+	}
+}

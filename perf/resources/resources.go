@@ -419,14 +419,7 @@ func (r *Registry) Sweep() int {
 	now := r.offset()
 	r.mu.Lock()
 	timeout := r.idle
-	var stale []*entry
-	if timeout > 0 {
-		for _, e := range r.entries {
-			if r.idleType[e.typ] && now-e.last.Load() >= int64(timeout) {
-				stale = append(stale, e)
-			}
-		}
-	}
+	stale := r.idleLocked(now)
 	r.mu.Unlock()
 
 	slices.SortFunc(stale, byOrder)
@@ -475,6 +468,40 @@ func (r *Registry) CloseAll(reason error) int {
 		}
 	}
 	return n
+}
+
+// idleLocked returns the entries Sweep would end at now (an offset): of
+// the IdleTypes, idle at least IdleTimeout. The caller holds r.mu.
+func (r *Registry) idleLocked(now int64) []*entry {
+	if r.idle <= 0 {
+		return nil
+	}
+	var stale []*entry
+	for _, e := range r.entries {
+		if r.idleType[e.typ] && now-e.last.Load() >= int64(r.idle) {
+			stale = append(stale, e)
+		}
+	}
+	return stale
+}
+
+// Idle counts the resources a [Registry.Sweep] now would end.
+func (r *Registry) Idle() int {
+	now := r.offset()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.idleLocked(now))
+}
+
+// Lookup returns the resource with id, and false when none is tracked.
+func (r *Registry) Lookup(id string) (Info, bool) {
+	r.mu.Lock()
+	e := r.entries[id]
+	r.mu.Unlock()
+	if e == nil {
+		return Info{}, false
+	}
+	return e.info(), true
 }
 
 // List returns the resources of type typ, or of every type if typ is

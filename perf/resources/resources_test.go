@@ -875,9 +875,24 @@ func TestSweepIdleTypes(t *testing.T) {
 	hs := mustTrack(t, r, Subscriber, sub.end)
 	mustTrack(t, r, Connection, conn.end)
 	mustTrack(t, r, Worker, worker.end)
+	if n := r.Idle(); n != 0 {
+		t.Errorf("Idle before the timeout = %d, want 0", n)
+	}
 	clock.Advance(time.Hour)
+	if n := r.Idle(); n != 1 {
+		t.Errorf("Idle = %d, want 1 (the subscriber only)", n)
+	}
+	if in, ok := r.Lookup(hs.ID()); !ok || in.Type != Subscriber {
+		t.Errorf("Lookup(%s) = %v, %v; want the subscriber", hs.ID(), in, ok)
+	}
 	if n := r.Sweep(); n != 1 {
 		t.Fatalf("Sweep = %d, want 1 (the subscriber only)", n)
+	}
+	if n := r.Idle(); n != 0 {
+		t.Errorf("Idle after the sweep = %d, want 0", n)
+	}
+	if _, ok := r.Lookup(hs.ID()); ok {
+		t.Errorf("Lookup(%s) found it after the sweep ended it", hs.ID())
 	}
 	if !errors.Is(hs.Reason(), ErrIdle) || conn.calls.Load() != 0 || worker.calls.Load() != 0 {
 		t.Errorf("subscriber reason %v; connection ended %d times, worker %d; want only the subscriber ended",
