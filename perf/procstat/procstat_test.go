@@ -47,7 +47,8 @@ func TestReadSeesAllocation(t *testing.T) {
 	}
 }
 
-// CPU time is real: spinning for a while adds to it.
+// CPU time is real: spinning for a while adds to it, and shows as CPU use
+// between the two readings.
 func TestReadSeesCPU(t *testing.T) {
 	r, err := NewReader()
 	if err != nil {
@@ -67,5 +68,8 @@ func TestReadSeesCPU(t *testing.T) {
 	}
 	if after.CPUTime <= before.CPUTime {
 		t.Errorf("CPU time %v then %v after spinning (x=%d), want it to grow", before.CPUTime, after.CPUTime, x)
+	}
+	if got := CPUPercent(before, after); got <= 0 {
+		t.Errorf("CPUPercent after spinning = %v, want > 0", got)
 	}
 }
