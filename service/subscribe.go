@@ -245,7 +245,7 @@ func (sub *subscription) run() error {
 		if err != nil {
 			return toStatus(err)
 		}
-		sub.buf, sub.wbuf = r.Entries[:0], r.Wire[:0]
+		sub.buf, sub.wbuf = r.Entries[:0], r.Fields[:0]
 		if r.GapFirst != 0 {
 			if err := sub.fillGap(r.GapFirst, r.GapLast); err != nil {
 				return err
@@ -253,11 +253,11 @@ func (sub *subscription) run() error {
 			continue // read again from the oldest entry held
 		}
 		entries, next := sub.cutSnapshot(r.Entries, r.Next)
-		wire := r.Wire[:len(entries)]
+		wire := r.Fields[:len(entries)]
 		// Completions of entries this stream has passed. Read after the
 		// entries, so none falls between the two reads unseen.
 		u := st.ReadUpdates(sub.updates, sub.next, sub.batch-len(entries), sub.match, sub.ubuf, sub.uwbuf)
-		sub.ubuf, sub.uwbuf = u.Entries[:0], u.Wire[:0]
+		sub.ubuf, sub.uwbuf = u.Entries[:0], u.Fields[:0]
 		n := len(entries) + len(u.Entries)
 
 		if n == 0 && u.Lost == 0 {
@@ -503,7 +503,7 @@ func (sub *subscription) sendBatch(es []*pxperfv1.Entry, wire [][]byte, u store.
 	sub.stats.entries.Add(n)
 	sub.svc.hub.entries.Add(n)
 	if !sub.bodies {
-		return sub.sendMsg(encodeBatch(wire, u.Wire, sub.next, u.Lost))
+		return sub.sendMsg(encodeBatch(wire, u.Fields, sub.next, u.Lost))
 	}
 	batch := &pxperfv1.EntryBatch{NextId: sub.next, UpdatesLost: u.Lost}
 	batch.Entries = append([]*pxperfv1.Entry(nil), es...)
@@ -521,7 +521,7 @@ func (sub *subscription) sendMsg(m any) error {
 	if _, err := sub.waitUntil(time.Now().Add(sub.pacer.DelayAt(time.Now())), nil); err != nil {
 		return err
 	}
-	size := messageSize(m) // before Send, which recycles a raw message's buffer
+	size := messageSize(m)
 	blocked, err := sub.sender.send(m, sub.sendTimeout)
 	if err == nil {
 		sub.handle.Touch(size, 0)

@@ -1,52 +1,35 @@
 package service
 
 import (
-	"sync"
-
+	"github.com/pxperf/pxperf/perf/store"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// rawMessage is a message already in protobuf wire form. [rawCodec] sends
-// it as it is.
-type rawMessage struct{ buf *[]byte }
+// rawMessage is a message already in protobuf wire form, as the slices of
+// bufs in order. [rawCodec] sends it as it is.
+type rawMessage struct {
+	bufs mem.BufferSlice
+	size int // bytes in bufs
+}
 
 // rawCodec is the server's codec: the standard protobuf codec, except that
-// a [rawMessage] is sent as it is. Subscribe uses it to send batches built
-// from each entry's cached encoding, so that an entry is encoded once
-// however many subscribers get it.
+// a [rawMessage] is sent as it is. Subscribe uses it to send batches made of
+// the store's cached encodings of entries, without copying them: an entry is
+// encoded once however many subscribers get it, and gRPC's transport copies
+// it straight into its write buffer.
 type rawCodec struct{ proto encoding.CodecV2 }
 
 func newRawCodec() rawCodec { return rawCodec{proto: encoding.GetCodecV2("proto")} }
 
-// Marshal implements encoding.CodecV2. gRPC frees the buffer of a
-// rawMessage, returning it to batchPool, once it is written.
+// Marshal implements encoding.CodecV2.
 func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if r, ok := v.(*rawMessage); ok {
-		return mem.BufferSlice{mem.NewBuffer(r.buf, batchPool)}, nil
+		return r.bufs, nil
 	}
 	return c.proto.Marshal(v)
 }
-
-// batchPool recycles batch buffers. Unlike gRPC's default pool it does not
-// clear a buffer it hands out: encodeBatch overwrites every byte it sends.
-var batchPool mem.BufferPool = &uncleared{}
-
-// uncleared is a mem.BufferPool over a sync.Pool that returns buffers as
-// they were put back, resized.
-type uncleared struct{ pool sync.Pool }
-
-func (p *uncleared) Get(n int) *[]byte {
-	if b, ok := p.pool.Get().(*[]byte); ok && cap(*b) >= n {
-		*b = (*b)[:n]
-		return b
-	}
-	b := make([]byte, n)
-	return &b
-}
-
-func (p *uncleared) Put(b *[]byte) { p.pool.Put(b) }
 
 // Unmarshal implements encoding.CodecV2.
 func (c rawCodec) Unmarshal(data mem.BufferSlice, v any) error { return c.proto.Unmarshal(data, v) }
@@ -66,54 +49,62 @@ const (
 
 // encodeBatch returns SubscribeResponse{batch: EntryBatch{entries, next_id,
 // updates, updates_lost}} in wire form, from the entries' and updates'
-// encodings, in a buffer from batchPool.
+// cached fields (see store.Read.Fields). The entries' fields are not copied:
+// the message refers to them, joined into runs where they are adjacent in
+// memory. The updates', few, are copied under their own field number.
 func encodeBatch(entries, updates [][]byte, nextID, updatesLost uint64) *rawMessage {
 	inner := 0
-	for _, w := range entries {
-		inner += protowire.SizeTag(entryBatchEntries) + protowire.SizeBytes(len(w))
+	for _, f := range entries {
+		inner += len(f)
 	}
-	for _, w := range updates {
-		inner += protowire.SizeTag(entryBatchUpdates) + protowire.SizeBytes(len(w))
-	}
+	tail := 0
 	if nextID != 0 {
-		inner += protowire.SizeTag(entryBatchNextID) + protowire.SizeVarint(nextID)
+		tail += protowire.SizeTag(entryBatchNextID) + protowire.SizeVarint(nextID)
+	}
+	for _, f := range updates {
+		tail += protowire.SizeTag(entryBatchUpdates) + protowire.SizeBytes(len(store.EntryBytes(f)))
 	}
 	if updatesLost != 0 {
-		inner += protowire.SizeTag(entryBatchUpdatesLost) + protowire.SizeVarint(updatesLost)
+		tail += protowire.SizeTag(entryBatchUpdatesLost) + protowire.SizeVarint(updatesLost)
 	}
-	total := protowire.SizeTag(subscribeResponseBatch) + protowire.SizeBytes(inner)
-	buf := batchPool.Get(total)
-	b := (*buf)[:0]
+	inner += tail
+	head := protowire.SizeTag(subscribeResponseBatch) + protowire.SizeVarint(uint64(inner))
+
+	// One allocation for the bytes written here: head, then tail.
+	b := make([]byte, 0, head+tail)
 	b = protowire.AppendTag(b, subscribeResponseBatch, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(inner))
-	for _, w := range entries {
-		b = protowire.AppendTag(b, entryBatchEntries, protowire.BytesType)
-		b = protowire.AppendBytes(b, w)
-	}
 	if nextID != 0 {
 		b = protowire.AppendTag(b, entryBatchNextID, protowire.VarintType)
 		b = protowire.AppendVarint(b, nextID)
 	}
-	for _, w := range updates {
+	for _, f := range updates {
 		b = protowire.AppendTag(b, entryBatchUpdates, protowire.BytesType)
-		b = protowire.AppendBytes(b, w)
+		b = protowire.AppendBytes(b, store.EntryBytes(f))
 	}
 	if updatesLost != 0 {
 		b = protowire.AppendTag(b, entryBatchUpdatesLost, protowire.VarintType)
 		b = protowire.AppendVarint(b, updatesLost)
 	}
-	*buf = b
-	return &rawMessage{buf: buf}
+
+	runs := store.Runs(entries, nil)
+	bufs := make(mem.BufferSlice, 0, len(runs)+2)
+	bufs = append(bufs, mem.SliceBuffer(b[:head]))
+	for _, r := range runs {
+		bufs = append(bufs, mem.SliceBuffer(r))
+	}
+	if tail > 0 {
+		bufs = append(bufs, mem.SliceBuffer(b[head:]))
+	}
+	return &rawMessage{bufs: bufs, size: head + inner}
 }
 
 // messageSize is the encoded size of a message sent on a stream, for
 // resource accounting: exact for a [rawMessage], 0 for others (heartbeats
-// and gaps, a few bytes each; batches with bodies, which are rare). Call it
-// before the message is sent: gRPC recycles a raw message's buffer once it
-// is written.
+// and gaps, a few bytes each; batches with bodies, which are rare).
 func messageSize(m any) uint64 {
-	if r, ok := m.(*rawMessage); ok && r.buf != nil {
-		return uint64(len(*r.buf))
+	if r, ok := m.(*rawMessage); ok {
+		return uint64(r.size)
 	}
 	return 0
 }

@@ -5,45 +5,73 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/perf/store"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 )
 
-// A batch built from cached encodings is exactly the message the proto
-// codec would have sent.
+// A batch built from cached fields is exactly the message the proto codec
+// would have sent, whether the fields are adjacent in memory (one run) or
+// not.
 func TestEncodeBatchMatchesProto(t *testing.T) {
 	e1 := &pxperfv1.Entry{Id: 7, Method: "GET", Url: "http://example.com/", StatusCode: 200}
 	e2 := &pxperfv1.Entry{Id: 9, Method: "POST", Url: "http://example.com/x", RequestHeaders: []*pxperfv1.Header{{Name: "A", Value: "b"}}}
 	u1 := &pxperfv1.Entry{Id: 3, Method: "GET", Url: "http://example.com/u", StatusCode: 502}
-	wire := func(e *pxperfv1.Entry) []byte {
-		b, err := proto.Marshal(e)
-		if err != nil {
-			t.Fatal(err)
+	// fields encodes es as store.Read.Fields does: in one buffer when
+	// together, each in its own otherwise.
+	fields := func(es []*pxperfv1.Entry, together bool) [][]byte {
+		var buf []byte
+		var fs [][]byte
+		for _, e := range es {
+			b, err := proto.Marshal(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !together {
+				buf = nil
+			}
+			start := len(buf)
+			buf = protowire.AppendTag(buf, store.EntryField, protowire.BytesType)
+			buf = protowire.AppendBytes(buf, b)
+			fs = append(fs, buf[start:])
 		}
-		return b
+		if together && len(buf) > 0 {
+			// As the store does: each field's capacity reaches the end of
+			// the buffer, and nothing is appended after.
+			full := buf[:len(buf):len(buf)]
+			off := 0
+			for i, f := range fs {
+				fs[i] = full[off : off+len(f)]
+				off += len(f)
+			}
+		}
+		return fs
 	}
 	for _, tt := range []struct {
-		name string
-		want *pxperfv1.EntryBatch
+		name     string
+		want     *pxperfv1.EntryBatch
+		together bool // entries encoded in one buffer
+		wantBufs int  // slices in the message
 	}{
-		{"entries", &pxperfv1.EntryBatch{Entries: []*pxperfv1.Entry{e1, e2}, NextId: 10}},
-		{"updates", &pxperfv1.EntryBatch{Updates: []*pxperfv1.Entry{u1}, NextId: 10, UpdatesLost: 2}},
-		{"both", &pxperfv1.EntryBatch{Entries: []*pxperfv1.Entry{e2}, NextId: 10, Updates: []*pxperfv1.Entry{u1}}},
+		{"entries apart", &pxperfv1.EntryBatch{Entries: []*pxperfv1.Entry{e1, e2}, NextId: 10}, false, 4},
+		{"entries together", &pxperfv1.EntryBatch{Entries: []*pxperfv1.Entry{e1, e2}, NextId: 10}, true, 3},
+		{"updates", &pxperfv1.EntryBatch{Updates: []*pxperfv1.Entry{u1}, NextId: 10, UpdatesLost: 2}, false, 2},
+		{"both", &pxperfv1.EntryBatch{Entries: []*pxperfv1.Entry{e2, e1}, NextId: 10, Updates: []*pxperfv1.Entry{u1}}, true, 3},
+		{"empty", &pxperfv1.EntryBatch{}, false, 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			var ew, uw [][]byte
-			for _, e := range tt.want.Entries {
-				ew = append(ew, wire(e))
-			}
-			for _, e := range tt.want.Updates {
-				uw = append(uw, wire(e))
-			}
+			ew := fields(tt.want.Entries, tt.together)
+			uw := fields(tt.want.Updates, false)
 			raw := encodeBatch(ew, uw, tt.want.NextId, tt.want.UpdatesLost)
 			out, err := newRawCodec().Marshal(raw)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer out.Free()
+			if len(out) != tt.wantBufs || out.Len() != int(messageSize(raw)) {
+				t.Errorf("message of %d slices, %d bytes; want %d slices, %d bytes (messageSize)", len(out), out.Len(), tt.wantBufs, messageSize(raw))
+			}
 			var got pxperfv1.SubscribeResponse
 			if err := proto.Unmarshal(out.Materialize(), &got); err != nil {
 				t.Fatal(err)

@@ -267,7 +267,7 @@ const headerOverhead = 80
 
 // Size is the accounted size of e in bytes: a fixed overhead for its
 // structs, and its strings and header data twice, once in the message and
-// once in its cached encoding (see [Read.Wire]). The body is accounted
+// once in its cached encoding (see [Read.Fields]). The body is accounted
 // separately by the store, and not here.
 func Size(e *pxperfv1.Entry) int64 {
 	structs, data := sizes(e)

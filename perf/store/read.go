@@ -19,9 +19,11 @@ const maxScan = 4096
 type Read struct {
 	// Entries that matched, in id order, without bodies.
 	Entries []*pxperfv1.Entry
-	// Wire holds each entry's protobuf encoding, made once per entry and
-	// shared by all readers: Wire[i] encodes Entries[i]. Not to be modified.
-	Wire [][]byte
+	// Fields holds each entry's protobuf encoding as an [EntryField] field
+	// (tag, length, entry), made once per entry and shared by all readers:
+	// Fields[i] encodes Entries[i]. Not to be modified, nor appended to:
+	// fields encoded together share a buffer (see [Runs]).
+	Fields [][]byte
 	// Next is the cursor to read from next time: one past the last id
 	// examined.
 	Next uint64
@@ -39,7 +41,7 @@ type Read struct {
 func (s *Store) ReadFrom(next uint64, max int, m Matcher, dst []*pxperfv1.Entry, wdst [][]byte) (Read, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	r := Read{Entries: dst[:0], Wire: wdst[:0], Newest: s.nextID - 1}
+	r := Read{Entries: dst[:0], Fields: wdst[:0], Newest: s.nextID - 1}
 	if next > s.nextID {
 		return r, fmt.Errorf("%w: id %d is beyond the next id %d", ErrFuture, next, s.nextID)
 	}
@@ -51,12 +53,17 @@ func (s *Store) ReadFrom(next uint64, max int, m Matcher, dst []*pxperfv1.Entry,
 	if m != nil && end-next > maxScan {
 		end = next + maxScan
 	}
+	if m == nil {
+		// Every id read is sent: encode them as runs, which a sender can
+		// pass on without copying.
+		s.encodeRunLocked(next, min(end, next+uint64(max)))
+	}
 	id := next
 	for ; id < end && len(r.Entries) < max; id++ {
 		it := s.itemLocked(id)
 		if m == nil || m(it.entry) {
 			r.Entries = append(r.Entries, it.entry)
-			r.Wire = append(r.Wire, it.wire.bytes(it.entry))
+			r.Fields = append(r.Fields, s.fieldLocked(id))
 		}
 	}
 	r.Next = id
@@ -214,8 +221,8 @@ type Updates struct {
 	// Entries that changed, in their latest state, in the order they
 	// changed, without bodies.
 	Entries []*pxperfv1.Entry
-	// Wire holds each entry's encoding, as [Read.Wire] does.
-	Wire [][]byte
+	// Fields holds each entry's encoding, as [Read.Fields] does.
+	Fields [][]byte
 	// Next is the update cursor to read from next time.
 	Next uint64
 	// Lost counts updates the cursor fell too far behind to see.
@@ -237,7 +244,7 @@ func (s *Store) UpdateCursor() uint64 {
 func (s *Store) ReadUpdates(since, below uint64, max int, m Matcher, dst []*pxperfv1.Entry, wdst [][]byte) Updates {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	u := Updates{Entries: dst[:0], Wire: wdst[:0]}
+	u := Updates{Entries: dst[:0], Fields: wdst[:0]}
 	if oldest := s.updateNext - min(s.updateNext, uint64(len(s.updates))); since < oldest {
 		u.Lost, since = oldest-since, oldest
 	}
@@ -249,7 +256,7 @@ func (s *Store) ReadUpdates(since, below uint64, max int, m Matcher, dst []*pxpe
 		}
 		if it := s.itemLocked(id); m == nil || m(it.entry) {
 			u.Entries = append(u.Entries, it.entry)
-			u.Wire = append(u.Wire, it.wire.bytes(it.entry))
+			u.Fields = append(u.Fields, s.fieldLocked(id))
 		}
 	}
 	u.Next = seq

@@ -1,13 +1,16 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -497,22 +500,108 @@ func TestReadUpdatesReportsLost(t *testing.T) {
 
 // Each entry is encoded once: readers get the same bytes, and they decode
 // to the stored entry, id included.
-func TestReadFromWireIsEncodedOnce(t *testing.T) {
+func TestReadFromFieldsAreEncodedOnce(t *testing.T) {
 	s := mustNew(t, Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30})
 	s.Append(entries(3))
 	r1, _ := s.ReadFrom(1, 10, nil, nil, nil)
 	r2, _ := s.ReadFrom(1, 10, nil, nil, nil)
 	for i, e := range r1.Entries {
-		if &r1.Wire[i][0] != &r2.Wire[i][0] {
+		if &r1.Fields[i][0] != &r2.Fields[i][0] {
 			t.Errorf("entry %d encoded twice", e.Id)
 		}
-		var got pxperfv1.Entry
-		if err := proto.Unmarshal(r1.Wire[i], &got); err != nil {
-			t.Fatal(err)
+		if got := decodeField(t, r1.Fields[i]); !proto.Equal(got, e) {
+			t.Errorf("field of entry %d decodes to %v, want %v", e.Id, got, e)
 		}
-		if !proto.Equal(&got, e) {
-			t.Errorf("wire of entry %d decodes to %v, want %v", e.Id, &got, e)
+	}
+}
+
+// decodeField decodes a field of Read.Fields, checking its tag.
+func decodeField(t *testing.T, f []byte) *pxperfv1.Entry {
+	t.Helper()
+	num, typ, n := protowire.ConsumeTag(f)
+	if num != EntryField || typ != protowire.BytesType {
+		t.Fatalf("field has tag %d/%d, want %d/bytes", num, typ, EntryField)
+	}
+	b, m := protowire.ConsumeBytes(f[n:])
+	if m != len(f)-n {
+		t.Fatalf("field of %d bytes holds %d after its tag", len(f), m)
+	}
+	if !bytes.Equal(b, EntryBytes(f)) {
+		t.Errorf("EntryBytes = %x, want %x", EntryBytes(f), b)
+	}
+	var e pxperfv1.Entry
+	if err := proto.Unmarshal(b, &e); err != nil {
+		t.Fatal(err)
+	}
+	return &e
+}
+
+// Entries read together are encoded together, and Runs joins their fields
+// into one slice; an entry completed since is encoded again, and splits
+// the run it was in.
+func TestRunsJoinEntriesEncodedTogether(t *testing.T) {
+	s := mustNew(t, Config{MaxEntries: 100, MaxMemoryBytes: 1 << 30})
+	batch := entries(5)
+	batch[2] = pendingEntry("r", "http://example.com/p")
+	s.Append(batch)
+	r, _ := s.ReadFrom(1, 3, nil, nil, nil) // encodes 1..3 as one run
+	if got := Runs(r.Fields, nil); len(got) != 1 || len(got[0]) != totalLen(r.Fields) {
+		t.Fatalf("ids 1..3 form %d runs, want 1 of %d bytes", len(got), totalLen(r.Fields))
+	}
+	done := newEntry("GET", "http://example.com/p", 200)
+	done.RequestId = "r"
+	s.Append([]*pxperfv1.Entry{done}) // completes id 3
+	r, _ = s.ReadFrom(1, 10, nil, nil, nil)
+	runs := Runs(r.Fields, nil)
+	// 1..2 from the first read; 3 (completed since) to 5 from this one.
+	if len(runs) != 2 || len(runs[0]) != totalLen(r.Fields[:2]) {
+		t.Fatalf("got %d runs, want 2, the first of ids 1..2", len(runs))
+	}
+	if got, want := bytes.Join(runs, nil), bytes.Join(r.Fields, nil); !bytes.Equal(got, want) {
+		t.Error("runs do not concatenate to the fields")
+	}
+	for i, e := range r.Entries {
+		if got := decodeField(t, r.Fields[i]); !proto.Equal(got, e) {
+			t.Errorf("field of entry %d decodes to %v, want %v", e.Id, got, e)
 		}
+	}
+	if got := decodeField(t, r.Fields[2]); got.GetStatusCode() != 200 {
+		t.Errorf("completed entry 3 encoded with status %d, want 200", got.GetStatusCode())
+	}
+}
+
+func totalLen(bs [][]byte) (n int) {
+	for _, b := range bs {
+		n += len(b)
+	}
+	return n
+}
+
+func TestRunsKeepsFieldsThatAreNotAdjacent(t *testing.T) {
+	buf := []byte("aabbcc")
+	a, b, c := buf[0:2:6], buf[2:4:6], buf[4:6:6]
+	other := []byte("dd")
+	for _, tt := range []struct {
+		name   string
+		fields [][]byte
+		want   []string
+	}{
+		{"none", nil, nil},
+		{"adjacent", [][]byte{a, b, c}, []string{"aabbcc"}},
+		{"gap", [][]byte{a, c}, []string{"aa", "cc"}},
+		{"out of order", [][]byte{b, a}, []string{"bb", "aa"}},
+		{"other buffer", [][]byte{a, other, b}, []string{"aa", "dd", "bb"}},
+		{"capacity ends", [][]byte{buf[0:2:2], b}, []string{"aa", "bb"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, r := range Runs(tt.fields, nil) {
+				got = append(got, string(r))
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("Runs = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
 

@@ -3,30 +3,122 @@ package store
 import (
 	"sync/atomic"
 
-	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
-// wireCache holds an entry's protobuf encoding (without its body), made
-// on first use and shared by every reader after: each entry is encoded
-// once however many subscribers send it. Safe for concurrent use.
+// EntryField is the field number under which [Read.Fields] encodes each
+// entry: that of EntryBatch.entries and ListEntriesResponse.entries.
+const EntryField protowire.Number = 1
+
+// wireCache holds an entry's encoding (without its body) as an [EntryField]
+// field, made on first use and shared by every reader after: each entry is
+// encoded once however many subscribers send it. Safe for concurrent use.
 type wireCache struct {
 	p atomic.Pointer[[]byte]
 }
 
-// bytes returns e's encoding, making it if no reader has yet. e must be
-// the stored entry, which is never modified.
-func (c *wireCache) bytes(e *pxperfv1.Entry) []byte {
+// field returns the cached field, or nil when no reader has made it yet.
+func (c *wireCache) field() []byte {
 	if b := c.p.Load(); b != nil {
 		return *b
 	}
-	b, err := proto.Marshal(e)
-	if err != nil {
-		// A stored entry passed validation; Marshal cannot fail on it.
-		panic("store: encoding a stored entry: " + err.Error())
+	return nil
+}
+
+// set caches *b unless a reader cached a field first, and returns the field
+// cached.
+func (c *wireCache) set(b *[]byte) []byte {
+	if !c.p.CompareAndSwap(nil, b) {
+		return *c.p.Load()
 	}
-	if !c.p.CompareAndSwap(nil, &b) {
-		return *c.p.Load() // another reader made it first
+	return *b
+}
+
+// fieldLocked returns the cached field of the item with id, making it if
+// no reader has yet. The caller holds s.mu, at least for reading.
+func (s *Store) fieldLocked(id uint64) []byte {
+	it := s.itemLocked(id)
+	if f := it.wire.field(); f != nil {
+		return f
+	}
+	s.encodeRunLocked(id, id+1)
+	return it.wire.field()
+}
+
+// encodeRunLocked makes the missing fields of the items with ids from first
+// to end (exclusive), all held, in one buffer per run of consecutive
+// items that lack theirs. Fields encoded together are adjacent in that
+// buffer, and each keeps the capacity up to the end of it, so that a sender
+// can join them again (see [Runs]) and send a run of entries as one slice,
+// without copying it. The caller holds s.mu, at least for reading, so
+// stored entries do not change meanwhile.
+func (s *Store) encodeRunLocked(first, end uint64) {
+	for id := first; id < end; {
+		if s.itemLocked(id).wire.field() != nil {
+			id++
+			continue
+		}
+		run := id
+		var sizes []int // of the entries' encodings
+		total := 0
+		for ; id < end && s.itemLocked(id).wire.field() == nil; id++ {
+			n := proto.Size(s.itemLocked(id).entry)
+			sizes = append(sizes, n)
+			total += protowire.SizeTag(EntryField) + protowire.SizeBytes(n)
+		}
+		buf := make([]byte, 0, total)
+		fields := make([][]byte, len(sizes)) // the slice headers the caches point to
+		opts := proto.MarshalOptions{UseCachedSize: true}
+		for i, n := range sizes {
+			start := len(buf)
+			buf = protowire.AppendTag(buf, EntryField, protowire.BytesType)
+			buf = protowire.AppendVarint(buf, uint64(n))
+			var err error
+			if buf, err = opts.MarshalAppend(buf, s.itemLocked(run+uint64(i)).entry); err != nil {
+				// A stored entry passed validation; Marshal cannot fail on it.
+				panic("store: encoding a stored entry: " + err.Error())
+			}
+			fields[i] = buf[start:len(buf):cap(buf)]
+		}
+		for i := range fields {
+			s.itemLocked(run + uint64(i)).wire.set(&fields[i])
+		}
+	}
+}
+
+// Runs appends to dst the fields of fields (as [Read.Fields] returns them)
+// joined wherever consecutive ones are adjacent in memory: each element of
+// the result is one or more whole fields, and their concatenation is that
+// of fields. A reader of consecutive entries that were encoded together
+// gets them as one slice.
+func Runs(fields [][]byte, dst [][]byte) [][]byte {
+	for _, f := range fields {
+		if n := len(dst); n > 0 && adjacent(dst[n-1], f) {
+			dst[n-1] = dst[n-1][:len(dst[n-1])+len(f)]
+			continue
+		}
+		dst = append(dst, f)
+	}
+	return dst
+}
+
+// adjacent reports whether b starts right where a ends, in a's backing
+// array.
+func adjacent(a, b []byte) bool {
+	return len(b) > 0 && cap(a)-len(a) >= len(b) && &a[:len(a)+1][len(a)] == &b[0]
+}
+
+// EntryBytes returns the entry's encoding inside a field of [Read.Fields],
+// or nil if field is not one.
+func EntryBytes(field []byte) []byte {
+	_, _, n := protowire.ConsumeTag(field)
+	if n < 0 {
+		return nil
+	}
+	b, m := protowire.ConsumeBytes(field[n:])
+	if m < 0 {
+		return nil
 	}
 	return b
 }
