@@ -1,0 +1,280 @@
+package service_test
+
+import (
+	"fmt"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// The throttle's timing rules, proved on a fake clock: each test runs in a
+// synctest bubble, where time stands still while any goroutine of the test
+// (server, gRPC transport over bufconn, client) can run, and jumps to the
+// next timer once all are blocked. So the times measured below are exact,
+// whatever the machine's load, and a 30 s timeout takes no real time.
+
+// clockTest runs f in a synctest bubble.
+func clockTest(t *testing.T, f func(t *testing.T)) {
+	t.Helper()
+	synctest.Test(t, f)
+}
+
+// timedMessage is a message and the fake time it arrived.
+type timedMessage struct {
+	at time.Duration // since the test's origin
+	m  *pxperfv1.SubscribeResponse
+}
+
+// recvTimed reads messages until one satisfies keep, and returns it with
+// its arrival time since origin.
+func (s *stream) recvTimed(t *testing.T, origin time.Time, keep func(*pxperfv1.SubscribeResponse) bool) timedMessage {
+	t.Helper()
+	for {
+		m, err, ok := s.next()
+		if !ok || err != nil {
+			t.Fatalf("stream ended: %v", err)
+		}
+		if keep(m) {
+			return timedMessage{at: time.Since(origin), m: m}
+		}
+	}
+}
+
+func isBatch(m *pxperfv1.SubscribeResponse) bool    { return m.GetBatch() != nil }
+func isProgress(m *pxperfv1.SubscribeResponse) bool { return m.GetProgress() != nil }
+
+func publishN(t *testing.T, h *harness, n int, status int32) {
+	t.Helper()
+	es := make([]*pxperfv1.Entry, n)
+	for i := range es {
+		es[i] = entry("GET", fmt.Sprintf("http://example.com/%d", i), status)
+	}
+	h.publish(t, t.Context(), es...)
+}
+
+// A batch that fills goes out at once; one that does not, exactly
+// batch_timeout after its first entry arrived; a priority entry flushes its
+// batch at once.
+func TestClockBatching(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		entries     int
+		status      int32
+		wantEntries int
+		wantAfter   time.Duration
+	}{
+		{"full", 5, 200, 5, 0},
+		{"timeout", 3, 200, 3, 10 * time.Second},
+		{"priority", 1, 503, 1, 0},
+		{"not a priority", 1, 404, 1, 10 * time.Second},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			clockTest(t, func(t *testing.T) {
+				h := newHarness(t, func(c *pxperfv1.Config) {
+					c.Throttle.BatchSize = 5
+					c.Throttle.BatchTimeout = durationpb.New(10 * time.Second)
+					c.Throttle.HeartbeatInterval = durationpb.New(time.Minute)
+				})
+				sub := h.subscribe(t, t.Context(), &pxperfv1.SubscribeRequest{})
+				sub.waitPositioned(t)
+				// The heartbeat just sent (after a minute) counts against
+				// the rate cap: let its interval pass.
+				time.Sleep(time.Second)
+				origin := time.Now()
+				publishN(t, h, tt.entries, tt.status)
+				got := sub.recvTimed(t, origin, isBatch)
+				if n := len(got.m.GetBatch().GetEntries()); n != tt.wantEntries || got.at != tt.wantAfter {
+					t.Errorf("batch of %d entries after %v, want %d after %v", n, got.at, tt.wantEntries, tt.wantAfter)
+				}
+				resp, err := h.client.Service().GetStats(t.Context(), &pxperfv1.GetStatsRequest{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				wantFlushes := uint64(0)
+				if tt.status >= 500 {
+					wantFlushes = 1
+				}
+				if got := resp.GetStats().GetThrottle().GetPriorityFlushes(); got != wantFlushes {
+					t.Errorf("priority_flushes = %d, want %d", got, wantFlushes)
+				}
+			})
+		})
+	}
+}
+
+// However many entries wait, a subscriber gets at most
+// max_updates_per_second messages a second, spaced evenly; one that asks
+// for fewer gets fewer.
+func TestClockRateCap(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		asked uint32 // SubscribeRequest.max_updates_per_second; 0: the server's
+		want  time.Duration
+	}{
+		{"server cap", 0, 100 * time.Millisecond},
+		{"asked for fewer", 4, 250 * time.Millisecond},
+		{"asked for more", 1000, 100 * time.Millisecond},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			clockTest(t, func(t *testing.T) {
+				h := newHarness(t, func(c *pxperfv1.Config) {
+					c.Throttle.MaxUpdatesPerSecond = 10
+					c.Throttle.MinUpdateInterval = durationpb.New(time.Millisecond)
+					c.Throttle.BatchSize = 1
+					c.Throttle.MaxBatchSize = 1
+				})
+				sub := h.subscribe(t, t.Context(), &pxperfv1.SubscribeRequest{MaxUpdatesPerSecond: tt.asked})
+				sub.waitPositioned(t)
+				origin := time.Now()
+				const n = 30
+				publishN(t, h, n, 200)
+				var last time.Duration
+				for i := range n {
+					got := sub.recvTimed(t, origin, isBatch)
+					if i > 0 && got.at-last < tt.want {
+						t.Fatalf("message %d came %v after the one before, want at least %v", i, got.at-last, tt.want)
+					}
+					last = got.at
+				}
+				// Evenly spaced: the cap is reached, not undershot.
+				if want := (n - 1) * tt.want; last > want+tt.want {
+					t.Errorf("%d messages took %v, want about %v", n, last, want)
+				}
+			})
+		})
+	}
+}
+
+// A quiet stream gets a progress message every heartbeat_interval,
+// carrying the newest id, so that it stays resumable.
+func TestClockHeartbeats(t *testing.T) {
+	clockTest(t, func(t *testing.T) {
+		h := newHarness(t, func(c *pxperfv1.Config) {
+			c.Throttle.HeartbeatInterval = durationpb.New(5 * time.Second)
+		})
+		ids := h.publish(t, t.Context(), entry("GET", "http://example.com/", 200))
+		sub := h.subscribe(t, t.Context(), &pxperfv1.SubscribeRequest{})
+		origin := time.Now()
+		for i := range 4 {
+			got := sub.recvTimed(t, origin, func(*pxperfv1.SubscribeResponse) bool { return true })
+			p := got.m.GetProgress()
+			if p == nil {
+				t.Fatalf("message %d is %v, want a heartbeat", i, got.m)
+			}
+			if want := time.Duration(i+1) * 5 * time.Second; got.at != want || p.GetNewestId() != ids[0] || p.GetNextId() != ids[0]+1 {
+				t.Errorf("heartbeat %d at %v: %v; want at %v with newest_id %d, next_id %d", i, got.at, p, want, ids[0], ids[0]+1)
+			}
+		}
+	})
+}
+
+// A subscriber whose Send stays blocked for send_timeout is ended with
+// RESOURCE_EXHAUSTED and counted, and not before. Its first messages go
+// out a floor interval (33 ms) apart until the flow-control windows are
+// full: the Send that blocks starts within the first half second.
+func TestClockStuckSubscriberCut(t *testing.T) {
+	clockTest(t, func(t *testing.T) {
+		h := newHarness(t, func(c *pxperfv1.Config) {
+			c.Throttle.SendTimeout = durationpb.New(30 * time.Second)
+			c.Throttle.MaxBatchSize = 500
+			c.Throttle.BatchSize = 500
+			c.Memory.MaxEntries = 100_000
+		})
+		ctx := t.Context()
+		// Enough to fill the stream's and the connection's flow-control
+		// windows, so that the server's Send blocks.
+		batch := make([]*pxperfv1.Entry, 5000)
+		for i := range batch {
+			batch[i] = entry("GET", fmt.Sprintf("http://example.com/%06d/%s", i, "padding-padding-padding-padding-padding"), 200)
+		}
+		h.publish(t, ctx, batch...)
+		stuck, err := h.client.Service().Subscribe(ctx, &pxperfv1.SubscribeRequest{Start: &pxperfv1.SubscribeRequest_StartId{StartId: 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stats := func() *pxperfv1.ThrottleStats {
+			t.Helper()
+			resp, err := h.client.Service().GetStats(ctx, &pxperfv1.GetStatsRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp.GetStats().GetThrottle()
+		}
+		subscribed := time.Now()
+		time.Sleep(30*time.Second - time.Millisecond)
+		synctest.Wait()
+		if st := stats(); st.GetStuckSubscribers() != 0 || st.GetSubscribers() != 1 {
+			t.Fatalf("%v after subscribing: %d stuck, %d subscribers; want 0 and 1", time.Since(subscribed), st.GetStuckSubscribers(), st.GetSubscribers())
+		}
+		time.Sleep(500 * time.Millisecond)
+		synctest.Wait()
+		if st := stats(); st.GetStuckSubscribers() != 1 || st.GetSubscribers() != 0 {
+			t.Fatalf("%v after subscribing: %d stuck, %d subscribers; want 1 and 0", time.Since(subscribed), st.GetStuckSubscribers(), st.GetSubscribers())
+		}
+		// The client, reading at last, gets what was buffered, then the status.
+		for {
+			if _, err = stuck.Recv(); err != nil {
+				break
+			}
+		}
+		if st := status.Convert(err); st.Code() != codes.ResourceExhausted {
+			t.Errorf("stuck stream ended with %v, want RESOURCE_EXHAUSTED", err)
+		}
+	})
+}
+
+// Burst mode doubles the interval while the ingest rate, sampled each
+// second, is above burst_threshold, and for burst_cooldown after it falls.
+func TestClockBurstCooldown(t *testing.T) {
+	clockTest(t, func(t *testing.T) {
+		h := newHarness(t, func(c *pxperfv1.Config) {
+			c.Throttle.Mode = pxperfv1.ThrottleMode_THROTTLE_MODE_BURST
+			c.Throttle.BurstThreshold = 100
+			c.Throttle.BurstCooldown = durationpb.New(10 * time.Second)
+			c.Throttle.HeartbeatInterval = durationpb.New(time.Hour)
+		})
+		ctx := t.Context()
+		throttle := func() *pxperfv1.ThrottleStats {
+			t.Helper()
+			resp, err := h.client.Service().GetStats(ctx, &pxperfv1.GetStatsRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp.GetStats().GetThrottle()
+		}
+		// The sampler ticks at whole seconds from the server's start.
+		synctest.Wait()
+		start := time.Now()
+		publishN(t, h, 50, 200)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if st := throttle(); st.GetBurstActive() {
+			t.Fatalf("burst active at 50 entries/s, threshold 100")
+		}
+		publishN(t, h, 500, 200)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		st := throttle()
+		if !st.GetBurstActive() || st.GetBurstEvents() != 1 {
+			t.Fatalf("at 500 entries/s (threshold 100): burst_active %v, burst_events %d; want true, 1", st.GetBurstActive(), st.GetBurstEvents())
+		}
+		// Quiet from now on: the burst lasts the cooldown after the sample
+		// that saw it, then ends.
+		burstSeen := time.Since(start)
+		time.Sleep(10*time.Second - time.Millisecond)
+		synctest.Wait()
+		if !throttle().GetBurstActive() {
+			t.Errorf("burst ended %v after it was seen, before the 10s cooldown", time.Since(start)-burstSeen)
+		}
+		time.Sleep(time.Second + time.Millisecond)
+		synctest.Wait()
+		if throttle().GetBurstActive() {
+			t.Errorf("burst still active %v after it was seen, past the 10s cooldown and a sample", time.Since(start)-burstSeen)
+		}
+	})
+}
