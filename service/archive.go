@@ -205,7 +205,10 @@ func (s *Service) ReadArchive(req *pxperfv1.ReadArchiveRequest, stream grpc.Serv
 	if err != nil {
 		return err
 	}
-	q := archive.Query{Match: match}
+	q := archive.Query{}
+	if !match.All() {
+		q.Match = match.Selects
+	}
 	if ids := req.GetIds(); ids != nil {
 		q.FirstID, q.LastID = ids.GetFirstId(), ids.GetLastId()
 	}

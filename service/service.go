@@ -395,21 +395,20 @@ func (s *Service) check(e *pxperfv1.Entry) *pxperfv1.Rejection {
 	return rej
 }
 
-// compileFilter compiles a request's filter, or returns INVALID_ARGUMENT
-// naming the field under "filter".
+// compileFilter compiles a request's filter into a matcher for the store,
+// split so that the store tests host and status on its column, or returns
+// INVALID_ARGUMENT naming the field under "filter".
 func compileFilter(f *pxperfv1.Filter) (store.Matcher, error) {
 	c, err := filter.Compile(f)
 	if err != nil {
 		var fe *filter.FieldError
 		if errors.As(err, &fe) {
-			return nil, invalidField("filter."+fe.Field, fe.Reason)
+			return store.Matcher{}, invalidField("filter."+fe.Field, fe.Reason)
 		}
-		return nil, toStatus(err)
+		return store.Matcher{}, toStatus(err)
 	}
-	if c.Empty() {
-		return nil, nil
-	}
-	return c.Match, nil
+	p := c.Parts() // all nil for an empty filter
+	return store.Matcher{Host: p.Host, Status: p.Status, Match: p.Rest}, nil
 }
 
 // defaultPageSize is the ListEntries page size when the request gives none.

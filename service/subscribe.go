@@ -326,7 +326,7 @@ func (sub *subscription) run() error {
 				if err != nil {
 					return err
 				}
-				if !woke || sub.match != nil {
+				if !woke || !sub.match.All() {
 					break
 				}
 				// Unfiltered, the batch's size is known from the ids: read it
@@ -444,7 +444,7 @@ func (sub *subscription) fillGap(first, last uint64) error {
 		if !sub.bodies && e.GetResponseBody() != nil {
 			e.ResponseBody.Data = nil // a fresh copy: ours to change
 		}
-		matches := sub.match == nil || sub.match(e)
+		matches := sub.match.Selects(e)
 		switch id := e.GetId(); {
 		case id < expect:
 			if matches {

@@ -146,10 +146,15 @@ func Compile(f *pxperfv1.Filter) (*Filter, error) {
 	if c.text, err = compileSubstring("text", f.GetText(), maxTextLen); err != nil {
 		return nil, err
 	}
-	c.empty = len(c.methods) == 0 && len(c.ranges) == 0 && !c.errorsOnly &&
-		c.host.s == "" && c.url.s == "" && c.route == pxperfv1.Route_ROUTE_UNSPECIFIED &&
-		c.minDuration == 0 && c.contentType == "" && c.text == ""
+	c.empty = c.isEmpty()
 	return c, nil
+}
+
+// isEmpty reports whether f sets no criterion.
+func (f *Filter) isEmpty() bool {
+	return len(f.methods) == 0 && len(f.ranges) == 0 && !f.errorsOnly &&
+		f.host.s == "" && f.url.s == "" && f.route == pxperfv1.Route_ROUTE_UNSPECIFIED &&
+		f.minDuration == 0 && f.contentType == "" && f.text == ""
 }
 
 func compileMethods(methods []string) ([]string, error) {
@@ -308,6 +313,45 @@ func (f *Filter) Match(e *pxperfv1.Entry) bool {
 		return false
 	}
 	return true
+}
+
+// Parts is a [Filter] split so that a caller can test the host and the
+// status code apart from the entry: one that holds many entries with few
+// distinct hosts can then test each distinct host once, and read only the
+// entries that pass. An entry matches the filter exactly when it passes
+// every part that is not nil. The parts do not allocate and are safe for
+// concurrent use.
+type Parts struct {
+	// Host tests Entry.host; nil when the filter sets no host criterion.
+	Host func(host string) bool
+	// Status tests Entry.status_code against status_ranges; nil when the
+	// filter sets none. errors_only is not part of it: it reads more than
+	// the status.
+	Status func(code int32) bool
+	// Rest tests the other criteria, without repeating Host and Status;
+	// nil when there are none.
+	Rest func(*pxperfv1.Entry) bool
+}
+
+// Parts splits f as [Parts] says. All parts of an empty or nil f are nil.
+func (f *Filter) Parts() Parts {
+	if f.Empty() {
+		return Parts{}
+	}
+	var p Parts
+	if f.host.s != "" {
+		p.Host = f.host.match
+	}
+	if len(f.ranges) > 0 {
+		p.Status = f.statusIn
+	}
+	rest := *f
+	rest.host, rest.ranges = pattern{}, nil
+	rest.empty = rest.isEmpty()
+	if !rest.empty {
+		p.Rest = rest.Match
+	}
+	return p
 }
 
 // failed reports whether e counts as an error for errors_only: it failed,

@@ -217,6 +217,59 @@ func TestMatch(t *testing.T) {
 	}
 }
 
+// partsMatch reports whether e passes every part of p, as a caller of
+// Parts tests it.
+func partsMatch(p Parts, e *pxperfv1.Entry) bool {
+	return (p.Host == nil || p.Host(e.GetHost())) &&
+		(p.Status == nil || p.Status(e.GetStatusCode())) &&
+		(p.Rest == nil || p.Rest(e))
+}
+
+func TestParts(t *testing.T) {
+	ranges := []*pxperfv1.StatusRange{{Min: 200, Max: 299}}
+	tests := []struct {
+		name                       string
+		f                          *pxperfv1.Filter
+		wantHost, wantStatus, want bool // which parts are set
+	}{
+		{"nil", nil, false, false, false},
+		{"empty", &pxperfv1.Filter{}, false, false, false},
+		{"host", &pxperfv1.Filter{Host: "API"}, true, false, false},
+		{"host glob", &pxperfv1.Filter{Host: "*.example.com"}, true, false, false},
+		{"status", &pxperfv1.Filter{StatusRanges: ranges}, false, true, false},
+		{"host and status", &pxperfv1.Filter{Host: "api", StatusRanges: ranges}, true, true, false},
+		{"errors only is rest", &pxperfv1.Filter{ErrorsOnly: true, StatusRanges: ranges}, false, true, true},
+		{"all", &pxperfv1.Filter{Host: "api", StatusRanges: ranges, Methods: []string{"get"}, Text: "envoy"}, true, true, true},
+		{"no host nor status", &pxperfv1.Filter{Url: "*/v1/*"}, false, false, true},
+	}
+	// Entries that pass or fail each criterion.
+	var es []*pxperfv1.Entry
+	for _, host := range []string{"api.example.com", "API.EXAMPLE.COM", "web.example.org", ""} {
+		for _, code := range []int32{0, 200, 404, 503} {
+			for _, method := range []string{"GET", "POST"} {
+				e := testEntry()
+				e.Host, e.StatusCode, e.Method = host, code, method
+				es = append(es, e)
+			}
+		}
+	}
+	es = append(es, nil)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := mustCompile(t, tt.f)
+			p := c.Parts()
+			if got := [3]bool{p.Host != nil, p.Status != nil, p.Rest != nil}; got != [3]bool{tt.wantHost, tt.wantStatus, tt.want} {
+				t.Errorf("Parts() sets host, status, rest = %v, want %v", got, [3]bool{tt.wantHost, tt.wantStatus, tt.want})
+			}
+			for _, e := range es {
+				if got, want := partsMatch(p, e), c.Match(e); got != want {
+					t.Errorf("parts on %v = %v, Match = %v", e, got, want)
+				}
+			}
+		})
+	}
+}
+
 func TestCompileErrors(t *testing.T) {
 	tests := []struct {
 		name       string

@@ -139,6 +139,9 @@ func FuzzMatch(f *testing.F) {
 		if c.Empty() && !got {
 			t.Errorf("Compile(%v) is Empty but Match(%v) = false", pf, e)
 		}
+		if parts := partsMatch(c.Parts(), e); parts != got {
+			t.Errorf("Compile(%v).Parts() on %v = %v, Match says %v", pf, e, parts, got)
+		}
 		if got, want := c.Match(nil), refMatch(pf, nil); got != want {
 			t.Errorf("Compile(%v).Match(nil) = %v, reference says %v", pf, got, want)
 		}

@@ -3,13 +3,44 @@ package store
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 )
 
-// Matcher selects entries; nil matches all. [filter.Filter.Match] is one.
-type Matcher func(*pxperfv1.Entry) bool
+// Matcher selects entries: an entry is selected when it passes every test
+// that is not nil. The zero value selects all.
+//
+// Host and Status test single fields that the store keeps in a compact
+// column beside each entry: a scan applies them first, without reading the
+// entry, and evaluates Host once per distinct host rather than once per
+// entry. Only entries that pass them are read, for Match. So a filter on
+// the host or the status alone costs a pass over the column. Match may
+// repeat the tests of Host and Status, to no effect but time.
+//
+// The functions must give the same answer for the same argument, and must
+// be safe for concurrent use: a scan of a large store runs on several
+// goroutines. [filter.Parts] provides all three.
+type Matcher struct {
+	// Host tests Entry.host; nil accepts every host.
+	Host func(host string) bool
+	// Status tests Entry.status_code; nil accepts every code.
+	Status func(code int32) bool
+	// Match tests the whole entry; nil accepts every entry.
+	Match func(*pxperfv1.Entry) bool
+}
+
+// All reports whether m selects every entry.
+func (m Matcher) All() bool { return m.Host == nil && m.Status == nil && m.Match == nil }
+
+// Selects reports whether m selects e. It reads the entry; the store's
+// scans test the column first.
+func (m Matcher) Selects(e *pxperfv1.Entry) bool {
+	return (m.Host == nil || m.Host(e.GetHost())) &&
+		(m.Status == nil || m.Status(e.GetStatusCode())) &&
+		(m.Match == nil || m.Match(e))
+}
 
 // maxScan bounds the ids one call examines with a filter, so that a reader
 // with a selective filter does not hold the lock across the whole store.
@@ -50,18 +81,19 @@ func (s *Store) ReadFrom(next uint64, max int, m Matcher, dst []*pxperfv1.Entry,
 		next = s.firstID
 	}
 	end := s.nextID
-	if m != nil && end-next > maxScan {
+	if !m.All() && end-next > maxScan {
 		end = next + maxScan
 	}
-	if m == nil {
+	if m.All() {
 		// Every id read is sent: encode them as runs, which a sender can
 		// pass on without copying.
 		s.encodeRunLocked(next, min(end, next+uint64(max)))
 	}
+	sc := s.scanLocked(m, int(end-next))
 	id := next
 	for ; id < end && len(r.Entries) < max; id++ {
-		it := s.itemLocked(id)
-		if m == nil || m(it.entry) {
+		if sc.match(id) {
+			it := s.itemLocked(id)
 			r.Entries = append(r.Entries, it.entry)
 			r.Fields = append(r.Fields, s.fieldLocked(id))
 		}
@@ -77,9 +109,12 @@ func (s *Store) TailStart(n int, m Matcher) (start, end uint64) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	start, end = s.nextID, s.nextID
+	// The tail may be found after a few ids: do not let many distinct
+	// hosts make the scan test them all up front.
+	sc := s.scanLocked(m, min(s.lenLocked(), maxScan))
 	for found := 0; found < n && start > s.firstID; {
 		start--
-		if m == nil || m(s.itemLocked(start).entry) {
+		if sc.match(start) {
 			found++
 		}
 	}
@@ -136,7 +171,7 @@ func (s *Store) List(q Query) Page {
 		return p
 	}
 	p.OldestID, p.NewestID = s.firstID, s.nextID-1
-	if q.Match != nil {
+	if !q.Match.All() {
 		if q.Key == "" {
 			s.windowLocked(s.matchingLocked(q.Match, s.firstID, s.nextID, nil), q, &p)
 			return p
@@ -174,38 +209,31 @@ func (s *Store) List(q Query) Page {
 }
 
 // parallelScan is the number of held entries above which matchingLocked
-// splits its pass across the processors: the pass is bound by memory
-// latency (one cache miss per entry), which more cores hide.
+// splits its pass across the processors: the entries that pass the column
+// are bound by memory latency (one cache miss each), which more cores hide.
 const parallelScan = 64 << 10
 
 // matchingLocked appends to dst the ids from first to end (exclusive),
 // all held, whose entries match m, ascending. The caller holds s.mu.
 func (s *Store) matchingLocked(m Matcher, first, end uint64, dst []uint64) []uint64 {
 	n := int(end - first)
+	sc := s.scanLocked(m, n)
 	workers := min(runtime.GOMAXPROCS(0), max(1, n/parallelScan))
 	if workers == 1 {
-		for id := first; id < end; id++ {
-			if m(s.itemLocked(id).entry) {
-				dst = append(dst, id)
-			}
-		}
-		return dst
+		return sc.matching(first, end, dst)
 	}
 	parts := make([][]uint64, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
 		lo, hi := first+uint64(n*w/workers), first+uint64(n*(w+1)/workers)
-		wg.Go(func() {
-			var ids []uint64
-			for id := lo; id < hi; id++ {
-				if m(s.itemLocked(id).entry) {
-					ids = append(ids, id)
-				}
-			}
-			parts[w] = ids
-		})
+		wg.Go(func() { parts[w] = sc.matching(lo, hi, nil) })
 	}
 	wg.Wait()
+	total := 0
+	for _, ids := range parts {
+		total += len(ids)
+	}
+	dst = slices.Grow(dst, total)
 	for _, ids := range parts {
 		dst = append(dst, ids...)
 	}
@@ -254,7 +282,7 @@ func (s *Store) ReadUpdates(since, below uint64, max int, m Matcher, dst []*pxpe
 		if id >= below || !s.heldLocked(id) {
 			continue
 		}
-		if it := s.itemLocked(id); m == nil || m(it.entry) {
+		if it := s.itemLocked(id); m.Selects(it.entry) {
 			u.Entries = append(u.Entries, it.entry)
 			u.Fields = append(u.Fields, s.fieldLocked(id))
 		}
@@ -271,7 +299,12 @@ func (s *Store) PriorityFrom(from uint64, threshold pxperfv1.Priority) (found bo
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for id := max(from, s.firstID); id < s.nextID; id++ {
-		if s.itemLocked(id).entry.GetPriority() >= threshold {
+		c := s.cols[s.head+int(id-s.firstID)]
+		prio := pxperfv1.Priority(c.priority)
+		if c.wide {
+			prio = s.itemLocked(id).entry.GetPriority()
+		}
+		if prio >= threshold {
 			return true, id + 1
 		}
 	}

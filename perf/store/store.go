@@ -5,6 +5,9 @@
 // first to stay within [Config.MaxEntries] and [Config.MaxMemoryBytes]. Readers
 // address entries by id: [Store.Entry] for one, [Store.ReadFrom] for a
 // subscriber's cursor, [Store.List] for a window of a filtered view.
+// Filters reach the store as a [Matcher], whose host and status tests run
+// on a compact column kept beside the entries, so that a pass over many
+// entries reads only those that pass them.
 //
 // Stored entries are never modified after [Store.Append] returns, so readers
 // may marshal them concurrently without a copy. Response bodies are kept
@@ -132,9 +135,11 @@ type Stats struct {
 type Store struct {
 	mu      sync.RWMutex
 	cfg     Config
-	redact  []string // header names to redact; see redactList
-	items   []item   // items[head:] are held, oldest first
-	head    int
+	redact  []string      // header names to redact; see redactList
+	items   []item        // items[head:] are held, oldest first
+	cols    []col         // cols[i] is the column of items[i]; see scan
+	head    int           // index of the oldest held item in items and cols
+	hosts   symbols       // the hosts of held entries, for cols
 	firstID uint64        // id of items[head]
 	nextID  uint64        // id the next entry gets
 	bytes   int64         // sum of held items' size
@@ -236,6 +241,7 @@ func (s *Store) Append(entries []*pxperfv1.Entry) []Stored {
 		it := s.itemFor(e, nil)
 		it.wire = &caches[i]
 		s.items = append(s.items, it)
+		s.cols = append(s.cols, s.colForLocked(e))
 		s.bytes += it.size
 		s.stats.Accepted++
 		s.trackPendingLocked(e)
@@ -281,6 +287,13 @@ func (s *Store) completeLocked(id uint64, e *pxperfv1.Entry) item {
 	it.wire = &wireCache{}
 	s.bytes += it.size - old.size
 	*old = it
+	// The completion may change the host and the status. Intern the new
+	// host before releasing the old, so that an unchanged host keeps its
+	// symbol.
+	c := &s.cols[s.head+int(id-s.firstID)]
+	oldHost := c.host
+	*c = s.colForLocked(e)
+	s.hosts.release(oldHost)
 	s.stats.Completed++
 	s.updates[s.updateNext%uint64(len(s.updates))] = id
 	s.updateNext++
@@ -339,6 +352,8 @@ func (s *Store) dropOldestLocked() int64 {
 	size := s.items[s.head].size
 	s.bytes -= size
 	s.items[s.head] = item{}
+	s.hosts.release(s.cols[s.head].host)
+	s.cols[s.head] = col{}
 	s.head++
 	s.firstID++
 	return size
@@ -353,6 +368,8 @@ func (s *Store) compactLocked() {
 	n := copy(s.items, s.items[s.head:])
 	clear(s.items[n:])
 	s.items = s.items[:n]
+	copy(s.cols, s.cols[s.head:])
+	s.cols = s.cols[:n]
 	s.head = 0
 }
 

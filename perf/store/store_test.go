@@ -227,7 +227,7 @@ func TestReadFrom(t *testing.T) {
 	s := mustNew(t, Config{MaxEntries: 5, MaxMemoryBytes: 1 << 30})
 	s.Append(entries(8)) // holds 4..8
 
-	r, err := s.ReadFrom(2, 2, nil, nil, nil)
+	r, err := s.ReadFrom(2, 2, Matcher{}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,17 +235,17 @@ func TestReadFrom(t *testing.T) {
 		t.Errorf("ReadFrom(2) = gap %d-%d ids %v next %d newest %d", r.GapFirst, r.GapLast, ids(r.Entries), r.Next, r.Newest)
 	}
 
-	even := func(e *pxperfv1.Entry) bool { return e.Id%2 == 0 }
+	even := Matcher{Match: func(e *pxperfv1.Entry) bool { return e.Id%2 == 0 }}
 	r, _ = s.ReadFrom(6, 10, even, nil, nil)
 	if fmt.Sprint(ids(r.Entries)) != "[6 8]" || r.Next != 9 || r.GapFirst != 0 {
 		t.Errorf("ReadFrom(6, even) = ids %v next %d gap %d", ids(r.Entries), r.Next, r.GapFirst)
 	}
 
-	r, _ = s.ReadFrom(9, 10, nil, nil, nil)
+	r, _ = s.ReadFrom(9, 10, Matcher{}, nil, nil)
 	if len(r.Entries) != 0 || r.Next != 9 {
 		t.Errorf("ReadFrom(9) = %v next %d, want nothing, 9", ids(r.Entries), r.Next)
 	}
-	if _, err := s.ReadFrom(10, 10, nil, nil, nil); !errors.Is(err, ErrFuture) {
+	if _, err := s.ReadFrom(10, 10, Matcher{}, nil, nil); !errors.Is(err, ErrFuture) {
 		t.Errorf("ReadFrom(10) err = %v, want ErrFuture", err)
 	}
 }
@@ -253,7 +253,7 @@ func TestReadFrom(t *testing.T) {
 func TestReadFromBoundsScan(t *testing.T) {
 	s := mustNew(t, Config{MaxEntries: 3 * maxScan, MaxMemoryBytes: 1 << 30})
 	s.Append(entries(3 * maxScan))
-	none := func(*pxperfv1.Entry) bool { return false }
+	none := Matcher{Match: func(*pxperfv1.Entry) bool { return false }}
 	r, _ := s.ReadFrom(1, 10, none, nil, nil)
 	if r.Next != 1+maxScan {
 		t.Errorf("Next = %d, want %d", r.Next, 1+maxScan)
@@ -279,16 +279,16 @@ func TestChangedClosesOnAppend(t *testing.T) {
 func TestTailStart(t *testing.T) {
 	s := mustNew(t, Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30})
 	s.Append(entries(10)) // 1..10
-	even := func(e *pxperfv1.Entry) bool { return e.Id%2 == 0 }
+	even := Matcher{Match: func(e *pxperfv1.Entry) bool { return e.Id%2 == 0 }}
 	tests := []struct {
 		n         int
 		m         Matcher
 		wantStart uint64
 	}{
-		{3, nil, 8},
+		{3, Matcher{}, 8},
 		{3, even, 6},
-		{100, nil, 1},
-		{0, nil, 11},
+		{100, Matcher{}, 1},
+		{0, Matcher{}, 11},
 	}
 	for _, tt := range tests {
 		start, end := s.TailStart(tt.n, tt.m)
@@ -301,7 +301,7 @@ func TestTailStart(t *testing.T) {
 func TestList(t *testing.T) {
 	s := mustNew(t, Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30})
 	s.Append(entries(12)) // holds 3..12
-	odd := func(e *pxperfv1.Entry) bool { return e.Id%2 == 1 }
+	odd := Matcher{Match: func(e *pxperfv1.Entry) bool { return e.Id%2 == 1 }}
 	tests := []struct {
 		name      string
 		q         Query
@@ -459,19 +459,19 @@ func TestReadUpdates(t *testing.T) {
 	complete("a", 200)
 	complete("b", 404)
 
-	u := s.ReadUpdates(cursor, 3, 10, nil, nil, nil)
+	u := s.ReadUpdates(cursor, 3, 10, Matcher{}, nil, nil)
 	if fmt.Sprint(ids(u.Entries)) != "[1 2]" || u.Next != cursor+3 || u.Lost != 0 {
 		t.Errorf("below 3: ids %v next %d lost %d; want [1 2], %d, 0", ids(u.Entries), u.Next, u.Lost, cursor+3)
 	}
 	if u.Entries[0].StatusCode != 200 {
 		t.Errorf("update carries status %d, want the latest, 200", u.Entries[0].StatusCode)
 	}
-	clientErrors := func(e *pxperfv1.Entry) bool { return e.StatusCode >= 400 }
+	clientErrors := Matcher{Match: func(e *pxperfv1.Entry) bool { return e.StatusCode >= 400 }}
 	u = s.ReadUpdates(cursor, 10, 10, clientErrors, nil, nil)
 	if fmt.Sprint(ids(u.Entries)) != "[3 2]" {
 		t.Errorf("filtered: ids %v, want [3 2] in the order they changed", ids(u.Entries))
 	}
-	u = s.ReadUpdates(cursor, 10, 1, nil, nil, nil)
+	u = s.ReadUpdates(cursor, 10, 1, Matcher{}, nil, nil)
 	if len(u.Entries) != 1 || u.Next != cursor+1 {
 		t.Errorf("max 1: %d entries, next %d", len(u.Entries), u.Next)
 	}
@@ -492,7 +492,7 @@ func TestReadUpdatesReportsLost(t *testing.T) {
 		batch[i] = e
 	}
 	s.Append(batch)
-	u := s.ReadUpdates(cursor, n+1, 1, nil, nil, nil)
+	u := s.ReadUpdates(cursor, n+1, 1, Matcher{}, nil, nil)
 	if u.Lost != 5 || len(u.Entries) != 1 || u.Entries[0].Id != 6 {
 		t.Errorf("lost %d, first id %v; want 5 lost and id 6 next", u.Lost, ids(u.Entries))
 	}
@@ -503,8 +503,8 @@ func TestReadUpdatesReportsLost(t *testing.T) {
 func TestReadFromFieldsAreEncodedOnce(t *testing.T) {
 	s := mustNew(t, Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30})
 	s.Append(entries(3))
-	r1, _ := s.ReadFrom(1, 10, nil, nil, nil)
-	r2, _ := s.ReadFrom(1, 10, nil, nil, nil)
+	r1, _ := s.ReadFrom(1, 10, Matcher{}, nil, nil)
+	r2, _ := s.ReadFrom(1, 10, Matcher{}, nil, nil)
 	for i, e := range r1.Entries {
 		if &r1.Fields[i][0] != &r2.Fields[i][0] {
 			t.Errorf("entry %d encoded twice", e.Id)
@@ -544,14 +544,14 @@ func TestRunsJoinEntriesEncodedTogether(t *testing.T) {
 	batch := entries(5)
 	batch[2] = pendingEntry("r", "http://example.com/p")
 	s.Append(batch)
-	r, _ := s.ReadFrom(1, 3, nil, nil, nil) // encodes 1..3 as one run
+	r, _ := s.ReadFrom(1, 3, Matcher{}, nil, nil) // encodes 1..3 as one run
 	if got := Runs(r.Fields, nil); len(got) != 1 || len(got[0]) != totalLen(r.Fields) {
 		t.Fatalf("ids 1..3 form %d runs, want 1 of %d bytes", len(got), totalLen(r.Fields))
 	}
 	done := newEntry("GET", "http://example.com/p", 200)
 	done.RequestId = "r"
 	s.Append([]*pxperfv1.Entry{done}) // completes id 3
-	r, _ = s.ReadFrom(1, 10, nil, nil, nil)
+	r, _ = s.ReadFrom(1, 10, Matcher{}, nil, nil)
 	runs := Runs(r.Fields, nil)
 	// 1..2 from the first read; 3 (completed since) to 5 from this one.
 	if len(runs) != 2 || len(runs[0]) != totalLen(r.Fields[:2]) {

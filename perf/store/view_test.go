@@ -14,7 +14,7 @@ import (
 func TestCachedViewMatchesFullPass(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	s := mustNew(t, Config{MaxEntries: 300, MaxMemoryBytes: 1 << 30})
-	serverErrors := func(e *pxperfv1.Entry) bool { return e.GetStatusCode() >= 500 }
+	serverErrors := Matcher{Match: func(e *pxperfv1.Entry) bool { return e.GetStatusCode() >= 500 }}
 	nextReq := 0
 	var pending []string
 	for step := range 400 {
@@ -66,7 +66,7 @@ func TestCachedViewMatchesFullPass(t *testing.T) {
 func TestViewsAreBounded(t *testing.T) {
 	s := mustNew(t, Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30})
 	s.Append(entries(10))
-	all := func(*pxperfv1.Entry) bool { return true }
+	all := Matcher{Match: func(*pxperfv1.Entry) bool { return true }}
 	for i := range 3 * maxViews {
 		s.List(Query{Limit: 1, Match: all, Key: fmt.Sprint(i)})
 	}
