@@ -19,13 +19,13 @@ func checkColumn(t *testing.T, s *Store) {
 	t.Helper()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if len(s.cols) != len(s.items) {
-		t.Fatalf("%d columns for %d items", len(s.cols), len(s.items))
+	if got, want := s.lenLocked(), int(s.nextID-s.firstID); got != want {
+		t.Fatalf("%d entries held for ids %d..%d", got, s.firstID, s.nextID-1)
 	}
 	refs := make(map[uint32]uint32)
 	for id := s.firstID; id < s.nextID; id++ {
 		e := s.itemLocked(id).entry
-		c := s.cols[s.head+int(id-s.firstID)]
+		c := *s.colLocked(id)
 		if name := s.hosts.names[c.host]; name != e.GetHost() {
 			t.Fatalf("id %d: column host %q, entry host %q", id, name, e.GetHost())
 		}

@@ -119,7 +119,6 @@ func (s *Store) RelievePressure(used uint64) Eviction {
 			ev.add(ReasonPressure, size)
 			excess -= size
 		}
-		s.compactLocked()
 		s.recordLocked(&ev)
 	}
 	obs := s.observers
@@ -141,7 +140,6 @@ func (s *Store) EvictBytes(n int64) Eviction {
 		ev.add(ReasonPressure, size)
 		freed += size
 	}
-	s.compactLocked()
 	s.recordLocked(&ev)
 	obs := s.observers
 	s.mu.Unlock()

@@ -185,9 +185,9 @@ func (s *Store) List(q Query) Page {
 	// Without a matcher, window positions map straight to ids.
 	at := func(pos int) *pxperfv1.Entry {
 		if q.OldestFirst {
-			return s.items[s.head+pos].entry
+			return s.entries.item(pos).entry
 		}
-		return s.items[s.head+n-1-pos].entry
+		return s.entries.item(n - 1 - pos).entry
 	}
 	start := min(q.Offset, n)
 	if q.After != 0 {
@@ -299,7 +299,7 @@ func (s *Store) PriorityFrom(from uint64, threshold pxperfv1.Priority) (found bo
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for id := max(from, s.firstID); id < s.nextID; id++ {
-		c := s.cols[s.head+int(id-s.firstID)]
+		c := s.colLocked(id)
 		prio := pxperfv1.Priority(c.priority)
 		if c.wide {
 			prio = s.itemLocked(id).entry.GetPriority()

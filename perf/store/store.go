@@ -136,11 +136,9 @@ type Store struct {
 	mu      sync.RWMutex
 	cfg     Config
 	redact  []string      // header names to redact; see redactList
-	items   []item        // items[head:] are held, oldest first
-	cols    []col         // cols[i] is the column of items[i]; see scan
-	head    int           // index of the oldest held item in items and cols
-	hosts   symbols       // the hosts of held entries, for cols
-	firstID uint64        // id of items[head]
+	entries seq           // held, oldest first, with their columns (see scan)
+	hosts   symbols       // the hosts of held entries, for the columns
+	firstID uint64        // id of the oldest held entry
 	nextID  uint64        // id the next entry gets
 	bytes   int64         // sum of held items' size
 	changed chan struct{} // closed and replaced whenever entries are appended
@@ -240,8 +238,7 @@ func (s *Store) Append(entries []*pxperfv1.Entry) []Stored {
 		s.nextID++
 		it := s.itemFor(e, nil)
 		it.wire = &caches[i]
-		s.items = append(s.items, it)
-		s.cols = append(s.cols, s.colForLocked(e))
+		s.entries.push(it, s.colForLocked(e))
 		s.bytes += it.size
 		s.stats.Accepted++
 		s.trackPendingLocked(e)
@@ -290,7 +287,7 @@ func (s *Store) completeLocked(id uint64, e *pxperfv1.Entry) item {
 	// The completion may change the host and the status. Intern the new
 	// host before releasing the old, so that an unchanged host keeps its
 	// symbol.
-	c := &s.cols[s.head+int(id-s.firstID)]
+	c := s.colLocked(id)
 	oldHost := c.host
 	*c = s.colForLocked(e)
 	s.hosts.release(oldHost)
@@ -333,51 +330,37 @@ func (s *Store) evictLocked() evictions {
 		case s.bytes > s.cfg.MaxMemoryBytes:
 			r = ReasonBytes
 		default:
-			s.compactLocked()
 			return ev
 		}
 		ev.add(r, s.dropOldestLocked())
 	}
-	s.compactLocked()
 	return ev
 }
 
 // dropOldestLocked evicts the oldest entry, which must exist, and returns
 // its accounted size. The caller counts it.
 func (s *Store) dropOldestLocked() int64 {
-	e := s.items[s.head].entry
+	it, c := s.entries.pop()
+	e := it.entry
 	if id, ok := s.pending[e.GetRequestId()]; ok && id == e.GetId() {
 		delete(s.pending, e.GetRequestId())
 	}
-	size := s.items[s.head].size
-	s.bytes -= size
-	s.items[s.head] = item{}
-	s.hosts.release(s.cols[s.head].host)
-	s.cols[s.head] = col{}
-	s.head++
+	s.bytes -= it.size
+	s.hosts.release(c.host)
 	s.firstID++
-	return size
+	return it.size
 }
 
-// compactLocked moves held items to the front of the slice once the evicted
-// prefix is at least half of it, so appends reuse the space: amortised O(1).
-func (s *Store) compactLocked() {
-	if s.head == 0 || s.head < len(s.items)/2 {
-		return
-	}
-	n := copy(s.items, s.items[s.head:])
-	clear(s.items[n:])
-	s.items = s.items[:n]
-	copy(s.cols, s.cols[s.head:])
-	s.cols = s.cols[:n]
-	s.head = 0
-}
-
-func (s *Store) lenLocked() int { return len(s.items) - s.head }
+func (s *Store) lenLocked() int { return s.entries.len() }
 
 // itemLocked returns the item with id, which must be held.
 func (s *Store) itemLocked(id uint64) *item {
-	return &s.items[s.head+int(id-s.firstID)]
+	return s.entries.item(int(id - s.firstID))
+}
+
+// colLocked returns the column of the entry with id, which must be held.
+func (s *Store) colLocked(id uint64) *col {
+	return s.entries.col(int(id - s.firstID))
 }
 
 func (s *Store) heldLocked(id uint64) bool {
