@@ -54,101 +54,157 @@ func (c *Client) SetConfigField(ctx context.Context, path, value string) (*pxper
 
 // SetConfigFields sets config fields from strings, keyed by path, in one
 // [Client.SetConfig] call: all change or none does. It returns the effective
-// config. Paths are proto field names joined by dots, as in the config file
-// and the update mask: "memory.max_entries", "throttle.mode". Values are
-// written as on a command line:
+// config. Paths and values are read by [ParseConfigField]:
+// "memory.max_entries" to "5000", "throttle.mode" to "fixed".
 //
-//   - numbers in decimal: "5000", "0.75";
-//   - booleans: "true", "false" (and the other forms of [strconv.ParseBool]);
-//   - enums by name, whole or without the enum's prefix, in any case:
-//     "THROTTLE_MODE_FIXED", "fixed";
-//   - durations as Go writes them: "250ms", "1h30m";
-//   - repeated fields as a comma-separated list, which replaces the whole
-//     list: "count,size"; "" empties it;
-//   - strings as they are.
-//
-// An unknown path, a path naming a group of fields, or a value that does
-// not parse is refused before anything is sent, with an error naming the
-// path; with no fields, [ErrNoPaths]. Limits (a minimum, a maximum) are the
-// server's to check: see [Client.SetConfig].
+// An unknown path, a path naming a group of fields, a field named twice
+// (by its proto and its JSON name), or a value that does not parse is
+// refused before anything is sent, with an error naming the path; with no
+// fields, [ErrNoPaths]. Limits (a minimum, a maximum) are the server's to
+// check: see [Client.SetConfig].
 func (c *Client) SetConfigFields(ctx context.Context, fields map[string]string) (*pxperfv1.Config, error) {
 	if len(fields) == 0 {
 		return nil, ErrNoPaths
 	}
 	cfg := &pxperfv1.Config{}
-	paths := slices.Sorted(maps.Keys(fields)) // the first bad path is always the same one
-	for _, path := range paths {
-		if err := setConfigField(cfg, path, fields[path]); err != nil {
+	paths := make([]string, 0, len(fields))
+	for _, path := range slices.Sorted(maps.Keys(fields)) { // the first bad path is always the same one
+		canon, err := ParseConfigField(cfg, path, fields[path])
+		if err != nil {
 			return nil, err
 		}
+		if slices.Contains(paths, canon) {
+			return nil, fmt.Errorf("client: config field %q is given twice", canon)
+		}
+		paths = append(paths, canon)
 	}
 	return c.SetConfig(ctx, cfg, paths...)
 }
 
-// ConfigField returns the server's config field at path, written as
-// [Client.SetConfigFields] reads it: enums by their whole name, durations as
-// Go writes them, lists joined by commas. A path naming a group of fields,
-// such as "throttle", returns the group as JSON.
+// ConfigField returns the server's config field at path, written by
+// [FormatConfigField]: as [Client.SetConfigFields] reads it, or a group
+// of fields, such as "throttle", as JSON.
 func (c *Client) ConfigField(ctx context.Context, path string) (string, error) {
 	cfg, err := c.GetConfig(ctx)
 	if err != nil {
 		return "", err
 	}
-	return configField(cfg, path)
+	return FormatConfigField(cfg, path)
 }
 
-// setConfigField sets the field of cfg at path to value, parsed for the
-// field's type.
-func setConfigField(cfg *pxperfv1.Config, path, value string) error {
-	m, fd, err := lookupField(cfg.ProtoReflect(), path, true)
+// ParseConfigField sets the field of cfg at path to value, parsed for the
+// field's type, and returns the path with proto field names, as an update
+// mask wants it. Paths are field names joined by dots, as in the config
+// file: proto names or JSON names ("memory.max_entries",
+// "memory.maxEntries"). Values are written as on a command line, and
+// surrounding spaces are ignored:
+//
+//   - numbers in decimal: "5000", "0.75";
+//   - booleans: "true", "false" (and the other forms of [strconv.ParseBool]);
+//   - enums as [ParseEnum] reads them: "THROTTLE_MODE_FIXED", "fixed";
+//   - durations as Go writes them: "250ms", "1h30m";
+//   - repeated fields as a comma-separated list, which replaces the whole
+//     list: "count,size"; "" empties it;
+//   - strings as they are.
+//
+// A value of `""` (two double quotes) is read as empty, so that an empty
+// string or list can be written visibly.
+//
+// An unknown path, a path naming a group of fields, or a value that does
+// not parse is refused with an error naming the path, and cfg is left as
+// it was. Limits (a minimum, a maximum) are not checked: the server checks
+// them.
+func ParseConfigField(cfg *pxperfv1.Config, path, value string) (string, error) {
+	m, fd, canon, err := lookup(cfg.ProtoReflect(), path, false)
 	if err != nil {
-		return err
+		return "", err
 	}
-	v, err := parseField(m, fd, value)
+	if isGroup(fd) {
+		return "", fmt.Errorf("client: config field %q: is a group of fields; set one of them, such as %q", path, canon+"."+string(fd.Message().Fields().Get(0).Name()))
+	}
+	v, err := parseValue(m, fd, strings.TrimSpace(value))
 	if err != nil {
-		return fmt.Errorf("client: config field %q: %w", path, err)
+		return "", fmt.Errorf("client: config field %q: %w", path, err)
 	}
+	// Only now create the groups on the way, so that a refused value leaves
+	// cfg alone. The walk cannot fail: it just succeeded.
+	m, _, _, _ = lookup(cfg.ProtoReflect(), canon, true)
 	m.Set(fd, v)
-	return nil
+	return canon, nil
 }
 
-// configField returns the field of cfg at path, formatted.
-func configField(cfg *pxperfv1.Config, path string) (string, error) {
-	m, fd, err := lookupField(cfg.ProtoReflect(), path, false)
+// FormatConfigField returns the field of cfg at path (as [ParseConfigField]
+// takes it) written as ParseConfigField reads it: enums by their whole
+// name, durations as Go writes them, lists joined by commas. An empty
+// string or list is returned empty, not as `""`. A path naming a group of
+// fields, such as "throttle", returns the group as JSON with proto field
+// names.
+func FormatConfigField(cfg *pxperfv1.Config, path string) (string, error) {
+	m, fd, _, err := lookup(cfg.ProtoReflect(), path, false)
 	if err != nil {
 		return "", err
 	}
 	v := m.Get(fd)
-	if fd.IsList() {
-		l := v.List()
-		parts := make([]string, l.Len())
-		for i := range parts {
-			parts[i] = formatScalar(fd, l.Get(i))
-		}
-		return strings.Join(parts, ","), nil
-	}
-	if isGroup(fd) {
+	switch {
+	case isGroup(fd):
 		b, err := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}.Marshal(v.Message().Interface())
 		if err != nil {
 			return "", fmt.Errorf("client: config field %q: %w", path, err)
 		}
 		return string(b), nil
+	case fd.IsList():
+		l := v.List()
+		items := make([]string, l.Len())
+		for i := range items {
+			items[i] = formatScalar(fd, l.Get(i))
+		}
+		return strings.Join(items, ","), nil
 	}
 	return formatScalar(fd, v), nil
 }
 
-// lookupField walks path from m and returns the message holding the last
-// field, and that field. With mutable, the messages on the way are created;
-// a path naming a group of fields is then refused, since only single
-// fields are set from strings.
-func lookupField(m protoreflect.Message, path string, mutable bool) (protoreflect.Message, protoreflect.FieldDescriptor, error) {
+// ConfigFieldPaths returns the paths, with proto field names, of the single
+// fields at path: path itself for a single field such as "memory.maxEntries"
+// ("memory.max_entries"), each field of a group such as "throttle"
+// ("throttle.mode", "throttle.max_updates_per_second", …), in proto order.
+// An unknown path is refused as [ParseConfigField] refuses it.
+func ConfigFieldPaths(path string) ([]string, error) {
+	_, fd, canon, err := lookup((&pxperfv1.Config{}).ProtoReflect(), path, false)
+	if err != nil {
+		return nil, err
+	}
+	return fieldPaths(fd, canon), nil
+}
+
+// fieldPaths returns the paths of the single fields at fd, found at path.
+func fieldPaths(fd protoreflect.FieldDescriptor, path string) []string {
+	if !isGroup(fd) {
+		return []string{path}
+	}
+	var paths []string
+	fields := fd.Message().Fields()
+	for i := range fields.Len() {
+		f := fields.Get(i)
+		paths = append(paths, fieldPaths(f, path+"."+string(f.Name()))...)
+	}
+	return paths
+}
+
+// lookup walks path (field names, proto or JSON, joined by dots) from m
+// and returns the message holding the last field, that field, and the path
+// with proto names. With mutable, the groups on the way are created in m.
+func lookup(m protoreflect.Message, path string, mutable bool) (protoreflect.Message, protoreflect.FieldDescriptor, string, error) {
 	if path == "" {
-		return nil, nil, errors.New("client: config field: empty path; want one such as \"memory.max_entries\"")
+		return nil, nil, "", errors.New(`client: config field: empty path; want one such as "memory.max_entries"`)
 	}
 	segs := strings.Split(path, ".")
+	canon := make([]string, 0, len(segs))
 	for i, seg := range segs {
 		fields := m.Descriptor().Fields()
 		fd := fields.ByName(protoreflect.Name(seg))
+		if fd == nil {
+			fd = fields.ByJSONName(seg)
+		}
 		if fd == nil {
 			names := make([]string, fields.Len())
 			for j := range names {
@@ -156,18 +212,16 @@ func lookupField(m protoreflect.Message, path string, mutable bool) (protoreflec
 			}
 			where := "the config"
 			if i > 0 {
-				where = strings.Join(segs[:i], ".")
+				where = strings.Join(canon, ".")
 			}
-			return nil, nil, fmt.Errorf("client: config field %q: %s has no field %q; it has %s", path, where, seg, strings.Join(names, ", "))
+			return nil, nil, "", fmt.Errorf("client: config field %q: %s has no field %q; it has %s", path, where, seg, strings.Join(names, ", "))
 		}
+		canon = append(canon, string(fd.Name()))
 		if i == len(segs)-1 {
-			if mutable && isGroup(fd) {
-				return nil, nil, fmt.Errorf("client: config field %q: is a group of fields; set one of them, such as %q", path, path+"."+string(fd.Message().Fields().Get(0).Name()))
-			}
-			return m, fd, nil
+			return m, fd, strings.Join(canon, "."), nil
 		}
 		if !isGroup(fd) {
-			return nil, nil, fmt.Errorf("client: config field %q: %s is a single field, not a group with a field %q", path, strings.Join(segs[:i+1], "."), segs[i+1])
+			return nil, nil, "", fmt.Errorf("client: config field %q: %s is a single field, not a group with a field %q", path, strings.Join(canon, "."), segs[i+1])
 		}
 		if mutable {
 			m = m.Mutable(fd).Message()
@@ -175,7 +229,7 @@ func lookupField(m protoreflect.Message, path string, mutable bool) (protoreflec
 			m = m.Get(fd).Message()
 		}
 	}
-	panic("unreachable") // the loop returns at the last segment
+	panic("unreachable: strings.Split returns at least one element")
 }
 
 // isGroup reports whether fd is a message of config fields, as opposed to a
@@ -188,8 +242,11 @@ func isDuration(fd protoreflect.FieldDescriptor) bool {
 	return fd.Message() != nil && fd.Message().FullName() == "google.protobuf.Duration"
 }
 
-// parseField parses s for the field fd of m.
-func parseField(m protoreflect.Message, fd protoreflect.FieldDescriptor, s string) (protoreflect.Value, error) {
+// parseValue parses s, trimmed, for the field fd of m.
+func parseValue(m protoreflect.Message, fd protoreflect.FieldDescriptor, s string) (protoreflect.Value, error) {
+	if s == `""` {
+		s = ""
+	}
 	if fd.IsMap() {
 		return protoreflect.Value{}, errors.New("map fields cannot be set from a string")
 	}
@@ -197,11 +254,11 @@ func parseField(m protoreflect.Message, fd protoreflect.FieldDescriptor, s strin
 		return parseScalar(fd, s)
 	}
 	list := m.NewField(fd).List()
-	if strings.TrimSpace(s) == "" {
+	if s == "" {
 		return protoreflect.ValueOfList(list), nil
 	}
-	for i, part := range strings.Split(s, ",") {
-		v, err := parseScalar(fd, strings.TrimSpace(part))
+	for i, item := range strings.Split(s, ",") {
+		v, err := parseScalar(fd, strings.TrimSpace(item))
 		if err != nil {
 			return protoreflect.Value{}, fmt.Errorf("item %d: %w", i, err)
 		}
@@ -212,67 +269,65 @@ func parseField(m protoreflect.Message, fd protoreflect.FieldDescriptor, s strin
 
 // parseScalar parses s as one value of fd's kind.
 func parseScalar(fd protoreflect.FieldDescriptor, s string) (protoreflect.Value, error) {
-	bad := func(want string, err error) (protoreflect.Value, error) {
-		if err != nil {
-			return protoreflect.Value{}, fmt.Errorf("%q is not %s: %w", s, want, err)
-		}
+	bad := func(want string) (protoreflect.Value, error) {
 		return protoreflect.Value{}, fmt.Errorf("%q is not %s", s, want)
 	}
 	switch fd.Kind() {
 	case protoreflect.BoolKind:
 		v, err := strconv.ParseBool(s)
 		if err != nil {
-			return bad("true or false", nil)
+			return bad("true or false")
 		}
 		return protoreflect.ValueOfBool(v), nil
 	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
 		v, err := strconv.ParseInt(s, 10, 32)
 		if err != nil {
-			return bad("a 32-bit integer", numErr(err))
+			return bad("an integer from -2147483648 to 2147483647")
 		}
 		return protoreflect.ValueOfInt32(int32(v)), nil
 	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
 		v, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
-			return bad("a 64-bit integer", numErr(err))
+			return bad("a 64-bit integer")
 		}
 		return protoreflect.ValueOfInt64(v), nil
 	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
 		v, err := strconv.ParseUint(s, 10, 32)
 		if err != nil {
-			return bad("an unsigned 32-bit integer", numErr(err))
+			return bad("a whole number from 0 to 4294967295")
 		}
 		return protoreflect.ValueOfUint32(uint32(v)), nil
 	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
 		v, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
-			return bad("an unsigned 64-bit integer", numErr(err))
+			return bad("a whole number from 0 to 2^64-1")
 		}
 		return protoreflect.ValueOfUint64(v), nil
 	case protoreflect.FloatKind:
 		v, err := strconv.ParseFloat(s, 32)
 		if err != nil {
-			return bad("a number", numErr(err))
+			return bad("a number")
 		}
 		return protoreflect.ValueOfFloat32(float32(v)), nil
 	case protoreflect.DoubleKind:
 		v, err := strconv.ParseFloat(s, 64)
 		if err != nil {
-			return bad("a number", numErr(err))
+			return bad("a number")
 		}
 		return protoreflect.ValueOfFloat64(v), nil
 	case protoreflect.StringKind:
 		return protoreflect.ValueOfString(s), nil
 	case protoreflect.EnumKind:
-		if n, ok := enumValue(fd.Enum(), s); ok {
-			return protoreflect.ValueOfEnum(n), nil
+		n, err := ParseEnum(fd.Enum(), s)
+		if err != nil {
+			return protoreflect.Value{}, err
 		}
-		return bad("one of "+strings.Join(enumNames(fd.Enum()), ", "), nil)
+		return protoreflect.ValueOfEnum(n), nil
 	case protoreflect.MessageKind:
 		if isDuration(fd) {
 			d, err := time.ParseDuration(s)
 			if err != nil {
-				return bad("a duration such as 250ms or 1h30m", nil)
+				return bad("a duration such as 250ms, 30s or 1h30m")
 			}
 			return protoreflect.ValueOfMessage(durationpb.New(d).ProtoReflect()), nil
 		}
@@ -280,13 +335,28 @@ func parseScalar(fd protoreflect.FieldDescriptor, s string) (protoreflect.Value,
 	return protoreflect.Value{}, fmt.Errorf("fields of type %v cannot be set from a string", fd.Kind())
 }
 
-// numErr keeps the part of a strconv error worth showing: "value out of
-// range"; a syntax error says nothing the message does not.
-func numErr(err error) error {
-	if errors.Is(err, strconv.ErrRange) {
-		return strconv.ErrRange
+// ParseEnum returns the value of the enum e named s, in any case, with or
+// without the prefix its values share, and with "-" for "_":
+// "THROTTLE_MODE_FIXED", "fixed" and "Fixed" are all
+// THROTTLE_MODE_FIXED; "release-memory" is
+// OPTIMIZE_ACTION_RELEASE_MEMORY. The zero value (…_UNSPECIFIED) is found
+// like any other: callers that refuse it check for 0. An unknown name is
+// refused with an error listing the others.
+func ParseEnum(e protoreflect.EnumDescriptor, s string) (protoreflect.EnumNumber, error) {
+	name := strings.ToUpper(strings.ReplaceAll(s, "-", "_"))
+	values := e.Values()
+	for _, n := range []string{name, enumPrefix(e) + name} {
+		if v := values.ByName(protoreflect.Name(n)); v != nil {
+			return v.Number(), nil
+		}
 	}
-	return nil
+	var names []string
+	for i := range values.Len() {
+		if v := values.Get(i); v.Number() != 0 {
+			names = append(names, string(v.Name()))
+		}
+	}
+	return 0, fmt.Errorf("%q is not a %s; give one of %s", s, e.Name(), strings.Join(names, ", "))
 }
 
 // enumPrefix returns the prefix the values of e share by the AIP
@@ -302,35 +372,6 @@ func enumPrefix(e protoreflect.EnumDescriptor) string {
 		return ""
 	}
 	return strings.TrimSuffix(name, "UNSPECIFIED")
-}
-
-// enumValue finds the value of e named s, whole or without the enum's
-// prefix, in any case.
-func enumValue(e protoreflect.EnumDescriptor, s string) (protoreflect.EnumNumber, bool) {
-	upper := strings.ToUpper(s)
-	values := e.Values()
-	for _, name := range []string{upper, enumPrefix(e) + upper} {
-		if v := values.ByName(protoreflect.Name(name)); v != nil {
-			return v.Number(), true
-		}
-	}
-	return 0, false
-}
-
-// enumNames returns the short names of e's values but the zero one, for
-// error messages.
-func enumNames(e protoreflect.EnumDescriptor) []string {
-	prefix := enumPrefix(e)
-	values := e.Values()
-	var names []string
-	for i := range values.Len() {
-		v := values.Get(i)
-		if v.Number() == 0 {
-			continue
-		}
-		names = append(names, strings.TrimPrefix(string(v.Name()), prefix))
-	}
-	return names
 }
 
 // formatScalar writes one value of fd's kind as parseScalar reads it.

@@ -31,8 +31,10 @@
 // one field of it by path. [Client.SetConfig] changes fields by update mask;
 // [Client.SetConfigField] and [Client.SetConfigFields] set fields by path
 // from strings ("memory.max_entries" to "5000", "throttle.mode" to
-// "fixed"). Every other RPC is reached through [Client.Service], the
-// generated stub.
+// "fixed"). The text form is that of [ParseConfigField] and
+// [FormatConfigField], which work on a *pxperfv1.Config without a call;
+// [ConfigFieldPaths] lists the fields of a group. Every other RPC is
+// reached through [Client.Service], the generated stub.
 //
 // # Errors
 //

@@ -220,3 +220,40 @@ func ExampleClient_SetConfigField() {
 	}
 	fmt.Println("memory.max_entries =", v)
 }
+
+// ExampleParseConfigField builds a config and its update mask from strings,
+// as a command line gives them, and writes the fields back. It needs no
+// server: the result is for [client.Client.SetConfig].
+func ExampleParseConfigField() {
+	cfg := &pxperfv1.Config{}
+	var mask []string
+	for _, kv := range [][2]string{
+		{"memory.maxEntries", "5000"},
+		{"throttle.mode", "fixed"},
+		{"throttle.batch_timeout", "1.5s"},
+	} {
+		path, err := client.ParseConfigField(cfg, kv[0], kv[1])
+		if err != nil {
+			log.Fatal(err) // an unknown field or a bad value names the path
+		}
+		mask = append(mask, path)
+	}
+	for _, path := range mask {
+		v, err := client.FormatConfigField(cfg, path)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(path, "=", v)
+	}
+	// A group lists its fields.
+	fields, err := client.ConfigFieldPaths("cleanup")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(fields)
+	// Output:
+	// memory.max_entries = 5000
+	// throttle.mode = THROTTLE_MODE_FIXED
+	// throttle.batch_timeout = 1.5s
+	// [cleanup.cleanup_interval cleanup.resource_timeout cleanup.max_resources cleanup.producer_rate_limit]
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/pxperf/pxperf/client"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 )
 
@@ -30,13 +31,12 @@ an action failed.`,
 		return err
 	}
 	req := &pxperfv1.OptimizeRequest{}
-	ed := pxperfv1.OptimizeAction(0).Descriptor()
 	for _, name := range names {
-		v, err := parseEnum(ed, name)
-		if err != nil || v.Enum() == 0 {
+		n, err := client.ParseEnum(pxperfv1.OptimizeAction(0).Descriptor(), name)
+		if err != nil || n == 0 {
 			return usageError("optimize: unknown action %q; give evict, rotate, reclaim, slow-throttles or release-memory", name)
 		}
-		req.Actions = append(req.Actions, pxperfv1.OptimizeAction(v.Enum()))
+		req.Actions = append(req.Actions, pxperfv1.OptimizeAction(n))
 	}
 	cl, err := conn.dial()
 	if err != nil {
@@ -51,7 +51,7 @@ an action failed.`,
 	}
 	failed := 0
 	for _, r := range resp.GetResults() {
-		name := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(r.GetAction().String(), enumPrefix(ed))), "_", "-")
+		name := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(r.GetAction().String(), "OPTIMIZE_ACTION_")), "_", "-")
 		fmt.Fprintf(c.stdout, "%-15s %s\n", name, r.GetSummary())
 		if strings.HasPrefix(r.GetSummary(), "failed: ") {
 			failed++

@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/pxperf/pxperf/client"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -34,11 +35,11 @@ their owner, age, time since they last moved data, and entries and bytes moved.`
 	}
 	req := &pxperfv1.ListResourcesRequest{PageSize: 1000}
 	if *typ != "" {
-		v, err := parseEnum(pxperfv1.ResourceType(0).Descriptor(), *typ)
-		if err != nil || v.Enum() == 0 {
+		n, err := client.ParseEnum(pxperfv1.ResourceType(0).Descriptor(), *typ)
+		if err != nil || n == 0 {
 			return usageError("resources list: --type %q: give subscriber, publisher, connection, worker or file", *typ)
 		}
-		req.Type = pxperfv1.ResourceType(v.Enum())
+		req.Type = pxperfv1.ResourceType(n)
 	}
 	cl, err := conn.dial()
 	if err != nil {
