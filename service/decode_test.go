@@ -1,0 +1,460 @@
+package service
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// publishMessages makes an empty message of each type unmarshalPublish
+// decodes on its fast path.
+var publishMessages = []struct {
+	name string
+	new  func() proto.Message
+}{
+	{"PublishStreamRequest", func() proto.Message { return new(pxperfv1.PublishStreamRequest) }},
+	{"PublishRequest", func() proto.Message { return new(pxperfv1.PublishRequest) }},
+}
+
+// decodeBoth decodes b with unmarshalPublish and with proto.Unmarshal, into
+// each publish message, and fails tb unless both fail or both succeed with
+// equal messages. It decodes from a copy of b that it then overwrites, so
+// that anything decoded that aliases the input shows. It returns whether
+// the fast path was taken, which must be the same for both types.
+func decodeBoth(tb testing.TB, b []byte) (fast bool) {
+	tb.Helper()
+	for i, pm := range publishMessages {
+		in := bytes.Clone(b)
+		got := pm.new()
+		f, gotErr := unmarshalPublish(in, got)
+		for j := range in {
+			in[j] = 0xa5
+		}
+		want := pm.new()
+		wantErr := proto.Unmarshal(b, want)
+		if (gotErr != nil) != (wantErr != nil) {
+			tb.Fatalf("%s: unmarshalPublish (fast %v) error %v, proto.Unmarshal error %v", pm.name, f, gotErr, wantErr)
+		}
+		if gotErr == nil && !proto.Equal(got, want) {
+			tb.Fatalf("%s: unmarshalPublish (fast %v) differs from proto.Unmarshal (-got +want):\n%s", pm.name, f, cmp.Diff(got, want, protocmp.Transform()))
+		}
+		if f && gotErr != nil {
+			tb.Fatalf("%s: the fast path returned an error: %v", pm.name, gotErr)
+		}
+		if i > 0 && f != fast {
+			tb.Fatalf("%s: fast path %v, %s: %v", pm.name, f, publishMessages[0].name, fast)
+		}
+		fast = f
+	}
+	return fast
+}
+
+// marshalRequest returns a PublishStreamRequest holding entries in wire
+// form.
+func marshalRequest(tb testing.TB, entries ...*pxperfv1.Entry) []byte {
+	tb.Helper()
+	b, err := proto.Marshal(&pxperfv1.PublishStreamRequest{Entries: entries})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// populate sets every field of m, recursing into sub-messages and putting
+// two elements into each list. It fails t on a kind of field it does not
+// know how to fill, so that the field is not silently left out.
+func populate(t *testing.T, m protoreflect.Message) {
+	t.Helper()
+	fields := m.Descriptor().Fields()
+	for i := range fields.Len() {
+		setField(t, m, fields.Get(i))
+	}
+}
+
+// setField sets fd in m to a value that is not its default.
+func setField(t *testing.T, m protoreflect.Message, fd protoreflect.FieldDescriptor) {
+	t.Helper()
+	switch {
+	case fd.IsMap():
+		t.Fatalf("%s: populate does not fill maps", fd.FullName())
+	case fd.IsList():
+		l := m.Mutable(fd).List()
+		for j := range 2 {
+			if fd.Message() != nil {
+				populate(t, l.AppendMutable().Message())
+			} else {
+				l.Append(scalarValue(t, fd, j))
+			}
+		}
+	case fd.Message() != nil:
+		populate(t, m.Mutable(fd).Message())
+	default:
+		m.Set(fd, scalarValue(t, fd, 0))
+	}
+}
+
+// scalarValue returns a value for fd that is not its default and takes
+// the most bytes its encoding allows where that is an edge (negative int32,
+// largest uint64). Strings are not ASCII, and differ with j.
+func scalarValue(t *testing.T, fd protoreflect.FieldDescriptor, j int) protoreflect.Value {
+	t.Helper()
+	switch fd.Kind() {
+	case protoreflect.BoolKind:
+		return protoreflect.ValueOfBool(true)
+	case protoreflect.EnumKind:
+		vs := fd.Enum().Values()
+		return protoreflect.ValueOfEnum(vs.Get(vs.Len() - 1).Number())
+	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
+		return protoreflect.ValueOfInt32(-7)
+	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
+		return protoreflect.ValueOfInt64(math.MinInt64 + 1)
+	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
+		return protoreflect.ValueOfUint32(math.MaxUint32)
+	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		return protoreflect.ValueOfUint64(math.MaxUint64)
+	case protoreflect.FloatKind:
+		return protoreflect.ValueOfFloat32(1.5)
+	case protoreflect.DoubleKind:
+		return protoreflect.ValueOfFloat64(2.5)
+	case protoreflect.StringKind:
+		return protoreflect.ValueOfString(fmt.Sprintf("%s-%d-é✓", fd.Name(), j))
+	case protoreflect.BytesKind:
+		return protoreflect.ValueOfBytes([]byte{0, 0xff, 0xfe, byte(j)})
+	}
+	t.Fatalf("%s: populate does not fill kind %v", fd.FullName(), fd.Kind())
+	return protoreflect.Value{}
+}
+
+// The fast path takes an entry with every field of Entry and of the
+// messages in it set, and decodes it as proto does. A field added to the
+// contract that the decoder does not know fails this test: the decoder
+// falls back to proto.Unmarshal for it.
+func TestDecodeHandlesEveryField(t *testing.T) {
+	full := new(pxperfv1.Entry)
+	populate(t, full.ProtoReflect())
+	b := marshalRequest(t, full, full)
+	if !decodeBoth(t, b) {
+		t.Fatal("a fully populated entry took the slow path: the decoder does not know one of its fields (see decode.go)")
+	}
+	// Each field alone, so that every field is also decoded without the
+	// others measured alongside.
+	fields := full.ProtoReflect().Descriptor().Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		t.Run(string(fd.Name()), func(t *testing.T) {
+			e := new(pxperfv1.Entry)
+			setField(t, e.ProtoReflect(), fd)
+			if !decodeBoth(t, marshalRequest(t, e)) {
+				t.Errorf("an entry with only %s set took the slow path", fd.Name())
+			}
+		})
+	}
+}
+
+// Wire-building helpers for hand-made inputs.
+
+func varintField(num protowire.Number, v uint64) []byte {
+	return protowire.AppendVarint(protowire.AppendTag(nil, num, protowire.VarintType), v)
+}
+
+func bytesField(num protowire.Number, parts ...[]byte) []byte {
+	return protowire.AppendBytes(protowire.AppendTag(nil, num, protowire.BytesType), bytes.Join(parts, nil))
+}
+
+func stringField(num protowire.Number, s string) []byte { return bytesField(num, []byte(s)) }
+
+// request returns a publish request whose entries are the given entries in
+// wire form.
+func request(entries ...[]byte) []byte {
+	var b []byte
+	for _, e := range entries {
+		b = append(b, bytesField(1, e)...)
+	}
+	return b
+}
+
+func entry(fields ...[]byte) []byte { return bytes.Join(fields, nil) }
+
+func TestDecodeEdgeCases(t *testing.T) {
+	minimal := entry(stringField(4, "GET"), stringField(5, "http://example.com/"))
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		fast bool // whether the fast path takes it; decodeBoth checks the rest
+	}{
+		{"empty message", nil, true},
+		{"one empty entry", request(nil), true},
+		{"empty and minimal entries", request(nil, minimal, nil), true},
+		{"empty strings", request(entry(stringField(2, ""), stringField(4, ""), bytesField(13, stringField(1, ""), stringField(2, "")))), true},
+		{"empty sub-messages", request(entry(bytesField(3), bytesField(8), bytesField(9), bytesField(12), bytesField(15), bytesField(16, bytesField(5)))), true},
+		{"empty body data", request(entry(bytesField(15, bytesField(1)))), true},
+		{"body data not UTF-8", request(entry(bytesField(15, bytesField(1, []byte{0xff, 0xfe})))), true},
+		{"largest varints", request(entry(
+			varintField(1, math.MaxUint64),
+			varintField(11, math.MaxUint64), // status_code -1
+			varintField(17, 1<<63),          // bytes_sent MinInt64
+			varintField(19, math.MaxUint64), // priority -1
+			bytesField(3, varintField(1, math.MaxUint64), varintField(2, math.MaxUint64)),
+		)), true},
+		{"int32 past 32 bits", request(entry(varintField(11, 1<<40+200), varintField(10, 1<<33+2))), true},
+		{"bool above 1", request(entry(varintField(7, 300), bytesField(15, varintField(4, 2)))), true},
+		{"non-minimal varint", request(entry([]byte{11 << 3, 0xc8, 0x81, 0x80, 0x80, 0x00})), true},
+		{"non-minimal tag", request(entry(append([]byte{4<<3 | 2 | 0x80, 0x80, 0x00}, protowire.AppendString(nil, "GET")...))), true},
+		{"varint of 11 bytes", request(entry(append([]byte{1 << 3}, bytes.Repeat([]byte{0x80}, 10)...), []byte{0x01})), false},
+		{"varint overflowing 64 bits", request(entry(append([]byte{1 << 3}, bytes.Repeat([]byte{0xff}, 9)...), []byte{0x02})), false},
+		{"scalars given twice", request(entry(
+			stringField(4, "GET"), varintField(11, 200), stringField(4, "POST"), varintField(11, 404),
+			bytesField(15, bytesField(1, []byte("first")), stringField(2, "a"), bytesField(1, []byte("second")), bytesField(1)),
+			bytesField(3, varintField(1, 5), varintField(1, 6)),
+		)), true},
+		{"message field given twice", request(entry(bytesField(3, varintField(1, 5)), bytesField(3, varintField(2, 7)))), false},
+		{"duration given twice", request(entry(bytesField(16, bytesField(5, varintField(1, 1)), bytesField(5, varintField(2, 2))))), false},
+		{"headers interleaved", request(entry(
+			bytesField(13, stringField(1, "A"), stringField(2, "1")),
+			bytesField(14, stringField(1, "B"), stringField(2, "2")),
+			bytesField(13, stringField(2, "3"), stringField(1, "C"), stringField(1, "D")),
+			bytesField(14),
+		)), true},
+		{"failed upstreams", request(entry(bytesField(8, stringField(3, "a:1"), varintField(1, 2), stringField(3, ""), stringField(3, "c:3")))), true},
+		{"packed singular scalar", request(entry(bytesField(11, protowire.AppendVarint(protowire.AppendVarint(nil, 200), 404)))), false},
+		{"string sent as varint", request(entry(varintField(5, 3))), false},
+		{"message sent as varint", request(entry(varintField(16, 3))), false},
+		{"unknown field in entry", request(minimal, entry(minimal, varintField(99, 1))), false},
+		{"unknown field in request", append(request(minimal), varintField(2, 1)...), false},
+		{"unknown field in header", request(entry(bytesField(13, stringField(1, "A"), stringField(3, "x")))), false},
+		{"unknown field in timestamp", request(entry(bytesField(3, varintField(3, 1)))), false},
+		{"fixed64 field", request(entry(protowire.AppendFixed64(protowire.AppendTag(nil, 1, protowire.Fixed64Type), 1))), false},
+		{"group", request(entry(protowire.AppendTag(nil, 20, protowire.StartGroupType), varintField(1, 1), protowire.AppendTag(nil, 20, protowire.EndGroupType))), false},
+		{"stray end group", request(entry(protowire.AppendTag(nil, 20, protowire.EndGroupType))), false},
+		{"field number 0", request(entry(varintField(0, 1))), false},
+		{"invalid UTF-8 in url", request(entry(bytesField(5, []byte("http://\xff/")))), false},
+		{"invalid UTF-8 in header value", request(entry(bytesField(14, stringField(1, "A"), bytesField(2, []byte{0xc3})))), false},
+		{"invalid UTF-8 in failed upstream", request(entry(bytesField(8, bytesField(3, []byte{0xed, 0xa0, 0x80})))), false},
+		{"length past the end", append(request(minimal), 1<<3|2, 5, 0), false},
+		{"truncated entry", request(minimal)[:10], false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := decodeBoth(t, tc.in); got != tc.fast {
+				t.Errorf("fast path taken: %v, want %v", got, tc.fast)
+			}
+		})
+	}
+}
+
+// Every prefix of a request agrees with proto.Unmarshal: an error, or the
+// same message.
+func TestDecodeTruncated(t *testing.T) {
+	full := new(pxperfv1.Entry)
+	populate(t, full.ProtoReflect())
+	b := marshalRequest(t, benchEntry(1), full)
+	for n := range len(b) {
+		decodeBoth(t, b[:n])
+	}
+}
+
+// Random entries, as FuzzEntryChecker makes them, all take the fast path.
+func TestDecodeRandomEntries(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 200 {
+		if !decodeBoth(t, marshalRequest(t, randomEntry(r), randomEntry(r))) {
+			t.Fatal("a random entry took the slow path")
+		}
+	}
+}
+
+// Entries decoded from one request share no memory: changing one in every
+// way the store does leaves the others as they were.
+func TestDecodedEntriesAreIndependent(t *testing.T) {
+	full := new(pxperfv1.Entry)
+	populate(t, full.ProtoReflect())
+	var got pxperfv1.PublishStreamRequest
+	if fast, err := unmarshalPublish(marshalRequest(t, full, full, full), &got); err != nil || !fast {
+		t.Fatalf("unmarshalPublish: fast %v, error %v", fast, err)
+	}
+	a, b, c := got.Entries[0], got.Entries[1], got.Entries[2]
+	// What store.Normalize and complete do, and more.
+	a.Host = "changed"
+	a.RequestHeaders[0].Value = "[REDACTED]"
+	a.RequestHeaders = append(a.RequestHeaders, &pxperfv1.Header{Name: "X"})
+	a.ResponseHeaders[1].Name = "changed"
+	a.ResponseBody.Data[0]++
+	a.ResponseBody.Data = append(a.ResponseBody.Data, 1)
+	a.Timings.Total.Seconds++
+	a.StartTime.Nanos++
+	a.ProxyDecision.FailedUpstreams[0] = "changed"
+	a.ProxyDecision.FailedUpstreams = append(a.ProxyDecision.FailedUpstreams, "more")
+	a.Error.Message = "changed"
+	a.UpstreamAuth.Outcome = 0
+	b.Timings, c.Timings = c.Timings, nil
+	b.RequestHeaders = nil
+	b.Timings.Dns.Nanos++
+	for i, e := range []*pxperfv1.Entry{b, c} {
+		want := proto.CloneOf(full)
+		if i == 0 {
+			want.RequestHeaders = nil
+			want.Timings.Dns.Nanos++
+		} else {
+			want.Timings = nil
+		}
+		if diff := cmp.Diff(e, want, protocmp.Transform()); diff != "" {
+			t.Errorf("entry %d after entry 0 changed (-got +want):\n%s", i+1, diff)
+		}
+	}
+	if len(a.ResponseHeaders) != 2 {
+		t.Errorf("appending to request_headers changed response_headers: %d of them, want 2", len(a.ResponseHeaders))
+	}
+}
+
+// The codec decodes publish requests on the fast path from buffers that
+// gRPC recycles afterwards, and other messages as the proto codec does.
+func TestRawCodecUnmarshal(t *testing.T) {
+	full := new(pxperfv1.Entry)
+	populate(t, full.ProtoReflect())
+	sub := &pxperfv1.SubscribeRequest{Filter: &pxperfv1.Filter{Host: "example.com", Methods: []string{"GET"}}}
+	subWire, err := proto.Marshal(sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		wire []byte
+		into proto.Message
+		want proto.Message
+	}{
+		{"stream", marshalRequest(t, full, benchEntry(2)), new(pxperfv1.PublishStreamRequest), &pxperfv1.PublishStreamRequest{Entries: []*pxperfv1.Entry{full, benchEntry(2)}}},
+		{"unary", marshalRequest(t, full), new(pxperfv1.PublishRequest), &pxperfv1.PublishRequest{Entries: []*pxperfv1.Entry{full}}},
+		{"other", subWire, new(pxperfv1.SubscribeRequest), sub},
+	} {
+		for _, size := range []int{len(tc.wire), 7} {
+			t.Run(fmt.Sprintf("%s/buffers of %d", tc.name, size), func(t *testing.T) {
+				// Pooled buffers, as gRPC receives into, overwritten once
+				// freed.
+				var data mem.BufferSlice
+				var raw []*[]byte
+				for b := tc.wire; len(b) > 0; {
+					n := min(size, len(b))
+					buf := mem.DefaultBufferPool().Get(n)
+					copy(*buf, b[:n])
+					raw = append(raw, buf)
+					data = append(data, mem.SliceBuffer(*buf))
+					b = b[n:]
+				}
+				into := proto.Clone(tc.into)
+				if err := newRawCodec().Unmarshal(data, into); err != nil {
+					t.Fatal(err)
+				}
+				data.Free()
+				for _, buf := range raw {
+					for i := range *buf {
+						(*buf)[i] = 0xa5
+					}
+				}
+				if diff := cmp.Diff(into, tc.want, protocmp.Transform()); diff != "" {
+					t.Errorf("decoded (-got +want):\n%s", diff)
+				}
+			})
+		}
+	}
+}
+
+// FuzzDecodePublish holds the fast path to proto.Unmarshal: for any input,
+// it fails iff proto.Unmarshal fails, and otherwise decodes the same
+// message, owning all of its memory.
+func FuzzDecodePublish(f *testing.F) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 20 {
+		f.Add(marshalRequest(f, randomEntry(r), randomEntry(r)))
+	}
+	f.Add(marshalRequest(f, benchEntry(1), benchEntry(2)))
+	f.Add(request(entry(bytesField(3, varintField(1, 5)), bytesField(3, varintField(2, 7)))))
+	f.Add(request(entry(bytesField(13, stringField(1, "A")), varintField(99, 1))))
+	f.Add(request(entry(bytesField(5, []byte("http://\xff/")))))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		decodeBoth(t, b)
+	})
+}
+
+// benchEntry returns an entry as bench's publishers send (bench/rig_test.go
+// newEntry): a completed GET, about 300 bytes in wire form.
+func benchEntry(i int) *pxperfv1.Entry {
+	start := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Millisecond)
+	return &pxperfv1.Entry{
+		RequestId:  fmt.Sprintf("px-%08d", i),
+		StartTime:  timestamppb.New(start),
+		Method:     "GET",
+		Url:        fmt.Sprintf("https://cdn.shop-example.com/static/js/chunk-vendors.%08x.min.js?v=2026.11.27", i*2654435761%(1<<32)),
+		Host:       "cdn.shop-example.com",
+		State:      pxperfv1.EntryState_ENTRY_STATE_COMPLETED,
+		StatusCode: 200,
+		RequestHeaders: []*pxperfv1.Header{
+			{Name: "User-Agent", Value: "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"},
+			{Name: "Accept", Value: "*/*"},
+		},
+		ResponseHeaders: []*pxperfv1.Header{
+			{Name: "Content-Type", Value: "application/javascript"},
+		},
+		Timings:       &pxperfv1.Timings{Total: durationpb.New(42*time.Millisecond + time.Duration(i%1000)*time.Microsecond)},
+		BytesSent:     412,
+		BytesReceived: 48213 + int64(i%4096),
+		Priority:      pxperfv1.Priority_PRIORITY_NORMAL,
+	}
+}
+
+// BenchmarkDecodePublish decodes a PublishStreamRequest of 100 entries as
+// bench publishes them, with proto.Unmarshal and with unmarshalPublish.
+// "discard" drops each message, as the bare server does; "keep" keeps the
+// last 10 000 messages (a million entries) alive, as the store does, so
+// that the garbage collector's share of the cost shows.
+func BenchmarkDecodePublish(b *testing.B) {
+	entries := make([]*pxperfv1.Entry, 100)
+	for i := range entries {
+		entries[i] = benchEntry(i)
+	}
+	wire := marshalRequest(b, entries...)
+	for _, dec := range []struct {
+		name      string
+		unmarshal func([]byte, proto.Message) error
+	}{
+		{"proto", proto.Unmarshal},
+		{"fast", func(b []byte, m proto.Message) error { _, err := unmarshalPublish(b, m); return err }},
+	} {
+		for _, keep := range []bool{false, true} {
+			name := dec.name + "/discard"
+			if keep {
+				name = dec.name + "/keep"
+			}
+			b.Run(name, func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(wire)))
+				var kept []*pxperfv1.PublishStreamRequest
+				for b.Loop() {
+					m := new(pxperfv1.PublishStreamRequest)
+					if err := dec.unmarshal(wire, m); err != nil {
+						b.Fatal(err)
+					}
+					if keep {
+						if len(kept) == 10000 {
+							clear(kept)
+							kept = kept[:0]
+						}
+						kept = append(kept, m)
+					}
+				}
+			})
+		}
+	}
+}
