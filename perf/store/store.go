@@ -18,10 +18,12 @@ package store
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // Errors returned by the store. Callers test them with [errors.Is].
@@ -301,20 +303,26 @@ func (s *Store) completeLocked(id uint64, e *pxperfv1.Entry) item {
 // complete prepares e to replace old, a PENDING entry with the same
 // request id: e takes old's id, and keeps old's status code, request
 // headers, timings and body where e has none, so that an error never
-// overwrites a status already recorded.
+// overwrites a status already recorded. What holds strings is copied, not
+// shared: the service decodes all of an entry's strings into one buffer,
+// which a shared header would keep alive, unaccounted, after old is gone.
 func complete(old, e *pxperfv1.Entry) {
 	e.Id = old.GetId()
 	if e.StatusCode == 0 {
 		e.StatusCode = old.GetStatusCode()
 	}
-	if len(e.RequestHeaders) == 0 {
-		e.RequestHeaders = old.GetRequestHeaders()
+	if len(e.RequestHeaders) == 0 && len(old.GetRequestHeaders()) > 0 {
+		e.RequestHeaders = make([]*pxperfv1.Header, len(old.GetRequestHeaders()))
+		for i, h := range old.GetRequestHeaders() {
+			e.RequestHeaders[i] = &pxperfv1.Header{Name: strings.Clone(h.GetName()), Value: strings.Clone(h.GetValue())}
+		}
 	}
 	if e.Timings == nil {
 		e.Timings = old.GetTimings()
 	}
-	if e.ResponseBody == nil {
-		e.ResponseBody = old.GetResponseBody()
+	if e.ResponseBody == nil && old.GetResponseBody() != nil {
+		e.ResponseBody = proto.CloneOf(old.GetResponseBody()) // its data is held apart, in the item
+		e.ResponseBody.ContentType = strings.Clone(e.ResponseBody.ContentType)
 	}
 }
 

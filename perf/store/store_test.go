@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -365,6 +366,35 @@ func pendingEntry(requestID, url string) *pxperfv1.Entry {
 	e := newEntry("GET", url, 0)
 	e.RequestId = requestID
 	return e
+}
+
+// A completion that keeps the pending entry's request headers or body
+// copies their strings, so that it does not keep the pending entry's
+// memory alive.
+func TestCompleteCopiesWhatItKeeps(t *testing.T) {
+	s := mustNew(t, Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30, MaxBodySize: 100})
+	p := pendingEntry("r1", "http://example.com/a")
+	p.RequestHeaders = []*pxperfv1.Header{{Name: "Accept", Value: "*/*"}}
+	p.ResponseBody = &pxperfv1.Body{Data: []byte("partial"), ContentType: "text/plain", OriginalSize: 100}
+	old := s.Append([]*pxperfv1.Entry{p})[0].Entry
+	done := newEntry("GET", "http://example.com/a", 200)
+	done.RequestId = "r1"
+	got := s.Append([]*pxperfv1.Entry{done})[0].Entry
+	oh, nh := old.GetRequestHeaders()[0], got.GetRequestHeaders()[0]
+	if nh.GetName() != "Accept" || nh.GetValue() != "*/*" || got.GetResponseBody().GetContentType() != "text/plain" {
+		t.Fatalf("completed entry lost what it keeps: %v", got)
+	}
+	if nh == oh || unsafe.StringData(nh.GetName()) == unsafe.StringData(oh.GetName()) ||
+		unsafe.StringData(nh.GetValue()) == unsafe.StringData(oh.GetValue()) {
+		t.Error("completed entry shares its request header with the pending one")
+	}
+	if got.GetResponseBody() == old.GetResponseBody() ||
+		unsafe.StringData(got.GetResponseBody().GetContentType()) == unsafe.StringData(old.GetResponseBody().GetContentType()) {
+		t.Error("completed entry shares its body with the pending one")
+	}
+	if e, err := s.EntryWithBody(got.GetId()); err != nil || string(e.GetResponseBody().GetData()) != "partial" {
+		t.Errorf("completed entry's body = %q, %v; want the pending one's", e.GetResponseBody().GetData(), err)
+	}
 }
 
 func TestCompleteByRequestID(t *testing.T) {
