@@ -135,8 +135,9 @@ func BenchmarkCompress(b *testing.B) {
 		}},
 		{"kpgzip", func(w io.Writer) (io.WriteCloser, error) { return kpgzip.NewWriterLevel(w, kpgzip.DefaultCompression) }},
 		{"kpgzip_fastest", func(w io.Writer) (io.WriteCloser, error) { return kpgzip.NewWriterLevel(w, kpgzip.BestSpeed) }},
-		{"zstd", func(w io.Writer) (io.WriteCloser, error) {
-			return zstd.NewWriter(w, zstd.WithEncoderLevel(zstdLevel), zstd.WithEncoderConcurrency(1))
+		{"zstd", func(w io.Writer) (io.WriteCloser, error) { return zstd.NewWriter(w, zstdOptions()...) }},
+		{"zstd_8MiB_window", func(w io.Writer) (io.WriteCloser, error) {
+			return zstd.NewWriter(w, zstd.WithEncoderLevel(zstdLevel), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(8<<20))
 		}},
 		{"zstd_default", func(w io.Writer) (io.WriteCloser, error) {
 			return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))

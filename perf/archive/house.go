@@ -74,6 +74,21 @@ func (a *Archive) next(want func(*fileState) bool) *fileState {
 // package doc).
 const zstdLevel = zstd.SpeedFastest
 
+// zstdOptions are the compressor's: its fastest level, one goroutine, and
+// a 1 MiB window with its lower-memory mode. JSON lines repeat within a few
+// lines, so the window costs no ratio (BenchmarkCompress: 5.700 against
+// 5.698 with the default 8 MiB), and each file's encoder allocates 2.6 MB
+// instead of 10: garbage that the memory budget would otherwise have to
+// make room for at every rotation.
+func zstdOptions() []zstd.EOption {
+	return []zstd.EOption{
+		zstd.WithEncoderLevel(zstdLevel),
+		zstd.WithEncoderConcurrency(1),
+		zstd.WithWindowSize(1 << 20),
+		zstd.WithLowerEncoderMem(true),
+	}
+}
+
 // compress replaces the plain file f with its zstd-compressed form: it
 // writes a temporary in the same directory, fsyncs it, renames it into
 // place, fsyncs the directory, and only then removes the original. On
@@ -130,7 +145,7 @@ func (a *Archive) compressFile(ctx context.Context, stem string) (in, out int64,
 			os.Remove(tmp)
 		}
 	}()
-	zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstdLevel), zstd.WithEncoderConcurrency(1))
+	zw, err := zstd.NewWriter(w, zstdOptions()...)
 	if err != nil {
 		return 0, 0, err
 	}
