@@ -181,7 +181,7 @@ func Open(cfg Config) (*Archive, error) {
 		dir:    cfg.Dir,
 		now:    cfg.Now,
 		hooks:  cfg.test,
-		q:      newQueue(cfg.QueueSize),
+		q:      newQueue(cfg.QueueSize, cfg.QueueBytes),
 		cfg:    cfg,
 		writec: make(chan writeReq),
 		cfgc:   make(chan struct{}, 1),
@@ -211,7 +211,8 @@ func Open(cfg Config) (*Archive, error) {
 // Append queues items to be written, in order, and returns without waiting
 // for the disk. Items with a nil Entry are skipped.
 //
-// When the queue (Config.QueueSize entries) is full, Append waits for the
+// When the queue (Config.QueueSize entries, or Config.QueueBytes of
+// bodies) is full, Append waits for the
 // writer to make room; each call that waits counts once in
 // Stats.QueueFullWaits. The wait lasts as long as the disk is slower than
 // the producers. While writes are failing (disk full, permissions), the
@@ -272,8 +273,9 @@ func (a *Archive) LastID() uint64 {
 // SetConfig changes the config while running. Rotation policies, limits,
 // compression and the flush interval may change: a lowered MaxCount or
 // MaxSize rotates at the next flush tick, retention runs at once with the
-// new limits, and Compress applies to files rotated afterwards. Dir and
-// QueueSize may not change ([ErrNotLive]); Now is kept from Open.
+// new limits, and Compress applies to files rotated afterwards. Dir,
+// QueueSize and QueueBytes may not change ([ErrNotLive]); Now is kept from
+// Open.
 func (a *Archive) SetConfig(cfg Config) error {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -289,6 +291,9 @@ func (a *Archive) SetConfig(cfg Config) error {
 	}
 	if cfg.QueueSize != a.cfg.QueueSize {
 		return fmt.Errorf("%w: QueueSize (from %d to %d)", ErrNotLive, a.cfg.QueueSize, cfg.QueueSize)
+	}
+	if cfg.QueueBytes != a.cfg.QueueBytes {
+		return fmt.Errorf("%w: QueueBytes (from %d to %d)", ErrNotLive, a.cfg.QueueBytes, cfg.QueueBytes)
 	}
 	cfg.Dir, cfg.Now, cfg.test = a.cfg.Dir, a.cfg.Now, a.cfg.test
 	a.cfg = cfg

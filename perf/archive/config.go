@@ -14,7 +14,8 @@ var (
 	// names the field.
 	ErrInvalidConfig = errors.New("invalid archive config")
 	// ErrNotLive is wrapped by [Archive.SetConfig] when a field that is set
-	// only at [Open] (Dir, QueueSize) would change; the message names it.
+	// only at [Open] (Dir, QueueSize, QueueBytes) would change; the message
+	// names it.
 	ErrNotLive = errors.New("archive config field cannot change while running")
 	// ErrNotFound is wrapped when an id is in no archive file.
 	ErrNotFound = errors.New("entry not in the archive")
@@ -27,10 +28,12 @@ const (
 	DefaultFlushInterval = time.Second
 	DefaultQueueSize     = 65536
 	maxQueueSize         = 1 << 24
+	DefaultQueueBytes    = 8 << 20
+	minQueueBytes        = 64 << 10
 )
 
 // Config sets up an [Archive]. A zero limit turns its policy off. Every
-// field but Dir and QueueSize can be changed while running with
+// field but Dir, QueueSize and QueueBytes can be changed while running with
 // [Archive.SetConfig].
 type Config struct {
 	// Dir is the directory the files are written to; created if missing.
@@ -76,6 +79,14 @@ type Config struct {
 	// waits for room beyond it (see there). Zero means [DefaultQueueSize];
 	// otherwise 1..16777216. Not live.
 	QueueSize int
+	// QueueBytes bounds the response body bytes of the entries waiting for
+	// the writer, as QueueSize bounds their number (one entry is let in
+	// whatever its body). The queue may hold entries that the store has
+	// already evicted, so this is memory outside the store's budget: with
+	// large bodies and a slow disk, the entry count alone would let it
+	// grow to QueueSize bodies. Zero means [DefaultQueueBytes]; otherwise
+	// at least 64 KiB. Not live.
+	QueueBytes int64
 
 	// Now is the clock, for file names, time rotation and retention; nil
 	// means time.Now. It is called from several goroutines. Not changed by
@@ -118,6 +129,9 @@ func (c Config) withDefaults() Config {
 	if c.QueueSize == 0 {
 		c.QueueSize = DefaultQueueSize
 	}
+	if c.QueueBytes == 0 {
+		c.QueueBytes = DefaultQueueBytes
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -156,6 +170,8 @@ func (c Config) validate() error {
 		return bad("FlushInterval", "must be within 1ms..1h, got %v", c.FlushInterval)
 	case c.QueueSize < 1 || c.QueueSize > maxQueueSize:
 		return bad("QueueSize", "must be within 1..%d, got %d", maxQueueSize, c.QueueSize)
+	case c.QueueBytes < minQueueBytes:
+		return bad("QueueBytes", "must be at least %d, got %d", minQueueBytes, c.QueueBytes)
 	}
 	return nil
 }

@@ -128,44 +128,72 @@ func TestDiskFullDropsWhenQueueFull(t *testing.T) {
 	}
 }
 
-// TestQueueFullWaits: with a healthy but slow disk, Append waits for room
-// and counts the wait.
+// TestQueueFullWaits: with a healthy but slow disk, Append waits for room,
+// by entries or by body bytes, and counts the wait.
 func TestQueueFullWaits(t *testing.T) {
-	entered := make(chan struct{})
-	release := make(chan struct{})
-	cfg := Config{QueueSize: 2}
-	cfg.test.openFile = func(name string) (file, error) {
-		close(entered)
-		<-release // a slow disk
-		return openAppendFile(name)
+	withBody := func(id uint64, n int) Item { return Item{Entry: entry(id), Body: make([]byte, n)} }
+	for _, tt := range []struct {
+		name string
+		cfg  Config
+		fill []Item // queued while the writer is blocked: fills the queue
+		next Item   // then waits
+	}{
+		{"entries", Config{QueueSize: 2}, []Item{{Entry: entry(2)}, {Entry: entry(3)}}, Item{Entry: entry(4)}},
+		{"body bytes", Config{QueueBytes: 64 << 10}, []Item{withBody(2, 32<<10), withBody(3, 32<<10)}, withBody(4, 1)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			entered := make(chan struct{})
+			release := make(chan struct{})
+			cfg := tt.cfg
+			cfg.test.openFile = func(name string) (file, error) {
+				close(entered)
+				<-release // a slow disk
+				return openAppendFile(name)
+			}
+			h := open(t, cfg)
+			h.append(1)
+			synced := make(chan error)
+			go func() { synced <- h.a.ask(h.ctx, writeReq{kind: reqSync}) }() // the writer blocks creating the file
+			<-entered
+			if err := h.a.Append(tt.fill); err != nil {
+				t.Fatal(err)
+			}
+			appended := make(chan error)
+			go func() { appended <- h.a.Append([]Item{tt.next}) }()
+			// Wait, without sleeping, until that Append is waiting.
+			deadline := time.Now().Add(10 * time.Second)
+			for h.a.Stats().QueueFullWaits == 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("Append did not wait")
+				}
+				runtime.Gosched()
+			}
+			close(release)
+			if err := <-appended; err != nil {
+				t.Fatal(err)
+			}
+			if err := <-synced; err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(seq(1, 4), h.ids(Query{})); diff != "" {
+				t.Errorf("ids (-want +got):\n%s", diff)
+			}
+			if st := h.a.Stats(); st.QueueFullWaits != 1 || st.EntriesDropped != 0 {
+				t.Errorf("QueueFullWaits %d, EntriesDropped %d", st.QueueFullWaits, st.EntriesDropped)
+			}
+		})
 	}
-	h := open(t, cfg)
-	h.append(1)
-	synced := make(chan error)
-	go func() { synced <- h.a.ask(h.ctx, writeReq{kind: reqSync}) }() // the writer blocks creating the file
-	<-entered
-	h.append(2, 3) // fills the queue
-	appended := make(chan error)
-	go func() { appended <- h.a.Append([]Item{{Entry: entry(4)}}) }()
-	// Wait, without sleeping, until that Append is waiting.
-	deadline := time.Now().Add(10 * time.Second)
-	for h.a.Stats().QueueFullWaits == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("Append did not wait")
-		}
-		runtime.Gosched()
+}
+
+// A single entry whose body is larger than QueueBytes is still queued, on
+// its own, rather than waiting forever.
+func TestQueueTakesOneLargeBody(t *testing.T) {
+	q := newQueue(10, 100)
+	big := Item{Entry: entry(1), Body: make([]byte, 1000)}
+	if n, ok := q.put([]Item{big}, func() bool { return false }); n != 1 || !ok {
+		t.Fatalf("put = %d, %v; want 1, true", n, ok)
 	}
-	close(release)
-	if err := <-appended; err != nil {
-		t.Fatal(err)
-	}
-	if err := <-synced; err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(seq(1, 4), h.ids(Query{})); diff != "" {
-		t.Errorf("ids (-want +got):\n%s", diff)
-	}
-	if st := h.a.Stats(); st.QueueFullWaits != 1 || st.EntriesDropped != 0 {
-		t.Errorf("QueueFullWaits %d, EntriesDropped %d", st.QueueFullWaits, st.EntriesDropped)
+	if got := q.take(nil, -1); len(got) != 1 || q.bytes != 0 {
+		t.Errorf("took %d items, %d bytes left; want 1 and 0", len(got), q.bytes)
 	}
 }

@@ -18,15 +18,17 @@ type Item struct {
 	Body []byte
 }
 
-// queue is the bounded hand-off from Append to the writer. Puts and takes
-// move whole slices under one short lock, so the cost per entry is a copy
-// of an Item.
+// queue is the bounded hand-off from Append to the writer, bounded by
+// entries and by the bytes of their bodies. Puts and takes move whole
+// slices under one short lock, so the cost per entry is a copy of an Item.
 type queue struct {
-	mu     sync.Mutex
-	room   sync.Cond // signalled when items are taken or the queue closes
-	items  []Item
-	limit  int
-	closed bool
+	mu         sync.Mutex
+	room       sync.Cond // signalled when items are taken or the queue closes
+	items      []Item
+	bytes      int64 // body bytes of items
+	limit      int   // items
+	limitBytes int64 // body bytes; one item is let in whatever its size
+	closed     bool
 
 	ready chan struct{} // 1-buffered: items are waiting
 
@@ -35,8 +37,8 @@ type queue struct {
 	dropped uint64 // entries dropped while the writer was failing
 }
 
-func newQueue(limit int) *queue {
-	q := &queue{limit: limit, ready: make(chan struct{}, 1)}
+func newQueue(limit int, limitBytes int64) *queue {
+	q := &queue{limit: limit, limitBytes: limitBytes, ready: make(chan struct{}, 1)}
 	q.room.L = &q.mu
 	return q
 }
@@ -53,9 +55,10 @@ func (q *queue) put(items []Item, drop func() bool) (queued int, ok bool) {
 		if q.closed {
 			return queued, false
 		}
-		n := min(q.limit-len(q.items), len(items))
+		n, bytes := q.fit(items)
 		if n > 0 {
 			q.items = append(q.items, items[:n]...)
+			q.bytes += bytes
 			items = items[n:]
 			queued += n
 			select {
@@ -77,6 +80,24 @@ func (q *queue) put(items []Item, drop func() bool) (queued int, ok bool) {
 	return queued, true
 }
 
+// fit returns how many of items, from the first, there is room for, and
+// their body bytes. The caller holds q.mu.
+func (q *queue) fit(items []Item) (n int, bytes int64) {
+	for ; n < len(items) && len(q.items)+n < q.limit; n++ {
+		b := itemBytes(items[n])
+		if q.bytes+bytes+b > q.limitBytes && len(q.items)+n > 0 {
+			break
+		}
+		bytes += b
+	}
+	return n, bytes
+}
+
+// itemBytes is what an item counts against Config.QueueBytes: its body.
+func itemBytes(it Item) int64 {
+	return int64(len(it.Body) + len(it.Entry.GetResponseBody().GetData()))
+}
+
 // take moves up to max waiting items (all when max < 0) into buf[:0] and
 // returns it.
 func (q *queue) take(buf []Item, max int) []Item {
@@ -92,8 +113,12 @@ func (q *queue) take(buf []Item, max int) []Item {
 	if n == len(q.items) {
 		// Swap the slices: no copy.
 		buf, q.items = q.items, buf[:0]
+		q.bytes = 0
 	} else {
 		buf = append(buf[:0], q.items[:n]...)
+		for _, it := range buf {
+			q.bytes -= itemBytes(it)
+		}
 		rest := copy(q.items, q.items[n:])
 		clear(q.items[rest:])
 		q.items = q.items[:rest]

@@ -231,6 +231,7 @@ func TestConfigValidation(t *testing.T) {
 		{Config{Dir: dir, FlushInterval: time.Microsecond}, "FlushInterval"},
 		{Config{Dir: dir, QueueSize: -1}, "QueueSize"},
 		{Config{Dir: dir, QueueSize: 1 << 25}, "QueueSize"},
+		{Config{Dir: dir, QueueBytes: 1000}, "QueueBytes"},
 	}
 	h := open(t, Config{})
 	for _, tt := range tests {
