@@ -16,7 +16,10 @@ func TestMain(m *testing.M) {
 var (
 	ingest = scenario{subscribers: 0, batch: 100, perIteration: 100_000}
 	relay  = scenario{subscribers: 1, batch: 100, perIteration: 100_000, archive: true}
-	fanout = scenario{subscribers: 100, batch: 100, perIteration: 10_000, archive: true}
+	// relayBare is relay without pxperf's archive: issue 5's end-to-end
+	// figure, the update throttler's own path.
+	relayBare = scenario{subscribers: 1, batch: 100, perIteration: 100_000}
+	fanout    = scenario{subscribers: 100, batch: 100, perIteration: 10_000, archive: true}
 )
 
 // BenchmarkIngest: one PublishStream, messages of 100 entries; entries/s

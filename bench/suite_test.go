@@ -59,6 +59,7 @@ type suiteScenario struct {
 var suiteScenarios = []suiteScenario{
 	{"ingest", runIngest},
 	{"e2e", runE2E},
+	{"relay", runRelay},
 	{"fanout", runFanout},
 	{"window", runWindow},
 	{"throttled", runThrottled},
@@ -295,6 +296,13 @@ func runE2E(b *testing.B, opts suiteOptions) ([]row, error) {
 	res := timedPair(b, relay, []kind{bare, pxperf}, opts)
 	return []row{pairRow("e2e", "e2e (archive on, 1 sub)",
 		"entries/s delivered to one subscriber, ingest and archive included",
+		res, bare, "bare grpc-go relay (stream in, stream out)", 0.5)}, nil
+}
+
+func runRelay(b *testing.B, opts suiteOptions) ([]row, error) {
+	res := timedPair(b, relayBare, []kind{bare, pxperf}, opts)
+	return []row{pairRow("relay", "relay (archive off, 1 sub)",
+		"entries/s delivered to one subscriber, ingest included, archive off: issue 5's end-to-end figure",
 		res, bare, "bare grpc-go relay (stream in, stream out)", 0.5)}, nil
 }
 

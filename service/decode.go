@@ -34,12 +34,10 @@ import (
 //
 // The entry owns all of it: nothing is shared with another entry or with
 // the input, which gRPC recycles once Unmarshal returns. The store changes
-// entries in place (store.Normalize, and complete, which moves Timings, the
-// request headers and the body from one entry to another); Timings and the
-// body are separate objects so that moving them does not keep the whole
-// entry they came from alive. Moved request headers still hold their old
-// entry's arena and header arrays (a few hundred bytes); that is the price
-// of one arena per entry.
+// entries in place (store.Normalize, and the store's complete, which gives
+// an entry the Timings of the one it completes, and copies of its request
+// headers and body); Timings is a separate object so that moving it does
+// not keep the whole entry it came from alive.
 //
 // The fast path takes only input whose outcome it is sure of: known
 // fields with the wire type protoc-gen-go writes, valid UTF-8 in strings,
