@@ -14,12 +14,12 @@ import (
 
 	"github.com/pxperf/pxperf/config"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/internal/testentry"
 	"github.com/pxperf/pxperf/service"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // kind names a server under test.
@@ -506,37 +506,9 @@ func publishRequests(batch int) []encoded {
 
 // entryPool returns the entries every publisher sends, built once.
 var entryPool = sync.OnceValue(func() []*pxperfv1.Entry {
-	start := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	pool := make([]*pxperfv1.Entry, poolEntries)
 	for i := range pool {
-		pool[i] = newEntry(i, start.Add(time.Duration(i)*time.Millisecond))
+		pool[i] = testentry.Proxied(i)
 	}
 	return pool
 })
-
-// newEntry returns a completed GET as a busy proxy would record it, about
-// 300 bytes marshalled. Host, state and priority are set, as pxperf would
-// derive them, so that the only field pxperf adds before relaying is the
-// id and both servers relay the same bytes but for it.
-func newEntry(i int, start time.Time) *pxperfv1.Entry {
-	return &pxperfv1.Entry{
-		RequestId:  fmt.Sprintf("px-%08d", i),
-		StartTime:  timestamppb.New(start),
-		Method:     "GET",
-		Url:        fmt.Sprintf("https://cdn.shop-example.com/static/js/chunk-vendors.%08x.min.js?v=2026.11.27", i*2654435761%(1<<32)),
-		Host:       "cdn.shop-example.com",
-		State:      pxperfv1.EntryState_ENTRY_STATE_COMPLETED,
-		StatusCode: 200,
-		RequestHeaders: []*pxperfv1.Header{
-			{Name: "User-Agent", Value: "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"},
-			{Name: "Accept", Value: "*/*"},
-		},
-		ResponseHeaders: []*pxperfv1.Header{
-			{Name: "Content-Type", Value: "application/javascript"},
-		},
-		Timings:       &pxperfv1.Timings{Total: durationpb.New(42*time.Millisecond + time.Duration(i%1000)*time.Microsecond)},
-		BytesSent:     412,
-		BytesReceived: 48213 + int64(i%4096),
-		Priority:      pxperfv1.Priority_PRIORITY_NORMAL,
-	}
-}

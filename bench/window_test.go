@@ -11,6 +11,7 @@ import (
 	"time"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/internal/testentry"
 	"github.com/pxperf/pxperf/service"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
@@ -218,10 +219,9 @@ func publishWindowEntries(ctx context.Context, conn *grpc.ClientConn, n int) err
 		return fmt.Errorf("PublishStream: %w", err)
 	}
 	const perMessage = 1000
-	start := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	batch := make([]*pxperfv1.Entry, 0, perMessage)
 	for i := range n {
-		batch = append(batch, windowEntry(i, start))
+		batch = append(batch, windowEntry(i))
 		if len(batch) == perMessage || i == n-1 {
 			msg, err := proto.Marshal(&pxperfv1.PublishStreamRequest{Entries: batch})
 			if err != nil {
@@ -248,8 +248,8 @@ func publishWindowEntries(ctx context.Context, conn *grpc.ClientConn, n int) err
 
 // windowEntry is entry i of the window store: a fan-out entry on host
 // h(i mod 100).example.com.
-func windowEntry(i int, start time.Time) *pxperfv1.Entry {
-	e := newEntry(i, start.Add(time.Duration(i)*time.Millisecond))
+func windowEntry(i int) *pxperfv1.Entry {
+	e := testentry.Proxied(i)
 	e.Host = fmt.Sprintf("h%02d.example.com", i%windowHosts)
 	e.Url = fmt.Sprintf("https://%s/static/js/chunk-vendors.%08x.min.js?v=2026.11.27", e.Host, i*2654435761%(1<<32))
 	return e

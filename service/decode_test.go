@@ -6,17 +6,15 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/internal/testentry"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/testing/protocmp"
-	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // publishMessages makes an empty message of each type unmarshalPublish
@@ -259,7 +257,7 @@ func TestDecodeEdgeCases(t *testing.T) {
 func TestDecodeTruncated(t *testing.T) {
 	full := new(pxperfv1.Entry)
 	populate(t, full.ProtoReflect())
-	b := marshalRequest(t, benchEntry(1), full)
+	b := marshalRequest(t, testentry.Proxied(1), full)
 	for n := range len(b) {
 		decodeBoth(t, b[:n])
 	}
@@ -334,7 +332,7 @@ func TestRawCodecUnmarshal(t *testing.T) {
 		into proto.Message
 		want proto.Message
 	}{
-		{"stream", marshalRequest(t, full, benchEntry(2)), new(pxperfv1.PublishStreamRequest), &pxperfv1.PublishStreamRequest{Entries: []*pxperfv1.Entry{full, benchEntry(2)}}},
+		{"stream", marshalRequest(t, full, testentry.Proxied(2)), new(pxperfv1.PublishStreamRequest), &pxperfv1.PublishStreamRequest{Entries: []*pxperfv1.Entry{full, testentry.Proxied(2)}}},
 		{"unary", marshalRequest(t, full), new(pxperfv1.PublishRequest), &pxperfv1.PublishRequest{Entries: []*pxperfv1.Entry{full}}},
 		{"other", subWire, new(pxperfv1.SubscribeRequest), sub},
 	} {
@@ -378,7 +376,7 @@ func FuzzDecodePublish(f *testing.F) {
 	for range 20 {
 		f.Add(marshalRequest(f, randomEntry(r), randomEntry(r)))
 	}
-	f.Add(marshalRequest(f, benchEntry(1), benchEntry(2)))
+	f.Add(marshalRequest(f, testentry.Proxied(1), testentry.Proxied(2)))
 	f.Add(request(entry(bytesField(3, varintField(1, 5)), bytesField(3, varintField(2, 7)))))
 	f.Add(request(entry(bytesField(13, stringField(1, "A")), varintField(99, 1))))
 	f.Add(request(entry(bytesField(5, []byte("http://\xff/")))))
@@ -386,32 +384,6 @@ func FuzzDecodePublish(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		decodeBoth(t, b)
 	})
-}
-
-// benchEntry returns an entry as bench's publishers send (bench/rig_test.go
-// newEntry): a completed GET, about 300 bytes in wire form.
-func benchEntry(i int) *pxperfv1.Entry {
-	start := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Millisecond)
-	return &pxperfv1.Entry{
-		RequestId:  fmt.Sprintf("px-%08d", i),
-		StartTime:  timestamppb.New(start),
-		Method:     "GET",
-		Url:        fmt.Sprintf("https://cdn.shop-example.com/static/js/chunk-vendors.%08x.min.js?v=2026.11.27", i*2654435761%(1<<32)),
-		Host:       "cdn.shop-example.com",
-		State:      pxperfv1.EntryState_ENTRY_STATE_COMPLETED,
-		StatusCode: 200,
-		RequestHeaders: []*pxperfv1.Header{
-			{Name: "User-Agent", Value: "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"},
-			{Name: "Accept", Value: "*/*"},
-		},
-		ResponseHeaders: []*pxperfv1.Header{
-			{Name: "Content-Type", Value: "application/javascript"},
-		},
-		Timings:       &pxperfv1.Timings{Total: durationpb.New(42*time.Millisecond + time.Duration(i%1000)*time.Microsecond)},
-		BytesSent:     412,
-		BytesReceived: 48213 + int64(i%4096),
-		Priority:      pxperfv1.Priority_PRIORITY_NORMAL,
-	}
 }
 
 // BenchmarkDecodePublish decodes a PublishStreamRequest of 100 entries as
@@ -422,7 +394,7 @@ func benchEntry(i int) *pxperfv1.Entry {
 func BenchmarkDecodePublish(b *testing.B) {
 	entries := make([]*pxperfv1.Entry, 100)
 	for i := range entries {
-		entries[i] = benchEntry(i)
+		entries[i] = testentry.Proxied(i)
 	}
 	wire := marshalRequest(b, entries...)
 	for _, dec := range []struct {
