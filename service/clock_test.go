@@ -45,8 +45,7 @@ func (s *stream) recvTimed(t *testing.T, origin time.Time, keep func(*pxperfv1.S
 	}
 }
 
-func isBatch(m *pxperfv1.SubscribeResponse) bool    { return m.GetBatch() != nil }
-func isProgress(m *pxperfv1.SubscribeResponse) bool { return m.GetProgress() != nil }
+func isBatch(m *pxperfv1.SubscribeResponse) bool { return m.GetBatch() != nil }
 
 func publishN(t *testing.T, h *harness, n int, status int32) {
 	t.Helper()

@@ -184,37 +184,6 @@ func (h *harness) waitStats(t *testing.T, what string, cond func(*pxperfv1.Stats
 	}
 }
 
-// recvCtx is recv, failing if ctx ends first.
-func (s *stream) recvCtx(t *testing.T, ctx context.Context) *pxperfv1.SubscribeResponse {
-	t.Helper()
-	got := make(chan *pxperfv1.SubscribeResponse, 1)
-	go func() {
-		for {
-			m, err, ok := s.next()
-			if !ok || err != nil {
-				close(got)
-				return
-			}
-			if m.GetProgress() == nil {
-				got <- m
-				return
-			}
-		}
-	}()
-	select {
-	case m, ok := <-got:
-		if !ok {
-			t.Fatal("stream ended")
-		}
-		return m
-	case <-ctx.Done():
-		s.stop() // ends the reader too
-		<-got
-		t.Fatal("no message in time")
-		return nil
-	}
-}
-
 // recvErr reads until the stream fails and returns the error.
 func (s *stream) recvErr(t *testing.T) error {
 	t.Helper()
