@@ -5,6 +5,7 @@ import (
 	"unsafe"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/perf/store"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -32,6 +33,11 @@ import (
 //   - each other sub-message (ProxyDecision, UpstreamAuth, EntryError,
 //     Body) and the body's data on its own, when present.
 //
+// A header whose value the store would redact (the codec passes
+// store.Redacts) is redacted here, as it is read: its value is wiped from
+// the arena, so that no credential stays in the memory the entry keeps
+// after the store has replaced it by "[REDACTED]".
+//
 // The entry owns all of it: nothing is shared with another entry or with
 // the input, which gRPC recycles once Unmarshal returns. The store changes
 // entries in place (store.Normalize, and the store's complete, which gives
@@ -52,16 +58,16 @@ import (
 // *pxperfv1.PublishStreamRequest or *pxperfv1.PublishRequest it takes the
 // fast path when it can; fast reports whether it did. Nothing in m aliases
 // b.
-func unmarshalPublish(b []byte, m proto.Message) (fast bool, err error) {
+func unmarshalPublish(b []byte, m proto.Message, redacts func(name string) bool) (fast bool, err error) {
 	switch m := m.(type) {
 	case *pxperfv1.PublishStreamRequest:
-		if entries, ok := decodeEntries(b); ok {
+		if entries, ok := decodeEntries(b, redacts); ok {
 			proto.Reset(m)
 			m.Entries = entries
 			return true, nil
 		}
 	case *pxperfv1.PublishRequest:
-		if entries, ok := decodeEntries(b); ok {
+		if entries, ok := decodeEntries(b, redacts); ok {
 			proto.Reset(m)
 			m.Entries = entries
 			return true, nil
@@ -73,7 +79,7 @@ func unmarshalPublish(b []byte, m proto.Message) (fast bool, err error) {
 // decodeEntries decodes b, a message whose one field is `repeated Entry
 // entries = 1`, and returns its entries (nil for none). ok is false when
 // the fast path does not take b.
-func decodeEntries(b []byte) (entries []*pxperfv1.Entry, ok bool) {
+func decodeEntries(b []byte, redacts func(name string) bool) (entries []*pxperfv1.Entry, ok bool) {
 	n := 0
 	for rest := b; len(rest) > 0; n++ {
 		f, size := nextField(rest)
@@ -89,7 +95,7 @@ func decodeEntries(b []byte) (entries []*pxperfv1.Entry, ok bool) {
 	for len(b) > 0 {
 		f, size := nextField(b) // read above
 		b = b[size:]
-		e, ok := decodeEntry(f.b)
+		e, ok := decodeEntry(f.b, redacts)
 		if !ok {
 			return nil, false
 		}
@@ -223,7 +229,8 @@ type entryBlock struct {
 // entryAlloc hands out the memory measured for one entry, in the order its
 // fields come.
 type entryAlloc struct {
-	arena     []byte // string data; appended to, never past its capacity
+	redacts   func(name string) bool // headers whose values are redacted; may be nil
+	arena     []byte                 // string data; appended to, never past its capacity
 	headers   []pxperfv1.Header
 	durations []durationpb.Duration
 	failed    []string // empty, with room for the failed upstreams
@@ -231,12 +238,12 @@ type entryAlloc struct {
 
 // decodeEntry decodes one Entry. ok is false when the fast path does not
 // take b; what it made so far is then garbage.
-func decodeEntry(b []byte) (e *pxperfv1.Entry, ok bool) {
+func decodeEntry(b []byte, redacts func(name string) bool) (e *pxperfv1.Entry, ok bool) {
 	var s entryShape
 	if !s.measure(b) {
 		return nil, false
 	}
-	var a entryAlloc
+	a := entryAlloc{redacts: redacts}
 	if s.arena > 0 {
 		a.arena = make([]byte, 0, s.arena)
 	}
@@ -435,7 +442,25 @@ func (a *entryAlloc) header(hf field) (*pxperfv1.Header, bool) {
 			return nil, false
 		}
 	}
+	if h.Value != "" && a.redacts != nil && a.redacts(h.Name) {
+		a.forget(h.Value)
+		h.Value = store.Redacted
+	}
 	return h, true
+}
+
+// forget wipes s, a string of the arena, and gives its room back when it
+// is the last thing in it: a redacted value must not outlive its decoding
+// in the memory the entry keeps.
+func (a *entryAlloc) forget(s string) {
+	off := int(uintptr(unsafe.Pointer(unsafe.StringData(s))) - uintptr(unsafe.Pointer(unsafe.SliceData(a.arena))))
+	if off < 0 || off+len(s) > len(a.arena) {
+		return // not in the arena: the measure pass keeps this from happening
+	}
+	clear(a.arena[off : off+len(s)])
+	if off+len(s) == len(a.arena) {
+		a.arena = a.arena[:off]
+	}
 }
 
 // proxyDecision decodes a ProxyDecision: route = 1 and source = 4, enums;

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"github.com/pxperf/pxperf/internal/testentry"
+	"github.com/pxperf/pxperf/perf/store"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -37,7 +39,7 @@ func decodeBoth(tb testing.TB, b []byte) (fast bool) {
 	for i, pm := range publishMessages {
 		in := bytes.Clone(b)
 		got := pm.new()
-		f, gotErr := unmarshalPublish(in, got)
+		f, gotErr := unmarshalPublish(in, got, nil)
 		for j := range in {
 			in[j] = 0xa5
 		}
@@ -279,7 +281,7 @@ func TestDecodedEntriesAreIndependent(t *testing.T) {
 	full := new(pxperfv1.Entry)
 	populate(t, full.ProtoReflect())
 	var got pxperfv1.PublishStreamRequest
-	if fast, err := unmarshalPublish(marshalRequest(t, full, full, full), &got); err != nil || !fast {
+	if fast, err := unmarshalPublish(marshalRequest(t, full, full, full), &got, nil); err != nil || !fast {
 		t.Fatalf("unmarshalPublish: fast %v, error %v", fast, err)
 	}
 	a, b, c := got.Entries[0], got.Entries[1], got.Entries[2]
@@ -351,7 +353,7 @@ func TestRawCodecUnmarshal(t *testing.T) {
 					b = b[n:]
 				}
 				into := proto.Clone(tc.into)
-				if err := newRawCodec().Unmarshal(data, into); err != nil {
+				if err := newRawCodec(nil).Unmarshal(data, into); err != nil {
 					t.Fatal(err)
 				}
 				data.Free()
@@ -402,7 +404,7 @@ func BenchmarkDecodePublish(b *testing.B) {
 		unmarshal func([]byte, proto.Message) error
 	}{
 		{"proto", proto.Unmarshal},
-		{"fast", func(b []byte, m proto.Message) error { _, err := unmarshalPublish(b, m); return err }},
+		{"fast", func(b []byte, m proto.Message) error { _, err := unmarshalPublish(b, m, nil); return err }},
 	} {
 		for _, keep := range []bool{false, true} {
 			name := dec.name + "/discard"
@@ -428,5 +430,82 @@ func BenchmarkDecodePublish(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// Header values the store redacts are redacted by the decoder as it reads
+// them, and their bytes are wiped from the entry's arena, whichever of name
+// and value comes first; other headers are kept as sent.
+func TestDecodeRedactsAsItReads(t *testing.T) {
+	redacts := func(name string) bool {
+		return strings.EqualFold(name, "cookie") || strings.EqualFold(name, "x-api-key")
+	}
+	secret := strings.Repeat("s3cr3t", 700)
+	header := func(nameFirst bool, name, value string) field {
+		var b []byte
+		if nameFirst {
+			b = protowire.AppendTag(b, 1, protowire.BytesType)
+			b = protowire.AppendString(b, name)
+		}
+		b = protowire.AppendTag(b, 2, protowire.BytesType)
+		b = protowire.AppendString(b, value)
+		if !nameFirst {
+			b = protowire.AppendTag(b, 1, protowire.BytesType)
+			b = protowire.AppendString(b, name)
+		}
+		return field{num: 13, typ: protowire.BytesType, b: b}
+	}
+	for _, tt := range []struct {
+		name      string
+		nameFirst bool
+		header    string
+		value     string
+		want      string
+		wantArena int // bytes of the arena in use after the header
+	}{
+		{"redacted, name first", true, "Cookie", secret, store.Redacted, len("Cookie")},
+		{"redacted, value first", false, "X-Api-Key", secret, store.Redacted, len(secret) + len("X-Api-Key")},
+		{"kept", true, "Accept", "*/*", "*/*", len("Accept") + len("*/*")},
+		{"empty value", true, "Cookie", "", "", len("Cookie")},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			a := entryAlloc{redacts: redacts, arena: make([]byte, 0, 1<<16), headers: make([]pxperfv1.Header, 1)}
+			h, ok := a.header(header(tt.nameFirst, tt.header, tt.value))
+			if !ok || h.Name != tt.header || h.Value != tt.want {
+				t.Fatalf("header = %v, %v; want %s: %q", h, ok, tt.header, tt.want)
+			}
+			if len(a.arena) != tt.wantArena {
+				t.Errorf("arena holds %d bytes, want %d", len(a.arena), tt.wantArena)
+			}
+			if tt.want == store.Redacted && bytes.Contains(a.arena[:cap(a.arena)], []byte(tt.value)) {
+				t.Error("the redacted value is still in the arena")
+			}
+		})
+	}
+}
+
+// Through the codec, a published entry's credentials are redacted before
+// the store sees them, and the store's own redaction finds nothing left to
+// do.
+func TestCodecRedactsPublishedCredentials(t *testing.T) {
+	s, err := store.New(store.Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30, RedactHeaders: []string{"X-Api-Key"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := testentry.Proxied(1)
+	e.RequestHeaders = append(e.RequestHeaders,
+		&pxperfv1.Header{Name: "Authorization", Value: "Basic dXNlcjpwYXNz"},
+		&pxperfv1.Header{Name: "x-api-key", Value: "k-123"})
+	var req pxperfv1.PublishStreamRequest
+	if err := newRawCodec(s.Redacts).Unmarshal(mem.BufferSlice{mem.SliceBuffer(marshalRequest(t, e))}, &req); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, h := range req.GetEntries()[0].GetRequestHeaders() {
+		got[h.GetName()] = h.GetValue()
+	}
+	want := map[string]string{"User-Agent": e.RequestHeaders[0].Value, "Accept": "*/*", "Authorization": store.Redacted, "x-api-key": store.Redacted}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("decoded request headers (-want +got):\n%s", diff)
 	}
 }

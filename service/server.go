@@ -108,8 +108,9 @@ func New(cfg *pxperfv1.Config, opts Options) (*Server, error) {
 	serverOpts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
-		// Subscribe sends batches built from cached entry encodings.
-		grpc.ForceServerCodecV2(newRawCodec()),
+		// Subscribe sends batches built from cached entry encodings;
+		// publish requests have a decoder of their own.
+		grpc.ForceServerCodecV2(newRawCodec(svc.store.Redacts)),
 		grpc.MaxRecvMsgSize(int(sc.GetMaxRecvMessageBytes())),
 		grpc.MaxSendMsgSize(int(sc.GetMaxSendMessageBytes())),
 		grpc.MaxConcurrentStreams(sc.GetMaxConcurrentStreams()),

@@ -21,9 +21,17 @@ type rawMessage struct {
 // the store's cached encodings of entries, without copying them: an entry is
 // encoded once however many subscribers get it, and gRPC's transport copies
 // it straight into its write buffer.
-type rawCodec struct{ proto encoding.CodecV2 }
+type rawCodec struct {
+	proto encoding.CodecV2
+	// redacts names the headers whose values the store redacts: the
+	// publish decoder redacts them as it reads them, so that no secret is
+	// copied into the memory an entry keeps. Nil redacts none.
+	redacts func(name string) bool
+}
 
-func newRawCodec() rawCodec { return rawCodec{proto: encoding.GetCodecV2("proto")} }
+func newRawCodec(redacts func(name string) bool) rawCodec {
+	return rawCodec{proto: encoding.GetCodecV2("proto"), redacts: redacts}
+}
 
 // Marshal implements encoding.CodecV2.
 func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) {
@@ -44,7 +52,7 @@ func (c rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 		// the pool, as the proto codec does.
 		buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
 		defer buf.Free()
-		_, err := unmarshalPublish(buf.ReadOnlyData(), m.(proto.Message))
+		_, err := unmarshalPublish(buf.ReadOnlyData(), m.(proto.Message), c.redacts)
 		return err
 	}
 	return c.proto.Unmarshal(data, v)

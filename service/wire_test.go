@@ -64,7 +64,7 @@ func TestEncodeBatchMatchesProto(t *testing.T) {
 			ew := fields(tt.want.Entries, tt.together)
 			uw := fields(tt.want.Updates, false)
 			raw := encodeBatch(ew, uw, tt.want.NextId, tt.want.UpdatesLost)
-			out, err := newRawCodec().Marshal(raw)
+			out, err := newRawCodec(nil).Marshal(raw)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
@@ -135,16 +136,17 @@ type Stats struct {
 // Store holds recent entries in id order. It is safe for concurrent use.
 // The zero value is not usable; call [New].
 type Store struct {
-	mu      sync.RWMutex
-	cfg     Config
-	redact  []string      // header names to redact; see redactList
-	entries seq           // held, oldest first, with their columns (see scan)
-	hosts   symbols       // the hosts of held entries, for the columns
-	firstID uint64        // id of the oldest held entry
-	nextID  uint64        // id the next entry gets
-	bytes   int64         // sum of held items' size
-	changed chan struct{} // closed and replaced whenever entries are appended
-	stats   Stats         // counters only; gauges are filled in by Stats
+	mu        sync.RWMutex
+	cfg       Config
+	redact    []string                 // header names to redact; see redactList
+	redactNow atomic.Pointer[[]string] // redact, for Redacts, which takes no lock
+	entries   seq                      // held, oldest first, with their columns (see scan)
+	hosts     symbols                  // the hosts of held entries, for the columns
+	firstID   uint64                   // id of the oldest held entry
+	nextID    uint64                   // id the next entry gets
+	bytes     int64                    // sum of held items' size
+	changed   chan struct{}            // closed and replaced whenever entries are appended
+	stats     Stats                    // counters only; gauges are filled in by Stats
 
 	pending    map[string]uint64 // request id → id of a held PENDING entry
 	updates    []uint64          // ring of ids completed, indexed by update sequence
@@ -198,7 +200,22 @@ func (s *Store) SetConfig(cfg Config) error {
 
 func (s *Store) setConfigLocked(cfg Config) {
 	s.cfg = cfg
-	s.redact = redactList(cfg.RedactHeaders)
+	list := redactList(cfg.RedactHeaders)
+	s.redact = list
+	s.redactNow.Store(&list) // a variable of its own: s.redact is rewritten under the lock
+}
+
+// Redacts reports whether the values of headers named name are redacted at
+// ingest (see [Normalize]) under the current config. It takes no lock: a
+// decoder may call it for every header it reads, and redact a value
+// before the secret is ever copied into the entry's memory.
+func (s *Store) Redacts(name string) bool {
+	for _, n := range *s.redactNow.Load() {
+		if strings.EqualFold(name, n) {
+			return true
+		}
+	}
+	return false
 }
 
 // Stored is what [Store.Append] made of one entry.

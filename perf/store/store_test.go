@@ -734,3 +734,25 @@ func FuzzPlainAbsoluteURL(f *testing.F) {
 		}
 	})
 }
+
+// Redacts follows the config, live, and ignores case.
+func TestRedacts(t *testing.T) {
+	s := mustNew(t, Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30, RedactHeaders: []string{"X-Api-Key"}})
+	for _, tt := range []struct {
+		name string
+		want bool
+	}{
+		{"Cookie", true}, {"AUTHORIZATION", true}, {"proxy-authorization", true}, {"Set-Cookie", true},
+		{"x-api-key", true}, {"Accept", false}, {"", false},
+	} {
+		if got := s.Redacts(tt.name); got != tt.want {
+			t.Errorf("Redacts(%q) = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if err := s.SetConfig(Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30, RedactHeaders: []string{"X-Token"}}); err != nil {
+		t.Fatal(err)
+	}
+	if s.Redacts("X-Api-Key") || !s.Redacts("x-token") {
+		t.Error("Redacts does not follow SetConfig")
+	}
+}
