@@ -1,6 +1,7 @@
 package service_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"testing/synctest"
@@ -22,6 +23,16 @@ import (
 func clockTest(t *testing.T, f func(t *testing.T)) {
 	t.Helper()
 	synctest.Test(t, f)
+}
+
+// clockContext is the context of a clock test's calls: an hour of fake
+// time, which passes in moments of real time when the test waits for what
+// never comes, so that such a test fails at once rather than at go test's
+// timeout.
+func clockContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Hour)
+	t.Cleanup(cancel)
+	return ctx
 }
 
 // timedMessage is a message and the fake time it arrived.
@@ -53,7 +64,7 @@ func publishN(t *testing.T, h *harness, n int, status int32) {
 	for i := range es {
 		es[i] = entry("GET", fmt.Sprintf("http://example.com/%d", i), status)
 	}
-	h.publish(t, t.Context(), es...)
+	h.publish(t, clockContext(t), es...)
 }
 
 // A batch that fills goes out at once; one that does not, exactly
@@ -79,7 +90,7 @@ func TestClockBatching(t *testing.T) {
 					c.Throttle.BatchTimeout = durationpb.New(10 * time.Second)
 					c.Throttle.HeartbeatInterval = durationpb.New(time.Minute)
 				})
-				sub := h.subscribe(t, t.Context(), &pxperfv1.SubscribeRequest{})
+				sub := h.subscribe(t, clockContext(t), &pxperfv1.SubscribeRequest{})
 				sub.waitPositioned(t)
 				// The heartbeat just sent (after a minute) counts against
 				// the rate cap: let its interval pass.
@@ -90,7 +101,7 @@ func TestClockBatching(t *testing.T) {
 				if n := len(got.m.GetBatch().GetEntries()); n != tt.wantEntries || got.at != tt.wantAfter {
 					t.Errorf("batch of %d entries after %v, want %d after %v", n, got.at, tt.wantEntries, tt.wantAfter)
 				}
-				resp, err := h.client.Service().GetStats(t.Context(), &pxperfv1.GetStatsRequest{})
+				resp, err := h.client.Service().GetStats(clockContext(t), &pxperfv1.GetStatsRequest{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -127,7 +138,7 @@ func TestClockRateCap(t *testing.T) {
 					c.Throttle.BatchSize = 1
 					c.Throttle.MaxBatchSize = 1
 				})
-				sub := h.subscribe(t, t.Context(), &pxperfv1.SubscribeRequest{MaxUpdatesPerSecond: tt.asked})
+				sub := h.subscribe(t, clockContext(t), &pxperfv1.SubscribeRequest{MaxUpdatesPerSecond: tt.asked})
 				sub.waitPositioned(t)
 				origin := time.Now()
 				const n = 30
@@ -156,8 +167,8 @@ func TestClockHeartbeats(t *testing.T) {
 		h := newHarness(t, func(c *pxperfv1.Config) {
 			c.Throttle.HeartbeatInterval = durationpb.New(5 * time.Second)
 		})
-		ids := h.publish(t, t.Context(), entry("GET", "http://example.com/", 200))
-		sub := h.subscribe(t, t.Context(), &pxperfv1.SubscribeRequest{})
+		ids := h.publish(t, clockContext(t), entry("GET", "http://example.com/", 200))
+		sub := h.subscribe(t, clockContext(t), &pxperfv1.SubscribeRequest{})
 		origin := time.Now()
 		for i := range 4 {
 			got := sub.recvTimed(t, origin, func(*pxperfv1.SubscribeResponse) bool { return true })
@@ -184,7 +195,7 @@ func TestClockStuckSubscriberCut(t *testing.T) {
 			c.Throttle.BatchSize = 500
 			c.Memory.MaxEntries = 100_000
 		})
-		ctx := t.Context()
+		ctx := clockContext(t)
 		// Enough to fill the stream's and the connection's flow-control
 		// windows, so that the server's Send blocks.
 		batch := make([]*pxperfv1.Entry, 5000)
@@ -237,7 +248,7 @@ func TestClockBurstCooldown(t *testing.T) {
 			c.Throttle.BurstCooldown = durationpb.New(10 * time.Second)
 			c.Throttle.HeartbeatInterval = durationpb.New(time.Hour)
 		})
-		ctx := t.Context()
+		ctx := clockContext(t)
 		throttle := func() *pxperfv1.ThrottleStats {
 			t.Helper()
 			resp, err := h.client.Service().GetStats(ctx, &pxperfv1.GetStatsRequest{})

@@ -62,10 +62,11 @@ func (c rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 func (rawCodec) Name() string { return "proto" }
 
 // Field numbers used to build a SubscribeResponse holding an EntryBatch;
-// see service.proto.
+// see service.proto. EntryBatch.entries is store.EntryField, the field the
+// store's cached encodings are framed as. TestWireFieldNumbers checks them
+// against the descriptors.
 const (
 	subscribeResponseBatch = 1
-	entryBatchEntries      = 1
 	entryBatchNextID       = 2
 	entryBatchUpdates      = 3
 	entryBatchUpdatesLost  = 4

@@ -8,6 +8,7 @@ import (
 	"github.com/pxperf/pxperf/perf/store"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/testing/protocmp"
 )
 
@@ -81,5 +82,30 @@ func TestEncodeBatchMatchesProto(t *testing.T) {
 				t.Errorf("decoded batch (-got +want):\n%s", diff)
 			}
 		})
+	}
+}
+
+// The field numbers encodeBatch writes are those of the contract, and the
+// store frames its cached encodings as the entries of both EntryBatch and
+// ListEntriesResponse.
+func TestWireFieldNumbers(t *testing.T) {
+	num := func(m proto.Message, name protoreflect.Name) protowire.Number {
+		return m.ProtoReflect().Descriptor().Fields().ByName(name).Number()
+	}
+	for _, tt := range []struct {
+		field string
+		got   protowire.Number
+		want  protowire.Number
+	}{
+		{"SubscribeResponse.batch", num(&pxperfv1.SubscribeResponse{}, "batch"), subscribeResponseBatch},
+		{"EntryBatch.entries", num(&pxperfv1.EntryBatch{}, "entries"), store.EntryField},
+		{"EntryBatch.next_id", num(&pxperfv1.EntryBatch{}, "next_id"), entryBatchNextID},
+		{"EntryBatch.updates", num(&pxperfv1.EntryBatch{}, "updates"), entryBatchUpdates},
+		{"EntryBatch.updates_lost", num(&pxperfv1.EntryBatch{}, "updates_lost"), entryBatchUpdatesLost},
+		{"ListEntriesResponse.entries", num(&pxperfv1.ListEntriesResponse{}, "entries"), store.EntryField},
+	} {
+		if tt.got != tt.want {
+			t.Errorf("%s is field %d in the contract, %d here", tt.field, tt.got, tt.want)
+		}
 	}
 }

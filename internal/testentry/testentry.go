@@ -11,18 +11,16 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// Start is the start time of entry 0; entry i starts i milliseconds later.
-var Start = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-
 // Proxied returns entry i as a busy proxy would record it: a completed GET
 // of a versioned static file, about 300 bytes marshalled. Host, state and
 // priority are set as pxperf would derive them, so that the only field
 // pxperf adds before relaying is the id. Entries differ in request id,
-// URL, start time, total time and bytes received.
+// URL, start time (entry 0 starts at 2026-11-27 10:00 UTC, entry i i ms
+// later), total time and bytes received.
 func Proxied(i int) *pxperfv1.Entry {
 	return &pxperfv1.Entry{
 		RequestId:  fmt.Sprintf("px-%08d", i),
-		StartTime:  timestamppb.New(Start.Add(time.Duration(i) * time.Millisecond)),
+		StartTime:  timestamppb.New(time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Millisecond)),
 		Method:     "GET",
 		Url:        fmt.Sprintf("https://cdn.shop-example.com/static/js/chunk-vendors.%08x.min.js?v=2026.11.27", i*2654435761%(1<<32)),
 		Host:       "cdn.shop-example.com",

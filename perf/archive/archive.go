@@ -212,9 +212,8 @@ func Open(cfg Config) (*Archive, error) {
 // for the disk. Items with a nil Entry are skipped.
 //
 // When the queue (Config.QueueSize entries, or Config.QueueBytes of
-// bodies) is full, Append waits for the
-// writer to make room; each call that waits counts once in
-// Stats.QueueFullWaits. The wait lasts as long as the disk is slower than
+// bodies) is full, Append waits for the writer to make room; each call that
+// waits counts once in Stats.QueueFullWaits. The wait lasts as long as the disk is slower than
 // the producers. While writes are failing (disk full, permissions), the
 // writer keeps up to QueueSize entries that failed and retries them every
 // FlushInterval; once the queue is full too, Append does not wait for a

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"math"
 	"strings"
 
@@ -74,8 +75,13 @@ func (t *symbols) intern(host string) uint32 {
 	return sym
 }
 
-// release drops one reference to sym, freeing it with the last.
+// release drops one reference to sym, freeing it with the last. Releasing
+// a free symbol is a bug in the store: it panics rather than wrap the
+// count and leak the symbol.
 func (t *symbols) release(sym uint32) {
+	if t.refs[sym] == 0 {
+		panic(fmt.Sprintf("store: host symbol %d released more often than interned", sym))
+	}
 	if t.refs[sym]--; t.refs[sym] > 0 {
 		return
 	}

@@ -89,7 +89,7 @@ func randomEntry(rng *rand.Rand, seq int) *pxperfv1.Entry {
 // TestScanAgreesWithMatch checks that every scan of the store gives what
 // testing every entry with the whole filter gives, through appends,
 // completions that change host and status, evictions by count, bytes and
-// pressure, compaction and the reuse of freed host symbols.
+// pressure, chunks emptied and freed, and the reuse of freed host symbols.
 func TestScanAgreesWithMatch(t *testing.T) {
 	filters := []struct {
 		name string

@@ -21,7 +21,8 @@ import (
 //
 // The functions must give the same answer for the same argument, and must
 // be safe for concurrent use: a scan of a large store runs on several
-// goroutines. [filter.Parts] provides all three.
+// goroutines. [github.com/pxperf/pxperf/perf/filter.Filter.Parts] provides
+// all three.
 type Matcher struct {
 	// Host tests Entry.host; nil accepts every host.
 	Host func(host string) bool
@@ -84,7 +85,7 @@ func (s *Store) ReadFrom(next uint64, max int, m Matcher, dst []*pxperfv1.Entry,
 	if !m.All() && end-next > maxScan {
 		end = next + maxScan
 	}
-	if m.All() {
+	if m.All() && max > 0 {
 		// Every id read is sent: encode them as runs, which a sender can
 		// pass on without copying.
 		s.encodeRunLocked(next, min(end, next+uint64(max)))

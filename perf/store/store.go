@@ -137,6 +137,7 @@ type Stats struct {
 // The zero value is not usable; call [New].
 type Store struct {
 	mu        sync.RWMutex
+	encoding  sync.Mutex // serialises encodeRunLocked, under mu held for reading
 	cfg       Config
 	redact    []string                 // header names to redact; see redactList
 	redactNow atomic.Pointer[[]string] // redact, for Redacts, which takes no lock

@@ -53,8 +53,21 @@ func (s *Store) fieldLocked(id uint64) []byte {
 // can join them again (see [Runs]) and send a run of entries as one slice,
 // without copying it. The caller holds s.mu, at least for reading, so
 // stored entries do not change meanwhile.
+//
+// Encoding is serialised by s.encoding: subscribers woken by the same
+// append would otherwise each encode the same entries, and keep several
+// part-used buffers alive. Reads that find every field made do not wait.
 func (s *Store) encodeRunLocked(first, end uint64) {
-	for id := first; id < end; {
+	id := first
+	for id < end && s.itemLocked(id).wire.field() != nil {
+		id++
+	}
+	if id == end {
+		return
+	}
+	s.encoding.Lock()
+	defer s.encoding.Unlock()
+	for id < end {
 		if s.itemLocked(id).wire.field() != nil {
 			id++
 			continue
