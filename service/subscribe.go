@@ -119,12 +119,13 @@ type subscription struct {
 	sendTimeout  time.Duration
 	priority     pxperfv1.Priority
 
-	next        uint64 // cursor: the next id to examine
-	updates     uint64 // cursor into the store's completions
-	snapshotEnd uint64 // while not zero, the id at which the snapshot ends
-	slow        bool   // the last Send was blocked longer than the floor interval
-	buf, ubuf   []*pxperfv1.Entry
-	wbuf, uwbuf [][]byte
+	next        uint64     // cursor: the next id to examine
+	updates     uint64     // cursor into the store's completions
+	snapshotEnd uint64     // while not zero, the id at which the snapshot ends
+	slow        bool       // the last Send was blocked longer than the floor interval
+	read        store.Read // the last read, whose slices the next reuses
+	ubuf        []*pxperfv1.Entry
+	uwbuf       [][]byte
 
 	stats subscriptionStats
 }
@@ -241,11 +242,11 @@ func (sub *subscription) run() error {
 			return err
 		}
 		changed := st.Changed() // before reading, so no append is missed
-		r, err := st.ReadFrom(sub.next, sub.batch, sub.match, sub.buf, sub.wbuf)
+		r, err := st.ReadFrom(sub.next, sub.batch, sub.match, sub.read)
 		if err != nil {
 			return toStatus(err)
 		}
-		sub.buf, sub.wbuf = r.Entries[:0], r.Fields[:0]
+		sub.read = r
 		if r.GapFirst != 0 {
 			if err := sub.fillGap(r.GapFirst, r.GapLast); err != nil {
 				return err
@@ -253,7 +254,11 @@ func (sub *subscription) run() error {
 			continue // read again from the oldest entry held
 		}
 		entries, next := sub.cutSnapshot(r.Entries, r.Next)
-		wire := r.Fields[:len(entries)]
+		// The entries' encodings, as few slices as the store can give.
+		wire := r.Runs
+		if len(entries) < len(r.Entries) {
+			wire = r.Fields[:len(entries)] // cut at the snapshot's end
+		}
 		// Completions of entries this stream has passed. Read after the
 		// entries, so none falls between the two reads unseen.
 		u := st.ReadUpdates(sub.updates, sub.next, sub.batch-len(entries), sub.match, sub.ubuf, sub.uwbuf)
@@ -495,8 +500,8 @@ func (sub *subscription) sendGap(first, last uint64) error {
 }
 
 // sendBatch sends entries and updates as one batch: built from their
-// cached encodings, or, when the stream wants bodies, as copies carrying
-// them.
+// cached encodings (wire: those of es, whole, in order, in any number of
+// slices), or, when the stream wants bodies, as copies carrying them.
 func (sub *subscription) sendBatch(es []*pxperfv1.Entry, wire [][]byte, u store.Updates) error {
 	n := uint64(len(es) + len(u.Entries))
 	sub.handle.Touch(0, n)

@@ -74,9 +74,11 @@ const (
 
 // encodeBatch returns SubscribeResponse{batch: EntryBatch{entries, next_id,
 // updates, updates_lost}} in wire form, from the entries' and updates'
-// cached fields (see store.Read.Fields). The entries' fields are not copied:
-// the message refers to them, joined into runs where they are adjacent in
-// memory. The updates', few, are copied under their own field number.
+// cached fields: entries holds the entries' fields in order, in any number
+// of slices (store.Read.Runs, or Fields), and updates one field each
+// (store.Updates.Fields). The entries' slices are not copied: the message
+// refers to them. The updates', few, are copied under their own field
+// number.
 func encodeBatch(entries, updates [][]byte, nextID, updatesLost uint64) *rawMessage {
 	inner := 0
 	for _, f := range entries {
@@ -112,10 +114,9 @@ func encodeBatch(entries, updates [][]byte, nextID, updatesLost uint64) *rawMess
 		b = protowire.AppendVarint(b, updatesLost)
 	}
 
-	runs := store.Runs(entries, nil)
-	bufs := make(mem.BufferSlice, 0, len(runs)+2)
+	bufs := make(mem.BufferSlice, 0, len(entries)+2)
 	bufs = append(bufs, mem.SliceBuffer(b[:head]))
-	for _, r := range runs {
+	for _, r := range entries {
 		bufs = append(bufs, mem.SliceBuffer(r))
 	}
 	if tail > 0 {

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -13,46 +14,32 @@ import (
 )
 
 // A batch built from cached fields is exactly the message the proto codec
-// would have sent, whether the fields are adjacent in memory (one run) or
-// not.
+// would have sent, whether the entries come as one run or field by field.
 func TestEncodeBatchMatchesProto(t *testing.T) {
 	e1 := &pxperfv1.Entry{Id: 7, Method: "GET", Url: "http://example.com/", StatusCode: 200}
 	e2 := &pxperfv1.Entry{Id: 9, Method: "POST", Url: "http://example.com/x", RequestHeaders: []*pxperfv1.Header{{Name: "A", Value: "b"}}}
 	u1 := &pxperfv1.Entry{Id: 3, Method: "GET", Url: "http://example.com/u", StatusCode: 502}
-	// fields encodes es as store.Read.Fields does: in one buffer when
-	// together, each in its own otherwise.
+	// fields encodes es as store.Read gives them: as one run when together,
+	// each field apart otherwise.
 	fields := func(es []*pxperfv1.Entry, together bool) [][]byte {
-		var buf []byte
 		var fs [][]byte
 		for _, e := range es {
 			b, err := proto.Marshal(e)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !together {
-				buf = nil
-			}
-			start := len(buf)
-			buf = protowire.AppendTag(buf, store.EntryField, protowire.BytesType)
-			buf = protowire.AppendBytes(buf, b)
-			fs = append(fs, buf[start:])
+			f := protowire.AppendTag(nil, store.EntryField, protowire.BytesType)
+			fs = append(fs, protowire.AppendBytes(f, b))
 		}
-		if together && len(buf) > 0 {
-			// As the store does: each field's capacity reaches the end of
-			// the buffer, and nothing is appended after.
-			full := buf[:len(buf):len(buf)]
-			off := 0
-			for i, f := range fs {
-				fs[i] = full[off : off+len(f)]
-				off += len(f)
-			}
+		if together && len(fs) > 0 {
+			return [][]byte{bytes.Join(fs, nil)}
 		}
 		return fs
 	}
 	for _, tt := range []struct {
 		name     string
 		want     *pxperfv1.EntryBatch
-		together bool // entries encoded in one buffer
+		together bool // entries given as one run
 		wantBufs int  // slices in the message
 	}{
 		{"entries apart", &pxperfv1.EntryBatch{Entries: []*pxperfv1.Entry{e1, e2}, NextId: 10}, false, 4},

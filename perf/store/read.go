@@ -53,9 +53,14 @@ type Read struct {
 	Entries []*pxperfv1.Entry
 	// Fields holds each entry's protobuf encoding as an [EntryField] field
 	// (tag, length, entry), made once per entry and shared by all readers:
-	// Fields[i] encodes Entries[i]. Not to be modified, nor appended to:
-	// fields encoded together share a buffer (see [Runs]).
+	// Fields[i] encodes Entries[i]. Not to be modified.
 	Fields [][]byte
+	// Runs is Fields joined wherever consecutive fields lie next to each
+	// other in the buffer they were encoded into: the same bytes in a few
+	// slices, which a sender of all of Entries can pass on without copying
+	// (entries first read together are encoded together). Not to be
+	// modified.
+	Runs [][]byte
 	// Next is the cursor to read from next time: one past the last id
 	// examined.
 	Next uint64
@@ -69,11 +74,13 @@ type Read struct {
 // ReadFrom returns up to max entries matching m with ids from next on,
 // examining a bounded number of ids. A cursor older than the oldest entry
 // held skips to it and reports the gap. A cursor beyond the next id to be
-// assigned is an error wrapping [ErrFuture].
-func (s *Store) ReadFrom(next uint64, max int, m Matcher, dst []*pxperfv1.Entry, wdst [][]byte) (Read, error) {
+// assigned is an error wrapping [ErrFuture]. The slices of reuse, a
+// previous result that the caller is done with (or the zero Read), are
+// reused.
+func (s *Store) ReadFrom(next uint64, max int, m Matcher, reuse Read) (Read, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	r := Read{Entries: dst[:0], Fields: wdst[:0], Newest: s.nextID - 1}
+	r := Read{Entries: reuse.Entries[:0], Fields: reuse.Fields[:0], Runs: reuse.Runs[:0], Newest: s.nextID - 1}
 	if next > s.nextID {
 		return r, fmt.Errorf("%w: id %d is beyond the next id %d", ErrFuture, next, s.nextID)
 	}
@@ -95,11 +102,16 @@ func (s *Store) ReadFrom(next uint64, max int, m Matcher, dst []*pxperfv1.Entry,
 	for ; id < end && len(r.Entries) < max; id++ {
 		if sc.match(id) {
 			it := s.itemLocked(id)
+			f := s.fieldLocked(id)
 			r.Entries = append(r.Entries, it.entry)
-			r.Fields = append(r.Fields, s.fieldLocked(id))
+			r.Fields = append(r.Fields, f[:len(f):len(f)])
+			r.Runs = joinRun(r.Runs, f)
 		}
 	}
 	r.Next = id
+	for i, run := range r.Runs {
+		r.Runs[i] = run[:len(run):len(run)]
+	}
 	return r, nil
 }
 
@@ -285,7 +297,8 @@ func (s *Store) ReadUpdates(since, below uint64, max int, m Matcher, dst []*pxpe
 		}
 		if it := s.itemLocked(id); m.Selects(it.entry) {
 			u.Entries = append(u.Entries, it.entry)
-			u.Fields = append(u.Fields, s.fieldLocked(id))
+			f := s.fieldLocked(id)
+			u.Fields = append(u.Fields, f[:len(f):len(f)])
 		}
 	}
 	u.Next = seq

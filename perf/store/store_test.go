@@ -228,7 +228,7 @@ func TestReadFrom(t *testing.T) {
 	s := mustNew(t, Config{MaxEntries: 5, MaxMemoryBytes: 1 << 30})
 	s.Append(entries(8)) // holds 4..8
 
-	r, err := s.ReadFrom(2, 2, Matcher{}, nil, nil)
+	r, err := s.ReadFrom(2, 2, Matcher{}, Read{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,16 +237,16 @@ func TestReadFrom(t *testing.T) {
 	}
 
 	even := Matcher{Match: func(e *pxperfv1.Entry) bool { return e.Id%2 == 0 }}
-	r, _ = s.ReadFrom(6, 10, even, nil, nil)
+	r, _ = s.ReadFrom(6, 10, even, Read{})
 	if fmt.Sprint(ids(r.Entries)) != "[6 8]" || r.Next != 9 || r.GapFirst != 0 {
 		t.Errorf("ReadFrom(6, even) = ids %v next %d gap %d", ids(r.Entries), r.Next, r.GapFirst)
 	}
 
-	r, _ = s.ReadFrom(9, 10, Matcher{}, nil, nil)
+	r, _ = s.ReadFrom(9, 10, Matcher{}, Read{})
 	if len(r.Entries) != 0 || r.Next != 9 {
 		t.Errorf("ReadFrom(9) = %v next %d, want nothing, 9", ids(r.Entries), r.Next)
 	}
-	if _, err := s.ReadFrom(10, 10, Matcher{}, nil, nil); !errors.Is(err, ErrFuture) {
+	if _, err := s.ReadFrom(10, 10, Matcher{}, Read{}); !errors.Is(err, ErrFuture) {
 		t.Errorf("ReadFrom(10) err = %v, want ErrFuture", err)
 	}
 }
@@ -255,7 +255,7 @@ func TestReadFromBoundsScan(t *testing.T) {
 	s := mustNew(t, Config{MaxEntries: 3 * maxScan, MaxMemoryBytes: 1 << 30})
 	s.Append(entries(3 * maxScan))
 	none := Matcher{Match: func(*pxperfv1.Entry) bool { return false }}
-	r, _ := s.ReadFrom(1, 10, none, nil, nil)
+	r, _ := s.ReadFrom(1, 10, none, Read{})
 	if r.Next != 1+maxScan {
 		t.Errorf("Next = %d, want %d", r.Next, 1+maxScan)
 	}
@@ -533,8 +533,8 @@ func TestReadUpdatesReportsLost(t *testing.T) {
 func TestReadFromFieldsAreEncodedOnce(t *testing.T) {
 	s := mustNew(t, Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30})
 	s.Append(entries(3))
-	r1, _ := s.ReadFrom(1, 10, Matcher{}, nil, nil)
-	r2, _ := s.ReadFrom(1, 10, Matcher{}, nil, nil)
+	r1, _ := s.ReadFrom(1, 10, Matcher{}, Read{})
+	r2, _ := s.ReadFrom(1, 10, Matcher{}, Read{})
 	for i, e := range r1.Entries {
 		if &r1.Fields[i][0] != &r2.Fields[i][0] {
 			t.Errorf("entry %d encoded twice", e.Id)
@@ -566,28 +566,27 @@ func decodeField(t *testing.T, f []byte) *pxperfv1.Entry {
 	return &e
 }
 
-// Entries read together are encoded together, and Runs joins their fields
-// into one slice; an entry completed since is encoded again, and splits
-// the run it was in.
-func TestRunsJoinEntriesEncodedTogether(t *testing.T) {
+// Entries read together are encoded together, and a read joins their
+// fields into runs; an entry completed since is encoded again, and splits
+// the run it was in. Nothing handed out can be appended to in place.
+func TestReadRunsJoinEntriesEncodedTogether(t *testing.T) {
 	s := mustNew(t, Config{MaxEntries: 100, MaxMemoryBytes: 1 << 30})
 	batch := entries(5)
 	batch[2] = pendingEntry("r", "http://example.com/p")
 	s.Append(batch)
-	r, _ := s.ReadFrom(1, 3, Matcher{}, nil, nil) // encodes 1..3 as one run
-	if got := Runs(r.Fields, nil); len(got) != 1 || len(got[0]) != totalLen(r.Fields) {
-		t.Fatalf("ids 1..3 form %d runs, want 1 of %d bytes", len(got), totalLen(r.Fields))
+	r, _ := s.ReadFrom(1, 3, Matcher{}, Read{}) // encodes 1..3 as one run
+	if len(r.Runs) != 1 || len(r.Runs[0]) != totalLen(r.Fields) {
+		t.Fatalf("ids 1..3 form %d runs, want 1 of %d bytes", len(r.Runs), totalLen(r.Fields))
 	}
 	done := newEntry("GET", "http://example.com/p", 200)
 	done.RequestId = "r"
 	s.Append([]*pxperfv1.Entry{done}) // completes id 3
-	r, _ = s.ReadFrom(1, 10, Matcher{}, nil, nil)
-	runs := Runs(r.Fields, nil)
+	r, _ = s.ReadFrom(1, 10, Matcher{}, r)
 	// 1..2 from the first read; 3 (completed since) to 5 from this one.
-	if len(runs) != 2 || len(runs[0]) != totalLen(r.Fields[:2]) {
-		t.Fatalf("got %d runs, want 2, the first of ids 1..2", len(runs))
+	if len(r.Runs) != 2 || len(r.Runs[0]) != totalLen(r.Fields[:2]) {
+		t.Fatalf("got %d runs, want 2, the first of ids 1..2", len(r.Runs))
 	}
-	if got, want := bytes.Join(runs, nil), bytes.Join(r.Fields, nil); !bytes.Equal(got, want) {
+	if got, want := bytes.Join(r.Runs, nil), bytes.Join(r.Fields, nil); !bytes.Equal(got, want) {
 		t.Error("runs do not concatenate to the fields")
 	}
 	for i, e := range r.Entries {
@@ -598,6 +597,11 @@ func TestRunsJoinEntriesEncodedTogether(t *testing.T) {
 	if got := decodeField(t, r.Fields[2]); got.GetStatusCode() != 200 {
 		t.Errorf("completed entry 3 encoded with status %d, want 200", got.GetStatusCode())
 	}
+	for _, b := range append(slices.Clone(r.Fields), r.Runs...) {
+		if cap(b) != len(b) {
+			t.Fatalf("a slice of %d bytes has capacity %d: appending to it would write into another entry's encoding", len(b), cap(b))
+		}
+	}
 }
 
 func totalLen(bs [][]byte) (n int) {
@@ -607,7 +611,7 @@ func totalLen(bs [][]byte) (n int) {
 	return n
 }
 
-func TestRunsKeepsFieldsThatAreNotAdjacent(t *testing.T) {
+func TestJoinRunKeepsFieldsThatAreNotAdjacent(t *testing.T) {
 	buf := []byte("aabbcc")
 	a, b, c := buf[0:2:6], buf[2:4:6], buf[4:6:6]
 	other := []byte("dd")
@@ -624,12 +628,16 @@ func TestRunsKeepsFieldsThatAreNotAdjacent(t *testing.T) {
 		{"capacity ends", [][]byte{buf[0:2:2], b}, []string{"aa", "bb"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			var runs [][]byte
+			for _, f := range tt.fields {
+				runs = joinRun(runs, f)
+			}
 			var got []string
-			for _, r := range Runs(tt.fields, nil) {
+			for _, r := range runs {
 				got = append(got, string(r))
 			}
 			if !slices.Equal(got, tt.want) {
-				t.Errorf("Runs = %q, want %q", got, tt.want)
+				t.Errorf("runs = %q, want %q", got, tt.want)
 			}
 		})
 	}

@@ -49,9 +49,9 @@ func (s *Store) fieldLocked(id uint64) []byte {
 // encodeRunLocked makes the missing fields of the items with ids from first
 // to end (exclusive), all held, in one buffer per run of consecutive
 // items that lack theirs. Fields encoded together are adjacent in that
-// buffer, and each keeps the capacity up to the end of it, so that a sender
-// can join them again (see [Runs]) and send a run of entries as one slice,
-// without copying it. The caller holds s.mu, at least for reading, so
+// buffer, and each keeps the capacity up to the end of it, so that a read
+// can join them again (see [Read.Runs]) and a sender pass a run of entries
+// on as one slice, without copying it. The caller holds s.mu, at least for reading, so
 // stored entries do not change meanwhile.
 //
 // Encoding is serialised by s.encoding: subscribers woken by the same
@@ -100,20 +100,18 @@ func (s *Store) encodeRunLocked(first, end uint64) {
 	}
 }
 
-// Runs appends to dst the fields of fields (as [Read.Fields] returns them)
-// joined wherever consecutive ones are adjacent in memory: each element of
-// the result is one or more whole fields, and their concatenation is that
-// of fields. A reader of consecutive entries that were encoded together
-// gets them as one slice.
-func Runs(fields [][]byte, dst [][]byte) [][]byte {
-	for _, f := range fields {
-		if n := len(dst); n > 0 && adjacent(dst[n-1], f) {
-			dst[n-1] = dst[n-1][:len(dst[n-1])+len(f)]
-			continue
-		}
-		dst = append(dst, f)
+// joinRun appends field, as the cache holds it, to runs: onto the last
+// run when field lies right after it in the same buffer, else as a new run.
+// The cache's fields keep the capacity up to the end of their buffer, which
+// is what makes the join safe: it extends a slice within its own
+// allocation. Slices given out of the store are capped at their length, so
+// that no caller can append into a neighbour's encoding.
+func joinRun(runs [][]byte, field []byte) [][]byte {
+	if n := len(runs); n > 0 && adjacent(runs[n-1], field) {
+		runs[n-1] = runs[n-1][:len(runs[n-1])+len(field)]
+		return runs
 	}
-	return dst
+	return append(runs, field)
 }
 
 // adjacent reports whether b starts right where a ends, in a's backing
