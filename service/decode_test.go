@@ -73,69 +73,12 @@ func marshalRequest(tb testing.TB, entries ...*pxperfv1.Entry) []byte {
 	return b
 }
 
-// populate sets every field of m, recursing into sub-messages and putting
-// two elements into each list. It fails t on a kind of field it does not
-// know how to fill, so that the field is not silently left out.
+// populate sets every field of m (see testentry.Populate).
 func populate(t *testing.T, m protoreflect.Message) {
 	t.Helper()
-	fields := m.Descriptor().Fields()
-	for i := range fields.Len() {
-		setField(t, m, fields.Get(i))
+	if err := testentry.Populate(m); err != nil {
+		t.Fatal(err)
 	}
-}
-
-// setField sets fd in m to a value that is not its default.
-func setField(t *testing.T, m protoreflect.Message, fd protoreflect.FieldDescriptor) {
-	t.Helper()
-	switch {
-	case fd.IsMap():
-		t.Fatalf("%s: populate does not fill maps", fd.FullName())
-	case fd.IsList():
-		l := m.Mutable(fd).List()
-		for j := range 2 {
-			if fd.Message() != nil {
-				populate(t, l.AppendMutable().Message())
-			} else {
-				l.Append(scalarValue(t, fd, j))
-			}
-		}
-	case fd.Message() != nil:
-		populate(t, m.Mutable(fd).Message())
-	default:
-		m.Set(fd, scalarValue(t, fd, 0))
-	}
-}
-
-// scalarValue returns a value for fd that is not its default and takes
-// the most bytes its encoding allows where that is an edge (negative int32,
-// largest uint64). Strings are not ASCII, and differ with j.
-func scalarValue(t *testing.T, fd protoreflect.FieldDescriptor, j int) protoreflect.Value {
-	t.Helper()
-	switch fd.Kind() {
-	case protoreflect.BoolKind:
-		return protoreflect.ValueOfBool(true)
-	case protoreflect.EnumKind:
-		vs := fd.Enum().Values()
-		return protoreflect.ValueOfEnum(vs.Get(vs.Len() - 1).Number())
-	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
-		return protoreflect.ValueOfInt32(-7)
-	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
-		return protoreflect.ValueOfInt64(math.MinInt64 + 1)
-	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
-		return protoreflect.ValueOfUint32(math.MaxUint32)
-	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
-		return protoreflect.ValueOfUint64(math.MaxUint64)
-	case protoreflect.FloatKind:
-		return protoreflect.ValueOfFloat32(1.5)
-	case protoreflect.DoubleKind:
-		return protoreflect.ValueOfFloat64(2.5)
-	case protoreflect.StringKind:
-		return protoreflect.ValueOfString(fmt.Sprintf("%s-%d-é✓", fd.Name(), j))
-	case protoreflect.BytesKind:
-		return protoreflect.ValueOfBytes([]byte{0, 0xff, 0xfe, byte(j)})
-	}
-	t.Fatalf("%s: populate does not fill kind %v", fd.FullName(), fd.Kind())
-	return protoreflect.Value{}
 }
 
 // The fast path takes an entry with every field of Entry and of the
@@ -156,7 +99,9 @@ func TestDecodeHandlesEveryField(t *testing.T) {
 		fd := fields.Get(i)
 		t.Run(string(fd.Name()), func(t *testing.T) {
 			e := new(pxperfv1.Entry)
-			setField(t, e.ProtoReflect(), fd)
+			if err := testentry.SetField(e.ProtoReflect(), fd); err != nil {
+				t.Fatal(err)
+			}
 			if !decodeBoth(t, marshalRequest(t, e)) {
 				t.Errorf("an entry with only %s set took the slow path", fd.Name())
 			}

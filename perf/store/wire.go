@@ -1,6 +1,7 @@
 package store
 
 import (
+	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"sync/atomic"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -73,24 +74,29 @@ func (s *Store) encodeRunLocked(first, end uint64) {
 			continue
 		}
 		run := id
-		var sizes []int // of the entries' encodings
+		var sizes []encodedSize
 		total := 0
 		for ; id < end && s.itemLocked(id).wire.field() == nil; id++ {
-			n := proto.Size(s.itemLocked(id).entry)
-			sizes = append(sizes, n)
-			total += protowire.SizeTag(EntryField) + protowire.SizeBytes(n)
+			sz := sizeOf(s.itemLocked(id).entry)
+			sizes = append(sizes, sz)
+			total += protowire.SizeTag(EntryField) + protowire.SizeBytes(sz.n)
 		}
 		buf := make([]byte, 0, total)
 		fields := make([][]byte, len(sizes)) // the slice headers the caches point to
 		opts := proto.MarshalOptions{UseCachedSize: true}
-		for i, n := range sizes {
+		for i, sz := range sizes {
+			e := s.itemLocked(run + uint64(i)).entry
 			start := len(buf)
 			buf = protowire.AppendTag(buf, EntryField, protowire.BytesType)
-			buf = protowire.AppendVarint(buf, uint64(n))
-			var err error
-			if buf, err = opts.MarshalAppend(buf, s.itemLocked(run+uint64(i)).entry); err != nil {
-				// A stored entry passed validation; Marshal cannot fail on it.
-				panic("store: encoding a stored entry: " + err.Error())
+			buf = protowire.AppendVarint(buf, uint64(sz.n))
+			if sz.byHand {
+				buf = appendWire(buf, e)
+			} else {
+				var err error
+				if buf, err = opts.MarshalAppend(buf, e); err != nil {
+					// A stored entry passed validation; Marshal cannot fail on it.
+					panic("store: encoding a stored entry: " + err.Error())
+				}
 			}
 			fields[i] = buf[start:len(buf):cap(buf)]
 		}
@@ -98,6 +104,20 @@ func (s *Store) encodeRunLocked(first, end uint64) {
 			s.itemLocked(run + uint64(i)).wire.set(&fields[i])
 		}
 	}
+}
+
+// encodedSize is the size of an entry's encoding, and whether appendWire
+// makes it (else proto.Marshal, which has its sizes cached).
+type encodedSize struct {
+	n      int
+	byHand bool
+}
+
+func sizeOf(e *pxperfv1.Entry) encodedSize {
+	if marshalable(e) {
+		return encodedSize{n: wireSize(e), byHand: true}
+	}
+	return encodedSize{n: proto.Size(e)}
 }
 
 // joinRun appends field, as the cache holds it, to runs: onto the last
