@@ -10,6 +10,7 @@ import (
 	"time"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/perf/archive"
 	"github.com/pxperf/pxperf/perf/monitor"
 	"github.com/pxperf/pxperf/perf/procstat"
 	"github.com/pxperf/pxperf/perf/resources"
@@ -94,15 +95,17 @@ func (src *monitorSource) Sample(context.Context) (monitor.Sample, error) {
 	if s.archive != nil {
 		as := s.archive.Stats()
 		sample.Logs = monitor.Logs{
-			Enabled:        true,
-			EntriesWritten: as.EntriesWritten,
-			WriteErrors:    as.WriteErrors,
-			EntriesDropped: as.EntriesDropped,
-			Queued:         uint64(as.Queued),
-			QueueCapacity:  uint64(cfg.GetLogs().GetQueueSize()),
-			Files:          as.Files,
-			MaxFiles:       uint64(cfg.GetLogs().GetMaxFiles()),
-			DiskBytes:      as.DiskBytes,
+			Enabled:            true,
+			EntriesWritten:     as.EntriesWritten,
+			WriteErrors:        as.WriteErrors,
+			EntriesDropped:     as.EntriesDropped,
+			Queued:             uint64(as.Queued),
+			QueueCapacity:      uint64(cfg.GetLogs().GetQueueSize()),
+			QueuedBytes:        uint64(as.QueuedBytes),
+			QueueBytesCapacity: uint64(archive.DefaultQueueBytes), // the service leaves QueueBytes at its default
+			Files:              as.Files,
+			MaxFiles:           uint64(cfg.GetLogs().GetMaxFiles()),
+			DiskBytes:          as.DiskBytes,
 			// The archive's writer rotates by count, size and time on its
 			// own, idle or not: nothing is ever overdue for the monitor.
 			RotationDue: false,

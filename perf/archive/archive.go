@@ -112,6 +112,8 @@ type Stats struct {
 	CorruptLines uint64
 	// Queued is the number of entries waiting for the writer now.
 	Queued int
+	// QueuedBytes is the bytes of their bodies (see Config.QueueBytes).
+	QueuedBytes int64
 	// LastError is the last write, compression or deletion error, empty if
 	// there was none.
 	LastError string
@@ -313,11 +315,11 @@ func (a *Archive) Config() Config {
 
 // Stats returns the counters and the files now.
 func (a *Archive) Stats() Stats {
-	queued, waits, dropped := a.q.counts()
+	queued, queuedBytes, waits, dropped := a.q.counts()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	s := a.stats
-	s.Queued, s.QueueFullWaits, s.EntriesDropped = queued, waits, dropped
+	s.Queued, s.QueuedBytes, s.QueueFullWaits, s.EntriesDropped = queued, queuedBytes, waits, dropped
 	s.Files = uint64(len(a.files))
 	for _, f := range a.files {
 		s.DiskBytes += uint64(f.size)

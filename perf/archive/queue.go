@@ -149,8 +149,8 @@ func (q *queue) close() {
 }
 
 // counts returns the waiting items and the counters.
-func (q *queue) counts() (waiting int, waits, dropped uint64) {
+func (q *queue) counts() (waiting int, waitingBytes int64, waits, dropped uint64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.items), q.waits, q.dropped
+	return len(q.items), q.bytes, q.waits, q.dropped
 }

@@ -129,6 +129,10 @@ type Logs struct {
 	// QueueCapacity is how many entries the queue holds; 0 means unknown,
 	// and queue fill is then not scored.
 	QueueCapacity uint64
+	// QueuedBytes and QueueBytesCapacity are the same in bytes of bodies,
+	// the queue's other bound; a capacity of 0 means unknown. The fuller
+	// of the two is scored.
+	QueuedBytes, QueueBytesCapacity uint64
 	// Files is the number of archive files on disk now.
 	Files uint64
 	// MaxFiles is the most files retention keeps (logs.max_files); 0 means

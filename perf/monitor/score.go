@@ -154,8 +154,14 @@ func logsPart(prev, cur Sample) Part {
 	}
 	if l.QueueCapacity > 0 {
 		fill := share(l.Queued, l.QueueCapacity)
+		what := fmt.Sprintf("queue %d of %d entries", l.Queued, l.QueueCapacity)
+		if l.QueueBytesCapacity > 0 {
+			if b := share(l.QueuedBytes, l.QueueBytesCapacity); b > fill {
+				fill, what = b, fmt.Sprintf("queue %d of %d bytes of bodies", l.QueuedBytes, l.QueueBytesCapacity)
+			}
+		}
 		if p := 4 * clamp((fill-0.5)/0.5); p > 0 {
-			e.add("queue %d of %d (%s) full, past 50%%: −%s", l.Queued, l.QueueCapacity, percent(fill), num(round(p)))
+			e.add("%s (%s) full, past 50%%: −%s", what, percent(fill), num(round(p)))
 			points -= p
 		} else {
 			e.add("queue %s full", percent(fill))

@@ -134,7 +134,16 @@ func TestScoreOf(t *testing.T) {
 			prev:    idle(),
 			cur:     with(func(s *Sample) { s.Logs.Queued = 750 }),
 			want:    map[string]float64{"logs": 18},
-			explain: map[string][]string{"logs": {"queue 750 of 1000 (75%) full", "−2"}},
+			explain: map[string][]string{"logs": {"queue 750 of 1000 entries (75%) full", "−2"}},
+		},
+		{
+			name: "queue 75% full by bytes",
+			prev: idle(),
+			cur: with(func(s *Sample) {
+				s.Logs.Queued, s.Logs.QueuedBytes, s.Logs.QueueBytesCapacity = 10, 6<<20, 8<<20
+			}),
+			want:    map[string]float64{"logs": 18},
+			explain: map[string][]string{"logs": {"queue 6291456 of 8388608 bytes of bodies (75%) full", "−2"}},
 		},
 		{
 			name: "queue half full",

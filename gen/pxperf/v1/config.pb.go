@@ -407,9 +407,9 @@ type LogsConfig struct {
 	// How often buffered archive lines are written out and fsynced; also
 	// done on every rotation and at shutdown. Default 1s; 10ms..1m. Live.
 	FlushInterval *durationpb.Duration `protobuf:"bytes,12,opt,name=flush_interval,json=flushInterval,proto3" json:"flush_interval,omitempty"`
-	// Entries that may wait for the archive writer. When it is full,
-	// publishing waits for room (the wait is counted in stats). Default 65536;
-	// 1..16777216. Not live.
+	// Entries that may wait for the archive writer. When it is full, or the
+	// bodies of the entries waiting reach 8 MiB, publishing waits for room
+	// (the wait is counted in stats). Default 65536; 1..16777216. Not live.
 	QueueSize     uint32 `protobuf:"varint,13,opt,name=queue_size,json=queueSize,proto3" json:"queue_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -274,9 +274,9 @@ export type LogsConfig = Message<"pxperf.v1.LogsConfig"> & {
   flushInterval?: Duration | undefined;
 
   /**
-   * Entries that may wait for the archive writer. When it is full,
-   * publishing waits for room (the wait is counted in stats). Default 65536;
-   * 1..16777216. Not live.
+   * Entries that may wait for the archive writer. When it is full, or the
+   * bodies of the entries waiting reach 8 MiB, publishing waits for room
+   * (the wait is counted in stats). Default 65536; 1..16777216. Not live.
    *
    * @generated from field: uint32 queue_size = 13;
    */
