@@ -227,6 +227,52 @@ func checkScans(t *testing.T, step string, s *Store, pf *pxperfv1.Filter) {
 	}
 }
 
+// At scale, List's pass is split across the processors and crosses chunk
+// boundaries, with the oldest entry in the middle of a chunk: its views
+// must still be exactly the entries the whole filter accepts.
+func TestListAgreesWithMatchAtScale(t *testing.T) {
+	const held = parallelScan*2 + 1000
+	s := mustNew(t, Config{MaxEntries: held, MaxMemoryBytes: 1 << 40})
+	rng := rand.New(rand.NewPCG(3, 5))
+	// Some entries complete others (randomEntry): append until enough ids
+	// were given that the oldest held is inside a chunk.
+	for seq := 0; s.Stats().NewestID < held+chunkSize/2; {
+		es := make([]*pxperfv1.Entry, 1000)
+		for i := range es {
+			es[i] = randomEntry(rng, seq)
+			seq++
+		}
+		s.Append(es)
+	}
+	oldest, next := s.Bounds()
+	if int(oldest-1)%chunkSize == 0 {
+		t.Fatalf("the oldest entry, %d, starts a chunk; want it inside one", oldest)
+	}
+	for _, pf := range []*pxperfv1.Filter{
+		{Host: "h1.example"},
+		{StatusRanges: []*pxperfv1.StatusRange{{Min: 400, Max: 599}}},
+		{Host: "h4", Methods: []string{"POST"}},
+	} {
+		c, err := filter.Compile(pf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []uint64
+		for id := oldest; id < next; id++ {
+			if e, _ := s.Entry(id); c.Match(e) {
+				want = append(want, id)
+			}
+		}
+		p := c.Parts()
+		for _, key := range []string{"", fmt.Sprint(pf)} {
+			page := s.List(Query{Match: Matcher{Host: p.Host, Status: p.Status, Match: p.Rest}, Key: key, OldestFirst: true, Limit: len(want) + 1})
+			if got := ids(page.Entries); !slices.Equal(got, want) {
+				t.Errorf("%v, key %q: List gives %d entries, the filter accepts %d", pf, key, len(got), len(want))
+			}
+		}
+	}
+}
+
 // TestHostSymbolsAreBounded appends entries with 100 000 distinct hosts to
 // a store that holds 1000: the symbols of evicted hosts must be freed and
 // reused, not accumulate.
