@@ -4,8 +4,10 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"buf.build/go/protovalidate"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // The defaults must satisfy the contract's own rules, or GetConfig would
@@ -35,6 +37,32 @@ func TestValidateNamesTheField(t *testing.T) {
 	for _, want := range []string{"memory", "low_water must be below high_water", "throttle.max_updates_per_second"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+}
+
+// A heartbeat at or past the idle timeout would let the idle sweep end a
+// quiet stream that heartbeats keep alive: refused.
+func TestValidateHeartbeatBelowIdleTimeout(t *testing.T) {
+	v, err := protovalidate.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		heartbeat, idle time.Duration
+		ok              bool
+	}{
+		{5 * time.Second, time.Hour, true},
+		{time.Hour - time.Millisecond, time.Hour, true},
+		{time.Hour, time.Hour, false},
+		{time.Hour, time.Minute, false},
+	} {
+		cfg := Default()
+		cfg.Throttle.HeartbeatInterval = durationpb.New(tt.heartbeat)
+		cfg.Cleanup.ResourceTimeout = durationpb.New(tt.idle)
+		err := Validate(v, cfg)
+		if tt.ok != (err == nil) || err != nil && !strings.Contains(err.Error(), "heartbeat_interval must be below cleanup.resource_timeout") {
+			t.Errorf("heartbeat %v, idle timeout %v: Validate = %v; want ok %v, or an error naming both", tt.heartbeat, tt.idle, err, tt.ok)
 		}
 	}
 }

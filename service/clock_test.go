@@ -246,7 +246,7 @@ func TestClockBurstCooldown(t *testing.T) {
 			c.Throttle.Mode = pxperfv1.ThrottleMode_THROTTLE_MODE_BURST
 			c.Throttle.BurstThreshold = 100
 			c.Throttle.BurstCooldown = durationpb.New(10 * time.Second)
-			c.Throttle.HeartbeatInterval = durationpb.New(time.Hour)
+			c.Throttle.HeartbeatInterval = durationpb.New(30 * time.Minute)
 		})
 		ctx := clockContext(t)
 		throttle := func() *pxperfv1.ThrottleStats {

@@ -579,7 +579,7 @@ type ThrottleConfig struct {
 	// for the batch or the interval. Default PRIORITY_HIGH. Live.
 	PriorityThreshold Priority `protobuf:"varint,12,opt,name=priority_threshold,json=priorityThreshold,proto3,enum=pxperf.v1.Priority" json:"priority_threshold,omitempty"`
 	// A stream with nothing to send still gets a progress message this
-	// often. Default 5s; 100ms..1h. Live.
+	// often. Default 5s; 100ms..1h, below cleanup.resource_timeout. Live.
 	HeartbeatInterval *durationpb.Duration `protobuf:"bytes,13,opt,name=heartbeat_interval,json=heartbeatInterval,proto3" json:"heartbeat_interval,omitempty"`
 	// A subscriber whose Send has been blocked this long is ended with
 	// RESOURCE_EXHAUSTED. Default 30s; 100ms..1h. Live.
@@ -721,7 +721,8 @@ type CleanupConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// How often idle resources are swept. Default 300s; 1s..24h. Live.
 	CleanupInterval *durationpb.Duration `protobuf:"bytes,1,opt,name=cleanup_interval,json=cleanupInterval,proto3" json:"cleanup_interval,omitempty"`
-	// A resource idle this long is ended. Default 1h; 1s..720h. Live.
+	// A resource idle this long is ended. Default 1h; 1s..720h, above
+	// throttle.heartbeat_interval. Live.
 	ResourceTimeout *durationpb.Duration `protobuf:"bytes,2,opt,name=resource_timeout,json=resourceTimeout,proto3" json:"resource_timeout,omitempty"`
 	// Most streams of each kind at once: Subscribe and WatchStats streams
 	// together, and PublishStream streams apart. A new stream beyond it gets
@@ -1097,7 +1098,7 @@ var File_pxperf_v1_config_proto protoreflect.FileDescriptor
 
 const file_pxperf_v1_config_proto_rawDesc = "" +
 	"\n" +
-	"\x16pxperf/v1/config.proto\x12\tpxperf.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x15pxperf/v1/entry.proto\"\x92\x03\n" +
+	"\x16pxperf/v1/config.proto\x12\tpxperf.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x15pxperf/v1/entry.proto\"\x91\x05\n" +
 	"\x06Config\x127\n" +
 	"\x06memory\x18\x01 \x01(\v2\x17.pxperf.v1.MemoryConfigB\x06\xbaH\x03\xc8\x01\x01R\x06memory\x121\n" +
 	"\x04logs\x18\x02 \x01(\v2\x15.pxperf.v1.LogsConfigB\x06\xbaH\x03\xc8\x01\x01R\x04logs\x12=\n" +
@@ -1105,7 +1106,8 @@ const file_pxperf_v1_config_proto_rawDesc = "" +
 	"\acleanup\x18\x04 \x01(\v2\x18.pxperf.v1.CleanupConfigB\x06\xbaH\x03\xc8\x01\x01R\acleanup\x12:\n" +
 	"\amonitor\x18\x05 \x01(\v2\x18.pxperf.v1.MonitorConfigB\x06\xbaH\x03\xc8\x01\x01R\amonitor\x127\n" +
 	"\x06server\x18\x06 \x01(\v2\x17.pxperf.v1.ServerConfigB\x06\xbaH\x03\xc8\x01\x01R\x06server\x12,\n" +
-	"\x05proxy\x18\a \x01(\v2\x16.pxperf.v1.ProxyConfigR\x05proxy\"\xa3\x04\n" +
+	"\x05proxy\x18\a \x01(\v2\x16.pxperf.v1.ProxyConfigR\x05proxy:\xfc\x01\xbaH\xf8\x01\x1a\xf5\x01\n" +
+	"\x1cconfig.heartbeat_before_idle\x12fthrottle.heartbeat_interval must be below cleanup.resource_timeout, or a quiet stream is ended as idle\x1am!has(this.throttle) || !has(this.cleanup) || this.throttle.heartbeat_interval < this.cleanup.resource_timeout\"\xa3\x04\n" +
 	"\fMemoryConfig\x12-\n" +
 	"\vmax_entries\x18\x01 \x01(\rB\f\xbaH\t*\a\x18\x80\xad\xe2\x04(\x01R\n" +
 	"maxEntries\x12/\n" +
