@@ -298,7 +298,7 @@ func TestRawCodecUnmarshal(t *testing.T) {
 					b = b[n:]
 				}
 				into := proto.Clone(tc.into)
-				if err := newRawCodec(nil).Unmarshal(data, into); err != nil {
+				if err := newRawCodec(nil, nil).Unmarshal(data, into); err != nil {
 					t.Fatal(err)
 				}
 				data.Free()
@@ -442,7 +442,7 @@ func TestCodecRedactsPublishedCredentials(t *testing.T) {
 		&pxperfv1.Header{Name: "Authorization", Value: "Basic dXNlcjpwYXNz"},
 		&pxperfv1.Header{Name: "x-api-key", Value: "k-123"})
 	var req pxperfv1.PublishStreamRequest
-	if err := newRawCodec(s.Redacts).Unmarshal(mem.BufferSlice{mem.SliceBuffer(marshalRequest(t, e))}, &req); err != nil {
+	if err := newRawCodec(s.Redacts, nil).Unmarshal(mem.BufferSlice{mem.SliceBuffer(marshalRequest(t, e))}, &req); err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]string{}

@@ -110,7 +110,7 @@ func New(cfg *pxperfv1.Config, opts Options) (*Server, error) {
 		grpc.ChainStreamInterceptor(stream...),
 		// Subscribe sends batches built from cached entry encodings;
 		// publish requests have a decoder of their own.
-		grpc.ForceServerCodecV2(newRawCodec(svc.store.Redacts)),
+		grpc.ForceServerCodecV2(newRawCodec(svc.store.Redacts, svc.store.Fields)),
 		grpc.MaxRecvMsgSize(int(sc.GetMaxRecvMessageBytes())),
 		grpc.MaxSendMsgSize(int(sc.GetMaxSendMessageBytes())),
 		grpc.MaxConcurrentStreams(sc.GetMaxConcurrentStreams()),

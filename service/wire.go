@@ -27,16 +27,25 @@ type rawCodec struct {
 	// publish decoder redacts them as it reads them, so that no secret is
 	// copied into the memory an entry keeps. Nil redacts none.
 	redacts func(name string) bool
+	// fields gives the store's cached encodings of entries (see
+	// store.Store.Fields), from which a ListEntriesResponse is sent. Nil:
+	// responses are marshalled.
+	fields func(es []*pxperfv1.Entry, dst [][]byte) [][]byte
 }
 
-func newRawCodec(redacts func(name string) bool) rawCodec {
-	return rawCodec{proto: encoding.GetCodecV2("proto"), redacts: redacts}
+func newRawCodec(redacts func(name string) bool, fields func([]*pxperfv1.Entry, [][]byte) [][]byte) rawCodec {
+	return rawCodec{proto: encoding.GetCodecV2("proto"), redacts: redacts, fields: fields}
 }
 
 // Marshal implements encoding.CodecV2.
 func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) {
-	if r, ok := v.(*rawMessage); ok {
-		return r.bufs, nil
+	switch m := v.(type) {
+	case *rawMessage:
+		return m.bufs, nil
+	case *pxperfv1.ListEntriesResponse:
+		if c.fields != nil {
+			return encodeList(m, c.fields(m.GetEntries(), nil))
+		}
 	}
 	return c.proto.Marshal(v)
 }
@@ -123,6 +132,52 @@ func encodeBatch(entries, updates [][]byte, nextID, updatesLost uint64) *rawMess
 		bufs = append(bufs, mem.SliceBuffer(b[head:]))
 	}
 	return &rawMessage{bufs: bufs, size: head + inner}
+}
+
+// Field numbers of ListEntriesResponse but entries (store.EntryField).
+const (
+	listNextPageToken = 2
+	listTotalSize     = 3
+	listOldestID      = 4
+	listNewestID      = 5
+)
+
+// encodeList returns r in wire form, as proto.Marshal would, taking each
+// entry's encoding from fields (fields[i] is that of r.Entries[i], or nil
+// to marshal it here): the window a UI scrolls through is sent from the
+// store's cache, usually made already for the subscribers, without
+// encoding or copying it again.
+func encodeList(r *pxperfv1.ListEntriesResponse, fields [][]byte) (mem.BufferSlice, error) {
+	bufs := make(mem.BufferSlice, 0, len(fields)+1)
+	for i, f := range fields {
+		if f == nil {
+			b, err := proto.Marshal(r.Entries[i])
+			if err != nil {
+				return nil, err
+			}
+			f = protowire.AppendTag(nil, store.EntryField, protowire.BytesType)
+			f = protowire.AppendBytes(f, b)
+		}
+		bufs = append(bufs, mem.SliceBuffer(f))
+	}
+	var tail []byte
+	if t := r.GetNextPageToken(); t != "" {
+		tail = protowire.AppendTag(tail, listNextPageToken, protowire.BytesType)
+		tail = protowire.AppendString(tail, t)
+	}
+	for _, f := range []struct {
+		num protowire.Number
+		v   uint64
+	}{{listTotalSize, uint64(r.GetTotalSize())}, {listOldestID, r.GetOldestId()}, {listNewestID, r.GetNewestId()}} {
+		if f.v != 0 {
+			tail = protowire.AppendTag(tail, f.num, protowire.VarintType)
+			tail = protowire.AppendVarint(tail, f.v)
+		}
+	}
+	if len(tail) > 0 {
+		bufs = append(bufs, mem.SliceBuffer(tail))
+	}
+	return bufs, nil
 }
 
 // messageSize is the encoded size of a message sent on a stream, for

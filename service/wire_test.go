@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/internal/testentry"
 	"github.com/pxperf/pxperf/perf/store"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -52,7 +53,7 @@ func TestEncodeBatchMatchesProto(t *testing.T) {
 			ew := fields(tt.want.Entries, tt.together)
 			uw := fields(tt.want.Updates, false)
 			raw := encodeBatch(ew, uw, tt.want.NextId, tt.want.UpdatesLost)
-			out, err := newRawCodec(nil).Marshal(raw)
+			out, err := newRawCodec(nil, nil).Marshal(raw)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -90,9 +91,59 @@ func TestWireFieldNumbers(t *testing.T) {
 		{"EntryBatch.updates", num(&pxperfv1.EntryBatch{}, "updates"), entryBatchUpdates},
 		{"EntryBatch.updates_lost", num(&pxperfv1.EntryBatch{}, "updates_lost"), entryBatchUpdatesLost},
 		{"ListEntriesResponse.entries", num(&pxperfv1.ListEntriesResponse{}, "entries"), store.EntryField},
+		{"ListEntriesResponse.next_page_token", num(&pxperfv1.ListEntriesResponse{}, "next_page_token"), listNextPageToken},
+		{"ListEntriesResponse.total_size", num(&pxperfv1.ListEntriesResponse{}, "total_size"), listTotalSize},
+		{"ListEntriesResponse.oldest_id", num(&pxperfv1.ListEntriesResponse{}, "oldest_id"), listOldestID},
+		{"ListEntriesResponse.newest_id", num(&pxperfv1.ListEntriesResponse{}, "newest_id"), listNewestID},
 	} {
 		if tt.got != tt.want {
 			t.Errorf("%s is field %d in the contract, %d here", tt.field, tt.got, tt.want)
 		}
+	}
+}
+
+// A ListEntriesResponse sent from the store's cache is byte for byte what
+// proto.Marshal makes of it: for a window without a filter (one buffer),
+// for scattered entries, and for a copy the store does not hold (an entry
+// with its body added), which is marshalled.
+func TestEncodeListMatchesProto(t *testing.T) {
+	s, err := store.New(store.Config{MaxEntries: 100, MaxMemoryBytes: 1 << 30, MaxBodySize: 1 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	es := make([]*pxperfv1.Entry, 20)
+	for i := range es {
+		es[i] = testentry.Proxied(i)
+	}
+	es[3].ResponseBody = &pxperfv1.Body{Data: []byte("hello"), ContentType: "text/plain"}
+	s.Append(es)
+	window := s.List(store.Query{Limit: 10}).Entries // newest first: ids 20..11
+	withBody, err := s.EntryWithBody(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name    string
+		entries []*pxperfv1.Entry
+	}{
+		{"window", window},
+		{"scattered", []*pxperfv1.Entry{window[0], window[5], window[2]}},
+		{"a copy with its body", []*pxperfv1.Entry{window[1], withBody}},
+		{"none", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := &pxperfv1.ListEntriesResponse{Entries: tt.entries, NextPageToken: "tok", TotalSize: 20, OldestId: 1, NewestId: 20}
+			out, err := newRawCodec(nil, s.Fields).Marshal(resp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := proto.MarshalOptions{Deterministic: true}.Marshal(resp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := out.Materialize(); !bytes.Equal(got, want) {
+				t.Errorf("codec gives %d bytes, proto.Marshal %d", len(got), len(want))
+			}
+		})
 	}
 }

@@ -764,3 +764,23 @@ func TestRedacts(t *testing.T) {
 		t.Error("Redacts does not follow SetConfig")
 	}
 }
+
+// Fields gives the cached encodings of entries the store holds, the same
+// bytes a read gets, and nil for an entry it no longer holds or does not
+// hold as given.
+func TestFieldsOfEntries(t *testing.T) {
+	s := mustNew(t, Config{MaxEntries: 3, MaxMemoryBytes: 1 << 30})
+	s.Append(entries(3))
+	held, _ := s.Entry(3)
+	gone, _ := s.Entry(1)
+	s.Append(entries(1)) // evicts 1
+	copied := proto.CloneOf(held)
+	got := s.Fields([]*pxperfv1.Entry{held, gone, copied}, nil)
+	r, _ := s.ReadFrom(3, 1, Matcher{}, Read{})
+	if len(got) != 3 || !bytes.Equal(got[0], r.Fields[0]) || got[1] != nil || got[2] != nil {
+		t.Fatalf("Fields = %d fields (held %x, evicted %x, copy %x); want the held one's and two nils", len(got), got[0], got[1], got[2])
+	}
+	if cap(got[0]) != len(got[0]) {
+		t.Error("a field is handed out with spare capacity")
+	}
+}

@@ -47,6 +47,36 @@ func (s *Store) fieldLocked(id uint64) []byte {
 	return it.wire.field()
 }
 
+// Fields appends to dst the cached encoding of each of es, as
+// [Read.Fields] gives them, making those not made yet: the entries of a
+// window that [Store.List] returned, say, so that a response can be sent
+// from the cache. An entry that is not the one the store holds under its
+// id (evicted since, or a copy, such as one carrying its body) gets nil.
+func (s *Store) Fields(es []*pxperfv1.Entry, dst [][]byte) [][]byte {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if len(es) == 0 {
+		return dst
+	}
+	lo, hi := es[0].GetId(), es[0].GetId()
+	for _, e := range es {
+		lo, hi = min(lo, e.GetId()), max(hi, e.GetId())
+	}
+	if lo >= s.firstID && hi < s.nextID && hi-lo+1 == uint64(len(es)) {
+		s.encodeRunLocked(lo, hi+1) // a window without a filter: one buffer
+	}
+	for _, e := range es {
+		id := e.GetId()
+		if !s.heldLocked(id) || s.itemLocked(id).entry != e {
+			dst = append(dst, nil)
+			continue
+		}
+		f := s.fieldLocked(id)
+		dst = append(dst, f[:len(f):len(f)])
+	}
+	return dst
+}
+
 // encodeRunLocked makes the missing fields of the items with ids from first
 // to end (exclusive), all held, in one buffer per run of consecutive
 // items that lack theirs. Fields encoded together are adjacent in that
