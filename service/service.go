@@ -32,6 +32,7 @@ import (
 	"github.com/pxperf/pxperf/perf/resources"
 	"github.com/pxperf/pxperf/perf/store"
 	"github.com/pxperf/pxperf/proxy"
+	"golang.org/x/sync/semaphore"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -259,6 +260,27 @@ func (s *Service) Publish(ctx context.Context, req *pxperfv1.PublishRequest) (*p
 // maxStreamRejections bounds the rejections a PublishStream summary lists.
 const maxStreamRejections = 100
 
+// What a PublishStream's receiver may decode ahead of ingest: a few
+// messages, so that decoding the next overlaps ingesting this one instead
+// of the two goroutines taking turns (relay 0.53 → 0.61 × bare with 4
+// messages, 0.72 with 16, in the suite), and a bound on their bytes, since
+// they are memory outside the store's budget. A message over the bound
+// waits until the others are ingested and goes alone.
+const (
+	publishAheadMessages = 16
+	publishAheadBytes    = 2 << 20
+)
+
+// aheadBytes is what req weighs against publishAheadBytes: its bodies and
+// a kilobyte an entry, at most the whole bound.
+func aheadBytes(req *pxperfv1.PublishStreamRequest) int64 {
+	n := int64(0)
+	for _, e := range req.GetEntries() {
+		n += 1<<10 + int64(len(e.GetResponseBody().GetData()))
+	}
+	return min(n, publishAheadBytes)
+}
+
 // PublishStream implements pxperfv1.PerformanceServiceServer. The stream
 // is a tracked resource: it counts against cleanup.max_resources, and
 // CloseResource, the idle timeout and shutdown end it early; the entries it
@@ -272,18 +294,26 @@ func (s *Service) PublishStream(stream grpc.ClientStreamingServer[pxperfv1.Publi
 	sum := &pxperfv1.PublishStreamResponse{}
 	producer := producerOf(ctx)
 	// Recv blocks until the client sends; a goroutine of its own lets the
-	// handler end the stream while it waits. It exits when the stream ends,
-	// which returning from the handler makes happen.
+	// handler end the stream while it waits, and decodes the next messages
+	// while the handler ingests this one (see publishAheadMessages). It
+	// exits when the stream ends, which returning from the handler makes
+	// happen.
 	type received struct {
-		req *pxperfv1.PublishStreamRequest
-		err error
+		req   *pxperfv1.PublishStreamRequest
+		err   error
+		ahead int64 // its weight in ahead, released once it is ingested
 	}
-	msgs := make(chan received)
+	msgs := make(chan received, publishAheadMessages)
+	ahead := semaphore.NewWeighted(publishAheadBytes)
 	s.workers.Go(func() {
 		for {
 			req, err := stream.Recv()
+			n := aheadBytes(req)
+			if ahead.Acquire(ctx, n) != nil {
+				return
+			}
 			select {
-			case msgs <- received{req, err}:
+			case msgs <- received{req, err, n}:
 			case <-ctx.Done():
 				return
 			}
@@ -335,6 +365,7 @@ func (s *Service) PublishStream(stream grpc.ClientStreamingServer[pxperfv1.Publi
 			sum.LastId = id
 		})
 		index += uint64(len(req.GetEntries()))
+		ahead.Release(m.ahead) // in the store now, and counted there
 	}
 }
 
