@@ -10,7 +10,6 @@ import (
 	"time"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
-	"github.com/pxperf/pxperf/perf/archive"
 	"github.com/pxperf/pxperf/perf/monitor"
 	"github.com/pxperf/pxperf/perf/procstat"
 	"github.com/pxperf/pxperf/perf/resources"
@@ -102,7 +101,7 @@ func (src *monitorSource) Sample(context.Context) (monitor.Sample, error) {
 			Queued:             uint64(as.Queued),
 			QueueCapacity:      uint64(cfg.GetLogs().GetQueueSize()),
 			QueuedBytes:        uint64(as.QueuedBytes),
-			QueueBytesCapacity: uint64(archive.DefaultQueueBytes), // the service leaves QueueBytes at its default
+			QueueBytesCapacity: uint64(s.archive.Config().QueueBytes),
 			Files:              as.Files,
 			MaxFiles:           uint64(cfg.GetLogs().GetMaxFiles()),
 			DiskBytes:          as.DiskBytes,

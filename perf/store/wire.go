@@ -1,9 +1,9 @@
 package store
 
 import (
-	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"sync/atomic"
 
+	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
@@ -27,14 +27,9 @@ func (c *wireCache) field() []byte {
 	return nil
 }
 
-// set caches *b unless a reader cached a field first, and returns the field
-// cached.
-func (c *wireCache) set(b *[]byte) []byte {
-	if !c.p.CompareAndSwap(nil, b) {
-		return *c.p.Load()
-	}
-	return *b
-}
+// set caches *b. Only encodeRunLocked calls it, under Store.encoding, for
+// an entry it found without a field: nobody else sets one meanwhile.
+func (c *wireCache) set(b *[]byte) { c.p.Store(b) }
 
 // fieldLocked returns the cached field of the item with id, making it if
 // no reader has yet. The caller holds s.mu, at least for reading.
@@ -117,8 +112,7 @@ func (s *Store) encodeRunLocked(first, end uint64) {
 		for i, sz := range sizes {
 			e := s.itemLocked(run + uint64(i)).entry
 			start := len(buf)
-			buf = protowire.AppendTag(buf, EntryField, protowire.BytesType)
-			buf = protowire.AppendVarint(buf, uint64(sz.n))
+			buf = appendTag(buf, EntryField, sz.n)
 			if sz.byHand {
 				buf = appendWire(buf, e)
 			} else {
