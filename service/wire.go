@@ -134,19 +134,13 @@ func encodeBatch(entries, updates [][]byte, nextID, updatesLost uint64) *rawMess
 	return &rawMessage{bufs: bufs, size: head + inner}
 }
 
-// Field numbers of ListEntriesResponse but entries (store.EntryField).
-const (
-	listNextPageToken = 2
-	listTotalSize     = 3
-	listOldestID      = 4
-	listNewestID      = 5
-)
-
 // encodeList returns r in wire form, as proto.Marshal would, taking each
 // entry's encoding from fields (fields[i] is that of r.Entries[i], or nil
 // to marshal it here): the window a UI scrolls through is sent from the
 // store's cache, usually made already for the subscribers, without
-// encoding or copying it again.
+// encoding or copying it again. The other fields of r are marshalled as
+// they are: entries is field 1, so its fields come first, as proto.Marshal
+// writes them.
 func encodeList(r *pxperfv1.ListEntriesResponse, fields [][]byte) (mem.BufferSlice, error) {
 	bufs := make(mem.BufferSlice, 0, len(fields)+1)
 	for i, f := range fields {
@@ -160,22 +154,17 @@ func encodeList(r *pxperfv1.ListEntriesResponse, fields [][]byte) (mem.BufferSli
 		}
 		bufs = append(bufs, mem.SliceBuffer(f))
 	}
-	var tail []byte
-	if t := r.GetNextPageToken(); t != "" {
-		tail = protowire.AppendTag(tail, listNextPageToken, protowire.BytesType)
-		tail = protowire.AppendString(tail, t)
+	// The rest of r: r is the handler's response, which only the codec
+	// reads now; its entries are put back at once.
+	entries := r.Entries
+	r.Entries = nil
+	rest, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
+	r.Entries = entries
+	if err != nil {
+		return nil, err
 	}
-	for _, f := range []struct {
-		num protowire.Number
-		v   uint64
-	}{{listTotalSize, uint64(r.GetTotalSize())}, {listOldestID, r.GetOldestId()}, {listNewestID, r.GetNewestId()}} {
-		if f.v != 0 {
-			tail = protowire.AppendTag(tail, f.num, protowire.VarintType)
-			tail = protowire.AppendVarint(tail, f.v)
-		}
-	}
-	if len(tail) > 0 {
-		bufs = append(bufs, mem.SliceBuffer(tail))
+	if len(rest) > 0 {
+		bufs = append(bufs, mem.SliceBuffer(rest))
 	}
 	return bufs, nil
 }

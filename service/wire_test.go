@@ -91,10 +91,6 @@ func TestWireFieldNumbers(t *testing.T) {
 		{"EntryBatch.updates", num(&pxperfv1.EntryBatch{}, "updates"), entryBatchUpdates},
 		{"EntryBatch.updates_lost", num(&pxperfv1.EntryBatch{}, "updates_lost"), entryBatchUpdatesLost},
 		{"ListEntriesResponse.entries", num(&pxperfv1.ListEntriesResponse{}, "entries"), store.EntryField},
-		{"ListEntriesResponse.next_page_token", num(&pxperfv1.ListEntriesResponse{}, "next_page_token"), listNextPageToken},
-		{"ListEntriesResponse.total_size", num(&pxperfv1.ListEntriesResponse{}, "total_size"), listTotalSize},
-		{"ListEntriesResponse.oldest_id", num(&pxperfv1.ListEntriesResponse{}, "oldest_id"), listOldestID},
-		{"ListEntriesResponse.newest_id", num(&pxperfv1.ListEntriesResponse{}, "newest_id"), listNewestID},
 	} {
 		if tt.got != tt.want {
 			t.Errorf("%s is field %d in the contract, %d here", tt.field, tt.got, tt.want)
