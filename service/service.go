@@ -66,6 +66,7 @@ type Service struct {
 
 	subscribers sync.WaitGroup
 	subSeq      atomic.Uint64 // ids of subscriptions
+	batchBytes  int           // most bytes of entries in a Subscribe message
 	hub         hub
 	rejected    atomic.Uint64 // entries rejected at ingest
 	limits      producerLimits
@@ -129,6 +130,7 @@ func NewService(cfg *pxperfv1.Config, log *slog.Logger) (*Service, error) {
 		proc:        &procReader{r: mr},
 		stopWorkers: cancel,
 		cfg:         proto.CloneOf(cfg),
+		batchBytes:  batchBytes(cfg.GetServer().GetMaxSendMessageBytes()),
 		resources:   reg,
 		shutdown:    make(chan struct{}),
 	}

@@ -2,10 +2,12 @@ package service_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -100,5 +102,78 @@ func TestAdaptiveModeReactsToMemoryLoad(t *testing.T) {
 			t.Fatalf("message %d: interval %v did not grow from %v under memory load", i, got, interval)
 		}
 		interval = got
+	}
+}
+
+// A batch stops growing before its message would be too large to send:
+// entries that together pass server.max_send_message_bytes (with their
+// bodies or long URLs) arrive in several messages, each within the
+// limit, none lost, whether they come from memory or, evicted, from the
+// archive.
+func TestBatchBytesBounded(t *testing.T) {
+	const maxSend = 64 << 10
+	for _, tt := range []struct {
+		name    string
+		bodies  bool
+		archive bool // evicted from memory: sent from the archive
+	}{
+		{"long urls", false, false},
+		{"bodies", true, false},
+		{"long urls from the archive", false, true},
+		{"bodies from the archive", true, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, func(c *pxperfv1.Config) {
+				c.Server.MaxSendMessageBytes = maxSend
+				c.Throttle.BatchSize = 1000
+				c.Throttle.MaxBatchSize = 1000
+				c.Throttle.BatchTimeout = durationpb.New(100 * time.Millisecond)
+				c.Memory.MaxBodySize = 8 << 10
+				if tt.archive {
+					c.Memory.MaxEntries = 1
+					c.Logs.FlushInterval = durationpb.New(10 * time.Millisecond)
+				}
+			})
+			ctx := testContext(t)
+			const n = 40 // about 320 KiB: five times the limit
+			es := make([]*pxperfv1.Entry, n)
+			for i := range es {
+				if tt.bodies {
+					es[i] = entry("GET", fmt.Sprintf("http://example.com/%d", i), 200)
+					es[i].ResponseBody = &pxperfv1.Body{Data: []byte(strings.Repeat("b", 8<<10))}
+				} else {
+					es[i] = entry("GET", fmt.Sprintf("http://example.com/%d/%s", i, strings.Repeat("p", 7<<10)), 200)
+				}
+			}
+			h.publish(t, ctx, es...)
+			if tt.archive {
+				h.archived(t, n)
+			}
+			sub := h.subscribe(t, ctx, &pxperfv1.SubscribeRequest{
+				Start:         &pxperfv1.SubscribeRequest_StartId{StartId: 1},
+				MaxBatchSize:  1000,
+				IncludeBodies: tt.bodies,
+			})
+			next, msgs := uint64(1), 0
+			for next <= n {
+				m := sub.recv(t)
+				if size := proto.Size(m); size > maxSend {
+					t.Fatalf("message %d is %d bytes, over max_send_message_bytes %d", msgs, size, maxSend)
+				}
+				msgs++
+				for _, e := range m.GetBatch().GetEntries() {
+					if e.GetId() != next {
+						t.Fatalf("got id %d, want %d", e.GetId(), next)
+					}
+					if tt.bodies && len(e.GetResponseBody().GetData()) != 8<<10 {
+						t.Fatalf("entry %d has a body of %d bytes, want %d", next, len(e.GetResponseBody().GetData()), 8<<10)
+					}
+					next++
+				}
+			}
+			if msgs < 5 {
+				t.Errorf("%d entries came in %d messages, want at least 5 of at most %d bytes", n, msgs, maxSend)
+			}
+		})
 	}
 }

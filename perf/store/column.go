@@ -156,10 +156,10 @@ func (sc *scan) selects(it *item, c col) bool {
 // held, that are selected, ascending.
 func (sc *scan) matching(first, end uint64, dst []uint64) []uint64 {
 	lo := int(first - sc.s.firstID)
-	sc.s.entries.segments(lo, lo+int(end-first), func(p int, items []item, cols []col) {
+	sc.s.entries.segments(lo, lo+int(end-first), func(p int, sg segment) {
 		id := sc.s.firstID + uint64(p)
-		for j, c := range cols {
-			if sc.selects(&items[j], c) {
+		for j, c := range sg.cols {
+			if sc.selects(&sg.items[j], c) {
 				dst = append(dst, id+uint64(j))
 			}
 		}

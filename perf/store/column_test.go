@@ -189,7 +189,7 @@ func checkScans(t *testing.T, step string, s *Store, pf *pxperfv1.Filter) {
 		}
 	}
 	for _, m := range []Matcher{split, whole} {
-		r, err := s.ReadFrom(oldest, n+1, m, Read{})
+		r, err := s.ReadFrom(oldest, Limit{Entries: n+1}, m, Read{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -205,8 +205,8 @@ func checkScans(t *testing.T, step string, s *Store, pf *pxperfv1.Filter) {
 		}
 	}
 	cursor := s.UpdateCursor() - min(s.UpdateCursor(), 64)
-	gotU := s.ReadUpdates(cursor, next, 1000, split, nil, nil)
-	wantU := s.ReadUpdates(cursor, next, 1000, whole, nil, nil)
+	gotU := s.ReadUpdates(cursor, next, Limit{Entries: 1000}, split, nil, nil)
+	wantU := s.ReadUpdates(cursor, next, Limit{Entries: 1000}, whole, nil, nil)
 	if got, want := ids(gotU.Entries), ids(wantU.Entries); !slices.Equal(got, want) {
 		t.Fatalf("%s: ReadUpdates = %v, with Match alone %v", step, got, want)
 	}

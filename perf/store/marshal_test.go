@@ -94,7 +94,7 @@ func TestMarshalLeavesUnknownFieldsToProto(t *testing.T) {
 			}
 			s := mustNew(t, Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30})
 			s.Append([]*pxperfv1.Entry{e})
-			r, _ := s.ReadFrom(1, 1, Matcher{}, Read{})
+			r, _ := s.ReadFrom(1, Limit{Entries: 1}, Matcher{}, Read{})
 			want, err := proto.Marshal(r.Entries[0])
 			if err != nil {
 				t.Fatal(err)

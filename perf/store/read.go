@@ -69,15 +69,62 @@ type Read struct {
 	GapFirst, GapLast uint64
 	// Newest is the newest id assigned when the read was made.
 	Newest uint64
+	// Bytes is what the read's [Limit] counted of Entries.
+	Bytes int
+	// Full reports that the read stopped at its Limit.Bytes: the entry
+	// after the last returned did not fit.
+	Full bool
 }
 
-// ReadFrom returns up to max entries matching m with ids from next on,
-// examining a bounded number of ids. A cursor older than the oldest entry
-// held skips to it and reports the gap. A cursor beyond the next id to be
-// assigned is an error wrapping [ErrFuture]. The slices of reuse, a
+// Limit bounds what one read returns.
+type Limit struct {
+	// Entries is the most entries returned.
+	Entries int
+	// Bytes, when positive, bounds the bytes of the entries returned: their
+	// encodings (their [Read.Fields]), and their bodies when Bodies is set,
+	// each counted as [BodyBytes] gives. A read with Used zero returns
+	// at least one entry whatever its size, so that a reader always moves
+	// on. Zero means no bound.
+	Bytes int
+	// Used is what the caller already holds against Bytes, from an earlier
+	// read for the same message: with Used, the first entry must fit too.
+	Used int
+	// Bodies counts each entry's body towards Bytes, for a reader that
+	// sends entries with their bodies.
+	Bodies bool
+}
+
+// BodyBytes is what a body of n bytes adds to an entry's encoding, at most:
+// the bytes, the field's tag and length, and the growth of the entry's own
+// length prefix. [Limit.Bytes] counts bodies so.
+func BodyBytes(n int) int {
+	if n == 0 {
+		return 0
+	}
+	return n + 16
+}
+
+// fits reports whether an entry of size bytes may join a read that holds
+// n entries of used bytes.
+func (l Limit) fits(n, used, size int) bool {
+	return l.Bytes <= 0 || l.Used+used+size <= l.Bytes || (n == 0 && l.Used == 0)
+}
+
+// size is what lim counts for the entry whose encoding is f.
+func (l Limit) size(f []byte, it *item) int {
+	if l.Bodies {
+		return len(f) + BodyBytes(len(it.body))
+	}
+	return len(f)
+}
+
+// ReadFrom returns the entries matching m with ids from next on, up to
+// lim, examining a bounded number of ids. A cursor older than the oldest
+// entry held skips to it and reports the gap. A cursor beyond the next id
+// to be assigned is an error wrapping [ErrFuture]. The slices of reuse, a
 // previous result that the caller is done with (or the zero Read), are
 // reused.
-func (s *Store) ReadFrom(next uint64, max int, m Matcher, reuse Read) (Read, error) {
+func (s *Store) ReadFrom(next uint64, lim Limit, m Matcher, reuse Read) (Read, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	r := Read{Entries: reuse.Entries[:0], Fields: reuse.Fields[:0], Runs: reuse.Runs[:0], Newest: s.nextID - 1}
@@ -88,31 +135,70 @@ func (s *Store) ReadFrom(next uint64, max int, m Matcher, reuse Read) (Read, err
 		r.GapFirst, r.GapLast = next, s.firstID-1
 		next = s.firstID
 	}
-	end := s.nextID
-	if !m.All() && end-next > maxScan {
-		end = next + maxScan
+	if m.All() {
+		end := next
+		if lim.Entries > 0 {
+			end = min(s.nextID, next+uint64(lim.Entries))
+		}
+		s.readAllLocked(&r, next, end, lim)
+		return r, nil
 	}
-	if m.All() && max > 0 {
-		// Every id read is sent: encode them as runs, which a sender can
-		// pass on without copying.
-		s.encodeRunLocked(next, min(end, next+uint64(max)))
-	}
+	end := min(s.nextID, next+maxScan)
 	sc := s.scanLocked(m, int(end-next))
 	id := next
-	for ; id < end && len(r.Entries) < max; id++ {
-		if sc.match(id) {
-			it := s.itemLocked(id)
-			f := s.fieldLocked(id)
-			r.Entries = append(r.Entries, it.entry)
-			r.Fields = append(r.Fields, f[:len(f):len(f)])
-			r.Runs = joinRun(r.Runs, f)
+	for ; id < end && len(r.Entries) < lim.Entries; id++ {
+		if !sc.match(id) {
+			continue
 		}
+		it := s.itemLocked(id)
+		f := s.fieldLocked(id)
+		size := lim.size(f, it)
+		if r.Full = !lim.fits(len(r.Entries), r.Bytes, size); r.Full {
+			break
+		}
+		r.add(it.entry, f, size)
 	}
 	r.Next = id
-	for i, run := range r.Runs {
-		r.Runs[i] = run[:len(run):len(run)]
-	}
+	capRuns(r.Runs)
 	return r, nil
+}
+
+// add appends an entry read, its field and the bytes lim counted for it.
+func (r *Read) add(e *pxperfv1.Entry, f []byte, size int) {
+	r.Entries = append(r.Entries, e)
+	r.Fields = append(r.Fields, f[:len(f):len(f)])
+	r.Runs = joinRun(r.Runs, f)
+	r.Bytes += size
+}
+
+// readAllLocked reads the entries from next to end (exclusive), all held,
+// into r, up to lim's bytes, for [Store.ReadFrom] without a filter: every id
+// read is sent, so the entries are encoded as runs, which a sender can pass
+// on without copying. The loop runs a chunk at a time, over the items and
+// encodings side by side, as it does for every entry of every subscriber's
+// read.
+func (s *Store) readAllLocked(r *Read, next, end uint64, lim Limit) {
+	s.encodeRunLocked(next, end)
+	lo := int(next - s.firstID)
+	s.entries.segments(lo, lo+int(end-next), func(_ int, sg segment) {
+		for j := 0; j < len(sg.items) && !r.Full; j++ {
+			f := sg.wires[j].get()
+			size := lim.size(f, &sg.items[j])
+			if r.Full = !lim.fits(len(r.Entries), r.Bytes, size); !r.Full {
+				r.add(sg.items[j].entry, f, size)
+			}
+		}
+	})
+	r.Next = next + uint64(len(r.Entries))
+	capRuns(r.Runs)
+}
+
+// capRuns caps each run at its length: slices given out of the store
+// must not let a caller append into a neighbour's encoding.
+func capRuns(runs [][]byte) {
+	for i, run := range runs {
+		runs[i] = run[:len(run):len(run)]
+	}
 }
 
 // TailStart returns the id from which the last n entries matching m start,
@@ -268,6 +354,11 @@ type Updates struct {
 	Next uint64
 	// Lost counts updates the cursor fell too far behind to see.
 	Lost uint64
+	// Bytes is what the read's [Limit] counted of Entries.
+	Bytes int
+	// Full reports that the read stopped at its Limit.Bytes: the update
+	// at Next did not fit.
+	Full bool
 }
 
 // UpdateCursor returns the cursor of the next update, from which a new
@@ -278,11 +369,12 @@ func (s *Store) UpdateCursor() uint64 {
 	return s.updateNext
 }
 
-// ReadUpdates returns up to max entries completed (see [Store.Append])
-// since the update cursor since, that have ids below below (those a
+// ReadUpdates returns the entries completed (see [Store.Append]) since the
+// update cursor since, up to lim, that have ids below below (those a
 // subscriber's cursor has passed; it reads the others in their latest state
-// anyway), are still held and match m.
-func (s *Store) ReadUpdates(since, below uint64, max int, m Matcher, dst []*pxperfv1.Entry, wdst [][]byte) Updates {
+// anyway), are still held and match m. An update that does not fit in lim
+// is left for the next read: Next stops before it.
+func (s *Store) ReadUpdates(since, below uint64, lim Limit, m Matcher, dst []*pxperfv1.Entry, wdst [][]byte) Updates {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	u := Updates{Entries: dst[:0], Fields: wdst[:0]}
@@ -290,15 +382,20 @@ func (s *Store) ReadUpdates(since, below uint64, max int, m Matcher, dst []*pxpe
 		u.Lost, since = oldest-since, oldest
 	}
 	seq := since
-	for ; seq < s.updateNext && len(u.Entries) < max; seq++ {
+	for ; seq < s.updateNext && len(u.Entries) < lim.Entries; seq++ {
 		id := s.updates[seq%uint64(len(s.updates))]
 		if id >= below || !s.heldLocked(id) {
 			continue
 		}
 		if it := s.itemLocked(id); m.Selects(it.entry) {
-			u.Entries = append(u.Entries, it.entry)
 			f := s.fieldLocked(id)
+			size := lim.size(f, it)
+			if u.Full = !lim.fits(len(u.Entries), u.Bytes, size); u.Full {
+				break
+			}
+			u.Entries = append(u.Entries, it.entry)
 			u.Fields = append(u.Fields, f[:len(f):len(f)])
+			u.Bytes += size
 		}
 	}
 	u.Next = seq

@@ -1,13 +1,15 @@
 package store
 
-// chunkSize is the number of entries in one chunk of a [seq]: 4096 items
-// and their columns, about 220 KiB.
+// chunkSize is the number of entries in one chunk of a [seq]: 4096 items,
+// their columns and encodings, about 350 KiB.
 const chunkSize = 4096
 
-// chunk holds chunkSize consecutive entries' items and columns.
+// chunk holds chunkSize consecutive entries' items, columns and cached
+// encodings.
 type chunk struct {
 	items [chunkSize]item
 	cols  [chunkSize]col
+	wires [chunkSize]wireSlot
 }
 
 // seq is the store's entries in id order, oldest first: a queue of
@@ -48,7 +50,13 @@ func (q *seq) col(p int) *col {
 	return &c.cols[i]
 }
 
-// push appends an entry's item and column.
+// wire returns the encoding slot at position p, which must be held.
+func (q *seq) wire(p int) *wireSlot {
+	c, i := q.at(p)
+	return &c.wires[i]
+}
+
+// push appends an entry's item and column; its encoding slot is empty.
 func (q *seq) push(it item, c col) {
 	abs := q.head + q.n
 	if abs/chunkSize == len(q.chunks) {
@@ -65,6 +73,7 @@ func (q *seq) pop() (item, col) {
 	ch := q.chunks[0]
 	it, c := ch.items[q.head], ch.cols[q.head]
 	ch.items[q.head], ch.cols[q.head] = item{}, col{}
+	ch.wires[q.head].reset()
 	q.head++
 	q.n--
 	if q.head == chunkSize {
@@ -75,14 +84,22 @@ func (q *seq) pop() (item, col) {
 	return it, c
 }
 
+// segment is a run of consecutive entries within one chunk: their items,
+// columns and encoding slots, in the same order.
+type segment struct {
+	items []item
+	cols  []col
+	wires []wireSlot
+}
+
 // segments calls f for the positions from lo to hi (exclusive), all held,
-// a chunk at a time: with the position of the first, and the chunk's items
-// and columns for the run, which are in the same order.
-func (q *seq) segments(lo, hi int, f func(p int, items []item, cols []col)) {
+// a chunk at a time: with the position of the first, and the chunk's
+// segment for the run.
+func (q *seq) segments(lo, hi int, f func(p int, sg segment)) {
 	for p := lo; p < hi; {
 		c, i := q.at(p)
 		j := min(chunkSize, i+hi-p)
-		f(p, c.items[i:j], c.cols[i:j])
+		f(p, segment{c.items[i:j], c.cols[i:j], c.wires[i:j]})
 		p += j - i
 	}
 }

@@ -52,7 +52,11 @@ func TestSeq(t *testing.T) {
 				}
 			}
 			next := tt.segLo
-			q.segments(tt.segLo, tt.segHi, func(p int, items []item, cols []col) {
+			q.segments(tt.segLo, tt.segHi, func(p int, sg segment) {
+				items, cols := sg.items, sg.cols
+				if len(sg.wires) != len(items) {
+					t.Fatalf("segment at %d of %d items, %d encoding slots", p, len(items), len(sg.wires))
+				}
 				if p != next || len(items) != len(cols) || len(items) == 0 {
 					t.Fatalf("segment at %d of %d items, %d columns; want it at %d, non-empty", p, len(items), len(cols), next)
 				}

@@ -105,7 +105,6 @@ func (c Config) validate() error {
 type item struct {
 	entry *pxperfv1.Entry // never modified once stored; its body data is nil
 	body  []byte          // the response body, possibly truncated
-	wire  *wireCache      // entry's encoding, made once on first use
 	size  int64           // accounted bytes
 }
 
@@ -246,7 +245,6 @@ func (s *Store) Append(entries []*pxperfv1.Entry) []Stored {
 		return nil
 	}
 	stored := make([]Stored, len(entries))
-	caches := make([]wireCache, len(entries)) // one allocation per batch
 	s.mu.Lock()
 	for i, e := range entries {
 		if id, ok := s.pending[e.GetRequestId()]; e.GetRequestId() != "" && ok {
@@ -257,7 +255,6 @@ func (s *Store) Append(entries []*pxperfv1.Entry) []Stored {
 		e.Id = s.nextID
 		s.nextID++
 		it := s.itemFor(e, nil)
-		it.wire = &caches[i]
 		s.entries.push(it, s.colForLocked(e))
 		s.bytes += it.size
 		s.stats.Accepted++
@@ -301,9 +298,9 @@ func (s *Store) completeLocked(id uint64, e *pxperfv1.Entry) item {
 	delete(s.pending, e.GetRequestId())
 	complete(old.entry, e)
 	it := s.itemFor(e, old.body)
-	it.wire = &wireCache{}
 	s.bytes += it.size - old.size
 	*old = it
+	s.wireLocked(id).reset() // readers keep what they were given
 	// The completion may change the host and the status. Intern the new
 	// host before releasing the old, so that an unchanged host keeps its
 	// symbol.

@@ -228,7 +228,7 @@ func TestReadFrom(t *testing.T) {
 	s := mustNew(t, Config{MaxEntries: 5, MaxMemoryBytes: 1 << 30})
 	s.Append(entries(8)) // holds 4..8
 
-	r, err := s.ReadFrom(2, 2, Matcher{}, Read{})
+	r, err := s.ReadFrom(2, Limit{Entries: 2}, Matcher{}, Read{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,16 +237,16 @@ func TestReadFrom(t *testing.T) {
 	}
 
 	even := Matcher{Match: func(e *pxperfv1.Entry) bool { return e.Id%2 == 0 }}
-	r, _ = s.ReadFrom(6, 10, even, Read{})
+	r, _ = s.ReadFrom(6, Limit{Entries: 10}, even, Read{})
 	if fmt.Sprint(ids(r.Entries)) != "[6 8]" || r.Next != 9 || r.GapFirst != 0 {
 		t.Errorf("ReadFrom(6, even) = ids %v next %d gap %d", ids(r.Entries), r.Next, r.GapFirst)
 	}
 
-	r, _ = s.ReadFrom(9, 10, Matcher{}, Read{})
+	r, _ = s.ReadFrom(9, Limit{Entries: 10}, Matcher{}, Read{})
 	if len(r.Entries) != 0 || r.Next != 9 {
 		t.Errorf("ReadFrom(9) = %v next %d, want nothing, 9", ids(r.Entries), r.Next)
 	}
-	if _, err := s.ReadFrom(10, 10, Matcher{}, Read{}); !errors.Is(err, ErrFuture) {
+	if _, err := s.ReadFrom(10, Limit{Entries: 10}, Matcher{}, Read{}); !errors.Is(err, ErrFuture) {
 		t.Errorf("ReadFrom(10) err = %v, want ErrFuture", err)
 	}
 }
@@ -255,7 +255,7 @@ func TestReadFromBoundsScan(t *testing.T) {
 	s := mustNew(t, Config{MaxEntries: 3 * maxScan, MaxMemoryBytes: 1 << 30})
 	s.Append(entries(3 * maxScan))
 	none := Matcher{Match: func(*pxperfv1.Entry) bool { return false }}
-	r, _ := s.ReadFrom(1, 10, none, Read{})
+	r, _ := s.ReadFrom(1, Limit{Entries: 10}, none, Read{})
 	if r.Next != 1+maxScan {
 		t.Errorf("Next = %d, want %d", r.Next, 1+maxScan)
 	}
@@ -489,7 +489,7 @@ func TestReadUpdates(t *testing.T) {
 	complete("a", 200)
 	complete("b", 404)
 
-	u := s.ReadUpdates(cursor, 3, 10, Matcher{}, nil, nil)
+	u := s.ReadUpdates(cursor, 3, Limit{Entries: 10}, Matcher{}, nil, nil)
 	if fmt.Sprint(ids(u.Entries)) != "[1 2]" || u.Next != cursor+3 || u.Lost != 0 {
 		t.Errorf("below 3: ids %v next %d lost %d; want [1 2], %d, 0", ids(u.Entries), u.Next, u.Lost, cursor+3)
 	}
@@ -497,11 +497,11 @@ func TestReadUpdates(t *testing.T) {
 		t.Errorf("update carries status %d, want the latest, 200", u.Entries[0].StatusCode)
 	}
 	clientErrors := Matcher{Match: func(e *pxperfv1.Entry) bool { return e.StatusCode >= 400 }}
-	u = s.ReadUpdates(cursor, 10, 10, clientErrors, nil, nil)
+	u = s.ReadUpdates(cursor, 10, Limit{Entries: 10}, clientErrors, nil, nil)
 	if fmt.Sprint(ids(u.Entries)) != "[3 2]" {
 		t.Errorf("filtered: ids %v, want [3 2] in the order they changed", ids(u.Entries))
 	}
-	u = s.ReadUpdates(cursor, 10, 1, Matcher{}, nil, nil)
+	u = s.ReadUpdates(cursor, 10, Limit{Entries: 1}, Matcher{}, nil, nil)
 	if len(u.Entries) != 1 || u.Next != cursor+1 {
 		t.Errorf("max 1: %d entries, next %d", len(u.Entries), u.Next)
 	}
@@ -522,7 +522,7 @@ func TestReadUpdatesReportsLost(t *testing.T) {
 		batch[i] = e
 	}
 	s.Append(batch)
-	u := s.ReadUpdates(cursor, n+1, 1, Matcher{}, nil, nil)
+	u := s.ReadUpdates(cursor, n+1, Limit{Entries: 1}, Matcher{}, nil, nil)
 	if u.Lost != 5 || len(u.Entries) != 1 || u.Entries[0].Id != 6 {
 		t.Errorf("lost %d, first id %v; want 5 lost and id 6 next", u.Lost, ids(u.Entries))
 	}
@@ -533,8 +533,8 @@ func TestReadUpdatesReportsLost(t *testing.T) {
 func TestReadFromFieldsAreEncodedOnce(t *testing.T) {
 	s := mustNew(t, Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30})
 	s.Append(entries(3))
-	r1, _ := s.ReadFrom(1, 10, Matcher{}, Read{})
-	r2, _ := s.ReadFrom(1, 10, Matcher{}, Read{})
+	r1, _ := s.ReadFrom(1, Limit{Entries: 10}, Matcher{}, Read{})
+	r2, _ := s.ReadFrom(1, Limit{Entries: 10}, Matcher{}, Read{})
 	for i, e := range r1.Entries {
 		if &r1.Fields[i][0] != &r2.Fields[i][0] {
 			t.Errorf("entry %d encoded twice", e.Id)
@@ -574,14 +574,14 @@ func TestReadRunsJoinEntriesEncodedTogether(t *testing.T) {
 	batch := entries(5)
 	batch[2] = pendingEntry("r", "http://example.com/p")
 	s.Append(batch)
-	r, _ := s.ReadFrom(1, 3, Matcher{}, Read{}) // encodes 1..3 as one run
+	r, _ := s.ReadFrom(1, Limit{Entries: 3}, Matcher{}, Read{}) // encodes 1..3 as one run
 	if len(r.Runs) != 1 || len(r.Runs[0]) != totalLen(r.Fields) {
 		t.Fatalf("ids 1..3 form %d runs, want 1 of %d bytes", len(r.Runs), totalLen(r.Fields))
 	}
 	done := newEntry("GET", "http://example.com/p", 200)
 	done.RequestId = "r"
 	s.Append([]*pxperfv1.Entry{done}) // completes id 3
-	r, _ = s.ReadFrom(1, 10, Matcher{}, r)
+	r, _ = s.ReadFrom(1, Limit{Entries: 10}, Matcher{}, r)
 	// 1..2 from the first read; 3 (completed since) to 5 from this one.
 	if len(r.Runs) != 2 || len(r.Runs[0]) != totalLen(r.Fields[:2]) {
 		t.Fatalf("got %d runs, want 2, the first of ids 1..2", len(r.Runs))
@@ -776,11 +776,97 @@ func TestFieldsOfEntries(t *testing.T) {
 	s.Append(entries(1)) // evicts 1
 	copied := proto.CloneOf(held)
 	got := s.Fields([]*pxperfv1.Entry{held, gone, copied}, nil)
-	r, _ := s.ReadFrom(3, 1, Matcher{}, Read{})
+	r, _ := s.ReadFrom(3, Limit{Entries: 1}, Matcher{}, Read{})
 	if len(got) != 3 || !bytes.Equal(got[0], r.Fields[0]) || got[1] != nil || got[2] != nil {
 		t.Fatalf("Fields = %d fields (held %x, evicted %x, copy %x); want the held one's and two nils", len(got), got[0], got[1], got[2])
 	}
 	if cap(got[0]) != len(got[0]) {
 		t.Error("a field is handed out with spare capacity")
+	}
+}
+
+// A read stops before the entry that would take it past Limit.Bytes,
+// counting bodies when asked, and bytes already used; it returns one entry
+// whatever its size when nothing is used yet.
+func TestReadFromBytes(t *testing.T) {
+	s := mustNew(t, Config{MaxEntries: 100, MaxMemoryBytes: 1 << 30, MaxBodySize: 1 << 20})
+	es := entries(10)
+	for _, e := range es {
+		e.ResponseBody = &pxperfv1.Body{Data: make([]byte, 1000)}
+	}
+	s.Append(es) // ids 1..10
+	all, _ := s.ReadFrom(1, Limit{Entries: 10}, Matcher{}, Read{})
+	// sum returns what n fields from id first count, with bodies or not.
+	sum := func(first uint64, n int, bodies bool) int {
+		total := 0
+		for _, f := range all.Fields[first-1 : int(first-1)+n] {
+			total += len(f)
+			if bodies {
+				total += BodyBytes(1000)
+			}
+		}
+		return total
+	}
+	even := Matcher{Match: func(e *pxperfv1.Entry) bool { return e.Id%2 == 0 }}
+	for _, tt := range []struct {
+		name      string
+		lim       Limit
+		m         Matcher
+		wantIDs   string
+		wantNext  uint64
+		wantBytes int
+	}{
+		{"no byte bound", Limit{Entries: 4}, Matcher{}, "[1 2 3 4]", 5, sum(1, 4, false)},
+		{"three fit", Limit{Entries: 10, Bytes: sum(1, 3, false) + 1}, Matcher{}, "[1 2 3]", 4, sum(1, 3, false)},
+		{"exactly three", Limit{Entries: 10, Bytes: sum(1, 3, false)}, Matcher{}, "[1 2 3]", 4, sum(1, 3, false)},
+		{"one too large", Limit{Entries: 10, Bytes: 1}, Matcher{}, "[1]", 2, sum(1, 1, false)},
+		{"bodies count", Limit{Entries: 10, Bytes: sum(1, 2, true), Bodies: true}, Matcher{}, "[1 2]", 3, sum(1, 2, true)},
+		{"used counts", Limit{Entries: 10, Bytes: sum(1, 3, false), Used: sum(1, 2, false)}, Matcher{}, "[1]", 2, sum(1, 1, false)},
+		{"used leaves no room", Limit{Entries: 10, Bytes: sum(1, 2, false), Used: sum(1, 2, false)}, Matcher{}, "[]", 1, 0},
+		{"filtered", Limit{Entries: 10, Bytes: 2*len(all.Fields[1]) + 1}, even, "[2 4]", 6, len(all.Fields[1]) + len(all.Fields[3])},
+		{"filtered, used leaves no room", Limit{Entries: 10, Bytes: 10, Used: 10}, even, "[]", 2, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := s.ReadFrom(1, tt.lim, tt.m, Read{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fmt.Sprint(ids(r.Entries)); got != tt.wantIDs || r.Next != tt.wantNext || r.Bytes != tt.wantBytes {
+				t.Errorf("ids %s next %d bytes %d; want %s, %d, %d", got, r.Next, r.Bytes, tt.wantIDs, tt.wantNext, tt.wantBytes)
+			}
+			joined := 0
+			for _, run := range r.Runs {
+				joined += len(run)
+			}
+			if want := tt.wantBytes; !tt.lim.Bodies && joined != want {
+				t.Errorf("runs hold %d bytes, want %d", joined, want)
+			}
+		})
+	}
+}
+
+// Updates stop at the byte bound too, and leave the one that did not fit
+// for the next read.
+func TestReadUpdatesBytes(t *testing.T) {
+	s := mustNew(t, Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30})
+	cursor := s.UpdateCursor()
+	s.Append([]*pxperfv1.Entry{pendingEntry("a", "http://example.com/a"), pendingEntry("b", "http://example.com/b")})
+	for _, rid := range []string{"a", "b"} {
+		e := newEntry("GET", "http://example.com/"+rid, 200)
+		e.RequestId = rid
+		s.Append([]*pxperfv1.Entry{e})
+	}
+	u := s.ReadUpdates(cursor, 10, Limit{Entries: 10}, Matcher{}, nil, nil)
+	if len(u.Fields) != 2 {
+		t.Fatalf("%d updates, want 2", len(u.Fields))
+	}
+	one := len(u.Fields[0])
+	u = s.ReadUpdates(cursor, 10, Limit{Entries: 10, Bytes: one + 1}, Matcher{}, nil, nil)
+	if fmt.Sprint(ids(u.Entries)) != "[1]" || u.Next != cursor+1 || u.Bytes != one {
+		t.Errorf("one fits: ids %v next %d bytes %d; want [1], %d, %d", ids(u.Entries), u.Next, u.Bytes, cursor+1, one)
+	}
+	u = s.ReadUpdates(cursor, 10, Limit{Entries: 10, Bytes: one, Used: 1}, Matcher{}, nil, nil)
+	if len(u.Entries) != 0 || u.Next != cursor {
+		t.Errorf("no room: ids %v next %d; want none, %d", ids(u.Entries), u.Next, cursor)
 	}
 }

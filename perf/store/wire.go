@@ -12,34 +12,56 @@ import (
 // entry: that of EntryBatch.entries and ListEntriesResponse.entries.
 const EntryField protowire.Number = 1
 
-// wireCache holds an entry's encoding (without its body) as an [EntryField]
+// wireSlot holds an entry's encoding (without its body) as an [EntryField]
 // field, made on first use and shared by every reader after: each entry is
-// encoded once however many subscribers send it. Safe for concurrent use.
-type wireCache struct {
-	p atomic.Pointer[[]byte]
+// encoded once however many subscribers send it. Slots lie in their chunk
+// beside the items, so that a reader of many entries finds their encodings
+// one after another rather than each behind its own pointers.
+//
+// field is written once, by encodeRunLocked under Store.encoding, before
+// made is set; readers holding s.mu for reading see it once they see made.
+// Only a holder of s.mu for writing clears a slot.
+type wireSlot struct {
+	field []byte
+	made  atomic.Bool
 }
 
-// field returns the cached field, or nil when no reader has made it yet.
-func (c *wireCache) field() []byte {
-	if b := c.p.Load(); b != nil {
-		return *b
+// get returns the cached field, or nil when no reader has made it yet.
+func (w *wireSlot) get() []byte {
+	if w.made.Load() {
+		return w.field
 	}
 	return nil
 }
 
-// set caches *b. Only encodeRunLocked calls it, under Store.encoding, for
-// an entry it found without a field: nobody else sets one meanwhile.
-func (c *wireCache) set(b *[]byte) { c.p.Store(b) }
+// set caches f. Only encodeRunLocked calls it, under Store.encoding, for an
+// entry it found without a field: nobody else sets one meanwhile.
+func (w *wireSlot) set(f []byte) {
+	w.field = f
+	w.made.Store(true)
+}
+
+// reset empties the slot, for an entry replaced or dropped. The caller
+// holds Store.mu for writing.
+func (w *wireSlot) reset() {
+	w.made.Store(false)
+	w.field = nil
+}
+
+// wireLocked returns the encoding slot of the entry with id, which must be
+// held.
+func (s *Store) wireLocked(id uint64) *wireSlot {
+	return s.entries.wire(int(id - s.firstID))
+}
 
 // fieldLocked returns the cached field of the item with id, making it if
 // no reader has yet. The caller holds s.mu, at least for reading.
 func (s *Store) fieldLocked(id uint64) []byte {
-	it := s.itemLocked(id)
-	if f := it.wire.field(); f != nil {
+	if f := s.wireLocked(id).get(); f != nil {
 		return f
 	}
 	s.encodeRunLocked(id, id+1)
-	return it.wire.field()
+	return s.wireLocked(id).get()
 }
 
 // Fields appends to dst the cached encoding of each of es, as
@@ -84,30 +106,26 @@ func (s *Store) Fields(es []*pxperfv1.Entry, dst [][]byte) [][]byte {
 // append would otherwise each encode the same entries, and keep several
 // part-used buffers alive. Reads that find every field made do not wait.
 func (s *Store) encodeRunLocked(first, end uint64) {
-	id := first
-	for id < end && s.itemLocked(id).wire.field() != nil {
-		id++
-	}
+	id := s.firstUnmadeLocked(first, end)
 	if id == end {
 		return
 	}
 	s.encoding.Lock()
 	defer s.encoding.Unlock()
 	for id < end {
-		if s.itemLocked(id).wire.field() != nil {
+		if s.wireLocked(id).get() != nil {
 			id++
 			continue
 		}
 		run := id
 		var sizes []encodedSize
 		total := 0
-		for ; id < end && s.itemLocked(id).wire.field() == nil; id++ {
+		for ; id < end && s.wireLocked(id).get() == nil; id++ {
 			sz := sizeOf(s.itemLocked(id).entry)
 			sizes = append(sizes, sz)
 			total += protowire.SizeTag(EntryField) + protowire.SizeBytes(sz.n)
 		}
 		buf := make([]byte, 0, total)
-		fields := make([][]byte, len(sizes)) // the slice headers the caches point to
 		opts := proto.MarshalOptions{UseCachedSize: true}
 		for i, sz := range sizes {
 			e := s.itemLocked(run + uint64(i)).entry
@@ -122,12 +140,28 @@ func (s *Store) encodeRunLocked(first, end uint64) {
 					panic("store: encoding a stored entry: " + err.Error())
 				}
 			}
-			fields[i] = buf[start:len(buf):cap(buf)]
-		}
-		for i := range fields {
-			s.itemLocked(run + uint64(i)).wire.set(&fields[i])
+			s.wireLocked(run + uint64(i)).set(buf[start:len(buf):cap(buf)])
 		}
 	}
+}
+
+// firstUnmadeLocked returns the first id from first to end (exclusive), all
+// held, whose field is not made yet, or end when all are.
+func (s *Store) firstUnmadeLocked(first, end uint64) uint64 {
+	found := end
+	lo := int(first - s.firstID)
+	s.entries.segments(lo, lo+int(end-first), func(p int, sg segment) {
+		if found != end {
+			return
+		}
+		for j := range sg.wires {
+			if !sg.wires[j].made.Load() {
+				found = s.firstID + uint64(p+j)
+				return
+			}
+		}
+	})
+	return found
 }
 
 // encodedSize is the size of an entry's encoding, and whether appendWire

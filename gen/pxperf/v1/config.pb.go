@@ -557,7 +557,8 @@ type ThrottleConfig struct {
 	// 1ms..10s. Live.
 	BatchTimeout *durationpb.Duration `protobuf:"bytes,5,opt,name=batch_timeout,json=batchTimeout,proto3" json:"batch_timeout,omitempty"`
 	// Most entries in one message; a subscriber catching up gets batches of
-	// this size. Default 50; 1..10000, at least batch_size. Live.
+	// this size, or of 1 MiB of entries when that comes first. Default 50;
+	// 1..10000, at least batch_size. Live.
 	MaxBatchSize uint32 `protobuf:"varint,6,opt,name=max_batch_size,json=maxBatchSize,proto3" json:"max_batch_size,omitempty"`
 	// Ingest rate, in entries per second, above which burst mode doubles the
 	// interval. Default 100; 1..100000000. Live.

@@ -340,7 +340,8 @@ export type ThrottleConfig = Message<"pxperf.v1.ThrottleConfig"> & {
 
   /**
    * Most entries in one message; a subscriber catching up gets batches of
-   * this size. Default 50; 1..10000, at least batch_size. Live.
+   * this size, or of 1 MiB of entries when that comes first. Default 50;
+   * 1..10000, at least batch_size. Live.
    *
    * @generated from field: uint32 max_batch_size = 6;
    */
