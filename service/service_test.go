@@ -347,6 +347,45 @@ func TestSubscribeTailSnapshot(t *testing.T) {
 	}
 }
 
+// The snapshot_end marker falls exactly between snapshot and live entries
+// even when a batch would cross it: entries published while the snapshot
+// is being sent come after the marker, with or without a filter.
+func TestSubscribeTailSnapshotEndsBatch(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		filter *pxperfv1.Filter
+	}{{"no filter", nil}, {"filter", &pxperfv1.Filter{Methods: []string{"GET"}}}} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, func(c *pxperfv1.Config) {
+				c.Throttle.BatchSize = 2
+				c.Throttle.MaxBatchSize = 2
+			})
+			ctx := testContext(t)
+			for i := range 5 {
+				h.publish(t, ctx, entry("GET", fmt.Sprintf("http://example.com/%d", i), 200))
+			}
+			// Two messages a second: the second batch is read after entry 6
+			// is published.
+			sub := h.subscribe(t, ctx, &pxperfv1.SubscribeRequest{
+				Start: &pxperfv1.SubscribeRequest_Tail{Tail: 3}, Filter: tt.filter, MaxUpdatesPerSecond: 2,
+			})
+			if ids := batchIDs(sub.recv(t)); !cmp.Equal(ids, []uint64{3, 4}) {
+				t.Fatalf("first batch = %v, want [3 4]", ids)
+			}
+			h.publish(t, ctx, entry("GET", "http://example.com/live", 200))
+			if ids := batchIDs(sub.recv(t)); !cmp.Equal(ids, []uint64{5}) {
+				t.Errorf("second batch = %v, want [5]: it must stop at the snapshot's end", ids)
+			}
+			if end := sub.recv(t).GetSnapshotEnd(); end.GetNextId() != 6 {
+				t.Errorf("want snapshot_end with next_id 6, got %v", end)
+			}
+			if ids := batchIDs(sub.recv(t)); !cmp.Equal(ids, []uint64{6}) {
+				t.Errorf("live ids = %v, want [6]", ids)
+			}
+		})
+	}
+}
+
 // A subscriber whose cursor falls behind the oldest entry kept is told the
 // exact ids it missed: every id is either delivered or reported, once.
 func TestSubscribeGapAccountsForEveryID(t *testing.T) {

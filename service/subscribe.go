@@ -263,7 +263,7 @@ func (sub *subscription) run() error {
 			return err
 		}
 		changed := st.Changed() // before reading, so no append is missed
-		r, err := st.ReadFrom(sub.next, store.Limit{Entries: sub.batch, Bytes: sub.svc.batchBytes, Bodies: sub.bodies}, sub.match, sub.read)
+		r, err := st.ReadFrom(sub.next, sub.limit(), sub.match, sub.read)
 		if err != nil {
 			return toStatus(err)
 		}
@@ -275,18 +275,22 @@ func (sub *subscription) run() error {
 			continue // read again from the oldest entry held
 		}
 		entries, next := sub.cutSnapshot(r.Entries, r.Next)
+		count := len(entries) // entries read, to send
 		// The entries' encodings, as few slices as the store can give.
 		wire := r.Runs
-		if len(entries) < len(r.Entries) {
+		switch {
+		case sub.runsOnly():
+			count = r.Count // the read stopped at the snapshot's end
+		case len(entries) < len(r.Entries):
 			wire = r.Fields[:len(entries)] // cut at the snapshot's end
 		}
 		// Completions of entries this stream has passed. Read after the
 		// entries, so none falls between the two reads unseen.
 		u := st.ReadUpdates(sub.updates, sub.next, store.Limit{
-			Entries: sub.batch - len(entries), Bytes: sub.svc.batchBytes, Used: r.Bytes, Bodies: sub.bodies,
+			Entries: sub.batch - count, Bytes: sub.svc.batchBytes, Used: r.Bytes, Bodies: sub.bodies,
 		}, sub.match, sub.ubuf, sub.uwbuf)
 		sub.ubuf, sub.uwbuf = u.Entries[:0], u.Fields[:0]
-		n := len(entries) + len(u.Entries)
+		n := count + len(u.Entries)
 
 		if n == 0 && u.Lost == 0 {
 			// Nothing to send in what was examined: move past it.
@@ -324,11 +328,16 @@ func (sub *subscription) run() error {
 		// Entries are read again on each wake while the batch fills: look for
 		// priority only among those not looked at yet.
 		if !prioritySeen {
-			prioritySeen = hasPriority(entries, sub.priority, priorityChecked) || hasAnyPriority(u.Entries, sub.priority)
+			if sub.runsOnly() {
+				prioritySeen = st.PriorityIn(max(priorityChecked, sub.next), next, sub.priority)
+			} else {
+				prioritySeen = hasPriority(entries, sub.priority, priorityChecked)
+			}
+			prioritySeen = prioritySeen || hasAnyPriority(u.Entries, sub.priority)
 			priorityChecked = next
 		}
 		priority := prioritySeen
-		full := n >= sub.batchSize || len(entries) == sub.batch || r.Full || u.Full
+		full := n >= sub.batchSize || count == sub.batch || r.Full || u.Full
 		wait := interval
 		if priority {
 			wait = sub.ctl.Floor()
@@ -384,7 +393,7 @@ func (sub *subscription) run() error {
 		// stats agree with what the client has seen.
 		interval = sub.ctl.Interval(sub.svc.hub.loadNow(), sub.slow, sub.svc.hub.burst.ActiveAt(now))
 		sub.stats.interval.Store(int64(interval))
-		if err := sub.sendBatch(entries, wire, u); err != nil {
+		if err := sub.sendBatch(count, entries, wire, u); err != nil {
 			return err
 		}
 		heartbeat.Reset(sub.heartbeat)
@@ -393,6 +402,22 @@ func (sub *subscription) run() error {
 			return err
 		}
 	}
+}
+
+// runsOnly reports whether the stream reads the store's runs of encodings
+// alone (store.Limit.RunsOnly): without a filter, every entry is sent, and
+// without bodies, as encoded.
+func (sub *subscription) runsOnly() bool { return sub.match.All() && !sub.bodies }
+
+// limit bounds the next read of entries. Without a filter the ids read are
+// consecutive, so that a read of runs alone stops at the snapshot's end
+// rather than being cut there after.
+func (sub *subscription) limit() store.Limit {
+	lim := store.Limit{Entries: sub.batch, Bytes: sub.svc.batchBytes, Bodies: sub.bodies, RunsOnly: sub.runsOnly()}
+	if lim.RunsOnly && sub.snapshotEnd != 0 && sub.next < sub.snapshotEnd {
+		lim.Entries = int(min(uint64(lim.Entries), sub.snapshotEnd-sub.next))
+	}
+	return lim
 }
 
 // advance moves the cursors past what was examined.
@@ -535,11 +560,12 @@ func (sub *subscription) sendGap(first, last uint64) error {
 	}}})
 }
 
-// sendBatch sends entries and updates as one batch: built from their
-// cached encodings (wire: those of es, whole, in order, in any number of
-// slices), or, when the stream wants bodies, as copies carrying them.
-func (sub *subscription) sendBatch(es []*pxperfv1.Entry, wire [][]byte, u store.Updates) error {
-	n := uint64(len(es) + len(u.Entries))
+// sendBatch sends count entries and the updates as one batch: built from
+// their cached encodings (wire: those of the entries, whole, in order, in
+// any number of slices), or, when the stream wants bodies, as copies of es
+// carrying them.
+func (sub *subscription) sendBatch(count int, es []*pxperfv1.Entry, wire [][]byte, u store.Updates) error {
+	n := uint64(count + len(u.Entries))
 	sub.handle.Touch(0, n)
 	sub.stats.entries.Add(n)
 	sub.svc.hub.entries.Add(n)

@@ -189,7 +189,7 @@ func checkScans(t *testing.T, step string, s *Store, pf *pxperfv1.Filter) {
 		}
 	}
 	for _, m := range []Matcher{split, whole} {
-		r, err := s.ReadFrom(oldest, Limit{Entries: n+1}, m, Read{})
+		r, err := s.ReadFrom(oldest, Limit{Entries: n + 1}, m, Read{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -161,7 +161,8 @@ func BenchmarkListWindowLive(b *testing.B) {
 // BenchmarkReadFrom measures what an unfiltered subscriber pays to read a
 // batch of 1 500 entries already encoded, as each of 100 subscribers does
 // in the fan-out: hot, every reader reading the same batch; cold, each
-// read a batch further on through 1 M entries.
+// read a batch further on through 1 M entries; entries, with Entries and
+// Fields; runs, with Runs alone, as a subscriber without bodies reads.
 func BenchmarkReadFrom(b *testing.B) {
 	const n, batch = 1_000_000, 1_500
 	s := windowStore(b, n)
@@ -173,18 +174,20 @@ func BenchmarkReadFrom(b *testing.B) {
 		}
 	}
 	for _, tc := range []struct {
-		name string
-		step uint64
-	}{{"hot", 0}, {"cold", batch}} {
+		name     string
+		step     uint64
+		runsOnly bool
+	}{{"hot/entries", 0, false}, {"cold/entries", batch, false}, {"hot/runs", 0, true}, {"cold/runs", batch, true}} {
 		b.Run(tc.name, func(b *testing.B) {
 			next := uint64(1)
+			lim := Limit{Entries: batch, Bytes: 1 << 20, RunsOnly: tc.runsOnly}
 			for b.Loop() {
 				var err error
-				if r, err = s.ReadFrom(next, Limit{Entries: batch}, Matcher{}, r); err != nil {
+				if r, err = s.ReadFrom(next, lim, Matcher{}, r); err != nil {
 					b.Fatal(err)
 				}
-				if len(r.Entries) != batch {
-					b.Fatalf("read %d entries, want %d", len(r.Entries), batch)
+				if r.Count != batch {
+					b.Fatalf("read %d entries, want %d", r.Count, batch)
 				}
 				if next += tc.step; next+batch > n {
 					next = 1

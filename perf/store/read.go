@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"sort"
 	"sync"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
@@ -69,7 +70,10 @@ type Read struct {
 	GapFirst, GapLast uint64
 	// Newest is the newest id assigned when the read was made.
 	Newest uint64
-	// Bytes is what the read's [Limit] counted of Entries.
+	// Count is the number of entries read: len(Entries), unless the
+	// read's Limit.RunsOnly left Entries empty.
+	Count int
+	// Bytes is what the read's [Limit] counted of the entries read.
 	Bytes int
 	// Full reports that the read stopped at its Limit.Bytes: the entry
 	// after the last returned did not fit.
@@ -92,6 +96,10 @@ type Limit struct {
 	// Bodies counts each entry's body towards Bytes, for a reader that
 	// sends entries with their bodies.
 	Bodies bool
+	// RunsOnly leaves Entries and Fields empty: the read gives Runs and
+	// Count, all that a sender of the encodings needs, without a step per
+	// entry for the other two.
+	RunsOnly bool
 }
 
 // BodyBytes is what a body of n bytes adds to an entry's encoding, at most:
@@ -146,28 +154,32 @@ func (s *Store) ReadFrom(next uint64, lim Limit, m Matcher, reuse Read) (Read, e
 	end := min(s.nextID, next+maxScan)
 	sc := s.scanLocked(m, int(end-next))
 	id := next
-	for ; id < end && len(r.Entries) < lim.Entries; id++ {
+	for ; id < end && r.Count < lim.Entries; id++ {
 		if !sc.match(id) {
 			continue
 		}
 		it := s.itemLocked(id)
 		f := s.fieldLocked(id)
 		size := lim.size(f, it)
-		if r.Full = !lim.fits(len(r.Entries), r.Bytes, size); r.Full {
+		if r.Full = !lim.fits(r.Count, r.Bytes, size); r.Full {
 			break
 		}
-		r.add(it.entry, f, size)
+		r.add(it.entry, f, size, lim.RunsOnly)
 	}
 	r.Next = id
 	capRuns(r.Runs)
 	return r, nil
 }
 
-// add appends an entry read, its field and the bytes lim counted for it.
-func (r *Read) add(e *pxperfv1.Entry, f []byte, size int) {
-	r.Entries = append(r.Entries, e)
-	r.Fields = append(r.Fields, f[:len(f):len(f)])
+// add adds an entry read, its field and the bytes its Limit counted for
+// it; with runsOnly, to Runs alone.
+func (r *Read) add(e *pxperfv1.Entry, f []byte, size int, runsOnly bool) {
+	if !runsOnly {
+		r.Entries = append(r.Entries, e)
+		r.Fields = append(r.Fields, f[:len(f):len(f)])
+	}
 	r.Runs = joinRun(r.Runs, f)
+	r.Count++
 	r.Bytes += size
 }
 
@@ -179,17 +191,67 @@ func (r *Read) add(e *pxperfv1.Entry, f []byte, size int) {
 // read.
 func (s *Store) readAllLocked(r *Read, next, end uint64, lim Limit) {
 	s.encodeRunLocked(next, end)
+	if lim.RunsOnly && !lim.Bodies {
+		s.readRunsLocked(r, next, end, lim)
+		return
+	}
 	lo := int(next - s.firstID)
 	s.entries.segments(lo, lo+int(end-next), func(_ int, sg segment) {
 		for j := 0; j < len(sg.items) && !r.Full; j++ {
 			f := sg.wires[j].get()
 			size := lim.size(f, &sg.items[j])
-			if r.Full = !lim.fits(len(r.Entries), r.Bytes, size); !r.Full {
-				r.add(sg.items[j].entry, f, size)
+			if r.Full = !lim.fits(r.Count, r.Bytes, size); !r.Full {
+				r.add(sg.items[j].entry, f, size, lim.RunsOnly)
 			}
 		}
 	})
-	r.Next = next + uint64(len(r.Entries))
+	r.Next = next + uint64(r.Count)
+	capRuns(r.Runs)
+}
+
+// readRunsLocked is readAllLocked for a reader of Runs alone, bodies not
+// counted: it passes on each run of entries encoded together (see
+// encodedRun) as one slice, in a step per run rather than per entry, and
+// finds where the byte limit falls in a run by bisection. The entries from
+// next to end are all held and encoded.
+func (s *Store) readRunsLocked(r *Read, next, end uint64, lim Limit) {
+	id := next
+	for id < end && !r.Full {
+		w := s.wireLocked(id)
+		f := w.get()
+		if run := w.run; run != nil && !run.broken && run.end > id+1 {
+			// span is the bytes of the fields from id to id+n-1, which lie
+			// one after another from f on.
+			span := func(n int) int {
+				g := s.wireLocked(id + uint64(n) - 1).get()
+				return cap(f) - cap(g) + len(g)
+			}
+			n := int(min(run.end, end) - id)
+			if lim.Bytes > 0 {
+				left := lim.Bytes - lim.Used - r.Bytes
+				if span(n) > left {
+					// The most entries that fit; none leaves id to the
+					// step below, which takes one entry whatever its size.
+					n = sort.Search(n, func(i int) bool { return span(i+1) > left })
+				}
+			}
+			if n > 0 {
+				b := span(n)
+				r.Runs = joinRun(r.Runs, f[:b])
+				r.Count += n
+				r.Bytes += b
+				id += uint64(n)
+				continue
+			}
+		}
+		if r.Full = !lim.fits(r.Count, r.Bytes, len(f)); !r.Full {
+			r.Runs = joinRun(r.Runs, f)
+			r.Count++
+			r.Bytes += len(f)
+			id++
+		}
+	}
+	r.Next = id
 	capRuns(r.Runs)
 }
 
@@ -409,7 +471,23 @@ func (s *Store) ReadUpdates(since, below uint64, lim Limit, m Matcher, dst []*px
 func (s *Store) PriorityFrom(from uint64, threshold pxperfv1.Priority) (found bool, next uint64) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	for id := max(from, s.firstID); id < s.nextID; id++ {
+	return s.priorityLocked(from, s.nextID, threshold)
+}
+
+// PriorityIn reports whether an entry held with an id from from to end
+// (exclusive) has a priority at or above threshold: for a reader of runs
+// alone (see [Limit.RunsOnly]), which has no entries to look at.
+func (s *Store) PriorityIn(from, end uint64, threshold pxperfv1.Priority) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	found, _ := s.priorityLocked(from, min(end, s.nextID), threshold)
+	return found
+}
+
+// priorityLocked is PriorityFrom's search, from from to end (exclusive, at
+// most s.nextID), in the column.
+func (s *Store) priorityLocked(from, end uint64, threshold pxperfv1.Priority) (found bool, next uint64) {
+	for id := max(from, s.firstID); id < end; id++ {
 		c := s.colLocked(id)
 		prio := pxperfv1.Priority(c.priority)
 		if c.wide {
@@ -419,5 +497,5 @@ func (s *Store) PriorityFrom(from uint64, threshold pxperfv1.Priority) (found bo
 			return true, id + 1
 		}
 	}
-	return false, s.nextID
+	return false, end
 }

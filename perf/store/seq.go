@@ -73,7 +73,7 @@ func (q *seq) pop() (item, col) {
 	ch := q.chunks[0]
 	it, c := ch.items[q.head], ch.cols[q.head]
 	ch.items[q.head], ch.cols[q.head] = item{}, col{}
-	ch.wires[q.head].reset()
+	ch.wires[q.head].reset(false)
 	q.head++
 	q.n--
 	if q.head == chunkSize {

@@ -300,7 +300,7 @@ func (s *Store) completeLocked(id uint64, e *pxperfv1.Entry) item {
 	it := s.itemFor(e, old.body)
 	s.bytes += it.size - old.size
 	*old = it
-	s.wireLocked(id).reset() // readers keep what they were given
+	s.wireLocked(id).reset(true) // readers keep what they were given
 	// The completion may change the host and the status. Intern the new
 	// host before releasing the old, so that an unchanged host keeps its
 	// symbol.

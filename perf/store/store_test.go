@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"unsafe"
 
@@ -868,5 +870,147 @@ func TestReadUpdatesBytes(t *testing.T) {
 	u = s.ReadUpdates(cursor, 10, Limit{Entries: 10, Bytes: one, Used: 1}, Matcher{}, nil, nil)
 	if len(u.Entries) != 0 || u.Next != cursor {
 		t.Errorf("no room: ids %v next %d; want none, %d", ids(u.Entries), u.Next, cursor)
+	}
+}
+
+// A read of runs alone (Limit.RunsOnly) gives exactly the bytes, count,
+// cursor and fullness of the same read with entries, whatever runs the
+// entries were encoded in, whatever was completed since (a completion must
+// never let a run's stale bytes out), evicted, or cut by a byte limit.
+func TestReadRunsOnlyAgreesWithEntries(t *testing.T) {
+	for seed := range uint64(4) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 0))
+			s := mustNew(t, Config{MaxEntries: 300, MaxMemoryBytes: 1 << 30})
+			pending := map[string]bool{}
+			var rids []string
+			for step := range 400 {
+				switch op := rng.IntN(10); {
+				case op < 4: // append, some pending
+					batch := make([]*pxperfv1.Entry, 1+rng.IntN(40))
+					for i := range batch {
+						batch[i] = newEntry("GET", fmt.Sprintf("http://example.com/%d/%d", step, i), 200)
+						if rng.IntN(4) == 0 {
+							rid := fmt.Sprintf("%d-%d", step, i)
+							batch[i] = pendingEntry(rid, batch[i].Url)
+							pending[rid] = true
+							rids = append(rids, rid)
+						}
+					}
+					s.Append(batch)
+				case op < 6 && len(rids) > 0: // complete one
+					rid := rids[rng.IntN(len(rids))]
+					if pending[rid] {
+						e := newEntry("GET", "http://example.com/done", int32(200+rng.IntN(300)))
+						e.RequestId = rid
+						s.Append([]*pxperfv1.Entry{e})
+						delete(pending, rid)
+					}
+				default: // read a random range both ways
+					oldest, next := s.Bounds()
+					if next <= oldest {
+						continue
+					}
+					from := oldest + rng.Uint64N(next-oldest)
+					lim := Limit{Entries: 1 + rng.IntN(120)}
+					if rng.IntN(2) == 0 {
+						lim.Bytes = 1 + rng.IntN(20_000)
+					}
+					if rng.IntN(4) == 0 {
+						lim.Used = rng.IntN(2_000)
+					}
+					runsLim := lim
+					runsLim.RunsOnly = true
+					// Which read goes first decides who encodes: both orders.
+					var want, got Read
+					if rng.IntN(2) == 0 {
+						want, _ = s.ReadFrom(from, lim, Matcher{}, Read{})
+						got, _ = s.ReadFrom(from, runsLim, Matcher{}, Read{})
+					} else {
+						got, _ = s.ReadFrom(from, runsLim, Matcher{}, Read{})
+						want, _ = s.ReadFrom(from, lim, Matcher{}, Read{})
+					}
+					if len(got.Entries) != 0 || len(got.Fields) != 0 {
+						t.Fatalf("step %d: a runs-only read returned %d entries and %d fields", step, len(got.Entries), len(got.Fields))
+					}
+					if got.Count != len(want.Entries) || got.Next != want.Next || got.Bytes != want.Bytes || got.Full != want.Full {
+						t.Fatalf("step %d, read from %d with %+v: runs-only count %d next %d bytes %d full %v; with entries %d, %d, %d, %v",
+							step, from, lim, got.Count, got.Next, got.Bytes, got.Full, len(want.Entries), want.Next, want.Bytes, want.Full)
+					}
+					if !bytes.Equal(bytes.Join(got.Runs, nil), bytes.Join(want.Fields, nil)) {
+						t.Fatalf("step %d, read from %d with %+v: runs-only bytes differ from the entries' fields", step, from, lim)
+					}
+					for _, run := range got.Runs {
+						if cap(run) != len(run) {
+							t.Fatalf("step %d: a run has room to append into", step)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// Readers of runs alone, racing each other to encode, and an appender
+// completing entries meanwhile: every read is whole consecutive entries, in
+// id order, each in a state the store held (run with -race).
+func TestReadRunsOnlyConcurrent(t *testing.T) {
+	s := mustNew(t, Config{MaxEntries: 2000, MaxMemoryBytes: 1 << 30})
+	const rounds = 200
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := range rounds {
+			batch := make([]*pxperfv1.Entry, 20)
+			for j := range batch {
+				batch[j] = pendingEntry(fmt.Sprintf("%d-%d", i, j), "http://example.com/p")
+			}
+			s.Append(batch)
+			if i > 0 { // complete half the previous round's
+				for j := 0; j < 20; j += 2 {
+					e := newEntry("GET", "http://example.com/p", 200)
+					e.RequestId = fmt.Sprintf("%d-%d", i-1, j)
+					s.Append([]*pxperfv1.Entry{e})
+				}
+			}
+		}
+	})
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Go(func() {
+			next := uint64(1)
+			var r Read
+			for next <= rounds*20 {
+				var err error
+				if r, err = s.ReadFrom(next, Limit{Entries: 1 + int(next%97), Bytes: 4096, RunsOnly: true}, Matcher{}, r); err != nil {
+					errs <- err
+					return
+				}
+				rest := bytes.Join(r.Runs, nil)
+				for id := next; id < r.Next; id++ {
+					num, typ, n := protowire.ConsumeTag(rest)
+					b, m := protowire.ConsumeBytes(rest[max(n, 0):])
+					if num != EntryField || typ != protowire.BytesType || n < 0 || m < 0 {
+						errs <- fmt.Errorf("read from %d: no field for id %d", next, id)
+						return
+					}
+					e := &pxperfv1.Entry{}
+					if err := proto.Unmarshal(b, e); err != nil || e.Id != id {
+						errs <- fmt.Errorf("read from %d: field for id %d holds id %d (%v)", next, id, e.Id, err)
+						return
+					}
+					rest = rest[n+m:]
+				}
+				if len(rest) != 0 {
+					errs <- fmt.Errorf("read from %d: %d bytes after the last entry", next, len(rest))
+					return
+				}
+				next = r.Next
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

@@ -18,12 +18,26 @@ const EntryField protowire.Number = 1
 // beside the items, so that a reader of many entries finds their encodings
 // one after another rather than each behind its own pointers.
 //
-// field is written once, by encodeRunLocked under Store.encoding, before
-// made is set; readers holding s.mu for reading see it once they see made.
-// Only a holder of s.mu for writing clears a slot.
+// field and run are written once, by encodeRunLocked under Store.encoding,
+// before made is set; readers holding s.mu for reading see them once they
+// see made. Only a holder of s.mu for writing clears a slot.
 type wireSlot struct {
 	field []byte
+	run   *encodedRun // the run the field was encoded in; nil for a run of one
 	made  atomic.Bool
+}
+
+// encodedRun is a run of consecutive entries that encodeRunLocked encoded
+// together: their fields lie one after another in one buffer, in id order,
+// so that a reader of all of them can pass the run on as one slice without
+// a step per entry (see readRunsLocked).
+type encodedRun struct {
+	end uint64 // one past the run's last id
+	// broken is set when an entry of the run is completed: its new
+	// encoding lies elsewhere, and the run's bytes are no longer all the
+	// entries' latest. Written under Store.mu held for writing, read under
+	// it held for reading.
+	broken bool
 }
 
 // get returns the cached field, or nil when no reader has made it yet.
@@ -34,18 +48,23 @@ func (w *wireSlot) get() []byte {
 	return nil
 }
 
-// set caches f. Only encodeRunLocked calls it, under Store.encoding, for an
-// entry it found without a field: nobody else sets one meanwhile.
-func (w *wireSlot) set(f []byte) {
-	w.field = f
+// set caches f, encoded in run. Only encodeRunLocked calls it, under
+// Store.encoding, for an entry it found without a field: nobody else sets
+// one meanwhile.
+func (w *wireSlot) set(f []byte, run *encodedRun) {
+	w.field, w.run = f, run
 	w.made.Store(true)
 }
 
-// reset empties the slot, for an entry replaced or dropped. The caller
-// holds Store.mu for writing.
-func (w *wireSlot) reset() {
+// reset empties the slot, for an entry replaced or dropped. A replaced
+// entry breaks the run it was encoded in. The caller holds Store.mu for
+// writing.
+func (w *wireSlot) reset(replaced bool) {
+	if replaced && w.run != nil {
+		w.run.broken = true
+	}
 	w.made.Store(false)
-	w.field = nil
+	w.field, w.run = nil, nil
 }
 
 // wireLocked returns the encoding slot of the entry with id, which must be
@@ -129,7 +148,7 @@ func (s *Store) encodeRunLocked(first, end uint64) {
 		opts := proto.MarshalOptions{UseCachedSize: true}
 		for i, sz := range sizes {
 			e := s.itemLocked(run + uint64(i)).entry
-			start := len(buf)
+			sizes[i].start = len(buf)
 			buf = appendTag(buf, EntryField, sz.n)
 			if sz.byHand {
 				buf = appendWire(buf, e)
@@ -140,28 +159,40 @@ func (s *Store) encodeRunLocked(first, end uint64) {
 					panic("store: encoding a stored entry: " + err.Error())
 				}
 			}
-			s.wireLocked(run + uint64(i)).set(buf[start:len(buf):cap(buf)])
+		}
+		// Set once the buffer is whole, so that every field lies in its
+		// final array, and last to first: a reader that sees a run's field
+		// made knows that the run's later fields are too.
+		var desc *encodedRun
+		if len(sizes) > 1 {
+			desc = &encodedRun{end: id}
+		}
+		end := len(buf)
+		for i := len(sizes) - 1; i >= 0; i-- {
+			start := sizes[i].start
+			s.wireLocked(run+uint64(i)).set(buf[start:end:cap(buf)], desc)
+			end = start
 		}
 	}
 }
 
 // firstUnmadeLocked returns the first id from first to end (exclusive), all
-// held, whose field is not made yet, or end when all are.
+// held, whose field is not made yet, or end when all are. It steps over a
+// run whose first field it finds made at once: encodeRunLocked makes a
+// run's fields last to first.
 func (s *Store) firstUnmadeLocked(first, end uint64) uint64 {
-	found := end
-	lo := int(first - s.firstID)
-	s.entries.segments(lo, lo+int(end-first), func(p int, sg segment) {
-		if found != end {
-			return
+	for id := first; id < end; {
+		w := s.wireLocked(id)
+		if !w.made.Load() {
+			return id
 		}
-		for j := range sg.wires {
-			if !sg.wires[j].made.Load() {
-				found = s.firstID + uint64(p+j)
-				return
-			}
+		if run := w.run; run != nil && !run.broken && run.end > id+1 {
+			id = run.end
+		} else {
+			id++
 		}
-	})
-	return found
+	}
+	return end
 }
 
 // encodedSize is the size of an entry's encoding, and whether appendWire
@@ -169,6 +200,7 @@ func (s *Store) firstUnmadeLocked(first, end uint64) uint64 {
 type encodedSize struct {
 	n      int
 	byHand bool
+	start  int // where the field starts in its buffer, once encoded
 }
 
 func sizeOf(e *pxperfv1.Entry) encodedSize {
