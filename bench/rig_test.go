@@ -49,8 +49,8 @@ const (
 	// fails the benchmark after this long instead of hanging it.
 	iterationTimeout = 2 * time.Minute
 	// maxMessageBytes is the clients' receive limit, the servers' own
-	// (16 MiB): a pxperf batch of 10000 entries is about 3 MB, near grpc-go's
-	// 4 MiB client default.
+	// (16 MiB). A pxperf batch is at most 1 MiB of entries, but a bare
+	// batch is not bounded by the server.
 	maxMessageBytes = 16 << 20
 )
 

@@ -3,6 +3,7 @@ package service_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -10,6 +11,7 @@ import (
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -287,4 +289,45 @@ func TestClockBurstCooldown(t *testing.T) {
 			t.Errorf("burst still active %v after it was seen, past the 10s cooldown and a sample", time.Since(start)-burstSeen)
 		}
 	})
+}
+
+// A batch goes out as soon as its entries reach the byte bound of a
+// message, however few they are against batch_size, with a filter or
+// without: entries of 7 KiB arriving one at a time, against a 64 KiB
+// message, do not wait for batch_timeout.
+func TestClockByteFullBatch(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		filter *pxperfv1.Filter
+	}{{"no filter", nil}, {"filter", &pxperfv1.Filter{Methods: []string{"GET"}}}} {
+		t.Run(tt.name, func(t *testing.T) {
+			clockTest(t, func(t *testing.T) {
+				const maxSend = 64 << 10
+				h := newHarness(t, func(c *pxperfv1.Config) {
+					c.Server.MaxSendMessageBytes = maxSend
+					c.Throttle.BatchSize = 1000
+					c.Throttle.MaxBatchSize = 1000
+					c.Throttle.BatchTimeout = durationpb.New(10 * time.Second)
+					c.Throttle.HeartbeatInterval = durationpb.New(time.Minute)
+				})
+				sub := h.subscribe(t, clockContext(t), &pxperfv1.SubscribeRequest{Filter: tt.filter, MaxBatchSize: 1000})
+				sub.waitPositioned(t)
+				time.Sleep(time.Second) // past the heartbeat's interval
+				origin := time.Now()
+				for i := range 20 {
+					e := entry("GET", fmt.Sprintf("http://example.com/%d/%s", i, strings.Repeat("p", 7<<10)), 200)
+					h.publish(t, clockContext(t), e)
+					// The subscriber has read what there is and waits for
+					// more: each entry arrives on its own.
+					synctest.Wait()
+				}
+				got := sub.recvTimed(t, origin, isBatch)
+				n := len(got.m.GetBatch().GetEntries())
+				if got.at != 0 || n < 2 || n >= 20 || proto.Size(got.m) > maxSend {
+					t.Errorf("first batch: %d entries, %d bytes, after %v; want a full message (under %d bytes) at once",
+						n, proto.Size(got.m), got.at, maxSend)
+				}
+			})
+		})
+	}
 }

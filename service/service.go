@@ -494,15 +494,13 @@ func filterKey(f *pxperfv1.Filter) string {
 	return string(b)
 }
 
-// addBodies replaces each entry in es by a copy carrying its body, where the
-// store still holds it.
+// addBodies replaces each entry in es, as the store handed it out, by a
+// copy carrying its body, where the store still holds it unchanged (see
+// store.Store.WithBody).
 func (s *Service) addBodies(es []*pxperfv1.Entry) {
 	for i, e := range es {
-		if e.GetResponseBody() == nil {
-			continue
-		}
-		if full, err := s.store.EntryWithBody(e.GetId()); err == nil {
-			es[i] = full
+		if e.GetResponseBody() != nil {
+			es[i] = s.store.WithBody(e)
 		}
 	}
 }

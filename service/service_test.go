@@ -386,6 +386,67 @@ func TestSubscribeTailSnapshotEndsBatch(t *testing.T) {
 	}
 }
 
+// Snapshot entries evicted before they were sent, and live ones after
+// them, are reported as gaps on either side of the snapshot_end marker:
+// the marker still falls between snapshot and live ids, and next_id never
+// goes back.
+func TestSubscribeTailSnapshotEvicted(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		filter *pxperfv1.Filter
+	}{{"no filter", nil}, {"filter", &pxperfv1.Filter{Methods: []string{"GET"}}}} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, func(c *pxperfv1.Config) {
+				c.Memory.MaxEntries = 3
+				c.Logs.Enabled = false // memory only: the gaps are reported, not filled
+				c.Throttle.BatchSize = 10
+				c.Throttle.MaxBatchSize = 10
+				c.Throttle.BatchTimeout = durationpb.New(200 * time.Millisecond)
+			})
+			ctx := testContext(t)
+			for i := range 5 { // 3..5 held
+				h.publish(t, ctx, entry("GET", fmt.Sprintf("http://example.com/%d", i), 200))
+			}
+			// The generated client opens the stream at once (the Go client's
+			// iterator would open it on the first read).
+			sub, err := h.client.Service().Subscribe(ctx, &pxperfv1.SubscribeRequest{Start: &pxperfv1.SubscribeRequest_Tail{Tail: 2}, Filter: tt.filter})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.waitStats(t, "the subscriber to start at id 4", func(st *pxperfv1.Stats) bool {
+				subs := st.GetThrottle().GetPerSubscriber()
+				return len(subs) == 1 && subs[0].GetNextId() == 4
+			})
+			// 4 and 5 are evicted before their batch (waiting to fill) goes.
+			es := make([]*pxperfv1.Entry, 10) // 6..15; 13..15 held
+			for i := range es {
+				es[i] = entry("GET", fmt.Sprintf("http://example.com/live/%d", i), 200)
+			}
+			h.publish(t, ctx, es...)
+			var got []string
+			for len(got) == 0 || !strings.HasPrefix(got[len(got)-1], "batch") {
+				m, err := sub.Recv()
+				if err != nil {
+					t.Fatalf("after %q: %v", got, err)
+				}
+				switch {
+				case m.GetProgress() != nil:
+				case m.GetGap() != nil:
+					got = append(got, fmt.Sprintf("gap %d..%d", m.GetGap().GetFirstMissedId(), m.GetGap().GetLastMissedId()))
+				case m.GetSnapshotEnd() != nil:
+					got = append(got, fmt.Sprintf("end %d", m.GetSnapshotEnd().GetNextId()))
+				default:
+					got = append(got, fmt.Sprintf("batch %v next %d", batchIDs(m), m.GetBatch().GetNextId()))
+				}
+			}
+			want := []string{"gap 4..5", "end 6", "gap 6..12", "batch [13 14 15] next 16"}
+			if !cmp.Equal(got, want) {
+				t.Errorf("messages %q, want %q", got, want)
+			}
+		})
+	}
+}
+
 // A subscriber whose cursor falls behind the oldest entry kept is told the
 // exact ids it missed: every id is either delivered or reported, once.
 func TestSubscribeGapAccountsForEveryID(t *testing.T) {

@@ -29,10 +29,10 @@ import (
 // maxBatchBytes bounds the entries of one Subscribe message: 1 MiB, a
 // quarter of the 4 MiB that gRPC clients accept by default, so that any
 // client left at its defaults (grpcurl, any language's) receives every
-// message, however large max_batch_size or the entries. A batch that
-// reaches it goes out as full. Fan-out to 100 subscribers measured faster
-// with it than with batches of up to 10 000 entries (3 MB): see
-// BENCHMARKS.md.
+// message whatever max_batch_size, unless a single entry is larger (it then
+// goes alone). A batch that reaches it goes out as full. Fan-out to 100
+// subscribers measured a few percent faster with it than with batches of
+// up to 10 000 entries (3 MB): BENCHMARKS.md gives the runs.
 const maxBatchBytes = 1 << 20
 
 // batchEnvelope is room, in a Subscribe message, for what it holds besides
@@ -54,7 +54,8 @@ func batchBytes(maxSend uint32) int {
 // does not read can be timed out (throttle.send_timeout).
 //
 // When a message goes out: as soon as the batch holds throttle.batch_size
-// entries or its first entry has waited throttle.batch_timeout, but never
+// entries or 1 MiB of them (see maxBatchBytes), or its first entry has
+// waited throttle.batch_timeout, but never
 // sooner than the throttle's interval after the previous message. The
 // interval is at least max(throttle.min_update_interval, 1s /
 // max_updates_per_second) — the hard cap — and grows in adaptive and burst
@@ -262,6 +263,11 @@ func (sub *subscription) run() error {
 		if err := sub.refresh(); err != nil {
 			return err
 		}
+		// A cursor moved to the snapshot's end or past it (by a gap) ends
+		// the snapshot before anything after it is read.
+		if _, err := sub.endSnapshot(); err != nil {
+			return err
+		}
 		changed := st.Changed() // before reading, so no append is missed
 		r, err := st.ReadFrom(sub.next, sub.limit(), sub.match, sub.read)
 		if err != nil {
@@ -269,7 +275,11 @@ func (sub *subscription) run() error {
 		}
 		sub.read = r
 		if r.GapFirst != 0 {
-			if err := sub.fillGap(r.GapFirst, r.GapLast); err != nil {
+			last := r.GapLast
+			if end := sub.snapshotEnd; end != 0 && end <= last {
+				last = end - 1 // the marker goes between snapshot and live ids
+			}
+			if err := sub.fillGap(r.GapFirst, last); err != nil {
 				return err
 			}
 			continue // read again from the oldest entry held
@@ -284,9 +294,10 @@ func (sub *subscription) run() error {
 		case len(entries) < len(r.Entries):
 			wire = r.Fields[:len(entries)] // cut at the snapshot's end
 		}
-		// Completions of entries this stream has passed. Read after the
-		// entries, so none falls between the two reads unseen.
-		u := st.ReadUpdates(sub.updates, sub.next, store.Limit{
+		// Completions of entries this stream has passed, made before the
+		// entries were read: a later one, of an entry in this batch, is
+		// read next time, once the cursor has passed it.
+		u := st.ReadUpdates(sub.updates, r.UpdateCursor, sub.next, store.Limit{
 			Entries: sub.batch - count, Bytes: sub.svc.batchBytes, Used: r.Bytes, Bodies: sub.bodies,
 		}, sub.match, sub.ubuf, sub.uwbuf)
 		sub.ubuf, sub.uwbuf = u.Entries[:0], u.Fields[:0]
@@ -367,12 +378,15 @@ func (sub *subscription) run() error {
 					break
 				}
 				// Unfiltered, the batch's size is known from the ids: read it
-				// again only once it is full, a new entry has priority, an
+				// again only once it is full (in entries, or in bytes at the
+				// last read's size per entry), a new entry has priority, an
 				// entry has been completed, or entries were evicted.
 				wake = st.Changed()
 				oldest, nextID := st.Bounds()
 				found, checked := st.PriorityFrom(max(priorityChecked, next), sub.priority)
-				if found || oldest > sub.next || nextID-sub.next >= uint64(sub.batchSize) || st.UpdateCursor() != sub.updates {
+				pending := nextID - sub.next
+				if found || oldest > sub.next || pending >= uint64(sub.batchSize) || sub.mayFill(pending, r) ||
+					st.UpdateCursor() != sub.updates {
 					break
 				}
 				priorityChecked = checked
@@ -410,14 +424,20 @@ func (sub *subscription) run() error {
 func (sub *subscription) runsOnly() bool { return sub.match.All() && !sub.bodies }
 
 // limit bounds the next read of entries. Without a filter the ids read are
-// consecutive, so that a read of runs alone stops at the snapshot's end
-// rather than being cut there after.
+// consecutive, so that the read stops at the snapshot's end rather than
+// being cut there after: a read of runs alone could not be cut.
 func (sub *subscription) limit() store.Limit {
 	lim := store.Limit{Entries: sub.batch, Bytes: sub.svc.batchBytes, Bodies: sub.bodies, RunsOnly: sub.runsOnly()}
-	if lim.RunsOnly && sub.snapshotEnd != 0 && sub.next < sub.snapshotEnd {
+	if sub.match.All() && sub.snapshotEnd > sub.next {
 		lim.Entries = int(min(uint64(lim.Entries), sub.snapshotEnd-sub.next))
 	}
 	return lim
+}
+
+// mayFill reports whether n entries from the cursor may reach the byte
+// bound of a batch, at the size per entry of the read r.
+func (sub *subscription) mayFill(n uint64, r store.Read) bool {
+	return r.Count > 0 && n*uint64(r.Bytes/r.Count) >= uint64(sub.svc.batchBytes)
 }
 
 // advance moves the cursors past what was examined.

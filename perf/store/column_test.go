@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -205,8 +206,8 @@ func checkScans(t *testing.T, step string, s *Store, pf *pxperfv1.Filter) {
 		}
 	}
 	cursor := s.UpdateCursor() - min(s.UpdateCursor(), 64)
-	gotU := s.ReadUpdates(cursor, next, Limit{Entries: 1000}, split, nil, nil)
-	wantU := s.ReadUpdates(cursor, next, Limit{Entries: 1000}, whole, nil, nil)
+	gotU := s.ReadUpdates(cursor, math.MaxUint64, next, Limit{Entries: 1000}, split, nil, nil)
+	wantU := s.ReadUpdates(cursor, math.MaxUint64, next, Limit{Entries: 1000}, whole, nil, nil)
 	if got, want := ids(gotU.Entries), ids(wantU.Entries); !slices.Equal(got, want) {
 		t.Fatalf("%s: ReadUpdates = %v, with Match alone %v", step, got, want)
 	}

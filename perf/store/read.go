@@ -63,7 +63,8 @@ type Read struct {
 	// modified.
 	Runs [][]byte
 	// Next is the cursor to read from next time: one past the last id
-	// examined.
+	// returned or passed over, or, when the read stopped at its byte bound,
+	// the id of the entry that did not fit.
 	Next uint64
 	// GapFirst and GapLast are the ids the cursor skipped because they were
 	// evicted; both zero when nothing was skipped.
@@ -73,6 +74,10 @@ type Read struct {
 	// Count is the number of entries read: len(Entries), unless the
 	// read's Limit.RunsOnly left Entries empty.
 	Count int
+	// UpdateCursor is [Store.UpdateCursor] when the read was made: a
+	// completion from it on came after the read, and may be of an entry
+	// read in its earlier state.
+	UpdateCursor uint64
 	// Bytes is what the read's [Limit] counted of the entries read.
 	Bytes int
 	// Full reports that the read stopped at its Limit.Bytes: the entry
@@ -103,8 +108,9 @@ type Limit struct {
 }
 
 // BodyBytes is what a body of n bytes adds to an entry's encoding, at most:
-// the bytes, the field's tag and length, and the growth of the entry's own
-// length prefix. [Limit.Bytes] counts bodies so.
+// the bytes, their field's tag and length, and the growth of the length
+// prefixes of the Body message and of the entry. [Limit.Bytes] counts
+// bodies so.
 func BodyBytes(n int) int {
 	if n == 0 {
 		return 0
@@ -135,7 +141,7 @@ func (l Limit) size(f []byte, it *item) int {
 func (s *Store) ReadFrom(next uint64, lim Limit, m Matcher, reuse Read) (Read, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	r := Read{Entries: reuse.Entries[:0], Fields: reuse.Fields[:0], Runs: reuse.Runs[:0], Newest: s.nextID - 1}
+	r := Read{Entries: reuse.Entries[:0], Fields: reuse.Fields[:0], Runs: reuse.Runs[:0], Newest: s.nextID - 1, UpdateCursor: s.updateNext}
 	if next > s.nextID {
 		return r, fmt.Errorf("%w: id %d is beyond the next id %d", ErrFuture, next, s.nextID)
 	}
@@ -431,20 +437,24 @@ func (s *Store) UpdateCursor() uint64 {
 	return s.updateNext
 }
 
-// ReadUpdates returns the entries completed (see [Store.Append]) since the
-// update cursor since, up to lim, that have ids below below (those a
-// subscriber's cursor has passed; it reads the others in their latest state
-// anyway), are still held and match m. An update that does not fit in lim
-// is left for the next read: Next stops before it.
-func (s *Store) ReadUpdates(since, below uint64, lim Limit, m Matcher, dst []*pxperfv1.Entry, wdst [][]byte) Updates {
+// ReadUpdates returns the entries completed (see [Store.Append]) from the
+// update cursor since until the cursor until, up to lim, that have ids
+// below below (those a subscriber's cursor has passed; it reads the others
+// in their latest state anyway), are still held and match m. An update
+// that does not fit in lim is left for the next read: Next stops before
+// it. A subscriber passes the [Read.UpdateCursor] of the read that moved
+// its cursor to below: a completion after that read, of an entry the read
+// returned in its earlier state, is left for the next time.
+func (s *Store) ReadUpdates(since, until, below uint64, lim Limit, m Matcher, dst []*pxperfv1.Entry, wdst [][]byte) Updates {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	u := Updates{Entries: dst[:0], Fields: wdst[:0]}
 	if oldest := s.updateNext - min(s.updateNext, uint64(len(s.updates))); since < oldest {
 		u.Lost, since = oldest-since, oldest
 	}
+	until = min(until, s.updateNext)
 	seq := since
-	for ; seq < s.updateNext && len(u.Entries) < lim.Entries; seq++ {
+	for ; seq < until && len(u.Entries) < lim.Entries; seq++ {
 		id := s.updates[seq%uint64(len(s.updates))]
 		if id >= below || !s.heldLocked(id) {
 			continue

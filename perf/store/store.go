@@ -406,6 +406,20 @@ func (s *Store) EntryWithBody(id uint64) (*pxperfv1.Entry, error) {
 	return withBody(e, body), nil
 }
 
+// WithBody returns a copy of e, an entry the store handed out, carrying its
+// body; or e itself, when the store no longer holds e: evicted, or
+// replaced by its completion, which a reader is given as an update of its
+// own. So a reader that counted e's size when it read e (see
+// [Limit.Bodies]) sends what it counted.
+func (s *Store) WithBody(e *pxperfv1.Entry) *pxperfv1.Entry {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if id := e.GetId(); !s.heldLocked(id) || s.itemLocked(id).entry != e {
+		return e
+	}
+	return withBody(e, s.itemLocked(e.GetId()).body)
+}
+
 func (s *Store) entry(id uint64) (*pxperfv1.Entry, []byte, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/url"
 	"slices"
@@ -491,7 +492,7 @@ func TestReadUpdates(t *testing.T) {
 	complete("a", 200)
 	complete("b", 404)
 
-	u := s.ReadUpdates(cursor, 3, Limit{Entries: 10}, Matcher{}, nil, nil)
+	u := s.ReadUpdates(cursor, math.MaxUint64, 3, Limit{Entries: 10}, Matcher{}, nil, nil)
 	if fmt.Sprint(ids(u.Entries)) != "[1 2]" || u.Next != cursor+3 || u.Lost != 0 {
 		t.Errorf("below 3: ids %v next %d lost %d; want [1 2], %d, 0", ids(u.Entries), u.Next, u.Lost, cursor+3)
 	}
@@ -499,11 +500,11 @@ func TestReadUpdates(t *testing.T) {
 		t.Errorf("update carries status %d, want the latest, 200", u.Entries[0].StatusCode)
 	}
 	clientErrors := Matcher{Match: func(e *pxperfv1.Entry) bool { return e.StatusCode >= 400 }}
-	u = s.ReadUpdates(cursor, 10, Limit{Entries: 10}, clientErrors, nil, nil)
+	u = s.ReadUpdates(cursor, math.MaxUint64, 10, Limit{Entries: 10}, clientErrors, nil, nil)
 	if fmt.Sprint(ids(u.Entries)) != "[3 2]" {
 		t.Errorf("filtered: ids %v, want [3 2] in the order they changed", ids(u.Entries))
 	}
-	u = s.ReadUpdates(cursor, 10, Limit{Entries: 1}, Matcher{}, nil, nil)
+	u = s.ReadUpdates(cursor, math.MaxUint64, 10, Limit{Entries: 1}, Matcher{}, nil, nil)
 	if len(u.Entries) != 1 || u.Next != cursor+1 {
 		t.Errorf("max 1: %d entries, next %d", len(u.Entries), u.Next)
 	}
@@ -524,7 +525,7 @@ func TestReadUpdatesReportsLost(t *testing.T) {
 		batch[i] = e
 	}
 	s.Append(batch)
-	u := s.ReadUpdates(cursor, n+1, Limit{Entries: 1}, Matcher{}, nil, nil)
+	u := s.ReadUpdates(cursor, math.MaxUint64, n+1, Limit{Entries: 1}, Matcher{}, nil, nil)
 	if u.Lost != 5 || len(u.Entries) != 1 || u.Entries[0].Id != 6 {
 		t.Errorf("lost %d, first id %v; want 5 lost and id 6 next", u.Lost, ids(u.Entries))
 	}
@@ -817,24 +818,29 @@ func TestReadFromBytes(t *testing.T) {
 		wantIDs   string
 		wantNext  uint64
 		wantBytes int
+		wantFull  bool
 	}{
-		{"no byte bound", Limit{Entries: 4}, Matcher{}, "[1 2 3 4]", 5, sum(1, 4, false)},
-		{"three fit", Limit{Entries: 10, Bytes: sum(1, 3, false) + 1}, Matcher{}, "[1 2 3]", 4, sum(1, 3, false)},
-		{"exactly three", Limit{Entries: 10, Bytes: sum(1, 3, false)}, Matcher{}, "[1 2 3]", 4, sum(1, 3, false)},
-		{"one too large", Limit{Entries: 10, Bytes: 1}, Matcher{}, "[1]", 2, sum(1, 1, false)},
-		{"bodies count", Limit{Entries: 10, Bytes: sum(1, 2, true), Bodies: true}, Matcher{}, "[1 2]", 3, sum(1, 2, true)},
-		{"used counts", Limit{Entries: 10, Bytes: sum(1, 3, false), Used: sum(1, 2, false)}, Matcher{}, "[1]", 2, sum(1, 1, false)},
-		{"used leaves no room", Limit{Entries: 10, Bytes: sum(1, 2, false), Used: sum(1, 2, false)}, Matcher{}, "[]", 1, 0},
-		{"filtered", Limit{Entries: 10, Bytes: 2*len(all.Fields[1]) + 1}, even, "[2 4]", 6, len(all.Fields[1]) + len(all.Fields[3])},
-		{"filtered, used leaves no room", Limit{Entries: 10, Bytes: 10, Used: 10}, even, "[]", 2, 0},
+		{"no byte bound", Limit{Entries: 4}, Matcher{}, "[1 2 3 4]", 5, sum(1, 4, false), false},
+		{"entries bound first", Limit{Entries: 2, Bytes: sum(1, 3, false)}, Matcher{}, "[1 2]", 3, sum(1, 2, false), false},
+		{"three fit", Limit{Entries: 10, Bytes: sum(1, 3, false) + 1}, Matcher{}, "[1 2 3]", 4, sum(1, 3, false), true},
+		{"exactly three", Limit{Entries: 10, Bytes: sum(1, 3, false)}, Matcher{}, "[1 2 3]", 4, sum(1, 3, false), true},
+		{"all fit", Limit{Entries: 10, Bytes: sum(1, 10, false)}, Matcher{}, "[1 2 3 4 5 6 7 8 9 10]", 11, sum(1, 10, false), false},
+		{"one too large", Limit{Entries: 10, Bytes: 1}, Matcher{}, "[1]", 2, sum(1, 1, false), true},
+		{"bodies count", Limit{Entries: 10, Bytes: sum(1, 2, true), Bodies: true}, Matcher{}, "[1 2]", 3, sum(1, 2, true), true},
+		{"used counts", Limit{Entries: 10, Bytes: sum(1, 3, false), Used: sum(1, 2, false)}, Matcher{}, "[1]", 2, sum(1, 1, false), true},
+		{"used leaves no room", Limit{Entries: 10, Bytes: sum(1, 2, false), Used: sum(1, 2, false)}, Matcher{}, "[]", 1, 0, true},
+		{"filtered", Limit{Entries: 10, Bytes: 2*len(all.Fields[1]) + 1}, even, "[2 4]", 6, len(all.Fields[1]) + len(all.Fields[3]), true},
+		{"filtered, used leaves no room", Limit{Entries: 10, Bytes: 10, Used: 10}, even, "[]", 2, 0, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r, err := s.ReadFrom(1, tt.lim, tt.m, Read{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := fmt.Sprint(ids(r.Entries)); got != tt.wantIDs || r.Next != tt.wantNext || r.Bytes != tt.wantBytes {
-				t.Errorf("ids %s next %d bytes %d; want %s, %d, %d", got, r.Next, r.Bytes, tt.wantIDs, tt.wantNext, tt.wantBytes)
+			if got := fmt.Sprint(ids(r.Entries)); got != tt.wantIDs || r.Next != tt.wantNext || r.Bytes != tt.wantBytes ||
+				r.Full != tt.wantFull || r.Count != len(r.Entries) {
+				t.Errorf("ids %s next %d bytes %d full %v count %d; want %s, %d, %d, %v, %d",
+					got, r.Next, r.Bytes, r.Full, r.Count, tt.wantIDs, tt.wantNext, tt.wantBytes, tt.wantFull, len(r.Entries))
 			}
 			joined := 0
 			for _, run := range r.Runs {
@@ -858,18 +864,69 @@ func TestReadUpdatesBytes(t *testing.T) {
 		e.RequestId = rid
 		s.Append([]*pxperfv1.Entry{e})
 	}
-	u := s.ReadUpdates(cursor, 10, Limit{Entries: 10}, Matcher{}, nil, nil)
+	u := s.ReadUpdates(cursor, math.MaxUint64, 10, Limit{Entries: 10}, Matcher{}, nil, nil)
 	if len(u.Fields) != 2 {
 		t.Fatalf("%d updates, want 2", len(u.Fields))
 	}
 	one := len(u.Fields[0])
-	u = s.ReadUpdates(cursor, 10, Limit{Entries: 10, Bytes: one + 1}, Matcher{}, nil, nil)
-	if fmt.Sprint(ids(u.Entries)) != "[1]" || u.Next != cursor+1 || u.Bytes != one {
-		t.Errorf("one fits: ids %v next %d bytes %d; want [1], %d, %d", ids(u.Entries), u.Next, u.Bytes, cursor+1, one)
+	u = s.ReadUpdates(cursor, math.MaxUint64, 10, Limit{Entries: 10, Bytes: one + 1}, Matcher{}, nil, nil)
+	if fmt.Sprint(ids(u.Entries)) != "[1]" || u.Next != cursor+1 || u.Bytes != one || !u.Full {
+		t.Errorf("one fits: ids %v next %d bytes %d full %v; want [1], %d, %d, true", ids(u.Entries), u.Next, u.Bytes, u.Full, cursor+1, one)
 	}
-	u = s.ReadUpdates(cursor, 10, Limit{Entries: 10, Bytes: one, Used: 1}, Matcher{}, nil, nil)
+	u = s.ReadUpdates(cursor, math.MaxUint64, 10, Limit{Entries: 10, Bytes: one, Used: 1}, Matcher{}, nil, nil)
+	if len(u.Entries) != 0 || u.Next != cursor || !u.Full {
+		t.Errorf("no room: ids %v next %d full %v; want none, %d, true", ids(u.Entries), u.Next, u.Full, cursor)
+	}
+}
+
+// A subscriber's updates stop at the update cursor of its read of entries:
+// a completion after that read, of an entry the read returned as PENDING,
+// is left for its next read of updates, not passed over.
+func TestReadUpdatesUntil(t *testing.T) {
+	s := mustNew(t, Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30})
+	cursor := s.UpdateCursor()
+	s.Append([]*pxperfv1.Entry{pendingEntry("a", "http://example.com/a")}) // id 1
+	r, _ := s.ReadFrom(1, Limit{Entries: 10}, Matcher{}, Read{})
+	if len(r.Entries) != 1 || r.Entries[0].GetState() != pxperfv1.EntryState_ENTRY_STATE_PENDING {
+		t.Fatalf("read %v, want id 1 PENDING", r.Entries)
+	}
+	done := newEntry("GET", "http://example.com/a", 200)
+	done.RequestId = "a"
+	s.Append([]*pxperfv1.Entry{done}) // completes id 1 after the read
+
+	// The batch of id 1 goes out with updates below id 1: none, and the
+	// cursor must not pass the completion.
+	u := s.ReadUpdates(cursor, r.UpdateCursor, 1, Limit{Entries: 10}, Matcher{}, nil, nil)
 	if len(u.Entries) != 0 || u.Next != cursor {
-		t.Errorf("no room: ids %v next %d; want none, %d", ids(u.Entries), u.Next, cursor)
+		t.Fatalf("updates %v next %d; want none and the cursor left at %d", ids(u.Entries), u.Next, cursor)
+	}
+	// The next round, past id 1, gets it.
+	r, _ = s.ReadFrom(2, Limit{Entries: 10}, Matcher{}, r)
+	u = s.ReadUpdates(u.Next, r.UpdateCursor, 2, Limit{Entries: 10}, Matcher{}, nil, nil)
+	if fmt.Sprint(ids(u.Entries)) != "[1]" || u.Entries[0].GetStatusCode() != 200 {
+		t.Errorf("next updates %v, want id 1 completed", u.Entries)
+	}
+}
+
+// WithBody gives a copy carrying the body of the entry the store holds,
+// and the entry itself once the store holds another in its place.
+func TestWithBody(t *testing.T) {
+	s := mustNew(t, Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30, MaxBodySize: 1 << 10})
+	p := pendingEntry("a", "http://example.com/a")
+	p.ResponseBody = &pxperfv1.Body{Data: []byte("partial")}
+	held := s.Append([]*pxperfv1.Entry{p})[0].Entry
+	if got := s.WithBody(held); got == held || string(got.GetResponseBody().GetData()) != "partial" {
+		t.Errorf("WithBody of the held entry: body %q, a copy %v; want \"partial\", true", got.GetResponseBody().GetData(), got != held)
+	}
+	if held.GetResponseBody().GetData() != nil {
+		t.Error("WithBody changed the stored entry")
+	}
+	done := newEntry("GET", "http://example.com/a", 200)
+	done.RequestId = "a"
+	done.ResponseBody = &pxperfv1.Body{Data: []byte("the whole body")}
+	s.Append([]*pxperfv1.Entry{done})
+	if got := s.WithBody(held); got != held {
+		t.Errorf("WithBody of a replaced entry = %v, want the entry itself", got)
 	}
 }
 
@@ -984,6 +1041,9 @@ func TestReadRunsOnlyConcurrent(t *testing.T) {
 				if r, err = s.ReadFrom(next, Limit{Entries: 1 + int(next%97), Bytes: 4096, RunsOnly: true}, Matcher{}, r); err != nil {
 					errs <- err
 					return
+				}
+				if r.GapFirst != 0 { // fell behind the oldest held
+					next = r.GapLast + 1
 				}
 				rest := bytes.Join(r.Runs, nil)
 				for id := next; id < r.Next; id++ {

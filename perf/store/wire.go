@@ -167,11 +167,11 @@ func (s *Store) encodeRunLocked(first, end uint64) {
 		if len(sizes) > 1 {
 			desc = &encodedRun{end: id}
 		}
-		end := len(buf)
+		stop := len(buf) // where field i ends
 		for i := len(sizes) - 1; i >= 0; i-- {
 			start := sizes[i].start
-			s.wireLocked(run+uint64(i)).set(buf[start:end:cap(buf)], desc)
-			end = start
+			s.wireLocked(run+uint64(i)).set(buf[start:stop:cap(buf)], desc)
+			stop = start
 		}
 	}
 }
