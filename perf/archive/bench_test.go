@@ -165,6 +165,40 @@ func BenchmarkCompress(b *testing.B) {
 	}
 }
 
+// BenchmarkCompressFile compresses one rotated file of the default count
+// policy's size (about 1000 entries, 450 KiB of realistic lines), as
+// housekeeping does after each rotation: with a new encoder per file, and
+// with one encoder reset for each file, as the archive keeps (Archive.zw).
+func BenchmarkCompressFile(b *testing.B) {
+	raw := realJSONL(450 << 10)
+	for _, shared := range []bool{false, true} {
+		b.Run(map[bool]string{false: "new_encoder", true: "reset_encoder"}[shared], func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(raw)))
+			var out bytes.Buffer
+			zw, err := zstd.NewWriter(nil, zstdOptions()...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				out.Reset()
+				if shared {
+					zw.Reset(&out)
+				} else if zw, err = zstd.NewWriter(&out, zstdOptions()...); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := zw.Write(raw); err != nil {
+					b.Fatal(err)
+				}
+				if err := zw.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(raw))/float64(out.Len()), "ratio")
+		})
+	}
+}
+
 // BenchmarkOpen1GB times Open on 1 GiB of archive files on disk: about
 // 550 zstd files of 10 MiB of lines each (their content is one compressed
 // chunk written again: Open reads only their sidecars), 4 plain rotated

@@ -145,10 +145,13 @@ func (a *Archive) compressFile(ctx context.Context, stem string) (in, out int64,
 			os.Remove(tmp)
 		}
 	}()
-	zw, err := zstd.NewWriter(w, zstdOptions()...)
-	if err != nil {
-		return 0, 0, err
+	if a.zw == nil {
+		if a.zw, err = zstd.NewWriter(nil, zstdOptions()...); err != nil {
+			return 0, 0, err
+		}
 	}
+	zw := a.zw
+	zw.Reset(w)
 	in, err = copyCtx(ctx, zw, r)
 	if cerr := zw.Close(); err == nil {
 		err = cerr
