@@ -83,6 +83,7 @@ func Default() *pxperfv1.Config {
 			MaxSendMessageBytes:  16 << 20,
 			MaxConcurrentStreams: 1000,
 			ShutdownTimeout:      d(5 * time.Second),
+			ReceiveWindowBytes:   256 << 10,
 		},
 		Proxy: &pxperfv1.ProxyConfig{
 			MaxConnections: 1000,

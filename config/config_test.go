@@ -30,11 +30,12 @@ func TestValidateNamesTheField(t *testing.T) {
 	cfg := Default()
 	cfg.Memory.LowWater = 0.9 // above high_water 0.8
 	cfg.Throttle.MaxUpdatesPerSecond = 0
+	cfg.Server.ReceiveWindowBytes = 1024 // below 64 KiB
 	err = Validate(v, cfg)
 	if !errors.Is(err, ErrInvalid) {
 		t.Fatalf("Validate = %v, want ErrInvalid", err)
 	}
-	for _, want := range []string{"memory", "low_water must be below high_water", "throttle.max_updates_per_second"} {
+	for _, want := range []string{"memory", "low_water must be below high_water", "throttle.max_updates_per_second", "server.receive_window_bytes"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}

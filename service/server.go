@@ -114,6 +114,11 @@ func New(cfg *pxperfv1.Config, opts Options) (*Server, error) {
 		grpc.MaxRecvMsgSize(int(sc.GetMaxRecvMessageBytes())),
 		grpc.MaxSendMsgSize(int(sc.GetMaxSendMessageBytes())),
 		grpc.MaxConcurrentStreams(sc.GetMaxConcurrentStreams()),
+		// A static window bounds what a producer's connection can have
+		// buffered here: gRPC's dynamic one grew to 16 MiB under a flood of
+		// large bodies, outside the memory budget (BENCHMARKS.md, flood).
+		grpc.StaticStreamWindowSize(int32(sc.GetReceiveWindowBytes())),
+		grpc.StaticConnWindowSize(int32(sc.GetReceiveWindowBytes())),
 		// Find dead peers within ~40s; refuse clients that ping more than
 		// every 10s.
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),

@@ -926,8 +926,16 @@ type ServerConfig struct {
 	// Address (host:port) of the HTTP endpoint serving Prometheus metrics at
 	// /metrics; empty means none. Default empty. Not live.
 	MetricsAddress string `protobuf:"bytes,6,opt,name=metrics_address,json=metricsAddress,proto3" json:"metrics_address,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// HTTP/2 flow-control window of what clients send, per stream and per
+	// connection, in bytes: the most of a producer's data the server holds
+	// before it reads it, outside the memory budget, and what a producer may
+	// have in flight, so at most this much per round trip (256 KiB is about
+	// 250 MB/s at 1 ms, 5 MB/s at 50 ms: raise it for producers far away).
+	// gRPC's own window grows to 16 MiB a stream. Default 262144 (256 KiB);
+	// 65536..16777216. Not live.
+	ReceiveWindowBytes uint32 `protobuf:"varint,7,opt,name=receive_window_bytes,json=receiveWindowBytes,proto3" json:"receive_window_bytes,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ServerConfig) Reset() {
@@ -1000,6 +1008,13 @@ func (x *ServerConfig) GetMetricsAddress() string {
 		return x.MetricsAddress
 	}
 	return ""
+}
+
+func (x *ServerConfig) GetReceiveWindowBytes() uint32 {
+	if x != nil {
+		return x.ReceiveWindowBytes
+	}
+	return 0
 }
 
 // ProxyConfig controls the built-in recording forward proxy: an HTTP proxy
@@ -1186,7 +1201,7 @@ const file_pxperf_v1_config_proto_rawDesc = "" +
 	"\x16memory_alert_threshold\x18\x04 \x01(\x01B\x17\xbaH\x14\x12\x12\x19\x00\x00\x00\x00\x00\x00\xf0?){\x14\xaeG\xe1z\x84?R\x14memoryAlertThreshold\x12S\n" +
 	"\x19throttled_alert_threshold\x18\x05 \x01(\x01B\x17\xbaH\x14\x12\x12\x19\x00\x00\x00\x00\x00\x00\xf0?){\x14\xaeG\xe1z\x84?R\x17throttledAlertThreshold\x12^\n" +
 	"\x1fcleanup_failure_alert_threshold\x18\x06 \x01(\x01B\x17\xbaH\x14\x12\x12\x19\x00\x00\x00\x00\x00\x00\xf0?){\x14\xaeG\xe1z\x84?R\x1ccleanupFailureAlertThreshold\x12$\n" +
-	"\tmin_score\x18\a \x01(\rB\a\xbaH\x04*\x02\x18dR\bminScore\"\x9b\x03\n" +
+	"\tmin_score\x18\a \x01(\rB\a\xbaH\x04*\x02\x18dR\bminScore\"\xdd\x03\n" +
 	"\fServerConfig\x121\n" +
 	"\x0elisten_address\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01(\xff\x01R\rlistenAddress\x12C\n" +
@@ -1194,7 +1209,8 @@ const file_pxperf_v1_config_proto_rawDesc = "" +
 	"\x16max_send_message_bytes\x18\x03 \x01(\rB\x0e\xbaH\v*\t\x18\x80\x80\x80\x80\x01(\x80\bR\x13maxSendMessageBytes\x12A\n" +
 	"\x16max_concurrent_streams\x18\x04 \x01(\rB\v\xbaH\b*\x06\x18\xc0\x84=(\x01R\x14maxConcurrentStreams\x12X\n" +
 	"\x10shutdown_timeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationB\x12\xbaH\x0f\xaa\x01\f\"\x03\b\xac\x022\x05\x10\x80\xc2\xd7/R\x0fshutdownTimeout\x121\n" +
-	"\x0fmetrics_address\x18\x06 \x01(\tB\b\xbaH\x05r\x03(\xff\x01R\x0emetricsAddress\"\xa6\x02\n" +
+	"\x0fmetrics_address\x18\x06 \x01(\tB\b\xbaH\x05r\x03(\xff\x01R\x0emetricsAddress\x12@\n" +
+	"\x14receive_window_bytes\x18\a \x01(\rB\x0e\xbaH\v*\t\x18\x80\x80\x80\b(\x80\x80\x04R\x12receiveWindowBytes\"\xa6\x02\n" +
 	"\vProxyConfig\x12/\n" +
 	"\x0elisten_address\x18\x01 \x01(\tB\b\xbaH\x05r\x03(\xff\x01R\rlistenAddress\x12;\n" +
 	"\bupstream\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a(\x80\x102\x15^(|http://[^/?#]+/?)$R\bupstream\x12#\n" +
