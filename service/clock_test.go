@@ -296,10 +296,7 @@ func TestClockBurstCooldown(t *testing.T) {
 // without: entries of 7 KiB arriving one at a time, against a 64 KiB
 // message, do not wait for batch_timeout.
 func TestClockByteFullBatch(t *testing.T) {
-	for _, tt := range []struct {
-		name   string
-		filter *pxperfv1.Filter
-	}{{"no filter", nil}, {"filter", &pxperfv1.Filter{Methods: []string{"GET"}}}} {
+	for _, tt := range subscriberPaths {
 		t.Run(tt.name, func(t *testing.T) {
 			clockTest(t, func(t *testing.T) {
 				const maxSend = 64 << 10

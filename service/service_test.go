@@ -347,14 +347,19 @@ func TestSubscribeTailSnapshot(t *testing.T) {
 	}
 }
 
+// subscriberPaths are a subscription's two ways of reading the store: without
+// a filter, runs of cached encodings (store.Limit.RunsOnly); with one, entry
+// by entry. The filter selects every entry the tests publish (GET).
+var subscriberPaths = []struct {
+	name   string
+	filter *pxperfv1.Filter
+}{{"no filter", nil}, {"filter", &pxperfv1.Filter{Methods: []string{"GET"}}}}
+
 // The snapshot_end marker falls exactly between snapshot and live entries
 // even when a batch would cross it: entries published while the snapshot
 // is being sent come after the marker, with or without a filter.
 func TestSubscribeTailSnapshotEndsBatch(t *testing.T) {
-	for _, tt := range []struct {
-		name   string
-		filter *pxperfv1.Filter
-	}{{"no filter", nil}, {"filter", &pxperfv1.Filter{Methods: []string{"GET"}}}} {
+	for _, tt := range subscriberPaths {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, func(c *pxperfv1.Config) {
 				c.Throttle.BatchSize = 2
@@ -391,10 +396,7 @@ func TestSubscribeTailSnapshotEndsBatch(t *testing.T) {
 // the marker still falls between snapshot and live ids, and next_id never
 // goes back.
 func TestSubscribeTailSnapshotEvicted(t *testing.T) {
-	for _, tt := range []struct {
-		name   string
-		filter *pxperfv1.Filter
-	}{{"no filter", nil}, {"filter", &pxperfv1.Filter{Methods: []string{"GET"}}}} {
+	for _, tt := range subscriberPaths {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, func(c *pxperfv1.Config) {
 				c.Memory.MaxEntries = 3
