@@ -55,9 +55,9 @@ func batchBytes(maxSend uint32) int {
 //
 // When a message goes out: as soon as the batch holds throttle.batch_size
 // entries or 1 MiB of them (see maxBatchBytes), or its first entry has
-// waited throttle.batch_timeout, but never
-// sooner than the throttle's interval after the previous message. The
-// interval is at least max(throttle.min_update_interval, 1s /
+// waited throttle.batch_timeout, but never sooner than the throttle's
+// interval after the previous message. The interval is at least
+// max(throttle.min_update_interval, 1s /
 // max_updates_per_second) — the hard cap — and grows in adaptive and burst
 // modes. A batch holding an entry at or above throttle.priority_threshold
 // goes out at once, keeping only the hard cap.
@@ -290,7 +290,7 @@ func (sub *subscription) run() error {
 		wire := r.Runs
 		switch {
 		case sub.runsOnly():
-			count = r.Count // the read stopped at the snapshot's end
+			count = r.Count // nothing to cut: limit() ended the read at the snapshot's end
 		case len(entries) < len(r.Entries):
 			wire = r.Fields[:len(entries)] // cut at the snapshot's end
 		}

@@ -50,7 +50,8 @@ const maxScan = 4096
 
 // Read is the result of [Store.ReadFrom].
 type Read struct {
-	// Entries that matched, in id order, without bodies.
+	// Entries that matched, in id order, without bodies; empty when the
+	// read's Limit.RunsOnly asked for Runs alone.
 	Entries []*pxperfv1.Entry
 	// Fields holds each entry's protobuf encoding as an [EntryField] field
 	// (tag, length, entry), made once per entry and shared by all readers:
