@@ -43,10 +43,10 @@ type Archive struct {
 	// saves the allocation of its tables per file (1.8 MB), which made a
 	// file of 1000 entries compress at 250 MB/s where a reset one gives
 	// 390. Only houseLoop uses it; nil until the first file.
-	zw *zstd.Encoder
-	wg     sync.WaitGroup     // writeLoop and houseLoop
-	once   sync.Once          // Close
-	doneWr chan error         // writeLoop's result, for Close
+	zw     *zstd.Encoder
+	wg     sync.WaitGroup // writeLoop and houseLoop
+	once   sync.Once      // Close
+	doneWr chan error     // writeLoop's result, for Close
 }
 
 // fileState is what the archive knows of one data file. Guarded by
