@@ -103,15 +103,11 @@ func TestClockBatching(t *testing.T) {
 				if n := len(got.m.GetBatch().GetEntries()); n != tt.wantEntries || got.at != tt.wantAfter {
 					t.Errorf("batch of %d entries after %v, want %d after %v", n, got.at, tt.wantEntries, tt.wantAfter)
 				}
-				resp, err := h.client.Service().GetStats(clockContext(t), &pxperfv1.GetStatsRequest{})
-				if err != nil {
-					t.Fatal(err)
-				}
 				wantFlushes := uint64(0)
 				if tt.status >= 500 {
 					wantFlushes = 1
 				}
-				if got := resp.GetStats().GetThrottle().GetPriorityFlushes(); got != wantFlushes {
+				if got := h.stats(t, clockContext(t)).GetThrottle().GetPriorityFlushes(); got != wantFlushes {
 					t.Errorf("priority_flushes = %d, want %d", got, wantFlushes)
 				}
 			})
@@ -209,14 +205,7 @@ func TestClockStuckSubscriberCut(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		stats := func() *pxperfv1.ThrottleStats {
-			t.Helper()
-			resp, err := h.client.Service().GetStats(ctx, &pxperfv1.GetStatsRequest{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return resp.GetStats().GetThrottle()
-		}
+		stats := func() *pxperfv1.ThrottleStats { return h.stats(t, ctx).GetThrottle() }
 		subscribed := time.Now()
 		time.Sleep(30*time.Second - time.Millisecond)
 		synctest.Wait()
@@ -251,14 +240,7 @@ func TestClockBurstCooldown(t *testing.T) {
 			c.Throttle.HeartbeatInterval = durationpb.New(30 * time.Minute)
 		})
 		ctx := clockContext(t)
-		throttle := func() *pxperfv1.ThrottleStats {
-			t.Helper()
-			resp, err := h.client.Service().GetStats(ctx, &pxperfv1.GetStatsRequest{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return resp.GetStats().GetThrottle()
-		}
+		throttle := func() *pxperfv1.ThrottleStats { return h.stats(t, ctx).GetThrottle() }
 		// The sampler ticks at whole seconds from the server's start.
 		synctest.Wait()
 		start := time.Now()

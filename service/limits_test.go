@@ -48,14 +48,11 @@ func TestProducerRateLimitPublish(t *testing.T) {
 		t.Errorf("Publish of a batch larger than the limit = %v, want RESOURCE_EXHAUSTED asking for smaller batches", err)
 	}
 
-	stats, err := h.client.Service().GetStats(ctx, &pxperfv1.GetStatsRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := stats.GetStats().GetStore().GetAccepted(); got != 100 {
+	stats := h.stats(t, ctx)
+	if got := stats.GetStore().GetAccepted(); got != 100 {
 		t.Errorf("accepted = %d, want 100: refused calls must store nothing", got)
 	}
-	if got := stats.GetStats().GetResources().GetRateLimited(); got != 2 {
+	if got := stats.GetResources().GetRateLimited(); got != 2 {
 		t.Errorf("rate_limited = %d, want 2", got)
 	}
 
@@ -89,11 +86,7 @@ func TestProducerRateLimitStream(t *testing.T) {
 	if sum.GetAccepted() != 3000 {
 		t.Errorf("accepted %d, want 3000", sum.GetAccepted())
 	}
-	stats, err := h.client.Service().GetStats(ctx, &pxperfv1.GetStatsRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if stats.GetStats().GetResources().GetRateLimited() == 0 {
+	if h.stats(t, ctx).GetResources().GetRateLimited() == 0 {
 		t.Error("rate_limited = 0, want the stream counted as slowed")
 	}
 }

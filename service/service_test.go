@@ -161,6 +161,16 @@ func (s *stream) recv(t *testing.T) *pxperfv1.SubscribeResponse {
 	}
 }
 
+// stats returns the server's stats now.
+func (h *harness) stats(t *testing.T, ctx context.Context) *pxperfv1.Stats {
+	t.Helper()
+	resp, err := h.client.Service().GetStats(ctx, &pxperfv1.GetStatsRequest{})
+	if err != nil {
+		t.Fatalf("GetStats: %v", err)
+	}
+	return resp.GetStats()
+}
+
 // waitStats polls GetStats until cond holds, for what happens on the
 // server's own clock (a sampler tick, a flush, a timeout), and returns the
 // stats that satisfied it. It fails the test when the test's deadline
@@ -776,15 +786,12 @@ func TestGetStatsReportsStore(t *testing.T) {
 	for i := range 3 {
 		h.publish(t, ctx, entry("GET", fmt.Sprintf("http://example.com/%d", i), 200))
 	}
-	resp, err := h.client.Service().GetStats(ctx, &pxperfv1.GetStatsRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := resp.GetStats().GetStore()
+	stats := h.stats(t, ctx)
+	st := stats.GetStore()
 	if st.GetEntries() != 2 || st.GetAccepted() != 3 || st.GetEvictedByCount() != 1 || st.GetOldestId() != 2 || st.GetNewestId() != 3 {
 		t.Errorf("store stats = %v", st)
 	}
-	p := resp.GetStats().GetProcess()
+	p := stats.GetProcess()
 	if p.GetRssBytes() == 0 || p.GetHeapLiveBytes() == 0 || p.GetMemoryLimitBytes() == 0 || p.GetGoroutines() == 0 {
 		t.Errorf("process stats = %v, want real figures", p)
 	}

@@ -49,20 +49,12 @@ func TestBurstModeReactsToIngestRate(t *testing.T) {
 	for i := 0; ; i++ {
 		h.publish(t, ctx, entry("GET", fmt.Sprintf("http://example.com/%d", i), 200))
 		sub.recv(t)
-		resp, err := h.client.Service().GetStats(ctx, &pxperfv1.GetStatsRequest{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		th := resp.GetStats().GetThrottle()
+		th := h.stats(t, ctx).GetThrottle()
 		if th.GetBurstActive() && th.GetBurstEvents() == 1 {
 			// The interval chosen after the message just sent.
 			h.publish(t, ctx, entry("GET", "http://example.com/next", 200))
 			sub.recv(t)
-			resp, err = h.client.Service().GetStats(ctx, &pxperfv1.GetStatsRequest{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := resp.GetStats().GetThrottle().GetPerSubscriber()[0].GetInterval().AsDuration(); got != 20*time.Millisecond {
+			if got := h.stats(t, ctx).GetThrottle().GetPerSubscriber()[0].GetInterval().AsDuration(); got != 20*time.Millisecond {
 				t.Errorf("interval in a burst = %v, want 20ms (doubled)", got)
 			}
 			return
@@ -93,11 +85,7 @@ func TestAdaptiveModeReactsToMemoryLoad(t *testing.T) {
 	for i := range 3 {
 		h.publish(t, ctx, entry("GET", fmt.Sprintf("http://example.com/%d", i), 200))
 		sub.recv(t)
-		resp, err := h.client.Service().GetStats(ctx, &pxperfv1.GetStatsRequest{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := resp.GetStats().GetThrottle().GetPerSubscriber()[0].GetInterval().AsDuration()
+		got := h.stats(t, ctx).GetThrottle().GetPerSubscriber()[0].GetInterval().AsDuration()
 		if got <= interval {
 			t.Fatalf("message %d: interval %v did not grow from %v under memory load", i, got, interval)
 		}
