@@ -345,6 +345,19 @@ func decodeEntry(b []byte, redacts func(name string) bool) (e *pxperfv1.Entry, o
 	return e, true
 }
 
+// eachField calls take for each field of b, a message's encoding, in
+// order, and reports whether every field was well formed and taken.
+func eachField(b []byte, take func(f field) bool) bool {
+	for len(b) > 0 {
+		f, size := nextField(b)
+		if size < 0 || !take(f) {
+			return false
+		}
+		b = b[size:]
+	}
+	return true
+}
+
 func isVarint(f field) bool { return f.typ == protowire.VarintType }
 
 // once reports whether f is length-delimited and the first of its number
@@ -425,22 +438,16 @@ func (a *entryAlloc) header(hf field) (*pxperfv1.Header, bool) {
 	}
 	h := &a.headers[0]
 	a.headers = a.headers[1:]
-	for b := hf.b; len(b) > 0; {
-		f, size := nextField(b)
-		if size < 0 {
-			return nil, false
-		}
-		b = b[size:]
-		ok := false
+	if !eachField(hf.b, func(f field) (ok bool) {
 		switch f.num {
 		case 1:
 			h.Name, ok = a.str(f)
 		case 2:
 			h.Value, ok = a.str(f)
 		}
-		if !ok {
-			return nil, false
-		}
+		return ok
+	}) {
+		return nil, false
 	}
 	if h.Value != "" && a.redacts != nil && a.redacts(h.Name) {
 		a.forget(h.Value)
@@ -468,13 +475,7 @@ func (a *entryAlloc) forget(s string) {
 func (a *entryAlloc) proxyDecision(b []byte) (*pxperfv1.ProxyDecision, bool) {
 	// a.failed is nil, as proto leaves it, when there are none.
 	d := &pxperfv1.ProxyDecision{FailedUpstreams: a.failed}
-	for len(b) > 0 {
-		f, size := nextField(b)
-		if size < 0 {
-			return nil, false
-		}
-		b = b[size:]
-		ok := false
+	ok := eachField(b, func(f field) (ok bool) {
 		switch f.num {
 		case 1:
 			ok = isVarint(f)
@@ -489,9 +490,10 @@ func (a *entryAlloc) proxyDecision(b []byte) (*pxperfv1.ProxyDecision, bool) {
 			ok = isVarint(f)
 			d.Source = pxperfv1.DecisionSource(int32(f.v))
 		}
-		if !ok {
-			return nil, false
-		}
+		return ok
+	})
+	if !ok {
+		return nil, false
 	}
 	return d, true
 }
@@ -500,13 +502,7 @@ func (a *entryAlloc) proxyDecision(b []byte) (*pxperfv1.ProxyDecision, bool) {
 // string.
 func (a *entryAlloc) entryError(b []byte) (*pxperfv1.EntryError, bool) {
 	er := new(pxperfv1.EntryError)
-	for len(b) > 0 {
-		f, size := nextField(b)
-		if size < 0 {
-			return nil, false
-		}
-		b = b[size:]
-		ok := false
+	ok := eachField(b, func(f field) (ok bool) {
 		switch f.num {
 		case 1:
 			ok = isVarint(f)
@@ -514,9 +510,10 @@ func (a *entryAlloc) entryError(b []byte) (*pxperfv1.EntryError, bool) {
 		case 2:
 			er.Message, ok = a.str(f)
 		}
-		if !ok {
-			return nil, false
-		}
+		return ok
+	})
+	if !ok {
+		return nil, false
 	}
 	return er, true
 }
@@ -525,13 +522,7 @@ func (a *entryAlloc) entryError(b []byte) (*pxperfv1.EntryError, bool) {
 // original_size = 3 and truncated = 4, varints.
 func (a *entryAlloc) body(b []byte) (*pxperfv1.Body, bool) {
 	body := new(pxperfv1.Body)
-	for len(b) > 0 {
-		f, size := nextField(b)
-		if size < 0 {
-			return nil, false
-		}
-		b = b[size:]
-		ok := false
+	ok := eachField(b, func(f field) (ok bool) {
 		switch f.num {
 		case 1:
 			// Its own allocation, as proto makes it (nil when empty): the
@@ -547,9 +538,10 @@ func (a *entryAlloc) body(b []byte) (*pxperfv1.Body, bool) {
 			ok = isVarint(f)
 			body.Truncated = protowire.DecodeBool(f.v)
 		}
-		if !ok {
-			return nil, false
-		}
+		return ok
+	})
+	if !ok {
+		return nil, false
 	}
 	return body, true
 }
