@@ -11,6 +11,7 @@ import (
 	"github.com/pxperf/pxperf/config"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
@@ -41,6 +42,10 @@ type bareServer struct {
 
 	mu      sync.Mutex    // serialises changes to subs
 	changed chan struct{} // closed and replaced whenever subs changes
+
+	// window is what ListEntries lists, oldest first. Set before the
+	// server serves, and not changed after.
+	window []*pxperfv1.Entry
 }
 
 // bareSubscriber is one Subscribe stream's queue.
@@ -128,6 +133,27 @@ func (s *bareServer) Subscribe(_ *pxperfv1.SubscribeRequest, stream grpc.ServerS
 			return status.FromContextError(ctx.Err()).Err()
 		}
 	}
+}
+
+// ListEntries returns a window of s.window, newest first, at the request's
+// offset: what a server that keeps its entries in a slice of messages
+// does, with the generated code marshalling them on every call. It lists
+// only what the window scenario's unfiltered calls ask for; anything else
+// is Unimplemented.
+func (s *bareServer) ListEntries(_ context.Context, req *pxperfv1.ListEntriesRequest) (*pxperfv1.ListEntriesResponse, error) {
+	if req.GetFilter() != nil || req.GetPageToken() != "" || req.GetOrder() == pxperfv1.Order_ORDER_OLDEST_FIRST {
+		return nil, status.Error(codes.Unimplemented, "the bare server lists only unfiltered windows, newest first, by offset")
+	}
+	size := int(req.GetPageSize())
+	if size == 0 {
+		size = 50
+	}
+	total := uint64(len(s.window))
+	resp := &pxperfv1.ListEntriesResponse{TotalSize: int64(total)}
+	for p := req.GetOffset(); p < total && len(resp.Entries) < size; p++ {
+		resp.Entries = append(resp.Entries, s.window[total-1-p])
+	}
+	return resp, nil
 }
 
 // update replaces the subscriber list by edit's result, applied to a copy.

@@ -91,6 +91,8 @@ func (r *row) metText() string {
 	switch {
 	case r.Error != "":
 		return "ERROR"
+	case r.Goal == 0:
+		return "-" // a figure beside its baseline, with no goal on it
 	case r.Met:
 		return "yes"
 	}

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"runtime/pprof"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -98,7 +100,11 @@ func measureWindows(tb testing.TB, spec windowSpec) ([]row, error) {
 	client := pxperfv1.NewPerformanceServiceClient(conn)
 
 	loadStart := time.Now()
-	if err := publishWindowEntries(ctx, conn, spec.entries); err != nil {
+	entries := make([]*pxperfv1.Entry, spec.entries)
+	for i := range entries {
+		entries[i] = windowEntry(i)
+	}
+	if err := publishWindowEntries(ctx, conn, entries); err != nil {
 		return nil, err
 	}
 	st, err := client.GetStats(ctx, &pxperfv1.GetStatsRequest{})
@@ -111,15 +117,28 @@ func measureWindows(tb testing.TB, spec windowSpec) ([]row, error) {
 	tb.Logf("window: %d entries published in %v; server heap live %d MiB", spec.entries,
 		time.Since(loadStart).Round(time.Millisecond), st.GetStats().GetProcess().GetHeapLiveBytes()>>20)
 
-	paths := []struct {
+	// The bare server holds the same entries, with the ids pxperf gave
+	// them.
+	for i, e := range entries {
+		e.Id = uint64(i + 1)
+	}
+	bareClient, stopBare, err := serveBareWindow(ctx, entries)
+	if err != nil {
+		return nil, err
+	}
+	defer stopBare()
+
+	type path struct {
 		name string
 		list func(context.Context, *pxperfv1.ListEntriesRequest) (*pxperfv1.ListEntriesResponse, error)
-	}{
-		{"RPC", func(ctx context.Context, req *pxperfv1.ListEntriesRequest) (*pxperfv1.ListEntriesResponse, error) {
-			return client.ListEntries(ctx, req)
-		}},
-		{"in-process", srv.Service().ListEntries},
 	}
+	rpc := path{"RPC", func(ctx context.Context, req *pxperfv1.ListEntriesRequest) (*pxperfv1.ListEntriesResponse, error) {
+		return client.ListEntries(ctx, req)
+	}}
+	inProcess := path{"in-process", srv.Service().ListEntries}
+	bareRPC := path{"RPC, bare server", func(ctx context.Context, req *pxperfv1.ListEntriesRequest) (*pxperfv1.ListEntriesResponse, error) {
+		return bareClient.ListEntries(ctx, req)
+	}}
 	hostFilter := func(h int) *pxperfv1.Filter { return &pxperfv1.Filter{Host: fmt.Sprintf("h%02d.example", h)} }
 	perHost := spec.entries / windowHosts
 	cases := []struct {
@@ -128,15 +147,18 @@ func measureWindows(tb testing.TB, spec windowSpec) ([]row, error) {
 		goalMs float64
 		total  int                             // entries in the view
 		filter func(call int) *pxperfv1.Filter // nil: unfiltered
+		paths  []path                          // the last is the bare server, for unfiltered windows
 	}{
-		{name: "window unfiltered", calls: spec.plain, goalMs: windowGoalPlainMs, total: spec.entries},
+		{name: "window unfiltered", calls: spec.plain, goalMs: windowGoalPlainMs, total: spec.entries,
+			paths: []path{rpc, inProcess, bareRPC}},
 		{name: "window 1% filter, first call", calls: spec.firstCall, goalMs: windowGoalFilteredMs, total: perHost,
-			filter: func(call int) *pxperfv1.Filter { return hostFilter(call % windowHosts) }},
+			filter: func(call int) *pxperfv1.Filter { return hostFilter(call % windowHosts) }, paths: []path{rpc, inProcess}},
 		{name: "window 1% filter, cached", calls: spec.cached, goalMs: windowGoalFilteredMs, total: perHost,
-			filter: func(int) *pxperfv1.Filter { return hostFilter(42) }},
+			filter: func(int) *pxperfv1.Filter { return hostFilter(42) }, paths: []path{rpc, inProcess}},
 	}
 	var rows []row
 	for _, c := range cases {
+		paths := c.paths
 		// Untimed: warms the connection, and the view of a cached filter.
 		// The first-call filters used here come round again only after
 		// 50 calls, long out of the cache.
@@ -178,11 +200,53 @@ func measureWindows(tb testing.TB, spec windowSpec) ([]row, error) {
 				}
 			}
 		}
-		for i, p := range paths {
+		for i, p := range paths[:2] {
 			rows = append(rows, windowRow(fmt.Sprintf("%s (%s)", c.name, p.name), lat[i], c.goalMs))
+		}
+		if len(paths) == 3 {
+			rows = append(rows, windowBareRow(c.name+" (RPC) vs bare", lat[0], lat[2]))
+			// The filtered windows have no bare equivalent. Without the
+			// bare server's copy of the entries, the collector has as
+			// much to mark during them as before it was added.
+			stopBare()
+			entries = nil
+			runtime.GC()
 		}
 	}
 	return rows, nil
+}
+
+// serveBareWindow serves entries from a bare server's ListEntries (see
+// bareServer) on loopback, and returns a client of it on its own
+// connection, and the function that stops both and lets the entries go.
+// Calling it again does nothing.
+func serveBareWindow(ctx context.Context, entries []*pxperfv1.Entry) (pxperfv1.PerformanceServiceClient, func(), error) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
+	}
+	bs := newBareServer()
+	bs.window = entries
+	gs := newBareGRPCServer(bs)
+	served := make(chan error, 1)
+	pprof.Do(ctx, serverLabels(bare), func(context.Context) {
+		go func() { served <- gs.Serve(lis) }()
+	})
+	conn, err := dial(lis.Addr().String())
+	if err != nil {
+		gs.Stop()
+		<-served
+		return nil, nil, err
+	}
+	var once sync.Once
+	return pxperfv1.NewPerformanceServiceClient(conn), func() {
+		once.Do(func() {
+			conn.Close()
+			gs.Stop()
+			<-served
+			bs.window = nil
+		})
+	}, nil
 }
 
 // windowRow judges p99 of the latencies against goalMs.
@@ -211,9 +275,39 @@ func windowRow(name string, lat []time.Duration, goalMs float64) row {
 	return r
 }
 
-// publishWindowEntries publishes n entries spread over windowHosts hosts,
-// 1000 to a message, on one PublishStream.
-func publishWindowEntries(ctx context.Context, conn *grpc.ClientConn, n int) error {
+// windowBareRow sets the RPC latencies of pxperf's windows beside those of
+// the bare server's, call for call: what pxperf adds to what gRPC and the
+// generated client's decoding cost on this machine. It has no goal of its
+// own; the ratio is of the p99s.
+func windowBareRow(name string, pxperfLat, bareLat []time.Duration) row {
+	slices.Sort(pxperfLat)
+	slices.Sort(bareLat)
+	pct := func(lat []time.Duration) string {
+		return fmt.Sprintf("p50 %.3f p99 %.3f ms", ms(percentile(lat, 0.50)), ms(percentile(lat, 0.99)))
+	}
+	r := row{
+		Scenario:     "window",
+		Name:         name,
+		Figure:       "p99 latency of one 50-row ListEntries window over loopback, pxperf and a bare gRPC server",
+		Unit:         "ms",
+		Pxperf:       ms(percentile(pxperfLat, 0.99)),
+		PxperfText:   pct(pxperfLat),
+		Baseline:     ms(percentile(bareLat, 0.99)),
+		BaselineName: "a bare grpc-go server returning the window from a slice of the same entries",
+		BaselineText: "bare " + pct(bareLat),
+		Extra: map[string]float64{
+			"calls": float64(len(bareLat)), "bare_p50_ms": ms(percentile(bareLat, 0.50)), "bare_p90_ms": ms(percentile(bareLat, 0.90)),
+			"bare_p99_ms": ms(percentile(bareLat, 0.99)), "bare_max_ms": ms(bareLat[len(bareLat)-1]),
+		},
+	}
+	r.judge()
+	return r
+}
+
+// publishWindowEntries publishes entries, 1000 to a message, on one
+// PublishStream.
+func publishWindowEntries(ctx context.Context, conn *grpc.ClientConn, entries []*pxperfv1.Entry) error {
+	n := len(entries)
 	stream, err := conn.NewStream(ctx, publishDesc, pxperfv1.PerformanceService_PublishStream_FullMethodName, wireCodecOption)
 	if err != nil {
 		return fmt.Errorf("PublishStream: %w", err)
@@ -221,7 +315,7 @@ func publishWindowEntries(ctx context.Context, conn *grpc.ClientConn, n int) err
 	const perMessage = 1000
 	batch := make([]*pxperfv1.Entry, 0, perMessage)
 	for i := range n {
-		batch = append(batch, windowEntry(i))
+		batch = append(batch, entries[i])
 		if len(batch) == perMessage || i == n-1 {
 			msg, err := proto.Marshal(&pxperfv1.PublishStreamRequest{Entries: batch})
 			if err != nil {
@@ -261,8 +355,8 @@ func TestWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 6 {
-		t.Fatalf("%d rows, want 6", len(rows))
+	if len(rows) != 7 {
+		t.Fatalf("%d rows, want 7", len(rows))
 	}
 	for _, r := range rows {
 		if r.Pxperf <= 0 || r.Extra["calls"] == 0 {
