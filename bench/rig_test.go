@@ -429,6 +429,17 @@ func (r *rig) check() (string, error) {
 	return counts, errors.Join(errs...)
 }
 
+// archived returns what the pxperf server's archive has written, and the
+// bytes of its rotated files still waiting for compression.
+func (r *rig) archived() (archiveBytes, error) {
+	resp, err := r.pub.GetStats(r.ctx, &pxperfv1.GetStatsRequest{})
+	if err != nil {
+		return archiveBytes{}, fmt.Errorf("GetStats: %w", err)
+	}
+	a := resp.GetStats().GetArchive()
+	return archiveBytes{written: a.GetBytesWritten(), backlog: a.GetBytesAwaitingCompression()}, nil
+}
+
 // messages returns the batch messages all subscribers received.
 func (r *rig) messages() uint64 {
 	var n uint64

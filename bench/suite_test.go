@@ -187,6 +187,14 @@ type sideResult struct {
 	seconds  float64
 	messages uint64 // batch messages received by the subscribers
 	rates    []float64
+	archive  archiveBytes // summed over rounds; pxperf with its archive on only
+}
+
+// archiveBytes is what a pxperf server's archive had done when a round
+// ended.
+type archiveBytes struct {
+	written uint64 // lines written, before compression
+	backlog uint64 // rotated files still waiting for compression
 }
 
 func (s sideResult) rate() float64 { return s.entries / s.seconds }
@@ -207,12 +215,14 @@ func timedPair(b *testing.B, sc scenario, kinds []kind, opts suiteOptions) map[k
 		var line []string
 		for i := range kinds {
 			k := kinds[(round+i)%len(kinds)]
-			entries, seconds, msgs := runTimed(b, k, sc, opts.seconds)
+			entries, seconds, msgs, ab := runTimed(b, k, sc, opts.seconds)
 			s := res[k]
 			s.entries += entries
 			s.seconds += seconds
 			s.messages += msgs
 			s.rates = append(s.rates, entries/seconds)
+			s.archive.written += ab.written
+			s.archive.backlog += ab.backlog
 			line = append(line, fmt.Sprintf("%s %s (%.0f entries in %.2fs)", k, rateText(entries/seconds), entries, seconds))
 		}
 		b.Logf("round %d: %s", round+1, strings.Join(line, "; "))
@@ -222,8 +232,9 @@ func timedPair(b *testing.B, sc scenario, kinds []kind, opts suiteOptions) map[k
 
 // runTimed runs whole iterations of sc against a fresh server of kind k
 // until d has passed, and returns the entries delivered (or acknowledged),
-// the seconds they took, and the batch messages received.
-func runTimed(b *testing.B, k kind, sc scenario, d time.Duration) (entries, seconds float64, messages uint64) {
+// the seconds they took, the batch messages received, and, for pxperf with
+// its archive on, what the archive had done by the end.
+func runTimed(b *testing.B, k kind, sc scenario, d time.Duration) (entries, seconds float64, messages uint64, ab archiveBytes) {
 	r := startRunner(b, k, sc)
 	defer func() {
 		if err := r.close(); err != nil {
@@ -246,7 +257,13 @@ func runTimed(b *testing.B, k kind, sc scenario, d time.Duration) (entries, seco
 	if counts, err := r.check(); err != nil {
 		b.Fatalf("%s after %d iterations: %v (%s)", k, iterations, err, counts)
 	}
-	return float64(iterations * sc.perIteration * max(1, sc.subscribers)), elapsed, r.messages() - warm
+	if rg, ok := r.(*rig); ok && k == pxperf && sc.archive {
+		var err error
+		if ab, err = rg.archived(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return float64(iterations * sc.perIteration * max(1, sc.subscribers)), elapsed, r.messages() - warm, ab
 }
 
 // pairRow is the row of a timed scenario: pxperf against base.
@@ -280,6 +297,12 @@ func pairRow(scenarioName, name, figure string, res map[kind]*sideResult, base k
 	}
 	r.judge()
 	r.Note = fmt.Sprintf("ratio per round %.2f..%.2f", lo, hi)
+	if a := p.archive; a.written > 0 {
+		r.Extra["archive_MiB_written"] = float64(a.written) / (1 << 20)
+		r.Extra["archive_MiB_awaiting_compression"] = float64(a.backlog) / (1 << 20)
+		r.Note += fmt.Sprintf("; archive: %.0f MiB of lines written, %.0f MiB of them in rotated files still waiting for compression when the rounds ended",
+			float64(a.written)/(1<<20), float64(a.backlog)/(1<<20))
+	}
 	return r
 }
 

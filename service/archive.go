@@ -140,6 +140,9 @@ func (s *Service) archiveStats() *pxperfv1.ArchiveStats {
 		CorruptLines:     st.CorruptLines,
 		Queued:           uint64(st.Queued),
 		LastError:        st.LastError,
+
+		FilesAwaitingCompression: st.AwaitingCompression,
+		BytesAwaitingCompression: st.AwaitingCompressionBytes,
 	}
 }
 

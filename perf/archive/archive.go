@@ -81,8 +81,8 @@ const (
 )
 
 // Stats are the archive's counters since Open, and its files now. They map
-// one to one onto pxperfv1.ArchiveStats, but for EntriesDropped,
-// CorruptLines, Queued and LastError, which it has no field for.
+// one to one onto pxperfv1.ArchiveStats, but for QueuedBytes, which it has
+// no field for.
 type Stats struct {
 	// EntriesWritten and BytesWritten count lines written to files, and
 	// their bytes before compression. An entry appended again (a completed
@@ -93,6 +93,12 @@ type Stats struct {
 	// included; sidecars not counted) and their size.
 	Files     uint64
 	DiskBytes uint64
+	// AwaitingCompression and AwaitingCompressionBytes are the rotated
+	// files still plain that housekeeping is to compress (those whose
+	// last try failed included), and their size: the backlog, which
+	// grows while lines come in faster than housekeeping compresses them.
+	AwaitingCompression      uint64
+	AwaitingCompressionBytes uint64
 	// Rotations by reason.
 	RotationsByCount uint64
 	RotationsBySize  uint64
@@ -331,6 +337,10 @@ func (a *Archive) Stats() Stats {
 	s.Files = uint64(len(a.files))
 	for _, f := range a.files {
 		s.DiskBytes += uint64(f.size)
+		if f.wantCompress && f.kind == kindPlain && !f.current {
+			s.AwaitingCompression++
+			s.AwaitingCompressionBytes += uint64(f.size)
+		}
 	}
 	if s.compressedIn > 0 {
 		s.CompressionRatio = float64(s.compressedOut) / float64(s.compressedIn)

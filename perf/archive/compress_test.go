@@ -49,6 +49,10 @@ func TestCompression(t *testing.T) {
 	if st.WriteErrors != 0 {
 		t.Errorf("WriteErrors = %d (%s)", st.WriteErrors, st.LastError)
 	}
+	// The current file is not owed a compression yet.
+	if st.AwaitingCompression != 0 {
+		t.Errorf("AwaitingCompression = %d, want 0", st.AwaitingCompression)
+	}
 	if diff := cmp.Diff(seq(1, 25), h.ids(Query{})); diff != "" {
 		t.Errorf("entries (-want +got):\n%s", diff)
 	}
@@ -169,6 +173,11 @@ func TestCompressionFailure(t *testing.T) {
 			if st.WriteErrors == 0 || !strings.Contains(st.LastError, "compressing") {
 				t.Errorf("WriteErrors %d, LastError %q", st.WriteErrors, st.LastError)
 			}
+			// Still owed a compression: the backlog counts it.
+			if st.AwaitingCompression != 1 || st.AwaitingCompressionBytes != uint64(files[0].Size) {
+				t.Errorf("awaiting compression: %d files, %d bytes; want 1, %d",
+					st.AwaitingCompression, st.AwaitingCompressionBytes, files[0].Size)
+			}
 			if diff := cmp.Diff(seq(1, 50), h.ids(Query{})); diff != "" {
 				t.Errorf("entries (-want +got):\n%s", diff)
 			}
@@ -184,6 +193,9 @@ func TestCompressionFailure(t *testing.T) {
 				if !f.Compressed {
 					t.Errorf("%s still not compressed", f.Name)
 				}
+			}
+			if st := h.a.Stats(); st.AwaitingCompression != 0 || st.AwaitingCompressionBytes != 0 {
+				t.Errorf("awaiting compression after it succeeded: %d files, %d bytes", st.AwaitingCompression, st.AwaitingCompressionBytes)
 			}
 			if diff := cmp.Diff(seq(1, 60), h.ids(Query{})); diff != "" {
 				t.Errorf("entries (-want +got):\n%s", diff)

@@ -540,9 +540,15 @@ type ArchiveStats struct {
 	// Entries waiting for the writer now.
 	Queued uint64 `protobuf:"varint,16,opt,name=queued,proto3" json:"queued,omitempty"`
 	// The last write, compression or deletion error; empty if none.
-	LastError     string `protobuf:"bytes,17,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LastError string `protobuf:"bytes,17,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// Rotated files still uncompressed that are to be compressed: the
+	// compression backlog. It grows while lines come in faster than the
+	// background compression keeps up with, and shrinks when traffic eases.
+	FilesAwaitingCompression uint64 `protobuf:"varint,18,opt,name=files_awaiting_compression,json=filesAwaitingCompression,proto3" json:"files_awaiting_compression,omitempty"`
+	// Bytes of those files.
+	BytesAwaitingCompression uint64 `protobuf:"varint,19,opt,name=bytes_awaiting_compression,json=bytesAwaitingCompression,proto3" json:"bytes_awaiting_compression,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *ArchiveStats) Reset() {
@@ -692,6 +698,20 @@ func (x *ArchiveStats) GetLastError() string {
 		return x.LastError
 	}
 	return ""
+}
+
+func (x *ArchiveStats) GetFilesAwaitingCompression() uint64 {
+	if x != nil {
+		return x.FilesAwaitingCompression
+	}
+	return 0
+}
+
+func (x *ArchiveStats) GetBytesAwaitingCompression() uint64 {
+	if x != nil {
+		return x.BytesAwaitingCompression
+	}
+	return 0
 }
 
 // ThrottleStats describes subscribers and throttling: overall counters
@@ -1521,7 +1541,7 @@ const file_pxperf_v1_stats_proto_rawDesc = "" +
 	"\x13evicted_by_pressure\x18\v \x01(\x04R\x11evictedByPressure\x12)\n" +
 	"\x10truncated_bodies\x18\f \x01(\x04R\x0ftruncatedBodies\x12%\n" +
 	"\x0eunder_pressure\x18\r \x01(\bR\runderPressure\x12\x1c\n" +
-	"\tcompleted\x18\x0e \x01(\x04R\tcompleted\"\xac\x05\n" +
+	"\tcompleted\x18\x0e \x01(\x04R\tcompleted\"\xa8\x06\n" +
 	"\fArchiveStats\x12'\n" +
 	"\x0fentries_written\x18\x01 \x01(\x04R\x0eentriesWritten\x12#\n" +
 	"\rbytes_written\x18\x02 \x01(\x04R\fbytesWritten\x12\x14\n" +
@@ -1542,7 +1562,9 @@ const file_pxperf_v1_stats_proto_rawDesc = "" +
 	"\rcorrupt_lines\x18\x0f \x01(\x04R\fcorruptLines\x12\x16\n" +
 	"\x06queued\x18\x10 \x01(\x04R\x06queued\x12\x1d\n" +
 	"\n" +
-	"last_error\x18\x11 \x01(\tR\tlastError\"\xb2\x04\n" +
+	"last_error\x18\x11 \x01(\tR\tlastError\x12<\n" +
+	"\x1afiles_awaiting_compression\x18\x12 \x01(\x04R\x18filesAwaitingCompression\x12<\n" +
+	"\x1abytes_awaiting_compression\x18\x13 \x01(\x04R\x18bytesAwaitingCompression\"\xb2\x04\n" +
 	"\rThrottleStats\x12 \n" +
 	"\vsubscribers\x18\x01 \x01(\x04R\vsubscribers\x12#\n" +
 	"\rmessages_sent\x18\x02 \x01(\x04R\fmessagesSent\x12!\n" +
