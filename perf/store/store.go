@@ -45,7 +45,8 @@ type Config struct {
 	// MaxEntries is the most entries held. Required: at least 1.
 	MaxEntries int
 	// MaxMemoryBytes is the budget for the accounted size of held entries
-	// (see [Size]), in bytes. Required: at least 1.
+	// (see [Size]; each body counts by its capacity), in bytes. Required:
+	// at least 1.
 	MaxMemoryBytes int64
 	// MaxBodySize is the longest response body kept, in bytes; longer bodies
 	// are truncated at ingest. Zero keeps no body. Not negative.
@@ -281,7 +282,11 @@ func (s *Store) itemFor(e *pxperfv1.Entry, oldBody []byte) item {
 	if b := e.GetResponseBody(); b != nil && b.Data != nil {
 		it.body, b.Data = b.Data, nil
 	}
-	it.size = Size(e) + int64(len(it.body))
+	// The body counts by its capacity: that is what it holds. A decoded
+	// body's allocation is rounded up to a size class, or to whole pages
+	// above 32 KiB (a 33 KiB body takes 40), and a body given in process
+	// may be a short slice of a larger buffer.
+	it.size = Size(e) + int64(cap(it.body))
 	return it
 }
 

@@ -185,6 +185,32 @@ func TestIngestRules(t *testing.T) {
 	}
 }
 
+// TestBodyCountsByCapacity: the budget counts what a body holds, its
+// capacity, not its length.
+func TestBodyCountsByCapacity(t *testing.T) {
+	bare := entrySize(t)
+	tests := []struct {
+		name string
+		data []byte
+		want int64 // accounted bytes beyond the entry without its body
+	}{
+		{"exact", make([]byte, 1000), 1000},
+		{"slice of a larger buffer", make([]byte, 1000, 64<<10), 64 << 10},
+		{"truncated: the copy kept", make([]byte, 10000, 64<<10), 4096}, // 4000 bytes in the 4096-byte size class
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := mustNew(t, Config{MaxEntries: 1, MaxMemoryBytes: 1 << 30, MaxBodySize: 4000})
+			e := entries(1)[0]
+			e.ResponseBody = &pxperfv1.Body{Data: tt.data}
+			s.Append([]*pxperfv1.Entry{e})
+			if got := s.Stats().Bytes - bare; got != tt.want {
+				t.Errorf("body accounted as %d bytes, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
 // bigHeaders returns an entry whose response headers make it larger than
 // MaxEntryBytes, each header within the proto's limits.
 func bigHeaders() *pxperfv1.Entry {
