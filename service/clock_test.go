@@ -182,51 +182,67 @@ func TestClockHeartbeats(t *testing.T) {
 }
 
 // A subscriber whose Send stays blocked for send_timeout is ended with
-// RESOURCE_EXHAUSTED and counted, and not before. Its first messages go
-// out a floor interval (33 ms) apart until the flow-control windows are
-// full: the Send that blocks starts within the first half second.
+// RESOURCE_EXHAUSTED and counted, and not before, whether memory or the
+// archive feeds it. Its first messages go out a floor interval (33 ms)
+// apart until the flow-control windows are full: the Send that blocks
+// starts within the first half second.
 func TestClockStuckSubscriberCut(t *testing.T) {
-	clockTest(t, func(t *testing.T) {
-		h := newHarness(t, func(c *pxperfv1.Config) {
-			c.Throttle.SendTimeout = durationpb.New(30 * time.Second)
-			c.Throttle.MaxBatchSize = 500
-			c.Throttle.BatchSize = 500
-			c.Memory.MaxEntries = 100_000
+	for _, tt := range []struct {
+		name       string
+		maxEntries uint32
+	}{
+		{"from memory", 100_000},
+		// The store keeps the last 100: the subscriber, from id 1, is fed
+		// from the archive.
+		{"from the archive", 100},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			clockTest(t, func(t *testing.T) {
+				h := newHarness(t, func(c *pxperfv1.Config) {
+					c.Throttle.SendTimeout = durationpb.New(30 * time.Second)
+					c.Throttle.MaxBatchSize = 500
+					c.Throttle.BatchSize = 500
+					c.Memory.MaxEntries = tt.maxEntries
+					c.Logs.FlushInterval = durationpb.New(10 * time.Millisecond)
+				})
+				ctx := clockContext(t)
+				// Enough to fill the stream's and the connection's
+				// flow-control windows, so that the server's Send blocks.
+				batch := make([]*pxperfv1.Entry, 5000)
+				for i := range batch {
+					batch[i] = entry("GET", fmt.Sprintf("http://example.com/%06d/%s", i, "padding-padding-padding-padding-padding"), 200)
+				}
+				h.publish(t, ctx, batch...)
+				h.archived(t, uint64(len(batch)))
+				stuck, err := h.client.Service().Subscribe(ctx, &pxperfv1.SubscribeRequest{Start: &pxperfv1.SubscribeRequest_StartId{StartId: 1}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				stats := func() *pxperfv1.ThrottleStats { return h.stats(t, ctx).GetThrottle() }
+				subscribed := time.Now()
+				time.Sleep(30*time.Second - time.Millisecond)
+				synctest.Wait()
+				if st := stats(); st.GetStuckSubscribers() != 0 || st.GetSubscribers() != 1 {
+					t.Fatalf("%v after subscribing: %d stuck, %d subscribers; want 0 and 1", time.Since(subscribed), st.GetStuckSubscribers(), st.GetSubscribers())
+				}
+				time.Sleep(500 * time.Millisecond)
+				synctest.Wait()
+				if st := stats(); st.GetStuckSubscribers() != 1 || st.GetSubscribers() != 0 {
+					t.Fatalf("%v after subscribing: %d stuck, %d subscribers; want 1 and 0", time.Since(subscribed), st.GetStuckSubscribers(), st.GetSubscribers())
+				}
+				// The client, reading at last, gets what was buffered, then
+				// the status.
+				for {
+					if _, err = stuck.Recv(); err != nil {
+						break
+					}
+				}
+				if st := status.Convert(err); st.Code() != codes.ResourceExhausted {
+					t.Errorf("stuck stream ended with %v, want RESOURCE_EXHAUSTED", err)
+				}
+			})
 		})
-		ctx := clockContext(t)
-		// Enough to fill the stream's and the connection's flow-control
-		// windows, so that the server's Send blocks.
-		batch := make([]*pxperfv1.Entry, 5000)
-		for i := range batch {
-			batch[i] = entry("GET", fmt.Sprintf("http://example.com/%06d/%s", i, "padding-padding-padding-padding-padding"), 200)
-		}
-		h.publish(t, ctx, batch...)
-		stuck, err := h.client.Service().Subscribe(ctx, &pxperfv1.SubscribeRequest{Start: &pxperfv1.SubscribeRequest_StartId{StartId: 1}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		stats := func() *pxperfv1.ThrottleStats { return h.stats(t, ctx).GetThrottle() }
-		subscribed := time.Now()
-		time.Sleep(30*time.Second - time.Millisecond)
-		synctest.Wait()
-		if st := stats(); st.GetStuckSubscribers() != 0 || st.GetSubscribers() != 1 {
-			t.Fatalf("%v after subscribing: %d stuck, %d subscribers; want 0 and 1", time.Since(subscribed), st.GetStuckSubscribers(), st.GetSubscribers())
-		}
-		time.Sleep(500 * time.Millisecond)
-		synctest.Wait()
-		if st := stats(); st.GetStuckSubscribers() != 1 || st.GetSubscribers() != 0 {
-			t.Fatalf("%v after subscribing: %d stuck, %d subscribers; want 1 and 0", time.Since(subscribed), st.GetStuckSubscribers(), st.GetSubscribers())
-		}
-		// The client, reading at last, gets what was buffered, then the status.
-		for {
-			if _, err = stuck.Recv(); err != nil {
-				break
-			}
-		}
-		if st := status.Convert(err); st.Code() != codes.ResourceExhausted {
-			t.Errorf("stuck stream ended with %v, want RESOURCE_EXHAUSTED", err)
-		}
-	})
+	}
 }
 
 // Burst mode doubles the interval while the ingest rate, sampled each

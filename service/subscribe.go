@@ -557,10 +557,13 @@ func (sub *subscription) fillGap(first, last uint64) error {
 	if err == nil {
 		err = flush()
 	}
-	if err != nil && sub.ctx.Err() != nil {
+	switch {
+	case err == nil:
+	case sub.ctx.Err() != nil:
 		return sub.endedErr()
-	}
-	if err != nil {
+	case errors.Is(err, errStuck):
+		return err // Subscribe ends the stream as stuck, and counts it
+	default:
 		return toStatus(err)
 	}
 	if expect <= last {
