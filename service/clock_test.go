@@ -231,14 +231,25 @@ func TestClockStuckSubscriberCut(t *testing.T) {
 					t.Fatalf("%v after subscribing: %d stuck, %d subscribers; want 1 and 0", time.Since(subscribed), st.GetStuckSubscribers(), st.GetSubscribers())
 				}
 				// The client, reading at last, gets what was buffered, then
-				// the status.
+				// the status, which says to resume right after the last
+				// entry it got: the message that was blocked in Send is
+				// lost with the stream, and must not be skipped.
+				var last uint64
 				for {
-					if _, err = stuck.Recv(); err != nil {
+					var m *pxperfv1.SubscribeResponse
+					if m, err = stuck.Recv(); err != nil {
 						break
 					}
+					if es := m.GetBatch().GetEntries(); len(es) > 0 {
+						last = es[len(es)-1].GetId()
+					}
 				}
-				if st := status.Convert(err); st.Code() != codes.ResourceExhausted {
+				st := status.Convert(err)
+				if st.Code() != codes.ResourceExhausted {
 					t.Errorf("stuck stream ended with %v, want RESOURCE_EXHAUSTED", err)
+				}
+				if want := fmt.Sprintf("resume with start_id %d,", last+1); last == 0 || !strings.Contains(st.Message(), want) {
+					t.Errorf("stuck stream ended with %q after entries up to id %d; want it to say %q", st.Message(), last, want)
 				}
 			})
 		})

@@ -100,7 +100,9 @@ func (s *Service) Subscribe(req *pxperfv1.SubscribeRequest, stream grpc.ServerSt
 	sub.sender = s.startSender(stream)
 	defer sub.sender.stop()
 	err = sub.run()
-	if errors.Is(err, errStuck) {
+	// A stream ended by its client or by CloseResource is not counted as
+	// stuck, even if a Send was blocked when it ended.
+	if errors.Is(err, errStuck) && sub.ctx.Err() == nil {
 		s.hub.stuck.Add(1)
 		s.log.Warn("subscriber ended: Send blocked too long", "subscriber", sub.id, "peer", sub.peer, "send_timeout", sub.sendTimeout)
 		return status.Errorf(codes.ResourceExhausted, "this subscriber did not take a message for %v (throttle.send_timeout); resume with start_id %d, reading faster or asking for fewer updates (max_updates_per_second)", sub.sendTimeout, sub.next)
@@ -140,7 +142,7 @@ type subscription struct {
 	sendTimeout  time.Duration
 	priority     pxperfv1.Priority
 
-	next        uint64     // cursor: the next id to examine
+	next        uint64     // cursor: the next id to examine; where to resume
 	updates     uint64     // cursor into the store's completions
 	snapshotEnd uint64     // while not zero, the id at which the snapshot ends
 	slow        bool       // the last Send was blocked longer than the floor interval
@@ -401,14 +403,14 @@ func (sub *subscription) run() error {
 			sub.stats.throttled.Add(1)
 			sub.svc.hub.throttled.Add(1)
 		}
-		sub.advance(next, u.Next)
 		// The interval after this message, chosen before it goes out so that
 		// stats agree with what the client has seen.
 		interval = sub.ctl.Interval(sub.svc.hub.loadNow(), sub.slow, sub.svc.hub.burst.ActiveAt(now))
 		sub.stats.interval.Store(int64(interval))
-		if err := sub.sendBatch(count, entries, wire, u); err != nil {
+		if err := sub.sendBatch(count, entries, wire, u, next); err != nil {
 			return err
 		}
+		sub.advance(next, u.Next)
 		heartbeat.Reset(sub.heartbeat)
 		ready, throttled, prioritySeen, priorityChecked = time.Time{}, false, false, 0
 		if _, err := sub.endSnapshot(); err != nil {
@@ -439,7 +441,11 @@ func (sub *subscription) mayFill(n uint64, r store.Read) bool {
 	return r.Count > 0 && n*uint64(r.Bytes/r.Count) >= uint64(sub.svc.batchBytes)
 }
 
-// advance moves the cursors past what was examined.
+// advance moves the cursors past what was examined. Where a message
+// carries it, the caller advances once Send has taken the message, so that
+// the resume id of a stream that ends (sub.next) never skips what its
+// client was not sent: a message still blocked in Send when the stream
+// ends is lost with it.
 func (sub *subscription) advance(next, updates uint64) {
 	sub.next, sub.updates = next, updates
 	sub.stats.next.Store(next)
@@ -506,13 +512,16 @@ func (sub *subscription) fillGap(first, last uint64) error {
 			return nil
 		}
 		size = 0
-		sub.advance(expect, sub.updates)
 		n := uint64(len(batch) + len(updates))
 		sub.stats.entries.Add(n)
 		sub.svc.hub.entries.Add(n)
 		m := &pxperfv1.EntryBatch{Entries: batch, Updates: updates, NextId: expect}
 		batch, updates = nil, nil
-		return sub.sendMsg(&pxperfv1.SubscribeResponse{Event: &pxperfv1.SubscribeResponse_Batch{Batch: m}})
+		if err := sub.sendMsg(&pxperfv1.SubscribeResponse{Event: &pxperfv1.SubscribeResponse_Batch{Batch: m}}); err != nil {
+			return err
+		}
+		sub.advance(expect, sub.updates)
+		return nil
 	}
 	err := arch.Read(sub.ctx, archive.Query{FirstID: first, LastID: last}, func(e *pxperfv1.Entry) error {
 		if !sub.bodies && e.GetResponseBody() != nil {
@@ -574,27 +583,31 @@ func (sub *subscription) fillGap(first, last uint64) error {
 }
 
 func (sub *subscription) sendGap(first, last uint64) error {
-	sub.advance(last+1, sub.updates)
 	sub.stats.gaps.Add(1)
 	sub.svc.hub.gaps.Add(1)
-	return sub.sendMsg(&pxperfv1.SubscribeResponse{Event: &pxperfv1.SubscribeResponse_Gap{Gap: &pxperfv1.Gap{
+	if err := sub.sendMsg(&pxperfv1.SubscribeResponse{Event: &pxperfv1.SubscribeResponse_Gap{Gap: &pxperfv1.Gap{
 		FirstMissedId: first, LastMissedId: last,
-	}}})
+	}}}); err != nil {
+		return err
+	}
+	sub.advance(last+1, sub.updates)
+	return nil
 }
 
-// sendBatch sends count entries and the updates as one batch: built from
-// their cached encodings (wire: those of the entries, whole, in order, in
-// any number of slices), or, when the stream wants bodies, as copies of es
-// carrying them.
-func (sub *subscription) sendBatch(count int, es []*pxperfv1.Entry, wire [][]byte, u store.Updates) error {
+// sendBatch sends count entries and the updates as one batch, with next as
+// its next_id: built from their cached encodings (wire: those of the
+// entries, whole, in order, in any number of slices), or, when the stream
+// wants bodies, as copies of es carrying them. The caller advances the
+// cursor once it has gone.
+func (sub *subscription) sendBatch(count int, es []*pxperfv1.Entry, wire [][]byte, u store.Updates, next uint64) error {
 	n := uint64(count + len(u.Entries))
 	sub.handle.Touch(0, n)
 	sub.stats.entries.Add(n)
 	sub.svc.hub.entries.Add(n)
 	if !sub.bodies {
-		return sub.sendMsg(encodeBatch(wire, u.Fields, sub.next, u.Lost))
+		return sub.sendMsg(encodeBatch(wire, u.Fields, next, u.Lost))
 	}
-	batch := &pxperfv1.EntryBatch{NextId: sub.next, UpdatesLost: u.Lost}
+	batch := &pxperfv1.EntryBatch{NextId: next, UpdatesLost: u.Lost}
 	batch.Entries = append([]*pxperfv1.Entry(nil), es...)
 	sub.svc.addBodies(batch.Entries)
 	batch.Updates = append([]*pxperfv1.Entry(nil), u.Entries...)
