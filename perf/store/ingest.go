@@ -163,10 +163,16 @@ func Normalize(e *pxperfv1.Entry, maxBody int, redact []string) (truncated bool)
 		if b.OriginalSize == 0 {
 			b.OriginalSize = int64(len(b.Data))
 		}
-		if len(b.Data) > maxBody {
+		switch {
+		case len(b.Data) > maxBody:
 			// Copy, so the rest of the request buffer can be freed.
 			b.Data = bytes.Clone(b.Data[:maxBody])
 			truncated = true
+		case cap(b.Data) > 2*len(b.Data)+4096:
+			// A short slice of a larger buffer (given in process: gRPC's
+			// decoders copy each body into its own allocation): copy it,
+			// so that the store holds, and counts, only the body.
+			b.Data = bytes.Clone(b.Data)
 		}
 		// Also when the producer sent only the start of the body (a proxy
 		// captures the first bytes while the body streams on).

@@ -284,8 +284,8 @@ func (s *Store) itemFor(e *pxperfv1.Entry, oldBody []byte) item {
 	}
 	// The body counts by its capacity: that is what it holds. A decoded
 	// body's allocation is rounded up to a size class, or to whole pages
-	// above 32 KiB (a 33 KiB body takes 40), and a body given in process
-	// may be a short slice of a larger buffer.
+	// above 32 KiB (a 33 KiB body takes 40). Normalize has copied a short
+	// slice of a much larger buffer.
 	it.size = Size(e) + int64(cap(it.body))
 	return it
 }

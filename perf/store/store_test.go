@@ -189,14 +189,17 @@ func TestIngestRules(t *testing.T) {
 // capacity, not its length.
 func TestBodyCountsByCapacity(t *testing.T) {
 	bare := entrySize(t)
+	// What a copy of n bytes holds: n rounded up to its size class.
+	copied := func(n int) int64 { return int64(cap(bytes.Clone(make([]byte, n)))) }
 	tests := []struct {
 		name string
 		data []byte
 		want int64 // accounted bytes beyond the entry without its body
 	}{
 		{"exact", make([]byte, 1000), 1000},
-		{"slice of a larger buffer", make([]byte, 1000, 64<<10), 64 << 10},
-		{"truncated: the copy kept", make([]byte, 10000, 64<<10), 4096}, // 4000 bytes in the 4096-byte size class
+		{"a little room to spare: kept as it is", make([]byte, 1000, 4000), 4000},
+		{"short slice of a large buffer: copied", make([]byte, 1000, 64<<10), copied(1000)},
+		{"truncated: the copy kept", make([]byte, 10000, 64<<10), copied(4000)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
