@@ -141,8 +141,8 @@ func (s *Service) archiveStats() *pxperfv1.ArchiveStats {
 		Queued:           uint64(st.Queued),
 		LastError:        st.LastError,
 
-		FilesAwaitingCompression: st.AwaitingCompression,
-		BytesAwaitingCompression: st.AwaitingCompressionBytes,
+		FilesAwaitingCompression: st.FilesAwaitingCompression,
+		BytesAwaitingCompression: st.BytesAwaitingCompression,
 	}
 }
 

@@ -93,12 +93,14 @@ type Stats struct {
 	// included; sidecars not counted) and their size.
 	Files     uint64
 	DiskBytes uint64
-	// AwaitingCompression and AwaitingCompressionBytes are the rotated
-	// files still plain that housekeeping is to compress (those whose
-	// last try failed included), and their size: the backlog, which
-	// grows while lines come in faster than housekeeping compresses them.
-	AwaitingCompression      uint64
-	AwaitingCompressionBytes uint64
+	// FilesAwaitingCompression and BytesAwaitingCompression are the
+	// rotated files still plain that housekeeping is to compress, and
+	// their size: the backlog. It grows while lines come in faster than
+	// housekeeping compresses them. The current file is not in it, nor is
+	// any file while Config.Compress is off; a file whose compression
+	// failed stays in it until a later rotation has it tried again.
+	FilesAwaitingCompression uint64
+	BytesAwaitingCompression uint64
 	// Rotations by reason.
 	RotationsByCount uint64
 	RotationsBySize  uint64
@@ -338,8 +340,8 @@ func (a *Archive) Stats() Stats {
 	for _, f := range a.files {
 		s.DiskBytes += uint64(f.size)
 		if f.wantCompress && f.kind == kindPlain && !f.current {
-			s.AwaitingCompression++
-			s.AwaitingCompressionBytes += uint64(f.size)
+			s.FilesAwaitingCompression++
+			s.BytesAwaitingCompression += uint64(f.size)
 		}
 	}
 	if s.compressedIn > 0 {

@@ -3,6 +3,7 @@ package archive
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -50,8 +51,8 @@ func TestCompression(t *testing.T) {
 		t.Errorf("WriteErrors = %d (%s)", st.WriteErrors, st.LastError)
 	}
 	// The current file is not owed a compression yet.
-	if st.AwaitingCompression != 0 {
-		t.Errorf("AwaitingCompression = %d, want 0", st.AwaitingCompression)
+	if st.FilesAwaitingCompression != 0 {
+		t.Errorf("FilesAwaitingCompression = %d, want 0", st.FilesAwaitingCompression)
 	}
 	if diff := cmp.Diff(seq(1, 25), h.ids(Query{})); diff != "" {
 		t.Errorf("entries (-want +got):\n%s", diff)
@@ -174,9 +175,9 @@ func TestCompressionFailure(t *testing.T) {
 				t.Errorf("WriteErrors %d, LastError %q", st.WriteErrors, st.LastError)
 			}
 			// Still owed a compression: the backlog counts it.
-			if st.AwaitingCompression != 1 || st.AwaitingCompressionBytes != uint64(files[0].Size) {
+			if st.FilesAwaitingCompression != 1 || st.BytesAwaitingCompression != uint64(files[0].Size) {
 				t.Errorf("awaiting compression: %d files, %d bytes; want 1, %d",
-					st.AwaitingCompression, st.AwaitingCompressionBytes, files[0].Size)
+					st.FilesAwaitingCompression, st.BytesAwaitingCompression, files[0].Size)
 			}
 			if diff := cmp.Diff(seq(1, 50), h.ids(Query{})); diff != "" {
 				t.Errorf("entries (-want +got):\n%s", diff)
@@ -194,11 +195,65 @@ func TestCompressionFailure(t *testing.T) {
 					t.Errorf("%s still not compressed", f.Name)
 				}
 			}
-			if st := h.a.Stats(); st.AwaitingCompression != 0 || st.AwaitingCompressionBytes != 0 {
-				t.Errorf("awaiting compression after it succeeded: %d files, %d bytes", st.AwaitingCompression, st.AwaitingCompressionBytes)
+			if st := h.a.Stats(); st.FilesAwaitingCompression != 0 || st.BytesAwaitingCompression != 0 {
+				t.Errorf("awaiting compression after it succeeded: %d files, %d bytes", st.FilesAwaitingCompression, st.BytesAwaitingCompression)
 			}
 			if diff := cmp.Diff(seq(1, 60), h.ids(Query{})); diff != "" {
 				t.Errorf("entries (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestCompressionBacklog: the stats count the rotated files owed a
+// compression, and their bytes, until housekeeping has compressed them;
+// with compression off, none is owed one.
+func TestCompressionBacklog(t *testing.T) {
+	for _, compress := range []bool{true, false} {
+		t.Run(fmt.Sprintf("compress=%v", compress), func(t *testing.T) {
+			started := make(chan struct{})
+			release := make(chan struct{})
+			// Deferred too, so that a failing test does not leave Close
+			// waiting for the held compression.
+			releaseOnce := sync.OnceFunc(func() { close(release) })
+			defer releaseOnce()
+			cfg := Config{Compress: compress}
+			var once sync.Once
+			cfg.test.createTemp = func(name string) (file, error) {
+				once.Do(func() {
+					close(started)
+					<-release // hold the first compression
+				})
+				return openAppendFile(name)
+			}
+			h := open(t, cfg)
+			h.appendRange(1, 10)
+			h.rotate()
+			h.appendRange(11, 20)
+			h.rotate()
+			if compress {
+				<-started
+			}
+			h.sync()
+			// Two rotated files; the next line would start a current one.
+			files := h.files()
+			if len(files) != 2 || files[0].Current || files[1].Current {
+				t.Fatalf("files = %+v, want two rotated", files)
+			}
+			var wantFiles, wantBytes uint64
+			if compress {
+				wantFiles, wantBytes = 2, uint64(files[0].Size+files[1].Size)
+			}
+			st := h.a.Stats()
+			if st.FilesAwaitingCompression != wantFiles || st.BytesAwaitingCompression != wantBytes {
+				t.Errorf("while held: %d files, %d bytes awaiting compression; want %d, %d",
+					st.FilesAwaitingCompression, st.BytesAwaitingCompression, wantFiles, wantBytes)
+			}
+			releaseOnce()
+			h.settle()
+			if st := h.a.Stats(); st.FilesAwaitingCompression != 0 || st.BytesAwaitingCompression != 0 {
+				t.Errorf("after housekeeping: %d files, %d bytes awaiting compression; want none",
+					st.FilesAwaitingCompression, st.BytesAwaitingCompression)
 			}
 		})
 	}

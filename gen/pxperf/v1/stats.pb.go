@@ -543,9 +543,12 @@ type ArchiveStats struct {
 	LastError string `protobuf:"bytes,17,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
 	// Rotated files still uncompressed that are to be compressed: the
 	// compression backlog. It grows while lines come in faster than the
-	// background compression keeps up with, and shrinks when traffic eases.
+	// background compression keeps up with, and shrinks as it catches up.
+	// The current file is not counted, nor is any file while logs.compress
+	// is off. A file whose compression failed (see last_error) stays counted
+	// until a later rotation has it tried again.
 	FilesAwaitingCompression uint64 `protobuf:"varint,18,opt,name=files_awaiting_compression,json=filesAwaitingCompression,proto3" json:"files_awaiting_compression,omitempty"`
-	// Bytes of those files.
+	// Size of those files on disk, uncompressed, in bytes.
 	BytesAwaitingCompression uint64 `protobuf:"varint,19,opt,name=bytes_awaiting_compression,json=bytesAwaitingCompression,proto3" json:"bytes_awaiting_compression,omitempty"`
 	unknownFields            protoimpl.UnknownFields
 	sizeCache                protoimpl.SizeCache

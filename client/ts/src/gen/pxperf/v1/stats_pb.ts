@@ -433,14 +433,17 @@ export type ArchiveStats = Message<"pxperf.v1.ArchiveStats"> & {
   /**
    * Rotated files still uncompressed that are to be compressed: the
    * compression backlog. It grows while lines come in faster than the
-   * background compression keeps up with, and shrinks when traffic eases.
+   * background compression keeps up with, and shrinks as it catches up.
+   * The current file is not counted, nor is any file while logs.compress
+   * is off. A file whose compression failed (see last_error) stays counted
+   * until a later rotation has it tried again.
    *
    * @generated from field: uint64 files_awaiting_compression = 18;
    */
   filesAwaitingCompression: bigint;
 
   /**
-   * Bytes of those files.
+   * Size of those files on disk, uncompressed, in bytes.
    *
    * @generated from field: uint64 bytes_awaiting_compression = 19;
    */
