@@ -28,7 +28,8 @@ const bareQueueBatches = 64
 // each such batch as one SubscribeResponse. There is no validation,
 // redaction, storage, id, filter, throttle or gap: a subscriber's queue is a
 // bounded channel, and the relay blocks the publisher while any queue is
-// full, so nothing is dropped and nothing is coalesced.
+// full, so nothing is dropped and nothing is coalesced. ListEntries returns
+// unfiltered windows of entries given to it beforehand (window).
 //
 // It is safe for concurrent use. Serve it with [newBareGRPCServer].
 type bareServer struct {
@@ -44,7 +45,7 @@ type bareServer struct {
 	changed chan struct{} // closed and replaced whenever subs changes
 
 	// window is what ListEntries lists, oldest first. Set before the
-	// server serves, and not changed after.
+	// server serves; cleared only once it has stopped.
 	window []*pxperfv1.Entry
 }
 

@@ -47,6 +47,9 @@
 //   - relay: the same with pxperf's archive off, issue 5's end-to-end
 //     figure (the update throttler's path: ingest, store, one subscriber).
 //     Goal ≥ 0.5.
+//     Rows of pxperf with its archive on (e2e, fanout) also say how many
+//     MiB of lines the archive wrote and how many of them were in rotated
+//     files still waiting for compression when the rounds ended.
 //   - fanout: BenchmarkFanout's (100 subscribers, archive on) against the
 //     bare relay (goal ≥ 0.8) and against an embedded nats-server (goal
 //     ≥ 1.0); entries/s delivered, summed over subscribers. The NATS side
@@ -56,9 +59,13 @@
 //   - window: 50-row ListEntries windows at random offsets over 1 M
 //     entries, unfiltered, and filtered to 1 % by host both on a first
 //     call (full pass) and on a cached view; p50, p90, p99 through the RPC
-//     on loopback and through Service.ListEntries in-process. No bare
-//     equivalent: the baseline is the goal (0.5 ms unfiltered, 20 ms
-//     filtered), judged at p99.
+//     on loopback and through Service.ListEntries in-process. The
+//     baseline of these rows is the goal (0.5 ms unfiltered, 20 ms
+//     filtered), judged at p99. The unfiltered windows are also asked,
+//     call for call, of a bare gRPC server that returns them from a slice
+//     of the same entries: a row with no goal sets pxperf's RPC latency
+//     beside it, which shows what gRPC and the client's decoding cost on
+//     the machine.
 //   - throttled: runs BenchmarkThrottledFanout of ./cmd/pxperf with go
 //     test (the real binary in its own process): 100 subscribers at 30
 //     msgs/s while 100 000 entries/s are published for PXPERF_BENCH_SECONDS

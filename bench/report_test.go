@@ -22,7 +22,9 @@ import (
 // throughput, a ceiling (AtMost: ratio ≤ goal) for memory, latency and
 // message rate. Where there is no baseline server (window, flood,
 // throttled), the baseline is the bound itself: the goal's latency, the
-// memory budget, the 30 msgs/s limit.
+// memory budget, the 30 msgs/s limit. A row without a goal (Goal 0) sets
+// a figure beside a baseline for information: it counts as met, and the
+// table shows "-" for its goal and verdict.
 type row struct {
 	Scenario     string  `json:"scenario"`      // BenchmarkSuite sub-benchmark: ingest, e2e, fanout, ...
 	Name         string  `json:"name"`          // the row's name in the table
@@ -298,6 +300,9 @@ func TestRowJudge(t *testing.T) {
 			tc.r.judge()
 			if tc.r.Met != tc.met || tc.r.Shortfall != tc.shortfall {
 				t.Errorf("judge: met %v, shortfall %q; want %v, %q", tc.r.Met, tc.r.Shortfall, tc.met, tc.shortfall)
+			}
+			if got := tc.r.metText(); (tc.r.Goal == 0) != (got == "-") {
+				t.Errorf("metText = %q for goal %v; want \"-\" exactly when there is no goal", got, tc.r.Goal)
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"sync"
@@ -59,8 +60,15 @@ var windowFull = windowSpec{entries: 1_000_000, plain: 2000, firstCall: 200, cac
 // Each is measured on two paths: the ListEntries RPC over loopback with the
 // generated client (request encoding, gRPC, response decoding included:
 // what a UI sees), and Service.ListEntries called in-process (the store's
-// and the service's own cost, no gRPC). There is no bare equivalent: the
-// baseline column is the goal, and the ratio is p99 over the goal.
+// and the service's own cost, no gRPC). Their rows' baseline column is the
+// goal, and the ratio is p99 over the goal. The unfiltered windows are
+// asked, call for call, of a bare gRPC server too (bareServer.ListEntries:
+// the same entries in a slice, marshalled on each call), and a row without
+// a goal sets pxperf's RPC latencies beside the bare server's. Each kind of
+// window starts after a collection, so that none is in progress, and its
+// calls allocate far less than the live heap, so that none starts (each
+// row's gc_cycles says so): the bare server's copy of the entries, on the
+// heap during the unfiltered windows, then costs those windows nothing.
 func runWindow(b *testing.B, _ suiteOptions) ([]row, error) {
 	return measureWindows(b, windowFull)
 }
@@ -159,6 +167,7 @@ func measureWindows(tb testing.TB, spec windowSpec) ([]row, error) {
 	var rows []row
 	for _, c := range cases {
 		paths := c.paths
+		runtime.GC() // see runWindow: no collection in progress when timing starts
 		// Untimed: warms the connection, and the view of a cached filter.
 		// The first-call filters used here come round again only after
 		// 50 calls, long out of the cache.
@@ -182,6 +191,7 @@ func measureWindows(tb testing.TB, spec windowSpec) ([]row, error) {
 		for i := range paths {
 			rngs[i] = rand.New(rand.NewPCG(1, 2))
 		}
+		gcBefore := gcCycles()
 		for call := range c.calls {
 			for i, p := range paths {
 				req := &pxperfv1.ListEntriesRequest{PageSize: windowSize, Offset: uint64(rngs[i].IntN(c.total - windowSize + 1))}
@@ -200,11 +210,16 @@ func measureWindows(tb testing.TB, spec windowSpec) ([]row, error) {
 				}
 			}
 		}
+		gcs := float64(gcCycles() - gcBefore)
 		for i, p := range paths[:2] {
-			rows = append(rows, windowRow(fmt.Sprintf("%s (%s)", c.name, p.name), lat[i], c.goalMs))
+			r := windowRow(fmt.Sprintf("%s (%s)", c.name, p.name), lat[i], c.goalMs)
+			r.Extra["gc_cycles"] = gcs
+			rows = append(rows, r)
 		}
 		if len(paths) == 3 {
-			rows = append(rows, windowBareRow(c.name+" (RPC) vs bare", lat[0], lat[2]))
+			r := windowBareRow(c.name+" (RPC) vs bare", lat[0], lat[2])
+			r.Extra["gc_cycles"] = gcs
+			rows = append(rows, r)
 			// The filtered windows have no bare equivalent. Without the
 			// bare server's copy of the entries, the collector has as
 			// much to mark during them as before it was added.
@@ -214,6 +229,14 @@ func measureWindows(tb testing.TB, spec windowSpec) ([]row, error) {
 		}
 	}
 	return rows, nil
+}
+
+// gcCycles returns the garbage collections completed since the process
+// started.
+func gcCycles() uint64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
 
 // serveBareWindow serves entries from a bare server's ListEntries (see
