@@ -96,7 +96,9 @@
 // at Open, files are deleted oldest first, never the current one: those
 // whose newest entry started more than MaxAge ago; those beyond MaxFiles
 // (counting the current file, or a slot for the next one); and the oldest
-// while all files together pass MaxTotalBytes.
+// while all files together pass MaxTotalBytes. The limits by age and count
+// are applied again before each compression, so that housekeeping that
+// falls behind a fast rotation does not compress files it then deletes.
 //
 // # Recovery
 //

@@ -33,11 +33,13 @@ func (a *Archive) houseLoop(ctx context.Context) {
 }
 
 // housekeep does all the work known now. Retention by count and age comes
-// first, so that no time is spent compressing files about to be deleted;
-// retention by bytes comes last, so that it counts compressed sizes.
+// before each compression, so that no time is spent compressing files
+// about to be deleted, not even files that rotations made while an earlier
+// one was being compressed pushed past the limits; retention by bytes comes
+// last, so that it counts compressed sizes.
 func (a *Archive) housekeep(ctx context.Context) {
-	a.retain(false)
 	for ctx.Err() == nil {
+		a.retain(false)
 		f := a.next(func(f *fileState) bool {
 			return f.wantCompress && !f.compressFailed && f.kind == kindPlain
 		})

@@ -3,6 +3,7 @@ package archive
 import (
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -130,5 +131,56 @@ func TestRetentionAgeCountsTheWrite(t *testing.T) {
 	h.settle()
 	if diff := cmp.Diff([]uint64{110}, h.firstIDs()); diff != "" {
 		t.Errorf("files kept two hours later (-want +got):\n%s", diff)
+	}
+}
+
+// TestRetentionBeforeEachCompression: files rotated while housekeeping is
+// busy compressing are not compressed once retention would delete them:
+// retention by count is applied before each compression, not only when a
+// pass begins.
+func TestRetentionBeforeEachCompression(t *testing.T) {
+	started := make(chan struct{})
+	release := make(chan struct{})
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	defer releaseOnce() // a failing test must not leave Close waiting
+	var mu sync.Mutex
+	var compressed []string // temporaries created, in order
+	cfg := Config{Compress: true, MaxFiles: 2}
+	cfg.test.createTemp = func(name string) (file, error) {
+		mu.Lock()
+		compressed = append(compressed, filepath.Base(name))
+		first := len(compressed) == 1
+		mu.Unlock()
+		if first {
+			close(started)
+			<-release // hold the first compression while three more files rotate
+		}
+		return openAppendFile(name)
+	}
+	h := open(t, cfg)
+	h.appendRange(1, 10)
+	h.rotate()
+	<-started
+	for id := uint64(11); id <= 31; id += 10 {
+		h.appendRange(id, id+9)
+		h.rotate()
+	}
+	releaseOnce()
+	h.settle()
+
+	// max_files 2 keeps the newest rotated file beside the current slot.
+	if got := h.firstIDs(); !cmp.Equal(got, []uint64{31}) {
+		t.Errorf("files kept start at ids %v, want [31]", got)
+	}
+	// The first file, held, and the one kept: not the two retention
+	// deleted in between.
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{
+		"pxperf-20261127T100000.000000000Z-000001.jsonl.zst.tmp",
+		"pxperf-20261127T100000.000000003Z-000031.jsonl.zst.tmp",
+	}
+	if diff := cmp.Diff(want, compressed); diff != "" {
+		t.Errorf("files compressed (-want +got):\n%s", diff)
 	}
 }
