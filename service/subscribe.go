@@ -58,8 +58,9 @@ func batchBytes(maxSend uint32) int {
 // waited throttle.batch_timeout, but never sooner than the throttle's
 // interval after the previous message. The interval is at least
 // max(throttle.min_update_interval, 1s / max_updates_per_second) — the hard
-// cap — and grows in adaptive and burst modes. A batch holding an entry at or above throttle.priority_threshold
-// goes out at once, keeping only the hard cap.
+// cap — and grows in adaptive and burst modes. A batch holding an entry at
+// or above throttle.priority_threshold goes out at once, keeping only the
+// hard cap.
 func (s *Service) Subscribe(req *pxperfv1.SubscribeRequest, stream grpc.ServerStreamingServer[pxperfv1.SubscribeResponse]) error {
 	match, err := compileFilter(req.GetFilter())
 	if err != nil {

@@ -69,6 +69,12 @@ type fileState struct {
 
 func (f *fileState) name() string { return f.stem + extFor(f.kind) }
 
+// owesCompression reports whether f is a rotated file still plain that
+// housekeeping is to compress (again, if its last try failed).
+func (f *fileState) owesCompression() bool {
+	return f.wantCompress && f.kind == kindPlain && !f.current
+}
+
 // reason is why a file was rotated.
 type reason int
 
@@ -339,7 +345,7 @@ func (a *Archive) Stats() Stats {
 	s.Files = uint64(len(a.files))
 	for _, f := range a.files {
 		s.DiskBytes += uint64(f.size)
-		if f.wantCompress && f.kind == kindPlain && !f.current {
+		if f.owesCompression() {
 			s.FilesAwaitingCompression++
 			s.BytesAwaitingCompression += uint64(f.size)
 		}

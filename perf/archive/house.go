@@ -40,9 +40,7 @@ func (a *Archive) houseLoop(ctx context.Context) {
 func (a *Archive) housekeep(ctx context.Context) {
 	for ctx.Err() == nil {
 		a.retain(false)
-		f := a.next(func(f *fileState) bool {
-			return f.wantCompress && !f.compressFailed && f.kind == kindPlain
-		})
+		f := a.next(func(f *fileState) bool { return f.owesCompression() && !f.compressFailed })
 		if f == nil {
 			break
 		}

@@ -252,9 +252,7 @@ func (s *Store) readRunsLocked(r *Read, next, end uint64, lim Limit) {
 			}
 		}
 		if r.Full = !lim.fits(r.Count, r.Bytes, len(f)); !r.Full {
-			r.Runs = joinRun(r.Runs, f)
-			r.Count++
-			r.Bytes += len(f)
+			r.add(nil, f, len(f), true)
 			id++
 		}
 	}
