@@ -15,7 +15,9 @@
 //   - [RolePublish]: Publish and PublishStream, and nothing else; a producer
 //     cannot read what others published unless it also holds view.
 //   - [RoleAdmin]: every method, including UpdateConfig, Optimize and
-//     CloseResource, which need it.
+//     CloseResource, which need it, and the recording proxy.
+//   - [RoleProxy]: the recording proxy, with HTTP Basic credentials (the
+//     token's name and the token: see [Tokens.LookupBasic]), and no RPC.
 //
 // grpc.health.v1.Health and the grpc.reflection services need no token. Any
 // other method, including one added to PerformanceService later and not

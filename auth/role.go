@@ -9,19 +9,23 @@ import (
 // role. See the package documentation for what each role may call.
 type Role int
 
-// The roles, from least to most powerful. [RoleAdmin] implies the others;
-// [RoleView] and [RolePublish] are independent of each other.
+// The roles. [RoleAdmin] implies the others; [RoleView], [RolePublish]
+// and [RoleProxy] are independent of each other.
 const (
 	// RoleView may call the read-only RPCs.
 	RoleView Role = iota + 1
 	// RolePublish may call Publish and PublishStream.
 	RolePublish
-	// RoleAdmin may call every RPC.
+	// RoleAdmin may call every RPC, and use the recording proxy.
 	RoleAdmin
+	// RoleProxy may use the recording proxy (Basic Proxy-Authorization,
+	// the token's name as user and the token as password), and call no
+	// RPC.
+	RoleProxy
 )
 
 // String returns the role's name as [ParseRole] accepts it: "view",
-// "publish" or "admin"; "Role(N)" for an invalid role.
+// "publish", "admin" or "proxy"; "Role(N)" for an invalid role.
 func (r Role) String() string {
 	switch r {
 	case RoleView:
@@ -30,13 +34,16 @@ func (r Role) String() string {
 		return "publish"
 	case RoleAdmin:
 		return "admin"
+	case RoleProxy:
+		return "proxy"
 	}
 	return fmt.Sprintf("Role(%d)", int(r))
 }
 
-func (r Role) valid() bool { return r >= RoleView && r <= RoleAdmin }
+func (r Role) valid() bool { return r >= RoleView && r <= RoleProxy }
 
-// ParseRole parses a role name: "view", "publish" or "admin", in any case.
+// ParseRole parses a role name: "view", "publish", "admin" or "proxy", in
+// any case.
 func ParseRole(s string) (Role, error) {
 	switch strings.ToLower(s) {
 	case "view":
@@ -45,8 +52,10 @@ func ParseRole(s string) (Role, error) {
 		return RolePublish, nil
 	case "admin":
 		return RoleAdmin, nil
+	case "proxy":
+		return RoleProxy, nil
 	}
-	return 0, fmt.Errorf("unknown role %q (want view, publish or admin)", s)
+	return 0, fmt.Errorf("unknown role %q (want view, publish, admin or proxy)", s)
 }
 
 // Identity is who a bearer token belongs to, and what it may do.

@@ -88,6 +88,7 @@ func TestParseRole(t *testing.T) {
 		{"publish", auth.RolePublish, false},
 		{"admin", auth.RoleAdmin, false},
 		{"Admin", auth.RoleAdmin, false},
+		{"proxy", auth.RoleProxy, false},
 		{"", 0, true},
 		{"root", 0, true},
 		{"view ", 0, true},
@@ -111,16 +112,17 @@ func TestParseRole(t *testing.T) {
 }
 
 func TestIdentityAllows(t *testing.T) {
-	all := []auth.Role{auth.RoleView, auth.RolePublish, auth.RoleAdmin}
+	all := []auth.Role{auth.RoleView, auth.RolePublish, auth.RoleAdmin, auth.RoleProxy}
 	tests := []struct {
 		roles []auth.Role
-		want  []bool // for view, publish, admin
+		want  []bool // for view, publish, admin, proxy
 	}{
-		{nil, []bool{false, false, false}},
-		{[]auth.Role{auth.RoleView}, []bool{true, false, false}},
-		{[]auth.Role{auth.RolePublish}, []bool{false, true, false}},
-		{[]auth.Role{auth.RoleView, auth.RolePublish}, []bool{true, true, false}},
-		{[]auth.Role{auth.RoleAdmin}, []bool{true, true, true}},
+		{nil, []bool{false, false, false, false}},
+		{[]auth.Role{auth.RoleView}, []bool{true, false, false, false}},
+		{[]auth.Role{auth.RolePublish}, []bool{false, true, false, false}},
+		{[]auth.Role{auth.RoleView, auth.RolePublish}, []bool{true, true, false, false}},
+		{[]auth.Role{auth.RoleAdmin}, []bool{true, true, true, true}},
+		{[]auth.Role{auth.RoleProxy}, []bool{false, false, false, true}},
 	}
 	for _, tt := range tests {
 		id := auth.Identity{Name: "x", Roles: tt.roles}

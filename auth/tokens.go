@@ -74,11 +74,11 @@ func NewTokens(m map[string]Identity) (*Tokens, error) {
 //	view,publish  alice       0b7e2d4c6a8f1e3d5c7b9a0e2f4d6c8a
 //	admin         ops         9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d
 //
-// ROLE is view, publish or admin (see [ParseRole]); NAME names the holder
-// in logs and errors; TOKEN is at least [MinTokenBytes] bytes of printable
-// ASCII (generate one with `openssl rand -hex 32`). Blank lines and lines
-// whose first non-blank character is '#' are ignored. Several lines may
-// share a NAME (to rotate its token), never a TOKEN.
+// ROLE is view, publish, admin or proxy (see [ParseRole]); NAME names the
+// holder in logs and errors; TOKEN is at least [MinTokenBytes] bytes of
+// printable ASCII (generate one with `openssl rand -hex 32`). Blank lines
+// and lines whose first non-blank character is '#' are ignored. Several
+// lines may share a NAME (to rotate its token), never a TOKEN.
 //
 // The file must not be readable or writable by all users (mode 0600 or
 // 0640 suit it): it holds secrets, and LoadTokens refuses it otherwise, as
@@ -206,6 +206,18 @@ func (t *Tokens) Lookup(token string) (Identity, bool) {
 		return Identity{}, false
 	}
 	return cloneIdentity(t.entries[match].id), true
+}
+
+// LookupBasic returns the identity of HTTP Basic credentials: the identity
+// named user whose token is password, or false if there is none. It
+// compares as [Tokens.Lookup] does, and the name in constant time too, so
+// its timing reveals neither which token nor how much of a name matched.
+func (t *Tokens) LookupBasic(user, password string) (Identity, bool) {
+	id, ok := t.Lookup(password)
+	if subtle.ConstantTimeCompare([]byte(id.Name), []byte(user)) != 1 || !ok {
+		return Identity{}, false
+	}
+	return id, true
 }
 
 // Len returns how many tokens t knows.

@@ -228,6 +228,39 @@ func TestTokensLookup(t *testing.T) {
 	}
 }
 
+func TestTokensLookupBasic(t *testing.T) {
+	const aliceTok, bobTok = "alice-token-0123456789", "bob-token-0123456789"
+	tokens, err := auth.NewTokens(map[string]auth.Identity{
+		aliceTok: {Name: "alice", Roles: []auth.Role{auth.RoleProxy}},
+		bobTok:   {Name: "bob", Roles: []auth.Role{auth.RoleView}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		user, password, want string // want "" for no identity
+	}{
+		{"alice", aliceTok, "alice"},
+		{"bob", bobTok, "bob"},
+		{"alice", bobTok, ""},   // another's token
+		{"bob", aliceTok, ""},   // another's token
+		{"alic", aliceTok, ""},  // a prefix of the name
+		{"alice", "alice", ""},  // the name as its own token
+		{"", "", ""},            // nothing
+		{"Alice", aliceTok, ""}, // names are exact
+	}
+	for _, tt := range tests {
+		id, ok := tokens.LookupBasic(tt.user, tt.password)
+		if ok != (tt.want != "") || id.Name != tt.want {
+			t.Errorf("LookupBasic(%q, %q) = %v, %v; want %q", tt.user, tt.password, id, ok, tt.want)
+		}
+	}
+	var none *auth.Tokens
+	if _, ok := none.LookupBasic("", ""); ok {
+		t.Error("a nil Tokens knows empty credentials")
+	}
+}
+
 func BenchmarkTokensLookup(b *testing.B) {
 	m := map[string]auth.Identity{}
 	for i := range 20 {

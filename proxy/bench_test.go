@@ -36,7 +36,7 @@ func BenchmarkProxyGET(b *testing.B) {
 	}))
 	defer origin.Close()
 	pub := &countingPublisher{}
-	p, err := New(Config{Listen: "127.0.0.1:0"}, pub, nil)
+	p, err := New(Config{Listen: "127.0.0.1:0", AllowTargets: "127.0.0.1"}, pub, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -30,9 +30,21 @@
 // exact tunnel bytes. A FAILED entry keeps any status already received; its
 // error kind is CONNECT (refused), DNS, TLS, TIMEOUT (dial, or a tunnel
 // idle past IdleTimeout), UPSTREAM (any other failure through the upstream),
-// CLIENT_CLOSED (the client went away) or OTHER (a target that broke off,
-// shutdown). A request that got no response is answered 502 (504 on a
-// timeout) and its entry has no status.
+// CLIENT_CLOSED (the client went away), DENIED (the target was inside the
+// host) or OTHER (a target that broke off, shutdown). A request that got
+// no response is answered 502 (504 on a timeout, 403 when denied) and its
+// entry has no status.
+//
+// A proxy is a door into its host and network, so it guards both (see
+// [Config.AllowTargets], [Config.Authenticate] and the per-client limits):
+// it refuses with 403 any target inside its host — loopback, link-local
+// and unspecified addresses, names that resolve to them (judged on the
+// address dialled), and the addresses pxperf serves on — unless it is
+// allow-listed, and records the refusal with error kind DENIED; with
+// client authentication on, it answers 407 to a request without valid
+// Basic Proxy-Authorization and records nothing; a client past its
+// connection or request limit gets 429. Listening beyond loopback without
+// client authentication, it warns and says so in [Stats.Open].
 //
 // Publishing never holds up traffic: entries go into a bounded queue that
 // one goroutine drains in batches; when it is full, entries are dropped and

@@ -65,8 +65,11 @@ type exchange struct {
 	source  pxperfv1.DecisionSource
 	auth    pxperfv1.AuthMethod // sent to the upstream
 	relay   bool                // the client's Proxy-Authorization is relayed
+	answers bool                // the client answers the upstream's challenge
 	reqHost string
 	req     http.Header // the client's request headers, read only
+
+	targetHost string // as asked: a name or IP address
 
 	sent atomic.Int64 // bytes client → target; written by the transport too
 	recv atomic.Int64 // bytes target → client; written by tunnel pumps too
@@ -95,27 +98,35 @@ type exchange struct {
 	errMsg  string
 }
 
-// newExchange starts an exchange for r with the target's entry url, host
-// and route.
-func (p *Proxy) newExchange(r *http.Request, entryURL, host string, up *url.URL, source pxperfv1.DecisionSource) *exchange {
+// newExchange starts an exchange for r with the entry's url and host, to
+// the target host (a name or IP address) and port, routed by [Proxy.route].
+func (p *Proxy) newExchange(r *http.Request, entryURL, entryHost, host, port string) *exchange {
+	up, source := p.route(host, port)
 	ex := &exchange{
 		id:      p.newID(),
 		start:   p.now(),
 		method:  r.Method,
 		url:     entryURL,
-		host:    clean(host, maxHost),
+		host:    clean(entryHost, maxHost),
 		tunnel:  r.Method == http.MethodConnect,
 		up:      up,
 		source:  source,
 		reqHost: r.Host,
 		req:     r.Header,
+
+		targetHost: host,
 	}
 	if up != nil {
+		// Without credentials of its own for the upstream, the proxy
+		// lets the client answer the upstream's challenge; with client
+		// authentication on, the client's credentials are the proxy's
+		// own, never the upstream's.
+		ex.answers = up.User == nil && p.cfg.Authenticate == nil
 		ex.auth = pxperfv1.AuthMethod_AUTH_METHOD_NONE
 		switch pa := r.Header.Get("Proxy-Authorization"); {
 		case up.User != nil:
 			ex.auth = pxperfv1.AuthMethod_AUTH_METHOD_BASIC
-		case pa != "":
+		case pa != "" && ex.answers:
 			ex.auth, ex.relay = authMethod(pa), true
 		}
 	}
@@ -440,6 +451,13 @@ func (p *Proxy) failure(ex *exchange, ctx context.Context, err error) (pxperfv1.
 		return pxperfv1.ErrorKind_ERROR_KIND_OTHER, "the proxy shut down: " + err.Error()
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
 		return pxperfv1.ErrorKind_ERROR_KIND_CLIENT_CLOSED, "the client went away: " + err.Error()
+	}
+	var denied *deniedError
+	switch {
+	case errors.As(err, &denied):
+		return pxperfv1.ErrorKind_ERROR_KIND_DENIED, denied.Error()
+	case errors.Is(err, errDenied):
+		return pxperfv1.ErrorKind_ERROR_KIND_DENIED, err.Error()
 	}
 	kind := kindOf(err, ex.up != nil)
 	if kind == pxperfv1.ErrorKind_ERROR_KIND_UPSTREAM {

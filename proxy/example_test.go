@@ -12,7 +12,9 @@ import (
 )
 
 // A recording proxy on 127.0.0.1:3128, chained to px on 127.0.0.1:3129
-// except for intranet hosts, publishing into a pxperf in the same process.
+// except for intranet hosts and a development server on localhost:8080
+// (which, inside this host, it reaches only when allowed to), publishing
+// into a pxperf in the same process.
 func Example() {
 	srv, err := service.New(config.Default(), service.Options{})
 	if err != nil {
@@ -20,9 +22,10 @@ func Example() {
 	}
 	defer srv.Shutdown()
 	p, err := proxy.New(proxy.Config{
-		Listen:   "127.0.0.1:3128",
-		Upstream: &url.URL{Scheme: "http", Host: "127.0.0.1:3129"},
-		NoProxy:  "localhost,127.0.0.1,.intranet.example",
+		Listen:       "127.0.0.1:3128",
+		Upstream:     &url.URL{Scheme: "http", Host: "127.0.0.1:3129"},
+		NoProxy:      "localhost,127.0.0.1,.intranet.example",
+		AllowTargets: "localhost:8080",
 	}, srv.Service(), nil)
 	if err != nil {
 		log.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/http/httputil"
@@ -33,7 +34,7 @@ func (p *Proxy) newTransport() *http.Transport {
 			}
 			return nil, nil
 		},
-		DialContext:           p.dialer.DialContext,
+		DialContext:           p.dial,
 		MaxIdleConns:          256,
 		MaxIdleConnsPerHost:   64,
 		IdleConnTimeout:       90 * time.Second,
@@ -43,6 +44,15 @@ func (p *Proxy) newTransport() *http.Transport {
 		// decode it behind the client's back.
 		DisableCompression: true,
 	}
+}
+
+// dial opens the transport's connections: to the upstream the route
+// chose, as configured, or to the target, judged by the guard.
+func (p *Proxy) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if ex := exchangeOf(ctx); ex != nil && ex.up != nil {
+		return p.dialer.DialContext(ctx, network, addr)
+	}
+	return p.direct.DialContext(ctx, network, addr)
 }
 
 func (p *Proxy) newReverseProxy(errLog *log.Logger) *httputil.ReverseProxy {
@@ -80,7 +90,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 }
 
 func (p *Proxy) modifyResponse(res *http.Response) error {
-	if ex := exchangeOf(res.Request.Context()); ex != nil && ex.challenge != nil && ex.up.User == nil {
+	if ex := exchangeOf(res.Request.Context()); ex != nil && ex.challenge != nil && ex.answers {
 		// The client answers the upstream's challenge; see Config.Upstream.
 		res.Header["Proxy-Authenticate"] = ex.challenge
 	}
@@ -97,22 +107,27 @@ func (p *Proxy) serveForward(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	u, ok := entryURL(r.URL)
-	if !ok || !recordable()(r.Method) {
-		// Carry it anyway; no valid entry can describe it.
-		p.stats.unrecorded.Add(1)
-		p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, p.unrecorded(r))))
-		return
-	}
-	port := r.URL.Port()
+	host, port := r.URL.Hostname(), r.URL.Port()
 	if port == "" {
 		port = defaultPort(r.URL.Scheme)
 	}
-	up, source := p.route(r.URL.Hostname(), port)
-	ex := p.newExchange(r, u, r.URL.Host, up, source)
-	p.enqueue(p.pending(ex))
-
+	u, ok := entryURL(r.URL)
+	ex := p.newExchange(r, u, r.URL.Host, host, port)
+	if !ok || !recordable()(r.Method) {
+		// Carried all the same, but no valid entry can describe it.
+		p.stats.unrecorded.Add(1)
+		ex.id = ""
+	}
+	if err := p.guard.checkTarget(host, port); err != nil {
+		p.deny(w, ex, err)
+		return
+	}
 	ctx := context.WithValue(r.Context(), exchangeKey{}, ex)
+	if ex.id == "" {
+		p.rp.ServeHTTP(w, r.WithContext(ctx))
+		return
+	}
+	p.enqueue(p.pending(ex))
 	ctx = httptrace.WithClientTrace(ctx, ex.trace(p.now))
 	r = r.WithContext(ctx)
 	if r.Body != nil && r.Body != http.NoBody {
@@ -122,19 +137,6 @@ func (p *Proxy) serveForward(w http.ResponseWriter, r *http.Request) {
 	// with http.ErrAbortHandler too.
 	defer p.finishForward(ex, r)
 	p.rp.ServeHTTP(w, r)
-}
-
-// unrecorded is the exchange of a request that is carried but not
-// recorded: it routes like any other.
-func (p *Proxy) unrecorded(r *http.Request) *exchange {
-	port := r.URL.Port()
-	if port == "" {
-		port = defaultPort(r.URL.Scheme)
-	}
-	up, source := p.route(r.URL.Hostname(), port)
-	ex := p.newExchange(r, "", "", up, source)
-	ex.id = "" // marks it unrecorded
-	return ex
 }
 
 // finishForward works out how the exchange ended and queues its entry.
@@ -163,14 +165,39 @@ func (p *Proxy) finishForward(ex *exchange, r *http.Request) {
 // forwardError is ReverseProxy's ErrorHandler: the request got no
 // response, or its upgrade failed.
 func (p *Proxy) forwardError(w http.ResponseWriter, r *http.Request, err error) {
-	ex := exchangeOf(r.Context())
-	kind, msg := p.failure(ex, r.Context(), err)
+	p.noResponse(w, exchangeOf(r.Context()), r.Context(), err)
+}
+
+// noResponse records why ex got no response (err; ctx is the request's)
+// and answers the client: 403 for a target the guard refused, 504 for a
+// timeout, 502 for anything else.
+func (p *Proxy) noResponse(w http.ResponseWriter, ex *exchange, ctx context.Context, err error) {
+	kind, msg := p.failure(ex, ctx, err)
 	ex.fail(kind, msg)
 	code := http.StatusBadGateway
-	if kind == pxperfv1.ErrorKind_ERROR_KIND_TIMEOUT {
+	switch kind {
+	case pxperfv1.ErrorKind_ERROR_KIND_DENIED:
+		p.stats.denied.Add(1)
+		code = http.StatusForbidden
+	case pxperfv1.ErrorKind_ERROR_KIND_TIMEOUT:
 		code = http.StatusGatewayTimeout
 	}
 	http.Error(w, "pxperf proxy: "+msg, code)
+}
+
+// deny answers a request or CONNECT whose target the guard refused before
+// anything was dialled with 403, and records it, unless ex is unrecorded,
+// as one FAILED entry with error kind DENIED: no PENDING entry goes before
+// it, for nothing started.
+func (p *Proxy) deny(w http.ResponseWriter, ex *exchange, err error) {
+	p.stats.denied.Add(1)
+	http.Error(w, "pxperf proxy: "+err.Error(), http.StatusForbidden)
+	if ex.id == "" {
+		return
+	}
+	ex.fail(pxperfv1.ErrorKind_ERROR_KIND_DENIED, err.Error())
+	p.stats.errors.Add(1)
+	p.enqueue(p.final(ex, p.now()))
 }
 
 // recorder is the transport of the ReverseProxy: it records what the

@@ -9,36 +9,47 @@ import (
 // limitListener holds each accepted connection until a slot is free, like
 // golang.org/x/net/netutil.LimitListener, but accepts first so that a
 // wait can be counted. A slot is freed when its connection is closed,
-// hijacked ones (tunnels) included.
+// hijacked ones (tunnels) included. A connection whose client is at its
+// own limit (see [clients.openConn]) takes no slot: it is handed to refuse
+// instead.
 type limitListener struct {
 	net.Listener
 	slots     chan struct{}
 	waits     *atomic.Uint64
+	clients   *clients
+	refuse    func(net.Conn)
 	closeOnce sync.Once
 	done      chan struct{}
 }
 
-func newLimitListener(l net.Listener, slots chan struct{}, waits *atomic.Uint64) *limitListener {
-	return &limitListener{Listener: l, slots: slots, waits: waits, done: make(chan struct{})}
+func newLimitListener(l net.Listener, slots chan struct{}, waits *atomic.Uint64, cl *clients, refuse func(net.Conn)) *limitListener {
+	return &limitListener{Listener: l, slots: slots, waits: waits, clients: cl, refuse: refuse, done: make(chan struct{})}
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	select {
-	case l.slots <- struct{}{}:
-	default:
-		l.waits.Add(1)
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if !l.clients.openConn(c.RemoteAddr()) {
+			l.refuse(c)
+			continue
+		}
 		select {
 		case l.slots <- struct{}{}:
-		case <-l.done:
-			_ = c.Close()
-			return nil, net.ErrClosed
+		default:
+			l.waits.Add(1)
+			select {
+			case l.slots <- struct{}{}:
+			case <-l.done:
+				l.clients.closeConn(c.RemoteAddr())
+				_ = c.Close()
+				return nil, net.ErrClosed
+			}
 		}
+		return &limitConn{Conn: c, slots: l.slots, clients: l.clients}, nil
 	}
-	return &limitConn{Conn: c, slots: l.slots}, nil
 }
 
 func (l *limitListener) Close() error {
@@ -46,16 +57,21 @@ func (l *limitListener) Close() error {
 	return l.Listener.Close()
 }
 
-// limitConn frees its slot when closed.
+// limitConn frees its slot, and its place in its client's count, when
+// closed.
 type limitConn struct {
 	net.Conn
-	slots chan struct{}
-	once  sync.Once
+	slots   chan struct{}
+	clients *clients
+	once    sync.Once
 }
 
 func (c *limitConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() { <-c.slots })
+	c.once.Do(func() {
+		<-c.slots
+		c.clients.closeConn(c.RemoteAddr())
+	})
 	return err
 }
 

@@ -7,11 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -66,6 +69,46 @@ type Config struct {
 	// :port. Loopback targets are not special: list localhost and
 	// 127.0.0.1 to keep them direct. Empty: nothing bypasses Upstream.
 	NoProxy string
+	// AllowTargets lists the targets inside this host that the proxy may
+	// reach all the same, in the syntax of NoProxy. Without a listing, a
+	// request or tunnel to a loopback, link-local or unspecified address,
+	// to localhost, to a name that resolves to one of those (judged on the
+	// address dialled when the proxy dials the target itself), or to an
+	// address pxperf listens on (OwnAddrs, and the listeners of
+	// [Proxy.Serve]) is refused with 403 and recorded with error kind
+	// DENIED. A rule without a port opens every port but pxperf's own
+	// listeners, which only a rule naming their port opens; "*" opens
+	// everything but them. Empty: nothing inside the host is reached.
+	AllowTargets string
+	// OwnAddrs are the other addresses the server serves on (gRPC,
+	// metrics): the proxy refuses them as it refuses its own listeners
+	// (see AllowTargets). [Proxy.Serve] adds its listener's address.
+	OwnAddrs []net.Addr
+	// Authenticate, if set, turns client authentication on: a request must
+	// carry Basic Proxy-Authorization credentials for which Authenticate
+	// returns true, or it is answered 407 with a Basic challenge and not
+	// recorded. Those credentials are the proxy's own: they are never
+	// passed on to Upstream, nor is an upstream's challenge passed back.
+	// It may be called concurrently. Nil: any client may use the proxy,
+	// and one listening beyond loopback says so (a warning in the log,
+	// [Stats.Open]).
+	Authenticate func(user, password string) bool
+	// MaxConnsPerClient limits the connections one client (an IP address)
+	// holds open at once: one beyond is answered 429 and closed without
+	// taking one of MaxConns's slots. 0: no limit per client.
+	MaxConnsPerClient int
+	// ClientRequestsPerSecond limits the requests (plain ones and
+	// CONNECTs) one client (an IP address) makes a second, on average: one
+	// beyond is answered 429 with Retry-After and not recorded. 0: no
+	// limit.
+	ClientRequestsPerSecond float64
+	// ClientRequestBurst is how many requests a client may make at once
+	// above ClientRequestsPerSecond (the size of its token bucket).
+	// Default: one second's worth, ClientRequestsPerSecond rounded up.
+	ClientRequestBurst int
+	// Resolver resolves target names when the proxy dials a target itself.
+	// Nil: net.DefaultResolver.
+	Resolver *net.Resolver
 	// MaxBodySize is how many bytes of each response body an entry
 	// captures. The body still streams whole to the client. Default 10
 	// KiB.
@@ -94,13 +137,19 @@ type Config struct {
 	// record as "[REDACTED]". Case-insensitive. The traffic itself is
 	// never changed.
 	RedactHeaders []string
+	// OnServe, if set, is called by [Proxy.Serve] with its listener's
+	// address once the proxy has taken the listener, before it accepts:
+	// [Stats] count the listener from then on (in Open, say). It is called
+	// on Serve's goroutine.
+	OnServe func(addr net.Addr)
 	// OnAlert, if set, is called when entries start being dropped (state
 	// FIRING) and when the queue has drained to half again (CLEARED). It
 	// may be called from any goroutine, never concurrently, and must not
 	// block.
 	OnAlert func(*pxperfv1.Alert)
-	// Now is the clock of entries' times and timings. Nil: time.Now.
-	// Socket deadlines always use the real clock.
+	// Now is the clock of entries' times and timings, and of the
+	// per-client request rate. Nil: time.Now. Socket deadlines always use
+	// the real clock.
 	Now func() time.Time
 }
 
@@ -111,18 +160,25 @@ func invalid(field, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %s", ErrInvalidConfig, field, fmt.Sprintf(format, args...))
 }
 
-// withDefaults validates c and returns it with its defaults filled in.
-func (c Config) withDefaults() (Config, noProxy, error) {
+// lists are the parsed target lists of a [Config].
+type lists struct {
+	noProxy, allow hostList
+}
+
+// withDefaults validates c and returns it with its defaults filled in, and
+// its target lists parsed.
+func (c Config) withDefaults() (Config, lists, error) {
+	var ls lists
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return c, noProxy{}, invalid("Listen", "want host:port, got %q", c.Listen)
+		return c, ls, invalid("Listen", "want host:port, got %q", c.Listen)
 	}
 	if u := c.Upstream; u != nil {
 		if u.Scheme != "http" || u.Hostname() == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-			return c, noProxy{}, invalid("Upstream", "want http://[user:password@]host[:port], got %q", u.Redacted())
+			return c, ls, invalid("Upstream", "want http://[user:password@]host[:port], got %q", u.Redacted())
 		}
 		if p := u.Port(); p != "" {
 			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-				return c, noProxy{}, invalid("Upstream", "port %q is not 1..65535", p)
+				return c, ls, invalid("Upstream", "port %q is not 1..65535", p)
 			}
 		}
 		up := *u
@@ -132,9 +188,18 @@ func (c Config) withDefaults() (Config, noProxy, error) {
 		}
 		c.Upstream = &up
 	}
-	np, err := parseNoProxy(c.NoProxy)
-	if err != nil {
-		return c, noProxy{}, invalid("NoProxy", "%v", err)
+	var err error
+	if ls.noProxy, err = parseHostList(c.NoProxy); err != nil {
+		return c, ls, invalid("NoProxy", "%v", err)
+	}
+	if ls.allow, err = parseHostList(c.AllowTargets); err != nil {
+		return c, ls, invalid("AllowTargets", "%v", err)
+	}
+	if r := c.ClientRequestsPerSecond; !(r >= 0 && r <= math.MaxInt32) {
+		return c, ls, invalid("ClientRequestsPerSecond", "want 0..%d, got %v", math.MaxInt32, r)
+	}
+	if c.ClientRequestBurst == 0 {
+		c.ClientRequestBurst = int(math.Ceil(c.ClientRequestsPerSecond))
 	}
 	for _, d := range []struct {
 		field string
@@ -144,9 +209,11 @@ func (c Config) withDefaults() (Config, noProxy, error) {
 		{"MaxBodySize", &c.MaxBodySize, 10 << 10},
 		{"QueueSize", &c.QueueSize, 4096},
 		{"MaxConns", &c.MaxConns, 1000},
+		{"MaxConnsPerClient", &c.MaxConnsPerClient, 0},
+		{"ClientRequestBurst", &c.ClientRequestBurst, 0},
 	} {
 		if *d.v < 0 {
-			return c, noProxy{}, invalid(d.field, "must not be negative, got %d", *d.v)
+			return c, ls, invalid(d.field, "must not be negative, got %d", *d.v)
 		}
 		if *d.v == 0 {
 			*d.v = d.def
@@ -162,7 +229,7 @@ func (c Config) withDefaults() (Config, noProxy, error) {
 		{"PublishTimeout", &c.PublishTimeout, 10 * time.Second},
 	} {
 		if *d.v < 0 {
-			return c, noProxy{}, invalid(d.field, "must not be negative, got %s", *d.v)
+			return c, ls, invalid(d.field, "must not be negative, got %s", *d.v)
 		}
 		if *d.v == 0 {
 			*d.v = d.def
@@ -170,13 +237,13 @@ func (c Config) withDefaults() (Config, noProxy, error) {
 	}
 	for i, h := range c.RedactHeaders {
 		if h == "" || len(h) > maxHeaderName {
-			return c, noProxy{}, invalid(fmt.Sprintf("RedactHeaders[%d]", i), "want a header name of 1..%d bytes, got %q", maxHeaderName, h)
+			return c, ls, invalid(fmt.Sprintf("RedactHeaders[%d]", i), "want a header name of 1..%d bytes, got %q", maxHeaderName, h)
 		}
 	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	return c, np, nil
+	return c, ls, nil
 }
 
 // Proxy is a recording HTTP forward proxy. Create it with [New], serve
@@ -188,7 +255,9 @@ type Proxy struct {
 	pub     Publisher
 	log     *slog.Logger
 	now     func() time.Time
-	noProxy noProxy
+	noProxy hostList
+	guard   *guard
+	clients *clients        // per-client limits; nil when there are none
 	redact  map[string]bool // canonical header names
 	via     string          // our Via entry, unique to this instance
 	prefix  string          // of request ids
@@ -197,8 +266,14 @@ type Proxy struct {
 	srv       *http.Server
 	rp        *httputil.ReverseProxy
 	transport *http.Transport
-	dialer    *net.Dialer
+	dialer    *net.Dialer   // to the upstream
+	direct    *net.Dialer   // to targets, judged by the guard
 	slots     chan struct{} // one per open client connection
+
+	// refusing counts the goroutines answering connections refused by
+	// MaxConnsPerClient; refuseSlots bounds them.
+	refusing    sync.WaitGroup
+	refuseSlots chan struct{}
 
 	// baseCtx is the parent of every request's context; Shutdown cancels
 	// it once the grace period is over.
@@ -211,6 +286,7 @@ type Proxy struct {
 	active   int                  // handlers running
 	idlec    chan struct{}        // closed when draining and active reaches 0
 	tunnels  map[*tunnel]struct{} // open tunnels, closed by Shutdown
+	open     []string             // listeners beyond loopback, without client auth
 
 	queue      chan *pxperfv1.Entry
 	qmu        sync.RWMutex  // held to write qclosed, read-held to queue
@@ -234,6 +310,8 @@ type counters struct {
 	requests, tunnels, bytesIn, bytesOut, errors atomic.Uint64
 	published, rejected, dropped, unrecorded     atomic.Uint64
 	publishErrors, connWaits                     atomic.Uint64
+	denied, authFailures, rateLimited            atomic.Uint64
+	connsRefused                                 atomic.Uint64
 	activeTunnels                                atomic.Int64
 }
 
@@ -264,6 +342,18 @@ type Stats struct {
 	// ConnWaits counts client connections that had to wait for a slot
 	// (see [Config.MaxConns]).
 	ConnWaits uint64
+	// Denied counts requests and tunnels refused with 403 because their
+	// target is inside this host (see [Config.AllowTargets]).
+	Denied uint64
+	// AuthFailures counts requests answered 407: client authentication is
+	// on and they carried no valid credentials (see [Config.Authenticate]).
+	AuthFailures uint64
+	// RateLimited counts requests answered 429 by
+	// [Config.ClientRequestsPerSecond].
+	RateLimited uint64
+	// ConnsRefused counts connections answered 429 and closed by
+	// [Config.MaxConnsPerClient].
+	ConnsRefused uint64
 	// Queued is the number of entries waiting to be published now.
 	Queued int
 	// ActiveConns is the number of client connections open now.
@@ -272,6 +362,10 @@ type Stats struct {
 	ActiveTunnels int
 	// Dropping is whether the dropped-entries alert holds now.
 	Dropping bool
+	// Open lists the addresses where the proxy serves beyond loopback
+	// without client authentication: anyone who can reach them may use
+	// it. Nil when there are none.
+	Open []string
 }
 
 // Stats returns the proxy's counters and gauges.
@@ -289,10 +383,15 @@ func (p *Proxy) Stats() Stats {
 		Unrecorded:    s.unrecorded.Load(),
 		PublishErrors: s.publishErrors.Load(),
 		ConnWaits:     s.connWaits.Load(),
+		Denied:        s.denied.Load(),
+		AuthFailures:  s.authFailures.Load(),
+		RateLimited:   s.rateLimited.Load(),
+		ConnsRefused:  s.connsRefused.Load(),
 		Queued:        len(p.queue),
 		ActiveConns:   len(p.slots),
 		ActiveTunnels: int(s.activeTunnels.Load()),
 		Dropping:      p.dropping.Load(),
+		Open:          p.openAddrs(),
 	}
 }
 
@@ -303,7 +402,7 @@ func New(cfg Config, pub Publisher, log *slog.Logger) (*Proxy, error) {
 	if pub == nil {
 		return nil, fmt.Errorf("%w: a Publisher is required", ErrInvalidConfig)
 	}
-	cfg, np, err := cfg.withDefaults()
+	cfg, ls, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
@@ -317,7 +416,9 @@ func New(cfg Config, pub Publisher, log *slog.Logger) (*Proxy, error) {
 		pub:      pub,
 		log:      log,
 		now:      cfg.Now,
-		noProxy:  np,
+		noProxy:  ls.noProxy,
+		guard:    &guard{allow: ls.allow},
+		clients:  newClients(cfg),
 		redact:   make(map[string]bool),
 		via:      "1.1 pxperf-" + hex.EncodeToString(rnd[:3]),
 		prefix:   "pxp-" + hex.EncodeToString(rnd[:]) + "-",
@@ -327,6 +428,13 @@ func New(cfg Config, pub Publisher, log *slog.Logger) (*Proxy, error) {
 		queue:    make(chan *pxperfv1.Entry, cfg.QueueSize),
 		stopc:    make(chan struct{}),
 		loopDone: make(chan struct{}),
+
+		refuseSlots: make(chan struct{}, maxRefusing),
+	}
+	p.guard.addOwn(cfg.OwnAddrs...)
+	p.direct = &net.Dialer{
+		Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second,
+		Resolver: cfg.Resolver, ControlContext: p.guard.control,
 	}
 	for _, h := range store.AlwaysRedacted {
 		p.redact[textproto.CanonicalMIMEHeaderKey(h)] = true
@@ -352,6 +460,13 @@ func New(cfg Config, pub Publisher, log *slog.Logger) (*Proxy, error) {
 	return p, nil
 }
 
+// openAddrs returns a copy of p.open.
+func (p *Proxy) openAddrs() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.open)
+}
+
 // readHeaderTimeout bounds how long a client may take to send a request's
 // headers.
 const readHeaderTimeout = 30 * time.Second
@@ -367,10 +482,25 @@ func (p *Proxy) ListenAndServe() error {
 }
 
 // Serve accepts client connections on lis and serves them until
-// [Proxy.Shutdown], after which it returns nil. It closes lis.
+// [Proxy.Shutdown], after which it returns nil. It closes lis. The proxy
+// refuses to reach lis's address (see [Config.AllowTargets]); without
+// client authentication, a lis beyond loopback is logged as a warning and
+// sets [Stats.Open].
 func (p *Proxy) Serve(lis net.Listener) error {
-	p.log.Info("proxy serving", "addr", lis.Addr().String(), "upstream", upstreamName(p.cfg.Upstream))
-	err := p.srv.Serve(newLimitListener(lis, p.slots, &p.stats.connWaits))
+	addr := lis.Addr()
+	p.guard.addOwn(addr)
+	p.log.Info("proxy serving", "addr", addr.String(), "upstream", upstreamName(p.cfg.Upstream), "client_auth", p.cfg.Authenticate != nil)
+	if ap, err := netip.ParseAddrPort(addr.String()); p.cfg.Authenticate == nil && (err != nil || !ap.Addr().IsLoopback()) {
+		p.mu.Lock()
+		p.open = append(p.open, addr.String())
+		p.mu.Unlock()
+		p.log.Warn("the recording proxy listens beyond loopback without client authentication: anyone who can reach it can use it; "+
+			"turn client authentication on (pxperf serve: --tokens, with tokens of the proxy role)", "addr", addr.String())
+	}
+	if p.cfg.OnServe != nil {
+		p.cfg.OnServe(addr)
+	}
+	err := p.srv.Serve(newLimitListener(lis, p.slots, &p.stats.connWaits, p.clients, p.refuseConn))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -415,6 +545,9 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	if err != nil {
 		_ = p.srv.Close()
 	}
+	// The listeners are closed: no refusal starts now, and each running
+	// one ends within refuseTimeout.
+	p.refusing.Wait()
 	if werr := p.waitHandlers(ctx); err == nil {
 		err = werr
 	}
@@ -477,7 +610,10 @@ func (p *Proxy) waitHandlers(ctx context.Context) error {
 }
 
 // ServeHTTP proxies one request: CONNECT opens a tunnel, an absolute-form
-// request is forwarded, anything else is refused with 400. It is the
+// request is forwarded, anything else is refused with 400. A request
+// without valid credentials when client authentication is on is answered
+// 407, one beyond its client's rate 429, one for a target inside this host
+// 403 (see [Config]). It is the
 // handler of the proxy's own server; connections it serves elsewhere do
 // not count against [Config.MaxConns].
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -487,6 +623,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer p.exit()
+	if !p.authenticate(w, r) {
+		return
+	}
+	if !p.clients.allowRequest(r.RemoteAddr) {
+		p.stats.rateLimited.Add(1)
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "pxperf proxy: too many requests from this client (proxy.client_requests_per_second); slow down", http.StatusTooManyRequests)
+		return
+	}
 	if r.Method == http.MethodConnect {
 		p.serveConnect(w, r)
 		return

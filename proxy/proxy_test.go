@@ -173,7 +173,9 @@ func newHarness(t *testing.T, edit func(*Config)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Listen: lis.Addr().String()}
+	// The tests' origins are on loopback, which the proxy reaches only
+	// when allowed to.
+	cfg := Config{Listen: lis.Addr().String(), AllowTargets: "127.0.0.1"}
 	if edit != nil {
 		edit(&cfg)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -16,15 +15,8 @@ import (
 // gets 200.
 func (h *harness) get(t testing.TB, u string) {
 	t.Helper()
-	req, _ := http.NewRequestWithContext(h.ctx, "GET", u, nil)
-	res, err := h.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, res.Body)
-	res.Body.Close()
-	if res.StatusCode != 200 {
-		t.Fatalf("GET %s: %d", u, res.StatusCode)
+	if code := h.status(t, u); code != http.StatusOK {
+		t.Fatalf("GET %s: %d", u, code)
 	}
 }
 

@@ -11,12 +11,13 @@ import (
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 )
 
-// noProxy is a parsed NO_PROXY list (see [Config.NoProxy]). It follows
-// golang.org/x/net/http/httpproxy's syntax, but does not exempt loopback
+// hostList is a parsed list of targets in NO_PROXY syntax (see
+// [Config.NoProxy] and [Config.AllowTargets]). It follows
+// golang.org/x/net/http/httpproxy's syntax, but does not match loopback
 // targets by itself: a proxy chained to px on the same machine may well be
-// asked for a loopback target that must go through px, and the tests of
-// chaining run on loopback only.
-type noProxy struct {
+// asked for a loopback target that must go through px, and a loopback
+// target is one the proxy refuses unless AllowTargets lists it.
+type hostList struct {
 	all     bool
 	domains []domainRule
 	ips     []ipRule
@@ -33,9 +34,9 @@ type ipRule struct {
 	port   string
 }
 
-// parseNoProxy parses a comma-separated NO_PROXY list.
-func parseNoProxy(s string) (noProxy, error) {
-	var np noProxy
+// parseHostList parses a comma-separated list in NO_PROXY syntax.
+func parseHostList(s string) (hostList, error) {
+	var np hostList
 	for item := range strings.SplitSeq(s, ",") {
 		item = strings.ToLower(strings.TrimSpace(item))
 		if item == "" {
@@ -49,18 +50,18 @@ func parseNoProxy(s string) (noProxy, error) {
 			np.ips = append(np.ips, ipRule{prefix: pfx.Masked()})
 			continue
 		} else if strings.Contains(item, "/") {
-			return noProxy{}, fmt.Errorf("%q: %v", item, err)
+			return hostList{}, fmt.Errorf("%q: %v", item, err)
 		}
 		host, port := item, ""
 		if h, p, err := net.SplitHostPort(item); err == nil {
 			n, err := strconv.Atoi(p)
 			if err != nil || n < 1 || n > 65535 {
-				return noProxy{}, fmt.Errorf("%q: port %q is not 1..65535", item, p)
+				return hostList{}, fmt.Errorf("%q: port %q is not 1..65535", item, p)
 			}
 			host, port = h, p
 		}
 		if strings.Contains(host, "..") { // checked before a final dot is cut: "a.." is not "a."
-			return noProxy{}, fmt.Errorf("%q: an empty label (\"..\") is not a host name", item)
+			return hostList{}, fmt.Errorf("%q: an empty label (\"..\") is not a host name", item)
 		}
 		host = strings.TrimSuffix(host, ".")
 		if ip, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
@@ -78,7 +79,7 @@ func parseNoProxy(s string) (noProxy, error) {
 			host = "." + host
 		}
 		if len(host) < 2 || strings.ContainsAny(host, " \t*/@[]") || strings.Contains(host, "..") {
-			return noProxy{}, fmt.Errorf("%q is not a host name, IP address or CIDR prefix", item)
+			return hostList{}, fmt.Errorf("%q is not a host name, IP address or CIDR prefix", item)
 		}
 		rule.suffix = host
 		np.domains = append(np.domains, rule)
@@ -87,23 +88,33 @@ func parseNoProxy(s string) (noProxy, error) {
 }
 
 // match reports whether a target host (a name or IP address, no brackets)
-// and port bypass the upstream.
-func (np noProxy) match(host, port string) bool {
-	if np.all {
-		return true
-	}
+// and port match the list.
+func (np hostList) match(host, port string) bool {
+	return np.all || np.matchRule(host, port, false)
+}
+
+// matchPort reports whether a rule that names port matches host and port:
+// "*" and rules for any port do not count.
+func (np hostList) matchPort(host, port string) bool {
+	return np.matchRule(host, port, true)
+}
+
+// matchRule reports whether a domain or IP rule matches host and port;
+// with named, only a rule that names the port.
+func (np hostList) matchRule(host, port string, named bool) bool {
+	portOK := func(p string) bool { return p == port || (p == "" && !named) }
 	host = strings.TrimSuffix(strings.ToLower(host), ".")
 	if ip, err := netip.ParseAddr(host); err == nil {
 		ip = ip.Unmap()
 		for _, r := range np.ips {
-			if (r.port == "" || r.port == port) && r.prefix.Contains(ip) {
+			if portOK(r.port) && r.prefix.Contains(ip) {
 				return true
 			}
 		}
 		return false
 	}
 	for _, r := range np.domains {
-		if r.port != "" && r.port != port {
+		if !portOK(r.port) {
 			continue
 		}
 		if strings.HasSuffix(host, r.suffix) || (r.matchBare && host == r.suffix[1:]) {

@@ -15,9 +15,9 @@ import (
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 )
 
-func TestNoProxy(t *testing.T) {
+func TestHostList(t *testing.T) {
 	const list = "example.com, .sub.org, *.star.net, 10.0.0.0/8, 192.168.1.1, [::1]:8080, internal:3128, FE80::/10"
-	np, err := parseNoProxy(list)
+	np, err := parseHostList(list)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,17 +49,32 @@ func TestNoProxy(t *testing.T) {
 			t.Errorf("match(%q, %q) = %v; want %v", tc.host, tc.port, got, tc.want)
 		}
 	}
-	all, _ := parseNoProxy(" , *")
-	if !all.match("anything", "1") {
-		t.Error(`"*" does not match everything`)
+	// Only rules that name the port count for matchPort.
+	for _, tc := range []struct {
+		host, port string
+		want       bool
+	}{
+		{"::1", "8080", true},
+		{"::1", "80", false},
+		{"internal", "3128", true},
+		{"10.1.2.3", "80", false}, // a CIDR rule names no port
+		{"example.com", "80", false},
+	} {
+		if got := np.matchPort(tc.host, tc.port); got != tc.want {
+			t.Errorf("matchPort(%q, %q) = %v; want %v", tc.host, tc.port, got, tc.want)
+		}
 	}
-	none, _ := parseNoProxy("")
+	all, _ := parseHostList(" , *")
+	if !all.match("anything", "1") || all.matchPort("anything", "1") {
+		t.Error(`"*" does not match everything, or counts as naming a port`)
+	}
+	none, _ := parseHostList("")
 	if none.match("example.com", "80") {
 		t.Error("an empty list matches")
 	}
 	for _, bad := range []string{"10.0.0.0/33", "host:http", "host:0", "a b", "..x"} {
-		if _, err := parseNoProxy(bad); err == nil {
-			t.Errorf("parseNoProxy(%q) succeeded; want an error", bad)
+		if _, err := parseHostList(bad); err == nil {
+			t.Errorf("parseHostList(%q) succeeded; want an error", bad)
 		}
 	}
 }
@@ -69,7 +84,7 @@ func FuzzNoProxy(f *testing.F) {
 		f.Add(s, "www.example.com", "80")
 	}
 	f.Fuzz(func(t *testing.T, list, host, port string) {
-		np, err := parseNoProxy(list)
+		np, err := parseHostList(list)
 		if err != nil {
 			return
 		}

@@ -43,7 +43,7 @@ func TestPublishIntoService(t *testing.T) {
 	tlsOrigin := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "tls") }))
 	defer tlsOrigin.Close()
 
-	p, err := proxy.New(proxy.Config{Listen: "127.0.0.1:0"}, svc, nil)
+	p, err := proxy.New(proxy.Config{Listen: "127.0.0.1:0", AllowTargets: "127.0.0.1"}, svc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

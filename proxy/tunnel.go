@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,13 +63,16 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request) {
 	p.stats.tunnels.Add(1)
 	target := r.Host
 	host, port, err := net.SplitHostPort(target)
-	if err != nil || host == "" || port == "" || len(target) > maxHost {
+	if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 || len(target) > maxHost {
 		p.stats.unrecorded.Add(1)
-		http.Error(w, "pxperf proxy: CONNECT needs host:port", http.StatusBadRequest)
+		http.Error(w, "pxperf proxy: CONNECT needs host:port, the port a number 1..65535", http.StatusBadRequest)
 		return
 	}
-	up, source := p.route(host, port)
-	ex := p.newExchange(r, target, target, up, source)
+	ex := p.newExchange(r, target, target, host, port)
+	if err := p.guard.checkTarget(host, port); err != nil {
+		p.deny(w, ex, err)
+		return
+	}
 	p.enqueue(p.pending(ex))
 	defer func() {
 		if ex.failed() || ex.status == 0 {
@@ -77,18 +81,12 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request) {
 		p.enqueue(p.final(ex, p.now()))
 	}()
 
-	ctx, cancel := context.WithTimeout(r.Context(), p.cfg.DialTimeout)
+	ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), exchangeKey{}, ex), p.cfg.DialTimeout)
 	start := p.now()
 	conn, br, refusal, err := p.dialTunnel(ctx, ex, r)
 	cancel()
 	if err != nil {
-		kind, msg := p.failure(ex, r.Context(), err)
-		ex.fail(kind, msg)
-		code := http.StatusBadGateway
-		if kind == pxperfv1.ErrorKind_ERROR_KIND_TIMEOUT {
-			code = http.StatusGatewayTimeout
-		}
-		http.Error(w, "pxperf proxy: "+msg, code)
+		p.noResponse(w, ex, r.Context(), err)
 		return
 	}
 	ex.mu.Lock()
@@ -108,7 +106,7 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request) {
 func (p *Proxy) dialTunnel(ctx context.Context, ex *exchange, r *http.Request) (c net.Conn, br *bufio.Reader, refusal *http.Response, err error) {
 	target := r.Host
 	if ex.up == nil {
-		c, err = p.dialer.DialContext(ctx, "tcp", target)
+		c, err = p.direct.DialContext(ctx, "tcp", target)
 		return c, nil, nil, err
 	}
 	c, err = p.dialer.DialContext(ctx, "tcp", ex.up.Host)
@@ -164,7 +162,7 @@ func (p *Proxy) relayRefusal(w http.ResponseWriter, ex *exchange, c net.Conn, re
 	defer res.Body.Close()
 	h := w.Header()
 	copyEndToEnd(h, res.Header)
-	if ex.challenge != nil && ex.up.User == nil {
+	if ex.challenge != nil && ex.answers {
 		h["Proxy-Authenticate"] = ex.challenge
 	}
 	h.Add("Via", p.via)

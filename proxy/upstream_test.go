@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,11 +22,21 @@ import (
 type upstream struct {
 	url  *url.URL
 	seen atomic.Int64 // requests it received
+
+	mu    sync.Mutex
+	auths []string // the Proxy-Authorization of each request, "" for none
+}
+
+// authsSeen returns the Proxy-Authorization of each request so far.
+func (u *upstream) authsSeen() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return slices.Clone(u.auths)
 }
 
 func newUpstream(t *testing.T, user, pw string) *upstream {
 	t.Helper()
-	inner, err := New(Config{Listen: "127.0.0.1:0"}, newFakePublisher(t), nil)
+	inner, err := New(Config{Listen: "127.0.0.1:0", AllowTargets: "127.0.0.1"}, newFakePublisher(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,6 +44,9 @@ func newUpstream(t *testing.T, user, pw string) *upstream {
 	want := "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pw))
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		up.seen.Add(1)
+		up.mu.Lock()
+		up.auths = append(up.auths, r.Header.Get("Proxy-Authorization"))
+		up.mu.Unlock()
 		if user != "" && r.Header.Get("Proxy-Authorization") != want {
 			w.Header().Set("Proxy-Authenticate", `Basic realm="upstream"`)
 			w.WriteHeader(http.StatusProxyAuthRequired)

@@ -78,6 +78,10 @@ var statsDescs = []desc{
 	{prometheus.NewDesc("pxperf_proxy_requests_total", "Plain HTTP requests through the recording proxy.", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetProxy().GetRequests()) }},
 	{prometheus.NewDesc("pxperf_proxy_tunnels_total", "CONNECT tunnels through the recording proxy.", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetProxy().GetTunnels()) }},
 	{prometheus.NewDesc("pxperf_proxy_entries_dropped_total", "Entries the recording proxy dropped because publishing fell behind.", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetProxy().GetDropped()) }},
+	{prometheus.NewDesc("pxperf_proxy_denied_total", "Requests and tunnels the recording proxy refused because their target is inside this host.", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetProxy().GetDenied()) }},
+	{prometheus.NewDesc("pxperf_proxy_auth_failures_total", "Requests the recording proxy answered 407: no valid client credentials.", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetProxy().GetAuthFailures()) }},
+	{prometheus.NewDesc("pxperf_proxy_rate_limited_total", "Requests the recording proxy answered 429 by proxy.client_requests_per_second.", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetProxy().GetRateLimited()) }},
+	{prometheus.NewDesc("pxperf_proxy_connections_refused_total", "Client connections the recording proxy refused by proxy.max_connections_per_client.", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetProxy().GetConnectionsRefused()) }},
 	{prometheus.NewDesc("pxperf_score", "The 0-100 health score.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return s.GetScore().GetTotal() }},
 	{prometheus.NewDesc("pxperf_alerts_active", "Alerts whose condition holds now.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(len(s.GetActiveAlerts())) }},
 }

@@ -86,6 +86,9 @@ func (src *monitorSource) Sample(context.Context) (monitor.Sample, error) {
 	ts := s.throttleStats(st.NewestID)
 	sample.Throttle.Subscribers, sample.Throttle.MaxLag = ts.GetSubscribers(), ts.GetMaxLag()
 
+	if p := s.proxy.Load(); p != nil {
+		sample.Proxy.Open = p.Stats().Open
+	}
 	rs := s.resources.Stats()
 	sample.Cleanup = monitor.Cleanup{
 		Live: rs.Live, Succeeded: rs.Succeeded, Failed: rs.Failed, Leaked: rs.Leaked, IdleClosed: rs.IdleClosed,

@@ -1,17 +1,21 @@
 package service
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 
+	"github.com/pxperf/pxperf/auth"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"github.com/pxperf/pxperf/proxy"
 )
 
 // newProxy creates the recording proxy cfg asks for, publishing into svc
-// in-process; nil when cfg has no proxy.listen_address.
-func newProxy(cfg *pxperfv1.Config, svc *Service, log *slog.Logger) (*proxy.Proxy, error) {
+// in-process; nil when cfg has no proxy.listen_address. With opts.Tokens,
+// it authenticates its clients by them.
+func newProxy(cfg *pxperfv1.Config, svc *Service, opts Options, log *slog.Logger) (*proxy.Proxy, error) {
 	pc := cfg.GetProxy()
 	if pc.GetListenAddress() == "" {
 		return nil, nil
@@ -23,14 +27,35 @@ func newProxy(cfg *pxperfv1.Config, svc *Service, log *slog.Logger) (*proxy.Prox
 			return nil, fmt.Errorf("proxy.upstream: %w", err)
 		}
 	}
+	var authenticate func(user, password string) bool
+	if tokens := opts.Tokens; tokens != nil {
+		authenticate = func(user, password string) bool {
+			id, ok := tokens.LookupBasic(user, password)
+			return ok && id.Allows(auth.RoleProxy)
+		}
+	}
 	return proxy.New(proxy.Config{
-		Listen:        pc.GetListenAddress(),
-		Upstream:      upstream,
-		NoProxy:       pc.GetNoProxy(),
-		MaxBodySize:   int(cfg.GetMemory().GetMaxBodySize()),
-		MaxConns:      int(pc.GetMaxConnections()),
-		IdleTimeout:   pc.GetIdleTimeout().AsDuration(),
-		RedactHeaders: cfg.GetMemory().GetRedactHeaders(),
+		Listen:                  pc.GetListenAddress(),
+		Upstream:                upstream,
+		NoProxy:                 pc.GetNoProxy(),
+		AllowTargets:            pc.GetAllowTargets(),
+		OwnAddrs:                opts.ServedAddrs,
+		Authenticate:            authenticate,
+		MaxBodySize:             int(cfg.GetMemory().GetMaxBodySize()),
+		MaxConns:                int(pc.GetMaxConnections()),
+		MaxConnsPerClient:       int(pc.GetMaxConnectionsPerClient()),
+		ClientRequestsPerSecond: float64(pc.GetClientRequestsPerSecond()),
+		ClientRequestBurst:      int(pc.GetClientRequestBurst()),
+		IdleTimeout:             pc.GetIdleTimeout().AsDuration(),
+		RedactHeaders:           cfg.GetMemory().GetRedactHeaders(),
+		// The monitor samples the proxy's listeners at once, so that
+		// proxy_open holds from the start rather than from the next
+		// interval.
+		OnServe: func(net.Addr) {
+			if _, err := svc.monitor.Tick(context.Background()); err != nil {
+				log.Warn("monitor tick on the proxy's start skipped", "err", err)
+			}
+		},
 		// Alerts from the proxy reach WatchStats streams like the
 		// monitor's own.
 		OnAlert: func(a *pxperfv1.Alert) { svc.monitor.Notify(a) },
@@ -39,31 +64,37 @@ func newProxy(cfg *pxperfv1.Config, svc *Service, log *slog.Logger) (*proxy.Prox
 
 // proxyStats reports the recording proxy for GetStats; nil when it is off.
 func (s *Service) proxyStats() *pxperfv1.ProxyStats {
-	if s.proxy == nil {
+	p := s.proxy.Load()
+	if p == nil {
 		return nil
 	}
-	st := s.proxy.Stats()
+	st := p.Stats()
 	return &pxperfv1.ProxyStats{
-		Requests:          st.Requests,
-		Tunnels:           st.Tunnels,
-		BytesIn:           st.BytesIn,
-		BytesOut:          st.BytesOut,
-		Errors:            st.Errors,
-		Published:         st.Published,
-		Dropped:           st.Dropped,
-		ActiveConnections: uint64(st.ActiveConns),
-		ActiveTunnels:     uint64(st.ActiveTunnels),
-		Queued:            uint64(st.Queued),
+		Requests:           st.Requests,
+		Tunnels:            st.Tunnels,
+		BytesIn:            st.BytesIn,
+		BytesOut:           st.BytesOut,
+		Errors:             st.Errors,
+		Published:          st.Published,
+		Dropped:            st.Dropped,
+		ActiveConnections:  uint64(st.ActiveConns),
+		ActiveTunnels:      uint64(st.ActiveTunnels),
+		Queued:             uint64(st.Queued),
+		Denied:             st.Denied,
+		AuthFailures:       st.AuthFailures,
+		RateLimited:        st.RateLimited,
+		ConnectionsRefused: st.ConnsRefused,
 	}
 }
 
 // proxyAlert is the proxy's dropped-entries alert while it holds, for
 // GetStats; nil otherwise.
 func (s *Service) proxyAlert() *pxperfv1.Alert {
-	if s.proxy == nil {
+	p := s.proxy.Load()
+	if p == nil {
 		return nil
 	}
-	st := s.proxy.Stats()
+	st := p.Stats()
 	if !st.Dropping {
 		return nil
 	}

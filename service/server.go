@@ -46,8 +46,15 @@ type Options struct {
 	Credentials credentials.TransportCredentials
 	// Tokens turn on bearer-token auth: every call but health and
 	// reflection needs a token with the role its method needs (see
-	// [auth.RequiredRole]). Nil: no auth.
+	// [auth.RequiredRole]). Nil: no auth. With tokens, the recording
+	// proxy authenticates its clients too: Basic credentials, a token's
+	// name and the token, of a token with [auth.RoleProxy].
 	Tokens *auth.Tokens
+	// ServedAddrs are the addresses the process serves on besides the
+	// recording proxy's listeners (the gRPC and metrics listeners): the
+	// proxy refuses to reach them unless proxy.allow_targets lists them
+	// with their port.
+	ServedAddrs []net.Addr
 }
 
 // New assembles a server for cfg, which must be valid.
@@ -60,13 +67,15 @@ func New(cfg *pxperfv1.Config, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if svc.proxy, err = newProxy(cfg, svc, log); err != nil {
+	p, err := newProxy(cfg, svc, opts, log)
+	if err != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		svc.Shutdown(ctx)
 		svc.closeArchive()
 		return nil, fmt.Errorf("create the recording proxy: %w", err)
 	}
+	svc.proxy.Store(p)
 	sc := cfg.GetServer()
 	validateUnary, validateStream := validationInterceptors(svc.validator)
 	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
@@ -168,10 +177,11 @@ func (s *Server) Serve(lis net.Listener) error {
 // returns nil after a shutdown, and an error at once when the config has
 // no proxy.listen_address.
 func (s *Server) ServeProxy(lis net.Listener) error {
-	if s.svc.proxy == nil {
+	p := s.svc.proxy.Load()
+	if p == nil {
 		return errors.New("serve proxy: proxy.listen_address is not set")
 	}
-	return s.svc.proxy.Serve(lis) // it logs where it serves
+	return p.Serve(lis) // it logs where it serves
 }
 
 // Shutdown stops the server: the recording proxy first (its tunnels closed,
@@ -183,8 +193,8 @@ func (s *Server) ServeProxy(lis net.Listener) error {
 func (s *Server) Shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), s.grace)
 	defer cancel()
-	if s.svc.proxy != nil {
-		if err := s.svc.proxy.Shutdown(ctx); err != nil {
+	if p := s.svc.proxy.Load(); p != nil {
+		if err := p.Shutdown(ctx); err != nil {
 			s.log.Warn("recording proxy did not stop in time", "err", err)
 		}
 	}

@@ -73,8 +73,8 @@ type Service struct {
 	resources   *resources.Registry
 	archiveFile *resources.Handle // the archive's open file; nil when off
 	monitor     *monitor.Monitor
-	proxy       *proxy.Proxy  // the recording proxy; nil when off
-	shutdown    chan struct{} // closed by Shutdown: streams end
+	proxy       atomic.Pointer[proxy.Proxy] // the recording proxy; nil when off
+	shutdown    chan struct{}               // closed by Shutdown: streams end
 	closeOnce   sync.Once
 }
 

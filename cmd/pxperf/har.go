@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net"
 	"net/url"
 	"runtime/debug"
 	"strings"
@@ -122,7 +123,7 @@ func readHAR(r io.Reader) (*harDocument, error) {
 //
 //	startedDateTime              start_time
 //	time (ms)                    timings.total
-//	request.method, url          method, url (CONNECT: tunnel)
+//	request.method, url          method, url (CONNECT: tunnel, url host:port)
 //	request.headers              request_headers (HTTP/2 pseudo-headers such as :authority left out)
 //	request headersSize+bodySize bytes_sent (or _bytesSent)
 //	response.status             status_code; 0 is a failed request: error OTHER with response._error
@@ -146,6 +147,9 @@ func entryFromHAR(h *harEntry) (*pxperfv1.Entry, error) {
 		ResponseHeaders: headersFromHAR(h.Response.Headers),
 		BytesSent:       nonNegative(h.Request.HeadersSize) + nonNegative(h.Request.BodySize),
 		BytesReceived:   nonNegative(h.Response.HeadersSize) + nonNegative(h.Response.BodySize),
+	}
+	if u, err := url.Parse(e.Url); e.Tunnel && err == nil && u.Scheme != "" && u.Host != "" {
+		e.Url = u.Host // as pxperf records a tunnel; see tunnelURL
 	}
 	if h.Request.BytesSent != nil {
 		e.BytesSent = nonNegative(*h.Request.BytesSent)
@@ -242,14 +246,19 @@ func durationMs(d *durationpb.Duration) float64 {
 // [entryFromHAR]: connect is written with the TLS handshake included,
 // wait is time_to_first_byte less dns and connect, receive is total less
 // time_to_first_byte, and time is their sum, as the spec wants. Bodies
-// that are not UTF-8 are written in base64. The entry's id goes in _id.
+// that are not UTF-8 are written in base64. The entry's id goes in _id. A
+// tunnel's url, host:port, is written absolute (see [tunnelURL]).
 func entryToHAR(e *pxperfv1.Entry) harEntry {
+	u := e.GetUrl()
+	if e.GetTunnel() {
+		u = tunnelURL(u)
+	}
 	h := harEntry{
 		StartedDateTime: e.GetStartTime().AsTime().UTC().Format("2006-01-02T15:04:05.000Z07:00"),
 		ID:              e.GetId(),
 		Request: harRequest{
 			Method:      e.GetMethod(),
-			URL:         e.GetUrl(),
+			URL:         u,
 			Cookies:     []harCookie{},
 			Headers:     headersToHAR(e.GetRequestHeaders()),
 			QueryString: queryString(e.GetUrl()),
@@ -321,6 +330,22 @@ func headersToHAR(hs []*pxperfv1.Header) []harPair {
 
 // queryString returns the query parameters of u in order, decoded where
 // they can be.
+// tunnelURL is the absolute URL HAR 1.2 wants for a CONNECT tunnel to
+// hostport: https://host:port/, or http:// for port 80, the scheme the
+// port implies (pxperf never sees inside a tunnel). hostport is returned
+// as it is when it is not host:port.
+func tunnelURL(hostport string) string {
+	_, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return hostport
+	}
+	scheme := "https"
+	if port == "80" {
+		scheme = "http"
+	}
+	return scheme + "://" + hostport + "/"
+}
+
 func queryString(u string) []harPair {
 	out := []harPair{}
 	parsed, err := url.Parse(u)

@@ -143,6 +143,22 @@ func TestHARRoundTrip(t *testing.T) {
 			Error:     &pxperfv1.EntryError{Kind: pxperfv1.ErrorKind_ERROR_KIND_OTHER, Message: "connection refused"},
 			Timings:   &pxperfv1.Timings{TimeToFirstByte: msd(0), Total: msd(0)},
 		},
+		{
+			StartTime:  ts("2026-11-27T10:00:03Z"),
+			Method:     "CONNECT",
+			Url:        "example.com:443",
+			Tunnel:     true,
+			StatusCode: 200,
+			Timings:    &pxperfv1.Timings{TimeToFirstByte: msd(20), Total: msd(900)},
+		},
+		{
+			StartTime:  ts("2026-11-27T10:00:04Z"),
+			Method:     "CONNECT",
+			Url:        "[2001:db8::1]:80",
+			Tunnel:     true,
+			StatusCode: 200,
+			Timings:    &pxperfv1.Timings{TimeToFirstByte: msd(20), Total: msd(90)},
+		},
 	}
 	var buf bytes.Buffer
 	hw := newHARWriter(&buf)
@@ -166,6 +182,10 @@ func TestHARRoundTrip(t *testing.T) {
 	}
 	if h := doc.Log.Entries[0]; h.ID != 7 || h.Response.RedirectURL != "/b" || len(h.Request.QueryString) != 1 {
 		t.Errorf("first HAR entry: _id %d, redirectURL %q, queryString %v; want 7, /b, [x=1]", h.ID, h.Response.RedirectURL, h.Request.QueryString)
+	}
+	// HAR 1.2 wants absolute URLs, tunnels' too.
+	if got := []string{doc.Log.Entries[3].Request.URL, doc.Log.Entries[4].Request.URL}; got[0] != "https://example.com:443/" || got[1] != "http://[2001:db8::1]:80/" {
+		t.Errorf("tunnels' request.url %q; want https://example.com:443/ and http://[2001:db8::1]:80/", got)
 	}
 	for i, want := range entries {
 		h := doc.Log.Entries[i]

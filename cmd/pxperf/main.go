@@ -187,6 +187,8 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		func(c *pxperfv1.Config, v string) { c.Proxy.Upstream = v })
 	str("no-proxy", d.Proxy.NoProxy, "targets the recording proxy reaches directly, bypassing --upstream (NO_PROXY syntax)",
 		func(c *pxperfv1.Config, v string) { c.Proxy.NoProxy = v })
+	str("allow-targets", d.Proxy.AllowTargets, "targets inside this host (loopback, link-local, pxperf's own ports) the recording proxy may reach all the same (NO_PROXY syntax; pxperf's own ports only with the port)",
+		func(c *pxperfv1.Config, v string) { c.Proxy.AllowTargets = v })
 	fs.StringVar(&opts.tls.CertFile, "tls-cert", "", "serve TLS with this certificate chain (PEM)")
 	fs.StringVar(&opts.tls.KeyFile, "tls-key", "", "private key of --tls-cert (PEM)")
 	fs.StringVar(&opts.tls.ClientCAFile, "tls-client-ca", "", "require client certificates from these CAs (PEM): mutual TLS")
@@ -292,6 +294,10 @@ func runServer(ctx context.Context, cfg *pxperfv1.Config, opts service.Options, 
 	plis, err := listen("proxy listen", cfg.GetProxy().GetListenAddress())
 	if err != nil {
 		return err
+	}
+	// The recording proxy must not be a way into the server's own ports.
+	for _, l := range listeners {
+		opts.ServedAddrs = append(opts.ServedAddrs, l.Addr())
 	}
 	srv, err := service.New(cfg, opts)
 	if err != nil {

@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -110,7 +111,7 @@ func (th Thresholds) withDefaults() Thresholds {
 type Event struct {
 	// Name is the condition's stable name: "memory_high",
 	// "throttled_high", "cleanup_failures_high", "score_low",
-	// "archive_write_errors" or "stuck_subscribers".
+	// "archive_write_errors", "stuck_subscribers" or "proxy_open".
 	Name string
 	// Firing is true when the condition started, false when it cleared.
 	Firing bool
@@ -149,7 +150,7 @@ type reading struct {
 
 // conditionNames returns the conditions in the order they are evaluated
 // and listed.
-func conditionNames() [6]string {
+func conditionNames() [7]string {
 	return [...]string{
 		"memory_high",
 		"throttled_high",
@@ -157,6 +158,7 @@ func conditionNames() [6]string {
 		"score_low",
 		"archive_write_errors",
 		"stuck_subscribers",
+		"proxy_open",
 	}
 }
 
@@ -205,6 +207,19 @@ func readings(prev, cur Sample, score Score, th Thresholds) []reading {
 	stuck := delta(prev.Throttle.StuckSubscribers, cur.Throttle.StuckSubscribers)
 	rs = append(rs, countReading("stuck_subscribers", stuck,
 		fmt.Sprintf("%d subscribers ended as stuck in the interval", stuck)))
+
+	open := len(cur.Proxy.Open) > 0
+	rs = append(rs, reading{
+		name: "proxy_open", value: float64(len(cur.Proxy.Open)),
+		raise: open, clear: !open,
+		what: fmt.Sprintf("the recording proxy listens beyond loopback without client authentication at %s: anyone who can reach it may use it",
+			strings.Join(cur.Proxy.Open, ", ")),
+		raiseText: "such a listener",
+		clearText: "none left",
+	})
+	if !open {
+		rs[len(rs)-1].what = "the recording proxy listens on loopback only, or authenticates its clients"
+	}
 	return rs
 }
 

@@ -140,6 +140,17 @@ func TestAlertsTransitions(t *testing.T) {
 			},
 		},
 		{
+			name: "proxy open holds while the proxy listens beyond loopback without auth",
+			steps: []step{
+				{s: idle()},
+				{s: with(func(s *Sample) { s.Proxy.Open = []string{"0.0.0.0:3128"} }), want: []string{"+proxy_open"}},
+				{s: with(func(s *Sample) { s.Proxy.Open = []string{"0.0.0.0:3128"} })},
+				{s: with(func(s *Sample) { s.Proxy.Open = []string{"0.0.0.0:3128"} }), th: &off, want: []string{"-proxy_open"}},
+				{s: with(func(s *Sample) { s.Proxy.Open = []string{"0.0.0.0:3128"} }), want: []string{"+proxy_open"}},
+				{s: idle(), want: []string{"-proxy_open"}},
+			},
+		},
+		{
 			name: "alerts off clears what is active and raises nothing",
 			steps: []step{
 				{s: memoryAt(0.9), score: scoreOf(50), want: []string{"+memory_high", "+score_low"}},

@@ -51,6 +51,8 @@
 //	score_low              the score                              < 60      ≥ 65 (MinScore + 5, at most 100)
 //	archive_write_errors   Δwrite errors + Δdropped entries        > 0       an interval with none
 //	stuck_subscribers      Δsubscribers ended as stuck            > 0       an interval with none
+//	proxy_open             proxy listeners beyond loopback         > 0       none
+//	                       without client authentication
 //
 // memory_high does not fire while no budget is known, nor
 // archive_write_errors while the archive is off. Alerts off

@@ -22,6 +22,16 @@ type Sample struct {
 	Cleanup Cleanup
 	// Logs describes the archive.
 	Logs Logs
+	// Proxy describes the recording proxy.
+	Proxy Proxy
+}
+
+// Proxy describes the recording proxy.
+type Proxy struct {
+	// Open lists the addresses where the proxy listens beyond loopback
+	// without client authentication, so that anyone who can reach them
+	// may use it; empty when there are none or the proxy is off.
+	Open []string
 }
 
 // Process describes the server process and the Go runtime (see

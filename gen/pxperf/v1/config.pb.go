@@ -1021,6 +1021,13 @@ func (x *ServerConfig) GetReceiveWindowBytes() uint32 {
 // that forwards what clients send it (plain requests, and CONNECT tunnels
 // byte for byte) and publishes an entry for each, through the same ingest
 // as any producer. None of it is live: it applies at start only.
+//
+// When the server has a token file (--tokens), clients must authenticate
+// with Basic Proxy-Authorization, a token's name as the user and the token
+// as the password, of a token with the proxy (or admin) role; others are
+// answered 407. Without one, a proxy listening beyond loopback is open to
+// anyone who can reach it: the server warns at start and the proxy_open
+// alert holds.
 type ProxyConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Address (host:port) the proxy listens on; empty means no proxy.
@@ -1040,9 +1047,32 @@ type ProxyConfig struct {
 	MaxConnections uint32 `protobuf:"varint,4,opt,name=max_connections,json=maxConnections,proto3" json:"max_connections,omitempty"`
 	// A keep-alive connection or tunnel that moves no byte this long is
 	// closed. Default 90s; 1s..24h. Not live.
-	IdleTimeout   *durationpb.Duration `protobuf:"bytes,5,opt,name=idle_timeout,json=idleTimeout,proto3" json:"idle_timeout,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	IdleTimeout *durationpb.Duration `protobuf:"bytes,5,opt,name=idle_timeout,json=idleTimeout,proto3" json:"idle_timeout,omitempty"`
+	// Targets inside this host that the proxy may reach all the same, in
+	// NO_PROXY syntax (as no_proxy). Without a listing, requests and tunnels
+	// to loopback, link-local and unspecified addresses, to names that
+	// resolve to them (checked on the address dialled), and to pxperf's own
+	// listening addresses are refused with 403 and recorded with error kind
+	// DENIED. An entry without a port opens every port but pxperf's own
+	// listeners, which only an entry naming their port opens. For example
+	// "localhost:8080,127.0.0.1:8080". Default empty. Not live.
+	AllowTargets string `protobuf:"bytes,6,opt,name=allow_targets,json=allowTargets,proto3" json:"allow_targets,omitempty"`
+	// Most connections one client (one IP address) may hold open at once; a
+	// connection beyond it is answered 429 and closed. 0 means no limit per
+	// client (max_connections still bounds them all). Default 0; at most
+	// 100000. Not live.
+	MaxConnectionsPerClient uint32 `protobuf:"varint,7,opt,name=max_connections_per_client,json=maxConnectionsPerClient,proto3" json:"max_connections_per_client,omitempty"`
+	// Requests (plain requests and CONNECTs) per second one client (one IP
+	// address) may make, on average; a request beyond it is answered 429 with
+	// Retry-After and not recorded. 0 means no limit. Default 0; at most
+	// 1000000. Not live.
+	ClientRequestsPerSecond uint32 `protobuf:"varint,8,opt,name=client_requests_per_second,json=clientRequestsPerSecond,proto3" json:"client_requests_per_second,omitempty"`
+	// Requests one client may make at once above client_requests_per_second
+	// (the token bucket's size). 0 means one second's worth, the rate itself.
+	// Default 0; at most 1000000. Not live.
+	ClientRequestBurst uint32 `protobuf:"varint,9,opt,name=client_request_burst,json=clientRequestBurst,proto3" json:"client_request_burst,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ProxyConfig) Reset() {
@@ -1108,6 +1138,34 @@ func (x *ProxyConfig) GetIdleTimeout() *durationpb.Duration {
 		return x.IdleTimeout
 	}
 	return nil
+}
+
+func (x *ProxyConfig) GetAllowTargets() string {
+	if x != nil {
+		return x.AllowTargets
+	}
+	return ""
+}
+
+func (x *ProxyConfig) GetMaxConnectionsPerClient() uint32 {
+	if x != nil {
+		return x.MaxConnectionsPerClient
+	}
+	return 0
+}
+
+func (x *ProxyConfig) GetClientRequestsPerSecond() uint32 {
+	if x != nil {
+		return x.ClientRequestsPerSecond
+	}
+	return 0
+}
+
+func (x *ProxyConfig) GetClientRequestBurst() uint32 {
+	if x != nil {
+		return x.ClientRequestBurst
+	}
+	return 0
 }
 
 var File_pxperf_v1_config_proto protoreflect.FileDescriptor
@@ -1210,14 +1268,18 @@ const file_pxperf_v1_config_proto_rawDesc = "" +
 	"\x16max_concurrent_streams\x18\x04 \x01(\rB\v\xbaH\b*\x06\x18\xc0\x84=(\x01R\x14maxConcurrentStreams\x12X\n" +
 	"\x10shutdown_timeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationB\x12\xbaH\x0f\xaa\x01\f\"\x03\b\xac\x022\x05\x10\x80\xc2\xd7/R\x0fshutdownTimeout\x121\n" +
 	"\x0fmetrics_address\x18\x06 \x01(\tB\b\xbaH\x05r\x03(\xff\x01R\x0emetricsAddress\x12@\n" +
-	"\x14receive_window_bytes\x18\a \x01(\rB\x0e\xbaH\v*\t\x18\x80\x80\x80\b(\x80\x80\x04R\x12receiveWindowBytes\"\xa6\x02\n" +
+	"\x14receive_window_bytes\x18\a \x01(\rB\x0e\xbaH\v*\t\x18\x80\x80\x80\b(\x80\x80\x04R\x12receiveWindowBytes\"\xa2\x04\n" +
 	"\vProxyConfig\x12/\n" +
 	"\x0elisten_address\x18\x01 \x01(\tB\b\xbaH\x05r\x03(\xff\x01R\rlistenAddress\x12;\n" +
 	"\bupstream\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a(\x80\x102\x15^(|http://[^/?#]+/?)$R\bupstream\x12#\n" +
 	"\bno_proxy\x18\x03 \x01(\tB\b\xbaH\x05r\x03(\x80 R\anoProxy\x124\n" +
 	"\x0fmax_connections\x18\x04 \x01(\rB\v\xbaH\b*\x06\x18\xa0\x8d\x06(\x01R\x0emaxConnections\x12N\n" +
 	"\fidle_timeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationB\x10\xbaH\r\xaa\x01\n" +
-	"\"\x04\b\x80\xa3\x052\x02\b\x01R\vidleTimeout*\x80\x01\n" +
+	"\"\x04\b\x80\xa3\x052\x02\b\x01R\vidleTimeout\x12-\n" +
+	"\rallow_targets\x18\x06 \x01(\tB\b\xbaH\x05r\x03(\x80 R\fallowTargets\x12F\n" +
+	"\x1amax_connections_per_client\x18\a \x01(\rB\t\xbaH\x06*\x04\x18\xa0\x8d\x06R\x17maxConnectionsPerClient\x12F\n" +
+	"\x1aclient_requests_per_second\x18\b \x01(\rB\t\xbaH\x06*\x04\x18\xc0\x84=R\x17clientRequestsPerSecond\x12;\n" +
+	"\x14client_request_burst\x18\t \x01(\rB\t\xbaH\x06*\x04\x18\xc0\x84=R\x12clientRequestBurst*\x80\x01\n" +
 	"\x0eRotationPolicy\x12\x1f\n" +
 	"\x1bROTATION_POLICY_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15ROTATION_POLICY_COUNT\x10\x01\x12\x18\n" +

@@ -399,6 +399,11 @@ const (
 	ErrorKind_ERROR_KIND_CLIENT_CLOSED ErrorKind = 6
 	// Anything else.
 	ErrorKind_ERROR_KIND_OTHER ErrorKind = 7
+	// The recording proxy refused the request itself, by its own policy: a
+	// target inside its host (loopback, link-local, unspecified, or one of
+	// pxperf's own listening addresses) that proxy.allow_targets does not
+	// list. The client was answered 403.
+	ErrorKind_ERROR_KIND_DENIED ErrorKind = 8
 )
 
 // Enum value maps for ErrorKind.
@@ -412,6 +417,7 @@ var (
 		5: "ERROR_KIND_UPSTREAM",
 		6: "ERROR_KIND_CLIENT_CLOSED",
 		7: "ERROR_KIND_OTHER",
+		8: "ERROR_KIND_DENIED",
 	}
 	ErrorKind_value = map[string]int32{
 		"ERROR_KIND_UNSPECIFIED":   0,
@@ -422,6 +428,7 @@ var (
 		"ERROR_KIND_UPSTREAM":      5,
 		"ERROR_KIND_CLIENT_CLOSED": 6,
 		"ERROR_KIND_OTHER":         7,
+		"ERROR_KIND_DENIED":        8,
 	}
 )
 
@@ -1388,7 +1395,7 @@ const file_pxperf_v1_entry_proto_rawDesc = "" +
 	"\x18AUTH_OUTCOME_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aAUTH_OUTCOME_NOT_ATTEMPTED\x10\x01\x12\x1a\n" +
 	"\x16AUTH_OUTCOME_SUCCEEDED\x10\x02\x12\x17\n" +
-	"\x13AUTH_OUTCOME_FAILED\x10\x03*\xcc\x01\n" +
+	"\x13AUTH_OUTCOME_FAILED\x10\x03*\xe3\x01\n" +
 	"\tErrorKind\x12\x1a\n" +
 	"\x16ERROR_KIND_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eERROR_KIND_DNS\x10\x01\x12\x16\n" +
@@ -1397,7 +1404,8 @@ const file_pxperf_v1_entry_proto_rawDesc = "" +
 	"\x0eERROR_KIND_TLS\x10\x04\x12\x17\n" +
 	"\x13ERROR_KIND_UPSTREAM\x10\x05\x12\x1c\n" +
 	"\x18ERROR_KIND_CLIENT_CLOSED\x10\x06\x12\x14\n" +
-	"\x10ERROR_KIND_OTHER\x10\aB1Z/github.com/pxperf/pxperf/gen/pxperf/v1;pxperfv1b\x06proto3"
+	"\x10ERROR_KIND_OTHER\x10\a\x12\x15\n" +
+	"\x11ERROR_KIND_DENIED\x10\bB1Z/github.com/pxperf/pxperf/gen/pxperf/v1;pxperfv1b\x06proto3"
 
 var (
 	file_pxperf_v1_entry_proto_rawDescOnce sync.Once

@@ -230,9 +230,22 @@ type ProxyStats struct {
 	// Tunnels open now.
 	ActiveTunnels uint64 `protobuf:"varint,9,opt,name=active_tunnels,json=activeTunnels,proto3" json:"active_tunnels,omitempty"`
 	// Entries waiting to be published now.
-	Queued        uint64 `protobuf:"varint,10,opt,name=queued,proto3" json:"queued,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Queued uint64 `protobuf:"varint,10,opt,name=queued,proto3" json:"queued,omitempty"`
+	// Requests and tunnels refused with 403 because their target is inside
+	// this host (see proxy.allow_targets); each is recorded as an entry with
+	// error kind DENIED.
+	Denied uint64 `protobuf:"varint,11,opt,name=denied,proto3" json:"denied,omitempty"`
+	// Requests answered 407 because they carried no valid proxy credentials
+	// (client authentication on); not recorded as entries.
+	AuthFailures uint64 `protobuf:"varint,12,opt,name=auth_failures,json=authFailures,proto3" json:"auth_failures,omitempty"`
+	// Requests answered 429 because their client passed
+	// proxy.client_requests_per_second; not recorded as entries.
+	RateLimited uint64 `protobuf:"varint,13,opt,name=rate_limited,json=rateLimited,proto3" json:"rate_limited,omitempty"`
+	// Client connections answered 429 and closed because their client
+	// already had proxy.max_connections_per_client open.
+	ConnectionsRefused uint64 `protobuf:"varint,14,opt,name=connections_refused,json=connectionsRefused,proto3" json:"connections_refused,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ProxyStats) Reset() {
@@ -331,6 +344,34 @@ func (x *ProxyStats) GetActiveTunnels() uint64 {
 func (x *ProxyStats) GetQueued() uint64 {
 	if x != nil {
 		return x.Queued
+	}
+	return 0
+}
+
+func (x *ProxyStats) GetDenied() uint64 {
+	if x != nil {
+		return x.Denied
+	}
+	return 0
+}
+
+func (x *ProxyStats) GetAuthFailures() uint64 {
+	if x != nil {
+		return x.AuthFailures
+	}
+	return 0
+}
+
+func (x *ProxyStats) GetRateLimited() uint64 {
+	if x != nil {
+		return x.RateLimited
+	}
+	return 0
+}
+
+func (x *ProxyStats) GetConnectionsRefused() uint64 {
+	if x != nil {
+		return x.ConnectionsRefused
 	}
 	return 0
 }
@@ -1513,7 +1554,7 @@ const file_pxperf_v1_stats_proto_rawDesc = "" +
 	"\x05score\x18\b \x01(\v2\x10.pxperf.v1.ScoreR\x05score\x125\n" +
 	"\ractive_alerts\x18\t \x03(\v2\x10.pxperf.v1.AlertR\factiveAlerts\x12+\n" +
 	"\x05proxy\x18\n" +
-	" \x01(\v2\x15.pxperf.v1.ProxyStatsR\x05proxy\"\xb8\x02\n" +
+	" \x01(\v2\x15.pxperf.v1.ProxyStatsR\x05proxy\"\xc9\x03\n" +
 	"\n" +
 	"ProxyStats\x12\x1a\n" +
 	"\brequests\x18\x01 \x01(\x04R\brequests\x12\x18\n" +
@@ -1526,7 +1567,11 @@ const file_pxperf_v1_stats_proto_rawDesc = "" +
 	"\x12active_connections\x18\b \x01(\x04R\x11activeConnections\x12%\n" +
 	"\x0eactive_tunnels\x18\t \x01(\x04R\ractiveTunnels\x12\x16\n" +
 	"\x06queued\x18\n" +
-	" \x01(\x04R\x06queued\"\xe6\x03\n" +
+	" \x01(\x04R\x06queued\x12\x16\n" +
+	"\x06denied\x18\v \x01(\x04R\x06denied\x12#\n" +
+	"\rauth_failures\x18\f \x01(\x04R\fauthFailures\x12!\n" +
+	"\frate_limited\x18\r \x01(\x04R\vrateLimited\x12/\n" +
+	"\x13connections_refused\x18\x0e \x01(\x04R\x12connectionsRefused\"\xe6\x03\n" +
 	"\n" +
 	"StoreStats\x12\x18\n" +
 	"\aentries\x18\x01 \x01(\x04R\aentries\x12\x14\n" +
