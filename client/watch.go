@@ -142,9 +142,27 @@ func OldestAvailable(err error) (oldest uint64, ok bool) {
 	if !isStatus || st.Code() != codes.OutOfRange {
 		return 0, false
 	}
+	return errorInfoID(st, "oldest_id")
+}
+
+// ResumeID returns the start_id a server said to resume from in the status
+// that ended a Subscribe stream (an ErrorInfo detail with metadata
+// "start_id", which pxperf gives whatever ended the stream): the id after
+// the last one whose message the server sent. ok is false for an error that
+// carries none, such as one from the client's side of the connection.
+func ResumeID(err error) (id uint64, ok bool) {
+	st, isStatus := status.FromError(err)
+	if !isStatus {
+		return 0, false
+	}
+	return errorInfoID(st, "start_id")
+}
+
+// errorInfoID returns the id under key in an ErrorInfo detail of st.
+func errorInfoID(st *status.Status, key string) (uint64, bool) {
 	for _, d := range st.Details() {
 		if info, isInfo := d.(*errdetails.ErrorInfo); isInfo {
-			if v, found := info.GetMetadata()["oldest_id"]; found {
+			if v, found := info.GetMetadata()[key]; found {
 				if n, perr := strconv.ParseUint(v, 10, 64); perr == nil && n != 0 {
 					return n, true
 				}
@@ -163,7 +181,8 @@ func OldestAvailable(err error) (oldest uint64, ok bool) {
 //
 // The position is the next id to ask for, taken from each message:
 // EntryBatch.next_id, Gap.last_missed_id+1, Progress.next_id and
-// SnapshotEnd.next_id. Should a server send again what the loop has already
+// SnapshotEnd.next_id, and from the status that ended the stream when it
+// names one further on (see [ResumeID]). Should a server send again what the loop has already
 // seen, Watch drops it: entries with an id below the position, and gaps or
 // the parts of gaps below it. EntryBatch.updates are not dropped: they are
 // later versions of entries below the position, by design.
@@ -196,9 +215,10 @@ func OldestAvailable(err error) (oldest uint64, ok bool) {
 // is yielded early, by the client, just before the first message of the
 // resumed stream: the rest of the snapshot then follows it, in order, like
 // live entries. If it broke before any message, when no position is known
-// yet, the request is sent again as it was; the same holds for a request
-// from now, so entries published between the broken stream and the new one
-// are then not delivered.
+// yet and the status that ended it names none (the connection broke), the
+// request is sent again as it was; the same holds for a request from now,
+// so entries published between the broken stream and the new one are then
+// not delivered.
 //
 // Known limit: the server sends in EntryBatch.updates the completions of
 // entries below a stream's position that happen while that stream is open;
@@ -254,6 +274,13 @@ func (c *Client) Watch(ctx context.Context, req *pxperfv1.SubscribeRequest, opts
 			if !retryable(err) {
 				yield(nil, err)
 				return
+			}
+			// The server's cursor: at or past the position, never behind
+			// what it sent. It may be ahead (entries it examined and did
+			// not match), or the only position known (a stream from now
+			// that ended before its first message).
+			if id, ok := ResumeID(err); ok && (!w.known || id > w.next) {
+				w.known, w.next = true, id
 			}
 			failures++
 			if opts.MaxRetries > 0 && failures > opts.MaxRetries {

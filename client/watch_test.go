@@ -57,6 +57,18 @@ func outOfRangeStatus(oldest uint64) error {
 	return st.Err()
 }
 
+// endedAt is a status of code that ends a stream, carrying the start_id to
+// resume from as pxperf does.
+func endedAt(code codes.Code, next uint64) error {
+	st, err := status.New(code, "ended").WithDetails(&errdetails.ErrorInfo{
+		Reason: "STREAM_ENDED", Domain: "pxperf.v1", Metadata: map[string]string{"start_id": strconv.FormatUint(next, 10)},
+	})
+	if err != nil {
+		panic(err)
+	}
+	return st.Err()
+}
+
 // attempt is what a scripted server does on one Subscribe call: it sends
 // msgs and ends with end.
 type attempt struct {
@@ -177,6 +189,31 @@ func TestWatchResumes(t *testing.T) {
 			wantReqs: []*pxperfv1.SubscribeRequest{tail, tail, startID(14)},
 			wantMsgs: []*pxperfv1.SubscribeResponse{
 				batchOf(ids(10, 11), nil, 12), snapshotEndOf(14), batchOf(ids(14, 14), nil, 15),
+			},
+			wantRetry: []int{1, 1},
+		},
+		{
+			name: "a stream from now that ended before its first message resumes at the server's start_id",
+			req:  &pxperfv1.SubscribeRequest{},
+			script: []attempt{
+				{end: endedAt(codes.Unavailable, 42)},
+				{msgs: []*pxperfv1.SubscribeResponse{batchOf(ids(42, 42), nil, 43)}},
+			},
+			wantReqs:  []*pxperfv1.SubscribeRequest{{}, startID(42)},
+			wantMsgs:  []*pxperfv1.SubscribeResponse{batchOf(ids(42, 42), nil, 43)},
+			wantRetry: []int{1},
+		},
+		{
+			name: "the server's start_id moves the position on, never back",
+			req:  startID(1),
+			script: []attempt{
+				{msgs: []*pxperfv1.SubscribeResponse{batchOf(ids(1, 3), nil, 4)}, end: endedAt(codes.Unavailable, 9)},
+				{msgs: []*pxperfv1.SubscribeResponse{batchOf(ids(9, 9), nil, 10)}, end: endedAt(codes.ResourceExhausted, 2)},
+				{msgs: []*pxperfv1.SubscribeResponse{batchOf(ids(10, 10), nil, 11)}},
+			},
+			wantReqs: []*pxperfv1.SubscribeRequest{startID(1), startID(9), startID(10)},
+			wantMsgs: []*pxperfv1.SubscribeResponse{
+				batchOf(ids(1, 3), nil, 4), batchOf(ids(9, 9), nil, 10), batchOf(ids(10, 10), nil, 11),
 			},
 			wantRetry: []int{1, 1},
 		},

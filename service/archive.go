@@ -261,13 +261,3 @@ func (s *Service) archiveEntry(ctx context.Context, id uint64, memErr error) (*p
 	}
 	return e, nil
 }
-
-// archiveOldest returns the least id the archive holds, counting the
-// entries still queued for its writer (they left memory, maybe, but will
-// be read back), or 0 when it is off or empty.
-func (s *Service) archiveOldest(ctx context.Context) (uint64, error) {
-	if s.archive == nil {
-		return 0, nil
-	}
-	return s.archive.OldestID(ctx)
-}

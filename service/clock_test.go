@@ -8,6 +8,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/pxperf/pxperf/client"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -250,6 +251,9 @@ func TestClockStuckSubscriberCut(t *testing.T) {
 				}
 				if want := fmt.Sprintf("resume with start_id %d,", last+1); last == 0 || !strings.Contains(st.Message(), want) {
 					t.Errorf("stuck stream ended with %q after entries up to id %d; want it to say %q", st.Message(), last, want)
+				}
+				if id, ok := client.ResumeID(err); !ok || id != last+1 {
+					t.Errorf("ResumeID of the stuck stream's status = %d, %v; want %d", id, ok, last+1)
 				}
 			})
 		})

@@ -56,6 +56,10 @@ func (s *Service) UpdateConfig(_ context.Context, req *pxperfv1.UpdateConfigRequ
 	if dropped := droppedRedactions(old, next); len(dropped) > 0 {
 		return nil, redactionError(dropped)
 	}
+	hs := hubSettings(next.GetThrottle())
+	if err := hs.Validate(); err != nil {
+		return nil, invalidField("config.throttle", err.Error())
+	}
 	// The archive first: it may still refuse (a limit it cannot take), and
 	// nothing must be half-applied.
 	if s.archive != nil && !proto.Equal(old.GetLogs(), next.GetLogs()) {
@@ -70,6 +74,9 @@ func (s *Service) UpdateConfig(_ context.Context, req *pxperfv1.UpdateConfigRequ
 		return nil, toStatus(err) // validated above: not expected
 	}
 	if err := s.monitor.SetConfig(monitorConfig(next.GetMonitor())); err != nil {
+		return nil, toStatus(err) // validated above: not expected
+	}
+	if err := s.hub.SetSettings(hs); err != nil {
 		return nil, toStatus(err) // validated above: not expected
 	}
 	s.limits.setLimit(next.GetCleanup().GetProducerRateLimit())

@@ -8,6 +8,7 @@ import (
 	"github.com/pxperf/pxperf/config"
 	"github.com/pxperf/pxperf/perf/archive"
 	"github.com/pxperf/pxperf/perf/filter"
+	"github.com/pxperf/pxperf/perf/hub"
 	"github.com/pxperf/pxperf/perf/resources"
 	"github.com/pxperf/pxperf/perf/store"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -40,6 +41,7 @@ var errorCodes = []struct {
 	{resources.ErrNotFound, codes.NotFound},
 	{resources.ErrClosed, codes.Unavailable},
 	{resources.ErrInvalidConfig, codes.InvalidArgument},
+	{hub.ErrInvalidConfig, codes.InvalidArgument},
 }
 
 // toStatus turns a domain error into a gRPC status error. Errors that are

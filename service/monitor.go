@@ -62,7 +62,7 @@ func (src *monitorSource) Sample(context.Context) (monitor.Sample, error) {
 	src.prev = r
 	cfg := s.config()
 	st := s.store.Stats()
-	h := &s.hub
+	hs := s.hub.Stats(st.NewestID, r.Time)
 	sample := monitor.Sample{
 		Time: r.Time,
 		Process: monitor.Process{
@@ -77,14 +77,14 @@ func (src *monitorSource) Sample(context.Context) (monitor.Sample, error) {
 			UnderPressure: st.UnderPressure, EvictedByPressure: st.EvictedByPressure,
 		},
 		Throttle: monitor.Throttle{
-			MessagesSent:       h.messages.Load(),
-			ThrottledIntervals: h.throttled.Load(),
-			Gaps:               h.gaps.Load(),
-			StuckSubscribers:   h.stuck.Load(),
+			MessagesSent:       hs.Messages,
+			ThrottledIntervals: hs.Throttled,
+			Gaps:               hs.Gaps,
+			StuckSubscribers:   hs.Stuck,
+			Subscribers:        uint64(len(hs.Subscriptions)),
+			MaxLag:             hs.MaxLag,
 		},
 	}
-	ts := s.throttleStats(st.NewestID)
-	sample.Throttle.Subscribers, sample.Throttle.MaxLag = ts.GetSubscribers(), ts.GetMaxLag()
 
 	if p := s.proxy.Load(); p != nil {
 		sample.Proxy.Open = p.Stats().Open
@@ -189,7 +189,7 @@ func (o optimizer) SlowThrottles(context.Context) (monitor.Result, error) {
 	s := o.s
 	cfg := s.config()
 	until := time.Now().Add(cfg.GetMonitor().GetStatsUpdateInterval().AsDuration())
-	s.hub.slowUntil.Store(until.UnixNano())
+	s.hub.SlowUntil(until)
 	if cfg.GetThrottle().GetMode() != pxperfv1.ThrottleMode_THROTTLE_MODE_ADAPTIVE {
 		return monitor.Result{Summary: fmt.Sprintf("throttle.mode is %v, not adaptive: intervals stay as they are", cfg.GetThrottle().GetMode())}, nil
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pxperf/pxperf/client"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -122,8 +123,11 @@ func TestCloseResourceSubscriber(t *testing.T) {
 	}
 	err = recvUntilError(s)
 	st := status.Convert(err)
-	if st.Code() != codes.Aborted || !strings.Contains(st.Message(), "maintenance") || !strings.Contains(st.Message(), "start_id") {
-		t.Errorf("closed stream ended with %v, want ABORTED with the reason and a start_id", err)
+	if st.Code() != codes.Aborted || !strings.Contains(st.Message(), "maintenance") || !strings.Contains(st.Message(), "start_id 4") {
+		t.Errorf("closed stream ended with %v, want ABORTED with the reason and start_id 4", err)
+	}
+	if id, ok := client.ResumeID(err); !ok || id != 4 {
+		t.Errorf("ResumeID of %v = %d, %v; want 4, after the 3 entries published, in an ErrorInfo detail", err, id, ok)
 	}
 	if got := listResources(t, ctx, svc, pxperfv1.ResourceType_RESOURCE_TYPE_SUBSCRIBER); len(got) != 0 {
 		t.Errorf("still listed after close: %v", got)

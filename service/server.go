@@ -139,7 +139,7 @@ func New(cfg *pxperfv1.Config, opts Options) (*Server, error) {
 	gs := grpc.NewServer(serverOpts...)
 	pxperfv1.RegisterPerformanceServiceServer(gs, svc)
 	hs := health.NewServer()
-	healthpb.RegisterHealthServer(gs, hs)
+	healthpb.RegisterHealthServer(gs, healthServer{Server: hs, shutdown: svc.shutdown})
 	reflection.Register(gs)
 	if m != nil {
 		m.grpc.InitializeMetrics(gs)
@@ -220,3 +220,40 @@ func (s *Server) Shutdown() {
 	// No publisher is left: write out and close the current log file.
 	s.svc.closeArchive()
 }
+
+// healthServer is grpc-go's health server with Watch streams that end when
+// the server shuts down: grpc-go's keep a watcher open after its final
+// NOT_SERVING, and GracefulStop would wait for it until the shutdown
+// timeout.
+type healthServer struct {
+	*health.Server
+	shutdown <-chan struct{} // closed when the service shuts down
+}
+
+// Watch implements healthpb.HealthServer.
+func (h healthServer) Watch(req *healthpb.HealthCheckRequest, stream healthpb.Health_WatchServer) error {
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-h.shutdown:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := h.Server.Watch(req, watchStream{Health_WatchServer: stream, ctx: ctx})
+	select {
+	case <-h.shutdown:
+		return status.Error(codes.Unavailable, "server is shutting down")
+	default:
+		return err
+	}
+}
+
+// watchStream is a Watch stream with another context.
+type watchStream struct {
+	healthpb.Health_WatchServer
+	ctx context.Context
+}
+
+func (w watchStream) Context() context.Context { return w.ctx }

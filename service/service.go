@@ -27,6 +27,7 @@ import (
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"github.com/pxperf/pxperf/perf/archive"
 	"github.com/pxperf/pxperf/perf/filter"
+	"github.com/pxperf/pxperf/perf/hub"
 	"github.com/pxperf/pxperf/perf/monitor"
 	"github.com/pxperf/pxperf/perf/procstat"
 	"github.com/pxperf/pxperf/perf/resources"
@@ -65,9 +66,7 @@ type Service struct {
 	cfgObservers []func(*pxperfv1.Config)
 
 	subscribers sync.WaitGroup
-	subSeq      atomic.Uint64 // ids of subscriptions
-	batchBytes  int           // most bytes of entries in a Subscribe message
-	hub         hub
+	hub         *hub.Hub
 	rejected    atomic.Uint64 // entries rejected at ingest
 	limits      producerLimits
 	resources   *resources.Registry
@@ -119,8 +118,25 @@ func NewService(cfg *pxperfv1.Config, log *slog.Logger) (*Service, error) {
 		}
 		return nil, fmt.Errorf("create the resource registry: %w", err)
 	}
+	var ha hub.Archive // nil, not a nil *archive.Archive, when off
+	if arch != nil {
+		ha = arch
+	}
+	hb, err := hub.New(hub.Config{
+		Store:      st,
+		Archive:    ha,
+		BatchBytes: batchBytes(cfg.GetServer().GetMaxSendMessageBytes()),
+		Settings:   hubSettings(cfg.GetThrottle()),
+	})
+	if err != nil {
+		if arch != nil {
+			arch.Close()
+		}
+		return nil, fmt.Errorf("create the subscription hub: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
+		hub:         hb,
 		log:         log,
 		validator:   v,
 		entries:     newEntryChecker(),
@@ -130,7 +146,6 @@ func NewService(cfg *pxperfv1.Config, log *slog.Logger) (*Service, error) {
 		proc:        &procReader{r: mr},
 		stopWorkers: cancel,
 		cfg:         proto.CloneOf(cfg),
-		batchBytes:  batchBytes(cfg.GetServer().GetMaxSendMessageBytes()),
 		resources:   reg,
 		shutdown:    make(chan struct{}),
 	}
@@ -231,11 +246,13 @@ func (s *Service) config() *pxperfv1.Config {
 func (s *Service) Shutdown(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		close(s.shutdown)
+		s.hub.Close()
 		s.stopWorkers()
 	})
 	done := make(chan struct{})
 	go func() {
 		s.subscribers.Wait()
+		s.hub.Wait()
 		s.workers.Wait()
 		close(done)
 	}()

@@ -878,11 +878,69 @@ func TestShutdownEndsStreams(t *testing.T) {
 	if st := status.Convert(err); st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "start_id 2") {
 		t.Errorf("stream ended with %v, want UNAVAILABLE naming start_id 2", err)
 	}
+	if id, ok := client.ResumeID(err); !ok || id != 2 {
+		t.Errorf("ResumeID of %v = %d, %v; want start_id 2 in an ErrorInfo detail", err, id, ok)
+	}
 	if err := <-served; err != nil {
 		t.Errorf("Serve = %v", err)
 	}
 	if _, err := c.GetConfig(ctx); err == nil || errors.Is(err, io.EOF) {
 		t.Errorf("call after shutdown = %v, want an error", err)
+	}
+}
+
+// A grpc.health.v1 Watch stream ends at shutdown, with UNAVAILABLE, so
+// that it does not hold GracefulStop until server.shutdown_timeout (the
+// longest allowed here, far past the test's deadline).
+func TestShutdownEndsHealthWatchers(t *testing.T) {
+	cfg := config.Default()
+	cfg.Logs.Directory = t.TempDir()
+	cfg.Server.ShutdownTimeout = durationpb.New(5 * time.Minute)
+	srv, err := service.New(cfg, service.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis := bufconn.Listen(1 << 20)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	conn, err := grpc.NewClient("passthrough:///bufnet", grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx := testContext(t)
+	w, err := healthpb.NewHealthClient(conn).Watch(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := w.Recv(); err != nil || m.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("first Watch message = %v, %v; want SERVING", m, err)
+	}
+	stopped := make(chan struct{})
+	go func() {
+		srv.Shutdown()
+		close(stopped)
+	}()
+	for {
+		m, err := w.Recv()
+		if err != nil {
+			if status.Code(err) != codes.Unavailable {
+				t.Errorf("Watch ended with %v; want UNAVAILABLE", err)
+			}
+			break
+		}
+		if m.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+			t.Errorf("Watch sent %v at shutdown; want NOT_SERVING", m.GetStatus())
+		}
+	}
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		t.Fatal("Shutdown still waits with a health watcher open")
+	}
+	if err := <-served; err != nil {
+		t.Errorf("Serve = %v", err)
 	}
 }
 
