@@ -40,6 +40,10 @@ type scenario struct {
 	// archive leaves pxperf's logs.enabled at its default (true); false
 	// turns the archive off.
 	archive bool
+	// config, if set, is pxperf's config instead of pxperfConfig's, and
+	// the subscribers then ask for nothing of their own: they get the
+	// server's throttle as any client would.
+	config func(logDir string, archive bool) *pxperfv1.Config
 }
 
 const (
@@ -75,11 +79,12 @@ type rig struct {
 	cancel    context.CancelFunc // ends ctx
 	cancelSub context.CancelFunc // ends the Subscribe streams
 
-	published uint64        // entries published and acknowledged
-	goal      atomic.Uint64 // entries all subscribers together must have received
-	delivered atomic.Uint64 // entries all subscribers together have received
-	wake      chan struct{} // 1-slot: delivered may have reached goal
-	broken    chan struct{} // closed when a subscriber's stream ends early
+	published uint64                   // entries published and acknowledged
+	goal      atomic.Uint64            // entries all subscribers together must have received
+	delivered atomic.Uint64            // entries all subscribers together have received
+	wake      chan struct{}            // 1-slot: delivered may have reached goal
+	arrivals  atomic.Pointer[arrivals] // when set, each batch's arrival is recorded
+	broken    chan struct{}            // closed when a subscriber's stream ends early
 	breakOnce sync.Once
 	closeOnce sync.Once
 }
@@ -183,7 +188,11 @@ func newRig(tb testing.TB, k kind, sc scenario) *rig {
 		})
 	case pxperf:
 		pprof.Do(ctx, serverLabels(k), func(context.Context) {
-			r.pxperf, err = service.New(pxperfConfig(logDir, sc.archive), service.Options{})
+			config := pxperfConfig
+			if sc.config != nil {
+				config = sc.config
+			}
+			r.pxperf, err = service.New(config(logDir, sc.archive), service.Options{})
 			if err == nil {
 				go func() { r.served <- r.pxperf.Serve(lis) }()
 			}
@@ -237,6 +246,9 @@ func (r *rig) subscribe(addr string) error {
 			Start:               &pxperfv1.SubscribeRequest_StartId{StartId: next},
 			MaxUpdatesPerSecond: 1000,
 			MaxBatchSize:        10000,
+		}
+		if r.sc.config != nil {
+			req.MaxUpdatesPerSecond, req.MaxBatchSize = 0, 0
 		}
 	}
 	for range r.sc.subscribers {
@@ -307,6 +319,9 @@ func (r *rig) recvLoop(s *subscriber) {
 			s.messages.Add(1)
 			s.updates.Add(uint64(m.updates))
 			s.entries.Add(uint64(m.entries))
+			if a := r.arrivals.Load(); a != nil {
+				a.record(time.Now(), m.entries)
+			}
 			if r.delivered.Add(uint64(m.entries)) >= r.goal.Load() {
 				select {
 				case r.wake <- struct{}{}:

@@ -61,6 +61,7 @@ var suiteScenarios = []suiteScenario{
 	{"e2e", runE2E},
 	{"relay", runRelay},
 	{"fanout", runFanout},
+	{"freshness", runFreshness},
 	{"window", runWindow},
 	{"throttled", runThrottled},
 	{"flood", runFlood},

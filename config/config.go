@@ -53,7 +53,7 @@ func Default() *pxperfv1.Config {
 			MinUpdateInterval:           d(33 * time.Millisecond),
 			BatchSize:                   10,
 			BatchTimeout:                d(100 * time.Millisecond),
-			MaxBatchSize:                50,
+			MaxBatchSize:                10000,
 			BurstThreshold:              100,
 			BurstCooldown:               d(time.Second),
 			AdaptiveGrowth:              1.2,

@@ -15,13 +15,15 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// maxBatchBytes bounds the entries of one Subscribe message: 1 MiB, a
-// quarter of the 4 MiB that gRPC clients accept by default, so that any
-// client left at its defaults (grpcurl, any language's) receives every
-// message whatever max_batch_size, unless a single entry is larger (it then
-// goes alone). A batch that reaches it goes out as full. BENCHMARKS.md
-// gives the fan-out runs that chose it over larger batches.
-const maxBatchBytes = 1 << 20
+// maxBatchBytes bounds the entries of one Subscribe message: 2 MiB, half
+// the 4 MiB that gRPC clients accept by default, so that any client left at
+// its defaults (grpcurl, any language's) receives every message whatever
+// max_batch_size, unless a single entry is larger (it then goes alone). A
+// batch that reaches it goes out as full. It is what a subscriber behind
+// gets in each message, so with the message cap it bounds how fast one
+// catches up: BENCHMARKS.md (freshness) gives the runs that chose 2 MiB
+// over 1.
+const maxBatchBytes = 2 << 20
 
 // batchEnvelope is room, in a Subscribe message, for what it holds besides
 // its entries: the event's tag and length, next_id and updates_lost.

@@ -556,9 +556,14 @@ type ThrottleConfig struct {
 	// Longest time an entry waits for its batch to fill. Default 100ms;
 	// 1ms..10s. Live.
 	BatchTimeout *durationpb.Duration `protobuf:"bytes,5,opt,name=batch_timeout,json=batchTimeout,proto3" json:"batch_timeout,omitempty"`
-	// Most entries in one message; a subscriber catching up gets batches of
-	// this size, or of 1 MiB of entries when that comes first. Default 50;
-	// 1..10000, at least batch_size. Live.
+	// Most entries in one message. A message takes every entry waiting when
+	// it goes out, up to this many or 2 MiB of them, whichever comes first:
+	// at the default the byte bound decides, so that
+	// max_updates_per_second limits messages, not entries, and a subscriber
+	// that falls behind gets fuller messages until it has caught up. A
+	// lower value bounds what a client decodes per message, at the cost of
+	// falling behind above max_updates_per_second × max_batch_size entries
+	// a second. Default 10000; 1..10000, at least batch_size. Live.
 	MaxBatchSize uint32 `protobuf:"varint,6,opt,name=max_batch_size,json=maxBatchSize,proto3" json:"max_batch_size,omitempty"`
 	// Ingest rate, in entries per second, above which burst mode doubles the
 	// interval. Default 100; 1..100000000. Live.

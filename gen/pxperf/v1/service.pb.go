@@ -670,7 +670,7 @@ type SubscribeRequest struct {
 	MaxUpdatesPerSecond uint32 `protobuf:"varint,4,opt,name=max_updates_per_second,json=maxUpdatesPerSecond,proto3" json:"max_updates_per_second,omitempty"`
 	// Most entries per message wanted; 0 means the server's
 	// throttle.max_batch_size, and more than that is lowered to it. At most
-	// 10000. A message also stops before its entries pass 1 MiB (or the
+	// 10000. A message also stops before its entries pass 2 MiB (or the
 	// server's server.max_send_message_bytes, when smaller), bodies
 	// included, so that it stays within what gRPC clients accept by default;
 	// it then holds at least one entry.

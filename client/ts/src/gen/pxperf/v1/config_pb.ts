@@ -339,9 +339,14 @@ export type ThrottleConfig = Message<"pxperf.v1.ThrottleConfig"> & {
   batchTimeout?: Duration | undefined;
 
   /**
-   * Most entries in one message; a subscriber catching up gets batches of
-   * this size, or of 1 MiB of entries when that comes first. Default 50;
-   * 1..10000, at least batch_size. Live.
+   * Most entries in one message. A message takes every entry waiting when
+   * it goes out, up to this many or 2 MiB of them, whichever comes first:
+   * at the default the byte bound decides, so that
+   * max_updates_per_second limits messages, not entries, and a subscriber
+   * that falls behind gets fuller messages until it has caught up. A
+   * lower value bounds what a client decodes per message, at the cost of
+   * falling behind above max_updates_per_second × max_batch_size entries
+   * a second. Default 10000; 1..10000, at least batch_size. Live.
    *
    * @generated from field: uint32 max_batch_size = 6;
    */

@@ -300,7 +300,7 @@ export type SubscribeRequest = Message<"pxperf.v1.SubscribeRequest"> & {
   /**
    * Most entries per message wanted; 0 means the server's
    * throttle.max_batch_size, and more than that is lowered to it. At most
-   * 10000. A message also stops before its entries pass 1 MiB (or the
+   * 10000. A message also stops before its entries pass 2 MiB (or the
    * server's server.max_send_message_bytes, when smaller), bodies
    * included, so that it stays within what gRPC clients accept by default;
    * it then holds at least one entry.
