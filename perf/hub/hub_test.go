@@ -180,13 +180,39 @@ func seq(first, last int64) []int64 {
 	return out
 }
 
-// run runs sub with r on a goroutine of its own; wait waits for Run to
-// return, and returns its error.
-func run(sub *Subscription, r *recorder) (wait func() error) {
-	errc := make(chan error, 1)
-	go func() { errc <- sub.Run(r.send) }()
-	return func() error { return <-errc }
+// running is a subscription running with a recorder as its client.
+type running struct {
+	sub    *Subscription
+	r      *recorder
+	cancel context.CancelFunc // ends the subscription's context
+	errc   chan error
 }
+
+// start subscribes to h with req and runs the subscription on a goroutine
+// of its own, sending to r (a new recorder when nil). The subscription is
+// cancelled and closed when the test ends.
+func start(t *testing.T, h *Hub, req Request, r *recorder) *running {
+	t.Helper()
+	if r == nil {
+		r = newRecorder()
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	sub, err := h.Subscribe(ctx, req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	rn := &running{sub: sub, r: r, cancel: cancel, errc: make(chan error, 1)}
+	go func() { rn.errc <- sub.Run(r.send) }()
+	t.Cleanup(func() {
+		cancel()
+		sub.Close()
+	})
+	return rn
+}
+
+// wait waits for Run to return, and returns its error.
+func (rn *running) wait() error { return <-rn.errc }
 
 // A subscription from now gets each new entry once, in id order, in
 // batches whose next_id says where to resume; the wire form decodes to the
@@ -194,16 +220,9 @@ func run(sub *Subscription, r *recorder) (wait func() error) {
 func TestSubscribeFromNow(t *testing.T) {
 	h, st := newHub(t, 0, nil, nil)
 	publish(t, st, 0, 4) // before: not sent
-	ctx, cancel := context.WithCancel(t.Context())
-	sub, err := h.Subscribe(ctx, Request{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	r := newRecorder()
-	wait := run(sub, r)
+	rn := start(t, h, Request{}, nil)
 	publish(t, st, 5, 129)
-	ms := r.waitFor(t, "entries 6..130", func(ms []sent) bool { return len(ids(ms)) >= 125 })
+	ms := rn.r.waitFor(t, "entries 6..130", func(ms []sent) bool { return len(ids(ms)) >= 125 })
 	if got := ids(ms); !slices.Equal(got, seq(6, 130)) {
 		t.Errorf("ids %v; want 6..130", got)
 	}
@@ -216,8 +235,8 @@ func TestSubscribeFromNow(t *testing.T) {
 	if e := ms[0].m.GetBatch().GetEntries()[0]; e.GetUrl() != testentry.Proxied(5).GetUrl() {
 		t.Errorf("first entry %v; want entry 5 as published", e)
 	}
-	cancel()
-	err = wait()
+	rn.cancel()
+	err := rn.wait()
 	var end *EndError
 	if !errors.As(err, &end) || !errors.Is(err, context.Canceled) || end.NextID != 131 {
 		t.Errorf("Run = %v; want an EndError for the cancelled context, resuming at 131", err)
@@ -229,15 +248,7 @@ func TestSubscribeFromNow(t *testing.T) {
 func TestSubscribeTail(t *testing.T) {
 	h, st := newHub(t, 0, nil, nil)
 	publish(t, st, 0, 9)
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	sub, err := h.Subscribe(ctx, Request{Start: FromTail, Tail: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	r := newRecorder()
-	wait := run(sub, r)
+	r := start(t, h, Request{Start: FromTail, Tail: 3}, nil).r
 	r.waitFor(t, "the snapshot's end", func(ms []sent) bool { return len(ms) > 0 && ms[len(ms)-1].m.GetSnapshotEnd() != nil })
 	publish(t, st, 10, 10)
 	ms := r.waitFor(t, "the live entry", func(ms []sent) bool { return slices.Contains(ids(ms), 11) })
@@ -257,8 +268,6 @@ func TestSubscribeTail(t *testing.T) {
 	if end.GetNextId() != 11 {
 		t.Errorf("snapshot_end %v; want next_id 11", end)
 	}
-	cancel()
-	wait()
 }
 
 // Start ids the hub cannot serve are refused with what is available.
@@ -292,16 +301,9 @@ func TestSubscribeRange(t *testing.T) {
 func TestGapWithoutArchive(t *testing.T) {
 	h, st := newHub(t, 20, nil, nil)
 	publish(t, st, 0, 4) // 1..5
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	sub, err := h.Subscribe(ctx, Request{Start: FromID, StartID: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
 	r := newRecorder()
 	r.gate = make(chan struct{}) // the client does not read yet
-	wait := run(sub, r)
+	start(t, h, Request{Start: FromID, StartID: 1}, r)
 	// Until Send takes the first message, the cursor stays at 1.
 	publish(t, st, 5, 99) // 6..100: 81..100 kept
 	r.mu.Lock()
@@ -320,8 +322,6 @@ func TestGapWithoutArchive(t *testing.T) {
 	if s := h.Stats(100, time.Now()); s.Gaps != 1 {
 		t.Errorf("Stats.Gaps = %d; want 1", s.Gaps)
 	}
-	cancel()
-	wait()
 }
 
 // memArchive is an Archive of entries in memory.
@@ -359,15 +359,7 @@ func TestArchiveFedFollowsSettings(t *testing.T) {
 		}
 		h, st := newHub(t, 10, arch, func(s *Settings) { s.MaxBatchSize = 10 })
 		publish(t, st, 0, 999) // ids 1..1000; 991..1000 in memory
-		ctx, cancel := context.WithCancel(t.Context())
-		defer cancel()
-		sub, err := h.Subscribe(ctx, Request{Start: FromID, StartID: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sub.Close()
-		r := newRecorder()
-		wait := run(sub, r)
+		r := start(t, h, Request{Start: FromID, StartID: 1}, nil).r
 		r.waitFor(t, "5 batches from the archive", func(ms []sent) bool { return len(ms) >= 5 })
 		slow := testSettings()
 		slow.MaxBatchSize = 10
@@ -389,8 +381,6 @@ func TestArchiveFedFollowsSettings(t *testing.T) {
 		if last := ids(ms); last[len(last)-1] > 990 {
 			t.Errorf("ids %v: the test wants batches from the archive (ids up to 990)", last)
 		}
-		cancel()
-		wait()
 	})
 }
 
@@ -399,34 +389,27 @@ func TestArchiveFedFollowsSettings(t *testing.T) {
 func TestStuck(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h, st := newHub(t, 0, nil, func(s *Settings) { s.SendTimeout = 30 * time.Second })
-		ctx, cancel := context.WithCancel(t.Context())
-		defer cancel()
-		sub, err := h.Subscribe(ctx, Request{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sub.Close()
-		r := newRecorder()
-		wait := run(sub, r)
+		rn := start(t, h, Request{}, nil)
+		r := rn.r
 		publish(t, st, 0, 4)
 		r.waitFor(t, "the first batch", func(ms []sent) bool { return len(ms) == 1 })
 		r.mu.Lock()
 		r.gate = make(chan struct{}) // the client stops reading
 		r.mu.Unlock()
 		publish(t, st, 5, 9)
-		start := time.Now()
-		err = wait()
+		began := time.Now()
+		err := rn.wait()
 		var end *EndError
 		if !errors.As(err, &end) || !errors.Is(err, ErrStuck) || end.NextID != 6 {
 			t.Errorf("Run = %v; want stuck, resuming at 6", err)
 		}
-		if d := time.Since(start); d < 30*time.Second {
+		if d := time.Since(began); d < 30*time.Second {
 			t.Errorf("ended as stuck after %v; want the send timeout, 30s", d)
 		}
 		if s := h.Stats(10, time.Now()); s.Stuck != 1 {
 			t.Errorf("Stats.Stuck = %d; want 1", s.Stuck)
 		}
-		cancel() // the stream ends: the blocked Send returns
+		rn.cancel() // the stream ends: the blocked Send returns
 		close(r.gate)
 	})
 }
@@ -437,23 +420,17 @@ func TestHeartbeatAndClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h, st := newHub(t, 0, nil, nil)
 		publish(t, st, 0, 2)
-		sub, err := h.Subscribe(t.Context(), Request{Match: store.Matcher{Host: func(string) bool { return false }}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sub.Close()
-		r := newRecorder()
-		wait := run(sub, r)
-		start := time.Now()
-		ms := r.waitFor(t, "two heartbeats", func(ms []sent) bool { return len(ms) == 2 })
+		began := time.Now()
+		rn := start(t, h, Request{Match: store.Matcher{Host: func(string) bool { return false }}}, nil)
+		ms := rn.r.waitFor(t, "two heartbeats", func(ms []sent) bool { return len(ms) == 2 })
 		for i, s := range ms {
 			p := s.m.GetProgress()
-			if p.GetNextId() != 4 || p.GetNewestId() != 3 || s.at.Sub(start) != time.Duration(i+1)*time.Second {
-				t.Errorf("message %d at %v: %v; want progress to 4 (newest 3) every second", i, s.at.Sub(start), s.m)
+			if p.GetNextId() != 4 || p.GetNewestId() != 3 || s.at.Sub(began) != time.Duration(i+1)*time.Second {
+				t.Errorf("message %d at %v: %v; want progress to 4 (newest 3) every second", i, s.at.Sub(began), s.m)
 			}
 		}
 		h.Close()
-		err = wait()
+		err := rn.wait()
 		var end *EndError
 		if !errors.As(err, &end) || !errors.Is(err, ErrClosed) || end.NextID != 4 {
 			t.Errorf("Run = %v; want ErrClosed resuming at 4", err)
