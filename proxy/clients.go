@@ -83,8 +83,11 @@ func (c *clients) getLocked(ip netip.Addr, now time.Time) *client {
 // openConn counts a new connection from addr; false, counting nothing, when
 // its client has MaxConnsPerClient open already.
 func (c *clients) openConn(addr net.Addr) bool {
+	if c == nil || c.maxConns == 0 {
+		return true
+	}
 	ip, ok := clientIP(addr.String())
-	if c == nil || c.maxConns == 0 || !ok {
+	if !ok {
 		return true
 	}
 	c.mu.Lock()
@@ -99,8 +102,11 @@ func (c *clients) openConn(addr net.Addr) bool {
 
 // closeConn uncounts a connection from addr that openConn counted.
 func (c *clients) closeConn(addr net.Addr) {
+	if c == nil || c.maxConns == 0 {
+		return
+	}
 	ip, ok := clientIP(addr.String())
-	if c == nil || c.maxConns == 0 || !ok {
+	if !ok {
 		return
 	}
 	c.mu.Lock()
@@ -113,8 +119,11 @@ func (c *clients) closeConn(addr net.Addr) {
 // allowRequest reports whether the client at addr may make a request now,
 // taking a token if so.
 func (c *clients) allowRequest(addr string) bool {
+	if c == nil || c.limit == 0 {
+		return true
+	}
 	ip, ok := clientIP(addr)
-	if c == nil || c.limit == 0 || !ok {
+	if !ok {
 		return true
 	}
 	now := c.now()

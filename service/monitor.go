@@ -85,7 +85,6 @@ func (src *monitorSource) Sample(context.Context) (monitor.Sample, error) {
 			MaxLag:             hs.MaxLag,
 		},
 	}
-
 	if p := s.proxy.Load(); p != nil {
 		sample.Proxy.Open = p.Stats().Open
 	}
