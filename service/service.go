@@ -501,8 +501,9 @@ func (s *Service) ListEntries(_ context.Context, req *pxperfv1.ListEntriesReques
 	return resp, nil
 }
 
-// filterKey identifies a filter for the store's view cache: its
-// deterministic encoding, so equal filters share a view.
+// filterKey identifies a filter for the store's view cache and the hub's
+// watches: its deterministic encoding, so equal filters share a view and a
+// watch.
 func filterKey(f *pxperfv1.Filter) string {
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(f)
 	if err != nil {

@@ -981,3 +981,67 @@ func TestCompletionReachesSubscriberAsUpdate(t *testing.T) {
 		t.Errorf("ListEntries = %v, want the one completed entry", list.GetEntries())
 	}
 }
+
+// A live view over gRPC: the newest matching entries first, then what
+// arrives, with the total that ListEntries would count.
+func TestSubscribeLiveView(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := testContext(t)
+	h.publish(t, ctx,
+		entry("GET", "http://a.example.com/1", 200),  // 1
+		entry("POST", "http://a.example.com/2", 201), // 2
+		entry("GET", "http://a.example.com/3", 404),  // 3
+		entry("GET", "http://a.example.com/4", 200),  // 4
+	)
+	sub := h.subscribe(t, ctx, &pxperfv1.SubscribeRequest{
+		Filter:   &pxperfv1.Filter{Methods: []string{"GET"}},
+		LiveView: &pxperfv1.LiveView{Window: 2},
+	})
+	first := sub.recv(t).GetView()
+	if got := viewIDs(first.GetEntries()); !cmp.Equal(got, []uint64{4, 3}) || first.GetTotal() != 3 || first.GetNewestId() != 4 {
+		t.Errorf("first message: ids %v, total %d, newest %d; want [4 3], 3, 4", got, first.GetTotal(), first.GetNewestId())
+	}
+	h.publish(t, ctx, entry("POST", "http://a.example.com/5", 200), entry("GET", "http://a.example.com/6", 200))
+	next := sub.recv(t).GetView()
+	if got := viewIDs(next.GetEntries()); !cmp.Equal(got, []uint64{6}) || next.GetTotal() != 4 || next.GetNewestId() != 6 {
+		t.Errorf("second message: ids %v, total %d, newest %d; want [6], 4, 6", got, next.GetTotal(), next.GetNewestId())
+	}
+}
+
+func viewIDs(es []*pxperfv1.Entry) []uint64 {
+	var ids []uint64
+	for _, e := range es {
+		ids = append(ids, e.GetId())
+	}
+	return ids
+}
+
+// A live view sends the newest entries only: the options of a stream of
+// every entry are refused with it, and so is a window out of range.
+func TestSubscribeLiveViewRefused(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := testContext(t)
+	view := &pxperfv1.LiveView{Window: 10}
+	for _, tc := range []struct {
+		name string
+		req  *pxperfv1.SubscribeRequest
+		want string
+	}{
+		{"with start_id", &pxperfv1.SubscribeRequest{LiveView: view, Start: &pxperfv1.SubscribeRequest_StartId{StartId: 1}}, "live_view"},
+		{"with tail", &pxperfv1.SubscribeRequest{LiveView: view, Start: &pxperfv1.SubscribeRequest_Tail{Tail: 5}}, "live_view"},
+		{"with bodies", &pxperfv1.SubscribeRequest{LiveView: view, IncludeBodies: true}, "live_view"},
+		{"with max_batch_size", &pxperfv1.SubscribeRequest{LiveView: view, MaxBatchSize: 5}, "live_view"},
+		{"window 0", &pxperfv1.SubscribeRequest{LiveView: &pxperfv1.LiveView{}}, "live_view.window"},
+		{"window 1001", &pxperfv1.SubscribeRequest{LiveView: &pxperfv1.LiveView{Window: 1001}}, "live_view.window"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stream, err := h.client.Service().Subscribe(ctx, tc.req)
+			if err == nil {
+				_, err = stream.Recv()
+			}
+			if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), tc.want) {
+				t.Errorf("Subscribe = %v; want INVALID_ARGUMENT naming %s", err, tc.want)
+			}
+		})
+	}
+}

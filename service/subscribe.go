@@ -56,9 +56,11 @@ func (s *Service) Subscribe(req *pxperfv1.SubscribeRequest, stream grpc.ServerSt
 
 	hr := hub.Request{
 		Match:               match,
+		Key:                 filterKey(req.GetFilter()),
 		MaxUpdatesPerSecond: int(req.GetMaxUpdatesPerSecond()),
 		MaxBatchSize:        int(req.GetMaxBatchSize()),
 		Bodies:              req.GetIncludeBodies(),
+		LiveView:            int(req.GetLiveView().GetWindow()),
 	}
 	switch start := req.GetStart().(type) {
 	case *pxperfv1.SubscribeRequest_StartId:

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -118,10 +119,16 @@ type Hub struct {
 	subs     map[uint64]*Subscription
 	seq      uint64    // ids of subscriptions
 	observed time.Time // the last ObserveAt, for message rates
+	// watches are the filters of filtered subscriptions, by key (see
+	// watch.go); dispatching, whether the goroutine that scans for them
+	// runs.
+	watches     map[string]*watch
+	dispatching bool
+	isClosed    bool // Close was called; under mu
 
-	closed    chan struct{} // closed by Close: every Run ends
-	closeOnce sync.Once
-	senders   sync.WaitGroup
+	closed  chan struct{} // closed by Close: every Run ends
+	senders sync.WaitGroup
+	workers sync.WaitGroup // the dispatch goroutine
 }
 
 // signals is one observation of what the throttle modes react to.
@@ -145,6 +152,7 @@ func New(cfg Config) (*Hub, error) {
 		archive:    cfg.Archive,
 		batchBytes: cfg.BatchBytes,
 		subs:       make(map[uint64]*Subscription),
+		watches:    make(map[string]*watch),
 		closed:     make(chan struct{}),
 	}
 	if err := h.SetSettings(cfg.Settings); err != nil {
@@ -222,11 +230,22 @@ func (h *Hub) SlowUntil(t time.Time) { h.slowUntil.Store(t.UnixNano()) }
 
 // Close ends every running subscription, and every one that starts later,
 // with [ErrClosed]. It does not wait: see [Hub.Wait].
-func (h *Hub) Close() { h.closeOnce.Do(func() { close(h.closed) }) }
+func (h *Hub) Close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.isClosed {
+		h.isClosed = true
+		close(h.closed)
+	}
+}
 
-// Wait waits for the goroutines that send messages to end: each ends once
-// its Send returns, which happens at the latest when its stream ends.
-func (h *Hub) Wait() { h.senders.Wait() }
+// Wait waits for the hub's goroutines to end once it is closed: those that
+// send messages end once their Send returns, which happens at the latest
+// when their stream ends.
+func (h *Hub) Wait() {
+	h.workers.Wait()
+	h.senders.Wait()
+}
 
 // Stats are the hub's counters since start, the load it last observed,
 // and each open subscription.
@@ -307,16 +326,35 @@ func (h *Hub) Stats(newest uint64, now time.Time) Stats {
 	return st
 }
 
-func (h *Hub) add(sub *Subscription) {
+// add registers sub, with the watch of its filter when it has one. It
+// fails with ErrClosed once the hub is closed.
+func (h *Hub) add(sub *Subscription) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.isClosed {
+		return ErrClosed
+	}
 	h.seq++
 	sub.id = h.seq
 	h.subs[sub.id] = sub
+	if m := sub.req.Match; !m.All() {
+		key := sub.req.Key
+		if key == "" {
+			key = "#" + strconv.FormatUint(sub.id, 10) // its own
+		}
+		sub.watch = h.watchForLocked(key, m)
+	}
+	return nil
 }
 
 func (h *Hub) remove(sub *Subscription) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if _, ok := h.subs[sub.id]; !ok {
+		return
+	}
 	delete(h.subs, sub.id)
+	if sub.watch != nil {
+		h.releaseWatchLocked(sub.watch)
+	}
 }

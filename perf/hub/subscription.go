@@ -36,6 +36,10 @@ const (
 type Request struct {
 	// Match selects the entries sent; the zero Matcher selects all.
 	Match store.Matcher
+	// Key names Match: subscriptions with the same non-empty Key must
+	// have equivalent matchers, and share the work of following new
+	// entries for them. Empty, the subscription does that work alone.
+	Key string
 	// Start, with StartID or Tail, is where the subscription begins.
 	Start   Start
 	StartID uint64
@@ -45,6 +49,10 @@ type Request struct {
 	MaxUpdatesPerSecond, MaxBatchSize int
 	// Bodies asks for response bodies in the entries sent.
 	Bodies bool
+	// LiveView, when positive, asks for a live view of that window
+	// instead of every entry (see [pxperfv1.LiveView]): Start, StartID,
+	// Tail, MaxBatchSize and Bodies are then ignored.
+	LiveView int
 	// Peer names the subscriber in stats.
 	Peer string
 }
@@ -59,6 +67,7 @@ type Subscription struct {
 	id     uint64
 	start  time.Time
 	sender *sender
+	watch  *watch // its filter's; nil when unfiltered
 
 	// From the hub's settings, which may change live: see refresh.
 	settings     *Settings
@@ -108,7 +117,9 @@ func (h *Hub) Subscribe(ctx context.Context, req Request) (*Subscription, error)
 	if err := sub.position(); err != nil {
 		return nil, err
 	}
-	h.add(sub)
+	if err := h.add(sub); err != nil {
+		return nil, err
+	}
 	return sub, nil
 }
 
@@ -124,7 +135,11 @@ func (sub *Subscription) ID() uint64 { return sub.id }
 func (sub *Subscription) Run(send SendFunc) error {
 	sub.sender = sub.hub.startSender(send)
 	defer sub.sender.stop()
-	err := sub.run()
+	run := sub.run
+	if sub.req.LiveView > 0 {
+		run = sub.runView
+	}
+	err := run()
 	if errors.Is(err, ErrStuck) {
 		if sub.ctx.Err() != nil {
 			// Ended by its client or the server, not stuck, even though a
@@ -232,7 +247,8 @@ func (sub *Subscription) run() error {
 		if _, err := sub.endSnapshot(); err != nil {
 			return err
 		}
-		changed := st.Changed() // before reading, so no append is missed
+		changed := sub.changed() // before reading, so no append is missed
+		sub.skip()
 		r, err := st.ReadFrom(sub.next, sub.limit(), sub.req.Match, sub.read)
 		if err != nil {
 			return err
@@ -283,8 +299,10 @@ func (sub *Subscription) run() error {
 			case <-changed:
 			case <-heartbeat.C:
 				heartbeat.Reset(sub.heartbeat)
+				sub.skip()
+				_, nextID := st.Bounds()
 				if err := sub.sendMsg(Message{Response: &pxperfv1.SubscribeResponse{Event: &pxperfv1.SubscribeResponse_Progress{Progress: &pxperfv1.Progress{
-					NewestId: r.Newest, NextId: sub.next,
+					NewestId: nextID - 1, NextId: sub.next,
 				}}}}); err != nil {
 					return err
 				}
@@ -381,6 +399,31 @@ func (sub *Subscription) run() error {
 		if _, err := sub.endSnapshot(); err != nil {
 			return err
 		}
+	}
+}
+
+// changed returns the channel closed when there may be something new for
+// the subscription: its filter's watch's, or, unfiltered, the store's.
+func (sub *Subscription) changed() <-chan struct{} {
+	if sub.watch != nil {
+		return sub.watch.waker()
+	}
+	return sub.hub.store.Changed()
+}
+
+// skip moves the cursors of a filtered subscription past what its watch
+// knows it does not select, without reading it; never past the end of the
+// snapshot, where the marker goes.
+func (sub *Subscription) skip() {
+	if sub.watch == nil {
+		return
+	}
+	next, updates := sub.watch.skip(sub.next, sub.updates)
+	if end := sub.snapshotEnd; end != 0 && sub.next < end {
+		next = min(next, end)
+	}
+	if next != sub.next || updates != sub.updates {
+		sub.advance(next, updates)
 	}
 }
 
@@ -636,6 +679,11 @@ func (sub *Subscription) waitUntil(t time.Time, wake <-chan struct{}) (woke bool
 // snapshot returns the subscription's stats.
 func (sub *Subscription) snapshot(newest uint64, now time.Time) SubscriptionStats {
 	next := sub.stats.next.Load()
+	if sub.watch != nil {
+		// An idle subscription's cursor moves when it wakes; its lag is
+		// only what its watch has not yet examined.
+		next, _ = sub.watch.skip(next, 0)
+	}
 	messages := sub.stats.messages.Load()
 	var lag uint64
 	if newest+1 > next {

@@ -268,6 +268,43 @@ func capRuns(runs [][]byte) {
 	}
 }
 
+// Matching appends to dst the ids from from on that m selects, examining
+// at most maxScan ids, and returns them with first, the first id examined
+// (from, or the oldest held when from has left memory), and next, the id
+// after the last one examined: a reader that keeps up with new entries
+// calls it again from next. A cursor beyond the next id to be assigned
+// examines nothing.
+func (s *Store) Matching(from uint64, m Matcher, dst []uint64) (ids []uint64, first, next uint64) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	first = max(from, s.firstID)
+	if first >= s.nextID {
+		return dst, first, max(first, from)
+	}
+	end := min(s.nextID, first+maxScan)
+	return s.scanLocked(m, int(end-first)).matching(first, end, dst), first, end
+}
+
+// UpdatesMatching reports whether a completion from the update cursor
+// since on (see [Store.ReadUpdates]) is of an entry still held that m
+// selects in its latest state, or was lost to the cursor falling behind,
+// and returns the update cursor after the last one examined.
+func (s *Store) UpdatesMatching(since uint64, m Matcher) (found bool, next uint64) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if oldest := s.updateNext - min(s.updateNext, uint64(len(s.updates))); since < oldest {
+		return true, s.updateNext
+	}
+	sc := s.scanLocked(m, int(s.updateNext-since))
+	for seq := since; seq < s.updateNext; seq++ {
+		id := s.updates[seq%uint64(len(s.updates))]
+		if s.heldLocked(id) && sc.match(id) {
+			return true, s.updateNext
+		}
+	}
+	return false, max(since, s.updateNext)
+}
+
 // TailStart returns the id from which the last n entries matching m start,
 // or the oldest id held when fewer match, and the next id to be assigned
 // (where the tail ends).

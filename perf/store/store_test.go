@@ -1103,3 +1103,88 @@ func TestReadRunsOnlyConcurrent(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// Matching examines a bounded stretch of ids from its cursor, starting at
+// the oldest held when the cursor has left memory.
+func TestMatching(t *testing.T) {
+	s := mustNew(t, Config{MaxEntries: 2 * maxScan, MaxMemoryBytes: 1 << 30})
+	s.Append(entries(2*maxScan + 10)) // holds 11..2*maxScan+10
+	fives := Matcher{Match: func(e *pxperfv1.Entry) bool { return e.Id%5 == 0 }}
+	oldest, next := uint64(11), uint64(2*maxScan+11)
+	for _, tc := range []struct {
+		name              string
+		from              uint64
+		wantFirst, wantTo uint64 // the ids examined: wantFirst..wantTo-1
+	}{
+		{"evicted cursor starts at the oldest", 3, oldest, oldest + maxScan},
+		{"one stretch at most", 20, 20, 20 + maxScan},
+		{"up to the newest", next - 7, next - 7, next},
+		{"nothing new", next, next, next},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, first, to := s.Matching(tc.from, fives, nil)
+			var want []uint64
+			for id := tc.wantFirst; id < tc.wantTo; id++ {
+				if id%5 == 0 {
+					want = append(want, id)
+				}
+			}
+			if first != tc.wantFirst || to != tc.wantTo || !slices.Equal(got, want) {
+				t.Errorf("Matching(%d) = %v, %d, %d; want %v, %d, %d", tc.from, got, first, to, want, tc.wantFirst, tc.wantTo)
+			}
+		})
+	}
+}
+
+// UpdatesMatching finds completions of selected entries in their latest
+// state, and reports completions lost to a cursor that fell behind.
+func TestUpdatesMatching(t *testing.T) {
+	s := mustNew(t, Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30})
+	cursor := s.UpdateCursor()
+	s.Append([]*pxperfv1.Entry{pendingEntry("a", "http://example.com/a"), pendingEntry("b", "http://example.com/b")})
+	complete := func(rid string, status int32) {
+		e := newEntry("GET", "http://example.com/"+rid, status)
+		e.RequestId = rid
+		s.Append([]*pxperfv1.Entry{e})
+	}
+	complete("a", 200)
+	complete("b", 502)
+	failed := Matcher{Status: func(code int32) bool { return code >= 500 }}
+	for _, tc := range []struct {
+		name  string
+		since uint64
+		m     Matcher
+		want  bool
+	}{
+		{"both completions, one failed", cursor, failed, true},
+		{"the success only", cursor, Matcher{Status: func(code int32) bool { return code == 404 }}, false},
+		{"past both", cursor + 2, Matcher{}, false},
+	} {
+		found, next := s.UpdatesMatching(tc.since, tc.m)
+		if found != tc.want || next != max(tc.since, cursor+2) {
+			t.Errorf("%s: UpdatesMatching(%d) = %v, %d; want %v, %d", tc.name, tc.since, found, next, tc.want, cursor+2)
+		}
+	}
+}
+
+// A cursor further behind than the completions remembered is told so.
+func TestUpdatesMatchingReportsLost(t *testing.T) {
+	const n = updateLog + 5
+	s := mustNew(t, Config{MaxEntries: n, MaxMemoryBytes: 1 << 40})
+	cursor := s.UpdateCursor()
+	batch := make([]*pxperfv1.Entry, n)
+	for i := range batch {
+		batch[i] = pendingEntry(fmt.Sprint(i), "http://example.com/")
+	}
+	s.Append(batch)
+	for i := range batch {
+		e := newEntry("GET", "http://example.com/", 200)
+		e.RequestId = fmt.Sprint(i)
+		batch[i] = e
+	}
+	s.Append(batch)
+	none := Matcher{Match: func(*pxperfv1.Entry) bool { return false }}
+	if found, next := s.UpdatesMatching(cursor, none); !found || next != cursor+n {
+		t.Errorf("UpdatesMatching from a lost cursor = %v, %d; want true, %d", found, next, cursor+n)
+	}
+}

@@ -678,6 +678,9 @@ type SubscribeRequest struct {
 	// Whether entries carry their response body. Default false: bodies are
 	// fetched with GetEntry when needed.
 	IncludeBodies bool `protobuf:"varint,6,opt,name=include_bodies,json=includeBodies,proto3" json:"include_bodies,omitempty"`
+	// Asks for a live view instead of every entry: see LiveView. Messages
+	// are then view events, paced by max_updates_per_second as batches are.
+	LiveView      *LiveView `protobuf:"bytes,7,opt,name=live_view,json=liveView,proto3" json:"live_view,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -765,6 +768,13 @@ func (x *SubscribeRequest) GetIncludeBodies() bool {
 	return false
 }
 
+func (x *SubscribeRequest) GetLiveView() *LiveView {
+	if x != nil {
+		return x.LiveView
+	}
+	return nil
+}
+
 type isSubscribeRequest_Start interface {
 	isSubscribeRequest_Start()
 }
@@ -786,6 +796,58 @@ func (*SubscribeRequest_StartId) isSubscribeRequest_Start() {}
 
 func (*SubscribeRequest_Tail) isSubscribeRequest_Start() {}
 
+// LiveView is the subscription of a UI that shows the newest matching
+// entries, as a table that follows the newest does: each message carries
+// what changed among them since the previous one, at most window entries
+// however fast entries arrive, so the client's work depends on the window
+// and the message rate, not on the ingest rate. Scrolling back reads older
+// entries with ListEntries.
+type LiveView struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many of the newest matching entries the client shows: the most a
+	// message carries. 1..1000.
+	Window        uint32 `protobuf:"varint,1,opt,name=window,proto3" json:"window,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LiveView) Reset() {
+	*x = LiveView{}
+	mi := &file_pxperf_v1_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LiveView) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LiveView) ProtoMessage() {}
+
+func (x *LiveView) ProtoReflect() protoreflect.Message {
+	mi := &file_pxperf_v1_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LiveView.ProtoReflect.Descriptor instead.
+func (*LiveView) Descriptor() ([]byte, []int) {
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *LiveView) GetWindow() uint32 {
+	if x != nil {
+		return x.Window
+	}
+	return 0
+}
+
 // SubscribeResponse is one message on a Subscribe stream.
 type SubscribeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -797,6 +859,7 @@ type SubscribeResponse struct {
 	//	*SubscribeResponse_Gap
 	//	*SubscribeResponse_Progress
 	//	*SubscribeResponse_SnapshotEnd
+	//	*SubscribeResponse_View
 	Event         isSubscribeResponse_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -804,7 +867,7 @@ type SubscribeResponse struct {
 
 func (x *SubscribeResponse) Reset() {
 	*x = SubscribeResponse{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[9]
+	mi := &file_pxperf_v1_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -816,7 +879,7 @@ func (x *SubscribeResponse) String() string {
 func (*SubscribeResponse) ProtoMessage() {}
 
 func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[9]
+	mi := &file_pxperf_v1_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -829,7 +892,7 @@ func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeResponse.ProtoReflect.Descriptor instead.
 func (*SubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{9}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SubscribeResponse) GetEvent() isSubscribeResponse_Event {
@@ -875,6 +938,15 @@ func (x *SubscribeResponse) GetSnapshotEnd() *SnapshotEnd {
 	return nil
 }
 
+func (x *SubscribeResponse) GetView() *ViewUpdate {
+	if x != nil {
+		if x, ok := x.Event.(*SubscribeResponse_View); ok {
+			return x.View
+		}
+	}
+	return nil
+}
+
 type isSubscribeResponse_Event interface {
 	isSubscribeResponse_Event()
 }
@@ -899,6 +971,12 @@ type SubscribeResponse_SnapshotEnd struct {
 	SnapshotEnd *SnapshotEnd `protobuf:"bytes,4,opt,name=snapshot_end,json=snapshotEnd,proto3,oneof"`
 }
 
+type SubscribeResponse_View struct {
+	// What changed in a live view (live_view): the only event such a
+	// stream sends.
+	View *ViewUpdate `protobuf:"bytes,5,opt,name=view,proto3,oneof"`
+}
+
 func (*SubscribeResponse_Batch) isSubscribeResponse_Event() {}
 
 func (*SubscribeResponse_Gap) isSubscribeResponse_Event() {}
@@ -906,6 +984,113 @@ func (*SubscribeResponse_Gap) isSubscribeResponse_Event() {}
 func (*SubscribeResponse_Progress) isSubscribeResponse_Event() {}
 
 func (*SubscribeResponse_SnapshotEnd) isSubscribeResponse_Event() {}
+
+func (*SubscribeResponse_View) isSubscribeResponse_Event() {}
+
+// ViewUpdate is one message of a live view. The first carries the newest
+// window matching entries; each later one, what changed since the one
+// before. A client keeps window rows: it puts entries on top of them,
+// drops what falls below the window, and replaces rows by id from
+// updates. With nothing new for throttle.heartbeat_interval, a message
+// with neither entries nor updates says the stream is alive.
+type ViewUpdate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Matching entries newer than those of earlier messages, newest first:
+	// at most the window, without bodies. When more arrived, the older of
+	// them are skipped (see skipped_first_id).
+	Entries []*Entry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// Entries in the window after this message (the newest window matching)
+	// that changed since an earlier message carried them (a PENDING entry
+	// completed, or failed), in their latest state.
+	Updates []*Entry `protobuf:"bytes,2,rep,name=updates,proto3" json:"updates,omitempty"`
+	// Matching entries held in memory: the length of the view that
+	// ListEntries with the same filter scrolls through.
+	Total uint64 `protobuf:"varint,3,opt,name=total,proto3" json:"total,omitempty"`
+	// The newest id accepted by the server, matching or not.
+	NewestId uint64 `protobuf:"varint,4,opt,name=newest_id,json=newestId,proto3" json:"newest_id,omitempty"`
+	// Ids from skipped_first_id to skipped_last_id hold matching entries
+	// newer than the previous message that this one skipped, because more
+	// than window of them arrived since (the range may hold entries that do
+	// not match, too): asked for, so not a loss; ListEntries reads them. Both
+	// 0 when nothing was skipped.
+	SkippedFirstId uint64 `protobuf:"varint,5,opt,name=skipped_first_id,json=skippedFirstId,proto3" json:"skipped_first_id,omitempty"`
+	// The last id of the skipped range.
+	SkippedLastId uint64 `protobuf:"varint,6,opt,name=skipped_last_id,json=skippedLastId,proto3" json:"skipped_last_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ViewUpdate) Reset() {
+	*x = ViewUpdate{}
+	mi := &file_pxperf_v1_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ViewUpdate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ViewUpdate) ProtoMessage() {}
+
+func (x *ViewUpdate) ProtoReflect() protoreflect.Message {
+	mi := &file_pxperf_v1_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ViewUpdate.ProtoReflect.Descriptor instead.
+func (*ViewUpdate) Descriptor() ([]byte, []int) {
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ViewUpdate) GetEntries() []*Entry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *ViewUpdate) GetUpdates() []*Entry {
+	if x != nil {
+		return x.Updates
+	}
+	return nil
+}
+
+func (x *ViewUpdate) GetTotal() uint64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *ViewUpdate) GetNewestId() uint64 {
+	if x != nil {
+		return x.NewestId
+	}
+	return 0
+}
+
+func (x *ViewUpdate) GetSkippedFirstId() uint64 {
+	if x != nil {
+		return x.SkippedFirstId
+	}
+	return 0
+}
+
+func (x *ViewUpdate) GetSkippedLastId() uint64 {
+	if x != nil {
+		return x.SkippedLastId
+	}
+	return 0
+}
 
 // EntryBatch is a batch of entries in id order, and of updates to entries
 // the stream has already passed.
@@ -932,7 +1117,7 @@ type EntryBatch struct {
 
 func (x *EntryBatch) Reset() {
 	*x = EntryBatch{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[10]
+	mi := &file_pxperf_v1_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -944,7 +1129,7 @@ func (x *EntryBatch) String() string {
 func (*EntryBatch) ProtoMessage() {}
 
 func (x *EntryBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[10]
+	mi := &file_pxperf_v1_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -957,7 +1142,7 @@ func (x *EntryBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EntryBatch.ProtoReflect.Descriptor instead.
 func (*EntryBatch) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{10}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *EntryBatch) GetEntries() []*Entry {
@@ -1002,7 +1187,7 @@ type Gap struct {
 
 func (x *Gap) Reset() {
 	*x = Gap{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[11]
+	mi := &file_pxperf_v1_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1014,7 +1199,7 @@ func (x *Gap) String() string {
 func (*Gap) ProtoMessage() {}
 
 func (x *Gap) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[11]
+	mi := &file_pxperf_v1_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1027,7 +1212,7 @@ func (x *Gap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gap.ProtoReflect.Descriptor instead.
 func (*Gap) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{11}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Gap) GetFirstMissedId() uint64 {
@@ -1058,7 +1243,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[12]
+	mi := &file_pxperf_v1_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1070,7 +1255,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[12]
+	mi := &file_pxperf_v1_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1083,7 +1268,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{12}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Progress) GetNewestId() uint64 {
@@ -1111,7 +1296,7 @@ type SnapshotEnd struct {
 
 func (x *SnapshotEnd) Reset() {
 	*x = SnapshotEnd{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[13]
+	mi := &file_pxperf_v1_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1123,7 +1308,7 @@ func (x *SnapshotEnd) String() string {
 func (*SnapshotEnd) ProtoMessage() {}
 
 func (x *SnapshotEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[13]
+	mi := &file_pxperf_v1_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1136,7 +1321,7 @@ func (x *SnapshotEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotEnd.ProtoReflect.Descriptor instead.
 func (*SnapshotEnd) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{13}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SnapshotEnd) GetNextId() uint64 {
@@ -1169,7 +1354,7 @@ type ListEntriesRequest struct {
 
 func (x *ListEntriesRequest) Reset() {
 	*x = ListEntriesRequest{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[14]
+	mi := &file_pxperf_v1_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1181,7 +1366,7 @@ func (x *ListEntriesRequest) String() string {
 func (*ListEntriesRequest) ProtoMessage() {}
 
 func (x *ListEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[14]
+	mi := &file_pxperf_v1_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1194,7 +1379,7 @@ func (x *ListEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEntriesRequest.ProtoReflect.Descriptor instead.
 func (*ListEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{14}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListEntriesRequest) GetFilter() *Filter {
@@ -1258,7 +1443,7 @@ type ListEntriesResponse struct {
 
 func (x *ListEntriesResponse) Reset() {
 	*x = ListEntriesResponse{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[15]
+	mi := &file_pxperf_v1_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1270,7 +1455,7 @@ func (x *ListEntriesResponse) String() string {
 func (*ListEntriesResponse) ProtoMessage() {}
 
 func (x *ListEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[15]
+	mi := &file_pxperf_v1_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1283,7 +1468,7 @@ func (x *ListEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEntriesResponse.ProtoReflect.Descriptor instead.
 func (*ListEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{15}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListEntriesResponse) GetEntries() []*Entry {
@@ -1332,7 +1517,7 @@ type GetEntryRequest struct {
 
 func (x *GetEntryRequest) Reset() {
 	*x = GetEntryRequest{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[16]
+	mi := &file_pxperf_v1_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1344,7 +1529,7 @@ func (x *GetEntryRequest) String() string {
 func (*GetEntryRequest) ProtoMessage() {}
 
 func (x *GetEntryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[16]
+	mi := &file_pxperf_v1_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1357,7 +1542,7 @@ func (x *GetEntryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntryRequest.ProtoReflect.Descriptor instead.
 func (*GetEntryRequest) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{16}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetEntryRequest) GetId() uint64 {
@@ -1378,7 +1563,7 @@ type GetEntryResponse struct {
 
 func (x *GetEntryResponse) Reset() {
 	*x = GetEntryResponse{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[17]
+	mi := &file_pxperf_v1_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1390,7 +1575,7 @@ func (x *GetEntryResponse) String() string {
 func (*GetEntryResponse) ProtoMessage() {}
 
 func (x *GetEntryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[17]
+	mi := &file_pxperf_v1_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1403,7 +1588,7 @@ func (x *GetEntryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntryResponse.ProtoReflect.Descriptor instead.
 func (*GetEntryResponse) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{17}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetEntryResponse) GetEntry() *Entry {
@@ -1422,7 +1607,7 @@ type GetStatsRequest struct {
 
 func (x *GetStatsRequest) Reset() {
 	*x = GetStatsRequest{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[18]
+	mi := &file_pxperf_v1_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1434,7 +1619,7 @@ func (x *GetStatsRequest) String() string {
 func (*GetStatsRequest) ProtoMessage() {}
 
 func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[18]
+	mi := &file_pxperf_v1_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1447,7 +1632,7 @@ func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetStatsRequest) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{18}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{20}
 }
 
 // GetStatsResponse is a stats sample.
@@ -1461,7 +1646,7 @@ type GetStatsResponse struct {
 
 func (x *GetStatsResponse) Reset() {
 	*x = GetStatsResponse{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[19]
+	mi := &file_pxperf_v1_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1473,7 +1658,7 @@ func (x *GetStatsResponse) String() string {
 func (*GetStatsResponse) ProtoMessage() {}
 
 func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[19]
+	mi := &file_pxperf_v1_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1486,7 +1671,7 @@ func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetStatsResponse) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{19}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetStatsResponse) GetStats() *Stats {
@@ -1508,7 +1693,7 @@ type WatchStatsRequest struct {
 
 func (x *WatchStatsRequest) Reset() {
 	*x = WatchStatsRequest{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[20]
+	mi := &file_pxperf_v1_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1520,7 +1705,7 @@ func (x *WatchStatsRequest) String() string {
 func (*WatchStatsRequest) ProtoMessage() {}
 
 func (x *WatchStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[20]
+	mi := &file_pxperf_v1_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1533,7 +1718,7 @@ func (x *WatchStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchStatsRequest.ProtoReflect.Descriptor instead.
 func (*WatchStatsRequest) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{20}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WatchStatsRequest) GetInterval() *durationpb.Duration {
@@ -1560,7 +1745,7 @@ type WatchStatsResponse struct {
 
 func (x *WatchStatsResponse) Reset() {
 	*x = WatchStatsResponse{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[21]
+	mi := &file_pxperf_v1_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1572,7 +1757,7 @@ func (x *WatchStatsResponse) String() string {
 func (*WatchStatsResponse) ProtoMessage() {}
 
 func (x *WatchStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[21]
+	mi := &file_pxperf_v1_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1585,7 +1770,7 @@ func (x *WatchStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchStatsResponse.ProtoReflect.Descriptor instead.
 func (*WatchStatsResponse) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{21}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WatchStatsResponse) GetEvent() isWatchStatsResponse_Event {
@@ -1660,7 +1845,7 @@ type ConfigChanged struct {
 
 func (x *ConfigChanged) Reset() {
 	*x = ConfigChanged{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[22]
+	mi := &file_pxperf_v1_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1672,7 +1857,7 @@ func (x *ConfigChanged) String() string {
 func (*ConfigChanged) ProtoMessage() {}
 
 func (x *ConfigChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[22]
+	mi := &file_pxperf_v1_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1685,7 +1870,7 @@ func (x *ConfigChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigChanged.ProtoReflect.Descriptor instead.
 func (*ConfigChanged) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{22}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ConfigChanged) GetChangedFields() *fieldmaskpb.FieldMask {
@@ -1711,7 +1896,7 @@ type GetConfigRequest struct {
 
 func (x *GetConfigRequest) Reset() {
 	*x = GetConfigRequest{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[23]
+	mi := &file_pxperf_v1_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1723,7 +1908,7 @@ func (x *GetConfigRequest) String() string {
 func (*GetConfigRequest) ProtoMessage() {}
 
 func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[23]
+	mi := &file_pxperf_v1_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1736,7 +1921,7 @@ func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{23}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{25}
 }
 
 // GetConfigResponse is the effective config.
@@ -1750,7 +1935,7 @@ type GetConfigResponse struct {
 
 func (x *GetConfigResponse) Reset() {
 	*x = GetConfigResponse{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[24]
+	mi := &file_pxperf_v1_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1762,7 +1947,7 @@ func (x *GetConfigResponse) String() string {
 func (*GetConfigResponse) ProtoMessage() {}
 
 func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[24]
+	mi := &file_pxperf_v1_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1775,7 +1960,7 @@ func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetConfigResponse) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{24}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetConfigResponse) GetConfig() *Config {
@@ -1800,7 +1985,7 @@ type UpdateConfigRequest struct {
 
 func (x *UpdateConfigRequest) Reset() {
 	*x = UpdateConfigRequest{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[25]
+	mi := &file_pxperf_v1_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1812,7 +1997,7 @@ func (x *UpdateConfigRequest) String() string {
 func (*UpdateConfigRequest) ProtoMessage() {}
 
 func (x *UpdateConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[25]
+	mi := &file_pxperf_v1_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1825,7 +2010,7 @@ func (x *UpdateConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConfigRequest.ProtoReflect.Descriptor instead.
 func (*UpdateConfigRequest) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{25}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *UpdateConfigRequest) GetConfig() *Config {
@@ -1853,7 +2038,7 @@ type UpdateConfigResponse struct {
 
 func (x *UpdateConfigResponse) Reset() {
 	*x = UpdateConfigResponse{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[26]
+	mi := &file_pxperf_v1_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1865,7 +2050,7 @@ func (x *UpdateConfigResponse) String() string {
 func (*UpdateConfigResponse) ProtoMessage() {}
 
 func (x *UpdateConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[26]
+	mi := &file_pxperf_v1_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1878,7 +2063,7 @@ func (x *UpdateConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConfigResponse.ProtoReflect.Descriptor instead.
 func (*UpdateConfigResponse) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{26}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *UpdateConfigResponse) GetConfig() *Config {
@@ -1899,7 +2084,7 @@ type OptimizeRequest struct {
 
 func (x *OptimizeRequest) Reset() {
 	*x = OptimizeRequest{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[27]
+	mi := &file_pxperf_v1_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1911,7 +2096,7 @@ func (x *OptimizeRequest) String() string {
 func (*OptimizeRequest) ProtoMessage() {}
 
 func (x *OptimizeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[27]
+	mi := &file_pxperf_v1_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1924,7 +2109,7 @@ func (x *OptimizeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OptimizeRequest.ProtoReflect.Descriptor instead.
 func (*OptimizeRequest) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{27}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *OptimizeRequest) GetActions() []OptimizeAction {
@@ -1945,7 +2130,7 @@ type OptimizeResponse struct {
 
 func (x *OptimizeResponse) Reset() {
 	*x = OptimizeResponse{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[28]
+	mi := &file_pxperf_v1_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1957,7 +2142,7 @@ func (x *OptimizeResponse) String() string {
 func (*OptimizeResponse) ProtoMessage() {}
 
 func (x *OptimizeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[28]
+	mi := &file_pxperf_v1_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1970,7 +2155,7 @@ func (x *OptimizeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OptimizeResponse.ProtoReflect.Descriptor instead.
 func (*OptimizeResponse) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{28}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *OptimizeResponse) GetResults() []*OptimizeResult {
@@ -2001,7 +2186,7 @@ type OptimizeResult struct {
 
 func (x *OptimizeResult) Reset() {
 	*x = OptimizeResult{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[29]
+	mi := &file_pxperf_v1_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2013,7 +2198,7 @@ func (x *OptimizeResult) String() string {
 func (*OptimizeResult) ProtoMessage() {}
 
 func (x *OptimizeResult) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[29]
+	mi := &file_pxperf_v1_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2026,7 +2211,7 @@ func (x *OptimizeResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OptimizeResult.ProtoReflect.Descriptor instead.
 func (*OptimizeResult) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{29}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *OptimizeResult) GetAction() OptimizeAction {
@@ -2086,7 +2271,7 @@ type ListResourcesRequest struct {
 
 func (x *ListResourcesRequest) Reset() {
 	*x = ListResourcesRequest{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[30]
+	mi := &file_pxperf_v1_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2098,7 +2283,7 @@ func (x *ListResourcesRequest) String() string {
 func (*ListResourcesRequest) ProtoMessage() {}
 
 func (x *ListResourcesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[30]
+	mi := &file_pxperf_v1_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2111,7 +2296,7 @@ func (x *ListResourcesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResourcesRequest.ProtoReflect.Descriptor instead.
 func (*ListResourcesRequest) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{30}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListResourcesRequest) GetType() ResourceType {
@@ -2148,7 +2333,7 @@ type ListResourcesResponse struct {
 
 func (x *ListResourcesResponse) Reset() {
 	*x = ListResourcesResponse{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[31]
+	mi := &file_pxperf_v1_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2160,7 +2345,7 @@ func (x *ListResourcesResponse) String() string {
 func (*ListResourcesResponse) ProtoMessage() {}
 
 func (x *ListResourcesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[31]
+	mi := &file_pxperf_v1_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2173,7 +2358,7 @@ func (x *ListResourcesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResourcesResponse.ProtoReflect.Descriptor instead.
 func (*ListResourcesResponse) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{31}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListResourcesResponse) GetResources() []*Resource {
@@ -2213,7 +2398,7 @@ type Resource struct {
 
 func (x *Resource) Reset() {
 	*x = Resource{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[32]
+	mi := &file_pxperf_v1_service_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2225,7 +2410,7 @@ func (x *Resource) String() string {
 func (*Resource) ProtoMessage() {}
 
 func (x *Resource) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[32]
+	mi := &file_pxperf_v1_service_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2238,7 +2423,7 @@ func (x *Resource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resource.ProtoReflect.Descriptor instead.
 func (*Resource) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{32}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Resource) GetId() string {
@@ -2303,7 +2488,7 @@ type CloseResourceRequest struct {
 
 func (x *CloseResourceRequest) Reset() {
 	*x = CloseResourceRequest{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[33]
+	mi := &file_pxperf_v1_service_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2315,7 +2500,7 @@ func (x *CloseResourceRequest) String() string {
 func (*CloseResourceRequest) ProtoMessage() {}
 
 func (x *CloseResourceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[33]
+	mi := &file_pxperf_v1_service_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2328,7 +2513,7 @@ func (x *CloseResourceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseResourceRequest.ProtoReflect.Descriptor instead.
 func (*CloseResourceRequest) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{33}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CloseResourceRequest) GetId() string {
@@ -2356,7 +2541,7 @@ type CloseResourceResponse struct {
 
 func (x *CloseResourceResponse) Reset() {
 	*x = CloseResourceResponse{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[34]
+	mi := &file_pxperf_v1_service_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2368,7 +2553,7 @@ func (x *CloseResourceResponse) String() string {
 func (*CloseResourceResponse) ProtoMessage() {}
 
 func (x *CloseResourceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[34]
+	mi := &file_pxperf_v1_service_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2381,7 +2566,7 @@ func (x *CloseResourceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseResourceResponse.ProtoReflect.Descriptor instead.
 func (*CloseResourceResponse) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{34}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CloseResourceResponse) GetResource() *Resource {
@@ -2404,7 +2589,7 @@ type ListLogFilesRequest struct {
 
 func (x *ListLogFilesRequest) Reset() {
 	*x = ListLogFilesRequest{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[35]
+	mi := &file_pxperf_v1_service_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2416,7 +2601,7 @@ func (x *ListLogFilesRequest) String() string {
 func (*ListLogFilesRequest) ProtoMessage() {}
 
 func (x *ListLogFilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[35]
+	mi := &file_pxperf_v1_service_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2429,7 +2614,7 @@ func (x *ListLogFilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLogFilesRequest.ProtoReflect.Descriptor instead.
 func (*ListLogFilesRequest) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{35}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListLogFilesRequest) GetPageSize() int32 {
@@ -2459,7 +2644,7 @@ type ListLogFilesResponse struct {
 
 func (x *ListLogFilesResponse) Reset() {
 	*x = ListLogFilesResponse{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[36]
+	mi := &file_pxperf_v1_service_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2471,7 +2656,7 @@ func (x *ListLogFilesResponse) String() string {
 func (*ListLogFilesResponse) ProtoMessage() {}
 
 func (x *ListLogFilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[36]
+	mi := &file_pxperf_v1_service_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2484,7 +2669,7 @@ func (x *ListLogFilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLogFilesResponse.ProtoReflect.Descriptor instead.
 func (*ListLogFilesResponse) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{36}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListLogFilesResponse) GetFiles() []*LogFile {
@@ -2526,7 +2711,7 @@ type LogFile struct {
 
 func (x *LogFile) Reset() {
 	*x = LogFile{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[37]
+	mi := &file_pxperf_v1_service_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2538,7 +2723,7 @@ func (x *LogFile) String() string {
 func (*LogFile) ProtoMessage() {}
 
 func (x *LogFile) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[37]
+	mi := &file_pxperf_v1_service_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2551,7 +2736,7 @@ func (x *LogFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogFile.ProtoReflect.Descriptor instead.
 func (*LogFile) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{37}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *LogFile) GetName() string {
@@ -2630,7 +2815,7 @@ type ReadArchiveRequest struct {
 
 func (x *ReadArchiveRequest) Reset() {
 	*x = ReadArchiveRequest{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[38]
+	mi := &file_pxperf_v1_service_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2642,7 +2827,7 @@ func (x *ReadArchiveRequest) String() string {
 func (*ReadArchiveRequest) ProtoMessage() {}
 
 func (x *ReadArchiveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[38]
+	mi := &file_pxperf_v1_service_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2655,7 +2840,7 @@ func (x *ReadArchiveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadArchiveRequest.ProtoReflect.Descriptor instead.
 func (*ReadArchiveRequest) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{38}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ReadArchiveRequest) GetRange() isReadArchiveRequest_Range {
@@ -2728,7 +2913,7 @@ type IdRange struct {
 
 func (x *IdRange) Reset() {
 	*x = IdRange{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[39]
+	mi := &file_pxperf_v1_service_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2740,7 +2925,7 @@ func (x *IdRange) String() string {
 func (*IdRange) ProtoMessage() {}
 
 func (x *IdRange) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[39]
+	mi := &file_pxperf_v1_service_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2753,7 +2938,7 @@ func (x *IdRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdRange.ProtoReflect.Descriptor instead.
 func (*IdRange) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{39}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *IdRange) GetFirstId() uint64 {
@@ -2783,7 +2968,7 @@ type TimeRange struct {
 
 func (x *TimeRange) Reset() {
 	*x = TimeRange{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[40]
+	mi := &file_pxperf_v1_service_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2795,7 +2980,7 @@ func (x *TimeRange) String() string {
 func (*TimeRange) ProtoMessage() {}
 
 func (x *TimeRange) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[40]
+	mi := &file_pxperf_v1_service_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2808,7 +2993,7 @@ func (x *TimeRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimeRange.ProtoReflect.Descriptor instead.
 func (*TimeRange) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{40}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *TimeRange) GetStartTime() *timestamppb.Timestamp {
@@ -2836,7 +3021,7 @@ type ReadArchiveResponse struct {
 
 func (x *ReadArchiveResponse) Reset() {
 	*x = ReadArchiveResponse{}
-	mi := &file_pxperf_v1_service_proto_msgTypes[41]
+	mi := &file_pxperf_v1_service_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2848,7 +3033,7 @@ func (x *ReadArchiveResponse) String() string {
 func (*ReadArchiveResponse) ProtoMessage() {}
 
 func (x *ReadArchiveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_service_proto_msgTypes[41]
+	mi := &file_pxperf_v1_service_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2861,7 +3046,7 @@ func (x *ReadArchiveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadArchiveResponse.ProtoReflect.Descriptor instead.
 func (*ReadArchiveResponse) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{41}
+	return file_pxperf_v1_service_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ReadArchiveResponse) GetEntries() []*Entry {
@@ -2903,21 +3088,35 @@ const file_pxperf_v1_service_proto_rawDesc = "" +
 	"rejections\"\\\n" +
 	"\x10IndexedRejection\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x122\n" +
-	"\trejection\x18\x02 \x01(\v2\x14.pxperf.v1.RejectionR\trejection\"\x9c\x02\n" +
+	"\trejection\x18\x02 \x01(\v2\x14.pxperf.v1.RejectionR\trejection\"\xd1\x04\n" +
 	"\x10SubscribeRequest\x12)\n" +
 	"\x06filter\x18\x01 \x01(\v2\x11.pxperf.v1.FilterR\x06filter\x12\x1b\n" +
 	"\bstart_id\x18\x02 \x01(\x04H\x00R\astartId\x12!\n" +
 	"\x04tail\x18\x03 \x01(\rB\v\xbaH\b*\x06\x18\xa0\x8d\x06(\x01H\x00R\x04tail\x12=\n" +
 	"\x16max_updates_per_second\x18\x04 \x01(\rB\b\xbaH\x05*\x03\x18\xe8\aR\x13maxUpdatesPerSecond\x12.\n" +
 	"\x0emax_batch_size\x18\x05 \x01(\rB\b\xbaH\x05*\x03\x18\x90NR\fmaxBatchSize\x12%\n" +
-	"\x0einclude_bodies\x18\x06 \x01(\bR\rincludeBodiesB\a\n" +
-	"\x05start\"\xdf\x01\n" +
+	"\x0einclude_bodies\x18\x06 \x01(\bR\rincludeBodies\x120\n" +
+	"\tlive_view\x18\a \x01(\v2\x13.pxperf.v1.LiveViewR\bliveView:\x80\x02\xbaH\xfc\x01\x1a\xf9\x01\n" +
+	"\x19subscribe.live_view_alone\x12elive_view sends the newest entries only: it takes no start_id, tail, max_batch_size or include_bodies\x1au!has(this.live_view) || (!has(this.start_id) && !has(this.tail) && this.max_batch_size == 0u && !this.include_bodies)B\a\n" +
+	"\x05start\".\n" +
+	"\bLiveView\x12\"\n" +
+	"\x06window\x18\x01 \x01(\rB\n" +
+	"\xbaH\a*\x05\x18\xe8\a(\x01R\x06window\"\x8c\x02\n" +
 	"\x11SubscribeResponse\x12-\n" +
 	"\x05batch\x18\x01 \x01(\v2\x15.pxperf.v1.EntryBatchH\x00R\x05batch\x12\"\n" +
 	"\x03gap\x18\x02 \x01(\v2\x0e.pxperf.v1.GapH\x00R\x03gap\x121\n" +
 	"\bprogress\x18\x03 \x01(\v2\x13.pxperf.v1.ProgressH\x00R\bprogress\x12;\n" +
-	"\fsnapshot_end\x18\x04 \x01(\v2\x16.pxperf.v1.SnapshotEndH\x00R\vsnapshotEndB\a\n" +
-	"\x05event\"\xa0\x01\n" +
+	"\fsnapshot_end\x18\x04 \x01(\v2\x16.pxperf.v1.SnapshotEndH\x00R\vsnapshotEnd\x12+\n" +
+	"\x04view\x18\x05 \x01(\v2\x15.pxperf.v1.ViewUpdateH\x00R\x04viewB\a\n" +
+	"\x05event\"\xe9\x01\n" +
+	"\n" +
+	"ViewUpdate\x12*\n" +
+	"\aentries\x18\x01 \x03(\v2\x10.pxperf.v1.EntryR\aentries\x12*\n" +
+	"\aupdates\x18\x02 \x03(\v2\x10.pxperf.v1.EntryR\aupdates\x12\x14\n" +
+	"\x05total\x18\x03 \x01(\x04R\x05total\x12\x1b\n" +
+	"\tnewest_id\x18\x04 \x01(\x04R\bnewestId\x12(\n" +
+	"\x10skipped_first_id\x18\x05 \x01(\x04R\x0eskippedFirstId\x12&\n" +
+	"\x0fskipped_last_id\x18\x06 \x01(\x04R\rskippedLastId\"\xa0\x01\n" +
 	"\n" +
 	"EntryBatch\x12*\n" +
 	"\aentries\x18\x01 \x03(\v2\x10.pxperf.v1.EntryR\aentries\x12\x17\n" +
@@ -3097,7 +3296,7 @@ func file_pxperf_v1_service_proto_rawDescGZIP() []byte {
 }
 
 var file_pxperf_v1_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_pxperf_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_pxperf_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_pxperf_v1_service_proto_goTypes = []any{
 	(Order)(0),                    // 0: pxperf.v1.Order
 	(OptimizeAction)(0),           // 1: pxperf.v1.OptimizeAction
@@ -3111,129 +3310,135 @@ var file_pxperf_v1_service_proto_goTypes = []any{
 	(*PublishStreamResponse)(nil), // 9: pxperf.v1.PublishStreamResponse
 	(*IndexedRejection)(nil),      // 10: pxperf.v1.IndexedRejection
 	(*SubscribeRequest)(nil),      // 11: pxperf.v1.SubscribeRequest
-	(*SubscribeResponse)(nil),     // 12: pxperf.v1.SubscribeResponse
-	(*EntryBatch)(nil),            // 13: pxperf.v1.EntryBatch
-	(*Gap)(nil),                   // 14: pxperf.v1.Gap
-	(*Progress)(nil),              // 15: pxperf.v1.Progress
-	(*SnapshotEnd)(nil),           // 16: pxperf.v1.SnapshotEnd
-	(*ListEntriesRequest)(nil),    // 17: pxperf.v1.ListEntriesRequest
-	(*ListEntriesResponse)(nil),   // 18: pxperf.v1.ListEntriesResponse
-	(*GetEntryRequest)(nil),       // 19: pxperf.v1.GetEntryRequest
-	(*GetEntryResponse)(nil),      // 20: pxperf.v1.GetEntryResponse
-	(*GetStatsRequest)(nil),       // 21: pxperf.v1.GetStatsRequest
-	(*GetStatsResponse)(nil),      // 22: pxperf.v1.GetStatsResponse
-	(*WatchStatsRequest)(nil),     // 23: pxperf.v1.WatchStatsRequest
-	(*WatchStatsResponse)(nil),    // 24: pxperf.v1.WatchStatsResponse
-	(*ConfigChanged)(nil),         // 25: pxperf.v1.ConfigChanged
-	(*GetConfigRequest)(nil),      // 26: pxperf.v1.GetConfigRequest
-	(*GetConfigResponse)(nil),     // 27: pxperf.v1.GetConfigResponse
-	(*UpdateConfigRequest)(nil),   // 28: pxperf.v1.UpdateConfigRequest
-	(*UpdateConfigResponse)(nil),  // 29: pxperf.v1.UpdateConfigResponse
-	(*OptimizeRequest)(nil),       // 30: pxperf.v1.OptimizeRequest
-	(*OptimizeResponse)(nil),      // 31: pxperf.v1.OptimizeResponse
-	(*OptimizeResult)(nil),        // 32: pxperf.v1.OptimizeResult
-	(*ListResourcesRequest)(nil),  // 33: pxperf.v1.ListResourcesRequest
-	(*ListResourcesResponse)(nil), // 34: pxperf.v1.ListResourcesResponse
-	(*Resource)(nil),              // 35: pxperf.v1.Resource
-	(*CloseResourceRequest)(nil),  // 36: pxperf.v1.CloseResourceRequest
-	(*CloseResourceResponse)(nil), // 37: pxperf.v1.CloseResourceResponse
-	(*ListLogFilesRequest)(nil),   // 38: pxperf.v1.ListLogFilesRequest
-	(*ListLogFilesResponse)(nil),  // 39: pxperf.v1.ListLogFilesResponse
-	(*LogFile)(nil),               // 40: pxperf.v1.LogFile
-	(*ReadArchiveRequest)(nil),    // 41: pxperf.v1.ReadArchiveRequest
-	(*IdRange)(nil),               // 42: pxperf.v1.IdRange
-	(*TimeRange)(nil),             // 43: pxperf.v1.TimeRange
-	(*ReadArchiveResponse)(nil),   // 44: pxperf.v1.ReadArchiveResponse
-	(*Entry)(nil),                 // 45: pxperf.v1.Entry
-	(*Filter)(nil),                // 46: pxperf.v1.Filter
-	(*Stats)(nil),                 // 47: pxperf.v1.Stats
-	(*durationpb.Duration)(nil),   // 48: google.protobuf.Duration
-	(*Alert)(nil),                 // 49: pxperf.v1.Alert
-	(*fieldmaskpb.FieldMask)(nil), // 50: google.protobuf.FieldMask
-	(*Config)(nil),                // 51: pxperf.v1.Config
-	(*timestamppb.Timestamp)(nil), // 52: google.protobuf.Timestamp
+	(*LiveView)(nil),              // 12: pxperf.v1.LiveView
+	(*SubscribeResponse)(nil),     // 13: pxperf.v1.SubscribeResponse
+	(*ViewUpdate)(nil),            // 14: pxperf.v1.ViewUpdate
+	(*EntryBatch)(nil),            // 15: pxperf.v1.EntryBatch
+	(*Gap)(nil),                   // 16: pxperf.v1.Gap
+	(*Progress)(nil),              // 17: pxperf.v1.Progress
+	(*SnapshotEnd)(nil),           // 18: pxperf.v1.SnapshotEnd
+	(*ListEntriesRequest)(nil),    // 19: pxperf.v1.ListEntriesRequest
+	(*ListEntriesResponse)(nil),   // 20: pxperf.v1.ListEntriesResponse
+	(*GetEntryRequest)(nil),       // 21: pxperf.v1.GetEntryRequest
+	(*GetEntryResponse)(nil),      // 22: pxperf.v1.GetEntryResponse
+	(*GetStatsRequest)(nil),       // 23: pxperf.v1.GetStatsRequest
+	(*GetStatsResponse)(nil),      // 24: pxperf.v1.GetStatsResponse
+	(*WatchStatsRequest)(nil),     // 25: pxperf.v1.WatchStatsRequest
+	(*WatchStatsResponse)(nil),    // 26: pxperf.v1.WatchStatsResponse
+	(*ConfigChanged)(nil),         // 27: pxperf.v1.ConfigChanged
+	(*GetConfigRequest)(nil),      // 28: pxperf.v1.GetConfigRequest
+	(*GetConfigResponse)(nil),     // 29: pxperf.v1.GetConfigResponse
+	(*UpdateConfigRequest)(nil),   // 30: pxperf.v1.UpdateConfigRequest
+	(*UpdateConfigResponse)(nil),  // 31: pxperf.v1.UpdateConfigResponse
+	(*OptimizeRequest)(nil),       // 32: pxperf.v1.OptimizeRequest
+	(*OptimizeResponse)(nil),      // 33: pxperf.v1.OptimizeResponse
+	(*OptimizeResult)(nil),        // 34: pxperf.v1.OptimizeResult
+	(*ListResourcesRequest)(nil),  // 35: pxperf.v1.ListResourcesRequest
+	(*ListResourcesResponse)(nil), // 36: pxperf.v1.ListResourcesResponse
+	(*Resource)(nil),              // 37: pxperf.v1.Resource
+	(*CloseResourceRequest)(nil),  // 38: pxperf.v1.CloseResourceRequest
+	(*CloseResourceResponse)(nil), // 39: pxperf.v1.CloseResourceResponse
+	(*ListLogFilesRequest)(nil),   // 40: pxperf.v1.ListLogFilesRequest
+	(*ListLogFilesResponse)(nil),  // 41: pxperf.v1.ListLogFilesResponse
+	(*LogFile)(nil),               // 42: pxperf.v1.LogFile
+	(*ReadArchiveRequest)(nil),    // 43: pxperf.v1.ReadArchiveRequest
+	(*IdRange)(nil),               // 44: pxperf.v1.IdRange
+	(*TimeRange)(nil),             // 45: pxperf.v1.TimeRange
+	(*ReadArchiveResponse)(nil),   // 46: pxperf.v1.ReadArchiveResponse
+	(*Entry)(nil),                 // 47: pxperf.v1.Entry
+	(*Filter)(nil),                // 48: pxperf.v1.Filter
+	(*Stats)(nil),                 // 49: pxperf.v1.Stats
+	(*durationpb.Duration)(nil),   // 50: google.protobuf.Duration
+	(*Alert)(nil),                 // 51: pxperf.v1.Alert
+	(*fieldmaskpb.FieldMask)(nil), // 52: google.protobuf.FieldMask
+	(*Config)(nil),                // 53: pxperf.v1.Config
+	(*timestamppb.Timestamp)(nil), // 54: google.protobuf.Timestamp
 }
 var file_pxperf_v1_service_proto_depIdxs = []int32{
-	45, // 0: pxperf.v1.PublishRequest.entries:type_name -> pxperf.v1.Entry
+	47, // 0: pxperf.v1.PublishRequest.entries:type_name -> pxperf.v1.Entry
 	5,  // 1: pxperf.v1.PublishResponse.results:type_name -> pxperf.v1.PublishResult
 	6,  // 2: pxperf.v1.PublishResult.rejection:type_name -> pxperf.v1.Rejection
 	7,  // 3: pxperf.v1.Rejection.field_violations:type_name -> pxperf.v1.FieldViolation
-	45, // 4: pxperf.v1.PublishStreamRequest.entries:type_name -> pxperf.v1.Entry
+	47, // 4: pxperf.v1.PublishStreamRequest.entries:type_name -> pxperf.v1.Entry
 	10, // 5: pxperf.v1.PublishStreamResponse.rejections:type_name -> pxperf.v1.IndexedRejection
 	6,  // 6: pxperf.v1.IndexedRejection.rejection:type_name -> pxperf.v1.Rejection
-	46, // 7: pxperf.v1.SubscribeRequest.filter:type_name -> pxperf.v1.Filter
-	13, // 8: pxperf.v1.SubscribeResponse.batch:type_name -> pxperf.v1.EntryBatch
-	14, // 9: pxperf.v1.SubscribeResponse.gap:type_name -> pxperf.v1.Gap
-	15, // 10: pxperf.v1.SubscribeResponse.progress:type_name -> pxperf.v1.Progress
-	16, // 11: pxperf.v1.SubscribeResponse.snapshot_end:type_name -> pxperf.v1.SnapshotEnd
-	45, // 12: pxperf.v1.EntryBatch.entries:type_name -> pxperf.v1.Entry
-	45, // 13: pxperf.v1.EntryBatch.updates:type_name -> pxperf.v1.Entry
-	46, // 14: pxperf.v1.ListEntriesRequest.filter:type_name -> pxperf.v1.Filter
-	0,  // 15: pxperf.v1.ListEntriesRequest.order:type_name -> pxperf.v1.Order
-	45, // 16: pxperf.v1.ListEntriesResponse.entries:type_name -> pxperf.v1.Entry
-	45, // 17: pxperf.v1.GetEntryResponse.entry:type_name -> pxperf.v1.Entry
-	47, // 18: pxperf.v1.GetStatsResponse.stats:type_name -> pxperf.v1.Stats
-	48, // 19: pxperf.v1.WatchStatsRequest.interval:type_name -> google.protobuf.Duration
-	47, // 20: pxperf.v1.WatchStatsResponse.stats:type_name -> pxperf.v1.Stats
-	49, // 21: pxperf.v1.WatchStatsResponse.alert:type_name -> pxperf.v1.Alert
-	25, // 22: pxperf.v1.WatchStatsResponse.config_changed:type_name -> pxperf.v1.ConfigChanged
-	50, // 23: pxperf.v1.ConfigChanged.changed_fields:type_name -> google.protobuf.FieldMask
-	51, // 24: pxperf.v1.ConfigChanged.config:type_name -> pxperf.v1.Config
-	51, // 25: pxperf.v1.GetConfigResponse.config:type_name -> pxperf.v1.Config
-	51, // 26: pxperf.v1.UpdateConfigRequest.config:type_name -> pxperf.v1.Config
-	50, // 27: pxperf.v1.UpdateConfigRequest.update_mask:type_name -> google.protobuf.FieldMask
-	51, // 28: pxperf.v1.UpdateConfigResponse.config:type_name -> pxperf.v1.Config
-	1,  // 29: pxperf.v1.OptimizeRequest.actions:type_name -> pxperf.v1.OptimizeAction
-	32, // 30: pxperf.v1.OptimizeResponse.results:type_name -> pxperf.v1.OptimizeResult
-	1,  // 31: pxperf.v1.OptimizeResult.action:type_name -> pxperf.v1.OptimizeAction
-	2,  // 32: pxperf.v1.ListResourcesRequest.type:type_name -> pxperf.v1.ResourceType
-	35, // 33: pxperf.v1.ListResourcesResponse.resources:type_name -> pxperf.v1.Resource
-	2,  // 34: pxperf.v1.Resource.type:type_name -> pxperf.v1.ResourceType
-	52, // 35: pxperf.v1.Resource.create_time:type_name -> google.protobuf.Timestamp
-	52, // 36: pxperf.v1.Resource.last_active_time:type_name -> google.protobuf.Timestamp
-	35, // 37: pxperf.v1.CloseResourceResponse.resource:type_name -> pxperf.v1.Resource
-	40, // 38: pxperf.v1.ListLogFilesResponse.files:type_name -> pxperf.v1.LogFile
-	52, // 39: pxperf.v1.LogFile.start_time:type_name -> google.protobuf.Timestamp
-	52, // 40: pxperf.v1.LogFile.end_time:type_name -> google.protobuf.Timestamp
-	42, // 41: pxperf.v1.ReadArchiveRequest.ids:type_name -> pxperf.v1.IdRange
-	43, // 42: pxperf.v1.ReadArchiveRequest.times:type_name -> pxperf.v1.TimeRange
-	46, // 43: pxperf.v1.ReadArchiveRequest.filter:type_name -> pxperf.v1.Filter
-	52, // 44: pxperf.v1.TimeRange.start_time:type_name -> google.protobuf.Timestamp
-	52, // 45: pxperf.v1.TimeRange.end_time:type_name -> google.protobuf.Timestamp
-	45, // 46: pxperf.v1.ReadArchiveResponse.entries:type_name -> pxperf.v1.Entry
-	3,  // 47: pxperf.v1.PerformanceService.Publish:input_type -> pxperf.v1.PublishRequest
-	8,  // 48: pxperf.v1.PerformanceService.PublishStream:input_type -> pxperf.v1.PublishStreamRequest
-	11, // 49: pxperf.v1.PerformanceService.Subscribe:input_type -> pxperf.v1.SubscribeRequest
-	17, // 50: pxperf.v1.PerformanceService.ListEntries:input_type -> pxperf.v1.ListEntriesRequest
-	19, // 51: pxperf.v1.PerformanceService.GetEntry:input_type -> pxperf.v1.GetEntryRequest
-	21, // 52: pxperf.v1.PerformanceService.GetStats:input_type -> pxperf.v1.GetStatsRequest
-	23, // 53: pxperf.v1.PerformanceService.WatchStats:input_type -> pxperf.v1.WatchStatsRequest
-	26, // 54: pxperf.v1.PerformanceService.GetConfig:input_type -> pxperf.v1.GetConfigRequest
-	28, // 55: pxperf.v1.PerformanceService.UpdateConfig:input_type -> pxperf.v1.UpdateConfigRequest
-	30, // 56: pxperf.v1.PerformanceService.Optimize:input_type -> pxperf.v1.OptimizeRequest
-	33, // 57: pxperf.v1.PerformanceService.ListResources:input_type -> pxperf.v1.ListResourcesRequest
-	36, // 58: pxperf.v1.PerformanceService.CloseResource:input_type -> pxperf.v1.CloseResourceRequest
-	38, // 59: pxperf.v1.PerformanceService.ListLogFiles:input_type -> pxperf.v1.ListLogFilesRequest
-	41, // 60: pxperf.v1.PerformanceService.ReadArchive:input_type -> pxperf.v1.ReadArchiveRequest
-	4,  // 61: pxperf.v1.PerformanceService.Publish:output_type -> pxperf.v1.PublishResponse
-	9,  // 62: pxperf.v1.PerformanceService.PublishStream:output_type -> pxperf.v1.PublishStreamResponse
-	12, // 63: pxperf.v1.PerformanceService.Subscribe:output_type -> pxperf.v1.SubscribeResponse
-	18, // 64: pxperf.v1.PerformanceService.ListEntries:output_type -> pxperf.v1.ListEntriesResponse
-	20, // 65: pxperf.v1.PerformanceService.GetEntry:output_type -> pxperf.v1.GetEntryResponse
-	22, // 66: pxperf.v1.PerformanceService.GetStats:output_type -> pxperf.v1.GetStatsResponse
-	24, // 67: pxperf.v1.PerformanceService.WatchStats:output_type -> pxperf.v1.WatchStatsResponse
-	27, // 68: pxperf.v1.PerformanceService.GetConfig:output_type -> pxperf.v1.GetConfigResponse
-	29, // 69: pxperf.v1.PerformanceService.UpdateConfig:output_type -> pxperf.v1.UpdateConfigResponse
-	31, // 70: pxperf.v1.PerformanceService.Optimize:output_type -> pxperf.v1.OptimizeResponse
-	34, // 71: pxperf.v1.PerformanceService.ListResources:output_type -> pxperf.v1.ListResourcesResponse
-	37, // 72: pxperf.v1.PerformanceService.CloseResource:output_type -> pxperf.v1.CloseResourceResponse
-	39, // 73: pxperf.v1.PerformanceService.ListLogFiles:output_type -> pxperf.v1.ListLogFilesResponse
-	44, // 74: pxperf.v1.PerformanceService.ReadArchive:output_type -> pxperf.v1.ReadArchiveResponse
-	61, // [61:75] is the sub-list for method output_type
-	47, // [47:61] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	48, // 7: pxperf.v1.SubscribeRequest.filter:type_name -> pxperf.v1.Filter
+	12, // 8: pxperf.v1.SubscribeRequest.live_view:type_name -> pxperf.v1.LiveView
+	15, // 9: pxperf.v1.SubscribeResponse.batch:type_name -> pxperf.v1.EntryBatch
+	16, // 10: pxperf.v1.SubscribeResponse.gap:type_name -> pxperf.v1.Gap
+	17, // 11: pxperf.v1.SubscribeResponse.progress:type_name -> pxperf.v1.Progress
+	18, // 12: pxperf.v1.SubscribeResponse.snapshot_end:type_name -> pxperf.v1.SnapshotEnd
+	14, // 13: pxperf.v1.SubscribeResponse.view:type_name -> pxperf.v1.ViewUpdate
+	47, // 14: pxperf.v1.ViewUpdate.entries:type_name -> pxperf.v1.Entry
+	47, // 15: pxperf.v1.ViewUpdate.updates:type_name -> pxperf.v1.Entry
+	47, // 16: pxperf.v1.EntryBatch.entries:type_name -> pxperf.v1.Entry
+	47, // 17: pxperf.v1.EntryBatch.updates:type_name -> pxperf.v1.Entry
+	48, // 18: pxperf.v1.ListEntriesRequest.filter:type_name -> pxperf.v1.Filter
+	0,  // 19: pxperf.v1.ListEntriesRequest.order:type_name -> pxperf.v1.Order
+	47, // 20: pxperf.v1.ListEntriesResponse.entries:type_name -> pxperf.v1.Entry
+	47, // 21: pxperf.v1.GetEntryResponse.entry:type_name -> pxperf.v1.Entry
+	49, // 22: pxperf.v1.GetStatsResponse.stats:type_name -> pxperf.v1.Stats
+	50, // 23: pxperf.v1.WatchStatsRequest.interval:type_name -> google.protobuf.Duration
+	49, // 24: pxperf.v1.WatchStatsResponse.stats:type_name -> pxperf.v1.Stats
+	51, // 25: pxperf.v1.WatchStatsResponse.alert:type_name -> pxperf.v1.Alert
+	27, // 26: pxperf.v1.WatchStatsResponse.config_changed:type_name -> pxperf.v1.ConfigChanged
+	52, // 27: pxperf.v1.ConfigChanged.changed_fields:type_name -> google.protobuf.FieldMask
+	53, // 28: pxperf.v1.ConfigChanged.config:type_name -> pxperf.v1.Config
+	53, // 29: pxperf.v1.GetConfigResponse.config:type_name -> pxperf.v1.Config
+	53, // 30: pxperf.v1.UpdateConfigRequest.config:type_name -> pxperf.v1.Config
+	52, // 31: pxperf.v1.UpdateConfigRequest.update_mask:type_name -> google.protobuf.FieldMask
+	53, // 32: pxperf.v1.UpdateConfigResponse.config:type_name -> pxperf.v1.Config
+	1,  // 33: pxperf.v1.OptimizeRequest.actions:type_name -> pxperf.v1.OptimizeAction
+	34, // 34: pxperf.v1.OptimizeResponse.results:type_name -> pxperf.v1.OptimizeResult
+	1,  // 35: pxperf.v1.OptimizeResult.action:type_name -> pxperf.v1.OptimizeAction
+	2,  // 36: pxperf.v1.ListResourcesRequest.type:type_name -> pxperf.v1.ResourceType
+	37, // 37: pxperf.v1.ListResourcesResponse.resources:type_name -> pxperf.v1.Resource
+	2,  // 38: pxperf.v1.Resource.type:type_name -> pxperf.v1.ResourceType
+	54, // 39: pxperf.v1.Resource.create_time:type_name -> google.protobuf.Timestamp
+	54, // 40: pxperf.v1.Resource.last_active_time:type_name -> google.protobuf.Timestamp
+	37, // 41: pxperf.v1.CloseResourceResponse.resource:type_name -> pxperf.v1.Resource
+	42, // 42: pxperf.v1.ListLogFilesResponse.files:type_name -> pxperf.v1.LogFile
+	54, // 43: pxperf.v1.LogFile.start_time:type_name -> google.protobuf.Timestamp
+	54, // 44: pxperf.v1.LogFile.end_time:type_name -> google.protobuf.Timestamp
+	44, // 45: pxperf.v1.ReadArchiveRequest.ids:type_name -> pxperf.v1.IdRange
+	45, // 46: pxperf.v1.ReadArchiveRequest.times:type_name -> pxperf.v1.TimeRange
+	48, // 47: pxperf.v1.ReadArchiveRequest.filter:type_name -> pxperf.v1.Filter
+	54, // 48: pxperf.v1.TimeRange.start_time:type_name -> google.protobuf.Timestamp
+	54, // 49: pxperf.v1.TimeRange.end_time:type_name -> google.protobuf.Timestamp
+	47, // 50: pxperf.v1.ReadArchiveResponse.entries:type_name -> pxperf.v1.Entry
+	3,  // 51: pxperf.v1.PerformanceService.Publish:input_type -> pxperf.v1.PublishRequest
+	8,  // 52: pxperf.v1.PerformanceService.PublishStream:input_type -> pxperf.v1.PublishStreamRequest
+	11, // 53: pxperf.v1.PerformanceService.Subscribe:input_type -> pxperf.v1.SubscribeRequest
+	19, // 54: pxperf.v1.PerformanceService.ListEntries:input_type -> pxperf.v1.ListEntriesRequest
+	21, // 55: pxperf.v1.PerformanceService.GetEntry:input_type -> pxperf.v1.GetEntryRequest
+	23, // 56: pxperf.v1.PerformanceService.GetStats:input_type -> pxperf.v1.GetStatsRequest
+	25, // 57: pxperf.v1.PerformanceService.WatchStats:input_type -> pxperf.v1.WatchStatsRequest
+	28, // 58: pxperf.v1.PerformanceService.GetConfig:input_type -> pxperf.v1.GetConfigRequest
+	30, // 59: pxperf.v1.PerformanceService.UpdateConfig:input_type -> pxperf.v1.UpdateConfigRequest
+	32, // 60: pxperf.v1.PerformanceService.Optimize:input_type -> pxperf.v1.OptimizeRequest
+	35, // 61: pxperf.v1.PerformanceService.ListResources:input_type -> pxperf.v1.ListResourcesRequest
+	38, // 62: pxperf.v1.PerformanceService.CloseResource:input_type -> pxperf.v1.CloseResourceRequest
+	40, // 63: pxperf.v1.PerformanceService.ListLogFiles:input_type -> pxperf.v1.ListLogFilesRequest
+	43, // 64: pxperf.v1.PerformanceService.ReadArchive:input_type -> pxperf.v1.ReadArchiveRequest
+	4,  // 65: pxperf.v1.PerformanceService.Publish:output_type -> pxperf.v1.PublishResponse
+	9,  // 66: pxperf.v1.PerformanceService.PublishStream:output_type -> pxperf.v1.PublishStreamResponse
+	13, // 67: pxperf.v1.PerformanceService.Subscribe:output_type -> pxperf.v1.SubscribeResponse
+	20, // 68: pxperf.v1.PerformanceService.ListEntries:output_type -> pxperf.v1.ListEntriesResponse
+	22, // 69: pxperf.v1.PerformanceService.GetEntry:output_type -> pxperf.v1.GetEntryResponse
+	24, // 70: pxperf.v1.PerformanceService.GetStats:output_type -> pxperf.v1.GetStatsResponse
+	26, // 71: pxperf.v1.PerformanceService.WatchStats:output_type -> pxperf.v1.WatchStatsResponse
+	29, // 72: pxperf.v1.PerformanceService.GetConfig:output_type -> pxperf.v1.GetConfigResponse
+	31, // 73: pxperf.v1.PerformanceService.UpdateConfig:output_type -> pxperf.v1.UpdateConfigResponse
+	33, // 74: pxperf.v1.PerformanceService.Optimize:output_type -> pxperf.v1.OptimizeResponse
+	36, // 75: pxperf.v1.PerformanceService.ListResources:output_type -> pxperf.v1.ListResourcesResponse
+	39, // 76: pxperf.v1.PerformanceService.CloseResource:output_type -> pxperf.v1.CloseResourceResponse
+	41, // 77: pxperf.v1.PerformanceService.ListLogFiles:output_type -> pxperf.v1.ListLogFilesResponse
+	46, // 78: pxperf.v1.PerformanceService.ReadArchive:output_type -> pxperf.v1.ReadArchiveResponse
+	65, // [65:79] is the sub-list for method output_type
+	51, // [51:65] is the sub-list for method input_type
+	51, // [51:51] is the sub-list for extension type_name
+	51, // [51:51] is the sub-list for extension extendee
+	0,  // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_pxperf_v1_service_proto_init() }
@@ -3248,18 +3453,19 @@ func file_pxperf_v1_service_proto_init() {
 		(*SubscribeRequest_StartId)(nil),
 		(*SubscribeRequest_Tail)(nil),
 	}
-	file_pxperf_v1_service_proto_msgTypes[9].OneofWrappers = []any{
+	file_pxperf_v1_service_proto_msgTypes[10].OneofWrappers = []any{
 		(*SubscribeResponse_Batch)(nil),
 		(*SubscribeResponse_Gap)(nil),
 		(*SubscribeResponse_Progress)(nil),
 		(*SubscribeResponse_SnapshotEnd)(nil),
+		(*SubscribeResponse_View)(nil),
 	}
-	file_pxperf_v1_service_proto_msgTypes[21].OneofWrappers = []any{
+	file_pxperf_v1_service_proto_msgTypes[23].OneofWrappers = []any{
 		(*WatchStatsResponse_Stats)(nil),
 		(*WatchStatsResponse_Alert)(nil),
 		(*WatchStatsResponse_ConfigChanged)(nil),
 	}
-	file_pxperf_v1_service_proto_msgTypes[38].OneofWrappers = []any{
+	file_pxperf_v1_service_proto_msgTypes[40].OneofWrappers = []any{
 		(*ReadArchiveRequest_Ids)(nil),
 		(*ReadArchiveRequest_Times)(nil),
 	}
@@ -3269,7 +3475,7 @@ func file_pxperf_v1_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pxperf_v1_service_proto_rawDesc), len(file_pxperf_v1_service_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   42,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file pxperf/v1/service.proto.
  */
 export const file_pxperf_v1_service: GenFile = /*@__PURE__*/
-  fileDesc("ChdweHBlcmYvdjEvc2VydmljZS5wcm90bxIJcHhwZXJmLnYxIkUKDlB1Ymxpc2hSZXF1ZXN0EjMKB2VudHJpZXMYASADKAsyEC5weHBlcmYudjEuRW50cnlCELpIDZIBCggBEJBOIgPYAQMiPAoPUHVibGlzaFJlc3BvbnNlEikKB3Jlc3VsdHMYASADKAsyGC5weHBlcmYudjEuUHVibGlzaFJlc3VsdCJECg1QdWJsaXNoUmVzdWx0EgoKAmlkGAEgASgEEicKCXJlamVjdGlvbhgCIAEoCzIULnB4cGVyZi52MS5SZWplY3Rpb24iUQoJUmVqZWN0aW9uEg8KB21lc3NhZ2UYASABKAkSMwoQZmllbGRfdmlvbGF0aW9ucxgCIAMoCzIZLnB4cGVyZi52MS5GaWVsZFZpb2xhdGlvbiI0Cg5GaWVsZFZpb2xhdGlvbhINCgVmaWVsZBgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCSJLChRQdWJsaXNoU3RyZWFtUmVxdWVzdBIzCgdlbnRyaWVzGAEgAygLMhAucHhwZXJmLnYxLkVudHJ5QhC6SA2SAQoIARCQTiID2AEDIo8BChVQdWJsaXNoU3RyZWFtUmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKAQSEAoIcmVqZWN0ZWQYAiABKAQSEAoIZmlyc3RfaWQYAyABKAQSDwoHbGFzdF9pZBgEIAEoBBIvCgpyZWplY3Rpb25zGAUgAygLMhsucHhwZXJmLnYxLkluZGV4ZWRSZWplY3Rpb24iSgoQSW5kZXhlZFJlamVjdGlvbhINCgVpbmRleBgBIAEoBBInCglyZWplY3Rpb24YAiABKAsyFC5weHBlcmYudjEuUmVqZWN0aW9uItMBChBTdWJzY3JpYmVSZXF1ZXN0EiEKBmZpbHRlchgBIAEoCzIRLnB4cGVyZi52MS5GaWx0ZXISEgoIc3RhcnRfaWQYAiABKARIABIbCgR0YWlsGAMgASgNQgu6SAgqBhigjQYoAUgAEigKFm1heF91cGRhdGVzX3Blcl9zZWNvbmQYBCABKA1CCLpIBSoDGOgHEiAKDm1heF9iYXRjaF9zaXplGAUgASgNQgi6SAUqAxiQThIWCg5pbmNsdWRlX2JvZGllcxgGIAEoCEIHCgVzdGFydCK8AQoRU3Vic2NyaWJlUmVzcG9uc2USJgoFYmF0Y2gYASABKAsyFS5weHBlcmYudjEuRW50cnlCYXRjaEgAEh0KA2dhcBgCIAEoCzIOLnB4cGVyZi52MS5HYXBIABInCghwcm9ncmVzcxgDIAEoCzITLnB4cGVyZi52MS5Qcm9ncmVzc0gAEi4KDHNuYXBzaG90X2VuZBgEIAEoCzIWLnB4cGVyZi52MS5TbmFwc2hvdEVuZEgAQgcKBWV2ZW50InkKCkVudHJ5QmF0Y2gSIQoHZW50cmllcxgBIAMoCzIQLnB4cGVyZi52MS5FbnRyeRIPCgduZXh0X2lkGAIgASgEEiEKB3VwZGF0ZXMYAyADKAsyEC5weHBlcmYudjEuRW50cnkSFAoMdXBkYXRlc19sb3N0GAQgASgEIjYKA0dhcBIXCg9maXJzdF9taXNzZWRfaWQYASABKAQSFgoObGFzdF9taXNzZWRfaWQYAiABKAQiLgoIUHJvZ3Jlc3MSEQoJbmV3ZXN0X2lkGAEgASgEEg8KB25leHRfaWQYAiABKAQiHgoLU25hcHNob3RFbmQSDwoHbmV4dF9pZBgBIAEoBCK9AgoSTGlzdEVudHJpZXNSZXF1ZXN0EiEKBmZpbHRlchgBIAEoCzIRLnB4cGVyZi52MS5GaWx0ZXISHQoJcGFnZV9zaXplGAIgASgFQgq6SAcaBRjoBygAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDKIAIEg4KBm9mZnNldBgEIAEoBBIpCgVvcmRlchgFIAEoDjIQLnB4cGVyZi52MS5PcmRlckIIukgFggECEAESFgoOaW5jbHVkZV9ib2RpZXMYBiABKAg6dLpIcRpvChxsaXN0X2VudHJpZXMub2Zmc2V0X29yX3Rva2VuEiNnaXZlIG9mZnNldCBvciBwYWdlX3Rva2VuLCBub3QgYm90aBoqdGhpcy5vZmZzZXQgPT0gMHUgfHwgdGhpcy5wYWdlX3Rva2VuID09ICcnIosBChNMaXN0RW50cmllc1Jlc3BvbnNlEiEKB2VudHJpZXMYASADKAsyEC5weHBlcmYudjEuRW50cnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhIKCnRvdGFsX3NpemUYAyABKAMSEQoJb2xkZXN0X2lkGAQgASgEEhEKCW5ld2VzdF9pZBgFIAEoBCImCg9HZXRFbnRyeVJlcXVlc3QSEwoCaWQYASABKARCB7pIBDICKAEiMwoQR2V0RW50cnlSZXNwb25zZRIfCgVlbnRyeRgBIAEoCzIQLnB4cGVyZi52MS5FbnRyeSIRCg9HZXRTdGF0c1JlcXVlc3QiMwoQR2V0U3RhdHNSZXNwb25zZRIfCgVzdGF0cxgBIAEoCzIQLnB4cGVyZi52MS5TdGF0cyJUChFXYXRjaFN0YXRzUmVxdWVzdBI/CghpbnRlcnZhbBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkISukgPqgEMIgMIkBwyBRCAwtcvIpcBChJXYXRjaFN0YXRzUmVzcG9uc2USIQoFc3RhdHMYASABKAsyEC5weHBlcmYudjEuU3RhdHNIABIhCgVhbGVydBgCIAEoCzIQLnB4cGVyZi52MS5BbGVydEgAEjIKDmNvbmZpZ19jaGFuZ2VkGAMgASgLMhgucHhwZXJmLnYxLkNvbmZpZ0NoYW5nZWRIAEIHCgVldmVudCJmCg1Db25maWdDaGFuZ2VkEjIKDmNoYW5nZWRfZmllbGRzGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzaxIhCgZjb25maWcYAiABKAsyES5weHBlcmYudjEuQ29uZmlnIhIKEEdldENvbmZpZ1JlcXVlc3QiNgoRR2V0Q29uZmlnUmVzcG9uc2USIQoGY29uZmlnGAEgASgLMhEucHhwZXJmLnYxLkNvbmZpZyJ5ChNVcGRhdGVDb25maWdSZXF1ZXN0EikKBmNvbmZpZxgBIAEoCzIRLnB4cGVyZi52MS5Db25maWdCBrpIA9gBAxI3Cgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2tCBrpIA8gBASI5ChRVcGRhdGVDb25maWdSZXNwb25zZRIhCgZjb25maWcYASABKAsyES5weHBlcmYudjEuQ29uZmlnIlIKD09wdGltaXplUmVxdWVzdBI/CgdhY3Rpb25zGAEgAygOMhkucHhwZXJmLnYxLk9wdGltaXplQWN0aW9uQhO6SBCSAQ0QBRgBIgeCAQQQASAAIj4KEE9wdGltaXplUmVzcG9uc2USKgoHcmVzdWx0cxgBIAMoCzIZLnB4cGVyZi52MS5PcHRpbWl6ZVJlc3VsdCKuAQoOT3B0aW1pemVSZXN1bHQSKQoGYWN0aW9uGAEgASgOMhkucHhwZXJmLnYxLk9wdGltaXplQWN0aW9uEg8KB3N1bW1hcnkYAiABKAkSFwoPZW50cmllc19ldmljdGVkGAMgASgEEhMKC2J5dGVzX2ZyZWVkGAQgASgEEhUKDWZpbGVzX3JvdGF0ZWQYBSABKAQSGwoTcmVzb3VyY2VzX3JlY2xhaW1lZBgGIAEoBCKEAQoUTGlzdFJlc291cmNlc1JlcXVlc3QSLwoEdHlwZRgBIAEoDjIXLnB4cGVyZi52MS5SZXNvdXJjZVR5cGVCCLpIBYIBAhABEh0KCXBhZ2Vfc2l6ZRgCIAEoBUIKukgHGgUY6AcoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAyiACCJYChVMaXN0UmVzb3VyY2VzUmVzcG9uc2USJgoJcmVzb3VyY2VzGAEgAygLMhMucHhwZXJmLnYxLlJlc291cmNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLTAQoIUmVzb3VyY2USCgoCaWQYASABKAkSJQoEdHlwZRgCIAEoDjIXLnB4cGVyZi52MS5SZXNvdXJjZVR5cGUSDQoFb3duZXIYAyABKAkSLwoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKEGxhc3RfYWN0aXZlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWJ5dGVzGAYgASgEEg8KB2VudHJpZXMYByABKAQiSAoUQ2xvc2VSZXNvdXJjZVJlcXVlc3QSFgoCaWQYASABKAlCCrpIB3IFEAEogAESGAoGcmVhc29uGAIgASgJQgi6SAVyAyiAAiI+ChVDbG9zZVJlc291cmNlUmVzcG9uc2USJQoIcmVzb3VyY2UYASABKAsyEy5weHBlcmYudjEuUmVzb3VyY2UiUgoTTGlzdExvZ0ZpbGVzUmVxdWVzdBIdCglwYWdlX3NpemUYASABKAVCCrpIBxoFGOgHKAASHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMogAgiUgoUTGlzdExvZ0ZpbGVzUmVzcG9uc2USIQoFZmlsZXMYASADKAsyEi5weHBlcmYudjEuTG9nRmlsZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki0QEKB0xvZ0ZpbGUSDAoEbmFtZRgBIAEoCRISCgpzaXplX2J5dGVzGAIgASgEEhIKCmNvbXByZXNzZWQYAyABKAgSDwoHY3VycmVudBgEIAEoCBIQCghmaXJzdF9pZBgFIAEoBBIPCgdsYXN0X2lkGAYgASgEEi4KCnN0YXJ0X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKpAQoSUmVhZEFyY2hpdmVSZXF1ZXN0EiEKA2lkcxgBIAEoCzISLnB4cGVyZi52MS5JZFJhbmdlSAASJQoFdGltZXMYAiABKAsyFC5weHBlcmYudjEuVGltZVJhbmdlSAASIQoGZmlsdGVyGAMgASgLMhEucHhwZXJmLnYxLkZpbHRlchIWCg5pbmNsdWRlX2JvZGllcxgEIAEoCEIOCgVyYW5nZRIFukgCCAEirAEKB0lkUmFuZ2USGQoIZmlyc3RfaWQYASABKARCB7pIBDICKAESDwoHbGFzdF9pZBgCIAEoBDp1ukhyGnAKDmlkX3JhbmdlLm9yZGVyEilmaXJzdF9pZCBtdXN0IG5vdCBiZSBncmVhdGVyIHRoYW4gbGFzdF9pZBozdGhpcy5sYXN0X2lkID09IDB1IHx8IHRoaXMuZmlyc3RfaWQgPD0gdGhpcy5sYXN0X2lkIuYBCglUaW1lUmFuZ2USNgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBrpIA8gBARIsCghlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXA6c7pIcBpuChB0aW1lX3JhbmdlLm9yZGVyEiJzdGFydF90aW1lIG11c3QgYmUgYmVmb3JlIGVuZF90aW1lGjYhaGFzKHRoaXMuZW5kX3RpbWUpIHx8IHRoaXMuc3RhcnRfdGltZSA8IHRoaXMuZW5kX3RpbWUiOAoTUmVhZEFyY2hpdmVSZXNwb25zZRIhCgdlbnRyaWVzGAEgAygLMhAucHhwZXJmLnYxLkVudHJ5Kk4KBU9yZGVyEhUKEU9SREVSX1VOU1BFQ0lGSUVEEAASFgoST1JERVJfTkVXRVNUX0ZJUlNUEAESFgoST1JERVJfT0xERVNUX0ZJUlNUEAIqzQEKDk9wdGltaXplQWN0aW9uEh8KG09QVElNSVpFX0FDVElPTl9VTlNQRUNJRklFRBAAEhkKFU9QVElNSVpFX0FDVElPTl9FVklDVBABEhoKFk9QVElNSVpFX0FDVElPTl9ST1RBVEUQAhIbChdPUFRJTUlaRV9BQ1RJT05fUkVDTEFJTRADEiIKHk9QVElNSVpFX0FDVElPTl9TTE9XX1RIUk9UVExFUxAEEiIKHk9QVElNSVpFX0FDVElPTl9SRUxFQVNFX01FTU9SWRAFKrgBCgxSZXNvdXJjZVR5cGUSHQoZUkVTT1VSQ0VfVFlQRV9VTlNQRUNJRklFRBAAEhwKGFJFU09VUkNFX1RZUEVfU1VCU0NSSUJFUhABEhsKF1JFU09VUkNFX1RZUEVfUFVCTElTSEVSEAISHAoYUkVTT1VSQ0VfVFlQRV9DT05ORUNUSU9OEAMSGAoUUkVTT1VSQ0VfVFlQRV9XT1JLRVIQBBIWChJSRVNPVVJDRV9UWVBFX0ZJTEUQBTLlCAoSUGVyZm9ybWFuY2VTZXJ2aWNlEkAKB1B1Ymxpc2gSGS5weHBlcmYudjEuUHVibGlzaFJlcXVlc3QaGi5weHBlcmYudjEuUHVibGlzaFJlc3BvbnNlElQKDVB1Ymxpc2hTdHJlYW0SHy5weHBlcmYudjEuUHVibGlzaFN0cmVhbVJlcXVlc3QaIC5weHBlcmYudjEuUHVibGlzaFN0cmVhbVJlc3BvbnNlKAESSAoJU3Vic2NyaWJlEhsucHhwZXJmLnYxLlN1YnNjcmliZVJlcXVlc3QaHC5weHBlcmYudjEuU3Vic2NyaWJlUmVzcG9uc2UwARJRCgtMaXN0RW50cmllcxIdLnB4cGVyZi52MS5MaXN0RW50cmllc1JlcXVlc3QaHi5weHBlcmYudjEuTGlzdEVudHJpZXNSZXNwb25zZSIDkAIBEkgKCEdldEVudHJ5EhoucHhwZXJmLnYxLkdldEVudHJ5UmVxdWVzdBobLnB4cGVyZi52MS5HZXRFbnRyeVJlc3BvbnNlIgOQAgESSAoIR2V0U3RhdHMSGi5weHBlcmYudjEuR2V0U3RhdHNSZXF1ZXN0GhsucHhwZXJmLnYxLkdldFN0YXRzUmVzcG9uc2UiA5ACARJLCgpXYXRjaFN0YXRzEhwucHhwZXJmLnYxLldhdGNoU3RhdHNSZXF1ZXN0Gh0ucHhwZXJmLnYxLldhdGNoU3RhdHNSZXNwb25zZTABEksKCUdldENvbmZpZxIbLnB4cGVyZi52MS5HZXRDb25maWdSZXF1ZXN0GhwucHhwZXJmLnYxLkdldENvbmZpZ1Jlc3BvbnNlIgOQAgESTwoMVXBkYXRlQ29uZmlnEh4ucHhwZXJmLnYxLlVwZGF0ZUNvbmZpZ1JlcXVlc3QaHy5weHBlcmYudjEuVXBkYXRlQ29uZmlnUmVzcG9uc2USQwoIT3B0aW1pemUSGi5weHBlcmYudjEuT3B0aW1pemVSZXF1ZXN0GhsucHhwZXJmLnYxLk9wdGltaXplUmVzcG9uc2USVwoNTGlzdFJlc291cmNlcxIfLnB4cGVyZi52MS5MaXN0UmVzb3VyY2VzUmVxdWVzdBogLnB4cGVyZi52MS5MaXN0UmVzb3VyY2VzUmVzcG9uc2UiA5ACARJSCg1DbG9zZVJlc291cmNlEh8ucHhwZXJmLnYxLkNsb3NlUmVzb3VyY2VSZXF1ZXN0GiAucHhwZXJmLnYxLkNsb3NlUmVzb3VyY2VSZXNwb25zZRJUCgxMaXN0TG9nRmlsZXMSHi5weHBlcmYudjEuTGlzdExvZ0ZpbGVzUmVxdWVzdBofLnB4cGVyZi52MS5MaXN0TG9nRmlsZXNSZXNwb25zZSIDkAIBElMKC1JlYWRBcmNoaXZlEh0ucHhwZXJmLnYxLlJlYWRBcmNoaXZlUmVxdWVzdBoeLnB4cGVyZi52MS5SZWFkQXJjaGl2ZVJlc3BvbnNlIgOQAgEwAUIxWi9naXRodWIuY29tL3B4cGVyZi9weHBlcmYvZ2VuL3B4cGVyZi92MTtweHBlcmZ2MWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_pxperf_v1_config, file_pxperf_v1_entry, file_pxperf_v1_stats]);
+  fileDesc("ChdweHBlcmYvdjEvc2VydmljZS5wcm90bxIJcHhwZXJmLnYxIkUKDlB1Ymxpc2hSZXF1ZXN0EjMKB2VudHJpZXMYASADKAsyEC5weHBlcmYudjEuRW50cnlCELpIDZIBCggBEJBOIgPYAQMiPAoPUHVibGlzaFJlc3BvbnNlEikKB3Jlc3VsdHMYASADKAsyGC5weHBlcmYudjEuUHVibGlzaFJlc3VsdCJECg1QdWJsaXNoUmVzdWx0EgoKAmlkGAEgASgEEicKCXJlamVjdGlvbhgCIAEoCzIULnB4cGVyZi52MS5SZWplY3Rpb24iUQoJUmVqZWN0aW9uEg8KB21lc3NhZ2UYASABKAkSMwoQZmllbGRfdmlvbGF0aW9ucxgCIAMoCzIZLnB4cGVyZi52MS5GaWVsZFZpb2xhdGlvbiI0Cg5GaWVsZFZpb2xhdGlvbhINCgVmaWVsZBgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCSJLChRQdWJsaXNoU3RyZWFtUmVxdWVzdBIzCgdlbnRyaWVzGAEgAygLMhAucHhwZXJmLnYxLkVudHJ5QhC6SA2SAQoIARCQTiID2AEDIo8BChVQdWJsaXNoU3RyZWFtUmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKAQSEAoIcmVqZWN0ZWQYAiABKAQSEAoIZmlyc3RfaWQYAyABKAQSDwoHbGFzdF9pZBgEIAEoBBIvCgpyZWplY3Rpb25zGAUgAygLMhsucHhwZXJmLnYxLkluZGV4ZWRSZWplY3Rpb24iSgoQSW5kZXhlZFJlamVjdGlvbhINCgVpbmRleBgBIAEoBBInCglyZWplY3Rpb24YAiABKAsyFC5weHBlcmYudjEuUmVqZWN0aW9uIv4DChBTdWJzY3JpYmVSZXF1ZXN0EiEKBmZpbHRlchgBIAEoCzIRLnB4cGVyZi52MS5GaWx0ZXISEgoIc3RhcnRfaWQYAiABKARIABIbCgR0YWlsGAMgASgNQgu6SAgqBhigjQYoAUgAEigKFm1heF91cGRhdGVzX3Blcl9zZWNvbmQYBCABKA1CCLpIBSoDGOgHEiAKDm1heF9iYXRjaF9zaXplGAUgASgNQgi6SAUqAxiQThIWCg5pbmNsdWRlX2JvZGllcxgGIAEoCBImCglsaXZlX3ZpZXcYByABKAsyEy5weHBlcmYudjEuTGl2ZVZpZXc6gAK6SPwBGvkBChlzdWJzY3JpYmUubGl2ZV92aWV3X2Fsb25lEmVsaXZlX3ZpZXcgc2VuZHMgdGhlIG5ld2VzdCBlbnRyaWVzIG9ubHk6IGl0IHRha2VzIG5vIHN0YXJ0X2lkLCB0YWlsLCBtYXhfYmF0Y2hfc2l6ZSBvciBpbmNsdWRlX2JvZGllcxp1IWhhcyh0aGlzLmxpdmVfdmlldykgfHwgKCFoYXModGhpcy5zdGFydF9pZCkgJiYgIWhhcyh0aGlzLnRhaWwpICYmIHRoaXMubWF4X2JhdGNoX3NpemUgPT0gMHUgJiYgIXRoaXMuaW5jbHVkZV9ib2RpZXMpQgcKBXN0YXJ0IiYKCExpdmVWaWV3EhoKBndpbmRvdxgBIAEoDUIKukgHKgUY6AcoASLjAQoRU3Vic2NyaWJlUmVzcG9uc2USJgoFYmF0Y2gYASABKAsyFS5weHBlcmYudjEuRW50cnlCYXRjaEgAEh0KA2dhcBgCIAEoCzIOLnB4cGVyZi52MS5HYXBIABInCghwcm9ncmVzcxgDIAEoCzITLnB4cGVyZi52MS5Qcm9ncmVzc0gAEi4KDHNuYXBzaG90X2VuZBgEIAEoCzIWLnB4cGVyZi52MS5TbmFwc2hvdEVuZEgAEiUKBHZpZXcYBSABKAsyFS5weHBlcmYudjEuVmlld1VwZGF0ZUgAQgcKBWV2ZW50IqcBCgpWaWV3VXBkYXRlEiEKB2VudHJpZXMYASADKAsyEC5weHBlcmYudjEuRW50cnkSIQoHdXBkYXRlcxgCIAMoCzIQLnB4cGVyZi52MS5FbnRyeRINCgV0b3RhbBgDIAEoBBIRCgluZXdlc3RfaWQYBCABKAQSGAoQc2tpcHBlZF9maXJzdF9pZBgFIAEoBBIXCg9za2lwcGVkX2xhc3RfaWQYBiABKAQieQoKRW50cnlCYXRjaBIhCgdlbnRyaWVzGAEgAygLMhAucHhwZXJmLnYxLkVudHJ5Eg8KB25leHRfaWQYAiABKAQSIQoHdXBkYXRlcxgDIAMoCzIQLnB4cGVyZi52MS5FbnRyeRIUCgx1cGRhdGVzX2xvc3QYBCABKAQiNgoDR2FwEhcKD2ZpcnN0X21pc3NlZF9pZBgBIAEoBBIWCg5sYXN0X21pc3NlZF9pZBgCIAEoBCIuCghQcm9ncmVzcxIRCgluZXdlc3RfaWQYASABKAQSDwoHbmV4dF9pZBgCIAEoBCIeCgtTbmFwc2hvdEVuZBIPCgduZXh0X2lkGAEgASgEIr0CChJMaXN0RW50cmllc1JlcXVlc3QSIQoGZmlsdGVyGAEgASgLMhEucHhwZXJmLnYxLkZpbHRlchIdCglwYWdlX3NpemUYAiABKAVCCrpIBxoFGOgHKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMogAgSDgoGb2Zmc2V0GAQgASgEEikKBW9yZGVyGAUgASgOMhAucHhwZXJmLnYxLk9yZGVyQgi6SAWCAQIQARIWCg5pbmNsdWRlX2JvZGllcxgGIAEoCDp0ukhxGm8KHGxpc3RfZW50cmllcy5vZmZzZXRfb3JfdG9rZW4SI2dpdmUgb2Zmc2V0IG9yIHBhZ2VfdG9rZW4sIG5vdCBib3RoGip0aGlzLm9mZnNldCA9PSAwdSB8fCB0aGlzLnBhZ2VfdG9rZW4gPT0gJyciiwEKE0xpc3RFbnRyaWVzUmVzcG9uc2USIQoHZW50cmllcxgBIAMoCzIQLnB4cGVyZi52MS5FbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEgoKdG90YWxfc2l6ZRgDIAEoAxIRCglvbGRlc3RfaWQYBCABKAQSEQoJbmV3ZXN0X2lkGAUgASgEIiYKD0dldEVudHJ5UmVxdWVzdBITCgJpZBgBIAEoBEIHukgEMgIoASIzChBHZXRFbnRyeVJlc3BvbnNlEh8KBWVudHJ5GAEgASgLMhAucHhwZXJmLnYxLkVudHJ5IhEKD0dldFN0YXRzUmVxdWVzdCIzChBHZXRTdGF0c1Jlc3BvbnNlEh8KBXN0YXRzGAEgASgLMhAucHhwZXJmLnYxLlN0YXRzIlQKEVdhdGNoU3RhdHNSZXF1ZXN0Ej8KCGludGVydmFsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQhK6SA+qAQwiAwiQHDIFEIDC1y8ilwEKEldhdGNoU3RhdHNSZXNwb25zZRIhCgVzdGF0cxgBIAEoCzIQLnB4cGVyZi52MS5TdGF0c0gAEiEKBWFsZXJ0GAIgASgLMhAucHhwZXJmLnYxLkFsZXJ0SAASMgoOY29uZmlnX2NoYW5nZWQYAyABKAsyGC5weHBlcmYudjEuQ29uZmlnQ2hhbmdlZEgAQgcKBWV2ZW50ImYKDUNvbmZpZ0NoYW5nZWQSMgoOY2hhbmdlZF9maWVsZHMYASABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrEiEKBmNvbmZpZxgCIAEoCzIRLnB4cGVyZi52MS5Db25maWciEgoQR2V0Q29uZmlnUmVxdWVzdCI2ChFHZXRDb25maWdSZXNwb25zZRIhCgZjb25maWcYASABKAsyES5weHBlcmYudjEuQ29uZmlnInkKE1VwZGF0ZUNvbmZpZ1JlcXVlc3QSKQoGY29uZmlnGAEgASgLMhEucHhwZXJmLnYxLkNvbmZpZ0IGukgD2AEDEjcKC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFza0IGukgDyAEBIjkKFFVwZGF0ZUNvbmZpZ1Jlc3BvbnNlEiEKBmNvbmZpZxgBIAEoCzIRLnB4cGVyZi52MS5Db25maWciUgoPT3B0aW1pemVSZXF1ZXN0Ej8KB2FjdGlvbnMYASADKA4yGS5weHBlcmYudjEuT3B0aW1pemVBY3Rpb25CE7pIEJIBDRAFGAEiB4IBBBABIAAiPgoQT3B0aW1pemVSZXNwb25zZRIqCgdyZXN1bHRzGAEgAygLMhkucHhwZXJmLnYxLk9wdGltaXplUmVzdWx0Iq4BCg5PcHRpbWl6ZVJlc3VsdBIpCgZhY3Rpb24YASABKA4yGS5weHBlcmYudjEuT3B0aW1pemVBY3Rpb24SDwoHc3VtbWFyeRgCIAEoCRIXCg9lbnRyaWVzX2V2aWN0ZWQYAyABKAQSEwoLYnl0ZXNfZnJlZWQYBCABKAQSFQoNZmlsZXNfcm90YXRlZBgFIAEoBBIbChNyZXNvdXJjZXNfcmVjbGFpbWVkGAYgASgEIoQBChRMaXN0UmVzb3VyY2VzUmVxdWVzdBIvCgR0eXBlGAEgASgOMhcucHhwZXJmLnYxLlJlc291cmNlVHlwZUIIukgFggECEAESHQoJcGFnZV9zaXplGAIgASgFQgq6SAcaBRjoBygAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDKIAIIlgKFUxpc3RSZXNvdXJjZXNSZXNwb25zZRImCglyZXNvdXJjZXMYASADKAsyEy5weHBlcmYudjEuUmVzb3VyY2USFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJItMBCghSZXNvdXJjZRIKCgJpZBgBIAEoCRIlCgR0eXBlGAIgASgOMhcucHhwZXJmLnYxLlJlc291cmNlVHlwZRINCgVvd25lchgDIAEoCRIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQbGFzdF9hY3RpdmVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYnl0ZXMYBiABKAQSDwoHZW50cmllcxgHIAEoBCJIChRDbG9zZVJlc291cmNlUmVxdWVzdBIWCgJpZBgBIAEoCUIKukgHcgUQASiAARIYCgZyZWFzb24YAiABKAlCCLpIBXIDKIACIj4KFUNsb3NlUmVzb3VyY2VSZXNwb25zZRIlCghyZXNvdXJjZRgBIAEoCzITLnB4cGVyZi52MS5SZXNvdXJjZSJSChNMaXN0TG9nRmlsZXNSZXF1ZXN0Eh0KCXBhZ2Vfc2l6ZRgBIAEoBUIKukgHGgUY6AcoABIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAyiACCJSChRMaXN0TG9nRmlsZXNSZXNwb25zZRIhCgVmaWxlcxgBIAMoCzISLnB4cGVyZi52MS5Mb2dGaWxlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLRAQoHTG9nRmlsZRIMCgRuYW1lGAEgASgJEhIKCnNpemVfYnl0ZXMYAiABKAQSEgoKY29tcHJlc3NlZBgDIAEoCBIPCgdjdXJyZW50GAQgASgIEhAKCGZpcnN0X2lkGAUgASgEEg8KB2xhc3RfaWQYBiABKAQSLgoKc3RhcnRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqkBChJSZWFkQXJjaGl2ZVJlcXVlc3QSIQoDaWRzGAEgASgLMhIucHhwZXJmLnYxLklkUmFuZ2VIABIlCgV0aW1lcxgCIAEoCzIULnB4cGVyZi52MS5UaW1lUmFuZ2VIABIhCgZmaWx0ZXIYAyABKAsyES5weHBlcmYudjEuRmlsdGVyEhYKDmluY2x1ZGVfYm9kaWVzGAQgASgIQg4KBXJhbmdlEgW6SAIIASKsAQoHSWRSYW5nZRIZCghmaXJzdF9pZBgBIAEoBEIHukgEMgIoARIPCgdsYXN0X2lkGAIgASgEOnW6SHIacAoOaWRfcmFuZ2Uub3JkZXISKWZpcnN0X2lkIG11c3Qgbm90IGJlIGdyZWF0ZXIgdGhhbiBsYXN0X2lkGjN0aGlzLmxhc3RfaWQgPT0gMHUgfHwgdGhpcy5maXJzdF9pZCA8PSB0aGlzLmxhc3RfaWQi5gEKCVRpbWVSYW5nZRI2CgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIGukgDyAEBEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDpzukhwGm4KEHRpbWVfcmFuZ2Uub3JkZXISInN0YXJ0X3RpbWUgbXVzdCBiZSBiZWZvcmUgZW5kX3RpbWUaNiFoYXModGhpcy5lbmRfdGltZSkgfHwgdGhpcy5zdGFydF90aW1lIDwgdGhpcy5lbmRfdGltZSI4ChNSZWFkQXJjaGl2ZVJlc3BvbnNlEiEKB2VudHJpZXMYASADKAsyEC5weHBlcmYudjEuRW50cnkqTgoFT3JkZXISFQoRT1JERVJfVU5TUEVDSUZJRUQQABIWChJPUkRFUl9ORVdFU1RfRklSU1QQARIWChJPUkRFUl9PTERFU1RfRklSU1QQAirNAQoOT3B0aW1pemVBY3Rpb24SHwobT1BUSU1JWkVfQUNUSU9OX1VOU1BFQ0lGSUVEEAASGQoVT1BUSU1JWkVfQUNUSU9OX0VWSUNUEAESGgoWT1BUSU1JWkVfQUNUSU9OX1JPVEFURRACEhsKF09QVElNSVpFX0FDVElPTl9SRUNMQUlNEAMSIgoeT1BUSU1JWkVfQUNUSU9OX1NMT1dfVEhST1RUTEVTEAQSIgoeT1BUSU1JWkVfQUNUSU9OX1JFTEVBU0VfTUVNT1JZEAUquAEKDFJlc291cmNlVHlwZRIdChlSRVNPVVJDRV9UWVBFX1VOU1BFQ0lGSUVEEAASHAoYUkVTT1VSQ0VfVFlQRV9TVUJTQ1JJQkVSEAESGwoXUkVTT1VSQ0VfVFlQRV9QVUJMSVNIRVIQAhIcChhSRVNPVVJDRV9UWVBFX0NPTk5FQ1RJT04QAxIYChRSRVNPVVJDRV9UWVBFX1dPUktFUhAEEhYKElJFU09VUkNFX1RZUEVfRklMRRAFMuUIChJQZXJmb3JtYW5jZVNlcnZpY2USQAoHUHVibGlzaBIZLnB4cGVyZi52MS5QdWJsaXNoUmVxdWVzdBoaLnB4cGVyZi52MS5QdWJsaXNoUmVzcG9uc2USVAoNUHVibGlzaFN0cmVhbRIfLnB4cGVyZi52MS5QdWJsaXNoU3RyZWFtUmVxdWVzdBogLnB4cGVyZi52MS5QdWJsaXNoU3RyZWFtUmVzcG9uc2UoARJICglTdWJzY3JpYmUSGy5weHBlcmYudjEuU3Vic2NyaWJlUmVxdWVzdBocLnB4cGVyZi52MS5TdWJzY3JpYmVSZXNwb25zZTABElEKC0xpc3RFbnRyaWVzEh0ucHhwZXJmLnYxLkxpc3RFbnRyaWVzUmVxdWVzdBoeLnB4cGVyZi52MS5MaXN0RW50cmllc1Jlc3BvbnNlIgOQAgESSAoIR2V0RW50cnkSGi5weHBlcmYudjEuR2V0RW50cnlSZXF1ZXN0GhsucHhwZXJmLnYxLkdldEVudHJ5UmVzcG9uc2UiA5ACARJICghHZXRTdGF0cxIaLnB4cGVyZi52MS5HZXRTdGF0c1JlcXVlc3QaGy5weHBlcmYudjEuR2V0U3RhdHNSZXNwb25zZSIDkAIBEksKCldhdGNoU3RhdHMSHC5weHBlcmYudjEuV2F0Y2hTdGF0c1JlcXVlc3QaHS5weHBlcmYudjEuV2F0Y2hTdGF0c1Jlc3BvbnNlMAESSwoJR2V0Q29uZmlnEhsucHhwZXJmLnYxLkdldENvbmZpZ1JlcXVlc3QaHC5weHBlcmYudjEuR2V0Q29uZmlnUmVzcG9uc2UiA5ACARJPCgxVcGRhdGVDb25maWcSHi5weHBlcmYudjEuVXBkYXRlQ29uZmlnUmVxdWVzdBofLnB4cGVyZi52MS5VcGRhdGVDb25maWdSZXNwb25zZRJDCghPcHRpbWl6ZRIaLnB4cGVyZi52MS5PcHRpbWl6ZVJlcXVlc3QaGy5weHBlcmYudjEuT3B0aW1pemVSZXNwb25zZRJXCg1MaXN0UmVzb3VyY2VzEh8ucHhwZXJmLnYxLkxpc3RSZXNvdXJjZXNSZXF1ZXN0GiAucHhwZXJmLnYxLkxpc3RSZXNvdXJjZXNSZXNwb25zZSIDkAIBElIKDUNsb3NlUmVzb3VyY2USHy5weHBlcmYudjEuQ2xvc2VSZXNvdXJjZVJlcXVlc3QaIC5weHBlcmYudjEuQ2xvc2VSZXNvdXJjZVJlc3BvbnNlElQKDExpc3RMb2dGaWxlcxIeLnB4cGVyZi52MS5MaXN0TG9nRmlsZXNSZXF1ZXN0Gh8ucHhwZXJmLnYxLkxpc3RMb2dGaWxlc1Jlc3BvbnNlIgOQAgESUwoLUmVhZEFyY2hpdmUSHS5weHBlcmYudjEuUmVhZEFyY2hpdmVSZXF1ZXN0Gh4ucHhwZXJmLnYxLlJlYWRBcmNoaXZlUmVzcG9uc2UiA5ACATABQjFaL2dpdGh1Yi5jb20vcHhwZXJmL3B4cGVyZi9nZW4vcHhwZXJmL3YxO3B4cGVyZnYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_pxperf_v1_config, file_pxperf_v1_entry, file_pxperf_v1_stats]);
 
 /**
  * PublishRequest is a batch of entries to accept.
@@ -316,6 +316,14 @@ export type SubscribeRequest = Message<"pxperf.v1.SubscribeRequest"> & {
    * @generated from field: bool include_bodies = 6;
    */
   includeBodies: boolean;
+
+  /**
+   * Asks for a live view instead of every entry: see LiveView. Messages
+   * are then view events, paced by max_updates_per_second as batches are.
+   *
+   * @generated from field: pxperf.v1.LiveView live_view = 7;
+   */
+  liveView?: LiveView | undefined;
 };
 
 /**
@@ -324,6 +332,33 @@ export type SubscribeRequest = Message<"pxperf.v1.SubscribeRequest"> & {
  */
 export const SubscribeRequestSchema: GenMessage<SubscribeRequest> = /*@__PURE__*/
   messageDesc(file_pxperf_v1_service, 8);
+
+/**
+ * LiveView is the subscription of a UI that shows the newest matching
+ * entries, as a table that follows the newest does: each message carries
+ * what changed among them since the previous one, at most window entries
+ * however fast entries arrive, so the client's work depends on the window
+ * and the message rate, not on the ingest rate. Scrolling back reads older
+ * entries with ListEntries.
+ *
+ * @generated from message pxperf.v1.LiveView
+ */
+export type LiveView = Message<"pxperf.v1.LiveView"> & {
+  /**
+   * How many of the newest matching entries the client shows: the most a
+   * message carries. 1..1000.
+   *
+   * @generated from field: uint32 window = 1;
+   */
+  window: number;
+};
+
+/**
+ * Describes the message pxperf.v1.LiveView.
+ * Use `create(LiveViewSchema)` to create a new message.
+ */
+export const LiveViewSchema: GenMessage<LiveView> = /*@__PURE__*/
+  messageDesc(file_pxperf_v1_service, 9);
 
 /**
  * SubscribeResponse is one message on a Subscribe stream.
@@ -368,6 +403,15 @@ export type SubscribeResponse = Message<"pxperf.v1.SubscribeResponse"> & {
      */
     value: SnapshotEnd;
     case: "snapshotEnd";
+  } | {
+    /**
+     * What changed in a live view (live_view): the only event such a
+     * stream sends.
+     *
+     * @generated from field: pxperf.v1.ViewUpdate view = 5;
+     */
+    value: ViewUpdate;
+    case: "view";
   } | { case: undefined; value?: undefined };
 };
 
@@ -376,7 +420,77 @@ export type SubscribeResponse = Message<"pxperf.v1.SubscribeResponse"> & {
  * Use `create(SubscribeResponseSchema)` to create a new message.
  */
 export const SubscribeResponseSchema: GenMessage<SubscribeResponse> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 9);
+  messageDesc(file_pxperf_v1_service, 10);
+
+/**
+ * ViewUpdate is one message of a live view. The first carries the newest
+ * window matching entries; each later one, what changed since the one
+ * before. A client keeps window rows: it puts entries on top of them,
+ * drops what falls below the window, and replaces rows by id from
+ * updates. With nothing new for throttle.heartbeat_interval, a message
+ * with neither entries nor updates says the stream is alive.
+ *
+ * @generated from message pxperf.v1.ViewUpdate
+ */
+export type ViewUpdate = Message<"pxperf.v1.ViewUpdate"> & {
+  /**
+   * Matching entries newer than those of earlier messages, newest first:
+   * at most the window, without bodies. When more arrived, the older of
+   * them are skipped (see skipped_first_id).
+   *
+   * @generated from field: repeated pxperf.v1.Entry entries = 1;
+   */
+  entries: Entry[];
+
+  /**
+   * Entries in the window after this message (the newest window matching)
+   * that changed since an earlier message carried them (a PENDING entry
+   * completed, or failed), in their latest state.
+   *
+   * @generated from field: repeated pxperf.v1.Entry updates = 2;
+   */
+  updates: Entry[];
+
+  /**
+   * Matching entries held in memory: the length of the view that
+   * ListEntries with the same filter scrolls through.
+   *
+   * @generated from field: uint64 total = 3;
+   */
+  total: bigint;
+
+  /**
+   * The newest id accepted by the server, matching or not.
+   *
+   * @generated from field: uint64 newest_id = 4;
+   */
+  newestId: bigint;
+
+  /**
+   * Ids from skipped_first_id to skipped_last_id hold matching entries
+   * newer than the previous message that this one skipped, because more
+   * than window of them arrived since (the range may hold entries that do
+   * not match, too): asked for, so not a loss; ListEntries reads them. Both
+   * 0 when nothing was skipped.
+   *
+   * @generated from field: uint64 skipped_first_id = 5;
+   */
+  skippedFirstId: bigint;
+
+  /**
+   * The last id of the skipped range.
+   *
+   * @generated from field: uint64 skipped_last_id = 6;
+   */
+  skippedLastId: bigint;
+};
+
+/**
+ * Describes the message pxperf.v1.ViewUpdate.
+ * Use `create(ViewUpdateSchema)` to create a new message.
+ */
+export const ViewUpdateSchema: GenMessage<ViewUpdate> = /*@__PURE__*/
+  messageDesc(file_pxperf_v1_service, 11);
 
 /**
  * EntryBatch is a batch of entries in id order, and of updates to entries
@@ -426,7 +540,7 @@ export type EntryBatch = Message<"pxperf.v1.EntryBatch"> & {
  * Use `create(EntryBatchSchema)` to create a new message.
  */
 export const EntryBatchSchema: GenMessage<EntryBatch> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 10);
+  messageDesc(file_pxperf_v1_service, 12);
 
 /**
  * Gap reports entries a subscriber missed because they left memory before
@@ -455,7 +569,7 @@ export type Gap = Message<"pxperf.v1.Gap"> & {
  * Use `create(GapSchema)` to create a new message.
  */
 export const GapSchema: GenMessage<Gap> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 11);
+  messageDesc(file_pxperf_v1_service, 13);
 
 /**
  * Progress is a heartbeat: the stream is alive and has seen every id before
@@ -484,7 +598,7 @@ export type Progress = Message<"pxperf.v1.Progress"> & {
  * Use `create(ProgressSchema)` to create a new message.
  */
 export const ProgressSchema: GenMessage<Progress> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 12);
+  messageDesc(file_pxperf_v1_service, 14);
 
 /**
  * SnapshotEnd marks the end of the snapshot asked for with tail.
@@ -505,7 +619,7 @@ export type SnapshotEnd = Message<"pxperf.v1.SnapshotEnd"> & {
  * Use `create(SnapshotEndSchema)` to create a new message.
  */
 export const SnapshotEndSchema: GenMessage<SnapshotEnd> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 13);
+  messageDesc(file_pxperf_v1_service, 15);
 
 /**
  * ListEntriesRequest asks for a window of the filtered view.
@@ -563,7 +677,7 @@ export type ListEntriesRequest = Message<"pxperf.v1.ListEntriesRequest"> & {
  * Use `create(ListEntriesRequestSchema)` to create a new message.
  */
 export const ListEntriesRequestSchema: GenMessage<ListEntriesRequest> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 14);
+  messageDesc(file_pxperf_v1_service, 16);
 
 /**
  * ListEntriesResponse is a window of the filtered view.
@@ -612,7 +726,7 @@ export type ListEntriesResponse = Message<"pxperf.v1.ListEntriesResponse"> & {
  * Use `create(ListEntriesResponseSchema)` to create a new message.
  */
 export const ListEntriesResponseSchema: GenMessage<ListEntriesResponse> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 15);
+  messageDesc(file_pxperf_v1_service, 17);
 
 /**
  * GetEntryRequest names one entry.
@@ -633,7 +747,7 @@ export type GetEntryRequest = Message<"pxperf.v1.GetEntryRequest"> & {
  * Use `create(GetEntryRequestSchema)` to create a new message.
  */
 export const GetEntryRequestSchema: GenMessage<GetEntryRequest> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 16);
+  messageDesc(file_pxperf_v1_service, 18);
 
 /**
  * GetEntryResponse is one whole entry.
@@ -654,7 +768,7 @@ export type GetEntryResponse = Message<"pxperf.v1.GetEntryResponse"> & {
  * Use `create(GetEntryResponseSchema)` to create a new message.
  */
 export const GetEntryResponseSchema: GenMessage<GetEntryResponse> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 17);
+  messageDesc(file_pxperf_v1_service, 19);
 
 /**
  * GetStatsRequest asks for a stats sample.
@@ -669,7 +783,7 @@ export type GetStatsRequest = Message<"pxperf.v1.GetStatsRequest"> & {
  * Use `create(GetStatsRequestSchema)` to create a new message.
  */
 export const GetStatsRequestSchema: GenMessage<GetStatsRequest> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 18);
+  messageDesc(file_pxperf_v1_service, 20);
 
 /**
  * GetStatsResponse is a stats sample.
@@ -690,7 +804,7 @@ export type GetStatsResponse = Message<"pxperf.v1.GetStatsResponse"> & {
  * Use `create(GetStatsResponseSchema)` to create a new message.
  */
 export const GetStatsResponseSchema: GenMessage<GetStatsResponse> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 19);
+  messageDesc(file_pxperf_v1_service, 21);
 
 /**
  * WatchStatsRequest opens a stats stream.
@@ -712,7 +826,7 @@ export type WatchStatsRequest = Message<"pxperf.v1.WatchStatsRequest"> & {
  * Use `create(WatchStatsRequestSchema)` to create a new message.
  */
 export const WatchStatsRequestSchema: GenMessage<WatchStatsRequest> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 20);
+  messageDesc(file_pxperf_v1_service, 22);
 
 /**
  * WatchStatsResponse is one message on a WatchStats stream.
@@ -757,7 +871,7 @@ export type WatchStatsResponse = Message<"pxperf.v1.WatchStatsResponse"> & {
  * Use `create(WatchStatsResponseSchema)` to create a new message.
  */
 export const WatchStatsResponseSchema: GenMessage<WatchStatsResponse> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 21);
+  messageDesc(file_pxperf_v1_service, 23);
 
 /**
  * ConfigChanged reports a config update.
@@ -785,7 +899,7 @@ export type ConfigChanged = Message<"pxperf.v1.ConfigChanged"> & {
  * Use `create(ConfigChangedSchema)` to create a new message.
  */
 export const ConfigChangedSchema: GenMessage<ConfigChanged> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 22);
+  messageDesc(file_pxperf_v1_service, 24);
 
 /**
  * GetConfigRequest asks for the effective config.
@@ -800,7 +914,7 @@ export type GetConfigRequest = Message<"pxperf.v1.GetConfigRequest"> & {
  * Use `create(GetConfigRequestSchema)` to create a new message.
  */
 export const GetConfigRequestSchema: GenMessage<GetConfigRequest> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 23);
+  messageDesc(file_pxperf_v1_service, 25);
 
 /**
  * GetConfigResponse is the effective config.
@@ -821,7 +935,7 @@ export type GetConfigResponse = Message<"pxperf.v1.GetConfigResponse"> & {
  * Use `create(GetConfigResponseSchema)` to create a new message.
  */
 export const GetConfigResponseSchema: GenMessage<GetConfigResponse> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 24);
+  messageDesc(file_pxperf_v1_service, 26);
 
 /**
  * UpdateConfigRequest changes some fields of the config.
@@ -851,7 +965,7 @@ export type UpdateConfigRequest = Message<"pxperf.v1.UpdateConfigRequest"> & {
  * Use `create(UpdateConfigRequestSchema)` to create a new message.
  */
 export const UpdateConfigRequestSchema: GenMessage<UpdateConfigRequest> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 25);
+  messageDesc(file_pxperf_v1_service, 27);
 
 /**
  * UpdateConfigResponse is the effective config after the update.
@@ -872,7 +986,7 @@ export type UpdateConfigResponse = Message<"pxperf.v1.UpdateConfigResponse"> & {
  * Use `create(UpdateConfigResponseSchema)` to create a new message.
  */
 export const UpdateConfigResponseSchema: GenMessage<UpdateConfigResponse> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 26);
+  messageDesc(file_pxperf_v1_service, 28);
 
 /**
  * OptimizeRequest asks for optimisations to run now.
@@ -893,7 +1007,7 @@ export type OptimizeRequest = Message<"pxperf.v1.OptimizeRequest"> & {
  * Use `create(OptimizeRequestSchema)` to create a new message.
  */
 export const OptimizeRequestSchema: GenMessage<OptimizeRequest> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 27);
+  messageDesc(file_pxperf_v1_service, 29);
 
 /**
  * OptimizeResponse reports what each action did.
@@ -914,7 +1028,7 @@ export type OptimizeResponse = Message<"pxperf.v1.OptimizeResponse"> & {
  * Use `create(OptimizeResponseSchema)` to create a new message.
  */
 export const OptimizeResponseSchema: GenMessage<OptimizeResponse> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 28);
+  messageDesc(file_pxperf_v1_service, 30);
 
 /**
  * OptimizeResult is what one action did.
@@ -970,7 +1084,7 @@ export type OptimizeResult = Message<"pxperf.v1.OptimizeResult"> & {
  * Use `create(OptimizeResultSchema)` to create a new message.
  */
 export const OptimizeResultSchema: GenMessage<OptimizeResult> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 29);
+  messageDesc(file_pxperf_v1_service, 31);
 
 /**
  * ListResourcesRequest asks for tracked resources.
@@ -1005,7 +1119,7 @@ export type ListResourcesRequest = Message<"pxperf.v1.ListResourcesRequest"> & {
  * Use `create(ListResourcesRequestSchema)` to create a new message.
  */
 export const ListResourcesRequestSchema: GenMessage<ListResourcesRequest> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 30);
+  messageDesc(file_pxperf_v1_service, 32);
 
 /**
  * ListResourcesResponse is a page of tracked resources.
@@ -1033,7 +1147,7 @@ export type ListResourcesResponse = Message<"pxperf.v1.ListResourcesResponse"> &
  * Use `create(ListResourcesResponseSchema)` to create a new message.
  */
 export const ListResourcesResponseSchema: GenMessage<ListResourcesResponse> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 31);
+  messageDesc(file_pxperf_v1_service, 33);
 
 /**
  * Resource is one tracked resource.
@@ -1096,7 +1210,7 @@ export type Resource = Message<"pxperf.v1.Resource"> & {
  * Use `create(ResourceSchema)` to create a new message.
  */
 export const ResourceSchema: GenMessage<Resource> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 32);
+  messageDesc(file_pxperf_v1_service, 34);
 
 /**
  * CloseResourceRequest names a resource to end.
@@ -1124,7 +1238,7 @@ export type CloseResourceRequest = Message<"pxperf.v1.CloseResourceRequest"> & {
  * Use `create(CloseResourceRequestSchema)` to create a new message.
  */
 export const CloseResourceRequestSchema: GenMessage<CloseResourceRequest> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 33);
+  messageDesc(file_pxperf_v1_service, 35);
 
 /**
  * CloseResourceResponse is the resource as it was when it was ended.
@@ -1145,7 +1259,7 @@ export type CloseResourceResponse = Message<"pxperf.v1.CloseResourceResponse"> &
  * Use `create(CloseResourceResponseSchema)` to create a new message.
  */
 export const CloseResourceResponseSchema: GenMessage<CloseResourceResponse> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 34);
+  messageDesc(file_pxperf_v1_service, 36);
 
 /**
  * ListLogFilesRequest asks for the archive files.
@@ -1173,7 +1287,7 @@ export type ListLogFilesRequest = Message<"pxperf.v1.ListLogFilesRequest"> & {
  * Use `create(ListLogFilesRequestSchema)` to create a new message.
  */
 export const ListLogFilesRequestSchema: GenMessage<ListLogFilesRequest> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 35);
+  messageDesc(file_pxperf_v1_service, 37);
 
 /**
  * ListLogFilesResponse is a page of archive files, oldest first.
@@ -1201,7 +1315,7 @@ export type ListLogFilesResponse = Message<"pxperf.v1.ListLogFilesResponse"> & {
  * Use `create(ListLogFilesResponseSchema)` to create a new message.
  */
 export const ListLogFilesResponseSchema: GenMessage<ListLogFilesResponse> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 36);
+  messageDesc(file_pxperf_v1_service, 38);
 
 /**
  * LogFile is one archive file.
@@ -1271,7 +1385,7 @@ export type LogFile = Message<"pxperf.v1.LogFile"> & {
  * Use `create(LogFileSchema)` to create a new message.
  */
 export const LogFileSchema: GenMessage<LogFile> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 37);
+  messageDesc(file_pxperf_v1_service, 39);
 
 /**
  * ReadArchiveRequest asks for entries from the archive.
@@ -1322,7 +1436,7 @@ export type ReadArchiveRequest = Message<"pxperf.v1.ReadArchiveRequest"> & {
  * Use `create(ReadArchiveRequestSchema)` to create a new message.
  */
 export const ReadArchiveRequestSchema: GenMessage<ReadArchiveRequest> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 38);
+  messageDesc(file_pxperf_v1_service, 40);
 
 /**
  * IdRange is an inclusive range of entry ids.
@@ -1350,7 +1464,7 @@ export type IdRange = Message<"pxperf.v1.IdRange"> & {
  * Use `create(IdRangeSchema)` to create a new message.
  */
 export const IdRangeSchema: GenMessage<IdRange> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 39);
+  messageDesc(file_pxperf_v1_service, 41);
 
 /**
  * TimeRange is a half-open range of start times, [start_time, end_time).
@@ -1378,7 +1492,7 @@ export type TimeRange = Message<"pxperf.v1.TimeRange"> & {
  * Use `create(TimeRangeSchema)` to create a new message.
  */
 export const TimeRangeSchema: GenMessage<TimeRange> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 40);
+  messageDesc(file_pxperf_v1_service, 42);
 
 /**
  * ReadArchiveResponse is a batch of archived entries in id order.
@@ -1399,7 +1513,7 @@ export type ReadArchiveResponse = Message<"pxperf.v1.ReadArchiveResponse"> & {
  * Use `create(ReadArchiveResponseSchema)` to create a new message.
  */
 export const ReadArchiveResponseSchema: GenMessage<ReadArchiveResponse> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_service, 41);
+  messageDesc(file_pxperf_v1_service, 43);
 
 /**
  * Order is the order of a list.
