@@ -10,13 +10,14 @@
 //
 //	go test -run '^$' -bench Suite -benchtime 1x -timeout 60m ./bench -args -suite.json=/tmp/bench.json
 //
-// It takes about five minutes on two cores, most of it the flood. Its
+// It takes about six minutes on two cores, most of it the flood. Its
 // scenarios are sub-benchmarks, so -bench 'Suite/(ingest|fanout)' runs
-// some: ingest, e2e, relay, fanout, freshness, window, throttled, flood.
+// some: ingest, e2e, relay, fanout, freshness, idle, window, throttled,
+// flood.
 // After -args:
 //
 //   - -suite.seconds=2: how long each server runs, per round, in the
-//     timed scenarios (ingest, e2e, relay, fanout);
+//     timed scenarios (ingest, e2e, relay, fanout, idle);
 //   - -suite.rounds=5: rounds of the timed scenarios; in each round every
 //     server gets a fresh instance and fresh clients, in an order
 //     that rotates from round to round, so that load from elsewhere on a
@@ -67,6 +68,25 @@
 //     entries/s, against the bare relay at the same rate (p99 ≤ 2 ×),
 //     the two taking turns for -suite.seconds in each of -suite.rounds
 //     rounds, their latencies pooled.
+//   - idle: the ingest load (archive off; entries/s acknowledged) on a
+//     pxperf server holding 1000, then 10 000, idle subscribers, against
+//     the same server with none: Subscribe streams, 100 to a connection,
+//     whose filter (host nomatch.invalid) matches no entry, read as a UI
+//     reads them. The three servers (none, 1000, 10 000) take turns as
+//     the timed scenarios' do, each fresh in each round, with
+//     cleanup.max_resources raised to 100 000 for all three. Goal ≥ 0.9.
+//     A second row per count is the server's memory per idle subscriber,
+//     goal ≤ 16 KiB: runtime.MemStats HeapInuse + StackInuse, each after a
+//     GC, before and after the subscriptions open (before any ingest),
+//     the difference over their count, median over the rounds. The
+//     subscribers run in a child process, this test binary again
+//     (TestIdleSubscriberProcess), so that the figure is the server's
+//     alone: its stream goroutines, its subscriptions, and its share of
+//     the connections' buffers. Each stream asks for the last matching
+//     entry (tail 1); there is none, so its first message is the
+//     snapshot_end marker, which says the server has registered it, and
+//     GetStats must count every subscriber before the memory is read and
+//     again after the ingest.
 //   - window: 50-row ListEntries windows at random offsets over 1 M
 //     entries, unfiltered, and filtered to 1 % by host both on a first
 //     call (full pass) and on a cached view; p50, p90, p99 through the RPC
@@ -211,8 +231,9 @@
 // loss, but the log line reports evictions.
 //
 // go test ./bench, without -bench, runs each scenario at a small scale
-// against both servers (TestScenarios), the NATS side (TestNATSFanout) and
-// the window scenario (TestWindow) at a small scale, checks the report and
+// against both servers (TestScenarios), the NATS side (TestNATSFanout),
+// the window scenario (TestWindow) and the idle one (TestIdle: 50 idle
+// subscribers, two short rounds) at a small scale, checks the report and
 // the parsing of cmd/pxperf's output, and checks with goleak that every
 // goroutine ends. It runs no server binary and takes a few seconds.
 package bench
