@@ -77,7 +77,8 @@
 //     cleanup.max_resources raised to 100 000 for all three. Goal ≥ 0.9.
 //     A second row per count is the server's memory per idle subscriber,
 //     goal ≤ 16 KiB: runtime.MemStats HeapInuse + StackInuse, each after a
-//     GC, before and after the subscriptions open (before any ingest),
+//     GC, before the subscriptions open and once they have been open and
+//     idle for a second (before any ingest),
 //     the difference over their count, median over the rounds. The
 //     subscribers run in a child process, this test binary again
 //     (TestIdleSubscriberProcess), so that the figure is the server's

@@ -239,9 +239,10 @@ func (h *Hub) Close() {
 	}
 }
 
-// Wait waits for the hub's goroutines to end once it is closed: those that
-// send messages end once their Send returns, which happens at the latest
-// when their stream ends.
+// Wait waits for the hub's goroutines to end, once it is closed and every
+// [Subscription.Run] has returned: a goroutine still blocked in a Send ends
+// when that Send returns, which happens at the latest when its stream
+// ends.
 func (h *Hub) Wait() {
 	h.workers.Wait()
 	h.senders.Wait()

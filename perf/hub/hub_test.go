@@ -185,7 +185,8 @@ type running struct {
 	sub    *Subscription
 	r      *recorder
 	cancel context.CancelFunc // ends the subscription's context
-	errc   chan error
+	done   chan struct{}      // closed when Run has returned
+	err    error              // Run's; read once done is closed
 }
 
 // start subscribes to h with req and runs the subscription on a goroutine
@@ -202,17 +203,24 @@ func start(t *testing.T, h *Hub, req Request, r *recorder) *running {
 		cancel()
 		t.Fatal(err)
 	}
-	rn := &running{sub: sub, r: r, cancel: cancel, errc: make(chan error, 1)}
-	go func() { rn.errc <- sub.Run(r.send) }()
+	rn := &running{sub: sub, r: r, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		rn.err = sub.Run(r.send)
+		close(rn.done)
+	}()
 	t.Cleanup(func() {
 		cancel()
+		<-rn.done // before the hub's Wait
 		sub.Close()
 	})
 	return rn
 }
 
 // wait waits for Run to return, and returns its error.
-func (rn *running) wait() error { return <-rn.errc }
+func (rn *running) wait() error {
+	<-rn.done
+	return rn.err
+}
 
 // A subscription from now gets each new entry once, in id order, in
 // batches whose next_id says where to resume; the wire form decodes to the

@@ -3,6 +3,7 @@ package hub
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
@@ -81,29 +82,40 @@ func (e *RangeError) Error() string {
 	return fmt.Sprintf("start_id %d is older than anything kept in memory or the archive; the oldest id available is %d", e.StartID, e.Oldest)
 }
 
-// sender owns a subscription's Send: one goroutine, one message at a time.
+// senderIdle is how long a sender goroutine waits for the next message
+// before it ends: a subscription that sends nothing for longer (one that
+// is idle between heartbeats) holds no goroutine, nor its stack, for its
+// Sends.
+const senderIdle = 100 * time.Millisecond
+
+// sender runs a subscription's Sends on a goroutine of their own, one
+// message at a time, so that the subscription can give up on a Send that
+// stays blocked. The goroutine lives while messages flow and ends when it
+// has none for senderIdle: the next message starts another.
 type sender struct {
-	msgs chan Message
-	errc chan error
+	fn   SendFunc
+	msgs chan Message // unbuffered: a send succeeds only into a waiting goroutine
+	errc chan error   // Send's result, one message at a time
+	wg   *sync.WaitGroup
 }
 
-// startSender starts the subscription's sender goroutine; stop ends it once
-// its current Send returns.
-func (h *Hub) startSender(send SendFunc) *sender {
-	snd := &sender{msgs: make(chan Message), errc: make(chan error, 1)}
-	h.senders.Go(func() {
-		for m := range snd.msgs {
-			snd.errc <- send(m)
-		}
-	})
-	return snd
+func (h *Hub) newSender(send SendFunc) *sender {
+	return &sender{fn: send, msgs: make(chan Message), errc: make(chan error, 1), wg: &h.senders}
 }
 
-// send hands m to the sender goroutine and waits for Send to return, at
-// most timeout. It returns how long Send took.
+// send hands m to the sender goroutine, starting one when none waits, and
+// waits for Send to return, at most timeout. It returns how long Send
+// took.
 func (snd *sender) send(m Message, timeout time.Duration) (time.Duration, error) {
 	start := time.Now()
-	snd.msgs <- m // the goroutine is idle: the previous send was waited for
+	select {
+	case snd.msgs <- m:
+	default:
+		// None waits: the last one ended when idle, or is about to. Two
+		// may then wait for the next message at once, but Sends never
+		// overlap: the subscription waits for each before the next.
+		snd.wg.Go(func() { snd.loop(m) })
+	}
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
@@ -114,4 +126,26 @@ func (snd *sender) send(m Message, timeout time.Duration) (time.Duration, error)
 	}
 }
 
+// loop sends m, and the messages that follow within senderIdle of each
+// other, until stop or idleness ends it.
+func (snd *sender) loop(m Message) {
+	idle := time.NewTimer(senderIdle)
+	defer idle.Stop()
+	for {
+		snd.errc <- snd.fn(m)
+		idle.Reset(senderIdle)
+		var ok bool
+		select {
+		case m, ok = <-snd.msgs:
+			if !ok {
+				return
+			}
+		case <-idle.C:
+			return
+		}
+	}
+}
+
+// stop ends the sender's goroutine, if one waits, and any started later
+// once its current Send returns.
 func (snd *sender) stop() { close(snd.msgs) }

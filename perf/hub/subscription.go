@@ -133,7 +133,7 @@ func (sub *Subscription) ID() uint64 { return sub.id }
 // the hub is closed, Send fails or stays blocked past the send timeout, or
 // reading fails. It always returns an [*EndError].
 func (sub *Subscription) Run(send SendFunc) error {
-	sub.sender = sub.hub.startSender(send)
+	sub.sender = sub.hub.newSender(send)
 	defer sub.sender.stop()
 	run := sub.run
 	if sub.req.LiveView > 0 {

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"errors"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -130,4 +131,52 @@ func TestWatchWakesOnCompletion(t *testing.T) {
 	if len(got) != 1 || got[0].GetId() != 1 || got[0].GetStatusCode() != 503 {
 		t.Errorf("got %v; want entry 1, completed with 503", got)
 	}
+}
+
+// A sender's goroutine ends when no message comes for senderIdle, and the
+// next message starts another; a Send blocked past the timeout is stuck.
+func TestSenderEndsWhenIdle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, _ := newHub(t, 0, nil, nil)
+		var sent atomic.Int64
+		release := make(chan struct{})
+		snd := h.newSender(func(m Message) error {
+			if m.Entries < 0 {
+				<-release // a client that does not read
+			}
+			sent.Add(1)
+			return nil
+		})
+		idle := func() bool {
+			done := make(chan struct{})
+			go func() { h.senders.Wait(); close(done) }()
+			synctest.Wait()
+			select {
+			case <-done:
+				return true
+			default:
+				return false
+			}
+		}
+		for round := range 2 {
+			if _, err := snd.send(Message{}, time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if idle() {
+				t.Fatalf("round %d: no goroutine waits for the next message right after a Send", round)
+			}
+			time.Sleep(senderIdle)
+			if !idle() {
+				t.Fatalf("round %d: the sender's goroutine still runs %v after its last message", round, senderIdle)
+			}
+		}
+		if blocked, err := snd.send(Message{Entries: -1}, time.Second); !errors.Is(err, ErrStuck) || blocked != time.Second {
+			t.Errorf("a blocked Send = %v after %v; want ErrStuck after the timeout", err, blocked)
+		}
+		close(release)
+		snd.stop()
+		if !idle() || sent.Load() != 3 {
+			t.Errorf("after stop: %d sent; want 3, and no goroutine left", sent.Load())
+		}
+	})
 }
