@@ -51,7 +51,7 @@ const (
 	idleOpenTimeout = 2 * time.Minute
 	// idleSettle is how long the subscriptions stay open and idle before
 	// the server's memory is measured.
-	idleSettle = time.Second
+	idleSettle      = time.Second
 	idleStopTimeout = time.Minute
 	// The goals: ingest with the idle subscribers at least idleGoalRatio
 	// of ingest without them, and at most idleGoalKiB of server memory
