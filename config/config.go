@@ -6,11 +6,15 @@ package config
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"buf.build/go/protovalidate"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -103,4 +107,96 @@ func Validate(v protovalidate.Validator, cfg *pxperfv1.Config) error {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
+}
+
+// startOnly are the config fields that apply at start only: a running
+// server cannot change them (see [StartOnlyChanges]).
+func startOnly() []string {
+	return []string{
+		"server",
+		"proxy",
+		"logs.enabled",
+		"logs.directory",
+		"logs.queue_size",
+	}
+}
+
+// StartOnlyChanges returns the fields that apply at start only whose
+// value differs between a and b.
+func StartOnlyChanges(a, b *pxperfv1.Config) []string {
+	return changedFields(a, b, startOnly())
+}
+
+// ApplyPath copies the field at path (such as "memory.max_entries", or "*"
+// for everything) from src to dst; a field unset in src is cleared in dst.
+// It fails for a path that names no field.
+func ApplyPath(dst, src protoreflect.Message, path string) error {
+	if path == "*" {
+		proto.Reset(dst.Interface())
+		proto.Merge(dst.Interface(), src.Interface())
+		return nil
+	}
+	segs := strings.Split(path, ".")
+	for i, seg := range segs {
+		fd := dst.Descriptor().Fields().ByName(protoreflect.Name(seg))
+		if fd == nil {
+			return fmt.Errorf("%q: %s has no field %q", path, dst.Descriptor().Name(), seg)
+		}
+		if i == len(segs)-1 {
+			if src.Has(fd) {
+				dst.Set(fd, src.Get(fd))
+			} else {
+				dst.Clear(fd)
+			}
+			return nil
+		}
+		if fd.Message() == nil || fd.IsList() || fd.IsMap() {
+			return fmt.Errorf("%q: %s is not a message, so it has no field %q", path, seg, segs[i+1])
+		}
+		dst = dst.Mutable(fd).Message()
+		src = src.Get(fd).Message()
+	}
+	return nil
+}
+
+// changedFields returns those of paths whose value differs between a and
+// b.
+func changedFields(a, b *pxperfv1.Config, paths []string) []string {
+	var changed []string
+	for _, p := range paths {
+		va, vb := valueAt(a.ProtoReflect(), p), valueAt(b.ProtoReflect(), p)
+		var equal bool
+		if m, ok := va.Interface().(protoreflect.Message); ok {
+			equal = proto.Equal(m.Interface(), vb.Message().Interface())
+		} else {
+			equal = va.Equal(vb)
+		}
+		if !equal {
+			changed = append(changed, p)
+		}
+	}
+	return changed
+}
+
+// valueAt returns the value at a dotted path of singular fields, which must
+// exist in m's type.
+func valueAt(m protoreflect.Message, path string) protoreflect.Value {
+	segs := strings.Split(path, ".")
+	for _, seg := range segs[:len(segs)-1] {
+		m = m.Get(m.Descriptor().Fields().ByName(protoreflect.Name(seg))).Message()
+	}
+	return m.Get(m.Descriptor().Fields().ByName(protoreflect.Name(segs[len(segs)-1])))
+}
+
+// DroppedRedactions returns the header names redacted under a but not b:
+// names an update must not remove, so that nobody can turn redaction off
+// over RPC. Names compare case-insensitively, as redaction does.
+func DroppedRedactions(a, b *pxperfv1.Config) []string {
+	var dropped []string
+	for _, h := range a.GetMemory().GetRedactHeaders() {
+		if !slices.ContainsFunc(b.GetMemory().GetRedactHeaders(), func(x string) bool { return strings.EqualFold(x, h) }) {
+			dropped = append(dropped, h)
+		}
+	}
+	return dropped
 }

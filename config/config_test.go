@@ -2,11 +2,14 @@ package config
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"buf.build/go/protovalidate"
+	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -65,5 +68,52 @@ func TestValidateHeartbeatBelowIdleTimeout(t *testing.T) {
 		if tt.ok != (err == nil) || err != nil && !strings.Contains(err.Error(), "heartbeat_interval must be below cleanup.resource_timeout") {
 			t.Errorf("heartbeat %v, idle timeout %v: Validate = %v; want ok %v, or an error naming both", tt.heartbeat, tt.idle, err, tt.ok)
 		}
+	}
+}
+
+// ApplyPath copies one field, or clears it when the source has it unset,
+// and refuses paths that name no field; StartOnlyChanges and
+// DroppedRedactions report what an update must not do.
+func TestUpdatePaths(t *testing.T) {
+	src := &pxperfv1.Config{Memory: &pxperfv1.MemoryConfig{MaxEntries: 7}, Server: &pxperfv1.ServerConfig{}}
+	for _, tc := range []struct {
+		path      string
+		wantErr   string
+		startOnly []string
+	}{
+		{path: "memory.max_entries"},
+		{path: "memory.max_body_size"}, // unset in src: cleared
+		{path: "server.listen_address", startOnly: []string{"server"}},
+		{path: "memory.nope", wantErr: `MemoryConfig has no field "nope"`},
+		{path: "memory.max_entries.x", wantErr: "max_entries is not a message"},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			old := Default()
+			next := proto.CloneOf(old)
+			err := ApplyPath(next.ProtoReflect(), src.ProtoReflect(), tc.path)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("ApplyPath = %v; want an error containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := StartOnlyChanges(old, next); !slices.Equal(got, tc.startOnly) {
+				t.Errorf("StartOnlyChanges = %v; want %v", got, tc.startOnly)
+			}
+		})
+	}
+	next := Default()
+	if err := ApplyPath(next.ProtoReflect(), src.ProtoReflect(), "memory.max_body_size"); err != nil || next.GetMemory().GetMaxBodySize() != 0 {
+		t.Errorf("a field unset in the source: %v, max_body_size %d; want it cleared", err, next.GetMemory().GetMaxBodySize())
+	}
+	old := Default()
+	old.Memory.RedactHeaders = []string{"X-Api-Key", "X-Session"}
+	next = proto.CloneOf(old)
+	next.Memory.RedactHeaders = []string{"x-api-key", "X-Other"}
+	if got := DroppedRedactions(old, next); !slices.Equal(got, []string{"X-Session"}) {
+		t.Errorf("DroppedRedactions = %v; want [X-Session] (names compare case-insensitively)", got)
 	}
 }

@@ -214,7 +214,7 @@ func TestDecodeTruncated(t *testing.T) {
 func TestDecodeRandomEntries(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for range 200 {
-		if !decodeBoth(t, marshalRequest(t, randomEntry(r), randomEntry(r))) {
+		if !decodeBoth(t, marshalRequest(t, testentry.Random(r), testentry.Random(r))) {
 			t.Fatal("a random entry took the slow path")
 		}
 	}
@@ -321,7 +321,7 @@ func TestRawCodecUnmarshal(t *testing.T) {
 func FuzzDecodePublish(f *testing.F) {
 	r := rand.New(rand.NewPCG(5, 6))
 	for range 20 {
-		f.Add(marshalRequest(f, randomEntry(r), randomEntry(r)))
+		f.Add(marshalRequest(f, testentry.Random(r), testentry.Random(r)))
 	}
 	f.Add(marshalRequest(f, testentry.Proxied(1), testentry.Proxied(2)))
 	f.Add(request(entry(bytesField(3, varintField(1, 5)), bytesField(3, varintField(2, 7)))))

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/pxperf/pxperf/config"
+	"github.com/pxperf/pxperf/engine"
 	"github.com/pxperf/pxperf/perf/archive"
 	"github.com/pxperf/pxperf/perf/filter"
 	"github.com/pxperf/pxperf/perf/hub"
@@ -36,7 +37,7 @@ var errorCodes = []struct {
 	{archive.ErrInvalidConfig, codes.InvalidArgument},
 	{archive.ErrNotLive, codes.FailedPrecondition},
 	{archive.ErrClosed, codes.Unavailable},
-	{errRateLimited, codes.ResourceExhausted},
+	{engine.ErrRateLimited, codes.ResourceExhausted},
 	{resources.ErrLimit, codes.ResourceExhausted},
 	{resources.ErrNotFound, codes.NotFound},
 	{resources.ErrClosed, codes.Unavailable},
@@ -53,9 +54,9 @@ func toStatus(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
-	if re, ok := errors.AsType[*rateError](err); ok && re.retry > 0 {
+	if re, ok := errors.AsType[*engine.RateError](err); ok && re.RetryAfter() > 0 {
 		st := status.New(codes.ResourceExhausted, err.Error())
-		if d, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(re.retry)}); derr == nil {
+		if d, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(re.RetryAfter())}); derr == nil {
 			st = d
 		}
 		return st.Err()

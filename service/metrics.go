@@ -104,7 +104,7 @@ func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.s.stats()
+	st := c.s.engine.Stats()
 	for _, d := range statsDescs {
 		ch <- prometheus.MustNewConstMetric(d.desc, d.kind, d.value(st))
 	}

@@ -3,231 +3,17 @@ package service
 import (
 	"context"
 	"errors"
-	"fmt"
-	"runtime"
-	"runtime/debug"
 	"sync"
 	"time"
 
+	"github.com/pxperf/pxperf/engine"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"github.com/pxperf/pxperf/perf/monitor"
-	"github.com/pxperf/pxperf/perf/procstat"
 	"github.com/pxperf/pxperf/perf/resources"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
-
-// monitorConfig is the monitor's config for the monitor group.
-func monitorConfig(mc *pxperfv1.MonitorConfig) monitor.Config {
-	return monitor.Config{
-		Interval:     mc.GetStatsUpdateInterval().AsDuration(),
-		AutoOptimize: mc.GetAutoOptimize(),
-		Thresholds: monitor.Thresholds{
-			Enabled:             mc.GetAlertsEnabled(),
-			MemoryShare:         mc.GetMemoryAlertThreshold(),
-			ThrottledShare:      mc.GetThrottledAlertThreshold(),
-			CleanupFailureShare: mc.GetCleanupFailureAlertThreshold(),
-			MinScore:            float64(mc.GetMinScore()),
-		},
-	}
-}
-
-// newMonitor creates the performance monitor over s: s's components are
-// its source of samples and carry out its optimisations.
-func newMonitor(s *Service, cfg *pxperfv1.MonitorConfig) (*monitor.Monitor, error) {
-	return monitor.New(monitorConfig(cfg), &monitorSource{s: s}, optimizer{s}, s.log)
-}
-
-// monitorSource samples every part of the service for the monitor. Only
-// the monitor calls it, never concurrently.
-type monitorSource struct {
-	s    *Service
-	prev procstat.Reading // for CPU use between samples
-}
-
-// Sample implements monitor.Source.
-func (src *monitorSource) Sample(context.Context) (monitor.Sample, error) {
-	s := src.s
-	r, err := s.proc.readAll()
-	if err != nil {
-		return monitor.Sample{}, err
-	}
-	var cpu float64
-	if !src.prev.Time.IsZero() {
-		cpu = procstat.CPUPercent(src.prev, r)
-	}
-	src.prev = r
-	cfg := s.config()
-	st := s.store.Stats()
-	hs := s.hub.Stats(st.NewestID, r.Time)
-	sample := monitor.Sample{
-		Time: r.Time,
-		Process: monitor.Process{
-			RSS: r.RSS, CPUPercent: cpu, NumCPU: runtime.NumCPU(),
-			OpenFiles: r.OpenFiles, Threads: r.Threads,
-			HeapLive: r.HeapLive, HeapGoal: r.HeapGoal, HeapFree: r.HeapFree, MemoryLimit: r.MemoryLimit,
-			GCCPUFraction: r.GCCPUFraction, Goroutines: r.Goroutines,
-		},
-		Memory: monitor.Memory{
-			Bytes: uint64(st.Bytes), Budget: uint64(st.BudgetBytes),
-			Entries: uint64(st.Entries), MaxEntries: uint64(st.MaxEntries),
-			UnderPressure: st.UnderPressure, EvictedByPressure: st.EvictedByPressure,
-		},
-		Throttle: monitor.Throttle{
-			MessagesSent:       hs.Messages,
-			ThrottledIntervals: hs.Throttled,
-			Gaps:               hs.Gaps,
-			StuckSubscribers:   hs.Stuck,
-			Subscribers:        uint64(len(hs.Subscriptions)),
-			MaxLag:             hs.MaxLag,
-		},
-	}
-	if p := s.proxy.Load(); p != nil {
-		sample.Proxy.Open = p.Stats().Open
-	}
-	rs := s.resources.Stats()
-	sample.Cleanup = monitor.Cleanup{
-		Live: rs.Live, Succeeded: rs.Succeeded, Failed: rs.Failed, Leaked: rs.Leaked, IdleClosed: rs.IdleClosed,
-		Idle: uint64(s.resources.Idle()),
-	}
-	if s.archive != nil {
-		as := s.archive.Stats()
-		sample.Logs = monitor.Logs{
-			Enabled:            true,
-			EntriesWritten:     as.EntriesWritten,
-			WriteErrors:        as.WriteErrors,
-			EntriesDropped:     as.EntriesDropped,
-			Queued:             uint64(as.Queued),
-			QueueCapacity:      uint64(cfg.GetLogs().GetQueueSize()),
-			QueuedBytes:        uint64(as.QueuedBytes),
-			QueueBytesCapacity: uint64(s.archive.Config().QueueBytes),
-			Files:              as.Files,
-			MaxFiles:           uint64(cfg.GetLogs().GetMaxFiles()),
-			DiskBytes:          as.DiskBytes,
-			// The archive's writer rotates by count, size and time on its
-			// own, idle or not: nothing is ever overdue for the monitor.
-			RotationDue: false,
-			LastError:   as.LastError,
-		}
-	}
-	return sample, nil
-}
-
-// optimizer carries out the monitor's optimisations on the service.
-type optimizer struct{ s *Service }
-
-const mib = 1 << 20
-
-// Evict implements monitor.Actions: it evicts the oldest entries until
-// both process memory and the store's bytes would be at the low-water mark
-// of the budget.
-func (o optimizer) Evict(context.Context) (monitor.Result, error) {
-	s := o.s
-	r, err := s.proc.read()
-	if err != nil {
-		return monitor.Result{}, err
-	}
-	st := s.store.Stats()
-	low := int64(s.config().GetMemory().GetLowWater() * float64(st.BudgetBytes))
-	excess := max(int64(r.RSS)-low, st.Bytes-low)
-	if excess <= 0 || st.Entries == 0 {
-		return monitor.Result{Summary: fmt.Sprintf("nothing to evict: RSS %d MiB and store %d MiB are within the low-water mark (%d MiB)",
-			r.RSS/mib, st.Bytes/mib, low/mib)}, nil
-	}
-	ev := s.store.EvictBytes(excess)
-	after := s.store.Stats()
-	return monitor.Result{
-		Summary: fmt.Sprintf("evicted %d entries (%d KiB): store %d → %d entries, %d → %d MiB; RSS was %d MiB, low-water mark %d MiB",
-			ev.Count, ev.Bytes>>10, st.Entries, after.Entries, st.Bytes/mib, after.Bytes/mib, r.RSS/mib, low/mib),
-		EntriesEvicted: uint64(ev.Count),
-		BytesFreed:     uint64(ev.Bytes),
-	}, nil
-}
-
-// Rotate implements monitor.Actions.
-func (o optimizer) Rotate(ctx context.Context) (monitor.Result, error) {
-	a := o.s.archive
-	if a == nil {
-		return monitor.Result{Summary: "archive off (logs.enabled): nothing to rotate"}, nil
-	}
-	before := a.Stats()
-	if err := a.Rotate(ctx); err != nil {
-		return monitor.Result{}, err
-	}
-	after := a.Stats()
-	n := after.RotationsManual - before.RotationsManual
-	if n == 0 {
-		return monitor.Result{Summary: "nothing to rotate: no entry was archived since the last rotation"}, nil
-	}
-	return monitor.Result{
-		Summary:      fmt.Sprintf("rotated the current file; files %d → %d", before.Files, after.Files),
-		FilesRotated: n,
-	}, nil
-}
-
-// Reclaim implements monitor.Actions: a sweep now.
-func (o optimizer) Reclaim(context.Context) (monitor.Result, error) {
-	s := o.s
-	before := s.resources.Stats().Live
-	n := s.resources.Sweep()
-	return monitor.Result{
-		Summary: fmt.Sprintf("ended %d streams idle past %v; resources %d → %d",
-			n, s.config().GetCleanup().GetResourceTimeout().AsDuration(), before, s.resources.Stats().Live),
-		ResourcesReclaimed: uint64(n),
-	}, nil
-}
-
-// SlowThrottles implements monitor.Actions: adaptive subscribers are
-// treated as under high load until the monitor's next tick, so each of
-// their messages grows the interval by throttle.adaptive_growth (up to the
-// cap), as real load would.
-func (o optimizer) SlowThrottles(context.Context) (monitor.Result, error) {
-	s := o.s
-	cfg := s.config()
-	until := time.Now().Add(cfg.GetMonitor().GetStatsUpdateInterval().AsDuration())
-	s.hub.SlowUntil(until)
-	if cfg.GetThrottle().GetMode() != pxperfv1.ThrottleMode_THROTTLE_MODE_ADAPTIVE {
-		return monitor.Result{Summary: fmt.Sprintf("throttle.mode is %v, not adaptive: intervals stay as they are", cfg.GetThrottle().GetMode())}, nil
-	}
-	ts := s.throttleStats(s.store.Stats().NewestID)
-	var sum time.Duration
-	for _, ss := range ts.GetPerSubscriber() {
-		sum += ss.GetInterval().AsDuration()
-	}
-	avg := time.Duration(0)
-	if n := len(ts.GetPerSubscriber()); n > 0 {
-		avg = sum / time.Duration(n)
-	}
-	return monitor.Result{Summary: fmt.Sprintf("%d subscribers slowed until %s: average interval %v now, growing ×%.2g a message up to %v",
-		len(ts.GetPerSubscriber()), until.Format(time.TimeOnly), avg.Round(time.Millisecond),
-		cfg.GetThrottle().GetAdaptiveGrowth(), time.Second/time.Duration(cfg.GetThrottle().GetAdaptiveMinUpdatesPerSecond()))}, nil
-}
-
-// ReleaseMemory implements monitor.Actions.
-func (o optimizer) ReleaseMemory(context.Context) (monitor.Result, error) {
-	s := o.s
-	before, err := s.proc.read()
-	if err != nil {
-		return monitor.Result{}, err
-	}
-	debug.FreeOSMemory()
-	after, err := s.proc.read()
-	if err != nil {
-		return monitor.Result{}, err
-	}
-	var freed uint64
-	if before.RSS > after.RSS {
-		freed = before.RSS - after.RSS
-	}
-	return monitor.Result{
-		Summary: fmt.Sprintf("returned free memory to the OS: RSS %d → %d MiB, free heap %d → %d MiB",
-			before.RSS/mib, after.RSS/mib, before.HeapFree/mib, after.HeapFree/mib),
-		BytesFreed: freed,
-	}, nil
-}
 
 // Optimize implements pxperfv1.PerformanceServiceServer.
 func (s *Service) Optimize(ctx context.Context, req *pxperfv1.OptimizeRequest) (*pxperfv1.OptimizeResponse, error) {
@@ -236,7 +22,7 @@ func (s *Service) Optimize(ctx context.Context, req *pxperfv1.OptimizeRequest) (
 		actions = append(actions, monitor.Action(a)) // same numbering: see optimizeActionsMatch
 	}
 	resp := &pxperfv1.OptimizeResponse{}
-	for _, r := range s.monitor.Optimize(ctx, actions...) {
+	for _, r := range s.engine.Monitor().Optimize(ctx, actions...) {
 		summary := r.Summary
 		if r.Err != nil {
 			if ctx.Err() != nil {
@@ -268,7 +54,7 @@ func (s *Service) WatchStats(req *pxperfv1.WatchStatsRequest, stream grpc.Server
 		return err
 	}
 	defer release()
-	w := s.monitor.Watch()
+	w := s.engine.Monitor().Watch()
 	defer w.Close()
 	updates := make(chan monitor.Update)
 	var wg sync.WaitGroup
@@ -295,7 +81,7 @@ func (s *Service) WatchStats(req *pxperfv1.WatchStatsRequest, stream grpc.Server
 	})
 	interval := req.GetInterval().AsDuration()
 	if interval == 0 {
-		interval = s.config().GetMonitor().GetStatsUpdateInterval().AsDuration()
+		interval = s.engine.Config().GetMonitor().GetStatsUpdateInterval().AsDuration()
 	}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
@@ -308,17 +94,17 @@ func (s *Service) WatchStats(req *pxperfv1.WatchStatsRequest, stream grpc.Server
 		}
 		return err
 	}
-	if err := send(&pxperfv1.WatchStatsResponse{Event: &pxperfv1.WatchStatsResponse_Stats{Stats: s.stats()}}); err != nil {
+	if err := send(&pxperfv1.WatchStatsResponse{Event: &pxperfv1.WatchStatsResponse_Stats{Stats: s.engine.Stats()}}); err != nil {
 		return err
 	}
 	// Alerts that started before the stream opened come first, so that a
 	// new watcher knows them; the watcher, opened before, may bring the
 	// same start again, which is skipped.
 	sent := map[string]time.Time{}
-	if snap, ok := s.monitor.Latest(); ok {
+	if snap, ok := s.engine.Monitor().Latest(); ok {
 		for _, e := range snap.Active {
 			sent[e.Name] = e.Start
-			if err := send(&pxperfv1.WatchStatsResponse{Event: &pxperfv1.WatchStatsResponse_Alert{Alert: alertProto(e)}}); err != nil {
+			if err := send(&pxperfv1.WatchStatsResponse{Event: &pxperfv1.WatchStatsResponse_Alert{Alert: engine.AlertProto(e)}}); err != nil {
 				return err
 			}
 		}
@@ -326,7 +112,7 @@ func (s *Service) WatchStats(req *pxperfv1.WatchStatsRequest, stream grpc.Server
 	for {
 		select {
 		case <-tick.C:
-			if err := send(&pxperfv1.WatchStatsResponse{Event: &pxperfv1.WatchStatsResponse_Stats{Stats: s.stats()}}); err != nil {
+			if err := send(&pxperfv1.WatchStatsResponse{Event: &pxperfv1.WatchStatsResponse_Stats{Stats: s.engine.Stats()}}); err != nil {
 				return err
 			}
 		case u, ok := <-updates:
@@ -345,7 +131,7 @@ func (s *Service) WatchStats(req *pxperfv1.WatchStatsRequest, stream grpc.Server
 				if start, ok := sent[u.Event.Name]; ok && u.Event.Firing && start.Equal(u.Event.Start) {
 					break
 				}
-				m = &pxperfv1.WatchStatsResponse{Event: &pxperfv1.WatchStatsResponse_Alert{Alert: alertProto(*u.Event)}}
+				m = &pxperfv1.WatchStatsResponse{Event: &pxperfv1.WatchStatsResponse_Alert{Alert: engine.AlertProto(*u.Event)}}
 			case u.Notice != nil:
 				switch n := u.Notice.(type) {
 				case *pxperfv1.ConfigChanged:
@@ -365,52 +151,4 @@ func (s *Service) WatchStats(req *pxperfv1.WatchStatsRequest, stream grpc.Server
 			return status.Error(codes.Unavailable, "server is shutting down")
 		}
 	}
-}
-
-// configChanged tells WatchStats streams about a config update.
-func (s *Service) configChanged(paths []string, cfg *pxperfv1.Config) {
-	cc := &pxperfv1.ConfigChanged{Config: proto.CloneOf(cfg)}
-	cc.ChangedFields = fieldMask(paths)
-	s.monitor.Notify(cc)
-}
-
-// addMonitorStats fills the parts of stats that come from the monitor's
-// latest sample: the score, the active alerts and the process figures only
-// the monitor samples.
-func (s *Service) addMonitorStats(stats *pxperfv1.Stats) {
-	snap, ok := s.monitor.Latest()
-	if !ok {
-		return
-	}
-	sc := &pxperfv1.Score{Total: snap.Score.Total}
-	for _, p := range snap.Score.Parts {
-		sc.Parts = append(sc.Parts, &pxperfv1.ScorePart{Name: p.Name, Points: p.Points, MaxPoints: p.Max, Explanation: p.Explanation})
-	}
-	stats.Score = sc
-	for _, e := range snap.Active {
-		stats.ActiveAlerts = append(stats.ActiveAlerts, alertProto(e))
-	}
-	if a := s.proxyAlert(); a != nil {
-		stats.ActiveAlerts = append(stats.ActiveAlerts, a)
-	}
-	if p := stats.GetProcess(); p != nil {
-		sp := snap.Sample.Process
-		p.CpuPercent, p.OpenFiles, p.Threads, p.GcCpuFraction = sp.CPUPercent, sp.OpenFiles, sp.Threads, sp.GCCPUFraction
-	}
-}
-
-func alertProto(e monitor.Event) *pxperfv1.Alert {
-	a := &pxperfv1.Alert{
-		Name:      e.Name,
-		Message:   e.Message,
-		State:     pxperfv1.AlertState_ALERT_STATE_FIRING,
-		StartTime: timestamppb.New(e.Start),
-		Value:     e.Value,
-		Threshold: e.Threshold,
-	}
-	if !e.Firing {
-		a.State = pxperfv1.AlertState_ALERT_STATE_CLEARED
-		a.ClearTime = timestamppb.New(e.Clear)
-	}
-	return a
 }

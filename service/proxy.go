@@ -52,56 +52,12 @@ func newProxy(cfg *pxperfv1.Config, svc *Service, opts Options, log *slog.Logger
 		// proxy_open holds from the start rather than from the next
 		// interval.
 		OnServe: func(net.Addr) {
-			if _, err := svc.monitor.Tick(context.Background()); err != nil {
+			if _, err := svc.engine.Monitor().Tick(context.Background()); err != nil {
 				log.Warn("monitor tick on the proxy's start skipped", "err", err)
 			}
 		},
 		// Alerts from the proxy reach WatchStats streams like the
 		// monitor's own.
-		OnAlert: func(a *pxperfv1.Alert) { svc.monitor.Notify(a) },
+		OnAlert: func(a *pxperfv1.Alert) { svc.engine.Monitor().Notify(a) },
 	}, svc, log.With("component", "proxy"))
-}
-
-// proxyStats reports the recording proxy for GetStats; nil when it is off.
-func (s *Service) proxyStats() *pxperfv1.ProxyStats {
-	p := s.proxy.Load()
-	if p == nil {
-		return nil
-	}
-	st := p.Stats()
-	return &pxperfv1.ProxyStats{
-		Requests:           st.Requests,
-		Tunnels:            st.Tunnels,
-		BytesIn:            st.BytesIn,
-		BytesOut:           st.BytesOut,
-		Errors:             st.Errors,
-		Published:          st.Published,
-		Dropped:            st.Dropped,
-		ActiveConnections:  uint64(st.ActiveConns),
-		ActiveTunnels:      uint64(st.ActiveTunnels),
-		Queued:             uint64(st.Queued),
-		Denied:             st.Denied,
-		AuthFailures:       st.AuthFailures,
-		RateLimited:        st.RateLimited,
-		ConnectionsRefused: st.ConnsRefused,
-	}
-}
-
-// proxyAlert is the proxy's dropped-entries alert while it holds, for
-// GetStats; nil otherwise.
-func (s *Service) proxyAlert() *pxperfv1.Alert {
-	p := s.proxy.Load()
-	if p == nil {
-		return nil
-	}
-	st := p.Stats()
-	if !st.Dropping {
-		return nil
-	}
-	return &pxperfv1.Alert{
-		Name:    proxy.AlertEntriesDropped,
-		Message: fmt.Sprintf("the recording proxy is dropping entries: pxperf's ingest is behind (%d dropped so far); traffic flows on", st.Dropped),
-		State:   pxperfv1.AlertState_ALERT_STATE_FIRING,
-		Value:   float64(st.Dropped),
-	}
 }

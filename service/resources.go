@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"sync"
-	"time"
 
 	"github.com/pxperf/pxperf/auth"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
@@ -24,77 +23,13 @@ var (
 	errShuttingDown = errors.New("server is shutting down")
 )
 
-// resourceLimits are the registry limits for cfg: cleanup.max_resources
-// for each kind of stream. Connections are bounded by keepalive (dead peers
-// are dropped) and workers by the server itself.
-func resourceLimits(cfg *pxperfv1.CleanupConfig) map[resources.Type]int {
-	n := int(cfg.GetMaxResources())
-	return map[resources.Type]int{resources.Subscriber: n, resources.Publisher: n}
-}
-
-func newRegistry(cfg *pxperfv1.CleanupConfig) (*resources.Registry, error) {
-	return resources.New(resources.Config{
-		Limits:      resourceLimits(cfg),
-		IdleTimeout: cfg.GetResourceTimeout().AsDuration(),
-		// A connection is idle when it has no stream open, which its bytes
-		// cannot tell (a quiet stream moves none); keepalive drops dead
-		// peers. Workers end with the server.
-		IdleTypes: []resources.Type{resources.Subscriber, resources.Publisher},
-	})
-}
-
-// applyCleanupConfig applies a live change of the cleanup group.
-func (s *Service) applyCleanupConfig(cfg *pxperfv1.CleanupConfig) error {
-	if err := s.resources.SetLimits(resourceLimits(cfg)); err != nil {
-		return err
-	}
-	return s.resources.SetIdleTimeout(cfg.GetResourceTimeout().AsDuration())
-}
-
-// cleanupLoop ends resources idle past cleanup.resource_timeout every
-// cleanup.cleanup_interval (both live), until ctx ends.
-func (s *Service) cleanupLoop(ctx context.Context) {
-	every := s.config().GetCleanup().GetCleanupInterval().AsDuration()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if n := s.resources.Sweep(); n > 0 {
-			s.log.Info("ended idle resources", "count", n, "resource_timeout", s.config().GetCleanup().GetResourceTimeout().AsDuration())
-		}
-		if d := s.config().GetCleanup().GetCleanupInterval().AsDuration(); d != every {
-			every = d
-			t.Reset(every)
-		}
-	}
-}
-
-// startWorker runs fn in a tracked background worker until ctx ends. A
-// worker is listed by ListResources but ends only with the server.
-func (s *Service) startWorker(ctx context.Context, name string, fn func(context.Context)) {
-	h, err := s.resources.Track(resources.Worker, name, nil)
-	if err != nil { // not expected: workers have no limit
-		s.log.Warn("cannot track worker", "worker", name, "err", err)
-	}
-	s.workers.Go(func() {
-		if h != nil {
-			defer h.Release()
-		}
-		fn(ctx)
-	})
-}
-
 // trackStream registers a stream of type typ for ctx's caller. The
 // returned context is ctx, cancelled with the reason when the registry
 // ends the stream; release must be called when the handler returns. A
 // stream beyond cleanup.max_resources gets RESOURCE_EXHAUSTED.
 func (s *Service) trackStream(ctx context.Context, typ resources.Type) (context.Context, *resources.Handle, func(), error) {
 	ctx, cancel := context.WithCancelCause(ctx)
-	h, err := s.resources.Track(typ, auth.Owner(ctx), func(reason error) error {
+	h, err := s.engine.Resources().Track(typ, auth.Owner(ctx), func(reason error) error {
 		cancel(reason)
 		return nil
 	})
@@ -140,7 +75,7 @@ const defaultResourcePage = 100
 // ListResources implements pxperfv1.PerformanceServiceServer. Pages are
 // windows of the list at the time of each call, oldest first.
 func (s *Service) ListResources(_ context.Context, req *pxperfv1.ListResourcesRequest) (*pxperfv1.ListResourcesResponse, error) {
-	list := s.resources.List(resources.Type(req.GetType()))
+	list := s.engine.Resources().List(resources.Type(req.GetType()))
 	offset := 0
 	if tok := req.GetPageToken(); tok != "" {
 		n, err := decodePageToken(tok)
@@ -168,7 +103,7 @@ func (s *Service) ListResources(_ context.Context, req *pxperfv1.ListResourcesRe
 // with ABORTED and the reason; a connection is closed. Workers and the
 // archive's file end only with the server.
 func (s *Service) CloseResource(ctx context.Context, req *pxperfv1.CloseResourceRequest) (*pxperfv1.CloseResourceResponse, error) {
-	if in, ok := s.resources.Lookup(req.GetId()); ok {
+	if in, ok := s.engine.Resources().Lookup(req.GetId()); ok {
 		switch in.Type {
 		case resources.Worker:
 			return nil, status.Errorf(codes.FailedPrecondition, "%s is a background worker of the server (%s): it ends only when the server stops", in.ID, in.Owner)
@@ -181,7 +116,7 @@ func (s *Service) CloseResource(ctx context.Context, req *pxperfv1.CloseResource
 		why = "no reason given"
 	}
 	reason := fmt.Errorf("%w by %s: %s", errClosedByRequest, auth.Owner(ctx), why)
-	in, err := s.resources.Close(req.GetId(), reason)
+	in, err := s.engine.Resources().Close(req.GetId(), reason)
 	if errors.Is(err, resources.ErrNotFound) {
 		return nil, status.Errorf(codes.NotFound, "no resource %q is open; ListResources shows those that are", req.GetId())
 	}
@@ -204,19 +139,6 @@ func resourceProto(in resources.Info) *pxperfv1.Resource {
 		LastActiveTime: timestamppb.New(in.LastActive),
 		Bytes:          in.Bytes,
 		Entries:        in.Entries,
-	}
-}
-
-// resourceStats reports the registry for GetStats.
-func (s *Service) resourceStats() *pxperfv1.ResourceStats {
-	st := s.resources.Stats()
-	return &pxperfv1.ResourceStats{
-		Live:              st.Live,
-		CleanupsSucceeded: st.Succeeded,
-		CleanupsFailed:    st.Failed,
-		IdleClosed:        st.IdleClosed,
-		Refused:           st.Refused,
-		RateLimited:       s.limits.limited.Load(),
 	}
 }
 

@@ -72,10 +72,10 @@ func New(cfg *pxperfv1.Config, opts Options) (*Server, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		svc.Shutdown(ctx)
-		svc.closeArchive()
+		svc.engine.Close(errShuttingDown)
 		return nil, fmt.Errorf("create the recording proxy: %w", err)
 	}
-	svc.proxy.Store(p)
+	svc.engine.SetProxy(p)
 	sc := cfg.GetServer()
 	validateUnary, validateStream := validationInterceptors(svc.validator)
 	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
@@ -119,7 +119,7 @@ func New(cfg *pxperfv1.Config, opts Options) (*Server, error) {
 		grpc.ChainStreamInterceptor(stream...),
 		// Subscribe sends batches built from cached entry encodings;
 		// publish requests have a decoder of their own.
-		grpc.ForceServerCodecV2(newRawCodec(svc.store.Redacts, svc.store.Fields)),
+		grpc.ForceServerCodecV2(newRawCodec(svc.engine.Store().Redacts, svc.engine.Store().Fields)),
 		grpc.MaxRecvMsgSize(int(sc.GetMaxRecvMessageBytes())),
 		grpc.MaxSendMsgSize(int(sc.GetMaxSendMessageBytes())),
 		grpc.MaxConcurrentStreams(sc.GetMaxConcurrentStreams()),
@@ -167,7 +167,7 @@ func (s *Server) Serve(lis net.Listener) error {
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.health.SetServingStatus(pxperfv1.PerformanceService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	s.log.Info("serving", "addr", lis.Addr().String())
-	if err := s.grpc.Serve(trackedListener{Listener: lis, reg: s.svc.resources}); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+	if err := s.grpc.Serve(trackedListener{Listener: lis, reg: s.svc.engine.Resources()}); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
@@ -177,7 +177,7 @@ func (s *Server) Serve(lis net.Listener) error {
 // returns nil after a shutdown, and an error at once when the config has
 // no proxy.listen_address.
 func (s *Server) ServeProxy(lis net.Listener) error {
-	p := s.svc.proxy.Load()
+	p := s.svc.engine.Proxy()
 	if p == nil {
 		return errors.New("serve proxy: proxy.listen_address is not set")
 	}
@@ -193,7 +193,7 @@ func (s *Server) ServeProxy(lis net.Listener) error {
 func (s *Server) Shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), s.grace)
 	defer cancel()
-	if p := s.svc.proxy.Load(); p != nil {
+	if p := s.svc.engine.Proxy(); p != nil {
 		if err := p.Shutdown(ctx); err != nil {
 			s.log.Warn("recording proxy did not stop in time", "err", err)
 		}
@@ -215,10 +215,9 @@ func (s *Server) Shutdown() {
 		<-stopped
 	}
 	// Whatever is still tracked (connections grpc has not closed, the
-	// workers) ends now, each cleanup counted.
-	s.svc.resources.CloseAll(errShuttingDown)
-	// No publisher is left: write out and close the current log file.
-	s.svc.closeArchive()
+	// workers) ends now, each cleanup counted; no publisher is left, so the
+	// archive writes out and closes its current file.
+	s.svc.engine.Close(errShuttingDown)
 }
 
 // healthServer is grpc-go's health server with Watch streams that end when

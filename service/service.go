@@ -2,9 +2,11 @@
 // request validation, the mapping of domain errors to status codes, and the
 // assembly of a gRPC server with health, reflection and interceptors.
 //
-// It is the server's one gRPC edge (with the interceptors of auth/); the
-// components it serves live in perf/ and know nothing of gRPC, and the
-// recording proxy (proxy/) publishes through it like any producer.
+// It is the server's one gRPC edge (with the interceptors of auth/): the
+// components it serves live in perf/, assembled, fed and run by engine/,
+// and know nothing of gRPC. Handlers read from the engine, encode and
+// send. The recording proxy (proxy/) publishes through it like any
+// producer.
 package service
 
 import (
@@ -14,66 +16,35 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	"buf.build/go/protovalidate"
-	"github.com/pxperf/pxperf/config"
+	"github.com/pxperf/pxperf/engine"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
-	"github.com/pxperf/pxperf/perf/archive"
 	"github.com/pxperf/pxperf/perf/filter"
-	"github.com/pxperf/pxperf/perf/hub"
-	"github.com/pxperf/pxperf/perf/monitor"
-	"github.com/pxperf/pxperf/perf/procstat"
 	"github.com/pxperf/pxperf/perf/resources"
 	"github.com/pxperf/pxperf/perf/store"
-	"github.com/pxperf/pxperf/proxy"
 	"golang.org/x/sync/semaphore"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// Service implements pxperfv1.PerformanceServiceServer over the store. It
+// Service implements pxperfv1.PerformanceServiceServer over the engine. It
 // is safe for concurrent use. Call [Service.Shutdown] to end its streams.
 type Service struct {
 	pxperfv1.UnimplementedPerformanceServiceServer
 
 	log       *slog.Logger
-	validator protovalidate.Validator
-	entries   entryChecker // the fast path of entry validation
-	store     *store.Store
-	archive   *archive.Archive // nil when logs.enabled is off
-	ingestMu  sync.Mutex       // entries reach the archive in id order
-	start     time.Time
-	proc      *procReader
+	validator protovalidate.Validator // requests, and the engine's checks
+	engine    *engine.Engine
 
-	stopWorkers context.CancelFunc // stops the background workers
-	workers     sync.WaitGroup
-
-	cfgMu        sync.Mutex // serialises UpdateConfig
-	mu           sync.RWMutex
-	cfg          *pxperfv1.Config // effective config; replaced, never modified
-	cfgObservers []func(*pxperfv1.Config)
-
-	subscribers sync.WaitGroup
-	hub         *hub.Hub
-	rejected    atomic.Uint64 // entries rejected at ingest
-	limits      producerLimits
-	resources   *resources.Registry
-	archiveFile *resources.Handle // the archive's open file; nil when off
-	monitor     *monitor.Monitor
-	proxy       atomic.Pointer[proxy.Proxy] // the recording proxy; nil when off
-	shutdown    chan struct{}               // closed by Shutdown: streams end
+	subscribers sync.WaitGroup // Subscribe handlers
+	receivers   sync.WaitGroup // PublishStream's receiving goroutines
+	shutdown    chan struct{}  // closed by Shutdown: streams end
 	closeOnce   sync.Once
 }
 
@@ -87,173 +58,32 @@ func NewService(cfg *pxperfv1.Config, log *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create validator: %w", err)
 	}
-	if err := config.Validate(v, cfg); err != nil {
-		return nil, err
-	}
-	mr, err := procstat.NewReader()
-	if err != nil {
-		return nil, err
-	}
-	var arch *archive.Archive
-	sc := storeConfig(cfg.GetMemory())
-	if cfg.GetLogs().GetEnabled() {
-		if arch, err = archive.Open(archiveConfig(cfg.GetLogs())); err != nil {
-			return nil, fmt.Errorf("open the archive in %s: %w", cfg.GetLogs().GetDirectory(), err)
-		}
-		// Ids continue after the last one archived, and after every one
-		// handed out before a crash (the archive's id lease).
-		sc.FirstID = arch.NextID()
-	}
-	st, err := store.New(sc)
-	if err != nil {
-		if arch != nil {
-			arch.Close()
-		}
-		return nil, fmt.Errorf("create store: %w", err)
-	}
-	reg, err := newRegistry(cfg.GetCleanup())
-	if err != nil {
-		if arch != nil {
-			arch.Close()
-		}
-		return nil, fmt.Errorf("create the resource registry: %w", err)
-	}
-	var ha hub.Archive // nil, not a nil *archive.Archive, when off
-	if arch != nil {
-		ha = arch
-	}
-	hb, err := hub.New(hub.Config{
-		Store:      st,
-		Archive:    ha,
+	e, err := engine.New(cfg, engine.Options{
+		Log:        log,
+		Validator:  v,
 		BatchBytes: batchBytes(cfg.GetServer().GetMaxSendMessageBytes()),
-		Settings:   hubSettings(cfg.GetThrottle()),
 	})
 	if err != nil {
-		if arch != nil {
-			arch.Close()
-		}
-		return nil, fmt.Errorf("create the subscription hub: %w", err)
+		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &Service{
-		hub:         hb,
-		log:         log,
-		validator:   v,
-		entries:     newEntryChecker(),
-		store:       st,
-		archive:     arch,
-		start:       time.Now(),
-		proc:        &procReader{r: mr},
-		stopWorkers: cancel,
-		cfg:         proto.CloneOf(cfg),
-		resources:   reg,
-		shutdown:    make(chan struct{}),
-	}
-	if s.monitor, err = newMonitor(s, cfg.GetMonitor()); err != nil {
-		cancel()
-		if arch != nil {
-			arch.Close()
-		}
-		return nil, fmt.Errorf("create the performance monitor: %w", err)
-	}
-	s.trackArchive()
-	s.limits.setLimit(cfg.GetCleanup().GetProducerRateLimit())
-	s.startWorker(ctx, "performance monitor", func(ctx context.Context) {
-		if err := s.monitor.Run(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error("performance monitor stopped", "err", err)
-		}
-	})
-	s.startWorker(ctx, "memory pressure watcher", s.watchPressure)
-	s.startWorker(ctx, "load sampler", s.sampleLoop)
-	s.startWorker(ctx, "resource cleaner", s.cleanupLoop)
-	return s, nil
+	return &Service{log: log, validator: v, engine: e, shutdown: make(chan struct{})}, nil
 }
 
-// watchPressure evicts from the store when process memory (RSS) passes
-// the high-water mark, until ctx ends.
-func (s *Service) watchPressure(ctx context.Context) {
-	rss := func() (uint64, error) {
-		r, err := s.proc.read()
-		return r.RSS, err
-	}
-	release := func() {
-		// Return the evicted entries' memory now, so that the next reading
-		// sees it gone and pressure does not evict again for nothing.
-		debug.FreeOSMemory()
-	}
-	onError := func(err error) { s.log.Warn("cannot read process memory; pressure eviction skipped", "err", err) }
-	remove := s.store.Observe(func(e store.Eviction) {
-		if e.Reason == store.ReasonPressure {
-			s.log.Info("evicted under memory pressure", "entries", e.Count, "bytes", e.Bytes, "oldest_id", e.OldestID)
-		}
-	})
-	defer remove()
-	s.store.WatchPressure(ctx, rss, release, onError)
-}
+// Engine returns the engine the service serves.
+func (s *Service) Engine() *engine.Engine { return s.engine }
 
-// procReader is a [procstat.Reader] safe for concurrent use.
-type procReader struct {
-	mu sync.Mutex
-	r  *procstat.Reader
-}
-
-func (m *procReader) read() (procstat.Reading, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.r.Read()
-}
-
-// readAll is read with open files and threads, for the monitor.
-func (m *procReader) readAll() (procstat.Reading, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.r.ReadAll()
-}
-
-// MemoryLimit is the Go soft memory limit, in bytes, that suits cfg: the
-// memory budget and 15 % more. The store keeps its entries within the
-// budget; the limit makes the garbage collector work harder before the
-// process outgrows it by much, while pressure eviction (from
-// memory.high_water of the budget) acts first. Measured with BenchmarkFlood
-// (README): 10 % more kept peak RSS at 1.19 × the budget but cut ingest
-// from about 880 to 520 MiB/s; 15 % gave 1.23 × at full speed; 20 %,
-// 1.24–1.29 ×.
-func MemoryLimit(cfg *pxperfv1.Config) int64 {
-	budget := int64(cfg.GetMemory().GetMaxMemoryMb()) << 20
-	return budget + budget*15/100
-}
-
-func storeConfig(m *pxperfv1.MemoryConfig) store.Config {
-	return store.Config{
-		MaxEntries:     int(m.GetMaxEntries()),
-		MaxMemoryBytes: int64(m.GetMaxMemoryMb()) << 20,
-		MaxBodySize:    int(m.GetMaxBodySize()),
-		RedactHeaders:  m.GetRedactHeaders(),
-		HighWater:      m.GetHighWater(),
-		LowWater:       m.GetLowWater(),
-		CheckInterval:  m.GetCleanupInterval().AsDuration(),
-	}
-}
-
-func (s *Service) config() *pxperfv1.Config {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.cfg
-}
-
-// Shutdown ends every open stream with UNAVAILABLE, stops the background
-// workers, and waits for both, or for ctx to end.
+// Shutdown ends every open stream with UNAVAILABLE, stops the engine's
+// background workers, and waits for both, or for ctx to end.
 func (s *Service) Shutdown(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		close(s.shutdown)
-		s.hub.Close()
-		s.stopWorkers()
+		s.engine.Stop()
 	})
 	done := make(chan struct{})
 	go func() {
 		s.subscribers.Wait()
-		s.hub.Wait()
-		s.workers.Wait()
+		s.receivers.Wait()
+		s.engine.Wait()
 		close(done)
 	}()
 	select {
@@ -266,11 +96,11 @@ func (s *Service) Shutdown(ctx context.Context) error {
 
 // Publish implements pxperfv1.PerformanceServiceServer.
 func (s *Service) Publish(ctx context.Context, req *pxperfv1.PublishRequest) (*pxperfv1.PublishResponse, error) {
-	if err := s.limits.allowAt(producerOf(ctx), len(req.GetEntries()), time.Now()); err != nil {
+	if err := s.engine.AllowPublish(producerOf(ctx), len(req.GetEntries())); err != nil {
 		return nil, toStatus(err)
 	}
 	results := make([]*pxperfv1.PublishResult, len(req.GetEntries()))
-	s.ingest(req.GetEntries(), func(i int, id uint64, rej *pxperfv1.Rejection) {
+	s.engine.Ingest(req.GetEntries(), func(i int, id uint64, rej *pxperfv1.Rejection) {
 		results[i] = &pxperfv1.PublishResult{Id: id, Rejection: rej}
 	})
 	return &pxperfv1.PublishResponse{Results: results}, nil
@@ -324,7 +154,7 @@ func (s *Service) PublishStream(stream grpc.ClientStreamingServer[pxperfv1.Publi
 	}
 	msgs := make(chan received, publishAheadMessages)
 	ahead := semaphore.NewWeighted(publishAheadBytes)
-	s.workers.Go(func() {
+	s.receivers.Go(func() {
 		for {
 			req, err := stream.Recv()
 			n := aheadBytes(req)
@@ -362,14 +192,14 @@ func (s *Service) PublishStream(stream grpc.ClientStreamingServer[pxperfv1.Publi
 			return m.err
 		}
 		req := m.req
-		if err := s.limits.wait(ctx, producer, len(req.GetEntries())); err != nil {
+		if err := s.engine.WaitPublish(ctx, producer, len(req.GetEntries())); err != nil {
 			if ctx.Err() != nil {
 				return ended(status.Convert(endedStatus(ctx, "")))
 			}
 			return toStatus(err)
 		}
 		h.Touch(0, uint64(len(req.GetEntries())))
-		s.ingest(req.GetEntries(), func(i int, id uint64, rej *pxperfv1.Rejection) {
+		s.engine.Ingest(req.GetEntries(), func(i int, id uint64, rej *pxperfv1.Rejection) {
 			if rej != nil {
 				sum.Rejected++
 				if len(sum.Rejections) < maxStreamRejections {
@@ -386,63 +216,6 @@ func (s *Service) PublishStream(stream grpc.ClientStreamingServer[pxperfv1.Publi
 		index += uint64(len(req.GetEntries()))
 		ahead.Release(m.ahead) // in the store now, and counted there
 	}
-}
-
-// ingest checks each entry, appends the valid ones to the store in one
-// batch, and reports each entry's fate to result, in order of index.
-func (s *Service) ingest(entries []*pxperfv1.Entry, result func(i int, id uint64, rej *pxperfv1.Rejection)) {
-	valid := make([]*pxperfv1.Entry, 0, len(entries))
-	rejections := make([]*pxperfv1.Rejection, len(entries))
-	for i, e := range entries {
-		if rej := s.check(e); rej != nil {
-			rejections[i] = rej
-			s.rejected.Add(1)
-			continue
-		}
-		valid = append(valid, e)
-	}
-	s.ingestMu.Lock()
-	s.reserveIDs(len(valid))
-	stored := s.store.Append(valid)
-	s.archiveStored(stored)
-	s.ingestMu.Unlock()
-	for i, rej := range rejections {
-		if rej != nil {
-			result(i, 0, rej)
-			continue
-		}
-		result(i, stored[0].ID, nil)
-		stored = stored[1:]
-	}
-}
-
-// check returns why e cannot be accepted, or nil.
-func (s *Service) check(e *pxperfv1.Entry) *pxperfv1.Rejection {
-	var fvs []*errdetails.BadRequest_FieldViolation
-	var err error
-	if !s.entries.ok(e) {
-		// Only protovalidate names the fields; it agrees on the verdict.
-		fvs, err = violations(s.validator, e, "")
-	}
-	if err != nil {
-		return &pxperfv1.Rejection{Message: "cannot validate entry: " + err.Error()}
-	}
-	if len(fvs) == 0 {
-		var ee *store.EntryError
-		if err := store.Check(e); errors.As(err, &ee) {
-			return &pxperfv1.Rejection{
-				Message:         err.Error(),
-				FieldViolations: []*pxperfv1.FieldViolation{{Field: ee.Field, Description: ee.Reason}},
-			}
-		}
-		return nil
-	}
-	rej := &pxperfv1.Rejection{}
-	for _, fv := range fvs {
-		rej.FieldViolations = append(rej.FieldViolations, &pxperfv1.FieldViolation{Field: fv.GetField(), Description: fv.GetDescription()})
-	}
-	rej.Message = describe(fvs)
-	return rej
 }
 
 // compileFilter compiles a request's filter into a matcher for the store,
@@ -485,7 +258,7 @@ func (s *Service) ListEntries(_ context.Context, req *pxperfv1.ListEntriesReques
 			return nil, invalidField("page_token", err.Error())
 		}
 	}
-	p := s.store.List(q)
+	p := s.engine.Store().List(q)
 	resp := &pxperfv1.ListEntriesResponse{
 		Entries:   p.Entries,
 		TotalSize: int64(p.Total),
@@ -518,7 +291,7 @@ func filterKey(f *pxperfv1.Filter) string {
 func (s *Service) addBodies(es []*pxperfv1.Entry) {
 	for i, e := range es {
 		if e.GetResponseBody() != nil {
-			es[i] = s.store.WithBody(e)
+			es[i] = s.engine.Store().WithBody(e)
 		}
 	}
 }
@@ -545,10 +318,7 @@ func decodePageToken(t string) (uint64, error) {
 
 // GetEntry implements pxperfv1.PerformanceServiceServer.
 func (s *Service) GetEntry(ctx context.Context, req *pxperfv1.GetEntryRequest) (*pxperfv1.GetEntryResponse, error) {
-	e, err := s.store.EntryWithBody(req.GetId())
-	if errors.Is(err, store.ErrNotFound) {
-		e, err = s.archiveEntry(ctx, req.GetId(), err)
-	}
+	e, err := s.engine.Entry(ctx, req.GetId())
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -557,54 +327,11 @@ func (s *Service) GetEntry(ctx context.Context, req *pxperfv1.GetEntryRequest) (
 
 // GetConfig implements pxperfv1.PerformanceServiceServer.
 func (s *Service) GetConfig(context.Context, *pxperfv1.GetConfigRequest) (*pxperfv1.GetConfigResponse, error) {
-	return &pxperfv1.GetConfigResponse{Config: proto.CloneOf(s.config())}, nil
+	return &pxperfv1.GetConfigResponse{Config: proto.CloneOf(s.engine.Config())}, nil
 }
 
 // GetStats implements pxperfv1.PerformanceServiceServer. It reports the
 // parts that exist; the others are left unset, as the contract says.
 func (s *Service) GetStats(context.Context, *pxperfv1.GetStatsRequest) (*pxperfv1.GetStatsResponse, error) {
-	return &pxperfv1.GetStatsResponse{Stats: s.stats()}, nil
-}
-
-// stats samples every part of the server.
-func (s *Service) stats() *pxperfv1.Stats {
-	now := time.Now()
-	st := s.store.Stats()
-	stats := &pxperfv1.Stats{
-		SampleTime: timestamppb.New(now),
-		Uptime:     durationpb.New(now.Sub(s.start)),
-		Store: &pxperfv1.StoreStats{
-			Entries:           uint64(st.Entries),
-			Bytes:             uint64(st.Bytes),
-			BudgetBytes:       uint64(st.BudgetBytes),
-			MaxEntries:        uint64(st.MaxEntries),
-			OldestId:          st.OldestID,
-			NewestId:          st.NewestID,
-			Accepted:          st.Accepted,
-			Completed:         st.Completed,
-			Rejected:          s.rejected.Load(),
-			EvictedByCount:    st.EvictedByCount,
-			EvictedByBytes:    st.EvictedByBytes,
-			EvictedByPressure: st.EvictedByPressure,
-			TruncatedBodies:   st.TruncatedBodies,
-			UnderPressure:     st.UnderPressure,
-		},
-		Throttle:  s.throttleStats(st.NewestID),
-		Archive:   s.archiveStats(),
-		Resources: s.resourceStats(),
-		Proxy:     s.proxyStats(),
-	}
-	if r, err := s.proc.read(); err == nil {
-		stats.Process = &pxperfv1.ProcessStats{
-			RssBytes:         r.RSS,
-			HeapLiveBytes:    r.HeapLive,
-			HeapGoalBytes:    r.HeapGoal,
-			MemoryLimitBytes: r.MemoryLimit,
-			Goroutines:       uint64(runtime.NumGoroutine()),
-		}
-	} else {
-		s.log.Warn("cannot read process memory for stats", "err", err)
-	}
-	s.addMonitorStats(stats)
-	return stats
+	return &pxperfv1.GetStatsResponse{Stats: s.engine.Stats()}, nil
 }

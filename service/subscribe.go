@@ -71,7 +71,7 @@ func (s *Service) Subscribe(req *pxperfv1.SubscribeRequest, stream grpc.ServerSt
 	if p, ok := peer.FromContext(stream.Context()); ok {
 		hr.Peer = p.Addr.String()
 	}
-	sub, err := s.hub.Subscribe(ctx, hr)
+	sub, err := s.engine.Hub().Subscribe(ctx, hr)
 	if err != nil {
 		return subscribeStatus(ctx, err)
 	}
@@ -125,7 +125,7 @@ func (s *Service) resumeStatus(ctx context.Context, err error) error {
 	switch {
 	case errors.Is(end.Err, hub.ErrStuck):
 		st = status.Newf(codes.ResourceExhausted, "this subscriber did not take a message for %v (throttle.send_timeout)%s, reading faster or asking for fewer updates (max_updates_per_second)",
-			s.hub.Settings().SendTimeout, resume)
+			s.engine.Hub().Settings().SendTimeout, resume)
 	case errors.Is(end.Err, hub.ErrClosed):
 		st = status.New(codes.Unavailable, "server is shutting down"+resume)
 	case ctx.Err() != nil:

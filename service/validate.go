@@ -2,10 +2,9 @@ package service
 
 import (
 	"context"
-	"errors"
-	"strings"
 
 	"buf.build/go/protovalidate"
+	"github.com/pxperf/pxperf/engine"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -48,58 +47,27 @@ func (s *validatingStream) RecvMsg(m any) error {
 // validateMessage validates m and returns an INVALID_ARGUMENT status error
 // listing its violations, with field paths under prefix.
 func validateMessage(v protovalidate.Validator, m any, prefix string) error {
+	return checkValid(v, m, prefix, "invalid request")
+}
+
+// checkValid validates m and returns an INVALID_ARGUMENT status error
+// saying what, then listing m's violations with field paths under prefix,
+// with a BadRequest detail naming each field.
+func checkValid(v protovalidate.Validator, m any, prefix, what string) error {
 	msg, ok := m.(proto.Message)
 	if !ok {
 		return status.Errorf(codes.Internal, "cannot validate %T: not a proto message", m)
 	}
-	fvs, err := violations(v, msg, prefix)
+	fvs, err := engine.Violations(v, msg, prefix)
 	if err != nil {
 		return status.Errorf(codes.Internal, "validating %s: %v", msg.ProtoReflect().Descriptor().FullName(), err)
 	}
 	if len(fvs) == 0 {
 		return nil
 	}
-	return badRequest("invalid request: "+describe(fvs), fvs)
-}
-
-// violations returns the rules msg breaks, with field paths under prefix.
-// The error is for rules that cannot be evaluated, a bug in the proto.
-func violations(v protovalidate.Validator, msg proto.Message, prefix string) ([]*errdetails.BadRequest_FieldViolation, error) {
-	err := v.Validate(msg)
-	if err == nil {
-		return nil, nil
-	}
-	var verr *protovalidate.ValidationError
-	if !errors.As(err, &verr) {
-		return nil, err
-	}
-	fvs := make([]*errdetails.BadRequest_FieldViolation, 0, len(verr.Violations))
-	for _, viol := range verr.Violations {
-		field := protovalidate.FieldPathString(viol.Proto.GetField())
-		if prefix != "" {
-			field = strings.TrimSuffix(prefix+"."+field, ".")
-		}
-		desc := viol.Proto.GetMessage()
-		if desc == "" {
-			desc = "breaks rule " + viol.Proto.GetRuleId()
-		}
-		fvs = append(fvs, &errdetails.BadRequest_FieldViolation{Field: field, Description: desc})
-	}
-	return fvs, nil
-}
-
-// describe joins violations into one line: "field: description; …".
-func describe(fvs []*errdetails.BadRequest_FieldViolation) string {
-	var b strings.Builder
+	details := make([]*errdetails.BadRequest_FieldViolation, len(fvs))
 	for i, fv := range fvs {
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		if fv.Field != "" {
-			b.WriteString(fv.Field)
-			b.WriteString(": ")
-		}
-		b.WriteString(fv.Description)
+		details[i] = &errdetails.BadRequest_FieldViolation{Field: fv.GetField(), Description: fv.GetDescription()}
 	}
-	return b.String()
+	return badRequest(what+": "+engine.Describe(fvs), details)
 }

@@ -29,6 +29,7 @@ import (
 	"buf.build/go/protovalidate"
 	"github.com/pxperf/pxperf/auth"
 	"github.com/pxperf/pxperf/config"
+	"github.com/pxperf/pxperf/engine"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"github.com/pxperf/pxperf/service"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -232,7 +233,7 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 
 // setMemoryLimit sets the Go soft memory limit from cfg's memory budget.
 func setMemoryLimit(cfg *pxperfv1.Config, log *slog.Logger) {
-	limit := service.MemoryLimit(cfg)
+	limit := engine.MemoryLimit(cfg)
 	debug.SetMemoryLimit(limit)
 	log.Info("Go soft memory limit set from the memory budget", "limit_bytes", limit)
 }

@@ -1,5 +1,6 @@
-// Package testentry makes the entries that pxperf's benchmarks publish, so
-// that every benchmark measures the same ~300-byte entry.
+// Package testentry makes entries for pxperf's tests and benchmarks: the
+// one every benchmark publishes, so that all measure the same ~300-byte
+// entry, and random ones at and past the contract's limits.
 package testentry
 
 import (

@@ -1,21 +1,18 @@
-package service
+package testentry
 
 import (
 	"math/rand/v2"
 	"strings"
-	"testing"
 	"time"
 
-	"buf.build/go/protovalidate"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// randomEntry makes an entry whose every field is, at random, unset, valid,
+// Random makes an entry whose every field is, at random, unset, valid,
 // at a limit, or just past it.
-func randomEntry(r *rand.Rand) *pxperfv1.Entry {
+func Random(r *rand.Rand) *pxperfv1.Entry {
 	// Each field is past its limit only now and then, so that about half
 	// the entries are valid and both verdicts are exercised.
 	str := func(limit int) string {
@@ -89,83 +86,4 @@ func randomEntry(r *rand.Rand) *pxperfv1.Entry {
 		e.Timings = &pxperfv1.Timings{Dns: dur(), Connect: dur(), TlsHandshake: dur(), TimeToFirstByte: dur(), Total: dur()}
 	}
 	return e
-}
-
-// wellFormed reports whether e's timestamps and durations are valid
-// protobuf values, which store.Check requires and protovalidate does not
-// look at (it reads {seconds: 1, nanos: -1} as 999999999ns).
-func wellFormed(e *pxperfv1.Entry) bool {
-	if e.GetStartTime().CheckValid() != nil && e.StartTime != nil {
-		return false
-	}
-	t := e.GetTimings()
-	for _, d := range []*durationpb.Duration{t.GetDns(), t.GetConnect(), t.GetTlsHandshake(), t.GetTimeToFirstByte(), t.GetTotal()} {
-		if d != nil && d.CheckValid() != nil {
-			return false
-		}
-	}
-	return true
-}
-
-// agree checks the fast path against protovalidate: it must never accept
-// what protovalidate refuses, and must accept every well-formed entry that
-// protovalidate accepts (else it would only be slow).
-func agree(t *testing.T, c entryChecker, v protovalidate.Validator, e *pxperfv1.Entry) (valid bool) {
-	t.Helper()
-	fast, slow := c.ok(e), v.Validate(e) == nil
-	if fast && !slow {
-		t.Fatalf("fast check accepts what protovalidate refuses (%v): %v", v.Validate(e), e)
-	}
-	if slow && wellFormed(e) && !fast {
-		t.Fatalf("fast check refuses a well-formed entry protovalidate accepts: %v", e)
-	}
-	return fast
-}
-
-// The fast path accepts exactly the well-formed entries protovalidate
-// accepts.
-func TestEntryCheckerAgreesWithProtovalidate(t *testing.T) {
-	v, err := protovalidate.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := newEntryChecker()
-	if len(c.methods) < 9 {
-		t.Fatalf("methods read from the contract: %v", c.methods)
-	}
-	r := rand.New(rand.NewPCG(7, 11))
-	valid := 0
-	for range 20_000 {
-		if agree(t, c, v, randomEntry(r)) {
-			valid++
-		}
-	}
-	if valid < 100 {
-		t.Errorf("only %d valid entries generated: the test does not exercise acceptance", valid)
-	}
-}
-
-// FuzzEntryChecker holds the fast path to protovalidate's verdict on any
-// entry that decodes.
-func FuzzEntryChecker(f *testing.F) {
-	v, err := protovalidate.New()
-	if err != nil {
-		f.Fatal(err)
-	}
-	c := newEntryChecker()
-	r := rand.New(rand.NewPCG(1, 2))
-	for range 20 {
-		b, err := proto.Marshal(randomEntry(r))
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var e pxperfv1.Entry
-		if proto.Unmarshal(b, &e) != nil {
-			return
-		}
-		agree(t, c, v, &e)
-	})
 }

@@ -1,4 +1,4 @@
-package service
+package engine
 
 import (
 	"context"
@@ -38,8 +38,8 @@ func TestProducerLimitsAllowAt(t *testing.T) {
 			}
 			continue
 		}
-		re, ok := errors.AsType[*rateError](err)
-		if !ok || !errors.Is(err, errRateLimited) || !strings.Contains(err.Error(), st.wantErr) {
+		re, ok := errors.AsType[*RateError](err)
+		if !ok || !errors.Is(err, ErrRateLimited) || !strings.Contains(err.Error(), st.wantErr) {
 			t.Errorf("%s: allowAt = %v, want a rate error mentioning %q", st.name, err, st.wantErr)
 			continue
 		}

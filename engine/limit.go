@@ -1,20 +1,19 @@
-package service
+package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
-	"google.golang.org/grpc/peer"
 )
 
-// errRateLimited is wrapped when a producer publishes faster than
+// ErrRateLimited is wrapped when a producer publishes faster than
 // cleanup.producer_rate_limit allows.
-var errRateLimited = fmt.Errorf("producer rate limit reached")
+var ErrRateLimited = errors.New("producer rate limit reached")
 
 // producerIdle is how long a producer's bucket is kept after its last
 // publish: long enough that a producer cannot reset its bucket by pausing.
@@ -86,10 +85,10 @@ func (p *producerLimits) allowAt(producer string, n int, now time.Time) error {
 	switch {
 	case !r.OK():
 		p.limited.Add(1)
-		return &rateError{producer: producer, limit: limit, batch: n}
+		return &RateError{producer: producer, limit: limit, batch: n}
 	case delay > 0:
 		p.limited.Add(1)
-		return &rateError{producer: producer, limit: limit, retry: delay}
+		return &RateError{producer: producer, limit: limit, retry: delay}
 	}
 	return nil
 }
@@ -115,7 +114,7 @@ func (p *producerLimits) wait(ctx context.Context, producer string, n int) error
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fmt.Errorf("%w: %w", errRateLimited, err)
+			return fmt.Errorf("%w: %w", ErrRateLimited, err)
 		}
 		n -= k
 	}
@@ -135,39 +134,41 @@ func (p *producerLimits) sweepAt(now time.Time) {
 	}
 }
 
-// rateError says that a producer must slow down: either retry after
-// retry, or send batches no larger than limit.
-type rateError struct {
+// RateError says that a producer must slow down: either retry after a
+// while (see [RateError.RetryAfter]), or send batches no larger than its
+// limit.
+type RateError struct {
 	producer string
 	limit    uint32
 	batch    int           // set when the batch can never fit a burst
 	retry    time.Duration // set otherwise
 }
 
-func (e *rateError) Error() string {
+func (e *RateError) Error() string {
 	if e.batch > 0 {
 		return fmt.Sprintf("%v: a batch of %d entries is more than producer %s may send at once (cleanup.producer_rate_limit is %d entries/s); send smaller batches",
-			errRateLimited, e.batch, e.producer, e.limit)
+			ErrRateLimited, e.batch, e.producer, e.limit)
 	}
 	return fmt.Sprintf("%v: producer %s may publish %d entries/s; retry after %v",
-		errRateLimited, e.producer, e.limit, e.retry.Round(time.Millisecond))
+		ErrRateLimited, e.producer, e.limit, e.retry.Round(time.Millisecond))
 }
 
-func (e *rateError) Unwrap() error { return errRateLimited }
+// Unwrap returns [ErrRateLimited].
+func (e *RateError) Unwrap() error { return ErrRateLimited }
 
-// producerOf names the producer of a call for rate limiting: the
-// authenticated identity if there is one, else the client's IP address
-// (not its port: a producer that reconnects is the same producer).
-func producerOf(ctx context.Context) string {
-	if id := identityName(ctx); id != "" {
-		return id
-	}
-	p, ok := peer.FromContext(ctx)
-	if !ok || p.Addr == nil {
-		return "unknown"
-	}
-	if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
-		return host
-	}
-	return p.Addr.String()
+// RetryAfter is how long the producer should wait before it retries; 0
+// when retrying cannot help (the batch is larger than a burst).
+func (e *RateError) RetryAfter() time.Duration { return e.retry }
+
+// AllowPublish takes n entries from producer's rate limit
+// (cleanup.producer_rate_limit) now if they are there; if not, it takes
+// nothing and fails with a [*RateError].
+func (e *Engine) AllowPublish(producer string, n int) error {
+	return e.limits.allowAt(producer, n, time.Now())
+}
+
+// WaitPublish takes n entries from producer's rate limit, waiting as long
+// as it takes or until ctx ends.
+func (e *Engine) WaitPublish(ctx context.Context, producer string, n int) error {
+	return e.limits.wait(ctx, producer, n)
 }

@@ -1,4 +1,4 @@
-package service
+package engine
 
 import (
 	"context"
@@ -48,52 +48,52 @@ func hubSettings(tc *pxperfv1.ThrottleConfig) hub.Settings {
 // sampleLoop tells the hub the CPU and memory load and the ingest rate
 // every sampleInterval, for adaptive and burst modes and for stats, until
 // ctx ends.
-func (s *Service) sampleLoop(ctx context.Context) {
+func (e *Engine) sampleLoop(ctx context.Context) {
 	t := time.NewTicker(sampleInterval)
 	defer t.Stop()
-	prev, err := s.proc.read()
+	prev, err := e.proc.read()
 	if err != nil {
-		s.log.Warn("cannot sample the process; adaptive mode sees no load", "err", err)
+		e.log.Warn("cannot sample the process; adaptive mode sees no load", "err", err)
 	}
-	prevIngest := s.ingested()
+	prevIngest := e.ingested()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		r, err := s.proc.read()
+		r, err := e.proc.read()
 		if err != nil {
-			s.log.Warn("cannot sample the process; adaptive mode sees no load", "err", err)
+			e.log.Warn("cannot sample the process; adaptive mode sees no load", "err", err)
 			continue
 		}
 		dt := r.Time.Sub(prev.Time).Seconds()
 		if dt <= 0 {
 			continue
 		}
-		ingest := s.ingested()
-		mc := s.config().GetMemory()
-		s.hub.ObserveAt(r.Time, hub.Observation{
+		ingest := e.ingested()
+		mc := e.Config().GetMemory()
+		e.hub.ObserveAt(r.Time, hub.Observation{
 			CPULoad:    (r.CPUTime - prev.CPUTime).Seconds() / dt / float64(runtime.NumCPU()),
 			Memory:     float64(r.RSS) / float64(uint64(mc.GetMaxMemoryMb())<<20),
 			HighWater:  mc.GetHighWater(),
 			LowWater:   mc.GetLowWater(),
 			IngestRate: float64(ingest-prevIngest) / dt,
 		})
-		s.limits.sweepAt(r.Time)
+		e.limits.sweepAt(r.Time)
 		prev, prevIngest = r, ingest
 	}
 }
 
 // ingested counts entries stored since start, new and completed.
-func (s *Service) ingested() uint64 {
-	st := s.store.Stats()
+func (e *Engine) ingested() uint64 {
+	st := e.store.Stats()
 	return st.Accepted + st.Completed
 }
 
 // throttleStats reports the hub for GetStats.
-func (s *Service) throttleStats(newest uint64) *pxperfv1.ThrottleStats {
-	hs := s.hub.Stats(newest, time.Now())
+func (e *Engine) throttleStats(newest uint64) *pxperfv1.ThrottleStats {
+	hs := e.hub.Stats(newest, time.Now())
 	ts := &pxperfv1.ThrottleStats{
 		Subscribers:        uint64(len(hs.Subscriptions)),
 		MessagesSent:       hs.Messages,

@@ -1,0 +1,146 @@
+package engine
+
+import (
+	"errors"
+	"strings"
+
+	"buf.build/go/protovalidate"
+	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/perf/archive"
+	"github.com/pxperf/pxperf/perf/store"
+	"google.golang.org/protobuf/proto"
+)
+
+// Ingest checks each entry, appends the valid ones to the store in one
+// batch (which queues them for the archive, in id order), and reports each
+// entry's fate to result, in order of index: its id, or why it was
+// rejected.
+func (e *Engine) Ingest(entries []*pxperfv1.Entry, result func(i int, id uint64, rej *pxperfv1.Rejection)) {
+	valid := make([]*pxperfv1.Entry, 0, len(entries))
+	rejections := make([]*pxperfv1.Rejection, len(entries))
+	for i, en := range entries {
+		if rej := e.check(en); rej != nil {
+			rejections[i] = rej
+			e.rejected.Add(1)
+			continue
+		}
+		valid = append(valid, en)
+	}
+	e.ingestMu.Lock()
+	e.reserveIDs(len(valid))
+	stored := e.store.Append(valid)
+	e.archiveStored(stored)
+	e.ingestMu.Unlock()
+	for i, rej := range rejections {
+		if rej != nil {
+			result(i, 0, rej)
+			continue
+		}
+		result(i, stored[0].ID, nil)
+		stored = stored[1:]
+	}
+}
+
+// check returns why en cannot be accepted, or nil.
+func (e *Engine) check(en *pxperfv1.Entry) *pxperfv1.Rejection {
+	var fvs []*pxperfv1.FieldViolation
+	var err error
+	if !e.entries.ok(en) {
+		// Only protovalidate names the fields; it agrees on the verdict.
+		fvs, err = Violations(e.validator, en, "")
+	}
+	if err != nil {
+		return &pxperfv1.Rejection{Message: "cannot validate entry: " + err.Error()}
+	}
+	if len(fvs) == 0 {
+		var ee *store.EntryError
+		if err := store.Check(en); errors.As(err, &ee) {
+			return &pxperfv1.Rejection{
+				Message:         err.Error(),
+				FieldViolations: []*pxperfv1.FieldViolation{{Field: ee.Field, Description: ee.Reason}},
+			}
+		}
+		return nil
+	}
+	return &pxperfv1.Rejection{FieldViolations: fvs, Message: Describe(fvs)}
+}
+
+// Violations returns the contract's rules that msg breaks, with field
+// paths under prefix (none when prefix is ""). The error is for rules that
+// cannot be evaluated, a bug in the proto.
+func Violations(v protovalidate.Validator, msg proto.Message, prefix string) ([]*pxperfv1.FieldViolation, error) {
+	err := v.Validate(msg)
+	if err == nil {
+		return nil, nil
+	}
+	var verr *protovalidate.ValidationError
+	if !errors.As(err, &verr) {
+		return nil, err
+	}
+	fvs := make([]*pxperfv1.FieldViolation, 0, len(verr.Violations))
+	for _, viol := range verr.Violations {
+		field := protovalidate.FieldPathString(viol.Proto.GetField())
+		if prefix != "" {
+			field = strings.TrimSuffix(prefix+"."+field, ".")
+		}
+		desc := viol.Proto.GetMessage()
+		if desc == "" {
+			desc = "breaks rule " + viol.Proto.GetRuleId()
+		}
+		fvs = append(fvs, &pxperfv1.FieldViolation{Field: field, Description: desc})
+	}
+	return fvs, nil
+}
+
+// Describe joins violations into one line: "field: description; …".
+func Describe(fvs []*pxperfv1.FieldViolation) string {
+	var b strings.Builder
+	for i, fv := range fvs {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		if fv.GetField() != "" {
+			b.WriteString(fv.GetField())
+			b.WriteString(": ")
+		}
+		b.WriteString(fv.GetDescription())
+	}
+	return b.String()
+}
+
+// archiveStored queues what the store just stored for the archive. The
+// caller holds e.ingestMu, so that entries reach the archive in id order.
+func (e *Engine) archiveStored(stored []store.Stored) {
+	if e.archive == nil || len(stored) == 0 {
+		return
+	}
+	items := make([]archive.Item, len(stored))
+	for i, st := range stored {
+		items[i] = archive.Item{Entry: st.Entry, Body: st.Body}
+	}
+	if err := e.archive.Append(items); err != nil {
+		// Only after Close, at shutdown: the entries are in memory still.
+		e.log.Warn("entries not archived", "entries", len(items), "err", err)
+		return
+	}
+	if e.archiveFile != nil {
+		e.archiveFile.Touch(0, uint64(len(items)))
+	}
+}
+
+// reserveIDs has the archive's id lease cover the ids the next n new
+// entries may take, so that they are never given again after a crash. The
+// caller holds ingestMu, so the store's next id does not move meanwhile.
+// When the lease cannot be written (the disk is full), ingest goes on: the
+// entries are served from memory, and only a crash before the disk
+// recovers could give one of their ids again; the archive counts the
+// error and the monitor alerts on it.
+func (e *Engine) reserveIDs(n int) {
+	if e.archive == nil || n == 0 {
+		return
+	}
+	_, next := e.store.Bounds()
+	if err := e.archive.ReserveIDs(next + uint64(n) - 1); err != nil {
+		e.log.Warn("cannot reserve ids ahead in the archive's lease", "err", err)
+	}
+}
