@@ -12,8 +12,8 @@
 //
 // It takes about six minutes on two cores, most of it the flood. Its
 // scenarios are sub-benchmarks, so -bench 'Suite/(ingest|fanout)' runs
-// some: ingest, e2e, relay, fanout, freshness, idle, window, throttled,
-// flood.
+// some: ingest, e2e, relay, fanout, freshness, liveview, idle, window,
+// throttled, flood.
 // After -args:
 //
 //   - -suite.seconds=2: how long each server runs, per round, in the
@@ -26,8 +26,9 @@
 //     gives the spread of the per-round ratios;
 //   - -suite.json=FILE: the report as JSON (rows with every figure, the
 //     machine, the command, PXPERF_* variables, load averages);
-//   - -suite.profiles=DIR: a CPU profile per scenario, DIR/NAME.cpu, and
-//     the throttled fan-out server's own, DIR/throttled.cpu.
+//   - -suite.profiles=DIR: a CPU profile per scenario, DIR/NAME.cpu, the
+//     throttled fan-out server's own, DIR/throttled.cpu, and the liveview
+//     subscriber process's, DIR/liveview-client.cpu.
 //
 // Every goroutine carries the labels side=server or side=client and
 // kind=bare, pxperf or nats (see serverLabels and clientLabels). The split
@@ -68,6 +69,23 @@
 //     entries/s, against the bare relay at the same rate (p99 ≤ 2 ×),
 //     the two taking turns for -suite.seconds in each of -suite.rounds
 //     rounds, their latencies pooled.
+//   - liveview: one live-view subscriber (live_view window 50, no filter)
+//     of a pxperf server at its default config (archive off), while
+//     100 000 entries/s are published as freshness publishes them, for
+//     2.5 × -suite.seconds. Each PublishStream message is timed from its
+//     send to the receipt of the first view message whose newest entry
+//     is at or past its last id (entries a later message superseded count
+//     until that message); p50 and p99, judged at p99 against one interval
+//     of the throttle (1 s / throttle.max_updates_per_second, at least
+//     min_update_interval: 33.3 ms at the default) plus 5 ms. The
+//     subscriber runs in a child process, this test binary again
+//     (TestLiveViewSubscriberProcess), decoding each message with the
+//     generated client and checking that every id is carried or skipped
+//     once; its CPU time (getrusage, user + system) from the start of
+//     publishing to its end, over that time, is the client CPU row, goal
+//     ≤ 0.05 of a core. A row with no goal sets the messages a second it
+//     received beside the throttle's cap, with entries and bytes per
+//     message, and the interval the server kept at the end.
 //   - idle: the ingest load (archive off; entries/s acknowledged) on a
 //     pxperf server holding 1000, then 10 000, idle subscribers, against
 //     the same server with none: Subscribe streams, 100 to a connection,
@@ -233,8 +251,9 @@
 //
 // go test ./bench, without -bench, runs each scenario at a small scale
 // against both servers (TestScenarios), the NATS side (TestNATSFanout),
-// the window scenario (TestWindow) and the idle one (TestIdle: 50 idle
-// subscribers, two short rounds) at a small scale, checks the report and
+// the window scenario (TestWindow), the idle one (TestIdle: 50 idle
+// subscribers, two short rounds) and the live view (TestLiveView: 10 000
+// entries/s for a second) at a small scale, checks the report and
 // the parsing of cmd/pxperf's output, and checks with goleak that every
 // goroutine ends. It runs no server binary and takes a few seconds.
 package bench

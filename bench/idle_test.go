@@ -1,14 +1,12 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
-	"os/exec"
 	"runtime"
 	"slices"
 	"strconv"
@@ -268,116 +266,33 @@ func (r *rig) expectSubscribers(n int) error {
 	return nil
 }
 
-// idleSubscribers is a child process holding idle subscriptions open on a
-// server (see TestIdleSubscriberProcess). stop ends it.
-type idleSubscribers struct {
-	cmd     *exec.Cmd
-	stdin   io.WriteCloser // closing it tells the process to stop
-	out     *readyWriter   // its stdout and stderr
-	exited  chan struct{}  // closed once the process has exited
-	waitErr error          // cmd.Wait's; read after exited is closed
-
-	stopOnce sync.Once
-	stopErr  error
-}
-
-// startIdleSubscribers starts a subscriber process that opens n idle
+// startIdleSubscribers starts a subscriber process (this test binary
+// again, running TestIdleSubscriberProcess) that opens n idle
 // subscriptions on the server at addr, perConn to a connection, and
 // returns once the server has opened every one of them. The process is
-// killed if ctx ends.
-func startIdleSubscribers(ctx context.Context, addr string, n, perConn int) (*idleSubscribers, error) {
-	exe, err := os.Executable()
+// killed if ctx ends. Its stop tells it to close its streams and exit, and
+// says whether every stream stayed open and received nothing until then.
+func startIdleSubscribers(ctx context.Context, addr string, n, perConn int) (*childProcess, error) {
+	c, err := startChild(ctx, childSpec{
+		name:        "subscriber process",
+		test:        "TestIdleSubscriberProcess",
+		env:         []string{idleAddrEnv + "=" + addr, idleCountEnv + "=" + strconv.Itoa(n), idlePerConnEnv + "=" + strconv.Itoa(perConn)},
+		timeout:     rigTimeout,
+		ready:       idleReadyLine,
+		stopTimeout: idleStopTimeout,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("the test binary, to run the subscribers: %w", err)
+		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, exe, "-test.run=^TestIdleSubscriberProcess$", "-test.count=1", "-test.timeout="+rigTimeout.String())
-	cmd.Env = append(os.Environ(),
-		idleAddrEnv+"="+addr, idleCountEnv+"="+strconv.Itoa(n), idlePerConnEnv+"="+strconv.Itoa(perConn))
-	out := &readyWriter{want: []byte(idleReadyLine), ready: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = out, out
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, fmt.Errorf("subscriber process: %w", err)
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("subscriber process: %w", err)
-	}
-	s := &idleSubscribers{cmd: cmd, stdin: stdin, out: out, exited: make(chan struct{})}
-	go func() {
-		s.waitErr = cmd.Wait()
-		close(s.exited)
-	}()
-	timeout := time.NewTimer(idleOpenTimeout)
-	defer timeout.Stop()
-	select {
-	case <-out.ready:
-		return s, nil
-	case <-s.exited:
+	switch err = c.waitReady(idleOpenTimeout); {
+	case err == nil:
+		return c, nil
+	case errors.Is(err, errChildExited):
 		err = errors.New("the subscriber process ended before its subscriptions were open")
-	case <-timeout.C:
+	default:
 		err = fmt.Errorf("%d subscriptions not open after %v", n, idleOpenTimeout)
 	}
-	return nil, errors.Join(err, s.stop())
-}
-
-// stop tells the subscriber process to close its streams and exit, and
-// waits for it; a process that does not exit within idleStopTimeout is
-// killed. The error says whether every stream stayed open and received
-// nothing until then. Calls after the first return the first's error.
-func (s *idleSubscribers) stop() error {
-	s.stopOnce.Do(func() {
-		var errs []error
-		// A process that has exited has had its stdin closed by Wait.
-		if err := s.stdin.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
-			errs = append(errs, fmt.Errorf("telling the subscriber process to stop: %w", err))
-		}
-		timeout := time.NewTimer(idleStopTimeout)
-		defer timeout.Stop()
-		select {
-		case <-s.exited:
-		case <-timeout.C:
-			errs = append(errs, fmt.Errorf("the subscriber process did not exit within %v of being told to: killed", idleStopTimeout))
-			if err := s.cmd.Process.Kill(); err != nil {
-				errs = append(errs, err)
-			}
-			<-s.exited
-		}
-		if s.waitErr != nil {
-			errs = append(errs, fmt.Errorf("subscriber process: %w; its output ends:\n%s", s.waitErr, s.out.tail(15)))
-		}
-		s.stopErr = errors.Join(errs...)
-	})
-	return s.stopErr
-}
-
-// readyWriter keeps a process's output and closes ready once the output
-// holds want. It is safe for concurrent use.
-type readyWriter struct {
-	want  []byte
-	ready chan struct{}
-
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	seen bool // ready is closed
-}
-
-func (w *readyWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	if !w.seen && bytes.Contains(w.buf.Bytes(), w.want) {
-		w.seen = true
-		close(w.ready)
-	}
-	return len(p), nil
-}
-
-// tail returns the last n lines of the output.
-func (w *readyWriter) tail(n int) string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	lines := strings.Split(strings.TrimRight(w.buf.String(), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+	return nil, errors.Join(err, c.stop())
 }
 
 // idleClients are idle Subscribe streams, several to a connection, each

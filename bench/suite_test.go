@@ -62,6 +62,7 @@ var suiteScenarios = []suiteScenario{
 	{"relay", runRelay},
 	{"fanout", runFanout},
 	{"freshness", runFreshness},
+	{"liveview", runLiveView},
 	{"idle", runIdle},
 	{"window", runWindow},
 	{"throttled", runThrottled},
