@@ -273,6 +273,9 @@ func TestReadmeCommands(t *testing.T) {
 			if !strings.Contains(out, "http://example.com/") {
 				t.Errorf("%s: the snapshot lacks the published entry:\n%s", c, out)
 			}
+		case strings.Contains(c, "live_view"):
+			// A live view's first message comes at once.
+			streamUntil(t, cmd, `"view"`)
 		case strings.Contains(c, "/Subscribe"):
 			// Nothing matches: the stream still sends heartbeats.
 			streamUntil(t, cmd, `"progress"`)

@@ -24,8 +24,10 @@ against the budget (each with a sparkline of the last minute), the score,
 subscribers and active alerts. Below: the filter, then a table of the
 entries matching it (id, time, method, status, duration, bytes received,
 proxy decision, url), newest at the bottom, coloured by status class. It
-asks the server for the rows on screen only, every --refresh: at the
-bottom it follows new entries; scrolled up it holds its place.
+gets the rows on screen only: at the bottom it follows new entries, which
+the server streams as a live view (an update at most every --refresh, or
+every second when that is longer); scrolled up it holds its place and asks
+for its rows every --refresh.
 
 Keys: ↑/↓ select, PgUp/PgDn page, Home oldest, End newest (follow), / edit
 the filter (Enter applies, Esc cancels; the filter syntax is tail's), Enter
@@ -70,6 +72,9 @@ and resume the table, q or Ctrl-C quit. NO_COLOR=1 turns colour off.`,
 
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
+	// The model's live view sends to the program, which is made after
+	// the model; it sends only once the program runs.
+	var p *tea.Program
 	m := newWatchModel(ctx, watchConfig{
 		server:     conn.server,
 		refresh:    *refresh,
@@ -77,11 +82,13 @@ and resume the table, q or Ctrl-C quit. NO_COLOR=1 turns colour off.`,
 		filter:     f,
 		list:       cl.ListEntries,
 		get:        cl.GetEntry,
+		subscribe:  cl.Subscribe,
+		send:       func(msg tea.Msg) { p.Send(msg) },
 		unary:      conn.unary,
 	})
 	// The context ends the program (main cancels it on SIGINT and SIGTERM);
 	// Ctrl-C in the terminal is a key, since the terminal is in raw mode.
-	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out), tea.WithoutSignalHandler())
+	p = tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out), tea.WithoutSignalHandler())
 	var wg sync.WaitGroup
 	wg.Go(func() { statsLoop(ctx, cl.Service(), p.Send) })
 	_, err = p.Run()

@@ -3,8 +3,11 @@ package main
 // The state of pxperf watch and how keys, timers and answers from the
 // server change it (bubbletea's model–update–view). Every RPC runs in a
 // tea.Cmd, off the event loop, so a key takes effect on the next frame
-// however busy the server is; the table is fetched on a timer, never per
-// entry, which is how the monitor keeps up with any ingest rate.
+// however busy the server is. The table never takes entries one by one,
+// which is how the monitor keeps up with any ingest rate: while it follows
+// the newest entries, a live view stream sends what changed among its rows
+// at a bounded rate (watch_live.go); scrolled back, it is fetched on a
+// timer.
 
 import (
 	"context"
@@ -32,9 +35,16 @@ type watchConfig struct {
 	// every entry.
 	filterText string
 	filter     *pxperfv1.Filter
-	// list is ListEntries; get is GetEntry (whole, with the body).
-	list listFunc
-	get  func(context.Context, uint64) (*pxperfv1.Entry, error)
+	// list is ListEntries; get is GetEntry (whole, with the body);
+	// subscribe is Subscribe, for the live view.
+	list      listFunc
+	get       func(context.Context, uint64) (*pxperfv1.Entry, error)
+	subscribe subscribeFunc
+	// send hands a message to the program from outside its event loop
+	// ([tea.Program.Send]): the live view's stream delivers its messages
+	// with it. It may block until the program takes the message, and
+	// returns at once once the program has ended.
+	send func(tea.Msg)
 	// unary returns the context of one call, with the --timeout deadline.
 	unary func(context.Context) (context.Context, context.CancelFunc)
 }
@@ -88,8 +98,18 @@ type watchModel struct {
 	fetching   bool  // a fetch is in flight
 	again      bool  // fetch again when it returns: the wanted window changed
 	paused     bool
+	quitting   bool // q pressed: the program is ending
 	listErr    error
 	took       time.Duration // how long the last fetch took
+
+	// The live view stream that feeds the table while it follows.
+	viewCancel    context.CancelFunc // ends the open stream; nil when none is open
+	viewGen       uint64             // the open stream's generation: messages of older ones are dropped
+	viewFilterGen uint64             // the filter generation (gen) it was opened for
+	viewWindow    int                // the window it was opened with
+	viewLive      bool               // its first message has come: the table is its rows
+	viewErr       error              // why the last stream failed, until one works
+	viewBackoff   bool               // a stream failed: wait for viewRetryMsg before opening one
 
 	// The filter bar.
 	editing  bool
@@ -141,7 +161,9 @@ func (m *watchModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		// error): fetch a window of its new height now.
 		cmd = tea.Batch(cmd, m.fetch())
 	}
-	return m, cmd
+	// Whatever changed (following, the filter, the height, pause, quit),
+	// the live view follows it.
+	return m, tea.Batch(cmd, m.syncView())
 }
 
 func (m *watchModel) update(msg tea.Msg) tea.Cmd {
@@ -151,12 +173,19 @@ func (m *watchModel) update(msg tea.Msg) tea.Cmd {
 		m.clampDetail()
 		return m.fetch()
 	case refreshMsg:
-		if m.paused {
+		if m.paused || (m.viewLive && !m.viewShort()) {
 			return m.tick()
 		}
 		return tea.Batch(m.tick(), m.fetch())
 	case windowMsg:
 		return m.applyWindow(msg)
+	case viewMsg:
+		return m.applyView(msg)
+	case viewEndMsg:
+		return m.viewEnded(msg)
+	case viewRetryMsg:
+		m.viewBackoff = false // Update's syncView opens the stream if it is still wanted
+		return nil
 	case detailMsg:
 		if msg.id == m.detailID {
 			if msg.err != nil {
@@ -186,7 +215,7 @@ func (m *watchModel) update(msg tea.Msg) tea.Cmd {
 func (m *watchModel) key(k tea.KeyPressMsg) tea.Cmd {
 	switch k.String() {
 	case "q", "ctrl+c":
-		return tea.Quit
+		return m.quit()
 	case "/":
 		m.editing, m.input, m.inputErr = true, []rune(m.filterText), nil
 		m.cursor = len(m.input)
@@ -234,6 +263,12 @@ func (m *watchModel) key(k tea.KeyPressMsg) tea.Cmd {
 		return m.end()
 	}
 	return nil
+}
+
+// quit ends the program; Update's syncView closes the live view.
+func (m *watchModel) quit() tea.Cmd {
+	m.quitting = true
+	return tea.Quit
 }
 
 // end goes to the tail and follows it.
@@ -328,10 +363,17 @@ func (m *watchModel) fetch() tea.Cmd {
 }
 
 // applyWindow shows a fetched window and keeps the selection on its entry
-// where that entry is still in view.
+// where that entry is still in view. While the live view feeds the table,
+// the window only fills the view's rows.
 func (m *watchModel) applyWindow(msg windowMsg) tea.Cmd {
 	m.fetching = false
-	if msg.gen == m.gen {
+	if m.viewLive {
+		// The live view feeds the table; a window fetched at the tail
+		// fills it where it is short, and the view's errors are its own.
+		if msg.gen == m.gen && msg.err == nil {
+			m.fillView(msg.w)
+		}
+	} else if msg.gen == m.gen {
 		if msg.err != nil {
 			m.listErr = msg.err
 		} else {
@@ -372,7 +414,7 @@ func (m *watchModel) selectedID() uint64 {
 func (m *watchModel) editKey(k tea.KeyPressMsg) tea.Cmd {
 	switch k.String() {
 	case "ctrl+c":
-		return tea.Quit
+		return m.quit()
 	case "esc":
 		m.editing, m.inputErr = false, nil
 	case "enter":

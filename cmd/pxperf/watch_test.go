@@ -363,7 +363,8 @@ func TestWatch(t *testing.T) {
 	const wait = 10 * time.Second
 
 	// The newest entries, newest at the bottom, and the header.
-	screen := pt.waitText(wait, "http://watch.test/fail/40", "following the newest", "subscribers", "score")
+	// Following, the table is a live view: one Subscribe stream.
+	screen := pt.waitText(wait, "http://watch.test/fail/40", "following the newest", "table live", "subscribers 1", "score")
 	for _, re := range []string{`score \d+/100`, `subscribers \d+`, `ingest\s+[\d,]+/s`, `memory\s+[\d.]+% of`, `alerts none`} {
 		if !regexp.MustCompile(re).MatchString(screen) {
 			t.Errorf("header does not match %s:\n%s", re, screen)
@@ -451,7 +452,8 @@ func TestWatch(t *testing.T) {
 	})
 	pt.press(rune(uv.KeyPgUp))
 	rows := termRows - 7 // title and stats 4, filter bar, column line, key line
-	screen = pt.waitText(wait, fmt.Sprintf("holding, %d newer below", rows))
+	// Scrolled up, the stream is closed and the table polled.
+	screen = pt.waitText(wait, fmt.Sprintf("holding, %d newer below", rows), "subscribers 0", "table every 100ms")
 	held := tableURLs(screen)
 	if len(held) != rows {
 		t.Fatalf("%d rows after PgUp, want %d", len(held), rows)
@@ -467,7 +469,7 @@ func TestWatch(t *testing.T) {
 	}
 	// End follows again.
 	pt.press(rune(uv.KeyEnd))
-	screen = pt.waitText(wait, "following the newest", "http://watch.test/more/49")
+	screen = pt.waitText(wait, "following the newest", "http://watch.test/more/49", "table live", "subscribers 1")
 	if urls := tableURLs(screen); urls[len(urls)-1] != "http://watch.test/more/49" {
 		t.Errorf("after End the bottom row is %q, want more/49", urls[len(urls)-1])
 	}

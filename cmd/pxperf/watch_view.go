@@ -131,7 +131,10 @@ func (m *watchModel) titleLine(w int) string {
 	if t := m.stats.GetSampleTime(); t != nil {
 		info = append(info, "stats at "+t.AsTime().Local().Format(time.TimeOnly))
 	}
-	if m.loaded {
+	switch {
+	case m.viewLive:
+		info = append(info, fmt.Sprintf("table live, up to %d/s", viewRate(m.cfg.refresh)))
+	case m.loaded:
 		info = append(info, fmt.Sprintf("table every %v, took %v", m.cfg.refresh, m.took.Round(100*time.Microsecond)))
 	}
 	if len(info) > 0 {
@@ -409,6 +412,9 @@ func (m *watchModel) keyLine(w int) string {
 	default:
 		first := m.win.total - min(m.win.total, offset+n) + 1
 		pos = fmt.Sprintf("%s-%s of %s", thousands(first), thousands(first+n-1), thousands(m.win.total))
+	}
+	if m.viewErr != nil && m.follow && !m.paused {
+		pos += "  " + styleError.Render("live view: "+rpcText(m.viewErr)+" (polling)")
 	}
 	keys := "↑↓ PgUp PgDn move · Home oldest · End follow · / filter · Enter detail · p pause · q quit"
 	switch {

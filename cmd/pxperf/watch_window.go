@@ -6,17 +6,36 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sort"
 
+	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // listFunc is ListEntries: [client.Client.ListEntries], or a fake in tests.
 type listFunc func(context.Context, *pxperfv1.ListEntriesRequest) (*pxperfv1.ListEntriesResponse, error)
 
 // maxPageSize is the largest page_size ListEntries accepts.
-const maxPageSize = 1000
+var maxPageSize = contractMax(&pxperfv1.ListEntriesRequest{}, "page_size")
+
+// contractMax returns the largest value the contract accepts for msg's
+// integer field name: its buf.validate lte rule. It panics when the field
+// has none, which a test catches.
+func contractMax(msg proto.Message, name protoreflect.Name) int {
+	fd := msg.ProtoReflect().Descriptor().Fields().ByName(name)
+	rules, _ := proto.GetExtension(fd.Options(), validate.E_Field).(*validate.FieldRules)
+	switch {
+	case rules.GetInt32().HasLte():
+		return int(rules.GetInt32().GetLte())
+	case rules.GetUint32().HasLte():
+		return int(rules.GetUint32().GetLte())
+	}
+	panic(fmt.Sprintf("%s.%s has no lte rule", msg.ProtoReflect().Descriptor().FullName(), name))
+}
 
 // windowQuery says which window of the filtered view to fetch. The view is
 // counted newest first: offset 0 is the newest matching entry. The window's
@@ -159,7 +178,7 @@ func fetchWindow(ctx context.Context, list listFunc, q windowQuery) (watchWindow
 func locate(anchor, guess uint64, rows int, shift int64, newest func(offset uint64, limit int) ([]*pxperfv1.Entry, error), total func() uint64) (at uint64, page []*pxperfv1.Entry, pageStart uint64, atEnd bool, err error) {
 	margin := uint64(rows)
 	before := margin + uint64(max(-shift, 0)) // newer than the anchor
-	limit := int(min(uint64(rows)+2*margin+uint64(max(shift, -shift)), maxPageSize))
+	limit := int(min(uint64(rows)+2*margin+uint64(max(shift, -shift)), uint64(maxPageSize)))
 	for range maxLocateCalls {
 		start := guess - min(guess, before)
 		es, err := newest(start, limit)

@@ -178,3 +178,10 @@ func TestWatchWindowHolds(t *testing.T) {
 		}
 	}
 }
+
+// The limits the monitor keeps to are read from the contract.
+func TestContractLimits(t *testing.T) {
+	if maxPageSize != 1000 || maxViewWindow != 1000 {
+		t.Errorf("page_size up to %d, window up to %d; want the contract's 1000 and 1000", maxPageSize, maxViewWindow)
+	}
+}
