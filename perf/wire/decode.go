@@ -1,11 +1,10 @@
-package service
+package wire
 
 import (
 	"unicode/utf8"
 	"unsafe"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
-	"github.com/pxperf/pxperf/perf/store"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -13,15 +12,15 @@ import (
 )
 
 // This file decodes the two publish requests, PublishStreamRequest and
-// PublishRequest (both `repeated Entry entries = 1`), by hand. On the
-// ingest path proto.Unmarshal of a batch took about 60 % of the server's
-// CPU, most of it allocating: a struct per sub-message, a string per string
-// field, a slice per repeated field. The store keeps every entry, so each
-// of those small objects is also paid for again by the garbage collector.
+// PublishRequest (both `repeated Entry entries = 1`), by hand: on the
+// ingest path proto.Unmarshal of a batch spends most of its time
+// allocating (a struct per sub-message, a string per string field, a slice
+// per repeated field), and the store keeps every entry, so each of those
+// small objects is also paid for again by the garbage collector.
 //
 // decodeEntry makes, per entry:
-//   - one entryBlock: the Entry and its start time, 304 bytes in the
-//     320-byte size class, what proto's two objects take (256 + 64);
+//   - one entryBlock: the Entry and its start time, which every valid
+//     entry has, in one allocation where proto makes two;
 //   - one arena holding all of the entry's string data, with every string
 //     an unsafe.String over it, sized by a quick first pass over the
 //     entry's top-level fields so that it never grows (a few bytes per
@@ -33,13 +32,12 @@ import (
 //   - each other sub-message (ProxyDecision, UpstreamAuth, EntryError,
 //     Body) and the body's data on its own, when present.
 //
-// A header whose value the store would redact (the codec passes
-// store.Redacts) is redacted here, as it is read: its value is wiped from
-// the arena, so that no credential stays in the memory the entry keeps
-// after the store has replaced it by "[REDACTED]".
+// A header whose value the caller's [Redaction] redacts is redacted here,
+// as it is read: its value is wiped from the arena, so that no credential
+// stays in the memory the entry keeps.
 //
 // The entry owns all of it: nothing is shared with another entry or with
-// the input, which gRPC recycles once Unmarshal returns. The store changes
+// the input, which gRPC recycles once its codec returns. The store changes
 // entries in place (store.Normalize, and the store's complete, which gives
 // an entry the Timings of the one it completes, and copies of its request
 // headers and body); Timings is a separate object so that moving it does
@@ -54,20 +52,33 @@ import (
 // and unknown fields are exactly proto's. TestDecodeHandlesEveryField
 // notices a field added to the contract that the fast path does not know.
 
-// unmarshalPublish decodes b into m as proto.Unmarshal does. For a
-// *pxperfv1.PublishStreamRequest or *pxperfv1.PublishRequest it takes the
-// fast path when it can; fast reports whether it did. Nothing in m aliases
-// b.
-func unmarshalPublish(b []byte, m proto.Message, redacts func(name string) bool) (fast bool, err error) {
+// Redaction names the header values that [UnmarshalPublish] redacts as it
+// reads them, and what it puts in their place. The zero value redacts
+// nothing.
+type Redaction struct {
+	// Redacts reports whether the value of a header named name is
+	// redacted. It is called for every header with a value, from the
+	// goroutine decoding. Nil redacts none.
+	Redacts func(name string) bool
+	// Value replaces a redacted value: the store's marker, so that the
+	// store finds the header already redacted.
+	Value string
+}
+
+// UnmarshalPublish decodes b into m as proto.Unmarshal does, redacting
+// header values as r says. For a *pxperfv1.PublishStreamRequest or
+// *pxperfv1.PublishRequest it takes the fast path when it can; fast
+// reports whether it did. Nothing in m aliases b.
+func UnmarshalPublish(b []byte, m proto.Message, r Redaction) (fast bool, err error) {
 	switch m := m.(type) {
 	case *pxperfv1.PublishStreamRequest:
-		if entries, ok := decodeEntries(b, redacts); ok {
+		if entries, ok := decodeEntries(b, r); ok {
 			proto.Reset(m)
 			m.Entries = entries
 			return true, nil
 		}
 	case *pxperfv1.PublishRequest:
-		if entries, ok := decodeEntries(b, redacts); ok {
+		if entries, ok := decodeEntries(b, r); ok {
 			proto.Reset(m)
 			m.Entries = entries
 			return true, nil
@@ -79,7 +90,7 @@ func unmarshalPublish(b []byte, m proto.Message, redacts func(name string) bool)
 // decodeEntries decodes b, a message whose one field is `repeated Entry
 // entries = 1`, and returns its entries (nil for none). ok is false when
 // the fast path does not take b.
-func decodeEntries(b []byte, redacts func(name string) bool) (entries []*pxperfv1.Entry, ok bool) {
+func decodeEntries(b []byte, r Redaction) (entries []*pxperfv1.Entry, ok bool) {
 	n := 0
 	for rest := b; len(rest) > 0; n++ {
 		f, size := nextField(rest)
@@ -95,7 +106,7 @@ func decodeEntries(b []byte, redacts func(name string) bool) (entries []*pxperfv
 	for len(b) > 0 {
 		f, size := nextField(b) // read above
 		b = b[size:]
-		e, ok := decodeEntry(f.b, redacts)
+		e, ok := decodeEntry(f.b, r)
 		if !ok {
 			return nil, false
 		}
@@ -229,8 +240,8 @@ type entryBlock struct {
 // entryAlloc hands out the memory measured for one entry, in the order its
 // fields come.
 type entryAlloc struct {
-	redacts   func(name string) bool // headers whose values are redacted; may be nil
-	arena     []byte                 // string data; appended to, never past its capacity
+	redact    Redaction
+	arena     []byte // string data; appended to, never past its capacity
 	headers   []pxperfv1.Header
 	durations []durationpb.Duration
 	failed    []string // empty, with room for the failed upstreams
@@ -238,12 +249,12 @@ type entryAlloc struct {
 
 // decodeEntry decodes one Entry. ok is false when the fast path does not
 // take b; what it made so far is then garbage.
-func decodeEntry(b []byte, redacts func(name string) bool) (e *pxperfv1.Entry, ok bool) {
+func decodeEntry(b []byte, r Redaction) (e *pxperfv1.Entry, ok bool) {
 	var s entryShape
 	if !s.measure(b) {
 		return nil, false
 	}
-	a := entryAlloc{redacts: redacts}
+	a := entryAlloc{redact: r}
 	if s.arena > 0 {
 		a.arena = make([]byte, 0, s.arena)
 	}
@@ -449,9 +460,9 @@ func (a *entryAlloc) header(hf field) (*pxperfv1.Header, bool) {
 	}) {
 		return nil, false
 	}
-	if h.Value != "" && a.redacts != nil && a.redacts(h.Name) {
+	if h.Value != "" && a.redact.Redacts != nil && a.redact.Redacts(h.Name) {
 		a.forget(h.Value)
-		h.Value = store.Redacted
+		h.Value = a.redact.Value
 	}
 	return h, true
 }

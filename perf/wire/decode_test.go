@@ -1,8 +1,7 @@
-package service
+package wire
 
 import (
 	"bytes"
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -11,15 +10,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"github.com/pxperf/pxperf/internal/testentry"
-	"github.com/pxperf/pxperf/perf/store"
-	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/testing/protocmp"
 )
 
-// publishMessages makes an empty message of each type unmarshalPublish
+// publishMessages makes an empty message of each type UnmarshalPublish
 // decodes on its fast path.
 var publishMessages = []struct {
 	name string
@@ -29,7 +26,7 @@ var publishMessages = []struct {
 	{"PublishRequest", func() proto.Message { return new(pxperfv1.PublishRequest) }},
 }
 
-// decodeBoth decodes b with unmarshalPublish and with proto.Unmarshal, into
+// decodeBoth decodes b with UnmarshalPublish and with proto.Unmarshal, into
 // each publish message, and fails tb unless both fail or both succeed with
 // equal messages. It decodes from a copy of b that it then overwrites, so
 // that anything decoded that aliases the input shows. It returns whether
@@ -39,17 +36,17 @@ func decodeBoth(tb testing.TB, b []byte) (fast bool) {
 	for i, pm := range publishMessages {
 		in := bytes.Clone(b)
 		got := pm.new()
-		f, gotErr := unmarshalPublish(in, got, nil)
+		f, gotErr := UnmarshalPublish(in, got, Redaction{})
 		for j := range in {
 			in[j] = 0xa5
 		}
 		want := pm.new()
 		wantErr := proto.Unmarshal(b, want)
 		if (gotErr != nil) != (wantErr != nil) {
-			tb.Fatalf("%s: unmarshalPublish (fast %v) error %v, proto.Unmarshal error %v", pm.name, f, gotErr, wantErr)
+			tb.Fatalf("%s: UnmarshalPublish (fast %v) error %v, proto.Unmarshal error %v", pm.name, f, gotErr, wantErr)
 		}
 		if gotErr == nil && !proto.Equal(got, want) {
-			tb.Fatalf("%s: unmarshalPublish (fast %v) differs from proto.Unmarshal (-got +want):\n%s", pm.name, f, cmp.Diff(got, want, protocmp.Transform()))
+			tb.Fatalf("%s: UnmarshalPublish (fast %v) differs from proto.Unmarshal (-got +want):\n%s", pm.name, f, cmp.Diff(got, want, protocmp.Transform()))
 		}
 		if f && gotErr != nil {
 			tb.Fatalf("%s: the fast path returned an error: %v", pm.name, gotErr)
@@ -210,7 +207,7 @@ func TestDecodeTruncated(t *testing.T) {
 	}
 }
 
-// Random entries, as FuzzEntryChecker makes them, all take the fast path.
+// Random entries (testentry.Random) all take the fast path.
 func TestDecodeRandomEntries(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for range 200 {
@@ -226,8 +223,8 @@ func TestDecodedEntriesAreIndependent(t *testing.T) {
 	full := new(pxperfv1.Entry)
 	populate(t, full.ProtoReflect())
 	var got pxperfv1.PublishStreamRequest
-	if fast, err := unmarshalPublish(marshalRequest(t, full, full, full), &got, nil); err != nil || !fast {
-		t.Fatalf("unmarshalPublish: fast %v, error %v", fast, err)
+	if fast, err := UnmarshalPublish(marshalRequest(t, full, full, full), &got, Redaction{}); err != nil || !fast {
+		t.Fatalf("UnmarshalPublish: fast %v, error %v", fast, err)
 	}
 	a, b, c := got.Entries[0], got.Entries[1], got.Entries[2]
 	// What store.Normalize and complete do, and more.
@@ -263,58 +260,6 @@ func TestDecodedEntriesAreIndependent(t *testing.T) {
 	}
 }
 
-// The codec decodes publish requests on the fast path from buffers that
-// gRPC recycles afterwards, and other messages as the proto codec does.
-func TestRawCodecUnmarshal(t *testing.T) {
-	full := new(pxperfv1.Entry)
-	populate(t, full.ProtoReflect())
-	sub := &pxperfv1.SubscribeRequest{Filter: &pxperfv1.Filter{Host: "example.com", Methods: []string{"GET"}}}
-	subWire, err := proto.Marshal(sub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		name string
-		wire []byte
-		into proto.Message
-		want proto.Message
-	}{
-		{"stream", marshalRequest(t, full, testentry.Proxied(2)), new(pxperfv1.PublishStreamRequest), &pxperfv1.PublishStreamRequest{Entries: []*pxperfv1.Entry{full, testentry.Proxied(2)}}},
-		{"unary", marshalRequest(t, full), new(pxperfv1.PublishRequest), &pxperfv1.PublishRequest{Entries: []*pxperfv1.Entry{full}}},
-		{"other", subWire, new(pxperfv1.SubscribeRequest), sub},
-	} {
-		for _, size := range []int{len(tc.wire), 7} {
-			t.Run(fmt.Sprintf("%s/buffers of %d", tc.name, size), func(t *testing.T) {
-				// Pooled buffers, as gRPC receives into, overwritten once
-				// freed.
-				var data mem.BufferSlice
-				var raw []*[]byte
-				for b := tc.wire; len(b) > 0; {
-					n := min(size, len(b))
-					buf := mem.DefaultBufferPool().Get(n)
-					copy(*buf, b[:n])
-					raw = append(raw, buf)
-					data = append(data, mem.SliceBuffer(*buf))
-					b = b[n:]
-				}
-				into := proto.Clone(tc.into)
-				if err := newRawCodec(nil, nil).Unmarshal(data, into); err != nil {
-					t.Fatal(err)
-				}
-				data.Free()
-				for _, buf := range raw {
-					for i := range *buf {
-						(*buf)[i] = 0xa5
-					}
-				}
-				if diff := cmp.Diff(into, tc.want, protocmp.Transform()); diff != "" {
-					t.Errorf("decoded (-got +want):\n%s", diff)
-				}
-			})
-		}
-	}
-}
-
 // FuzzDecodePublish holds the fast path to proto.Unmarshal: for any input,
 // it fails iff proto.Unmarshal fails, and otherwise decodes the same
 // message, owning all of its memory.
@@ -334,7 +279,7 @@ func FuzzDecodePublish(f *testing.F) {
 }
 
 // BenchmarkDecodePublish decodes a PublishStreamRequest of 100 entries as
-// bench publishes them, with proto.Unmarshal and with unmarshalPublish.
+// bench publishes them, with proto.Unmarshal and with UnmarshalPublish.
 // "discard" drops each message, as the bare server does; "keep" keeps the
 // last 10 000 messages (a million entries) alive, as the store does, so
 // that the garbage collector's share of the cost shows.
@@ -349,7 +294,7 @@ func BenchmarkDecodePublish(b *testing.B) {
 		unmarshal func([]byte, proto.Message) error
 	}{
 		{"proto", proto.Unmarshal},
-		{"fast", func(b []byte, m proto.Message) error { _, err := unmarshalPublish(b, m, nil); return err }},
+		{"fast", func(b []byte, m proto.Message) error { _, err := UnmarshalPublish(b, m, Redaction{}); return err }},
 	} {
 		for _, keep := range []bool{false, true} {
 			name := dec.name + "/discard"
@@ -382,8 +327,11 @@ func BenchmarkDecodePublish(b *testing.B) {
 // them, and their bytes are wiped from the entry's arena, whichever of name
 // and value comes first; other headers are kept as sent.
 func TestDecodeRedactsAsItReads(t *testing.T) {
-	redacts := func(name string) bool {
-		return strings.EqualFold(name, "cookie") || strings.EqualFold(name, "x-api-key")
+	redact := Redaction{
+		Redacts: func(name string) bool {
+			return strings.EqualFold(name, "cookie") || strings.EqualFold(name, "x-api-key")
+		},
+		Value: "[REDACTED]",
 	}
 	secret := strings.Repeat("s3cr3t", 700)
 	header := func(nameFirst bool, name, value string) field {
@@ -408,13 +356,13 @@ func TestDecodeRedactsAsItReads(t *testing.T) {
 		want      string
 		wantArena int // bytes of the arena in use after the header
 	}{
-		{"redacted, name first", true, "Cookie", secret, store.Redacted, len("Cookie")},
-		{"redacted, value first", false, "X-Api-Key", secret, store.Redacted, len(secret) + len("X-Api-Key")},
+		{"redacted, name first", true, "Cookie", secret, redact.Value, len("Cookie")},
+		{"redacted, value first", false, "X-Api-Key", secret, redact.Value, len(secret) + len("X-Api-Key")},
 		{"kept", true, "Accept", "*/*", "*/*", len("Accept") + len("*/*")},
 		{"empty value", true, "Cookie", "", "", len("Cookie")},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			a := entryAlloc{redacts: redacts, arena: make([]byte, 0, 1<<16), headers: make([]pxperfv1.Header, 1)}
+			a := entryAlloc{redact: redact, arena: make([]byte, 0, 1<<16), headers: make([]pxperfv1.Header, 1)}
 			h, ok := a.header(header(tt.nameFirst, tt.header, tt.value))
 			if !ok || h.Name != tt.header || h.Value != tt.want {
 				t.Fatalf("header = %v, %v; want %s: %q", h, ok, tt.header, tt.want)
@@ -422,35 +370,9 @@ func TestDecodeRedactsAsItReads(t *testing.T) {
 			if len(a.arena) != tt.wantArena {
 				t.Errorf("arena holds %d bytes, want %d", len(a.arena), tt.wantArena)
 			}
-			if tt.want == store.Redacted && bytes.Contains(a.arena[:cap(a.arena)], []byte(tt.value)) {
+			if tt.want == redact.Value && bytes.Contains(a.arena[:cap(a.arena)], []byte(tt.value)) {
 				t.Error("the redacted value is still in the arena")
 			}
 		})
-	}
-}
-
-// Through the codec, a published entry's credentials are redacted before
-// the store sees them, and the store's own redaction finds nothing left to
-// do.
-func TestCodecRedactsPublishedCredentials(t *testing.T) {
-	s, err := store.New(store.Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30, RedactHeaders: []string{"X-Api-Key"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := testentry.Proxied(1)
-	e.RequestHeaders = append(e.RequestHeaders,
-		&pxperfv1.Header{Name: "Authorization", Value: "Basic dXNlcjpwYXNz"},
-		&pxperfv1.Header{Name: "x-api-key", Value: "k-123"})
-	var req pxperfv1.PublishStreamRequest
-	if err := newRawCodec(s.Redacts, nil).Unmarshal(mem.BufferSlice{mem.SliceBuffer(marshalRequest(t, e))}, &req); err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]string{}
-	for _, h := range req.GetEntries()[0].GetRequestHeaders() {
-		got[h.GetName()] = h.GetValue()
-	}
-	want := map[string]string{"User-Agent": e.RequestHeaders[0].Value, "Accept": "*/*", "Authorization": store.Redacted, "x-api-key": store.Redacted}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("decoded request headers (-want +got):\n%s", diff)
 	}
 }

@@ -3,6 +3,7 @@ package service
 import (
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"github.com/pxperf/pxperf/perf/store"
+	"github.com/pxperf/pxperf/perf/wire"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -23,18 +24,24 @@ type rawMessage struct {
 // it straight into its write buffer.
 type rawCodec struct {
 	proto encoding.CodecV2
-	// redacts names the headers whose values the store redacts: the
+	// redact names the headers whose values the store redacts: the
 	// publish decoder redacts them as it reads them, so that no secret is
-	// copied into the memory an entry keeps. Nil redacts none.
-	redacts func(name string) bool
+	// copied into the memory an entry keeps.
+	redact wire.Redaction
 	// fields gives the store's cached encodings of entries (see
 	// store.Store.Fields), from which a ListEntriesResponse is sent. Nil:
 	// responses are marshalled.
 	fields func(es []*pxperfv1.Entry, dst [][]byte) [][]byte
 }
 
+// newRawCodec returns the codec for a store whose Redacts is redacts (nil
+// redacts nothing) and whose Fields is fields (nil marshals responses).
 func newRawCodec(redacts func(name string) bool, fields func([]*pxperfv1.Entry, [][]byte) [][]byte) rawCodec {
-	return rawCodec{proto: encoding.GetCodecV2("proto"), redacts: redacts, fields: fields}
+	return rawCodec{
+		proto:  encoding.GetCodecV2("proto"),
+		redact: wire.Redaction{Redacts: redacts, Value: store.Redacted},
+		fields: fields,
+	}
 }
 
 // Marshal implements encoding.CodecV2.
@@ -51,7 +58,7 @@ func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) {
 }
 
 // Unmarshal implements encoding.CodecV2. The publish requests take
-// [unmarshalPublish]'s fast path, which allocates far less per entry than
+// [wire.UnmarshalPublish]'s fast path, which allocates far less per entry than
 // proto.Unmarshal; other messages go to the proto codec. gRPC frees data
 // once this returns: nothing decoded aliases it.
 func (c rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
@@ -61,7 +68,7 @@ func (c rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 		// the pool, as the proto codec does.
 		buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
 		defer buf.Free()
-		_, err := unmarshalPublish(buf.ReadOnlyData(), m.(proto.Message), c.redacts)
+		_, err := wire.UnmarshalPublish(buf.ReadOnlyData(), m.(proto.Message), c.redact)
 		return err
 	}
 	return c.proto.Unmarshal(data, v)
