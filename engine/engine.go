@@ -26,6 +26,7 @@ import (
 	"github.com/pxperf/pxperf/perf/procstat"
 	"github.com/pxperf/pxperf/perf/resources"
 	"github.com/pxperf/pxperf/perf/store"
+	"github.com/pxperf/pxperf/perf/wire"
 	"github.com/pxperf/pxperf/proxy"
 	"google.golang.org/protobuf/proto"
 )
@@ -282,6 +283,7 @@ func storeConfig(m *pxperfv1.MemoryConfig) store.Config {
 		HighWater:      m.GetHighWater(),
 		LowWater:       m.GetLowWater(),
 		CheckInterval:  m.GetCleanupInterval().AsDuration(),
+		Encoder:        wire.Encoder{},
 	}
 }
 

@@ -2,11 +2,11 @@ package service
 
 import (
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/perf/hub"
 	"github.com/pxperf/pxperf/perf/store"
 	"github.com/pxperf/pxperf/perf/wire"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
-	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -77,101 +77,37 @@ func (c rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 // Name implements encoding.CodecV2: the codec stands in for "proto".
 func (rawCodec) Name() string { return "proto" }
 
-// Field numbers used to build a SubscribeResponse holding an EntryBatch;
-// see service.proto. EntryBatch.entries is store.EntryField, the field the
-// store's cached encodings are framed as. TestWireFieldNumbers checks them
-// against the descriptors.
-const (
-	subscribeResponseBatch = 1
-	entryBatchNextID       = 2
-	entryBatchUpdates      = 3
-	entryBatchUpdatesLost  = 4
-)
-
-// encodeBatch returns SubscribeResponse{batch: EntryBatch{entries, next_id,
-// updates, updates_lost}} in wire form, from the entries' and updates'
-// cached fields: entries holds the entries' fields in order, in any number
-// of slices (store.Read.Runs, or Fields), and updates one field each
-// (store.Updates.Fields). The entries' slices are not copied: the message
-// refers to them. The updates', few, are copied under their own field
-// number.
-func encodeBatch(entries, updates [][]byte, nextID, updatesLost uint64) *rawMessage {
-	inner := 0
-	for _, f := range entries {
-		inner += len(f)
-	}
-	tail := 0
-	if nextID != 0 {
-		tail += protowire.SizeTag(entryBatchNextID) + protowire.SizeVarint(nextID)
-	}
-	for _, f := range updates {
-		tail += protowire.SizeTag(entryBatchUpdates) + protowire.SizeBytes(len(store.EntryBytes(f)))
-	}
-	if updatesLost != 0 {
-		tail += protowire.SizeTag(entryBatchUpdatesLost) + protowire.SizeVarint(updatesLost)
-	}
-	inner += tail
-	head := protowire.SizeTag(subscribeResponseBatch) + protowire.SizeVarint(uint64(inner))
-
-	// One allocation for the bytes written here: head, then tail.
-	b := make([]byte, 0, head+tail)
-	b = protowire.AppendTag(b, subscribeResponseBatch, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(inner))
-	if nextID != 0 {
-		b = protowire.AppendTag(b, entryBatchNextID, protowire.VarintType)
-		b = protowire.AppendVarint(b, nextID)
-	}
-	for _, f := range updates {
-		b = protowire.AppendTag(b, entryBatchUpdates, protowire.BytesType)
-		b = protowire.AppendBytes(b, store.EntryBytes(f))
-	}
-	if updatesLost != 0 {
-		b = protowire.AppendTag(b, entryBatchUpdatesLost, protowire.VarintType)
-		b = protowire.AppendVarint(b, updatesLost)
-	}
-
-	bufs := make(mem.BufferSlice, 0, len(entries)+2)
-	bufs = append(bufs, mem.SliceBuffer(b[:head]))
-	for _, r := range entries {
+// encodeBatch returns b as a SubscribeResponse in wire form (see
+// [wire.Batch]): the entries' cached fields are not copied, the message
+// refers to them.
+func encodeBatch(b *hub.WireBatch) *rawMessage {
+	head, tail := wire.Batch(b.Entries, b.Updates, b.NextID, b.UpdatesLost)
+	bufs := make(mem.BufferSlice, 0, len(b.Entries)+2)
+	bufs = append(bufs, mem.SliceBuffer(head))
+	size := len(head) + len(tail)
+	for _, r := range b.Entries {
 		bufs = append(bufs, mem.SliceBuffer(r))
+		size += len(r)
 	}
-	if tail > 0 {
-		bufs = append(bufs, mem.SliceBuffer(b[head:]))
+	if len(tail) > 0 {
+		bufs = append(bufs, mem.SliceBuffer(tail))
 	}
-	return &rawMessage{bufs: bufs, size: head + inner}
+	return &rawMessage{bufs: bufs, size: size}
 }
 
-// encodeList returns r in wire form, as proto.Marshal would, taking each
-// entry's encoding from fields (fields[i] is that of r.Entries[i], or nil
-// to marshal it here): the window a UI scrolls through is sent from the
-// store's cache, usually made already for the subscribers, without
-// encoding or copying it again. The other fields of r are marshalled as
-// they are: entries is field 1, so its fields come first, as proto.Marshal
-// writes them.
+// encodeList returns r in wire form, taking each entry's encoding from
+// fields (see [wire.List]): the window a UI scrolls through is sent from
+// the store's cache, usually made already for the subscribers, without
+// encoding or copying it again. r is the handler's response, which only
+// the codec reads now.
 func encodeList(r *pxperfv1.ListEntriesResponse, fields [][]byte) (mem.BufferSlice, error) {
-	bufs := make(mem.BufferSlice, 0, len(fields)+1)
-	for i, f := range fields {
-		if f == nil {
-			b, err := proto.Marshal(r.Entries[i])
-			if err != nil {
-				return nil, err
-			}
-			f = protowire.AppendTag(nil, store.EntryField, protowire.BytesType)
-			f = protowire.AppendBytes(f, b)
-		}
-		bufs = append(bufs, mem.SliceBuffer(f))
-	}
-	// The rest of r: r is the handler's response, which only the codec
-	// reads now; its entries are put back at once.
-	entries := r.Entries
-	r.Entries = nil
-	rest, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
-	r.Entries = entries
+	parts, err := wire.List(r, fields)
 	if err != nil {
 		return nil, err
 	}
-	if len(rest) > 0 {
-		bufs = append(bufs, mem.SliceBuffer(rest))
+	bufs := make(mem.BufferSlice, len(parts))
+	for i, p := range parts {
+		bufs[i] = mem.SliceBuffer(p)
 	}
 	return bufs, nil
 }

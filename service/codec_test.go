@@ -1,13 +1,16 @@
 package service
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"github.com/pxperf/pxperf/internal/testentry"
+	"github.com/pxperf/pxperf/perf/hub"
 	"github.com/pxperf/pxperf/perf/store"
+	"github.com/pxperf/pxperf/perf/wire"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
@@ -82,7 +85,7 @@ func TestRawCodecUnmarshal(t *testing.T) {
 // the store sees them, and the store's own redaction finds nothing left to
 // do.
 func TestCodecRedactsPublishedCredentials(t *testing.T) {
-	s, err := store.New(store.Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30, RedactHeaders: []string{"X-Api-Key"}})
+	s, err := store.New(store.Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30, RedactHeaders: []string{"X-Api-Key"}, Encoder: wire.Encoder{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,5 +104,97 @@ func TestCodecRedactsPublishedCredentials(t *testing.T) {
 	want := map[string]string{"User-Agent": e.RequestHeaders[0].Value, "Accept": "*/*", "Authorization": store.Redacted, "x-api-key": store.Redacted}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("decoded request headers (-want +got):\n%s", diff)
+	}
+}
+
+// A ListEntriesResponse the codec sends from the store's cache is byte for
+// byte what proto.Marshal makes of it: for a window without a filter (one buffer),
+// for scattered entries, and for a copy the store does not hold (an entry
+// with its body added), which is marshalled.
+func TestCodecMarshalsListFromCache(t *testing.T) {
+	s, err := store.New(store.Config{MaxEntries: 100, MaxMemoryBytes: 1 << 30, MaxBodySize: 1 << 10, Encoder: wire.Encoder{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	es := make([]*pxperfv1.Entry, 20)
+	for i := range es {
+		es[i] = testentry.Proxied(i)
+	}
+	es[3].ResponseBody = &pxperfv1.Body{Data: []byte("hello"), ContentType: "text/plain"}
+	s.Append(es)
+	window := s.List(store.Query{Limit: 10}).Entries // newest first: ids 20..11
+	withBody, err := s.EntryWithBody(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name    string
+		entries []*pxperfv1.Entry
+	}{
+		{"window", window},
+		{"scattered", []*pxperfv1.Entry{window[0], window[5], window[2]}},
+		{"a copy with its body", []*pxperfv1.Entry{window[1], withBody}},
+		{"none", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := &pxperfv1.ListEntriesResponse{Entries: tt.entries, NextPageToken: "tok", TotalSize: 20, OldestId: 1, NewestId: 20}
+			out, err := newRawCodec(nil, s.Fields).Marshal(resp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := proto.MarshalOptions{Deterministic: true}.Marshal(resp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := out.Materialize(); !bytes.Equal(got, want) {
+				t.Errorf("codec gives %d bytes, proto.Marshal %d", len(got), len(want))
+			}
+		})
+	}
+}
+
+// A batch of cached fields goes out as a few slices, the entries' own
+// between the head and the tail that wire.Batch makes, and the codec
+// passes them on as they are; messageSize counts their bytes.
+func TestEncodeBatch(t *testing.T) {
+	var enc wire.Encoder
+	field := func(id uint64) []byte {
+		e := &pxperfv1.Entry{Id: id, Method: "GET", Url: "http://example.com/"}
+		return enc.AppendField(nil, e, enc.FieldSize(e))
+	}
+	for _, tt := range []struct {
+		name     string
+		batch    hub.WireBatch
+		wantBufs int      // slices in the message
+		wantIDs  []uint64 // of the entries, then the updates
+	}{
+		{"entries apart", hub.WireBatch{Entries: [][]byte{field(7), field(9)}, NextID: 10}, 4, []uint64{7, 9}},
+		{"entries together", hub.WireBatch{Entries: [][]byte{bytes.Join([][]byte{field(7), field(9)}, nil)}, NextID: 10}, 3, []uint64{7, 9}},
+		{"updates", hub.WireBatch{Updates: [][]byte{field(3)}, NextID: 10, UpdatesLost: 2}, 2, []uint64{3}},
+		{"entries alone", hub.WireBatch{Entries: [][]byte{field(7)}}, 2, []uint64{7}},
+		{"empty", hub.WireBatch{}, 1, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := encodeBatch(&tt.batch)
+			out, err := newRawCodec(nil, nil).Marshal(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer out.Free()
+			if len(out) != tt.wantBufs || out.Len() != int(messageSize(raw)) {
+				t.Errorf("message of %d slices, %d bytes; want %d slices, %d bytes (messageSize)", len(out), out.Len(), tt.wantBufs, messageSize(raw))
+			}
+			var got pxperfv1.SubscribeResponse
+			if err := proto.Unmarshal(out.Materialize(), &got); err != nil {
+				t.Fatal(err)
+			}
+			var ids []uint64
+			for _, e := range append(got.GetBatch().GetEntries(), got.GetBatch().GetUpdates()...) {
+				ids = append(ids, e.GetId())
+			}
+			if diff := cmp.Diff(tt.wantIDs, ids); diff != "" || got.GetBatch().GetNextId() != tt.batch.NextID || got.GetBatch().GetUpdatesLost() != tt.batch.UpdatesLost {
+				t.Errorf("decoded %v: ids (-want +got):\n%s", &got, diff)
+			}
+		})
 	}
 }

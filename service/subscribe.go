@@ -80,7 +80,7 @@ func (s *Service) Subscribe(req *pxperfv1.SubscribeRequest, stream grpc.ServerSt
 		var msg any = m.Response
 		var size uint64
 		if b := m.Batch; b != nil {
-			raw := encodeBatch(b.Entries, b.Updates, b.NextID, b.UpdatesLost)
+			raw := encodeBatch(b)
 			msg, size = raw, uint64(raw.size)
 		}
 		if err := stream.SendMsg(msg); err != nil {

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/pxperf/pxperf/perf/archive"
 	"github.com/pxperf/pxperf/perf/store"
 	"github.com/pxperf/pxperf/perf/throttle"
+	"github.com/pxperf/pxperf/perf/wire"
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
 )
@@ -48,7 +50,7 @@ func newHub(t *testing.T, maxEntries int, arch Archive, edit func(*Settings)) (*
 	if maxEntries == 0 {
 		maxEntries = 100_000
 	}
-	st, err := store.New(store.Config{MaxEntries: maxEntries, MaxMemoryBytes: 1 << 30})
+	st, err := store.New(store.Config{MaxEntries: maxEntries, MaxMemoryBytes: 1 << 30, Encoder: wire.Encoder{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,18 +119,18 @@ func (r *recorder) send(m Message) error {
 func decodeWire(b *WireBatch) *pxperfv1.EntryBatch {
 	var raw []byte
 	for _, f := range b.Entries {
-		raw = append(raw, f...) // EntryBatch.entries is store.EntryField
+		raw = append(raw, f...) // each an EntryBatch.entries field
 	}
 	eb := &pxperfv1.EntryBatch{}
 	if err := proto.Unmarshal(raw, eb); err != nil {
 		panic(err)
 	}
 	for _, f := range b.Updates {
-		e := &pxperfv1.Entry{}
-		if err := proto.Unmarshal(store.EntryBytes(f), e); err != nil {
-			panic(err)
+		u := &pxperfv1.EntryBatch{}
+		if err := proto.Unmarshal(f, u); err != nil || len(u.Entries) != 1 {
+			panic(fmt.Sprintf("an update's field holds %d entries (%v)", len(u.Entries), err))
 		}
-		eb.Updates = append(eb.Updates, e)
+		eb.Updates = append(eb.Updates, u.Entries[0])
 	}
 	eb.NextId, eb.UpdatesLost = b.NextID, b.UpdatesLost
 	return eb

@@ -23,8 +23,8 @@ type Message struct {
 }
 
 // WireBatch is an EntryBatch whose entries and updates are the store's
-// cached encodings, each a whole EntryBatch.entries field (framed as
-// store.EntryField), which the caller sends without copying. The slices
+// cached encodings, each a whole EntryBatch.entries field as wire.Encoder
+// frames it, which the caller sends without copying (see wire.Batch). The slices
 // are the store's and the subscription's: they stay valid until the
 // [SendFunc] it was given to returns.
 type WireBatch struct {

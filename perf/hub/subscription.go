@@ -14,8 +14,7 @@ import (
 	"github.com/pxperf/pxperf/perf/archive"
 	"github.com/pxperf/pxperf/perf/store"
 	"github.com/pxperf/pxperf/perf/throttle"
-	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
+	"github.com/pxperf/pxperf/perf/wire"
 )
 
 // Start says where a subscription begins.
@@ -538,7 +537,7 @@ func (sub *Subscription) fillGap(first, last uint64) error {
 		matches := sub.req.Match.Selects(e)
 		n := 0 // e's size in the batch
 		if matches {
-			n = protowire.SizeTag(store.EntryField) + protowire.SizeBytes(proto.Size(e))
+			n = wire.Encoder{}.FieldSize(e)
 			if size > 0 && size+n > sub.hub.batchBytes {
 				if err := flush(); err != nil {
 					return err

@@ -53,8 +53,8 @@ type Read struct {
 	// Entries that matched, in id order, without bodies; empty when the
 	// read's Limit.RunsOnly asked for Runs alone.
 	Entries []*pxperfv1.Entry
-	// Fields holds each entry's protobuf encoding as an [EntryField] field
-	// (tag, length, entry), made once per entry and shared by all readers:
+	// Fields holds each entry's encoding as [Config].Encoder frames it,
+	// made once per entry and shared by all readers:
 	// Fields[i] encodes Entries[i]. Not to be modified.
 	Fields [][]byte
 	// Runs is Fields joined wherever consecutive fields lie next to each

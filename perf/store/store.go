@@ -68,6 +68,9 @@ type Config struct {
 	// CheckInterval is how often [Store.WatchPressure] reads process memory.
 	// Zero means 60s; otherwise at least 1ms.
 	CheckInterval time.Duration
+	// Encoder encodes each entry once for the readers that send it (see
+	// [Read.Fields]). Required by [New]; [Store.SetConfig] ignores it.
+	Encoder Encoder
 }
 
 // withDefaults fills in the zero values that have defaults.
@@ -138,6 +141,7 @@ type Stats struct {
 type Store struct {
 	mu        sync.RWMutex
 	encoding  sync.Mutex // serialises encodeRunLocked, under mu held for reading
+	encoder   Encoder    // Config.Encoder given to New
 	cfg       Config
 	redact    []string                 // header names to redact; see redactList
 	redactNow atomic.Pointer[[]string] // redact, for Redacts, which takes no lock
@@ -166,11 +170,15 @@ func New(cfg Config) (*Store, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	if cfg.Encoder == nil {
+		return nil, fmt.Errorf("%w: Encoder is required", ErrInvalidConfig)
+	}
 	first := cfg.FirstID
 	if first == 0 {
 		first = 1
 	}
 	s := &Store{
+		encoder: cfg.Encoder,
 		firstID: first,
 		nextID:  first,
 		changed: make(chan struct{}),
@@ -182,8 +190,8 @@ func New(cfg Config) (*Store, error) {
 }
 
 // SetConfig changes the limits of a running store. Lower limits evict at
-// once; ingest rules apply to entries appended afterwards. FirstID is
-// ignored.
+// once; ingest rules apply to entries appended afterwards. FirstID and
+// Encoder are ignored.
 func (s *Store) SetConfig(cfg Config) error {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {

@@ -14,7 +14,7 @@ import (
 	"unsafe"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
-	"google.golang.org/protobuf/encoding/protowire"
+	"github.com/pxperf/pxperf/perf/wire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -45,8 +45,13 @@ func entrySize(t testing.TB) int64 {
 	return s.Stats().Bytes
 }
 
+// mustNew returns a new store for cfg, failing t if New does. cfg gets
+// package wire's Encoder, the one the server uses, unless it names one.
 func mustNew(t testing.TB, cfg Config) *Store {
 	t.Helper()
+	if cfg.Encoder == nil {
+		cfg.Encoder = wire.Encoder{}
+	}
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New(%+v): %v", cfg, err)
@@ -75,6 +80,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{MaxEntries: 0, MaxMemoryBytes: 1},
 		{MaxEntries: 1, MaxMemoryBytes: 0},
 		{MaxEntries: 1, MaxMemoryBytes: 1, MaxBodySize: -1},
+		{MaxEntries: 1, MaxMemoryBytes: 1}, // no Encoder
 	} {
 		if _, err := New(cfg); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("New(%+v) = %v, want ErrInvalidConfig", cfg, err)
@@ -577,25 +583,41 @@ func TestReadFromFieldsAreEncodedOnce(t *testing.T) {
 	}
 }
 
-// decodeField decodes a field of Read.Fields, checking its tag.
-func decodeField(t *testing.T, f []byte) *pxperfv1.Entry {
-	t.Helper()
-	num, typ, n := protowire.ConsumeTag(f)
-	if num != EntryField || typ != protowire.BytesType {
-		t.Fatalf("field has tag %d/%d, want %d/bytes", num, typ, EntryField)
-	}
-	b, m := protowire.ConsumeBytes(f[n:])
-	if m != len(f)-n {
-		t.Fatalf("field of %d bytes holds %d after its tag", len(f), m)
-	}
-	if !bytes.Equal(b, EntryBytes(f)) {
-		t.Errorf("EntryBytes = %x, want %x", EntryBytes(f), b)
-	}
-	var e pxperfv1.Entry
-	if err := proto.Unmarshal(b, &e); err != nil {
+// An entry carrying unknown fields (from a producer newer than the
+// server) is cached with them.
+func TestFieldsKeepUnknownFields(t *testing.T) {
+	unknown := []byte{0x98, 0x06, 5} // field 99, varint 5
+	e := newEntry("GET", "http://example.com/", 200)
+	e.ProtoReflect().SetUnknown(unknown)
+	e.StartTime.ProtoReflect().SetUnknown(unknown)
+	s := mustNew(t, Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30})
+	s.Append([]*pxperfv1.Entry{e})
+	r, err := s.ReadFrom(1, Limit{Entries: 1}, Matcher{}, Read{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	return &e
+	got := decodeField(t, r.Fields[0])
+	if string(got.ProtoReflect().GetUnknown()) != string(unknown) || string(got.StartTime.ProtoReflect().GetUnknown()) != string(unknown) {
+		t.Errorf("cached entry's unknown fields %x, start time's %x; want %x", got.ProtoReflect().GetUnknown(), got.StartTime.ProtoReflect().GetUnknown(), unknown)
+	}
+	if !proto.Equal(got, r.Entries[0]) {
+		t.Errorf("cached entry %v, want %v", got, r.Entries[0])
+	}
+}
+
+// decodeField decodes a field of Read.Fields, which wire.Encoder frames as
+// an EntryBatch.entries field: the field alone is an EntryBatch of one
+// entry.
+func decodeField(t *testing.T, f []byte) *pxperfv1.Entry {
+	t.Helper()
+	var b pxperfv1.EntryBatch
+	if err := proto.Unmarshal(f, &b); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Entries) != 1 || len(b.ProtoReflect().GetUnknown()) > 0 || b.NextId != 0 || len(b.Updates) != 0 {
+		t.Fatalf("field decodes as %v, want one entry alone", &b)
+	}
+	return b.Entries[0]
 }
 
 // Entries read together are encoded together, and a read joins their
@@ -1074,24 +1096,26 @@ func TestReadRunsOnlyConcurrent(t *testing.T) {
 				if r.GapFirst != 0 { // fell behind the oldest held
 					next = r.GapLast + 1
 				}
-				rest := bytes.Join(r.Runs, nil)
-				for id := next; id < r.Next; id++ {
-					num, typ, n := protowire.ConsumeTag(rest)
-					b, m := protowire.ConsumeBytes(rest[max(n, 0):])
-					if num != EntryField || typ != protowire.BytesType || n < 0 || m < 0 {
-						errs <- fmt.Errorf("read from %d: no field for id %d", next, id)
-						return
-					}
-					e := &pxperfv1.Entry{}
-					if err := proto.Unmarshal(b, e); err != nil || e.Id != id {
-						errs <- fmt.Errorf("read from %d: field for id %d holds id %d (%v)", next, id, e.Id, err)
-						return
-					}
-					rest = rest[n+m:]
-				}
-				if len(rest) != 0 {
-					errs <- fmt.Errorf("read from %d: %d bytes after the last entry", next, len(rest))
+				// The runs are entries fields one after another: an
+				// EntryBatch of the entries read, in id order.
+				var b pxperfv1.EntryBatch
+				if err := proto.Unmarshal(bytes.Join(r.Runs, nil), &b); err != nil {
+					errs <- fmt.Errorf("read from %d: %v", next, err)
 					return
+				}
+				if len(b.ProtoReflect().GetUnknown()) > 0 || b.NextId != 0 || len(b.Updates) != 0 {
+					errs <- fmt.Errorf("read from %d: runs hold more than entries fields", next)
+					return
+				}
+				if uint64(len(b.Entries)) != r.Next-next {
+					errs <- fmt.Errorf("read from %d to %d: runs hold %d entries", next, r.Next, len(b.Entries))
+					return
+				}
+				for i, e := range b.Entries {
+					if id := next + uint64(i); e.Id != id {
+						errs <- fmt.Errorf("read from %d: field for id %d holds id %d", next, id, e.Id)
+						return
+					}
 				}
 				next = r.Next
 			}

@@ -4,19 +4,29 @@ import (
 	"sync/atomic"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
-	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
 )
 
-// EntryField is the field number under which [Read.Fields] encodes each
-// entry: that of EntryBatch.entries and ListEntriesResponse.entries.
-const EntryField protowire.Number = 1
+// Encoder makes the encoding the store caches of each entry, which
+// [Read.Fields] and [Store.Fields] give out: the entry framed as one field
+// of the message it is sent in, so that entries encoded one after another
+// are sent as they are. The store never looks inside those bytes.
+// Package wire's Encoder is the one pxperf uses. An Encoder must be safe
+// for concurrent use.
+type Encoder interface {
+	// FieldSize returns the size in bytes of e's field.
+	FieldSize(e *pxperfv1.Entry) int
+	// AppendField appends e's field, of size bytes, to b and returns the
+	// extended slice. size is what FieldSize returned for e, which has not
+	// changed since.
+	AppendField(b []byte, e *pxperfv1.Entry, size int) []byte
+}
 
-// wireSlot holds an entry's encoding (without its body) as an [EntryField]
-// field, made on first use and shared by every reader after: each entry is
-// encoded once however many subscribers send it. Slots lie in their chunk
-// beside the items, so that a reader of many entries finds their encodings
-// one after another rather than each behind its own pointers.
+// wireSlot holds an entry's encoding (without its body), as
+// [Config].Encoder frames it, made on first use and shared by every reader
+// after: each entry is encoded once however many subscribers send it.
+// Slots lie in their chunk beside the items, so that a reader of many
+// entries finds their encodings one after another rather than each behind
+// its own pointers.
 //
 // field and run are written once, by encodeRunLocked under Store.encoding,
 // before made is set; readers holding s.mu for reading see them once they
@@ -140,25 +150,15 @@ func (s *Store) encodeRunLocked(first, end uint64) {
 		var sizes []encodedSize
 		total := 0
 		for ; id < end && s.wireLocked(id).get() == nil; id++ {
-			sz := sizeOf(s.itemLocked(id).entry)
-			sizes = append(sizes, sz)
-			total += protowire.SizeTag(EntryField) + protowire.SizeBytes(sz.n)
+			n := s.encoder.FieldSize(s.itemLocked(id).entry)
+			sizes = append(sizes, encodedSize{n: n})
+			total += n
 		}
 		buf := make([]byte, 0, total)
-		opts := proto.MarshalOptions{UseCachedSize: true}
 		for i, sz := range sizes {
 			e := s.itemLocked(run + uint64(i)).entry
 			sizes[i].start = len(buf)
-			buf = appendTag(buf, EntryField, sz.n)
-			if sz.byHand {
-				buf = appendWire(buf, e)
-			} else {
-				var err error
-				if buf, err = opts.MarshalAppend(buf, e); err != nil {
-					// A stored entry passed validation; Marshal cannot fail on it.
-					panic("store: encoding a stored entry: " + err.Error())
-				}
-			}
+			buf = s.encoder.AppendField(buf, e, sz.n)
 		}
 		// Set once the buffer is whole, so that every field lies in its
 		// final array, and last to first: a reader that sees a run's field
@@ -195,19 +195,11 @@ func (s *Store) firstUnmadeLocked(first, end uint64) uint64 {
 	return end
 }
 
-// encodedSize is the size of an entry's encoding, and whether appendWire
-// makes it (else proto.Marshal, which has its sizes cached).
+// encodedSize is the size of an entry's field, and where it starts in its
+// buffer once encoded.
 type encodedSize struct {
-	n      int
-	byHand bool
-	start  int // where the field starts in its buffer, once encoded
-}
-
-func sizeOf(e *pxperfv1.Entry) encodedSize {
-	if marshalable(e) {
-		return encodedSize{n: wireSize(e), byHand: true}
-	}
-	return encodedSize{n: proto.Size(e)}
+	n     int
+	start int
 }
 
 // joinRun appends field, as the cache holds it, to runs: onto the last
@@ -228,18 +220,4 @@ func joinRun(runs [][]byte, field []byte) [][]byte {
 // array.
 func adjacent(a, b []byte) bool {
 	return len(b) > 0 && cap(a)-len(a) >= len(b) && &a[:len(a)+1][len(a)] == &b[0]
-}
-
-// EntryBytes returns the entry's encoding inside a field of [Read.Fields],
-// or nil if field is not one.
-func EntryBytes(field []byte) []byte {
-	_, _, n := protowire.ConsumeTag(field)
-	if n < 0 {
-		return nil
-	}
-	b, m := protowire.ConsumeBytes(field[n:])
-	if m < 0 {
-		return nil
-	}
-	return b
 }

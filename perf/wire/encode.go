@@ -1,18 +1,53 @@
-package store
+package wire
 
 import (
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
-// This file encodes stored entries by hand, for the wire cache (see
-// encodeRunLocked): proto.Marshal walks each message by reflection tables
-// and validates every string's UTF-8 again, which made encoding each
-// entry once cost as much as the rest of a subscriber's work. The output
-// is what proto.Marshal gives: fields in number order, zero values left
-// out, so that any protobuf decoder reads the same entry.
+// Encoder encodes an entry as the store caches it (see
+// [github.com/pxperf/pxperf/perf/store.Encoder]): as one `entries` field of
+// an EntryBatch, which a ListEntriesResponse and a ViewUpdate number the
+// same, so that cached entries are sent in any of them as they are. The
+// zero value is ready to use, and safe for concurrent use.
+type Encoder struct{}
+
+// FieldSize returns the size in bytes of e's field: its tag, its length
+// and e's encoding.
+func (Encoder) FieldSize(e *pxperfv1.Entry) int {
+	n := 0
+	if marshalable(e) {
+		n = wireSize(e)
+	} else {
+		n = proto.Size(e)
+	}
+	return sizeMessage(entriesField, n)
+}
+
+// AppendField appends e's field to b and returns the extended slice. size
+// is FieldSize(e), and e has not changed since.
+func (Encoder) AppendField(b []byte, e *pxperfv1.Entry, size int) []byte {
+	if marshalable(e) {
+		b = appendTag(b, entriesField, wireSize(e))
+		return appendWire(b, e)
+	}
+	b = appendTag(b, entriesField, proto.Size(e))
+	b, err := proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(b, e)
+	if err != nil {
+		// Only invalid UTF-8 fails, which neither proto.Unmarshal nor the
+		// store's check lets in.
+		panic("wire: encoding an entry: " + err.Error())
+	}
+	return b
+}
+
+// The rest of this file encodes entries by hand: proto.Marshal walks each
+// message by reflection tables and validates every string's UTF-8 again.
+// The output is what proto.Marshal gives: fields in number order, zero
+// values left out, so that any protobuf decoder reads the same entry.
 //
 // Entries whose messages carry unknown fields (a producer newer than this
 // server, decoded by proto.Unmarshal) are left to proto.Marshal, which

@@ -1,14 +1,16 @@
-package store
+package wire
 
 import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"github.com/pxperf/pxperf/internal/testentry"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // checkWire checks that appendWire encodes e, of wireSize bytes, exactly
@@ -73,8 +75,8 @@ func TestMarshalRandomEntries(t *testing.T) {
 }
 
 // An entry carrying unknown fields (from a producer newer than the
-// server) is left to proto.Marshal, which keeps them; the cache then holds
-// them too.
+// server) is left to proto.Marshal, which keeps them; the cached field then
+// holds them too.
 func TestMarshalLeavesUnknownFieldsToProto(t *testing.T) {
 	unknown := protowire.AppendTag(nil, 99, protowire.VarintType)
 	unknown = protowire.AppendVarint(unknown, 5)
@@ -92,46 +94,100 @@ func TestMarshalLeavesUnknownFieldsToProto(t *testing.T) {
 			if marshalable(e) {
 				t.Fatal("marshalable with unknown fields")
 			}
-			s := mustNew(t, Config{MaxEntries: 10, MaxMemoryBytes: 1 << 30})
-			s.Append([]*pxperfv1.Entry{e})
-			r, _ := s.ReadFrom(1, Limit{Entries: 1}, Matcher{}, Read{})
-			want, err := proto.Marshal(r.Entries[0])
+			want, err := proto.Marshal(e)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := EntryBytes(r.Fields[0]); string(got) != string(want) {
-				t.Errorf("cached encoding %x, want proto's %x", got, want)
+			var enc Encoder
+			if got := entryBytes(enc.AppendField(nil, e, enc.FieldSize(e))); string(got) != string(want) {
+				t.Errorf("encoded field holds %x, want proto's %x", got, want)
 			}
 		})
 	}
 }
 
-// BenchmarkMarshalEntry compares appendWire with proto.Marshal on the
-// benchmarks' entry, as stored (id, host, state and priority set).
-func BenchmarkMarshalEntry(b *testing.B) {
-	e := testentry.Proxied(1)
-	e.Id = 123456789
-	buf := make([]byte, 0, 1024)
-	b.Run("proto", func(b *testing.B) {
-		for b.Loop() {
-			n := proto.Size(e)
-			var err error
-			if buf, err = (proto.MarshalOptions{UseCachedSize: true}).MarshalAppend(buf[:0], e); err != nil || len(buf) != n {
-				b.Fatal(err)
-			}
+// The Encoder frames an entry as one EntryBatch.entries field of
+// FieldSize bytes, appended after what b holds.
+func TestEncoderFramesEntriesField(t *testing.T) {
+	full := new(pxperfv1.Entry)
+	if err := testentry.Populate(full.ProtoReflect()); err != nil {
+		t.Fatal(err)
+	}
+	var enc Encoder
+	for _, e := range []*pxperfv1.Entry{full, testentry.Proxied(1), {}} {
+		prefix := []byte("prefix")
+		b := enc.AppendField(prefix, e, enc.FieldSize(e))
+		if string(b[:len(prefix)]) != string(prefix) || len(b)-len(prefix) != enc.FieldSize(e) {
+			t.Fatalf("AppendField wrote %d bytes after the prefix, FieldSize says %d", len(b)-len(prefix), enc.FieldSize(e))
 		}
-	})
-	b.Run("appendWire", func(b *testing.B) {
-		for b.Loop() {
-			n := 0
-			if marshalable(e) {
-				n = wireSize(e)
-			}
-			if buf = appendWire(buf[:0], e); len(buf) != n {
-				b.Fatal("size mismatch")
-			}
+		var got pxperfv1.EntryBatch
+		if err := proto.Unmarshal(b[len(prefix):], &got); err != nil {
+			t.Fatal(err)
 		}
-	})
+		if len(got.Entries) != 1 || !proto.Equal(got.Entries[0], e) {
+			t.Errorf("field decodes as %v, want one entry %v", &got, e)
+		}
+	}
+}
+
+// benchEntries are entries as the store encodes them (ids set, bodies
+// taken out): the benchmarks' entry; one with 43 headers, every timing, a
+// proxy decision and a body's metadata; and one with every field set.
+func benchEntries(tb testing.TB) []struct {
+	name  string
+	entry *pxperfv1.Entry
+} {
+	proxied := testentry.Proxied(1)
+	proxied.Id = 123456789
+	rich := testentry.Proxied(2)
+	rich.Id = 123456790
+	for i := range 20 {
+		rich.RequestHeaders = append(rich.RequestHeaders, &pxperfv1.Header{Name: fmt.Sprintf("X-Request-Header-%d", i), Value: fmt.Sprintf("value-%d-abcdefghijklmnopqrstuvwxyz", i)})
+		rich.ResponseHeaders = append(rich.ResponseHeaders, &pxperfv1.Header{Name: fmt.Sprintf("X-Response-Header-%d", i), Value: fmt.Sprint(i)})
+	}
+	rich.Timings = &pxperfv1.Timings{Dns: durationpb.New(time.Millisecond), Connect: durationpb.New(3 * time.Millisecond), TlsHandshake: durationpb.New(9 * time.Millisecond), TimeToFirstByte: durationpb.New(30 * time.Millisecond), Total: durationpb.New(42 * time.Millisecond)}
+	rich.ProxyDecision = &pxperfv1.ProxyDecision{Route: pxperfv1.Route_ROUTE_PROXY, Upstream: "proxy-a.internal:3128", FailedUpstreams: []string{"proxy-b.internal:3128"}, Source: pxperfv1.DecisionSource_DECISION_SOURCE_PAC}
+	rich.ResponseBody = &pxperfv1.Body{ContentType: "application/javascript", OriginalSize: 48213}
+	full := new(pxperfv1.Entry)
+	if err := testentry.Populate(full.ProtoReflect()); err != nil {
+		tb.Fatal(err)
+	}
+	full.ResponseBody.Data = nil
+	return []struct {
+		name  string
+		entry *pxperfv1.Entry
+	}{{"proxied", proxied}, {"rich", rich}, {"full", full}}
+}
+
+// BenchmarkEncoder compares the Encoder with proto.Marshal framing the
+// same field, as the store encodes entries into a buffer of their total
+// size.
+func BenchmarkEncoder(b *testing.B) {
+	for _, be := range benchEntries(b) {
+		e := be.entry
+		buf := make([]byte, 0, 1<<14)
+		b.Run(be.name+"/proto", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				n := proto.Size(e)
+				buf = protowire.AppendVarint(protowire.AppendTag(buf[:0], entriesField, protowire.BytesType), uint64(n))
+				var err error
+				if buf, err = (proto.MarshalOptions{UseCachedSize: true}).MarshalAppend(buf, e); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(be.name+"/Encoder", func(b *testing.B) {
+			b.ReportAllocs()
+			var enc Encoder
+			for b.Loop() {
+				n := enc.FieldSize(e)
+				if buf = enc.AppendField(buf[:0], e, n); len(buf) != n {
+					b.Fatal("size mismatch")
+				}
+			}
+		})
+	}
 }
 
 // FuzzAppendWire: any entry proto.Unmarshal makes, appendWire encodes as
