@@ -11,16 +11,18 @@
 // protobuf's.
 //
 // Entries go out encoded once: the store caches each entry's encoding,
-// made by an [Encoder], as one `entries` field of an EntryBatch, a field
-// that ListEntriesResponse and ViewUpdate number the same. [Batch] and
+// made by an [Encoder] with the marshalling code protoc-gen-go-vtproto
+// generates, as one `entries` field of an EntryBatch, a field that
+// ListEntriesResponse and ViewUpdate number the same. [Batch] and
 // [List] build the messages around those cached fields without copying
 // them: a batch of a subscription, and a page of ListEntries.
 //
 // Field numbers are read from the contract's descriptors, not written
-// here. Tests hold every fast path to protobuf: every field of the
-// contract (a field added to entry.proto that the code does not know fails
-// them), random and hand-made edge cases, and fuzz targets that compare
-// the output with protobuf's on any input.
+// here. Tests hold the decoder and the encoder to protobuf's own code:
+// every field of the contract (a field added to entry.proto that the
+// decoder does not know, or that the generated code lacks, fails them),
+// unknown fields, random and hand-made edge cases, and fuzz targets that
+// compare the output with protobuf's on any input.
 //
 // The package knows nothing of gRPC: the server's codec (package service)
 // calls it.

@@ -10,36 +10,62 @@ import (
 	"github.com/pxperf/pxperf/internal/testentry"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
-// checkWire checks that appendWire encodes e, of wireSize bytes, exactly
-// as proto.Marshal does (deterministic marshalling orders fields by number,
-// as appendWire does).
-func checkWire(t *testing.T, name string, e *pxperfv1.Entry) {
+// checkField checks that the Encoder frames e, in FieldSize bytes, as the
+// entries field proto.Marshal would write: tag, length, and exactly
+// proto.Marshal's encoding of e (deterministic marshalling orders fields
+// by number, as the generated code does, and puts unknown fields last).
+func checkField(t *testing.T, name string, e *pxperfv1.Entry) {
 	t.Helper()
-	if !marshalable(e) {
-		t.Fatalf("%s: not marshalable", name)
-	}
-	want, err := proto.MarshalOptions{Deterministic: true}.Marshal(e)
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(e)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := appendWire(nil, e)
-	if string(got) != string(want) || wireSize(e) != len(want) {
-		t.Errorf("%s: appendWire gives %d bytes (wireSize %d), proto.Marshal %d:\n got  %x\n want %x", name, len(got), wireSize(e), len(want), got, want)
+	want := protowire.AppendBytes(protowire.AppendTag(nil, entriesField, protowire.BytesType), b)
+	var enc Encoder
+	size := enc.FieldSize(e)
+	if got := enc.AppendField(nil, e, size); string(got) != string(want) || size != len(want) {
+		t.Errorf("%s: Encoder gives %d bytes (FieldSize %d), proto.Marshal %d:\n got  %x\n want %x", name, len(got), size, len(want), got, want)
 	}
 }
 
+// unknownField is a field that no message of the contract has: field 99,
+// the varint 5.
+var unknownField = protowire.AppendVarint(protowire.AppendTag(nil, 99, protowire.VarintType), 5)
+
+// setUnknown gives m and every message set in it unknownField.
+func setUnknown(m protoreflect.Message) {
+	m.SetUnknown(unknownField)
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.Message() == nil:
+		case fd.IsList():
+			for i := range v.List().Len() {
+				setUnknown(v.List().Get(i).Message())
+			}
+		default:
+			setUnknown(v.Message())
+		}
+		return true
+	})
+}
+
 // Every field of Entry and of the messages in it is written, alone and all
-// together: a field added to the contract and not to appendWire fails
-// here.
-func TestMarshalEntryHandlesEveryField(t *testing.T) {
+// together, with and without unknown fields in every message: a field
+// added to the contract and missing from the generated code (not
+// regenerated) fails here.
+func TestEncoderHandlesEveryField(t *testing.T) {
 	full := new(pxperfv1.Entry)
 	if err := testentry.Populate(full.ProtoReflect()); err != nil {
 		t.Fatal(err)
 	}
-	checkWire(t, "every field", full)
+	checkField(t, "every field", full)
+	withUnknown := proto.CloneOf(full)
+	setUnknown(withUnknown.ProtoReflect())
+	checkField(t, "every field, unknown fields in every message", withUnknown)
 	fields := full.ProtoReflect().Descriptor().Fields()
 	for i := range fields.Len() {
 		fd := fields.Get(i)
@@ -47,17 +73,19 @@ func TestMarshalEntryHandlesEveryField(t *testing.T) {
 		if err := testentry.SetField(e.ProtoReflect(), fd); err != nil {
 			t.Fatal(err)
 		}
-		checkWire(t, string(fd.Name()), e)
+		checkField(t, string(fd.Name()), e)
+		setUnknown(e.ProtoReflect())
+		checkField(t, string(fd.Name())+" with unknown fields", e)
 	}
-	checkWire(t, "empty", new(pxperfv1.Entry))
-	checkWire(t, "empty sub-messages", &pxperfv1.Entry{
+	checkField(t, "empty", new(pxperfv1.Entry))
+	checkField(t, "empty sub-messages", &pxperfv1.Entry{
 		StartTime: nil, Timings: &pxperfv1.Timings{}, ResponseBody: &pxperfv1.Body{}, ProxyDecision: &pxperfv1.ProxyDecision{},
 		UpstreamAuth: &pxperfv1.UpstreamAuth{}, Error: &pxperfv1.EntryError{}, RequestHeaders: []*pxperfv1.Header{{}},
 	})
 }
 
 // Random entries, as producers send them, encode as proto.Marshal does.
-func TestMarshalRandomEntries(t *testing.T) {
+func TestEncoderRandomEntries(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 11))
 	for i := range 500 {
 		e := testentry.Proxied(rng.IntN(1 << 20))
@@ -70,38 +98,30 @@ func TestMarshalRandomEntries(t *testing.T) {
 		if rng.IntN(4) == 0 {
 			e.ResponseBody = &pxperfv1.Body{ContentType: "text/html", OriginalSize: int64(rng.IntN(1 << 30)), Truncated: rng.IntN(2) == 0}
 		}
-		checkWire(t, fmt.Sprint("entry ", i), e)
+		checkField(t, fmt.Sprint("entry ", i), e)
+		checkField(t, fmt.Sprint("random entry ", i), testentry.Random(rng))
 	}
 }
 
 // An entry carrying unknown fields (from a producer newer than the
-// server) is left to proto.Marshal, which keeps them; the cached field then
-// holds them too.
-func TestMarshalLeavesUnknownFieldsToProto(t *testing.T) {
-	unknown := protowire.AppendTag(nil, 99, protowire.VarintType)
-	unknown = protowire.AppendVarint(unknown, 5)
+// server) is encoded with them, as proto.Marshal keeps them, wherever they
+// are: the generated code keeps them in the contract's messages, and the
+// Encoder leaves those in a Timestamp or Duration to proto.Marshal.
+func TestEncoderKeepsUnknownFields(t *testing.T) {
 	for _, tt := range []struct {
 		name string
-		set  func(e *pxperfv1.Entry)
+		set  func(e *pxperfv1.Entry) protoreflect.Message
 	}{
-		{"entry", func(e *pxperfv1.Entry) { e.ProtoReflect().SetUnknown(unknown) }},
-		{"header", func(e *pxperfv1.Entry) { e.RequestHeaders[0].ProtoReflect().SetUnknown(unknown) }},
-		{"duration", func(e *pxperfv1.Entry) { e.Timings.Total.ProtoReflect().SetUnknown(unknown) }},
+		{"entry", func(e *pxperfv1.Entry) protoreflect.Message { return e.ProtoReflect() }},
+		{"header", func(e *pxperfv1.Entry) protoreflect.Message { return e.RequestHeaders[0].ProtoReflect() }},
+		{"timings", func(e *pxperfv1.Entry) protoreflect.Message { return e.Timings.ProtoReflect() }},
+		{"start time", func(e *pxperfv1.Entry) protoreflect.Message { return e.StartTime.ProtoReflect() }},
+		{"duration", func(e *pxperfv1.Entry) protoreflect.Message { return e.Timings.Total.ProtoReflect() }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := testentry.Proxied(1)
-			tt.set(e)
-			if marshalable(e) {
-				t.Fatal("marshalable with unknown fields")
-			}
-			want, err := proto.Marshal(e)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var enc Encoder
-			if got := entryBytes(enc.AppendField(nil, e, enc.FieldSize(e))); string(got) != string(want) {
-				t.Errorf("encoded field holds %x, want proto's %x", got, want)
-			}
+			tt.set(e).SetUnknown(unknownField)
+			checkField(t, tt.name, e)
 		})
 	}
 }
@@ -128,6 +148,41 @@ func TestEncoderFramesEntriesField(t *testing.T) {
 			t.Errorf("field decodes as %v, want one entry %v", &got, e)
 		}
 	}
+}
+
+// AppendField given a size that is not the entry's FieldSize panics rather
+// than write a field whose length does not match its bytes.
+func TestAppendFieldPanicsOnWrongSize(t *testing.T) {
+	e := testentry.Proxied(1)
+	var enc Encoder
+	size := enc.FieldSize(e)
+	for _, tt := range []struct {
+		name string
+		e    *pxperfv1.Entry
+		size int
+	}{
+		{"one byte over", e, size + 1},
+		{"many bytes over", e, size + 200},
+		{"one byte short", e, size - 1},
+		{"unknown fields, one byte over", withUnknownStart(e), enc.FieldSize(withUnknownStart(e)) + 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("AppendField with size %d did not panic", tt.size)
+				}
+			}()
+			enc.AppendField(nil, tt.e, tt.size)
+		})
+	}
+}
+
+// withUnknownStart returns a copy of e whose start time carries an unknown
+// field.
+func withUnknownStart(e *pxperfv1.Entry) *pxperfv1.Entry {
+	c := proto.CloneOf(e)
+	c.StartTime.ProtoReflect().SetUnknown(unknownField)
+	return c
 }
 
 // benchEntries are entries as the store encodes them (ids set, bodies
@@ -190,14 +245,16 @@ func BenchmarkEncoder(b *testing.B) {
 	}
 }
 
-// FuzzAppendWire: any entry proto.Unmarshal makes, appendWire encodes as
-// proto.Marshal does, or leaves to it when it carries unknown fields.
-func FuzzAppendWire(f *testing.F) {
+// FuzzEncoder: any entry proto.Unmarshal makes, unknown fields and all,
+// the Encoder encodes as proto.Marshal does.
+func FuzzEncoder(f *testing.F) {
 	full := new(pxperfv1.Entry)
 	if err := testentry.Populate(full.ProtoReflect()); err != nil {
 		f.Fatal(err)
 	}
-	for _, e := range []*pxperfv1.Entry{full, testentry.Proxied(1), {}} {
+	withUnknown := proto.CloneOf(full)
+	setUnknown(withUnknown.ProtoReflect())
+	for _, e := range []*pxperfv1.Entry{full, withUnknown, testentry.Proxied(1), {}} {
 		b, err := proto.Marshal(e)
 		if err != nil {
 			f.Fatal(err)
@@ -206,9 +263,9 @@ func FuzzAppendWire(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var e pxperfv1.Entry
-		if proto.Unmarshal(b, &e) != nil || !marshalable(&e) {
+		if proto.Unmarshal(b, &e) != nil {
 			return
 		}
-		checkWire(t, "fuzzed entry", &e)
+		checkField(t, "fuzzed entry", &e)
 	})
 }
