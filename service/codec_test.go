@@ -16,17 +16,6 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 )
 
-// marshalRequest returns a PublishStreamRequest holding entries in wire
-// form.
-func marshalRequest(tb testing.TB, entries ...*pxperfv1.Entry) []byte {
-	tb.Helper()
-	b, err := proto.Marshal(&pxperfv1.PublishStreamRequest{Entries: entries})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
-}
-
 // The codec decodes publish requests on the fast path from buffers that
 // gRPC recycles afterwards, and other messages as the proto codec does.
 func TestRawCodecUnmarshal(t *testing.T) {
@@ -45,8 +34,8 @@ func TestRawCodecUnmarshal(t *testing.T) {
 		into proto.Message
 		want proto.Message
 	}{
-		{"stream", marshalRequest(t, full, testentry.Proxied(2)), new(pxperfv1.PublishStreamRequest), &pxperfv1.PublishStreamRequest{Entries: []*pxperfv1.Entry{full, testentry.Proxied(2)}}},
-		{"unary", marshalRequest(t, full), new(pxperfv1.PublishRequest), &pxperfv1.PublishRequest{Entries: []*pxperfv1.Entry{full}}},
+		{"stream", testentry.MarshalRequest(t, full, testentry.Proxied(2)), new(pxperfv1.PublishStreamRequest), &pxperfv1.PublishStreamRequest{Entries: []*pxperfv1.Entry{full, testentry.Proxied(2)}}},
+		{"unary", testentry.MarshalRequest(t, full), new(pxperfv1.PublishRequest), &pxperfv1.PublishRequest{Entries: []*pxperfv1.Entry{full}}},
 		{"other", subWire, new(pxperfv1.SubscribeRequest), sub},
 	} {
 		for _, size := range []int{len(tc.wire), 7} {
@@ -94,7 +83,7 @@ func TestCodecRedactsPublishedCredentials(t *testing.T) {
 		&pxperfv1.Header{Name: "Authorization", Value: "Basic dXNlcjpwYXNz"},
 		&pxperfv1.Header{Name: "x-api-key", Value: "k-123"})
 	var req pxperfv1.PublishStreamRequest
-	if err := newRawCodec(s.Redacts, nil).Unmarshal(mem.BufferSlice{mem.SliceBuffer(marshalRequest(t, e))}, &req); err != nil {
+	if err := newRawCodec(s.Redacts, nil).Unmarshal(mem.BufferSlice{mem.SliceBuffer(testentry.MarshalRequest(t, e))}, &req); err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]string{}

@@ -1,13 +1,16 @@
 // Package testentry makes entries for pxperf's tests and benchmarks: the
 // one every benchmark publishes, so that all measure the same ~300-byte
-// entry, and random ones at and past the contract's limits.
+// entry, random ones at and past the contract's limits, and publish
+// requests holding entries.
 package testentry
 
 import (
 	"fmt"
+	"testing"
 	"time"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -39,4 +42,15 @@ func Proxied(i int) *pxperfv1.Entry {
 		BytesReceived: 48213 + int64(i%4096),
 		Priority:      pxperfv1.Priority_PRIORITY_NORMAL,
 	}
+}
+
+// MarshalRequest returns a PublishStreamRequest holding entries in wire
+// form, failing tb if they do not marshal.
+func MarshalRequest(tb testing.TB, entries ...*pxperfv1.Entry) []byte {
+	tb.Helper()
+	b, err := proto.Marshal(&pxperfv1.PublishStreamRequest{Entries: entries})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
 }

@@ -59,17 +59,6 @@ func decodeBoth(tb testing.TB, b []byte) (fast bool) {
 	return fast
 }
 
-// marshalRequest returns a PublishStreamRequest holding entries in wire
-// form.
-func marshalRequest(tb testing.TB, entries ...*pxperfv1.Entry) []byte {
-	tb.Helper()
-	b, err := proto.Marshal(&pxperfv1.PublishStreamRequest{Entries: entries})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
-}
-
 // populate sets every field of m (see testentry.Populate).
 func populate(t *testing.T, m protoreflect.Message) {
 	t.Helper()
@@ -85,7 +74,7 @@ func populate(t *testing.T, m protoreflect.Message) {
 func TestDecodeHandlesEveryField(t *testing.T) {
 	full := new(pxperfv1.Entry)
 	populate(t, full.ProtoReflect())
-	b := marshalRequest(t, full, full)
+	b := testentry.MarshalRequest(t, full, full)
 	if !decodeBoth(t, b) {
 		t.Fatal("a fully populated entry took the slow path: the decoder does not know one of its fields (see decode.go)")
 	}
@@ -99,7 +88,7 @@ func TestDecodeHandlesEveryField(t *testing.T) {
 			if err := testentry.SetField(e.ProtoReflect(), fd); err != nil {
 				t.Fatal(err)
 			}
-			if !decodeBoth(t, marshalRequest(t, e)) {
+			if !decodeBoth(t, testentry.MarshalRequest(t, e)) {
 				t.Errorf("an entry with only %s set took the slow path", fd.Name())
 			}
 		})
@@ -201,7 +190,7 @@ func TestDecodeEdgeCases(t *testing.T) {
 func TestDecodeTruncated(t *testing.T) {
 	full := new(pxperfv1.Entry)
 	populate(t, full.ProtoReflect())
-	b := marshalRequest(t, testentry.Proxied(1), full)
+	b := testentry.MarshalRequest(t, testentry.Proxied(1), full)
 	for n := range len(b) {
 		decodeBoth(t, b[:n])
 	}
@@ -211,7 +200,7 @@ func TestDecodeTruncated(t *testing.T) {
 func TestDecodeRandomEntries(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for range 200 {
-		if !decodeBoth(t, marshalRequest(t, testentry.Random(r), testentry.Random(r))) {
+		if !decodeBoth(t, testentry.MarshalRequest(t, testentry.Random(r), testentry.Random(r))) {
 			t.Fatal("a random entry took the slow path")
 		}
 	}
@@ -223,7 +212,7 @@ func TestDecodedEntriesAreIndependent(t *testing.T) {
 	full := new(pxperfv1.Entry)
 	populate(t, full.ProtoReflect())
 	var got pxperfv1.PublishStreamRequest
-	if fast, err := UnmarshalPublish(marshalRequest(t, full, full, full), &got, Redaction{}); err != nil || !fast {
+	if fast, err := UnmarshalPublish(testentry.MarshalRequest(t, full, full, full), &got, Redaction{}); err != nil || !fast {
 		t.Fatalf("UnmarshalPublish: fast %v, error %v", fast, err)
 	}
 	a, b, c := got.Entries[0], got.Entries[1], got.Entries[2]
@@ -266,9 +255,9 @@ func TestDecodedEntriesAreIndependent(t *testing.T) {
 func FuzzDecodePublish(f *testing.F) {
 	r := rand.New(rand.NewPCG(5, 6))
 	for range 20 {
-		f.Add(marshalRequest(f, testentry.Random(r), testentry.Random(r)))
+		f.Add(testentry.MarshalRequest(f, testentry.Random(r), testentry.Random(r)))
 	}
-	f.Add(marshalRequest(f, testentry.Proxied(1), testentry.Proxied(2)))
+	f.Add(testentry.MarshalRequest(f, testentry.Proxied(1), testentry.Proxied(2)))
 	f.Add(request(entry(bytesField(3, varintField(1, 5)), bytesField(3, varintField(2, 7)))))
 	f.Add(request(entry(bytesField(13, stringField(1, "A")), varintField(99, 1))))
 	f.Add(request(entry(bytesField(5, []byte("http://\xff/")))))
@@ -288,7 +277,7 @@ func BenchmarkDecodePublish(b *testing.B) {
 	for i := range entries {
 		entries[i] = testentry.Proxied(i)
 	}
-	wire := marshalRequest(b, entries...)
+	wire := testentry.MarshalRequest(b, entries...)
 	for _, dec := range []struct {
 		name      string
 		unmarshal func([]byte, proto.Message) error
