@@ -14,7 +14,6 @@ import (
 	"github.com/pxperf/pxperf/perf/archive"
 	"github.com/pxperf/pxperf/perf/store"
 	"github.com/pxperf/pxperf/perf/throttle"
-	"github.com/pxperf/pxperf/perf/wire"
 )
 
 // Start says where a subscription begins.
@@ -537,7 +536,7 @@ func (sub *Subscription) fillGap(first, last uint64) error {
 		matches := sub.req.Match.Selects(e)
 		n := 0 // e's size in the batch
 		if matches {
-			n = wire.Encoder{}.FieldSize(e)
+			n = sub.hub.store.FieldSize(e)
 			if size > 0 && size+n > sub.hub.batchBytes {
 				if err := flush(); err != nil {
 					return err

@@ -6,7 +6,6 @@ import (
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"github.com/pxperf/pxperf/perf/store"
-	"github.com/pxperf/pxperf/perf/wire"
 )
 
 // A live view (Request.LiveView) sends the state of the newest matching
@@ -58,7 +57,7 @@ func (sub *Subscription) runView() error {
 		}
 		size := 0
 		for i, e := range fresh {
-			n := wire.Encoder{}.FieldSize(e) // ViewUpdate.entries numbers them as EntryBatch does
+			n := st.FieldSize(e) // ViewUpdate.entries numbers them as EntryBatch does
 			if i == sub.req.LiveView || (i > 0 && size+n > h.batchBytes) {
 				if sent {
 					v.SkippedFirstId, v.SkippedLastId = newest+1, fresh[i-1].GetId()-1

@@ -21,6 +21,10 @@ type Encoder interface {
 	AppendField(b []byte, e *pxperfv1.Entry, size int) []byte
 }
 
+// FieldSize is the size of e's encoding as the store caches it (see
+// [Config].Encoder), for a reader that sends e beside cached encodings.
+func (s *Store) FieldSize(e *pxperfv1.Entry) int { return s.encoder.FieldSize(e) }
+
 // wireSlot holds an entry's encoding (without its body), as
 // [Config].Encoder frames it, made on first use and shared by every reader
 // after: each entry is encoded once however many subscribers send it.
