@@ -545,7 +545,11 @@ func TestReadUpdates(t *testing.T) {
 	}
 }
 
-func TestReadUpdatesReportsLost(t *testing.T) {
+// completedPastLog returns a store in which 5 more entries were completed
+// than it remembers completions of, and the update cursor from before
+// them: ids 1..updateLog+5, each completed once, in id order.
+func completedPastLog(t *testing.T) (*Store, uint64) {
+	t.Helper()
 	const n = updateLog + 5
 	s := mustNew(t, Config{MaxEntries: n, MaxMemoryBytes: 1 << 40})
 	cursor := s.UpdateCursor()
@@ -560,6 +564,12 @@ func TestReadUpdatesReportsLost(t *testing.T) {
 		batch[i] = e
 	}
 	s.Append(batch)
+	return s, cursor
+}
+
+func TestReadUpdatesReportsLost(t *testing.T) {
+	s, cursor := completedPastLog(t)
+	const n = updateLog + 5
 	u := s.ReadUpdates(cursor, math.MaxUint64, n+1, Limit{Entries: 1}, Matcher{}, nil, nil)
 	if u.Lost != 5 || len(u.Entries) != 1 || u.Entries[0].Id != 6 {
 		t.Errorf("lost %d, first id %v; want 5 lost and id 6 next", u.Lost, ids(u.Entries))
@@ -1193,20 +1203,8 @@ func TestUpdatesMatching(t *testing.T) {
 
 // A cursor further behind than the completions remembered is told so.
 func TestUpdatesMatchingReportsLost(t *testing.T) {
+	s, cursor := completedPastLog(t)
 	const n = updateLog + 5
-	s := mustNew(t, Config{MaxEntries: n, MaxMemoryBytes: 1 << 40})
-	cursor := s.UpdateCursor()
-	batch := make([]*pxperfv1.Entry, n)
-	for i := range batch {
-		batch[i] = pendingEntry(fmt.Sprint(i), "http://example.com/")
-	}
-	s.Append(batch)
-	for i := range batch {
-		e := newEntry("GET", "http://example.com/", 200)
-		e.RequestId = fmt.Sprint(i)
-		batch[i] = e
-	}
-	s.Append(batch)
 	none := Matcher{Match: func(*pxperfv1.Entry) bool { return false }}
 	if found, next := s.UpdatesMatching(cursor, none); !found || next != cursor+n {
 		t.Errorf("UpdatesMatching from a lost cursor = %v, %d; want true, %d", found, next, cursor+n)
