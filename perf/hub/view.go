@@ -28,15 +28,14 @@ func (sub *Subscription) runView() error {
 		updBuf   []*pxperfv1.Entry
 		updWire  [][]byte
 	)
+	interval := sub.ctl.Floor() // the interval before the next message
 	for {
 		if err := sub.refresh(); err != nil {
 			return err
 		}
 		// At most a message an interval: wait out the interval before
 		// reading, so that the message carries the newest there is.
-		interval := sub.ctl.Interval(h.loadNow(), sub.slow, h.burst.ActiveAt(time.Now()))
-		sub.stats.interval.Store(int64(interval))
-		sub.pacer.SetInterval(interval)
+		sub.pacer.SetInterval(max(interval, sub.ctl.Floor()))
 		if _, err := sub.waitUntil(time.Now().Add(sub.pacer.DelayAt(time.Now())), nil); err != nil {
 			return err
 		}
@@ -101,6 +100,10 @@ func (sub *Subscription) runView() error {
 			}
 			continue
 		}
+		// The interval after this message, chosen before it goes out so
+		// that stats agree with what the client has seen.
+		interval = sub.ctl.Interval(h.loadNow(), sub.slow, h.burst.ActiveAt(time.Now()))
+		sub.stats.interval.Store(int64(interval))
 		if err := sub.sendMsg(Message{Response: &pxperfv1.SubscribeResponse{Event: &pxperfv1.SubscribeResponse_View{View: v}},
 			Entries: len(v.Entries) + len(v.Updates)}); err != nil {
 			return err
