@@ -47,7 +47,7 @@ func newEngine(t *testing.T, edit func(*pxperfv1.Config)) *Engine {
 func ingest(e *Engine, es ...*pxperfv1.Entry) ([]uint64, map[int]*pxperfv1.Rejection) {
 	ids := make([]uint64, len(es))
 	rejected := map[int]*pxperfv1.Rejection{}
-	e.Ingest(es, func(i int, id uint64, rej *pxperfv1.Rejection) {
+	e.Ingest(es, nil, func(i int, id uint64, rej *pxperfv1.Rejection) {
 		ids[i] = id
 		if rej != nil {
 			rejected[i] = rej

@@ -14,12 +14,17 @@ import (
 // Ingest checks each entry, appends the valid ones to the store in one
 // batch (which queues them for the archive, in id order), and reports each
 // entry's fate to result, in order of index: its id, or why it was
-// rejected.
-func (e *Engine) Ingest(entries []*pxperfv1.Entry, result func(i int, id uint64, rej *pxperfv1.Rejection)) {
+// rejected. refused holds, by index, the entries the caller already
+// refused (those it could not decode); nil for none.
+func (e *Engine) Ingest(entries []*pxperfv1.Entry, refused map[int]*pxperfv1.Rejection, result func(i int, id uint64, rej *pxperfv1.Rejection)) {
 	valid := make([]*pxperfv1.Entry, 0, len(entries))
 	rejections := make([]*pxperfv1.Rejection, len(entries))
 	for i, en := range entries {
-		if rej := e.check(en); rej != nil {
+		rej := refused[i]
+		if rej == nil {
+			rej = e.check(en)
+		}
+		if rej != nil {
 			rejections[i] = rej
 			e.rejected.Add(1)
 			continue

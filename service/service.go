@@ -26,6 +26,7 @@ import (
 	"github.com/pxperf/pxperf/perf/filter"
 	"github.com/pxperf/pxperf/perf/resources"
 	"github.com/pxperf/pxperf/perf/store"
+	"github.com/pxperf/pxperf/perf/wire"
 	"golang.org/x/sync/semaphore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -100,10 +101,32 @@ func (s *Service) Publish(ctx context.Context, req *pxperfv1.PublishRequest) (*p
 		return nil, toStatus(err)
 	}
 	results := make([]*pxperfv1.PublishResult, len(req.GetEntries()))
-	s.engine.Ingest(req.GetEntries(), func(i int, id uint64, rej *pxperfv1.Rejection) {
+	s.engine.Ingest(req.GetEntries(), undecoded(req), func(i int, id uint64, rej *pxperfv1.Rejection) {
 		results[i] = &pxperfv1.PublishResult{Id: id, Rejection: rej}
 	})
 	return &pxperfv1.PublishResponse{Results: results}, nil
+}
+
+// undecoded returns the rejections of the entries of req, a publish
+// request, that the codec could not decode (see wire.Failures), by index;
+// nil when there are none.
+func undecoded(req proto.Message) map[int]*pxperfv1.Rejection {
+	fails := wire.Failures(req)
+	if len(fails) == 0 {
+		return nil
+	}
+	refused := make(map[int]*pxperfv1.Rejection, len(fails))
+	for _, f := range fails {
+		msg := f.Reason
+		if f.Field != "" {
+			msg = f.Field + ": " + f.Reason
+		}
+		refused[f.Index] = &pxperfv1.Rejection{
+			Message:         msg,
+			FieldViolations: []*pxperfv1.FieldViolation{{Field: f.Field, Description: f.Reason}},
+		}
+	}
+	return refused
 }
 
 // maxStreamRejections bounds the rejections a PublishStream summary lists.
@@ -199,7 +222,7 @@ func (s *Service) PublishStream(stream grpc.ClientStreamingServer[pxperfv1.Publi
 			return toStatus(err)
 		}
 		h.Touch(0, uint64(len(req.GetEntries())))
-		s.engine.Ingest(req.GetEntries(), func(i int, id uint64, rej *pxperfv1.Rejection) {
+		s.engine.Ingest(req.GetEntries(), undecoded(req), func(i int, id uint64, rej *pxperfv1.Rejection) {
 			if rej != nil {
 				sum.Rejected++
 				if len(sum.Rejections) < maxStreamRejections {

@@ -21,9 +21,13 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -1043,5 +1047,57 @@ func TestSubscribeLiveViewRefused(t *testing.T) {
 				t.Errorf("Subscribe = %v; want INVALID_ARGUMENT naming %s", err, tc.want)
 			}
 		})
+	}
+}
+
+// rawSend sends a message already encoded (a []byte) as it is, and decodes
+// replies with the proto codec: for requests no proto library would
+// marshal.
+type rawSend struct{ proto encoding.CodecV2 }
+
+func (c rawSend) Marshal(v any) (mem.BufferSlice, error) {
+	if b, ok := v.([]byte); ok {
+		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+	}
+	return c.proto.Marshal(v)
+}
+
+func (c rawSend) Unmarshal(data mem.BufferSlice, v any) error { return c.proto.Unmarshal(data, v) }
+
+func (rawSend) Name() string { return "proto" }
+
+// An entry whose URL is not valid UTF-8 is rejected alone, naming the
+// field; the entries beside it are stored.
+func TestPublishRejectsUndecodableEntryAlone(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := testContext(t)
+	urlField := (&pxperfv1.Entry{}).ProtoReflect().Descriptor().Fields().ByName("url").Number()
+	var req []byte
+	for _, url := range []string{"http://a.example.com/1", "http://a.example.com/\xff", "http://a.example.com/3"} {
+		b, err := proto.Marshal(entry("GET", "http://a.example.com/", 200))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = protowire.AppendTag(b, urlField, protowire.BytesType) // the last one wins
+		b = protowire.AppendBytes(b, []byte(url))
+		req = protowire.AppendTag(req, 1, protowire.BytesType)
+		req = protowire.AppendBytes(req, b)
+	}
+	resp := &pxperfv1.PublishResponse{}
+	err := h.rawConn(t).Invoke(ctx, pxperfv1.PerformanceService_Publish_FullMethodName, req, resp,
+		grpc.ForceCodecV2(rawSend{encoding.GetCodecV2("proto")}))
+	if err != nil {
+		t.Fatalf("Publish = %v; want the request served", err)
+	}
+	rs := resp.GetResults()
+	if len(rs) != 3 || rs[0].GetId() == 0 || rs[2].GetId() == 0 || rs[1].GetId() != 0 {
+		t.Fatalf("results %v; want entries 0 and 2 stored, 1 rejected", rs)
+	}
+	fv := rs[1].GetRejection().GetFieldViolations()
+	if len(fv) != 1 || fv[0].GetField() != "url" || !strings.Contains(fv[0].GetDescription(), "UTF-8") {
+		t.Errorf("rejection %v; want one naming url, not UTF-8", rs[1].GetRejection())
+	}
+	if got := h.stats(t, ctx).GetStore(); got.GetAccepted() != 2 || got.GetRejected() != 1 {
+		t.Errorf("store accepted %d, rejected %d; want 2 and 1", got.GetAccepted(), got.GetRejected())
 	}
 }

@@ -48,9 +48,10 @@ import (
 // and each singular message field at most once (proto merges repeats). On
 // anything else (an unknown field, an unexpected wire type, a group, a
 // malformed varint or length, invalid UTF-8, a repeated sub-message) it
-// gives up and the caller runs proto.Unmarshal on the same bytes, so errors
-// and unknown fields are exactly proto's. TestDecodeHandlesEveryField
-// notices a field added to the contract that the fast path does not know.
+// gives up on that entry and proto.Unmarshal decodes it, so unknown fields
+// are exactly proto's; an entry proto.Unmarshal refuses is refused alone
+// (see [Failures]). TestDecodeHandlesEveryField notices a field added to
+// the contract that the fast path does not know.
 
 // Redaction names the header values that [UnmarshalPublish] redacts as it
 // reads them, and what it puts in their place. The zero value redacts
@@ -67,52 +68,69 @@ type Redaction struct {
 
 // UnmarshalPublish decodes b into m as proto.Unmarshal does, redacting
 // header values as r says. For a *pxperfv1.PublishStreamRequest or
-// *pxperfv1.PublishRequest it takes the fast path when it can; fast
-// reports whether it did. Nothing in m aliases b.
+// *pxperfv1.PublishRequest it takes the fast path for each entry it can,
+// and proto.Unmarshal for the others; fast reports whether every entry
+// took the fast path. An entry that does not decode at all (invalid UTF-8,
+// malformed bytes inside it) does not fail the request: its place holds
+// an empty entry, and [Failures] of m says which field was wrong. Nothing
+// in m aliases b.
 func UnmarshalPublish(b []byte, m proto.Message, r Redaction) (fast bool, err error) {
+	var entries *[]*pxperfv1.Entry
 	switch m := m.(type) {
 	case *pxperfv1.PublishStreamRequest:
-		if entries, ok := decodeEntries(b, r); ok {
-			proto.Reset(m)
-			m.Entries = entries
-			return true, nil
-		}
+		entries = &m.Entries
 	case *pxperfv1.PublishRequest:
-		if entries, ok := decodeEntries(b, r); ok {
-			proto.Reset(m)
-			m.Entries = entries
-			return true, nil
-		}
+		entries = &m.Entries
+	default:
+		return false, proto.Unmarshal(b, m)
 	}
-	return false, proto.Unmarshal(b, m)
+	es, fails, fast, ok := decodeEntries(b, r)
+	if !ok {
+		return false, proto.Unmarshal(b, m)
+	}
+	proto.Reset(m)
+	*entries = es
+	if len(fails) > 0 {
+		m.ProtoReflect().SetUnknown(appendFailures(nil, fails))
+	}
+	return fast, nil
 }
 
 // decodeEntries decodes b, a message whose one field is `repeated Entry
-// entries = 1`, and returns its entries (nil for none). ok is false when
-// the fast path does not take b.
-func decodeEntries(b []byte, r Redaction) (entries []*pxperfv1.Entry, ok bool) {
+// entries = 1`, and returns its entries (nil for none), each on the fast
+// path when it can (fast is whether all were) and with proto.Unmarshal
+// otherwise; an entry that does not decode is an empty entry, with its
+// failure in fails. ok is false when b is not made of entries fields
+// alone.
+func decodeEntries(b []byte, r Redaction) (entries []*pxperfv1.Entry, fails []Failure, fast, ok bool) {
 	n := 0
 	for rest := b; len(rest) > 0; n++ {
 		f, size := nextField(rest)
 		if size < 0 || f.num != 1 || f.typ != protowire.BytesType {
-			return nil, false
+			return nil, nil, false, false
 		}
 		rest = rest[size:]
 	}
 	if n == 0 {
-		return nil, true
+		return nil, nil, true, true
 	}
+	fast = true
 	entries = make([]*pxperfv1.Entry, 0, n)
 	for len(b) > 0 {
 		f, size := nextField(b) // read above
 		b = b[size:]
 		e, ok := decodeEntry(f.b, r)
 		if !ok {
-			return nil, false
+			fast = false
+			e = &pxperfv1.Entry{}
+			if err := proto.Unmarshal(f.b, e); err != nil {
+				e = &pxperfv1.Entry{}
+				fails = append(fails, locateFailure(len(entries), f.b, err))
+			}
 		}
 		entries = append(entries, e)
 	}
-	return entries, true
+	return entries, fails, fast, true
 }
 
 // field is one field as read from the wire.

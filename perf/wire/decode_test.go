@@ -40,10 +40,18 @@ func decodeBoth(tb testing.TB, b []byte) (fast bool) {
 		for j := range in {
 			in[j] = 0xa5
 		}
-		want := pm.new()
-		wantErr := proto.Unmarshal(b, want)
+		want, wantErr := referenceDecode(b, pm.new())
 		if (gotErr != nil) != (wantErr != nil) {
 			tb.Fatalf("%s: UnmarshalPublish (fast %v) error %v, proto.Unmarshal error %v", pm.name, f, gotErr, wantErr)
+		}
+		if fails := Failures(got); gotErr == nil && len(fails) > 0 {
+			// The failures travel as got's unknown fields: compare the
+			// entries without them.
+			got = proto.Clone(got)
+			got.ProtoReflect().SetUnknown(nil)
+			if proto.Equal(want, pm.new()) || proto.Unmarshal(b, pm.new()) == nil {
+				tb.Fatalf("%s: failures %v where proto.Unmarshal decodes every entry", pm.name, fails)
+			}
 		}
 		if gotErr == nil && !proto.Equal(got, want) {
 			tb.Fatalf("%s: UnmarshalPublish (fast %v) differs from proto.Unmarshal (-got +want):\n%s", pm.name, f, cmp.Diff(got, want, protocmp.Transform()))
@@ -57,6 +65,43 @@ func decodeBoth(tb testing.TB, b []byte) (fast bool) {
 		fast = f
 	}
 	return fast
+}
+
+// referenceDecode decodes b into m, a publish request, as UnmarshalPublish
+// must: as proto.Unmarshal does when it can; otherwise, when b is made of
+// entries fields alone, each entry as proto.Unmarshal decodes it alone,
+// an entry it refuses left empty. It fails when proto.Unmarshal fails on
+// the framing of b itself.
+func referenceDecode(b []byte, m proto.Message) (proto.Message, error) {
+	err := proto.Unmarshal(b, m)
+	if err == nil {
+		return m, nil
+	}
+	var entries []*pxperfv1.Entry
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 || num != 1 || typ != protowire.BytesType {
+			return nil, err
+		}
+		v, k := protowire.ConsumeBytes(b[n:])
+		if k < 0 {
+			return nil, err
+		}
+		e := &pxperfv1.Entry{}
+		if proto.Unmarshal(v, e) != nil {
+			e = &pxperfv1.Entry{}
+		}
+		entries = append(entries, e)
+		b = b[n+k:]
+	}
+	proto.Reset(m)
+	switch m := m.(type) {
+	case *pxperfv1.PublishStreamRequest:
+		m.Entries = entries
+	case *pxperfv1.PublishRequest:
+		m.Entries = entries
+	}
+	return m, nil
 }
 
 // populate sets every field of m (see testentry.Populate).
@@ -361,6 +406,62 @@ func TestDecodeRedactsAsItReads(t *testing.T) {
 			}
 			if tt.want == redact.Value && bytes.Contains(a.arena[:cap(a.arena)], []byte(tt.value)) {
 				t.Error("the redacted value is still in the arena")
+			}
+		})
+	}
+}
+
+// An entry that does not decode is refused alone: its place holds an empty
+// entry, Failures names its field, and the entries around it decode.
+func TestUnmarshalPublishRefusesOneEntry(t *testing.T) {
+	fieldNum := func(m proto.Message, name string) protowire.Number {
+		return m.ProtoReflect().Descriptor().Fields().ByName(protoreflect.Name(name)).Number()
+	}
+	good := func(i int) []byte {
+		b, err := proto.Marshal(testentry.Proxied(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	withField := func(num protowire.Number, v []byte) []byte {
+		b := protowire.AppendTag(good(2), num, protowire.BytesType)
+		return protowire.AppendBytes(b, v)
+	}
+	header := protowire.AppendTag(nil, fieldNum(&pxperfv1.Header{}, "value"), protowire.BytesType)
+	header = protowire.AppendBytes(header, []byte("bad \xff value"))
+	for _, tc := range []struct {
+		name       string
+		bad        []byte
+		wantField  string
+		wantReason string
+	}{
+		{"url not UTF-8", withField(fieldNum(&pxperfv1.Entry{}, "url"), []byte("https://example.com/\xff")), "url", "not valid UTF-8"},
+		{"header value not UTF-8", withField(fieldNum(&pxperfv1.Entry{}, "response_headers"), header), "response_headers[1].value", "not valid UTF-8"},
+		{"malformed inside", append(good(2), byte(fieldNum(&pxperfv1.Entry{}, "status_code"))<<3, 0xff), "status_code", "malformed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b []byte
+			for _, e := range [][]byte{good(1), tc.bad, good(3)} {
+				b = protowire.AppendTag(b, 1, protowire.BytesType)
+				b = protowire.AppendBytes(b, e)
+			}
+			for _, pm := range publishMessages {
+				m := pm.new()
+				if _, err := UnmarshalPublish(b, m, Redaction{}); err != nil {
+					t.Fatalf("%s: %v; want the request decoded", pm.name, err)
+				}
+				entries := m.ProtoReflect().Get(m.ProtoReflect().Descriptor().Fields().ByName("entries")).List()
+				first := entries.Get(0).Message().Interface().(*pxperfv1.Entry)
+				last := entries.Get(2).Message().Interface().(*pxperfv1.Entry)
+				if entries.Len() != 3 || first.GetUrl() != testentry.Proxied(1).GetUrl() || last.GetUrl() != testentry.Proxied(3).GetUrl() ||
+					!proto.Equal(entries.Get(1).Message().Interface(), &pxperfv1.Entry{}) {
+					t.Errorf("%s: entries %v; want entries 1 and 3 around an empty one", pm.name, entries)
+				}
+				fails := Failures(m)
+				if len(fails) != 1 || fails[0].Index != 1 || fails[0].Field != tc.wantField || !strings.Contains(fails[0].Reason, tc.wantReason) {
+					t.Errorf("%s: failures %+v; want entry 1's, naming %s (%s)", pm.name, fails, tc.wantField, tc.wantReason)
+				}
 			}
 		})
 	}
