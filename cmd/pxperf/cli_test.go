@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -169,6 +170,34 @@ func TestClientCommands(t *testing.T) {
 		r := runCLI(t, addr, strings.NewReader(entryJSON("GET", "http://cli.example.com/stdin", 200)+"not json\n"), "publish")
 		if r.code != exitFailure || !strings.Contains(r.stdout, "accepted 1, rejected 1") || !strings.Contains(r.stdout, "rejected line 2: not a pxperf.v1.Entry") {
 			t.Errorf("publish from stdin: %v", r)
+		}
+	})
+	t.Run("publish from a slow pipe", func(t *testing.T) {
+		// A line read is published within the flush interval, not only
+		// when a batch fills or the input ends.
+		before := newestID(t, addr)
+		pr, pw := io.Pipe()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		done := make(chan error, 1)
+		var stdout, stderr bytes.Buffer
+		go func() {
+			c := &cli{getenv: func(k string) string { return map[string]string{"PXPERF_SERVER": addr}[k] }, stdin: pr, stdout: &stdout, stderr: &stderr}
+			done <- c.run(ctx, []string{"publish"})
+		}()
+		if _, err := io.WriteString(pw, entryJSON("GET", "http://cli.example.com/piped", 200)); err != nil {
+			t.Fatal(err)
+		}
+		for newestID(t, addr) == before {
+			select {
+			case <-ctx.Done():
+				t.Fatal("the piped entry was not published while the pipe stayed open")
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		pw.Close()
+		if err := <-done; err != nil || !strings.Contains(stdout.String(), "accepted 1, rejected 0") {
+			t.Errorf("publish from a pipe: %v\n%s%s", err, stdout.String(), stderr.String())
 		}
 	})
 	t.Run("publish HAR", func(t *testing.T) {

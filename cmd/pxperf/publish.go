@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -40,6 +41,10 @@ type rejection struct {
 	msg string
 }
 
+// publishFlush is how long an entry read waits for more to fill its batch
+// before the batch is sent anyway.
+const publishFlush = 200 * time.Millisecond
+
 // publish implements pxperf publish: entries from JSON Lines or HAR over
 // one PublishStream.
 func (c *cli) publish(ctx context.Context, args []string) error {
@@ -49,7 +54,9 @@ func (c *cli) publish(ctx context.Context, args []string) error {
 		summary: `Publishes the entries in FILE, or on standard input when FILE is absent or -:
 JSON Lines with one pxperf.v1.Entry a line in protojson (as archive files and
 tail --json write them), or with --har a HAR 1.2 document (as browsers save
-from their network panel). Entries are sent in batches over one PublishStream.
+from their network panel). Entries are sent in batches over one PublishStream,
+each as soon as it is full or 200 ms after its first entry was read, so that
+a pipe (tail -f … | pxperf publish) is published as it comes.
 It prints how many were accepted and rejected, and the first rejections.
 Exit code 1 when any entry was rejected.`,
 		examples: []string{
@@ -118,22 +125,53 @@ Exit code 1 when any entry was rejected.`,
 		pending, size = pending[:0:0], 0
 		return err
 	}
-	var sendErr error
-	for in := range inputs {
-		read++
-		if in.err != nil {
-			local = append(local, rejection{in.pos, in.err.Error()})
-			continue
-		}
-		n := proto.Size(in.entry)
-		if len(pending) > 0 && (len(pending) == *batch || size+n > maxBatchBytes) {
-			if sendErr = flush(); sendErr != nil {
-				break
+	// The input is read on a goroutine of its own, so that what has been
+	// read goes out within publishFlush even while the next line is slow
+	// to come (a pipe from tail -f).
+	ins := make(chan input)
+	go func() {
+		defer close(ins)
+		for in := range inputs {
+			select {
+			case ins <- in:
+			case <-ctx.Done():
+				return
 			}
 		}
-		pending = append(pending, in.entry)
-		sent = append(sent, in.pos)
-		size += n
+	}()
+	due := time.NewTimer(publishFlush)
+	due.Stop()
+	defer due.Stop()
+	var sendErr error
+read:
+	for {
+		select {
+		case in, ok := <-ins:
+			if !ok {
+				break read
+			}
+			read++
+			if in.err != nil {
+				local = append(local, rejection{in.pos, in.err.Error()})
+				continue
+			}
+			n := proto.Size(in.entry)
+			if len(pending) > 0 && (len(pending) == *batch || size+n > maxBatchBytes) {
+				if sendErr = flush(); sendErr != nil {
+					break read
+				}
+			}
+			if len(pending) == 0 {
+				due.Reset(publishFlush)
+			}
+			pending = append(pending, in.entry)
+			sent = append(sent, in.pos)
+			size += n
+		case <-due.C:
+			if sendErr = flush(); sendErr != nil {
+				break read
+			}
+		}
 	}
 	if sendErr == nil {
 		sendErr = flush()
