@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
@@ -217,7 +218,12 @@ func (m *watchModel) key(k tea.KeyPressMsg) tea.Cmd {
 	case "q", "ctrl+c":
 		return m.quit()
 	case "/":
-		m.editing, m.input, m.inputErr = true, []rune(m.filterText), nil
+		// What is typed next starts a term of its own.
+		text := m.filterText
+		if text != "" && !strings.HasSuffix(text, " ") {
+			text += " "
+		}
+		m.editing, m.input, m.inputErr = true, []rune(text), nil
 		m.cursor = len(m.input)
 		return nil
 	case "p":

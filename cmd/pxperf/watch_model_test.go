@@ -681,3 +681,75 @@ func TestWatchViewLoop(t *testing.T) {
 		}
 	})
 }
+
+// The filter editor opens with the filter in force and a space after it,
+// so that what is typed starts a term of its own.
+func TestWatchFilterEditorAppendsATerm(t *testing.T) {
+	f, err := filter.Parse("host:*svc1*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	synctest.Test(t, func(t *testing.T) {
+		r := newModelRun(t, watchConfig{filterText: "host:*svc1*", filter: f}, fakeView{first: 1, last: 100})
+		r.press("/", "status:>=500")
+		if got := string(r.m.input); got != "host:*svc1* status:>=500" {
+			t.Errorf("the filter bar holds %q; want %q", got, "host:*svc1* status:>=500")
+		}
+	})
+}
+
+// SIZE is the bytes received, or the body's size when the producer did not
+// count them.
+func TestWatchSizeColumn(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		e    *pxperfv1.Entry
+		want int64
+	}{
+		{"bytes received", &pxperfv1.Entry{BytesReceived: 2048, ResponseBody: &pxperfv1.Body{OriginalSize: 10}}, 2048},
+		{"a body, as the store keeps it", &pxperfv1.Entry{ResponseBody: &pxperfv1.Body{OriginalSize: 4096}}, 4096},
+		{"a body with its data", &pxperfv1.Entry{ResponseBody: &pxperfv1.Body{Data: []byte("hello")}}, 5},
+		{"neither", &pxperfv1.Entry{}, 0},
+	} {
+		if got := receivedSize(tc.e); got != tc.want {
+			t.Errorf("%s: %d; want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+// The scroll bar's thumb touches the bottom at the newest entries and the
+// top at the oldest, and is always at least a cell.
+func TestWatchScrollBar(t *testing.T) {
+	thumb := func(bar []string) (first, last int) {
+		first, last = -1, -1
+		for i, c := range bar {
+			if c == "█" {
+				if first < 0 {
+					first = i
+				}
+				last = i
+			}
+		}
+		return first, last
+	}
+	for _, tc := range []struct {
+		name                string
+		rows                int
+		total, offset       uint64
+		shown               int
+		wantFirst, wantLast int // -1: anywhere
+	}{
+		{"newest, a few more than fit", 30, 31, 0, 20, -1, 29},
+		{"newest, many more", 30, 1_000_000, 0, 30, 29, 29},
+		{"newest, some more", 23, 100, 0, 23, -1, 22},
+		{"oldest", 30, 31, 11, 20, 0, -1},
+		{"oldest, many more", 30, 1_000_000, 1_000_000 - 30, 30, 0, 0},
+		{"the middle", 30, 300, 135, 30, 13, 16},
+	} {
+		bar := scrollBar(tc.rows, tc.total, tc.offset, tc.shown)
+		first, last := thumb(bar)
+		if first < 0 || (tc.wantFirst >= 0 && first != tc.wantFirst) || (tc.wantLast >= 0 && last != tc.wantLast) {
+			t.Errorf("%s: thumb on rows %d..%d of %d; want %d..%d", tc.name, first, last, tc.rows, tc.wantFirst, tc.wantLast)
+		}
+	}
+}

@@ -346,7 +346,7 @@ func rowText(e *pxperfv1.Entry, w int) string {
 		dur = fmt.Sprintf("%.1fms", float64(t.AsDuration())/float64(time.Millisecond))
 	}
 	size := "-"
-	if n := e.GetBytesReceived(); n > 0 {
+	if n := receivedSize(e); n > 0 {
 		size = humanBytes(n)
 	}
 	line := fmt.Sprintf("%*d %-*s %-*s %-*s %*s %*s %-*s %s", colID, e.GetId(),
@@ -354,6 +354,16 @@ func rowText(e *pxperfv1.Entry, w int) string {
 		colMethod, ansi.Truncate(e.GetMethod(), colMethod, "…"), colStatus, status, colDur, dur, colSize, size,
 		colProxy, ansi.Truncate(proxyText(e.GetProxyDecision()), colProxy, "…"), oneLine(e.GetUrl()))
 	return ansi.Truncate(line, w, "…")
+}
+
+// receivedSize is what the SIZE column shows: the bytes received, or,
+// when the producer did not count them, the size of the response body.
+func receivedSize(e *pxperfv1.Entry) int64 {
+	if n := e.GetBytesReceived(); n > 0 {
+		return n
+	}
+	b := e.GetResponseBody()
+	return max(b.GetOriginalSize(), int64(len(b.GetData())))
 }
 
 // proxyText is the proxy decision in a few words.
@@ -386,11 +396,18 @@ func scrollBar(rows int, total, offset uint64, shown int) []string {
 		}
 		return bar
 	}
+	// The thumb's two ends are placed apart, each from what lies beyond
+	// it, so that it touches the bottom at the newest entries and the top
+	// at the oldest.
 	above := total - min(total, offset+uint64(shown)) // older than the window
-	size := max(1, int(uint64(rows)*uint64(shown)/total))
-	top := min(int(above*uint64(rows)/total), rows-size)
+	top := int(above * uint64(rows) / total)
+	end := rows - int(min(offset, total)*uint64(rows)/total)
+	if end <= top { // less than a cell: one cell, where it falls
+		top = min(top, rows-1)
+		end = top + 1
+	}
 	for i := range bar {
-		if i >= top && i < top+size {
+		if i >= top && i < end {
 			bar[i] = "█"
 		} else {
 			bar[i] = styleFaint.Render("│")
