@@ -16,7 +16,7 @@
  * @module
  */
 import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { PerformanceService } from "./gen/pxperf/v1/service_pb.js";
 
 export * from "./gen/pxperf/v1/config_pb.js";
@@ -39,6 +39,13 @@ export interface PxperfClientOptions {
    * Further interceptors, run after the one that adds the token.
    */
   interceptors?: Interceptor[];
+  /**
+   * Closes the client's HTTP/2 connection when aborted, ending the calls
+   * in flight. Without it the connection stays open until it has been
+   * idle for 15 minutes, which keeps a script's process alive: a program
+   * that is done with the client aborts it.
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -50,7 +57,8 @@ export interface PxperfClientOptions {
  *
  * Every call takes Connect's call options, among them `signal` (an
  * AbortSignal) and `timeoutMs`; give streams such as Subscribe a signal to
- * end them.
+ * end them. A program that is done with the client aborts the signal of
+ * its options, so that the connection closes and the process can exit.
  */
 export function createPxperfClient(baseUrl: string, options: PxperfClientOptions = {}): PxperfClient {
   const interceptors: Interceptor[] = [];
@@ -60,7 +68,9 @@ export function createPxperfClient(baseUrl: string, options: PxperfClientOptions
   interceptors.push(...(options.interceptors ?? []));
   // The gRPC transport always speaks HTTP/2 (there is no httpVersion
   // option to set, unlike the Connect transport).
-  const transport = createGrpcTransport({ baseUrl, interceptors });
+  const sessionManager = new Http2SessionManager(baseUrl);
+  options.signal?.addEventListener("abort", () => sessionManager.abort(), { once: true });
+  const transport = createGrpcTransport({ baseUrl, interceptors, sessionManager });
   return createClient(PerformanceService, transport);
 }
 

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
@@ -154,6 +154,24 @@ describe("pxperf TypeScript client against pxperf serve", () => {
     // Nothing was half-applied.
     const res = await client.getConfig({}, { timeoutMs: callTimeoutMs });
     assert.equal(res.config?.memory?.maxEntries, 5000);
+  });
+
+  it("runs the README's example (examples/tail.ts) as written", async () => {
+    // The README shows the example's code, its header comment aside.
+    const pkg = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+    const source = await readFile(join(pkg, "examples", "tail.ts"), "utf8");
+    const code = source.slice(source.indexOf("import "));
+    assert.ok((await readFile(join(pkg, "README.md"), "utf8")).includes(code), "README.md does not show examples/tail.ts as it is");
+    const example = join(dirname(fileURLToPath(import.meta.url)), "..", "examples", "tail.js");
+    const { stdout } = await promisify(execFile)(process.execPath, [example], {
+      env: { ...process.env, PXPERF_URL: `http://${server?.addr}` },
+      timeout: 30_000,
+    });
+    // It publishes one entry and prints the last 100, oldest first, then
+    // stops at the end of the snapshot.
+    const lines = stdout.trim().split("\n");
+    assert.ok(lines.length >= 4, `example printed:\n${stdout}`);
+    assert.match(lines.at(-1) ?? "", /^\d+ http:\/\/example\.com\/$/);
   });
 });
 
