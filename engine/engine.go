@@ -265,10 +265,8 @@ func (m *procReader) readAll() (procstat.Reading, error) {
 // memory budget and 15 % more. The store keeps its entries within the
 // budget; the limit makes the garbage collector work harder before the
 // process outgrows it by much, while pressure eviction (from
-// memory.high_water of the budget) acts first. Measured with BenchmarkFlood
-// (README): 10 % more kept peak RSS at 1.19 × the budget but cut ingest
-// from about 880 to 520 MiB/s; 15 % gave 1.23 × at full speed; 20 %,
-// 1.24–1.29 ×.
+// memory.high_water of the budget) acts first. BENCHMARKS.md (the Go
+// memory limit) has the flood runs that chose 15 %.
 func MemoryLimit(cfg *pxperfv1.Config) int64 {
 	budget := int64(cfg.GetMemory().GetMaxMemoryMb()) << 20
 	return budget + budget*15/100
