@@ -178,10 +178,6 @@ func (e *Engine) Resources() *resources.Registry { return e.resources }
 // Monitor returns the performance monitor.
 func (e *Engine) Monitor() *monitor.Monitor { return e.monitor }
 
-// Validator returns the validator the engine checks entries and configs
-// with.
-func (e *Engine) Validator() protovalidate.Validator { return e.validator }
-
 // SetProxy makes p, which publishes into the engine, part of its stats
 // and its monitor's samples; nil when there is none.
 func (e *Engine) SetProxy(p *proxy.Proxy) { e.proxy.Store(p) }

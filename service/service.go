@@ -70,9 +70,6 @@ func NewService(cfg *pxperfv1.Config, log *slog.Logger) (*Service, error) {
 	return &Service{log: log, validator: v, engine: e, shutdown: make(chan struct{})}, nil
 }
 
-// Engine returns the engine the service serves.
-func (s *Service) Engine() *engine.Engine { return s.engine }
-
 // Shutdown ends every open stream with UNAVAILABLE, stops the engine's
 // background workers, and waits for both, or for ctx to end.
 func (s *Service) Shutdown(ctx context.Context) error {
@@ -117,14 +114,8 @@ func undecoded(req proto.Message) map[int]*pxperfv1.Rejection {
 	}
 	refused := make(map[int]*pxperfv1.Rejection, len(fails))
 	for _, f := range fails {
-		msg := f.Reason
-		if f.Field != "" {
-			msg = f.Field + ": " + f.Reason
-		}
-		refused[f.Index] = &pxperfv1.Rejection{
-			Message:         msg,
-			FieldViolations: []*pxperfv1.FieldViolation{{Field: f.Field, Description: f.Reason}},
-		}
+		fvs := []*pxperfv1.FieldViolation{{Field: f.Field, Description: f.Reason}}
+		refused[f.Index] = &pxperfv1.Rejection{Message: engine.Describe(fvs), FieldViolations: fvs}
 	}
 	return refused
 }
