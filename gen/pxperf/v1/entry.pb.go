@@ -526,7 +526,14 @@ type Entry struct {
 	BytesReceived int64 `protobuf:"varint,18,opt,name=bytes_received,json=bytesReceived,proto3" json:"bytes_received,omitempty"`
 	// How urgently subscribers should see this entry. Unspecified is derived
 	// by pxperf: HIGH for errors, 5xx, 401 and 407; NORMAL otherwise.
-	Priority      Priority `protobuf:"varint,19,opt,name=priority,proto3,enum=pxperf.v1.Priority" json:"priority,omitempty"`
+	Priority Priority `protobuf:"varint,19,opt,name=priority,proto3,enum=pxperf.v1.Priority" json:"priority,omitempty"`
+	// Request body (a POST's payload), with the rules of response_body:
+	// possibly truncated to memory.max_body_size at ingest, its original size
+	// and content type kept, and counted in the memory budget.
+	RequestBody *Body `protobuf:"bytes,20,opt,name=request_body,json=requestBody,proto3" json:"request_body,omitempty"`
+	// The id of the entry this one replays, when it was made by re-sending a
+	// recorded request (pxperf replay); 0 otherwise.
+	ReplayOf      uint64 `protobuf:"varint,21,opt,name=replay_of,json=replayOf,proto3" json:"replay_of,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -694,6 +701,20 @@ func (x *Entry) GetPriority() Priority {
 	return Priority_PRIORITY_UNSPECIFIED
 }
 
+func (x *Entry) GetRequestBody() *Body {
+	if x != nil {
+		return x.RequestBody
+	}
+	return nil
+}
+
+func (x *Entry) GetReplayOf() uint64 {
+	if x != nil {
+		return x.ReplayOf
+	}
+	return 0
+}
+
 // Header is one HTTP header line. Repeated names are repeated headers.
 type Header struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -749,8 +770,8 @@ func (x *Header) GetValue() string {
 	return ""
 }
 
-// Body is a response body as stored: possibly truncated, with its original
-// size kept.
+// Body is a request or response body as stored: possibly truncated, with
+// its original size kept.
 type Body struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The body bytes, at most memory.max_body_size of them once stored.
@@ -1099,6 +1120,11 @@ func (x *EntryError) GetMessage() string {
 
 // Filter selects entries. Every set field must match (AND); an empty filter
 // matches everything. String matches are case-insensitive.
+//
+// any_of gives alternatives (OR) and exclude gives exclusions (NOT); query
+// is the same filter written as text, in the language of the CLI and the
+// monitor (README, "Filters"). A filter nests at most three deep: the
+// filters in any_of may hold exclude, those in exclude hold neither.
 type Filter struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// HTTP methods to keep, for example ["GET", "POST"]. Empty keeps all. At
@@ -1126,7 +1152,42 @@ type Filter struct {
 	ContentType string `protobuf:"bytes,8,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
 	// Free text searched in the URL, the error message, and header names and
 	// values. At most 256 bytes.
-	Text          string `protobuf:"bytes,9,opt,name=text,proto3" json:"text,omitempty"`
+	Text string `protobuf:"bytes,9,opt,name=text,proto3" json:"text,omitempty"`
+	// Keep only entries whose size is at least this many bytes. An entry's
+	// size is bytes_received, or its response body's original_size when
+	// bytes_received is 0. Not negative.
+	MinSize *int64 `protobuf:"varint,10,opt,name=min_size,json=minSize,proto3,oneof" json:"min_size,omitempty"`
+	// Keep only entries whose size (see min_size) is at most this many bytes.
+	// Not negative.
+	MaxSize *int64 `protobuf:"varint,11,opt,name=max_size,json=maxSize,proto3,oneof" json:"max_size,omitempty"`
+	// Keep only entries in one of these states. Empty keeps all. At most 3,
+	// none of them unspecified.
+	States []EntryState `protobuf:"varint,12,rep,packed,name=states,proto3,enum=pxperf.v1.EntryState" json:"states,omitempty"`
+	// When set, keep only tunnels (true) or only plain requests (false).
+	Tunnel *bool `protobuf:"varint,13,opt,name=tunnel,proto3,oneof" json:"tunnel,omitempty"`
+	// A regular expression in RE2 syntax (github.com/google/re2/wiki/Syntax)
+	// that must match somewhere in the url, case-insensitively unless it
+	// starts with (?-i). At most 512 bytes, and at most 2000 instructions
+	// once compiled (a{1000} is too many).
+	UrlRegex string `protobuf:"bytes,14,opt,name=url_regex,json=urlRegex,proto3" json:"url_regex,omitempty"`
+	// Text searched in the stored request and response bodies (which may be
+	// truncated). Reads every body of the entries it examines, so it is
+	// slower than the other criteria. At most 256 bytes.
+	BodyText string `protobuf:"bytes,15,opt,name=body_text,json=bodyText,proto3" json:"body_text,omitempty"`
+	// The entry must also match at least one of these (OR). Empty: no
+	// alternatives. At most 16.
+	AnyOf []*Filter `protobuf:"bytes,16,rep,name=any_of,json=anyOf,proto3" json:"any_of,omitempty"`
+	// The entry must match none of these (each one excludes what it
+	// matches). At most 16.
+	Exclude []*Filter `protobuf:"bytes,17,rep,name=exclude,proto3" json:"exclude,omitempty"`
+	// The filter in its text form, for example
+	// `host:*.example.com -status:304 OR is:failed`, parsed by the server and
+	// ANDed with the other fields. A syntax error is INVALID_ARGUMENT with a
+	// BadRequest naming filter.query and an ErrorInfo (reason
+	// FILTER_SYNTAX) whose metadata gives the offending token's byte offset
+	// ("offset") and text ("token"). The other fields may not set a
+	// criterion the query sets too. At most 2048 bytes.
+	Query         string `protobuf:"bytes,18,opt,name=query,proto3" json:"query,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1224,6 +1285,69 @@ func (x *Filter) GetText() string {
 	return ""
 }
 
+func (x *Filter) GetMinSize() int64 {
+	if x != nil && x.MinSize != nil {
+		return *x.MinSize
+	}
+	return 0
+}
+
+func (x *Filter) GetMaxSize() int64 {
+	if x != nil && x.MaxSize != nil {
+		return *x.MaxSize
+	}
+	return 0
+}
+
+func (x *Filter) GetStates() []EntryState {
+	if x != nil {
+		return x.States
+	}
+	return nil
+}
+
+func (x *Filter) GetTunnel() bool {
+	if x != nil && x.Tunnel != nil {
+		return *x.Tunnel
+	}
+	return false
+}
+
+func (x *Filter) GetUrlRegex() string {
+	if x != nil {
+		return x.UrlRegex
+	}
+	return ""
+}
+
+func (x *Filter) GetBodyText() string {
+	if x != nil {
+		return x.BodyText
+	}
+	return ""
+}
+
+func (x *Filter) GetAnyOf() []*Filter {
+	if x != nil {
+		return x.AnyOf
+	}
+	return nil
+}
+
+func (x *Filter) GetExclude() []*Filter {
+	if x != nil {
+		return x.Exclude
+	}
+	return nil
+}
+
+func (x *Filter) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
 // StatusRange is an inclusive range of HTTP status codes.
 type StatusRange struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1283,7 +1407,7 @@ var File_pxperf_v1_entry_proto protoreflect.FileDescriptor
 
 const file_pxperf_v1_entry_proto_rawDesc = "" +
 	"\n" +
-	"\x15pxperf/v1/entry.proto\x12\tpxperf.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\f\n" +
+	"\x15pxperf/v1/entry.proto\x12\tpxperf.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd2\f\n" +
 	"\x05Entry\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12'\n" +
 	"\n" +
@@ -1314,7 +1438,9 @@ const file_pxperf_v1_entry_proto_rawDesc = "" +
 	"\n" +
 	"bytes_sent\x18\x11 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\tbytesSent\x12.\n" +
 	"\x0ebytes_received\x18\x12 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\rbytesReceived\x129\n" +
-	"\bpriority\x18\x13 \x01(\x0e2\x13.pxperf.v1.PriorityB\b\xbaH\x05\x82\x01\x02\x10\x01R\bpriority:\x89\x02\xbaH\x85\x02\x1a~\n" +
+	"\bpriority\x18\x13 \x01(\x0e2\x13.pxperf.v1.PriorityB\b\xbaH\x05\x82\x01\x02\x10\x01R\bpriority\x122\n" +
+	"\frequest_body\x18\x14 \x01(\v2\x0f.pxperf.v1.BodyR\vrequestBody\x12\x1b\n" +
+	"\treplay_of\x18\x15 \x01(\x04R\breplayOf:\x89\x02\xbaH\x85\x02\x1a~\n" +
 	" entry.status_code_when_completed\x120a COMPLETED entry needs a status_code (100..599)\x1a(this.state != 2 || this.status_code != 0\x1a\x82\x01\n" +
 	"\x17entry.error_when_failed\x12)a FAILED entry needs an error with a kind\x1a<this.state != 3 || (has(this.error) && this.error.kind != 0)\"I\n" +
 	"\x06Header\x12\x1e\n" +
@@ -1343,7 +1469,8 @@ const file_pxperf_v1_entry_proto_rawDesc = "" +
 	"\n" +
 	"EntryError\x122\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x14.pxperf.v1.ErrorKindB\b\xbaH\x05\x82\x01\x02\x10\x01R\x04kind\x12\"\n" +
-	"\amessage\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80 R\amessage\"\xb6\x03\n" +
+	"\amessage\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80 R\amessage\"\xbc\n" +
+	"\n" +
 	"\x06Filter\x12E\n" +
 	"\amethods\x18\x01 \x03(\tB+\xbaH(\x92\x01%\x10\x10\"!r\x1f2\x1d^[A-Za-z][A-Za-z0-9_-]{0,31}$R\amethods\x12E\n" +
 	"\rstatus_ranges\x18\x02 \x03(\v2\x16.pxperf.v1.StatusRangeB\b\xbaH\x05\x92\x01\x02\x10\x10R\fstatusRanges\x12\x1f\n" +
@@ -1354,7 +1481,23 @@ const file_pxperf_v1_entry_proto_rawDesc = "" +
 	"\x05route\x18\x06 \x01(\x0e2\x10.pxperf.v1.RouteB\b\xbaH\x05\x82\x01\x02\x10\x01R\x05route\x12F\n" +
 	"\fmin_duration\x18\a \x01(\v2\x19.google.protobuf.DurationB\b\xbaH\x05\xaa\x01\x022\x00R\vminDuration\x12+\n" +
 	"\fcontent_type\x18\b \x01(\tB\b\xbaH\x05r\x03(\x80\x02R\vcontentType\x12\x1c\n" +
-	"\x04text\x18\t \x01(\tB\b\xbaH\x05r\x03(\x80\x02R\x04text\"\x9c\x01\n" +
+	"\x04text\x18\t \x01(\tB\b\xbaH\x05r\x03(\x80\x02R\x04text\x12'\n" +
+	"\bmin_size\x18\n" +
+	" \x01(\x03B\a\xbaH\x04\"\x02(\x00H\x00R\aminSize\x88\x01\x01\x12'\n" +
+	"\bmax_size\x18\v \x01(\x03B\a\xbaH\x04\"\x02(\x00H\x01R\amaxSize\x88\x01\x01\x12@\n" +
+	"\x06states\x18\f \x03(\x0e2\x15.pxperf.v1.EntryStateB\x11\xbaH\x0e\x92\x01\v\x10\x03\"\a\x82\x01\x04\x10\x01 \x00R\x06states\x12\x1b\n" +
+	"\x06tunnel\x18\r \x01(\bH\x02R\x06tunnel\x88\x01\x01\x12%\n" +
+	"\turl_regex\x18\x0e \x01(\tB\b\xbaH\x05r\x03(\x80\x04R\burlRegex\x12%\n" +
+	"\tbody_text\x18\x0f \x01(\tB\b\xbaH\x05r\x03(\x80\x02R\bbodyText\x122\n" +
+	"\x06any_of\x18\x10 \x03(\v2\x11.pxperf.v1.FilterB\b\xbaH\x05\x92\x01\x02\x10\x10R\x05anyOf\x125\n" +
+	"\aexclude\x18\x11 \x03(\v2\x11.pxperf.v1.FilterB\b\xbaH\x05\x92\x01\x02\x10\x10R\aexclude\x12\x1e\n" +
+	"\x05query\x18\x12 \x01(\tB\b\xbaH\x05r\x03(\x80\x10R\x05query:\xd4\x03\xbaH\xd0\x03\x1a\x8f\x01\n" +
+	"\x15filter.any_of_nesting\x12<a filter in any_of may hold exclude, but not any_of or query\x1a8this.any_of.all(f, size(f.any_of) == 0 && f.query == '')\x1a\xab\x01\n" +
+	"\x16filter.exclude_nesting\x12>a filter in exclude may hold neither any_of, exclude nor query\x1aQthis.exclude.all(f, size(f.any_of) == 0 && size(f.exclude) == 0 && f.query == '')\x1a\x8d\x01\n" +
+	"\x11filter.size_order\x12*min_size must not be greater than max_size\x1aL!has(this.min_size) || !has(this.max_size) || this.min_size <= this.max_sizeB\v\n" +
+	"\t_min_sizeB\v\n" +
+	"\t_max_sizeB\t\n" +
+	"\a_tunnel\"\x9c\x01\n" +
 	"\vStatusRange\x12\x1c\n" +
 	"\x03min\x18\x01 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xd7\x04(dR\x03min\x12\x1c\n" +
@@ -1452,24 +1595,28 @@ var file_pxperf_v1_entry_proto_depIdxs = []int32{
 	9,  // 7: pxperf.v1.Entry.response_body:type_name -> pxperf.v1.Body
 	10, // 8: pxperf.v1.Entry.timings:type_name -> pxperf.v1.Timings
 	1,  // 9: pxperf.v1.Entry.priority:type_name -> pxperf.v1.Priority
-	17, // 10: pxperf.v1.Timings.dns:type_name -> google.protobuf.Duration
-	17, // 11: pxperf.v1.Timings.connect:type_name -> google.protobuf.Duration
-	17, // 12: pxperf.v1.Timings.tls_handshake:type_name -> google.protobuf.Duration
-	17, // 13: pxperf.v1.Timings.time_to_first_byte:type_name -> google.protobuf.Duration
-	17, // 14: pxperf.v1.Timings.total:type_name -> google.protobuf.Duration
-	2,  // 15: pxperf.v1.ProxyDecision.route:type_name -> pxperf.v1.Route
-	3,  // 16: pxperf.v1.ProxyDecision.source:type_name -> pxperf.v1.DecisionSource
-	4,  // 17: pxperf.v1.UpstreamAuth.method:type_name -> pxperf.v1.AuthMethod
-	5,  // 18: pxperf.v1.UpstreamAuth.outcome:type_name -> pxperf.v1.AuthOutcome
-	6,  // 19: pxperf.v1.EntryError.kind:type_name -> pxperf.v1.ErrorKind
-	15, // 20: pxperf.v1.Filter.status_ranges:type_name -> pxperf.v1.StatusRange
-	2,  // 21: pxperf.v1.Filter.route:type_name -> pxperf.v1.Route
-	17, // 22: pxperf.v1.Filter.min_duration:type_name -> google.protobuf.Duration
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	9,  // 10: pxperf.v1.Entry.request_body:type_name -> pxperf.v1.Body
+	17, // 11: pxperf.v1.Timings.dns:type_name -> google.protobuf.Duration
+	17, // 12: pxperf.v1.Timings.connect:type_name -> google.protobuf.Duration
+	17, // 13: pxperf.v1.Timings.tls_handshake:type_name -> google.protobuf.Duration
+	17, // 14: pxperf.v1.Timings.time_to_first_byte:type_name -> google.protobuf.Duration
+	17, // 15: pxperf.v1.Timings.total:type_name -> google.protobuf.Duration
+	2,  // 16: pxperf.v1.ProxyDecision.route:type_name -> pxperf.v1.Route
+	3,  // 17: pxperf.v1.ProxyDecision.source:type_name -> pxperf.v1.DecisionSource
+	4,  // 18: pxperf.v1.UpstreamAuth.method:type_name -> pxperf.v1.AuthMethod
+	5,  // 19: pxperf.v1.UpstreamAuth.outcome:type_name -> pxperf.v1.AuthOutcome
+	6,  // 20: pxperf.v1.EntryError.kind:type_name -> pxperf.v1.ErrorKind
+	15, // 21: pxperf.v1.Filter.status_ranges:type_name -> pxperf.v1.StatusRange
+	2,  // 22: pxperf.v1.Filter.route:type_name -> pxperf.v1.Route
+	17, // 23: pxperf.v1.Filter.min_duration:type_name -> google.protobuf.Duration
+	0,  // 24: pxperf.v1.Filter.states:type_name -> pxperf.v1.EntryState
+	14, // 25: pxperf.v1.Filter.any_of:type_name -> pxperf.v1.Filter
+	14, // 26: pxperf.v1.Filter.exclude:type_name -> pxperf.v1.Filter
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_pxperf_v1_entry_proto_init() }
@@ -1477,6 +1624,7 @@ func file_pxperf_v1_entry_proto_init() {
 	if File_pxperf_v1_entry_proto != nil {
 		return
 	}
+	file_pxperf_v1_entry_proto_msgTypes[7].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -48,6 +48,25 @@ func (m *Entry) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if m.ReplayOf != 0 {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.ReplayOf))
+		i--
+		dAtA[i] = 0x1
+		i--
+		dAtA[i] = 0xa8
+	}
+	if m.RequestBody != nil {
+		size, err := m.RequestBody.MarshalToSizedBufferVT(dAtA[:i])
+		if err != nil {
+			return 0, err
+		}
+		i -= size
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(size))
+		i--
+		dAtA[i] = 0x1
+		i--
+		dAtA[i] = 0xa2
+	}
 	if m.Priority != 0 {
 		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.Priority))
 		i--
@@ -628,6 +647,13 @@ func (m *Entry) SizeVT() (n int) {
 	}
 	if m.Priority != 0 {
 		n += 2 + protohelpers.SizeOfVarint(uint64(m.Priority))
+	}
+	if m.RequestBody != nil {
+		l = m.RequestBody.SizeVT()
+		n += 2 + l + protohelpers.SizeOfVarint(uint64(l))
+	}
+	if m.ReplayOf != 0 {
+		n += 2 + protohelpers.SizeOfVarint(uint64(m.ReplayOf))
 	}
 	n += len(m.unknownFields)
 	return n

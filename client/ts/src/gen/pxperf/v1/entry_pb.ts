@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file pxperf/v1/entry.proto.
  */
 export const file_pxperf_v1_entry: GenFile = /*@__PURE__*/
-  fileDesc("ChVweHBlcmYvdjEvZW50cnkucHJvdG8SCXB4cGVyZi52MSK5CgoFRW50cnkSCgoCaWQYASABKAQSHAoKcmVxdWVzdF9pZBgCIAEoCUIIukgFcgMogAESNgoKc3RhcnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBrpIA8gBARL8AgoGbWV0aG9kGAQgASgJQusCukjnAnLkAlIDR0VUUgRIRUFEUgRQT1NUUgNQVVRSBkRFTEVURVIHQ09OTkVDVFIHT1BUSU9OU1IFVFJBQ0VSBVBBVENIUghQUk9QRklORFIJUFJPUFBBVENIUgVNS0NPTFIEQ09QWVIETU9WRVIETE9DS1IGVU5MT0NLUgZTRUFSQ0hSBlJFUE9SVFIDQUNMUgRCSU5EUgZVTkJJTkRSBlJFQklORFIETElOS1IGVU5MSU5LUgpNS0NBTEVOREFSUg1NS1JFRElSRUNUUkVGUhFVUERBVEVSRURJUkVDVFJFRlIKT1JERVJQQVRDSFIHQ0hFQ0tJTlIIQ0hFQ0tPVVRSClVOQ0hFQ0tPVVRSD1ZFUlNJT04tQ09OVFJPTFIQQkFTRUxJTkUtQ09OVFJPTFILTUtXT1JLU1BBQ0VSCk1LQUNUSVZJVFlSBU1FUkdFUgZVUERBVEVSBUxBQkVMUgVRVUVSWVIDUFJJEhcKA3VybBgFIAEoCUIKukgHcgUQASiAQBIWCgRob3N0GAYgASgJQgi6SAVyAyj/ARIOCgZ0dW5uZWwYByABKAgSMAoOcHJveHlfZGVjaXNpb24YCCABKAsyGC5weHBlcmYudjEuUHJveHlEZWNpc2lvbhIuCg11cHN0cmVhbV9hdXRoGAkgASgLMhcucHhwZXJmLnYxLlVwc3RyZWFtQXV0aBIuCgVzdGF0ZRgKIAEoDjIVLnB4cGVyZi52MS5FbnRyeVN0YXRlQgi6SAWCAQIQARIfCgtzdGF0dXNfY29kZRgLIAEoBUIKukgHGgUY1wQoABIkCgVlcnJvchgMIAEoCzIVLnB4cGVyZi52MS5FbnRyeUVycm9yEjUKD3JlcXVlc3RfaGVhZGVycxgNIAMoCzIRLnB4cGVyZi52MS5IZWFkZXJCCbpIBpIBAxCAAhI2ChByZXNwb25zZV9oZWFkZXJzGA4gAygLMhEucHhwZXJmLnYxLkhlYWRlckIJukgGkgEDEIACEiYKDXJlc3BvbnNlX2JvZHkYDyABKAsyDy5weHBlcmYudjEuQm9keRIjCgd0aW1pbmdzGBAgASgLMhIucHhwZXJmLnYxLlRpbWluZ3MSGwoKYnl0ZXNfc2VudBgRIAEoA0IHukgEIgIoABIfCg5ieXRlc19yZWNlaXZlZBgSIAEoA0IHukgEIgIoABIvCghwcmlvcml0eRgTIAEoDjITLnB4cGVyZi52MS5Qcmlvcml0eUIIukgFggECEAE6iQK6SIUCGn4KIGVudHJ5LnN0YXR1c19jb2RlX3doZW5fY29tcGxldGVkEjBhIENPTVBMRVRFRCBlbnRyeSBuZWVkcyBhIHN0YXR1c19jb2RlICgxMDAuLjU5OSkaKHRoaXMuc3RhdGUgIT0gMiB8fCB0aGlzLnN0YXR1c19jb2RlICE9IDAaggEKF2VudHJ5LmVycm9yX3doZW5fZmFpbGVkEilhIEZBSUxFRCBlbnRyeSBuZWVkcyBhbiBlcnJvciB3aXRoIGEga2luZBo8dGhpcy5zdGF0ZSAhPSAzIHx8IChoYXModGhpcy5lcnJvcikgJiYgdGhpcy5lcnJvci5raW5kICE9IDApIjwKBkhlYWRlchIYCgRuYW1lGAEgASgJQgq6SAdyBRABKIACEhgKBXZhbHVlGAIgASgJQgm6SAZyBCiAgAEiZwoEQm9keRIMCgRkYXRhGAEgASgMEh4KDGNvbnRlbnRfdHlwZRgCIAEoCUIIukgFcgMogAISHgoNb3JpZ2luYWxfc2l6ZRgDIAEoA0IHukgEIgIoABIRCgl0cnVuY2F0ZWQYBCABKAgiogIKB1RpbWluZ3MSMAoDZG5zGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgi6SAWqAQIyABI0Cgdjb25uZWN0GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgi6SAWqAQIyABI6Cg10bHNfaGFuZHNoYWtlGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgi6SAWqAQIyABI/ChJ0aW1lX3RvX2ZpcnN0X2J5dGUYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CCLpIBaoBAjIAEjIKBXRvdGFsGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgi6SAWqAQIyACK2AQoNUHJveHlEZWNpc2lvbhIpCgVyb3V0ZRgBIAEoDjIQLnB4cGVyZi52MS5Sb3V0ZUIIukgFggECEAESGgoIdXBzdHJlYW0YAiABKAlCCLpIBXIDKP8BEikKEGZhaWxlZF91cHN0cmVhbXMYAyADKAlCD7pIDJIBCRAQIgVyAyj/ARIzCgZzb3VyY2UYBCABKA4yGS5weHBlcmYudjEuRGVjaXNpb25Tb3VyY2VCCLpIBYIBAhABInIKDFVwc3RyZWFtQXV0aBIvCgZtZXRob2QYASABKA4yFS5weHBlcmYudjEuQXV0aE1ldGhvZEIIukgFggECEAESMQoHb3V0Y29tZRgCIAEoDjIWLnB4cGVyZi52MS5BdXRoT3V0Y29tZUIIukgFggECEAEiVQoKRW50cnlFcnJvchIsCgRraW5kGAEgASgOMhQucHhwZXJmLnYxLkVycm9yS2luZEIIukgFggECEAESGQoHbWVzc2FnZRgCIAEoCUIIukgFcgMogCAi4QIKBkZpbHRlchI8CgdtZXRob2RzGAEgAygJQiu6SCiSASUQECIhch8yHV5bQS1aYS16XVtBLVphLXowLTlfLV17MCwzMX0kEjcKDXN0YXR1c19yYW5nZXMYAiADKAsyFi5weHBlcmYudjEuU3RhdHVzUmFuZ2VCCLpIBZIBAhAQEhMKC2Vycm9yc19vbmx5GAMgASgIEhYKBGhvc3QYBCABKAlCCLpIBXIDKP8BEhUKA3VybBgFIAEoCUIIukgFcgMogAgSKQoFcm91dGUYBiABKA4yEC5weHBlcmYudjEuUm91dGVCCLpIBYIBAhABEjkKDG1pbl9kdXJhdGlvbhgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIIukgFqgECMgASHgoMY29udGVudF90eXBlGAggASgJQgi6SAVyAyiAAhIWCgR0ZXh0GAkgASgJQgi6SAVyAyiAAiKSAQoLU3RhdHVzUmFuZ2USFwoDbWluGAEgASgFQgq6SAcaBRjXBChkEhcKA21heBgCIAEoBUIKukgHGgUY1wQoZDpRukhOGkwKEnN0YXR1c19yYW5nZS5vcmRlchIgbWluIG11c3Qgbm90IGJlIGdyZWF0ZXIgdGhhbiBtYXgaFHRoaXMubWluIDw9IHRoaXMubWF4KnUKCkVudHJ5U3RhdGUSGwoXRU5UUllfU1RBVEVfVU5TUEVDSUZJRUQQABIXChNFTlRSWV9TVEFURV9QRU5ESU5HEAESGQoVRU5UUllfU1RBVEVfQ09NUExFVEVEEAISFgoSRU5UUllfU1RBVEVfRkFJTEVEEAMqdQoIUHJpb3JpdHkSGAoUUFJJT1JJVFlfVU5TUEVDSUZJRUQQABIQCgxQUklPUklUWV9MT1cQARITCg9QUklPUklUWV9OT1JNQUwQAhIRCg1QUklPUklUWV9ISUdIEAMSFQoRUFJJT1JJVFlfQ1JJVElDQUwQBCpBCgVSb3V0ZRIVChFST1VURV9VTlNQRUNJRklFRBAAEhAKDFJPVVRFX0RJUkVDVBABEg8KC1JPVVRFX1BST1hZEAIqoQEKDkRlY2lzaW9uU291cmNlEh8KG0RFQ0lTSU9OX1NPVVJDRV9VTlNQRUNJRklFRBAAEhcKE0RFQ0lTSU9OX1NPVVJDRV9QQUMQARIaChZERUNJU0lPTl9TT1VSQ0VfTUFOVUFMEAISHAoYREVDSVNJT05fU09VUkNFX05PX1BST1hZEAMSGwoXREVDSVNJT05fU09VUkNFX0RFRkFVTFQQBCqfAQoKQXV0aE1ldGhvZBIbChdBVVRIX01FVEhPRF9VTlNQRUNJRklFRBAAEhQKEEFVVEhfTUVUSE9EX05PTkUQARIVChFBVVRIX01FVEhPRF9CQVNJQxACEhYKEkFVVEhfTUVUSE9EX0RJR0VTVBADEhQKEEFVVEhfTUVUSE9EX05UTE0QBBIZChVBVVRIX01FVEhPRF9ORUdPVElBVEUQBSqAAQoLQXV0aE91dGNvbWUSHAoYQVVUSF9PVVRDT01FX1VOU1BFQ0lGSUVEEAASHgoaQVVUSF9PVVRDT01FX05PVF9BVFRFTVBURUQQARIaChZBVVRIX09VVENPTUVfU1VDQ0VFREVEEAISFwoTQVVUSF9PVVRDT01FX0ZBSUxFRBADKuMBCglFcnJvcktpbmQSGgoWRVJST1JfS0lORF9VTlNQRUNJRklFRBAAEhIKDkVSUk9SX0tJTkRfRE5TEAESFgoSRVJST1JfS0lORF9DT05ORUNUEAISFgoSRVJST1JfS0lORF9USU1FT1VUEAMSEgoORVJST1JfS0lORF9UTFMQBBIXChNFUlJPUl9LSU5EX1VQU1RSRUFNEAUSHAoYRVJST1JfS0lORF9DTElFTlRfQ0xPU0VEEAYSFAoQRVJST1JfS0lORF9PVEhFUhAHEhUKEUVSUk9SX0tJTkRfREVOSUVEEAhCMVovZ2l0aHViLmNvbS9weHBlcmYvcHhwZXJmL2dlbi9weHBlcmYvdjE7cHhwZXJmdjFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChVweHBlcmYvdjEvZW50cnkucHJvdG8SCXB4cGVyZi52MSLzCgoFRW50cnkSCgoCaWQYASABKAQSHAoKcmVxdWVzdF9pZBgCIAEoCUIIukgFcgMogAESNgoKc3RhcnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBrpIA8gBARL8AgoGbWV0aG9kGAQgASgJQusCukjnAnLkAlIDR0VUUgRIRUFEUgRQT1NUUgNQVVRSBkRFTEVURVIHQ09OTkVDVFIHT1BUSU9OU1IFVFJBQ0VSBVBBVENIUghQUk9QRklORFIJUFJPUFBBVENIUgVNS0NPTFIEQ09QWVIETU9WRVIETE9DS1IGVU5MT0NLUgZTRUFSQ0hSBlJFUE9SVFIDQUNMUgRCSU5EUgZVTkJJTkRSBlJFQklORFIETElOS1IGVU5MSU5LUgpNS0NBTEVOREFSUg1NS1JFRElSRUNUUkVGUhFVUERBVEVSRURJUkVDVFJFRlIKT1JERVJQQVRDSFIHQ0hFQ0tJTlIIQ0hFQ0tPVVRSClVOQ0hFQ0tPVVRSD1ZFUlNJT04tQ09OVFJPTFIQQkFTRUxJTkUtQ09OVFJPTFILTUtXT1JLU1BBQ0VSCk1LQUNUSVZJVFlSBU1FUkdFUgZVUERBVEVSBUxBQkVMUgVRVUVSWVIDUFJJEhcKA3VybBgFIAEoCUIKukgHcgUQASiAQBIWCgRob3N0GAYgASgJQgi6SAVyAyj/ARIOCgZ0dW5uZWwYByABKAgSMAoOcHJveHlfZGVjaXNpb24YCCABKAsyGC5weHBlcmYudjEuUHJveHlEZWNpc2lvbhIuCg11cHN0cmVhbV9hdXRoGAkgASgLMhcucHhwZXJmLnYxLlVwc3RyZWFtQXV0aBIuCgVzdGF0ZRgKIAEoDjIVLnB4cGVyZi52MS5FbnRyeVN0YXRlQgi6SAWCAQIQARIfCgtzdGF0dXNfY29kZRgLIAEoBUIKukgHGgUY1wQoABIkCgVlcnJvchgMIAEoCzIVLnB4cGVyZi52MS5FbnRyeUVycm9yEjUKD3JlcXVlc3RfaGVhZGVycxgNIAMoCzIRLnB4cGVyZi52MS5IZWFkZXJCCbpIBpIBAxCAAhI2ChByZXNwb25zZV9oZWFkZXJzGA4gAygLMhEucHhwZXJmLnYxLkhlYWRlckIJukgGkgEDEIACEiYKDXJlc3BvbnNlX2JvZHkYDyABKAsyDy5weHBlcmYudjEuQm9keRIjCgd0aW1pbmdzGBAgASgLMhIucHhwZXJmLnYxLlRpbWluZ3MSGwoKYnl0ZXNfc2VudBgRIAEoA0IHukgEIgIoABIfCg5ieXRlc19yZWNlaXZlZBgSIAEoA0IHukgEIgIoABIvCghwcmlvcml0eRgTIAEoDjITLnB4cGVyZi52MS5Qcmlvcml0eUIIukgFggECEAESJQoMcmVxdWVzdF9ib2R5GBQgASgLMg8ucHhwZXJmLnYxLkJvZHkSEQoJcmVwbGF5X29mGBUgASgEOokCukiFAhp+CiBlbnRyeS5zdGF0dXNfY29kZV93aGVuX2NvbXBsZXRlZBIwYSBDT01QTEVURUQgZW50cnkgbmVlZHMgYSBzdGF0dXNfY29kZSAoMTAwLi41OTkpGih0aGlzLnN0YXRlICE9IDIgfHwgdGhpcy5zdGF0dXNfY29kZSAhPSAwGoIBChdlbnRyeS5lcnJvcl93aGVuX2ZhaWxlZBIpYSBGQUlMRUQgZW50cnkgbmVlZHMgYW4gZXJyb3Igd2l0aCBhIGtpbmQaPHRoaXMuc3RhdGUgIT0gMyB8fCAoaGFzKHRoaXMuZXJyb3IpICYmIHRoaXMuZXJyb3Iua2luZCAhPSAwKSI8CgZIZWFkZXISGAoEbmFtZRgBIAEoCUIKukgHcgUQASiAAhIYCgV2YWx1ZRgCIAEoCUIJukgGcgQogIABImcKBEJvZHkSDAoEZGF0YRgBIAEoDBIeCgxjb250ZW50X3R5cGUYAiABKAlCCLpIBXIDKIACEh4KDW9yaWdpbmFsX3NpemUYAyABKANCB7pIBCICKAASEQoJdHJ1bmNhdGVkGAQgASgIIqICCgdUaW1pbmdzEjAKA2RucxgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIIukgFqgECMgASNAoHY29ubmVjdBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIIukgFqgECMgASOgoNdGxzX2hhbmRzaGFrZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIIukgFqgECMgASPwoSdGltZV90b19maXJzdF9ieXRlGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgi6SAWqAQIyABIyCgV0b3RhbBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIIukgFqgECMgAitgEKDVByb3h5RGVjaXNpb24SKQoFcm91dGUYASABKA4yEC5weHBlcmYudjEuUm91dGVCCLpIBYIBAhABEhoKCHVwc3RyZWFtGAIgASgJQgi6SAVyAyj/ARIpChBmYWlsZWRfdXBzdHJlYW1zGAMgAygJQg+6SAySAQkQECIFcgMo/wESMwoGc291cmNlGAQgASgOMhkucHhwZXJmLnYxLkRlY2lzaW9uU291cmNlQgi6SAWCAQIQASJyCgxVcHN0cmVhbUF1dGgSLwoGbWV0aG9kGAEgASgOMhUucHhwZXJmLnYxLkF1dGhNZXRob2RCCLpIBYIBAhABEjEKB291dGNvbWUYAiABKA4yFi5weHBlcmYudjEuQXV0aE91dGNvbWVCCLpIBYIBAhABIlUKCkVudHJ5RXJyb3ISLAoEa2luZBgBIAEoDjIULnB4cGVyZi52MS5FcnJvcktpbmRCCLpIBYIBAhABEhkKB21lc3NhZ2UYAiABKAlCCLpIBXIDKIAgIpoJCgZGaWx0ZXISPAoHbWV0aG9kcxgBIAMoCUIrukgokgElEBAiIXIfMh1eW0EtWmEtel1bQS1aYS16MC05Xy1dezAsMzF9JBI3Cg1zdGF0dXNfcmFuZ2VzGAIgAygLMhYucHhwZXJmLnYxLlN0YXR1c1JhbmdlQgi6SAWSAQIQEBITCgtlcnJvcnNfb25seRgDIAEoCBIWCgRob3N0GAQgASgJQgi6SAVyAyj/ARIVCgN1cmwYBSABKAlCCLpIBXIDKIAIEikKBXJvdXRlGAYgASgOMhAucHhwZXJmLnYxLlJvdXRlQgi6SAWCAQIQARI5CgxtaW5fZHVyYXRpb24YByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CCLpIBaoBAjIAEh4KDGNvbnRlbnRfdHlwZRgIIAEoCUIIukgFcgMogAISFgoEdGV4dBgJIAEoCUIIukgFcgMogAISHgoIbWluX3NpemUYCiABKANCB7pIBCICKABIAIgBARIeCghtYXhfc2l6ZRgLIAEoA0IHukgEIgIoAEgBiAEBEjgKBnN0YXRlcxgMIAMoDjIVLnB4cGVyZi52MS5FbnRyeVN0YXRlQhG6SA6SAQsQAyIHggEEEAEgABITCgZ0dW5uZWwYDSABKAhIAogBARIbCgl1cmxfcmVnZXgYDiABKAlCCLpIBXIDKIAEEhsKCWJvZHlfdGV4dBgPIAEoCUIIukgFcgMogAISKwoGYW55X29mGBAgAygLMhEucHhwZXJmLnYxLkZpbHRlckIIukgFkgECEBASLAoHZXhjbHVkZRgRIAMoCzIRLnB4cGVyZi52MS5GaWx0ZXJCCLpIBZIBAhAQEhcKBXF1ZXJ5GBIgASgJQgi6SAVyAyiAEDrUA7pI0AMajwEKFWZpbHRlci5hbnlfb2ZfbmVzdGluZxI8YSBmaWx0ZXIgaW4gYW55X29mIG1heSBob2xkIGV4Y2x1ZGUsIGJ1dCBub3QgYW55X29mIG9yIHF1ZXJ5Gjh0aGlzLmFueV9vZi5hbGwoZiwgc2l6ZShmLmFueV9vZikgPT0gMCAmJiBmLnF1ZXJ5ID09ICcnKRqrAQoWZmlsdGVyLmV4Y2x1ZGVfbmVzdGluZxI+YSBmaWx0ZXIgaW4gZXhjbHVkZSBtYXkgaG9sZCBuZWl0aGVyIGFueV9vZiwgZXhjbHVkZSBub3IgcXVlcnkaUXRoaXMuZXhjbHVkZS5hbGwoZiwgc2l6ZShmLmFueV9vZikgPT0gMCAmJiBzaXplKGYuZXhjbHVkZSkgPT0gMCAmJiBmLnF1ZXJ5ID09ICcnKRqNAQoRZmlsdGVyLnNpemVfb3JkZXISKm1pbl9zaXplIG11c3Qgbm90IGJlIGdyZWF0ZXIgdGhhbiBtYXhfc2l6ZRpMIWhhcyh0aGlzLm1pbl9zaXplKSB8fCAhaGFzKHRoaXMubWF4X3NpemUpIHx8IHRoaXMubWluX3NpemUgPD0gdGhpcy5tYXhfc2l6ZUILCglfbWluX3NpemVCCwoJX21heF9zaXplQgkKB190dW5uZWwikgEKC1N0YXR1c1JhbmdlEhcKA21pbhgBIAEoBUIKukgHGgUY1wQoZBIXCgNtYXgYAiABKAVCCrpIBxoFGNcEKGQ6UbpIThpMChJzdGF0dXNfcmFuZ2Uub3JkZXISIG1pbiBtdXN0IG5vdCBiZSBncmVhdGVyIHRoYW4gbWF4GhR0aGlzLm1pbiA8PSB0aGlzLm1heCp1CgpFbnRyeVN0YXRlEhsKF0VOVFJZX1NUQVRFX1VOU1BFQ0lGSUVEEAASFwoTRU5UUllfU1RBVEVfUEVORElORxABEhkKFUVOVFJZX1NUQVRFX0NPTVBMRVRFRBACEhYKEkVOVFJZX1NUQVRFX0ZBSUxFRBADKnUKCFByaW9yaXR5EhgKFFBSSU9SSVRZX1VOU1BFQ0lGSUVEEAASEAoMUFJJT1JJVFlfTE9XEAESEwoPUFJJT1JJVFlfTk9STUFMEAISEQoNUFJJT1JJVFlfSElHSBADEhUKEVBSSU9SSVRZX0NSSVRJQ0FMEAQqQQoFUm91dGUSFQoRUk9VVEVfVU5TUEVDSUZJRUQQABIQCgxST1VURV9ESVJFQ1QQARIPCgtST1VURV9QUk9YWRACKqEBCg5EZWNpc2lvblNvdXJjZRIfChtERUNJU0lPTl9TT1VSQ0VfVU5TUEVDSUZJRUQQABIXChNERUNJU0lPTl9TT1VSQ0VfUEFDEAESGgoWREVDSVNJT05fU09VUkNFX01BTlVBTBACEhwKGERFQ0lTSU9OX1NPVVJDRV9OT19QUk9YWRADEhsKF0RFQ0lTSU9OX1NPVVJDRV9ERUZBVUxUEAQqnwEKCkF1dGhNZXRob2QSGwoXQVVUSF9NRVRIT0RfVU5TUEVDSUZJRUQQABIUChBBVVRIX01FVEhPRF9OT05FEAESFQoRQVVUSF9NRVRIT0RfQkFTSUMQAhIWChJBVVRIX01FVEhPRF9ESUdFU1QQAxIUChBBVVRIX01FVEhPRF9OVExNEAQSGQoVQVVUSF9NRVRIT0RfTkVHT1RJQVRFEAUqgAEKC0F1dGhPdXRjb21lEhwKGEFVVEhfT1VUQ09NRV9VTlNQRUNJRklFRBAAEh4KGkFVVEhfT1VUQ09NRV9OT1RfQVRURU1QVEVEEAESGgoWQVVUSF9PVVRDT01FX1NVQ0NFRURFRBACEhcKE0FVVEhfT1VUQ09NRV9GQUlMRUQQAyrjAQoJRXJyb3JLaW5kEhoKFkVSUk9SX0tJTkRfVU5TUEVDSUZJRUQQABISCg5FUlJPUl9LSU5EX0ROUxABEhYKEkVSUk9SX0tJTkRfQ09OTkVDVBACEhYKEkVSUk9SX0tJTkRfVElNRU9VVBADEhIKDkVSUk9SX0tJTkRfVExTEAQSFwoTRVJST1JfS0lORF9VUFNUUkVBTRAFEhwKGEVSUk9SX0tJTkRfQ0xJRU5UX0NMT1NFRBAGEhQKEEVSUk9SX0tJTkRfT1RIRVIQBxIVChFFUlJPUl9LSU5EX0RFTklFRBAIQjFaL2dpdGh1Yi5jb20vcHhwZXJmL3B4cGVyZi9nZW4vcHhwZXJmL3YxO3B4cGVyZnYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Entry is one request that went through a proxy, with its response once it
@@ -180,6 +180,23 @@ export type Entry = Message<"pxperf.v1.Entry"> & {
    * @generated from field: pxperf.v1.Priority priority = 19;
    */
   priority: Priority;
+
+  /**
+   * Request body (a POST's payload), with the rules of response_body:
+   * possibly truncated to memory.max_body_size at ingest, its original size
+   * and content type kept, and counted in the memory budget.
+   *
+   * @generated from field: pxperf.v1.Body request_body = 20;
+   */
+  requestBody?: Body | undefined;
+
+  /**
+   * The id of the entry this one replays, when it was made by re-sending a
+   * recorded request (pxperf replay); 0 otherwise.
+   *
+   * @generated from field: uint64 replay_of = 21;
+   */
+  replayOf: bigint;
 };
 
 /**
@@ -218,8 +235,8 @@ export const HeaderSchema: GenMessage<Header> = /*@__PURE__*/
   messageDesc(file_pxperf_v1_entry, 1);
 
 /**
- * Body is a response body as stored: possibly truncated, with its original
- * size kept.
+ * Body is a request or response body as stored: possibly truncated, with
+ * its original size kept.
  *
  * @generated from message pxperf.v1.Body
  */
@@ -420,6 +437,11 @@ export const EntryErrorSchema: GenMessage<EntryError> = /*@__PURE__*/
  * Filter selects entries. Every set field must match (AND); an empty filter
  * matches everything. String matches are case-insensitive.
  *
+ * any_of gives alternatives (OR) and exclude gives exclusions (NOT); query
+ * is the same filter written as text, in the language of the CLI and the
+ * monitor (README, "Filters"). A filter nests at most three deep: the
+ * filters in any_of may hold exclude, those in exclude hold neither.
+ *
  * @generated from message pxperf.v1.Filter
  */
 export type Filter = Message<"pxperf.v1.Filter"> & {
@@ -493,6 +515,86 @@ export type Filter = Message<"pxperf.v1.Filter"> & {
    * @generated from field: string text = 9;
    */
   text: string;
+
+  /**
+   * Keep only entries whose size is at least this many bytes. An entry's
+   * size is bytes_received, or its response body's original_size when
+   * bytes_received is 0. Not negative.
+   *
+   * @generated from field: optional int64 min_size = 10;
+   */
+  minSize?: bigint | undefined;
+
+  /**
+   * Keep only entries whose size (see min_size) is at most this many bytes.
+   * Not negative.
+   *
+   * @generated from field: optional int64 max_size = 11;
+   */
+  maxSize?: bigint | undefined;
+
+  /**
+   * Keep only entries in one of these states. Empty keeps all. At most 3,
+   * none of them unspecified.
+   *
+   * @generated from field: repeated pxperf.v1.EntryState states = 12;
+   */
+  states: EntryState[];
+
+  /**
+   * When set, keep only tunnels (true) or only plain requests (false).
+   *
+   * @generated from field: optional bool tunnel = 13;
+   */
+  tunnel?: boolean | undefined;
+
+  /**
+   * A regular expression in RE2 syntax (github.com/google/re2/wiki/Syntax)
+   * that must match somewhere in the url, case-insensitively unless it
+   * starts with (?-i). At most 512 bytes, and at most 2000 instructions
+   * once compiled (a{1000} is too many).
+   *
+   * @generated from field: string url_regex = 14;
+   */
+  urlRegex: string;
+
+  /**
+   * Text searched in the stored request and response bodies (which may be
+   * truncated). Reads every body of the entries it examines, so it is
+   * slower than the other criteria. At most 256 bytes.
+   *
+   * @generated from field: string body_text = 15;
+   */
+  bodyText: string;
+
+  /**
+   * The entry must also match at least one of these (OR). Empty: no
+   * alternatives. At most 16.
+   *
+   * @generated from field: repeated pxperf.v1.Filter any_of = 16;
+   */
+  anyOf: Filter[];
+
+  /**
+   * The entry must match none of these (each one excludes what it
+   * matches). At most 16.
+   *
+   * @generated from field: repeated pxperf.v1.Filter exclude = 17;
+   */
+  exclude: Filter[];
+
+  /**
+   * The filter in its text form, for example
+   * `host:*.example.com -status:304 OR is:failed`, parsed by the server and
+   * ANDed with the other fields. A syntax error is INVALID_ARGUMENT with a
+   * BadRequest naming filter.query and an ErrorInfo (reason
+   * FILTER_SYNTAX) whose metadata gives the offending token's byte offset
+   * ("offset") and text ("token"). The other fields may not set a
+   * criterion the query sets too. At most 2048 bytes.
+   *
+   * @generated from field: string query = 18;
+   */
+  query: string;
 };
 
 /**
