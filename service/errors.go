@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"unicode/utf16"
 
 	"github.com/pxperf/pxperf/config"
 	"github.com/pxperf/pxperf/engine"
@@ -80,6 +81,32 @@ func invalidField(field, description string) error {
 func badRequest(msg string, violations []*errdetails.BadRequest_FieldViolation) error {
 	st := status.New(codes.InvalidArgument, msg)
 	if d, err := st.WithDetails(&errdetails.BadRequest{FieldViolations: violations}); err == nil {
+		st = d
+	}
+	return st.Err()
+}
+
+// filterSyntax returns INVALID_ARGUMENT for a filter query that does not
+// parse: a BadRequest naming filter.query, and an ErrorInfo (reason
+// FILTER_SYNTAX) whose metadata locates the offending token, so that a UI
+// can mark it: its byte offset ("offset"), its offset in UTF-16 code units
+// as JavaScript counts ("utf16_offset") and its text ("token").
+func filterSyntax(se *filter.SyntaxError) error {
+	const field = "filter.query"
+	st := status.New(codes.InvalidArgument, field+": "+se.Error())
+	pos := min(max(se.Pos, 0), len(se.Input))
+	d, err := st.WithDetails(
+		&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: se.Error()}}},
+		&errdetails.ErrorInfo{
+			Reason: "FILTER_SYNTAX",
+			Domain: "pxperf.v1",
+			Metadata: map[string]string{
+				"offset":       strconv.Itoa(pos),
+				"utf16_offset": strconv.Itoa(len(utf16.Encode([]rune(se.Input[:pos])))),
+				"token":        se.Token,
+			},
+		})
+	if err == nil {
 		st = d
 	}
 	return st.Err()

@@ -239,13 +239,16 @@ func compileFilter(f *pxperfv1.Filter) (store.Matcher, error) {
 	c, err := filter.Compile(f)
 	if err != nil {
 		var fe *filter.FieldError
-		if errors.As(err, &fe) {
+		switch {
+		case errors.As(err, &fe) && fe.Syntax != nil:
+			return store.Matcher{}, filterSyntax(fe.Syntax)
+		case errors.As(err, &fe):
 			return store.Matcher{}, invalidField("filter."+fe.Field, fe.Reason)
 		}
 		return store.Matcher{}, toStatus(err)
 	}
 	p := c.Parts() // all nil for an empty filter
-	return store.Matcher{Host: p.Host, Status: p.Status, Match: p.Rest}, nil
+	return store.Matcher{Host: p.Host, Status: p.Status, Match: p.Rest, Bodies: p.RestBodies}, nil
 }
 
 // defaultPageSize is the ListEntries page size when the request gives none.

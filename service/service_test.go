@@ -312,6 +312,7 @@ func TestSubscribeFilters(t *testing.T) {
 		{"status range", &pxperfv1.Filter{StatusRanges: []*pxperfv1.StatusRange{{Min: 500, Max: 599}}}, []uint64{2, 4}},
 		{"host glob", &pxperfv1.Filter{Host: "*.example.com"}, []uint64{1, 2, 4, 5}},
 		{"host substring and method", &pxperfv1.Filter{Host: "a.example", Methods: []string{"GET"}}, []uint64{1, 5}},
+		{"query", &pxperfv1.Filter{Query: "method:GET -status:404 OR method:DELETE"}, []uint64{1, 4, 5}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

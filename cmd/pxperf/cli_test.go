@@ -197,7 +197,13 @@ func TestClientCommands(t *testing.T) {
 		}
 		wantExit(t, addr, exitFailure, []string{"get", "999999"}, "NOT_FOUND")
 		wantExit(t, addr, exitUsage, []string{"get", "x"}, "not an entry id")
-		wantExit(t, addr, exitUsage, []string{"list", "--filter", "-host:cdn.example.com"}, "negation is not supported", "^^^")
+		wantExit(t, addr, exitUsage, []string{"list", "--filter", "host:a OR"}, "OR needs a filter after it", "\n         ^^")
+		// Exclusion and OR: of the 2xx entries, those not of cli.example.com, or the first one of it.
+		out = mustRun(t, addr, "list", "--filter", "status:2xx -host:cli.example.com OR url:/one", "--oldest-first")
+		if !strings.Contains(out, "http://cli.example.com/one") || !strings.Contains(out, "har.example.com") ||
+			strings.Contains(out, "http://cli.example.com/two") {
+			t.Errorf("list with exclusion and OR:\n%s", out)
+		}
 	})
 	t.Run("tail with a filter", func(t *testing.T) {
 		from := newestID(t, addr) + 1

@@ -20,13 +20,17 @@ printed again in their final state. Runs until Ctrl-C or --count entries;
 gaps (entries that left memory before they could be sent) are reported on
 standard error.
 
-Filter syntax (DevTools style; every term must match):
+Filter syntax (DevTools style; every term must match; README "Filters"):
   method:GET,POST  status:404 status:>=400 status:4xx status:500-599
   host:*.example.com (glob) host:example (substring)  url:/api/
-  is:error  proxy:direct|upstream  slower-than:200ms  mime:json
-  word or "some words" (free text in url, error and headers)`,
+  regex:^https://api\. or /v[0-9]+\/users/ (RE2 on the url)
+  is:pending|completed|failed  is:tunnel  is:error  proxy:direct|upstream
+  slower-than:200ms  larger-than:10k  smaller-than:1M  mime:json
+  body:text (in the bodies)  word or "some words" (url, error, headers)
+  -term excludes what it matches; OR separates alternatives`,
 		examples: []string{
 			"tail --filter 'status:>=400 method:POST host:*.example.com'",
+			"tail --filter 'host:api.example.com -status:304 OR is:failed'",
 			"tail --last 20 --json | jq .url",
 			"tail --from 1200 --count 100",
 		},

@@ -698,25 +698,6 @@ func TestWatchFilterEditorAppendsATerm(t *testing.T) {
 	})
 }
 
-// SIZE is the bytes received, or the body's size when the producer did not
-// count them.
-func TestWatchSizeColumn(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		e    *pxperfv1.Entry
-		want int64
-	}{
-		{"bytes received", &pxperfv1.Entry{BytesReceived: 2048, ResponseBody: &pxperfv1.Body{OriginalSize: 10}}, 2048},
-		{"a body, as the store keeps it", &pxperfv1.Entry{ResponseBody: &pxperfv1.Body{OriginalSize: 4096}}, 4096},
-		{"a body with its data", &pxperfv1.Entry{ResponseBody: &pxperfv1.Body{Data: []byte("hello")}}, 5},
-		{"neither", &pxperfv1.Entry{}, 0},
-	} {
-		if got := receivedSize(tc.e); got != tc.want {
-			t.Errorf("%s: %d; want %d", tc.name, got, tc.want)
-		}
-	}
-}
-
 // The scroll bar's thumb touches the bottom at the newest entries and the
 // top at the oldest, and is always at least a cell.
 func TestWatchScrollBar(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/perf/filter"
 	"google.golang.org/grpc/status"
 )
 
@@ -346,7 +347,7 @@ func rowText(e *pxperfv1.Entry, w int) string {
 		dur = fmt.Sprintf("%.1fms", float64(t.AsDuration())/float64(time.Millisecond))
 	}
 	size := "-"
-	if n := receivedSize(e); n > 0 {
+	if n := filter.Size(e); n > 0 {
 		size = humanBytes(n)
 	}
 	line := fmt.Sprintf("%*d %-*s %-*s %-*s %*s %*s %-*s %s", colID, e.GetId(),
@@ -354,16 +355,6 @@ func rowText(e *pxperfv1.Entry, w int) string {
 		colMethod, ansi.Truncate(e.GetMethod(), colMethod, "…"), colStatus, status, colDur, dur, colSize, size,
 		colProxy, ansi.Truncate(proxyText(e.GetProxyDecision()), colProxy, "…"), oneLine(e.GetUrl()))
 	return ansi.Truncate(line, w, "…")
-}
-
-// receivedSize is what the SIZE column shows: the bytes received, or,
-// when the producer did not count them, the size of the response body.
-func receivedSize(e *pxperfv1.Entry) int64 {
-	if n := e.GetBytesReceived(); n > 0 {
-		return n
-	}
-	b := e.GetResponseBody()
-	return max(b.GetOriginalSize(), int64(len(b.GetData())))
 }
 
 // proxyText is the proxy decision in a few words.

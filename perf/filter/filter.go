@@ -1,12 +1,15 @@
-// Package filter compiles a [pxperfv1.Filter] into a [Filter] that selects
-// entries.
+// Package filter is the filter language of pxperf: [Parse] reads its text
+// form into a [pxperfv1.Filter], and [Compile] compiles one into a [Filter]
+// that selects entries.
 //
 // [Compile] checks the filter once and pre-computes everything Match needs
-// (upper-cased methods, lower-cased substrings, validated globs), so that
-// [Filter.Match] runs on the hot path of every published entry and every
-// subscriber without allocating.
+// (upper-cased methods, lower-cased substrings, validated globs, compiled
+// regular expressions, the query parsed), so that [Filter.Match] runs on
+// the hot path of every published entry and every subscriber without
+// allocating.
 //
-// Every set criterion must match (AND). String matching is case-insensitive
+// Every set criterion must match (AND); a filter's any_of adds alternatives
+// (OR) and its exclude exclusions (NOT). String matching is case-insensitive
 // for ASCII letters only: other bytes, including every byte of a non-ASCII
 // UTF-8 character, are compared exactly, so "É" does not match "é".
 //
@@ -32,6 +35,8 @@ import (
 	"fmt"
 	"math"
 	"path"
+	"regexp"
+	"regexp/syntax"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -52,6 +57,13 @@ const (
 	maxURLLen         = 1024
 	maxContentTypeLen = 256
 	maxTextLen        = 256
+	maxStates         = 3
+	maxURLRegexLen    = 512
+	maxRegexInsts     = 2000
+	maxBodyTextLen    = 256
+	maxAnyOf          = 16
+	maxExclude        = 16
+	maxQueryLen       = 2048
 )
 
 // ErrInvalid is wrapped by every error [Compile] returns: test for it with
@@ -59,14 +71,19 @@ const (
 var ErrInvalid = errors.New("invalid filter")
 
 // FieldError reports a field of a [pxperfv1.Filter] that [Compile] rejects.
-// It wraps [ErrInvalid].
+// It wraps [ErrInvalid], and the [*SyntaxError] of a query that does not
+// parse.
 type FieldError struct {
 	// Field is the proto field path of the offending value, for example
-	// "host", "methods[0]", "status_ranges[1]" or "status_ranges[1].min".
+	// "host", "methods[0]", "status_ranges[1].min", "any_of[2].url_regex"
+	// or "query".
 	Field string
 	// Reason says what is wrong and what to change, for example
 	// "bad glob: syntax error in pattern; ...".
 	Reason string
+	// Syntax is the query's syntax error when Field is "query" and the
+	// query does not parse; nil otherwise.
+	Syntax *SyntaxError
 }
 
 // Error returns "invalid filter: FIELD: REASON".
@@ -74,8 +91,13 @@ func (e *FieldError) Error() string {
 	return fmt.Sprintf("%v: %s: %s", ErrInvalid, e.Field, e.Reason)
 }
 
-// Unwrap returns [ErrInvalid].
-func (e *FieldError) Unwrap() error { return ErrInvalid }
+// Unwrap returns [ErrInvalid], and Syntax when it is set.
+func (e *FieldError) Unwrap() []error {
+	if e.Syntax != nil {
+		return []error{ErrInvalid, e.Syntax}
+	}
+	return []error{ErrInvalid}
+}
 
 func fieldError(field, format string, args ...any) *FieldError {
 	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
@@ -95,6 +117,14 @@ type Filter struct {
 	minDuration time.Duration  // 0: no criterion
 	contentType string         // ASCII lower-cased; "": no criterion
 	text        string         // ASCII lower-cased; "": no criterion
+	minSize     int64          // 0: no criterion
+	maxSize     int64          // -1: no criterion
+	states      uint8          // bit 1<<state for each state kept; 0: any state
+	tunnel      int8           // 1: tunnels only, -1: plain requests only, 0: both
+	urlRegex    *regexp.Regexp // nil: no criterion
+	bodyText    string         // ASCII lower-cased; "": no criterion
+	anyOf       []*Filter      // at least one must match; empty: no criterion
+	exclude     []*Filter      // none may match
 	empty       bool
 }
 
@@ -112,16 +142,40 @@ type pattern struct {
 }
 
 // Compile checks f and returns a [Filter] for it. A nil or empty filter
-// matches everything.
+// matches everything. f's query, if any, is parsed and combined with the
+// other fields as [Resolve] says.
 //
 // Compile copies what it needs, so f may be changed or reused afterwards.
 // The limits are those documented on pxperf.v1.Filter. On the first field it
 // rejects, Compile returns a [*FieldError] that wraps [ErrInvalid].
 func Compile(f *pxperfv1.Filter) (*Filter, error) {
+	r, err := Resolve(f)
+	if err != nil {
+		return nil, err
+	}
+	return compile(r, top)
+}
+
+// level is where a filter sits in another: what it may hold.
+type level int
+
+const (
+	top     level = iota // the filter itself: anything
+	anyOf                // in any_of: exclude, but not any_of
+	exclude              // in exclude: neither any_of nor exclude
+)
+
+// compile compiles f, which sits at lv, and what it holds.
+func compile(f *pxperfv1.Filter, lv level) (*Filter, error) {
 	c := &Filter{
 		errorsOnly: f.GetErrorsOnly(),
+		maxSize:    -1,
 	}
 	var err error
+	if f.GetQuery() != "" {
+		// Resolve took the top filter's query; a nested one is refused.
+		return nil, fieldError("query", "only the outermost filter may hold a query; move it there")
+	}
 	if c.methods, err = compileMethods(f.GetMethods()); err != nil {
 		return nil, err
 	}
@@ -146,15 +200,144 @@ func Compile(f *pxperfv1.Filter) (*Filter, error) {
 	if c.text, err = compileSubstring("text", f.GetText(), maxTextLen); err != nil {
 		return nil, err
 	}
+	if c.minSize, c.maxSize, err = compileSizes(f); err != nil {
+		return nil, err
+	}
+	if c.states, err = compileStates(f.GetStates()); err != nil {
+		return nil, err
+	}
+	if f != nil && f.Tunnel != nil {
+		c.tunnel = -1
+		if f.GetTunnel() {
+			c.tunnel = 1
+		}
+	}
+	if c.urlRegex, err = compileRegex("url_regex", f.GetUrlRegex()); err != nil {
+		return nil, err
+	}
+	if c.bodyText, err = compileSubstring("body_text", f.GetBodyText(), maxBodyTextLen); err != nil {
+		return nil, err
+	}
+	if c.anyOf, err = compileNested("any_of", f.GetAnyOf(), lv, maxAnyOf); err != nil {
+		return nil, err
+	}
+	if c.exclude, err = compileNested("exclude", f.GetExclude(), lv, maxExclude); err != nil {
+		return nil, err
+	}
 	c.empty = c.isEmpty()
 	return c, nil
 }
 
 // isEmpty reports whether f sets no criterion.
 func (f *Filter) isEmpty() bool {
+	return f.ownEmpty() && len(f.anyOf) == 0 && len(f.exclude) == 0
+}
+
+// ownEmpty reports whether f sets no criterion of its own, leaving aside
+// the filters it holds.
+func (f *Filter) ownEmpty() bool {
 	return len(f.methods) == 0 && len(f.ranges) == 0 && !f.errorsOnly &&
 		f.host.s == "" && f.url.s == "" && f.route == pxperfv1.Route_ROUTE_UNSPECIFIED &&
-		f.minDuration == 0 && f.contentType == "" && f.text == ""
+		f.minDuration == 0 && f.contentType == "" && f.text == "" &&
+		f.minSize == 0 && f.maxSize < 0 && f.states == 0 && f.tunnel == 0 &&
+		f.urlRegex == nil && f.bodyText == ""
+}
+
+// compileNested compiles the filters of the any_of or exclude field named
+// field, held by a filter at lv.
+func compileNested(field string, fs []*pxperfv1.Filter, lv level, maxItems int) ([]*Filter, error) {
+	if len(fs) == 0 {
+		return nil, nil
+	}
+	inner := anyOf
+	if field == "exclude" {
+		inner = exclude
+	}
+	switch {
+	case lv == exclude:
+		return nil, fieldError(field, "a filter in exclude may not hold %s; write the criteria of one exclusion in one filter", field)
+	case lv == anyOf && inner == anyOf:
+		return nil, fieldError(field, "a filter in any_of may not hold any_of; list every alternative in the outermost any_of")
+	case len(fs) > maxItems:
+		return nil, fieldError(field, "at most %d filters are allowed, got %d; remove some", maxItems, len(fs))
+	}
+	out := make([]*Filter, len(fs))
+	for i, f := range fs {
+		c, err := compile(f, inner)
+		if err != nil {
+			var fe *FieldError
+			if errors.As(err, &fe) {
+				fe.Field = fmt.Sprintf("%s[%d].%s", field, i, fe.Field)
+			}
+			return nil, err
+		}
+		if inner == exclude && c.isEmpty() {
+			return nil, fieldError(fmt.Sprintf("%s[%d]", field, i), "sets no criterion, so it would exclude every entry; set one or remove it")
+		}
+		out[i] = c
+	}
+	return out, nil
+}
+
+// compileSizes returns the size bounds of f: min_size (0 when unset) and
+// max_size (-1 when unset).
+func compileSizes(f *pxperfv1.Filter) (lo, hi int64, err error) {
+	lo, hi = f.GetMinSize(), -1
+	hasMax := f != nil && f.MaxSize != nil
+	if hasMax {
+		hi = f.GetMaxSize()
+	}
+	switch {
+	case lo < 0:
+		return 0, 0, fieldError("min_size", "must not be negative, got %d", lo)
+	case hasMax && hi < 0:
+		return 0, 0, fieldError("max_size", "must not be negative, got %d", hi)
+	case hi >= 0 && lo > hi:
+		return 0, 0, fieldError("min_size", "must not be greater than max_size (%d), got %d; swap them", hi, lo)
+	}
+	return lo, hi, nil
+}
+
+// compileStates returns the bit set of the states kept.
+func compileStates(states []pxperfv1.EntryState) (uint8, error) {
+	if len(states) > maxStates {
+		return 0, fieldError("states", "at most %d states are allowed, got %d; remove some", maxStates, len(states))
+	}
+	var set uint8
+	for i, st := range states {
+		switch st {
+		case pxperfv1.EntryState_ENTRY_STATE_PENDING, pxperfv1.EntryState_ENTRY_STATE_COMPLETED, pxperfv1.EntryState_ENTRY_STATE_FAILED:
+			set |= 1 << st
+		default:
+			return 0, fieldError(fmt.Sprintf("states[%d]", i), "must be ENTRY_STATE_PENDING, ENTRY_STATE_COMPLETED or ENTRY_STATE_FAILED, got %v", st)
+		}
+	}
+	return set, nil
+}
+
+// compileRegex compiles the RE2 expression re, case-insensitive unless it
+// says otherwise, or returns nil for an empty one.
+func compileRegex(field, re string) (*regexp.Regexp, error) {
+	if re == "" {
+		return nil, nil
+	}
+	if len(re) > maxURLRegexLen {
+		return nil, fieldError(field, "must be at most %d bytes, got %d; shorten it", maxURLRegexLen, len(re))
+	}
+	// Parsed here rather than by regexp.Compile so that an error quotes
+	// the expression as given, without the (?i) added below.
+	parsed, err := syntax.Parse(re, syntax.Perl|syntax.FoldCase)
+	if err != nil {
+		return nil, fieldError(field, "%v; write it in RE2 syntax (github.com/google/re2/wiki/Syntax)", err)
+	}
+	prog, err := syntax.Compile(parsed.Simplify())
+	if err != nil {
+		return nil, fieldError(field, "%v; simplify it", err)
+	}
+	if n := len(prog.Inst); n > maxRegexInsts {
+		return nil, fieldError(field, "compiles to %d instructions, more than %d; use fewer or smaller repetitions", n, maxRegexInsts)
+	}
+	return regexp.Compile("(?i)" + re)
 }
 
 func compileMethods(methods []string) ([]string, error) {
@@ -273,15 +456,91 @@ func (f *Filter) Empty() bool {
 // as an empty [pxperfv1.Entry].
 //
 // The host criterion reads Entry.host as stored; pxperf fills it from the
-// url at ingest when a producer leaves it empty. An entry without
-// timings.total does not match a min_duration above zero.
+// url at ingest when a producer leaves it empty, as it resolves an
+// unspecified state. An entry without timings.total does not match a
+// min_duration above zero. The body text is searched in the bodies' data in
+// e; see [Filter.MatchBodies] for bodies held apart.
 //
-// Match does not allocate and is safe for concurrent use.
+// Match does not allocate (a url_regex takes its matcher from the regexp
+// package's pool) and is safe for concurrent use.
 func (f *Filter) Match(e *pxperfv1.Entry) bool {
+	return f.MatchBodies(e, nil, nil)
+}
+
+// MatchBodies is [Filter.Match] for an entry whose bodies are held apart
+// from it: request and response, when not nil, are the data of its request
+// and response bodies, read in place of those in e.
+func (f *Filter) MatchBodies(e *pxperfv1.Entry, request, response []byte) bool {
 	if f.Empty() {
 		return true
 	}
+	if !f.matchOwn(e, request, response) {
+		return false
+	}
+	if len(f.anyOf) > 0 {
+		found := false
+		for _, a := range f.anyOf {
+			if found = a.MatchBodies(e, request, response); found {
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	for _, x := range f.exclude {
+		if x.MatchBodies(e, request, response) {
+			return false
+		}
+	}
+	return true
+}
+
+// NeedsBodies reports whether f reads the bodies' data, so that a caller
+// that holds them apart must pass them to [Filter.MatchBodies].
+func (f *Filter) NeedsBodies() bool {
+	if f.Empty() {
+		return false
+	}
+	if f.bodyText != "" {
+		return true
+	}
+	for _, fs := range [][]*Filter{f.anyOf, f.exclude} {
+		for _, g := range fs {
+			if g.NeedsBodies() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Size returns the size of an entry as filters and listings use it: the
+// bytes received from the target, or, when the producer did not count
+// them, the response body's size before truncation.
+func Size(e *pxperfv1.Entry) int64 {
+	if n := e.GetBytesReceived(); n > 0 {
+		return n
+	}
+	b := e.GetResponseBody()
+	return max(b.GetOriginalSize(), int64(len(b.GetData())))
+}
+
+// matchOwn reports whether e passes f's own criteria, leaving aside the
+// filters f holds.
+func (f *Filter) matchOwn(e *pxperfv1.Entry, request, response []byte) bool {
 	// Cheap integer criteria first, strings last.
+	if st := e.GetState(); f.states != 0 && (st < 0 || st > 7 || f.states&(1<<st) == 0) {
+		return false
+	}
+	if f.tunnel != 0 && e.GetTunnel() != (f.tunnel > 0) {
+		return false
+	}
+	if f.minSize > 0 || f.maxSize >= 0 {
+		if n := Size(e); n < f.minSize || f.maxSize >= 0 && n > f.maxSize {
+			return false
+		}
+	}
 	if f.route != pxperfv1.Route_ROUTE_UNSPECIFIED && e.GetProxyDecision().GetRoute() != f.route {
 		return false
 	}
@@ -312,6 +571,20 @@ func (f *Filter) Match(e *pxperfv1.Entry) bool {
 	if f.text != "" && !textIn(e, f.text) {
 		return false
 	}
+	if f.urlRegex != nil && !f.urlRegex.MatchString(e.GetUrl()) {
+		return false
+	}
+	if f.bodyText != "" {
+		if request == nil {
+			request = e.GetRequestBody().GetData()
+		}
+		if response == nil {
+			response = e.GetResponseBody().GetData()
+		}
+		if !containsFold(request, f.bodyText) && !containsFold(response, f.bodyText) {
+			return false
+		}
+	}
 	return true
 }
 
@@ -321,6 +594,10 @@ func (f *Filter) Match(e *pxperfv1.Entry) bool {
 // entries that pass. An entry matches the filter exactly when it passes
 // every part that is not nil. The parts do not allocate and are safe for
 // concurrent use.
+//
+// Host and Status test the outermost filter's host and status_ranges, or,
+// when it has none and every filter of its any_of has one, whether any of
+// those accepts: "host:a OR host:b" is still tested on the column.
 type Parts struct {
 	// Host tests Entry.host; nil when the filter sets no host criterion.
 	Host func(host string) bool
@@ -329,8 +606,12 @@ type Parts struct {
 	// the status.
 	Status func(code int32) bool
 	// Rest tests the other criteria, without repeating Host and Status;
-	// nil when there are none.
+	// nil when there are none, or when they read the bodies.
 	Rest func(*pxperfv1.Entry) bool
+	// RestBodies is Rest for a filter that reads the bodies (see
+	// [Filter.NeedsBodies]), as [Filter.MatchBodies] takes them; nil
+	// otherwise.
+	RestBodies func(e *pxperfv1.Entry, request, response []byte) bool
 }
 
 // Parts splits f as [Parts] says. All parts of an empty or nil f are nil.
@@ -339,19 +620,56 @@ func (f *Filter) Parts() Parts {
 		return Parts{}
 	}
 	var p Parts
-	if f.host.s != "" {
+	switch {
+	case f.host.s != "":
 		p.Host = f.host.match
+	case len(f.anyOf) > 0 && allAlternatives(f.anyOf, func(a *Filter) bool { return a.host.s != "" }):
+		// Every alternative tests the host: an entry whose host none of
+		// them accepts matches none. Rest still tests the alternatives
+		// whole.
+		p.Host = func(host string) bool {
+			for _, a := range f.anyOf {
+				if a.host.match(host) {
+					return true
+				}
+			}
+			return false
+		}
 	}
-	if len(f.ranges) > 0 {
+	switch {
+	case len(f.ranges) > 0:
 		p.Status = f.statusIn
+	case len(f.anyOf) > 0 && allAlternatives(f.anyOf, func(a *Filter) bool { return len(a.ranges) > 0 }):
+		p.Status = func(code int32) bool {
+			for _, a := range f.anyOf {
+				if a.statusIn(code) {
+					return true
+				}
+			}
+			return false
+		}
 	}
 	rest := *f
 	rest.host, rest.ranges = pattern{}, nil
 	rest.empty = rest.isEmpty()
-	if !rest.empty {
+	switch {
+	case rest.empty:
+	case rest.NeedsBodies():
+		p.RestBodies = rest.MatchBodies
+	default:
 		p.Rest = rest.Match
 	}
 	return p
+}
+
+// allAlternatives reports whether every filter of alts passes test.
+func allAlternatives(alts []*Filter, test func(*Filter) bool) bool {
+	for _, a := range alts {
+		if !test(a) {
+			return false
+		}
+	}
+	return true
 }
 
 // failed reports whether e counts as an error for errors_only: it failed,
@@ -470,7 +788,7 @@ func equalFoldASCII(s, t string) bool {
 // containsFold reports whether sub occurs in s when ASCII letters are folded.
 // sub must already be ASCII lower-cased (see lowerASCII); s is folded byte by
 // byte as it is read, so nothing is allocated. Other bytes compare exactly.
-func containsFold(s, sub string) bool {
+func containsFold[T string | []byte](s T, sub string) bool {
 	return indexFold(s, sub) >= 0
 }
 
@@ -481,7 +799,7 @@ func containsFold(s, sub string) bool {
 // matches, and switches to Rabin-Karp once that has failed too often, so
 // that a pattern such as "aaa…ab" in a long run of "a" costs O(len(s)), not
 // O(len(s) × len(sub)).
-func indexFold(s, sub string) int {
+func indexFold[T string | []byte](s T, sub string) int {
 	n := len(sub)
 	switch {
 	case n == 0:
@@ -519,7 +837,7 @@ const primeRK = 16777619
 
 // rabinKarpFold is indexFold by Rabin-Karp over the folded bytes of s:
 // O(len(s) + len(sub)) unless hashes collide.
-func rabinKarpFold(s, sub string) int {
+func rabinKarpFold[T string | []byte](s T, sub string) int {
 	n := len(sub)
 	if n > len(s) {
 		return -1
@@ -547,7 +865,7 @@ func rabinKarpFold(s, sub string) int {
 
 // hasPrefixFold reports whether s starts with prefix when ASCII letters are
 // folded; prefix is ASCII lower-cased and no longer than s.
-func hasPrefixFold(s, prefix string) bool {
+func hasPrefixFold[T string | []byte](s T, prefix string) bool {
 	for i := 0; i < len(prefix); i++ {
 		if foldByte(s[i]) != prefix[i] {
 			return false

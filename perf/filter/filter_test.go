@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/pxperf/pxperf/gen/pxperf/v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -199,6 +202,65 @@ func TestMatch(t *testing.T) {
 			Host:       "API",
 			Text:       "refused",
 		}, modify: failedEntry, want: true},
+
+		// sizes: bytes_received, else the response body's size
+		{name: "min_size below bytes_received", filter: &pxperfv1.Filter{MinSize: proto.Int64(1000)},
+			modify: func(e *pxperfv1.Entry) { e.BytesReceived = 1000 }, want: true},
+		{name: "min_size above bytes_received", filter: &pxperfv1.Filter{MinSize: proto.Int64(1001)},
+			modify: func(e *pxperfv1.Entry) { e.BytesReceived = 1000 }, want: false},
+		{name: "max_size at bytes_received", filter: &pxperfv1.Filter{MaxSize: proto.Int64(1000)},
+			modify: func(e *pxperfv1.Entry) { e.BytesReceived = 1000 }, want: true},
+		{name: "max_size below bytes_received", filter: &pxperfv1.Filter{MaxSize: proto.Int64(999)},
+			modify: func(e *pxperfv1.Entry) { e.BytesReceived = 1000 }, want: false},
+		{name: "max_size 0 keeps empty responses", filter: &pxperfv1.Filter{MaxSize: proto.Int64(0)}, want: true},
+		{name: "size falls back to the body's original size", filter: &pxperfv1.Filter{MinSize: proto.Int64(5000)},
+			modify: func(e *pxperfv1.Entry) { e.ResponseBody.OriginalSize = 5000 }, want: true},
+		{name: "size falls back to the body's data", filter: &pxperfv1.Filter{MinSize: proto.Int64(3)},
+			modify: func(e *pxperfv1.Entry) { e.ResponseBody.Data = []byte("abc") }, want: true},
+		{name: "bytes_received wins over the body", filter: &pxperfv1.Filter{MaxSize: proto.Int64(10)},
+			modify: func(e *pxperfv1.Entry) { e.BytesReceived, e.ResponseBody.OriginalSize = 10, 5000 }, want: true},
+
+		// states and tunnel
+		{name: "state kept", filter: &pxperfv1.Filter{States: []pxperfv1.EntryState{pxperfv1.EntryState_ENTRY_STATE_PENDING, pxperfv1.EntryState_ENTRY_STATE_COMPLETED}}, want: true},
+		{name: "state not kept", filter: &pxperfv1.Filter{States: []pxperfv1.EntryState{pxperfv1.EntryState_ENTRY_STATE_FAILED}}, want: false},
+		{name: "failed state", filter: &pxperfv1.Filter{States: []pxperfv1.EntryState{pxperfv1.EntryState_ENTRY_STATE_FAILED}}, modify: failedEntry, want: true},
+		{name: "unspecified state matches no state", filter: &pxperfv1.Filter{States: []pxperfv1.EntryState{pxperfv1.EntryState_ENTRY_STATE_COMPLETED}},
+			modify: func(e *pxperfv1.Entry) { e.State = 0 }, want: false},
+		{name: "out-of-range state matches no state", filter: &pxperfv1.Filter{States: []pxperfv1.EntryState{pxperfv1.EntryState_ENTRY_STATE_COMPLETED}},
+			modify: func(e *pxperfv1.Entry) { e.State = -2 }, want: false},
+		{name: "tunnels only, plain request", filter: &pxperfv1.Filter{Tunnel: proto.Bool(true)}, want: false},
+		{name: "tunnels only, tunnel", filter: &pxperfv1.Filter{Tunnel: proto.Bool(true)},
+			modify: func(e *pxperfv1.Entry) { e.Tunnel = true }, want: true},
+		{name: "plain only, plain request", filter: &pxperfv1.Filter{Tunnel: proto.Bool(false)}, want: true},
+		{name: "plain only, tunnel", filter: &pxperfv1.Filter{Tunnel: proto.Bool(false)},
+			modify: func(e *pxperfv1.Entry) { e.Tunnel = true }, want: false},
+
+		// url_regex
+		{name: "regex matches anywhere", filter: &pxperfv1.Filter{UrlRegex: `v[0-9]+/users`}, want: true},
+		{name: "regex is case-insensitive", filter: &pxperfv1.Filter{UrlRegex: `^HTTPS://API\.`}, want: true},
+		{name: "regex case-sensitive on request", filter: &pxperfv1.Filter{UrlRegex: `(?-i)^HTTPS://`}, want: false},
+		{name: "regex anchored miss", filter: &pxperfv1.Filter{UrlRegex: `^http://`}, want: false},
+
+		// body_text
+		{name: "body text in the response body", filter: &pxperfv1.Filter{BodyText: "ORDER"},
+			modify: func(e *pxperfv1.Entry) { e.ResponseBody.Data = []byte(`{"order": 1}`) }, want: true},
+		{name: "body text in the request body", filter: &pxperfv1.Filter{BodyText: "order"},
+			modify: func(e *pxperfv1.Entry) { e.RequestBody = &pxperfv1.Body{Data: []byte("ORDER=1")} }, want: true},
+		{name: "body text not in headers", filter: &pxperfv1.Filter{BodyText: "envoy"}, want: false},
+		{name: "body text, no bodies", filter: &pxperfv1.Filter{BodyText: "x"},
+			modify: func(e *pxperfv1.Entry) { e.ResponseBody = nil }, want: false},
+
+		// any_of and exclude
+		{name: "any_of, second matches", filter: &pxperfv1.Filter{AnyOf: []*pxperfv1.Filter{{Host: "other"}, {Methods: []string{"GET"}}}}, want: true},
+		{name: "any_of, none matches", filter: &pxperfv1.Filter{AnyOf: []*pxperfv1.Filter{{Host: "other"}, {Methods: []string{"PUT"}}}}, want: false},
+		{name: "any_of ANDed with own criteria", filter: &pxperfv1.Filter{Route: pxperfv1.Route_ROUTE_DIRECT, AnyOf: []*pxperfv1.Filter{{Host: "api"}}}, want: false},
+		{name: "exclude matches", filter: &pxperfv1.Filter{Exclude: []*pxperfv1.Filter{{Host: "other"}, {Host: "api"}}}, want: false},
+		{name: "exclude does not match", filter: &pxperfv1.Filter{Exclude: []*pxperfv1.Filter{{Host: "other"}, {StatusRanges: []*pxperfv1.StatusRange{{Min: 500, Max: 599}}}}}, want: true},
+		{name: "exclude within an alternative", filter: &pxperfv1.Filter{AnyOf: []*pxperfv1.Filter{
+			{Host: "api", Exclude: []*pxperfv1.Filter{{Url: "/v1/"}}},
+			{Text: "nginx"},
+		}}, want: false},
+		{name: "exclude needs all its criteria", filter: &pxperfv1.Filter{Exclude: []*pxperfv1.Filter{{Host: "api", Methods: []string{"POST"}}}}, want: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -222,7 +284,8 @@ func TestMatch(t *testing.T) {
 func partsMatch(p Parts, e *pxperfv1.Entry) bool {
 	return (p.Host == nil || p.Host(e.GetHost())) &&
 		(p.Status == nil || p.Status(e.GetStatusCode())) &&
-		(p.Rest == nil || p.Rest(e))
+		(p.Rest == nil || p.Rest(e)) &&
+		(p.RestBodies == nil || p.RestBodies(e, nil, nil))
 }
 
 func TestParts(t *testing.T) {
@@ -241,6 +304,14 @@ func TestParts(t *testing.T) {
 		{"errors only is rest", &pxperfv1.Filter{ErrorsOnly: true, StatusRanges: ranges}, false, true, true},
 		{"all", &pxperfv1.Filter{Host: "api", StatusRanges: ranges, Methods: []string{"get"}, Text: "envoy"}, true, true, true},
 		{"no host nor status", &pxperfv1.Filter{Url: "*/v1/*"}, false, false, true},
+		{"any_of is rest", &pxperfv1.Filter{Host: "api", AnyOf: []*pxperfv1.Filter{{Host: "example.com"}, {StatusRanges: ranges}}}, true, false, true},
+		{"exclude is rest", &pxperfv1.Filter{StatusRanges: ranges, Exclude: []*pxperfv1.Filter{{Host: "api"}}}, false, true, true},
+		{"body text is rest", &pxperfv1.Filter{Host: "api", BodyText: "x"}, true, false, true},
+		{"body text in exclude", &pxperfv1.Filter{Exclude: []*pxperfv1.Filter{{BodyText: "x"}}}, false, false, true},
+		{"every alternative has a host and a status", &pxperfv1.Filter{AnyOf: []*pxperfv1.Filter{
+			{Host: "*.example.com", StatusRanges: ranges}, {Host: "WEB", StatusRanges: []*pxperfv1.StatusRange{{Min: 404, Max: 404}}, Methods: []string{"POST"}},
+		}}, true, true, true},
+		{"one alternative without a host", &pxperfv1.Filter{AnyOf: []*pxperfv1.Filter{{Host: "api", StatusRanges: ranges}, {StatusRanges: ranges}}}, false, true, true},
 	}
 	// Entries that pass or fail each criterion.
 	var es []*pxperfv1.Entry
@@ -253,12 +324,23 @@ func TestParts(t *testing.T) {
 			}
 		}
 	}
+	for _, body := range []string{"", "x"} {
+		e := testEntry()
+		e.ResponseBody.Data = []byte(body)
+		es = append(es, e)
+	}
 	es = append(es, nil)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := mustCompile(t, tt.f)
 			p := c.Parts()
-			if got := [3]bool{p.Host != nil, p.Status != nil, p.Rest != nil}; got != [3]bool{tt.wantHost, tt.wantStatus, tt.want} {
+			if p.Rest != nil && p.RestBodies != nil {
+				t.Errorf("Parts() sets both Rest and RestBodies")
+			}
+			if got, want := p.RestBodies != nil, c.NeedsBodies(); got != want {
+				t.Errorf("Parts().RestBodies set = %v, NeedsBodies = %v", got, want)
+			}
+			if got := [3]bool{p.Host != nil, p.Status != nil, p.Rest != nil || p.RestBodies != nil}; got != [3]bool{tt.wantHost, tt.wantStatus, tt.want} {
 				t.Errorf("Parts() sets host, status, rest = %v, want %v", got, [3]bool{tt.wantHost, tt.wantStatus, tt.want})
 			}
 			for _, e := range es {
@@ -301,6 +383,52 @@ func TestCompileErrors(t *testing.T) {
 			wantField: "status_ranges", wantReason: "at most 16 ranges"},
 		{name: "host bad glob", filter: &pxperfv1.Filter{Host: "[a-"},
 			wantField: "host", wantReason: "bad glob: syntax error in pattern"},
+		{name: "negative min_size", filter: &pxperfv1.Filter{MinSize: proto.Int64(-1)},
+			wantField: "min_size", wantReason: "must not be negative"},
+		{name: "negative max_size", filter: &pxperfv1.Filter{MaxSize: proto.Int64(-1)},
+			wantField: "max_size", wantReason: "must not be negative"},
+		{name: "min_size above max_size", filter: &pxperfv1.Filter{MinSize: proto.Int64(10), MaxSize: proto.Int64(9)},
+			wantField: "min_size", wantReason: "greater than max_size (9)"},
+		{name: "unspecified state", filter: &pxperfv1.Filter{States: []pxperfv1.EntryState{pxperfv1.EntryState_ENTRY_STATE_FAILED, 0}},
+			wantField: "states[1]", wantReason: "ENTRY_STATE_PENDING"},
+		{name: "too many states", filter: &pxperfv1.Filter{States: []pxperfv1.EntryState{1, 2, 3, 1}},
+			wantField: "states", wantReason: "at most 3 states"},
+		{name: "bad regex", filter: &pxperfv1.Filter{UrlRegex: "a(b"},
+			wantField: "url_regex", wantReason: "missing closing ): `a(b`"},
+		{name: "regex too long", filter: &pxperfv1.Filter{UrlRegex: strings.Repeat("a", 513)},
+			wantField: "url_regex", wantReason: "at most 512 bytes"},
+		{name: "regex too big once compiled", filter: &pxperfv1.Filter{UrlRegex: "(abc){700}"},
+			wantField: "url_regex", wantReason: "instructions, more than 2000"},
+		{name: "body text too long", filter: &pxperfv1.Filter{BodyText: strings.Repeat("a", 257)},
+			wantField: "body_text", wantReason: "at most 256 bytes"},
+		{name: "error in any_of", filter: &pxperfv1.Filter{AnyOf: []*pxperfv1.Filter{{}, {Host: "[a-"}}},
+			wantField: "any_of[1].host", wantReason: "bad glob"},
+		{name: "error in exclude in any_of", filter: &pxperfv1.Filter{AnyOf: []*pxperfv1.Filter{{Exclude: []*pxperfv1.Filter{{Url: "x"}, {UrlRegex: "("}}}}},
+			wantField: "any_of[0].exclude[1].url_regex", wantReason: "missing closing )"},
+		{name: "any_of in any_of", filter: &pxperfv1.Filter{AnyOf: []*pxperfv1.Filter{{AnyOf: []*pxperfv1.Filter{{Host: "a"}}}}},
+			wantField: "any_of[0].any_of", wantReason: "may not hold any_of"},
+		{name: "exclude in exclude", filter: &pxperfv1.Filter{Exclude: []*pxperfv1.Filter{{Exclude: []*pxperfv1.Filter{{Host: "a"}}}}},
+			wantField: "exclude[0].exclude", wantReason: "may not hold exclude"},
+		{name: "any_of in exclude", filter: &pxperfv1.Filter{Exclude: []*pxperfv1.Filter{{AnyOf: []*pxperfv1.Filter{{Host: "a"}}}}},
+			wantField: "exclude[0].any_of", wantReason: "may not hold any_of"},
+		{name: "empty exclude", filter: &pxperfv1.Filter{Exclude: []*pxperfv1.Filter{{Host: "a"}, {}}},
+			wantField: "exclude[1]", wantReason: "would exclude every entry"},
+		{name: "too many alternatives", filter: &pxperfv1.Filter{AnyOf: make([]*pxperfv1.Filter, 17)},
+			wantField: "any_of", wantReason: "at most 16 filters"},
+		{name: "too many exclusions", filter: &pxperfv1.Filter{Exclude: make([]*pxperfv1.Filter, 17)},
+			wantField: "exclude", wantReason: "at most 16 filters"},
+		{name: "query in any_of", filter: &pxperfv1.Filter{AnyOf: []*pxperfv1.Filter{{Query: "host:a"}}},
+			wantField: "any_of[0].query", wantReason: "only the outermost filter"},
+		{name: "query syntax error", filter: &pxperfv1.Filter{Query: "status:700"},
+			wantField: "query", wantReason: "status 700 is outside 100..599"},
+		{name: "query too long", filter: &pxperfv1.Filter{Query: strings.Repeat("a", 2049)},
+			wantField: "query", wantReason: "at most 2048 bytes"},
+		{name: "query and field set the same criterion", filter: &pxperfv1.Filter{Host: "a", Query: "method:GET host:b"},
+			wantField: "query", wantReason: "the query sets host, which the filter sets too"},
+		{name: "query and field both with alternatives", filter: &pxperfv1.Filter{AnyOf: []*pxperfv1.Filter{{Host: "a"}}, Query: "host:b OR host:c"},
+			wantField: "query", wantReason: "the query sets any_of"},
+		{name: "query and field exclusions too many", filter: &pxperfv1.Filter{Exclude: make([]*pxperfv1.Filter, 16), Query: "-host:b"},
+			wantField: "query", wantReason: "make 17, more than 16"},
 		{name: "host empty class", filter: &pxperfv1.Filter{Host: "*.[]"},
 			wantField: "host", wantReason: "bad glob"},
 		{name: "host trailing backslash", filter: &pxperfv1.Filter{Host: `*.example\`},
@@ -360,8 +488,16 @@ func TestFieldError(t *testing.T) {
 	if got, want := err.Error(), "invalid filter: host: bad glob: syntax error in pattern"; got != want {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
-	if got := errors.Unwrap(err); got != ErrInvalid {
-		t.Errorf("Unwrap() = %v, want ErrInvalid", got)
+	if !errors.Is(err, ErrInvalid) {
+		t.Errorf("errors.Is(%v, ErrInvalid) = false, want true", err)
+	}
+	if _, ok := errors.AsType[*SyntaxError](err); ok {
+		t.Errorf("errors.AsType[*SyntaxError](%v) found one in a FieldError without Syntax", err)
+	}
+	se := &SyntaxError{Input: "host:[", Token: "host:[", Reason: "bad glob"}
+	err = &FieldError{Field: "query", Reason: se.Error(), Syntax: se}
+	if got, ok := errors.AsType[*SyntaxError](err); !ok || got != se || !errors.Is(err, ErrInvalid) {
+		t.Errorf("FieldError with Syntax: AsType = %v, %v; Is(ErrInvalid) = %v; want the SyntaxError and true", got, ok, errors.Is(err, ErrInvalid))
 	}
 	wrapped := fmt.Errorf("subscribe: %w", err)
 	if !errors.Is(wrapped, ErrInvalid) {
@@ -427,6 +563,80 @@ func TestCompileCopies(t *testing.T) {
 	}
 }
 
+// An entry's size is the bytes received, or the body's size when the
+// producer did not count them.
+func TestSize(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		e    *pxperfv1.Entry
+		want int64
+	}{
+		{"bytes received", &pxperfv1.Entry{BytesReceived: 2048, ResponseBody: &pxperfv1.Body{OriginalSize: 10}}, 2048},
+		{"a body, as the store keeps it", &pxperfv1.Entry{ResponseBody: &pxperfv1.Body{OriginalSize: 4096}}, 4096},
+		{"a body with its data", &pxperfv1.Entry{ResponseBody: &pxperfv1.Body{Data: []byte("hello")}}, 5},
+		{"neither", &pxperfv1.Entry{}, 0},
+		{"nil", nil, 0},
+	} {
+		if got := Size(tc.e); got != tc.want {
+			t.Errorf("%s: %d; want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestResolve(t *testing.T) {
+	tests := []struct {
+		name string
+		in   *pxperfv1.Filter
+		want *pxperfv1.Filter
+	}{
+		{"nil", nil, nil},
+		{"no query", &pxperfv1.Filter{Host: "a"}, &pxperfv1.Filter{Host: "a"}},
+		{"query only", &pxperfv1.Filter{Query: "host:a -url:/x OR status:5xx"}, &pxperfv1.Filter{AnyOf: []*pxperfv1.Filter{
+			{Host: "a", Exclude: []*pxperfv1.Filter{{Url: "/x"}}},
+			{StatusRanges: []*pxperfv1.StatusRange{{Min: 500, Max: 599}}},
+		}}},
+		{"fields and query combine", &pxperfv1.Filter{
+			Methods: []string{"GET"}, Exclude: []*pxperfv1.Filter{{Host: "cdn"}}, Query: "host:api -status:304",
+		}, &pxperfv1.Filter{
+			Methods: []string{"GET"}, Host: "api",
+			Exclude: []*pxperfv1.Filter{{Host: "cdn"}, {StatusRanges: []*pxperfv1.StatusRange{{Min: 304, Max: 304}}}},
+		}},
+		{"query alternatives beside fields", &pxperfv1.Filter{Route: pxperfv1.Route_ROUTE_DIRECT, Query: "host:a OR host:b"}, &pxperfv1.Filter{
+			Route: pxperfv1.Route_ROUTE_DIRECT, AnyOf: []*pxperfv1.Filter{{Host: "a"}, {Host: "b"}},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var before *pxperfv1.Filter
+			if tt.in != nil {
+				before = proto.CloneOf(tt.in)
+			}
+			got, err := Resolve(tt.in)
+			if err != nil {
+				t.Fatalf("Resolve(%v) error: %v", tt.in, err)
+			}
+			if diff := cmp.Diff(got, tt.want, protocmp.Transform()); diff != "" {
+				t.Errorf("Resolve(%v) mismatch (-got +want):\n%s", tt.in, diff)
+			}
+			if tt.in != nil && !proto.Equal(tt.in, before) {
+				t.Errorf("Resolve changed its argument: %v, was %v", tt.in, before)
+			}
+		})
+	}
+}
+
+// A query syntax error keeps its position for the service's ErrorInfo.
+func TestCompileQuerySyntaxError(t *testing.T) {
+	_, err := Compile(&pxperfv1.Filter{Query: "method:GET status:>=700"})
+	se, ok := errors.AsType[*SyntaxError](err)
+	if !ok {
+		t.Fatalf("Compile error %v holds no *SyntaxError", err)
+	}
+	if se.Pos != 11 || se.Token != "status:>=700" {
+		t.Errorf("SyntaxError at %d, token %q; want 11, status:>=700", se.Pos, se.Token)
+	}
+}
+
 // TestMatchAllocs checks that Match does not allocate for the common
 // criteria, matching or not.
 func TestMatchAllocs(t *testing.T) {
@@ -448,6 +658,16 @@ func TestMatchAllocs(t *testing.T) {
 		{name: "content_type", filter: &pxperfv1.Filter{ContentType: "JSON"}},
 		{name: "text", filter: &pxperfv1.Filter{Text: "envoy"}},
 		{name: "text miss", filter: &pxperfv1.Filter{Text: "nginx"}},
+		{name: "sizes", filter: &pxperfv1.Filter{MinSize: proto.Int64(1), MaxSize: proto.Int64(1 << 20)}},
+		{name: "states", filter: &pxperfv1.Filter{States: []pxperfv1.EntryState{pxperfv1.EntryState_ENTRY_STATE_COMPLETED}}},
+		{name: "tunnel", filter: &pxperfv1.Filter{Tunnel: proto.Bool(false)}},
+		{name: "body text", filter: &pxperfv1.Filter{BodyText: "users"}},
+		{name: "url_regex", filter: &pxperfv1.Filter{UrlRegex: `v[0-9]+/users\?id=4[0-9]$`}},
+		{name: "url_regex miss", filter: &pxperfv1.Filter{UrlRegex: `^http://`}},
+		{name: "any_of and exclude", filter: &pxperfv1.Filter{
+			AnyOf:   []*pxperfv1.Filter{{Host: "nope"}, {Host: "*.example.com", Exclude: []*pxperfv1.Filter{{Text: "nginx"}}}},
+			Exclude: []*pxperfv1.Filter{{StatusRanges: []*pxperfv1.StatusRange{{Min: 500, Max: 599}}}},
+		}},
 		{name: "all", filter: &pxperfv1.Filter{
 			Methods:      []string{"GET"},
 			StatusRanges: []*pxperfv1.StatusRange{{Min: 200, Max: 299}},
@@ -460,6 +680,7 @@ func TestMatchAllocs(t *testing.T) {
 		}},
 	}
 	e := testEntry()
+	e.ResponseBody.Data = []byte(`{"users": []}`)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := mustCompile(t, tt.filter)

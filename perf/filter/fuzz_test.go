@@ -3,12 +3,15 @@ package filter
 import (
 	"errors"
 	"path"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
 	"github.com/pxperf/pxperf/gen/pxperf/v1"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -70,22 +73,24 @@ func checkCompileResult(t *testing.T, pf *pxperfv1.Filter, c *Filter, err error)
 func FuzzMatch(f *testing.F) {
 	f.Add("GET", "*.example.com", "", "", "", int32(0), int32(0), false, int32(0), int64(0),
 		"GET", "https://api.example.com/v1", "api.example.com", "", "Server", "Envoy", "application/json",
-		int32(200), int32(2), int32(0), int32(2), true, int64(250e6))
+		int32(200), int32(2), int32(0), int32(2), true, int64(250e6), `v[0-9]/`, "users", int64(1), int64(1<<20), int32(2), int8(-1), `{"users":[]}`, int64(5000), false)
 	f.Add("", "EXAMPLE", "https://*/v1/*", "envoy", "JSON", int32(200), int32(299), false, int32(2), int64(1e8),
 		"get", "https://API.example.com/v1/users", "API.EXAMPLE.COM", "", "server", "envoy", "Application/JSON",
-		int32(204), int32(2), int32(0), int32(2), true, int64(1e9))
+		int32(204), int32(2), int32(0), int32(2), true, int64(1e9), `^HTTPS://`, "", int64(0), int64(-1), int32(0), int8(0), "", int64(0), false)
 	f.Add("POST", "", "*id=4?", "refused", "", int32(400), int32(599), true, int32(0), int64(0),
 		"POST", "http://x/?id=42", "x", "connection refused", "", "", "",
-		int32(0), int32(3), int32(2), int32(1), false, int64(0))
+		int32(0), int32(3), int32(2), int32(1), false, int64(0), "", "refused", int64(0), int64(0), int32(3), int8(1), "Connection REFUSED", int64(0), true)
 	f.Add("", "[a-c]pi.*", "*[\uFFFD]", "ü", "", int32(0), int32(0), false, int32(0), int64(0),
 		"", "é", "Api.x", "Ü", "\xff", "ü", "",
-		int32(0), int32(0), int32(0), int32(0), false, int64(0))
+		int32(0), int32(0), int32(0), int32(0), false, int64(0), "(?-i)é", "Ü", int64(-1), int64(0), int32(9), int8(5), "ü", int64(-1), true)
 	f.Add("", "[a-", `*\`, "", "", int32(0), int32(0), false, int32(7), int64(-1),
-		"", "", "", "", "", "", "", int32(-1), int32(9), int32(99), int32(-3), true, int64(-5))
+		"", "", "", "", "", "", "", int32(-1), int32(9), int32(99), int32(-3), true, int64(-5), "(", `\xff`, int64(7), int64(3), int32(-1), int8(-3), "\xff", int64(-5), false)
 	f.Fuzz(func(t *testing.T,
 		fMethod, fHost, fURL, fText, fContentType string, fLo, fHi int32, fErrorsOnly bool, fRoute int32, fMinNanos int64,
 		eMethod, eURL, eHost, eErrMsg, eHeaderName, eHeaderValue, eContentType string,
 		eStatus, eState, eKind, eRoute int32, eHasTotal bool, eTotalNanos int64,
+		fRegex, fBody string, fMinSize, fMaxSize int64, fState int32, fTunnel int8,
+		eBody string, eBytes int64, eTunnel bool,
 	) {
 		pf := &pxperfv1.Filter{
 			ErrorsOnly:  fErrorsOnly,
@@ -104,6 +109,19 @@ func FuzzMatch(f *testing.F) {
 		if fMinNanos != 0 {
 			pf.MinDuration = durationpb.New(time.Duration(fMinNanos))
 		}
+		pf.UrlRegex, pf.BodyText = fRegex, fBody
+		if fMinSize != 0 {
+			pf.MinSize = proto.Int64(fMinSize)
+		}
+		if fMaxSize >= 0 {
+			pf.MaxSize = proto.Int64(fMaxSize)
+		}
+		if fState != 0 {
+			pf.States = []pxperfv1.EntryState{pxperfv1.EntryState(fState)}
+		}
+		if fTunnel != 0 {
+			pf.Tunnel = proto.Bool(fTunnel > 0)
+		}
 		e := &pxperfv1.Entry{
 			Method:        eMethod,
 			Url:           eURL,
@@ -117,7 +135,10 @@ func FuzzMatch(f *testing.F) {
 				{Name: eHeaderName, Value: eHeaderValue},
 			},
 			ResponseHeaders: []*pxperfv1.Header{{Name: eHeaderValue, Value: eHeaderName}},
-			ResponseBody:    &pxperfv1.Body{ContentType: eContentType},
+			ResponseBody:    &pxperfv1.Body{ContentType: eContentType, Data: []byte(eBody), OriginalSize: eBytes},
+			RequestBody:     &pxperfv1.Body{Data: []byte(eErrMsg)},
+			BytesReceived:   eBytes / 2,
+			Tunnel:          eTunnel,
 			Timings:         &pxperfv1.Timings{},
 		}
 		if eHasTotal {
@@ -144,6 +165,31 @@ func FuzzMatch(f *testing.F) {
 		}
 		if got, want := c.Match(nil), refMatch(pf, nil); got != want {
 			t.Errorf("Compile(%v).Match(nil) = %v, reference says %v", pf, got, want)
+		}
+		// Held apart, the bodies give the same answer.
+		req, resp := e.RequestBody.Data, e.ResponseBody.Data
+		e.RequestBody.Data, e.ResponseBody.Data = nil, nil
+		if apart := c.MatchBodies(e, req, resp); apart != got {
+			t.Errorf("Compile(%v).MatchBodies with the bodies apart = %v, Match = %v", pf, apart, got)
+		}
+		e.RequestBody.Data, e.ResponseBody.Data = req, resp
+
+		// The same filter as an alternative and beside an exclusion.
+		nested := &pxperfv1.Filter{
+			AnyOf:   []*pxperfv1.Filter{{Host: eHost, Tunnel: proto.Bool(true)}, pf},
+			Exclude: []*pxperfv1.Filter{{Text: fText, Methods: []string{"PATCH"}}},
+		}
+		c, err = Compile(nested)
+		if err != nil {
+			checkCompileResult(t, nested, c, err)
+			return
+		}
+		got = c.Match(e)
+		if want := refMatch(nested, e); got != want {
+			t.Errorf("Compile(%v).Match(%v) = %v, reference says %v", nested, e, got, want)
+		}
+		if parts := partsMatch(c.Parts(), e); parts != got {
+			t.Errorf("Compile(%v).Parts() on %v = %v, Match says %v", nested, e, parts, got)
 		}
 	})
 }
@@ -266,6 +312,31 @@ func refMatch(pf *pxperfv1.Filter, e *pxperfv1.Entry) bool {
 		}
 	}
 	if ct := pf.GetContentType(); ct != "" && !contains(e.GetResponseBody().GetContentType(), ct) {
+		return false
+	}
+	size := e.GetBytesReceived()
+	if size <= 0 {
+		size = max(e.GetResponseBody().GetOriginalSize(), int64(len(e.GetResponseBody().GetData())))
+	}
+	if pf.MinSize != nil && size < pf.GetMinSize() || pf.MaxSize != nil && size > pf.GetMaxSize() {
+		return false
+	}
+	if len(pf.GetStates()) > 0 && !slices.Contains(pf.GetStates(), e.GetState()) {
+		return false
+	}
+	if pf.Tunnel != nil && pf.GetTunnel() != e.GetTunnel() {
+		return false
+	}
+	if re := pf.GetUrlRegex(); re != "" && !regexp.MustCompile("(?i)"+re).MatchString(e.GetUrl()) {
+		return false
+	}
+	if bt := pf.GetBodyText(); bt != "" && !contains(string(e.GetRequestBody().GetData()), bt) && !contains(string(e.GetResponseBody().GetData()), bt) {
+		return false
+	}
+	if alts := pf.GetAnyOf(); len(alts) > 0 && !slices.ContainsFunc(alts, func(a *pxperfv1.Filter) bool { return refMatch(a, e) }) {
+		return false
+	}
+	if slices.ContainsFunc(pf.GetExclude(), func(x *pxperfv1.Filter) bool { return refMatch(x, e) }) {
 		return false
 	}
 	if text := pf.GetText(); text != "" {

@@ -3,12 +3,14 @@ package filter
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/pxperf/pxperf/gen/pxperf/v1"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -54,7 +56,8 @@ func (e *SyntaxError) Error() string {
 // Parse compiles a filter string, in the style of the browser DevTools
 // network filter, into a [pxperfv1.Filter]:
 //
-//	status:>=400 method:POST,PUT host:*.example.com slower-than:200ms "connection refused"
+//	status:>=400 method:POST,PUT host:*.example.com -host:cdn.* slower-than:200ms "connection refused"
+//	host:api.example.com OR is:failed OR larger-than:1M
 //
 // Tokens are separated by white space; double quotes keep spaces in a value
 // (host:"a b", or "free text"), and inside quotes \" and \\ stand for " and
@@ -68,25 +71,46 @@ func (e *SyntaxError) Error() string {
 //	host:*.example.com       host glob (with *, ? or [...]: whole host);
 //	host:example             otherwise a substring. Alias domain:
 //	url:/api/                url, substring or glob as host
-//	is:error                 failed, or status 400 or more (also is:errors)
+//	regex:^https://a\.       url regular expression (RE2, case-insensitive
+//	/^https://a\./           unless it starts with (?-i)); unquoted free
+//	                         text between slashes is one too, as in
+//	                         DevTools. Alias url-regex:
+//	is:pending               state: pending, completed or failed (comma
+//	                         lists: is:pending,failed); is:tunnel for
+//	                         CONNECT tunnels; is:error for failed or status
+//	                         400 or more (also is:errors)
 //	proxy:direct             route: direct, or proxy:upstream (also proxy:proxy)
 //	slower-than:200ms        timings.total at least this (Go duration;
 //	                         a bare number is milliseconds)
+//	larger-than:10k          size more than this many bytes (k, M, G are
+//	smaller-than:1M          1024-based; kb, KiB, MB… are accepted); size is
+//	                         the bytes received, or the response body's
+//	                         size when those were not counted
 //	mime:json                response content type substring (aliases
 //	                         mime-type:, content-type:)
+//	body:token               text in the request or response body (slower:
+//	                         it reads the bodies)
 //	word or "some words"     free text in the url, error and headers
 //
-// Every criterion must match (AND). Each of host, url, proxy, slower-than,
-// mime, is and free text may be given once, since the filter holds one of
-// each. The structured filter cannot express exclusion, so -key:value is an
-// error, as is larger-than: (it has no size criterion); neither is ignored.
-// To search for text that looks like a key, quote it: "status:500".
+// Every criterion must match (AND). A '-' before a token excludes what it
+// matches: -host:cdn.example.com, -status:304, -"health check", -is:tunnel.
+// OR, in capitals and alone, separates alternatives: an entry matches when
+// it matches every criterion of any one of them. OR binds loosest, so
+// "a b OR c" is (a and b) or c; there are no parentheses.
+//
+// Within one alternative, each of host, url, regex, proxy, slower-than,
+// larger-than, smaller-than, mime, body, free text and each kind of is:
+// (state, tunnel, error) may be given once, since the filter holds one of
+// each; method: and status: add to their lists. To search for text that
+// looks like a key or like OR, quote it: "status:500", "OR".
 //
 // An empty or blank string gives an empty filter, which matches every
-// entry. A filter Parse returns always passes [Compile]; an error is a
-// [*SyntaxError] naming the first bad token.
+// entry. One alternative gives a filter of its criteria, with one filter in
+// exclude per excluded token; several give a filter whose any_of holds one
+// such filter per alternative. A filter Parse returns always passes
+// [Compile]; an error is a [*SyntaxError] naming the first bad token.
 func Parse(s string) (*pxperfv1.Filter, error) {
-	p := &parser{input: s, f: &pxperfv1.Filter{}}
+	p := &parser{input: s}
 	if !utf8.ValidString(s) {
 		i := 0
 		for i < len(s) {
@@ -98,35 +122,53 @@ func Parse(s string) (*pxperfv1.Filter, error) {
 		}
 		return nil, &SyntaxError{Input: s, Pos: i, Token: s[i : i+1], Reason: "not valid UTF-8"}
 	}
+	cur := &alternative{f: &pxperfv1.Filter{}}
+	var alts []*pxperfv1.Filter
+	var or token // the last OR, while no term has followed it
 	for pos := 0; ; {
 		t, next, err := p.next(pos)
 		if err != nil {
 			return nil, err
 		}
-		if t.raw == "" {
-			return p.f, nil
+		pos = next
+		switch {
+		case t.raw == "":
+			if or.raw != "" {
+				return nil, p.errorf(or, "OR needs a filter after it; remove it or add one")
+			}
+			if len(alts) == 0 {
+				return cur.f, nil
+			}
+			return &pxperfv1.Filter{AnyOf: append(alts, cur.f)}, nil
+		case t.raw == "OR":
+			if cur.terms == 0 {
+				return nil, p.errorf(t, "OR needs a filter before it; remove it or add one")
+			}
+			if len(alts)+1 == maxAnyOf {
+				return nil, p.errorf(t, "at most %d alternatives are allowed; remove an OR", maxAnyOf)
+			}
+			alts = append(alts, cur.f)
+			cur, or = &alternative{f: &pxperfv1.Filter{}}, t
+			continue
 		}
-		if err := p.apply(t); err != nil {
+		if err := p.add(cur, t); err != nil {
 			return nil, err
 		}
-		// Each token is checked as it is added, so that a limit (too many
-		// methods, a bad glob) is reported at the token that broke it.
-		if _, err := Compile(p.f); err != nil {
-			reason := err.Error()
-			if fe, ok := errors.AsType[*FieldError](err); ok {
-				reason = fe.Field + ": " + fe.Reason
-			}
-			return nil, p.errorf(t, "%s", reason)
-		}
-		pos = next
+		or = token{}
 	}
 }
 
 // parser holds the state of one [Parse].
 type parser struct {
 	input string
+}
+
+// alternative is one alternative of a filter string being parsed: the
+// criteria between two ORs.
+type alternative struct {
 	f     *pxperfv1.Filter
 	seen  map[string]token // single-valued keys already given
+	terms int
 }
 
 // token is one white-space separated token of the input.
@@ -134,8 +176,48 @@ type token struct {
 	raw    string // as written
 	pos    int    // byte offset of raw in the input
 	negate bool   // written with a leading '-'
+	quoted bool   // holds a quote (after the '-')
 	key    string // lower-cased key; "" for free text
 	value  string // unquoted value
+}
+
+// add adds t's criterion to a, or, for a negated t, one exclusion. Each
+// token is checked as it is added, so that a limit (too many methods, a
+// bad glob) is reported at the token that broke it.
+func (p *parser) add(a *alternative, t token) error {
+	a.terms++
+	dst, seen := a.f, a.seen
+	if t.negate {
+		dst, seen = &pxperfv1.Filter{}, nil
+	}
+	seen, err := p.apply(dst, seen, t)
+	if err != nil {
+		return err
+	}
+	if t.negate {
+		// Checked alone first, so that the reason names its field, not
+		// exclude[i]'s.
+		if err := p.check(t, dst); err != nil {
+			return err
+		}
+		a.f.Exclude = append(a.f.Exclude, dst)
+	} else {
+		a.seen = seen
+	}
+	return p.check(t, a.f)
+}
+
+// check compiles f, as an alternative of an any_of, and reports why it
+// does not compile at t.
+func (p *parser) check(t token, f *pxperfv1.Filter) error {
+	if _, err := compile(f, anyOf); err != nil {
+		reason := err.Error()
+		if fe, ok := errors.AsType[*FieldError](err); ok {
+			reason = fe.Field + ": " + fe.Reason
+		}
+		return p.errorf(t, "%s", reason)
+	}
+	return nil
 }
 
 // isSpace reports whether c separates tokens.
@@ -176,6 +258,7 @@ func (p *parser) next(pos int) (token, int, error) {
 	if len(body) > 1 && body[0] == '-' {
 		t.negate, body = true, body[1:]
 	}
+	t.quoted = strings.ContainsRune(body, '"')
 	// A key is letters and dashes before the first colon, unquoted. A
 	// URL's "scheme://" is not a key: https://example.com is free text.
 	if i := strings.IndexByte(body, ':'); i > 0 && isKey(body[:i]) && !strings.HasPrefix(body[i+1:], "//") {
@@ -220,10 +303,11 @@ func unquote(s string) string {
 }
 
 // keys lists the keys Parse knows, for error messages.
-const keys = "method, status, host (domain), url, is, proxy, slower-than, mime (mime-type, content-type)"
+const keys = "method, status, host (domain), url, regex (url-regex), is, proxy, slower-than, larger-than, smaller-than, mime (mime-type, content-type), body"
 
-// apply adds t's criterion to the filter.
-func (p *parser) apply(t token) error {
+// apply adds t's criterion to f, whose single-valued keys already given are
+// in seen, and returns seen with t's key added.
+func (p *parser) apply(f *pxperfv1.Filter, seen map[string]token, t token) (map[string]token, error) {
 	key := t.key
 	switch key {
 	case "domain":
@@ -232,91 +316,190 @@ func (p *parser) apply(t token) error {
 		key = "status"
 	case "mime-type", "content-type":
 		key = "mime"
-	}
-	if t.negate {
-		what := key
-		if what == "" {
-			what = "free text"
+	case "url-regex":
+		key = "regex"
+	case "":
+		body := t.raw
+		if t.negate {
+			body = body[1:]
 		}
-		return p.errorf(t, "negation is not supported for %s: the structured filter cannot exclude; remove the '-' (or quote the token to search for it as text)", what)
-	}
-	if key == "larger-than" || key == "smaller-than" {
-		return p.errorf(t, "%s is not supported: the structured filter has no size criterion", key)
+		if !t.quoted && len(body) > 2 && body[0] == '/' && body[len(body)-1] == '/' {
+			key, t.value = "regex", body[1:len(body)-1]
+		}
 	}
 	if key != "" && t.value == "" {
-		return p.errorf(t, "%s needs a value after the colon", key)
+		return nil, p.errorf(t, "%s needs a value after the colon", key)
 	}
+	once := key // the key a single-valued criterion is counted under
 	switch key {
-	case "", "host", "url", "is", "proxy", "slower-than", "mime":
-		if prev, ok := p.seen[key]; ok {
-			what := key + ":"
-			if key == "" {
-				what = "free text"
-			}
-			hint := ""
-			if key == "" {
-				hint = `; put a phrase in quotes, "like this"`
-			}
-			return p.errorf(t, "%s is given twice (first as %s): the filter holds one%s", what, prev.raw, hint)
+	case "":
+		once = "text"
+	case "method", "status":
+		once = ""
+	case "is":
+		once = "is:" + isKind(t.value)
+	}
+	if once != "" {
+		if prev, ok := seen[once]; ok {
+			return nil, p.errorf(t, "%s", twice(once, prev))
 		}
-		if p.seen == nil {
-			p.seen = map[string]token{}
+		if seen == nil {
+			seen = map[string]token{}
 		}
-		p.seen[key] = t
+		seen[once] = t
 	}
 	switch key {
 	case "":
 		if t.value == "" {
-			return p.errorf(t, "empty text; remove the quotes or put words in them")
+			return nil, p.errorf(t, "empty text; remove the quotes or put words in them")
 		}
-		p.f.Text = t.value
+		f.Text = t.value
 	case "method":
 		for m := range strings.SplitSeq(t.value, ",") {
 			if m == "" {
-				return p.errorf(t, "empty method in the list; write method:GET,POST")
+				return nil, p.errorf(t, "empty method in the list; write method:GET,POST")
 			}
-			p.f.Methods = append(p.f.Methods, strings.ToUpper(m))
+			f.Methods = append(f.Methods, strings.ToUpper(m))
 		}
 	case "status":
 		for v := range strings.SplitSeq(t.value, ",") {
 			r, err := parseStatus(v)
 			if err != nil {
-				return p.errorf(t, "%v", err)
+				return nil, p.errorf(t, "%v", err)
 			}
-			p.f.StatusRanges = append(p.f.StatusRanges, r)
+			f.StatusRanges = append(f.StatusRanges, r)
 		}
 	case "host":
-		p.f.Host = t.value
+		f.Host = t.value
 	case "url":
-		p.f.Url = t.value
+		f.Url = t.value
+	case "regex":
+		f.UrlRegex = t.value
 	case "is":
-		switch strings.ToLower(t.value) {
-		case "error", "errors", "failed":
-			p.f.ErrorsOnly = true
-		default:
-			return p.errorf(t, "unknown is: value %q; the filter knows is:error", t.value)
+		if err := applyIs(f, t.value); err != nil {
+			return nil, p.errorf(t, "%v", err)
 		}
 	case "proxy":
 		switch strings.ToLower(t.value) {
 		case "direct":
-			p.f.Route = pxperfv1.Route_ROUTE_DIRECT
+			f.Route = pxperfv1.Route_ROUTE_DIRECT
 		case "upstream", "proxy":
-			p.f.Route = pxperfv1.Route_ROUTE_PROXY
+			f.Route = pxperfv1.Route_ROUTE_PROXY
 		default:
-			return p.errorf(t, "unknown proxy: value %q; write proxy:direct or proxy:upstream", t.value)
+			return nil, p.errorf(t, "unknown proxy: value %q; write proxy:direct or proxy:upstream", t.value)
 		}
 	case "slower-than":
 		d, err := parseDuration(t.value)
 		if err != nil {
-			return p.errorf(t, "%v", err)
+			return nil, p.errorf(t, "%v", err)
 		}
-		p.f.MinDuration = durationpb.New(d)
+		f.MinDuration = durationpb.New(d)
+	case "larger-than":
+		n, err := parseSize(t.value)
+		if err != nil {
+			return nil, p.errorf(t, "%v", err)
+		}
+		f.MinSize = proto.Int64(n + 1) // parseSize stays below MaxInt64
+	case "smaller-than":
+		n, err := parseSize(t.value)
+		switch {
+		case err != nil:
+			return nil, p.errorf(t, "%v", err)
+		case n == 0:
+			return nil, p.errorf(t, "no size is smaller than 0; write smaller-than:1 for empty responses")
+		}
+		f.MaxSize = proto.Int64(n - 1)
 	case "mime":
-		p.f.ContentType = t.value
+		f.ContentType = t.value
+	case "body":
+		f.BodyText = t.value
 	default:
-		return p.errorf(t, "unknown key %q; the keys are %s (quote the token to search for it as text)", t.key, keys)
+		return nil, p.errorf(t, "unknown key %q; the keys are %s (quote the token to search for it as text)", t.key, keys)
+	}
+	return seen, nil
+}
+
+// twice says that the single-valued criterion counted under key was given
+// twice, first as prev.
+func twice(key string, prev token) string {
+	switch key {
+	case "text":
+		return fmt.Sprintf(`free text is given twice (first as %s): the filter holds one; put a phrase in quotes, "like this"`, prev.raw)
+	case "is:state":
+		return fmt.Sprintf("a state is given twice (first as %s): an entry has one; list states as is:pending,failed", prev.raw)
+	}
+	return fmt.Sprintf("%s: is given twice (first as %s): the filter holds one; use OR for either", strings.TrimPrefix(key, "is:"), prev.raw)
+}
+
+// isKind returns the kind of criterion an is: value sets: "state",
+// "tunnel", "error", or "" when it is none of them (apply reports it).
+func isKind(value string) string {
+	first, _, _ := strings.Cut(value, ",")
+	switch strings.ToLower(first) {
+	case "pending", "completed", "failed":
+		return "state"
+	case "tunnel":
+		return "tunnel"
+	case "error", "errors":
+		return "error"
+	}
+	return ""
+}
+
+// applyIs sets the criterion of an is: value in f: a comma list of states,
+// or one of tunnel and error.
+func applyIs(f *pxperfv1.Filter, value string) error {
+	const known = "is:pending, is:completed, is:failed (or a list: is:pending,failed), is:tunnel or is:error"
+	kind := isKind(value)
+	for v := range strings.SplitSeq(value, ",") {
+		lv := strings.ToLower(v)
+		if isKind(lv) != kind || kind == "" {
+			if kind != "" && isKind(lv) != "" {
+				return fmt.Errorf("%s cannot share a list with %s; only states make a list, so write is:%s as a term of its own", v, strings.Split(value, ",")[0], lv)
+			}
+			return fmt.Errorf("unknown is: value %q; write %s", v, known)
+		}
+		switch lv {
+		case "pending":
+			f.States = append(f.States, pxperfv1.EntryState_ENTRY_STATE_PENDING)
+		case "completed":
+			f.States = append(f.States, pxperfv1.EntryState_ENTRY_STATE_COMPLETED)
+		case "failed":
+			f.States = append(f.States, pxperfv1.EntryState_ENTRY_STATE_FAILED)
+		case "tunnel":
+			if f.Tunnel != nil {
+				return fmt.Errorf("is:tunnel is given twice")
+			}
+			f.Tunnel = proto.Bool(true)
+		default:
+			if f.ErrorsOnly {
+				return fmt.Errorf("is:%s is given twice", v)
+			}
+			f.ErrorsOnly = true
+		}
 	}
 	return nil
+}
+
+// parseSize parses a size in bytes: a number, optionally with a
+// fraction, and a unit: none or b for bytes, k, kb or kib for 1024, m, mb
+// or mib for 1024², g, gb or gib for 1024³ (case-insensitive).
+func parseSize(v string) (int64, error) {
+	i := strings.IndexFunc(v, func(r rune) bool { return !('0' <= r && r <= '9' || r == '.') })
+	if i < 0 {
+		i = len(v)
+	}
+	num, unit := v[:i], strings.ToLower(v[i:])
+	shift := map[string]uint{"": 0, "b": 0, "k": 10, "kb": 10, "kib": 10, "m": 20, "mb": 20, "mib": 20, "g": 30, "gb": 30, "gib": 30}
+	sh, ok := shift[unit]
+	n, err := strconv.ParseFloat(num, 64)
+	switch {
+	case !ok || err != nil || num == "":
+		return 0, fmt.Errorf("%q is not a size; write 1000, 10k, 1.5M or 2G (k = 1024 bytes)", v)
+	case n*float64(uint64(1)<<sh) >= math.MaxInt64:
+		return 0, fmt.Errorf("%q is too large", v)
+	}
+	return int64(n * float64(uint64(1)<<sh)), nil
 }
 
 // parseStatus parses one status criterion: 404, >=400, >400, <=399, <400,

@@ -530,10 +530,10 @@ func (sub *Subscription) fillGap(first, last uint64) error {
 		return nil
 	}
 	err := arch.Read(sub.ctx, archive.Query{FirstID: first, LastID: last}, func(e *pxperfv1.Entry) error {
+		matches := sub.req.Match.Selects(e) // before the bodies go: a filter may search them
 		if !sub.req.Bodies && e.GetResponseBody() != nil {
 			e.ResponseBody.Data = nil // a fresh copy: ours to change
 		}
-		matches := sub.req.Match.Selects(e)
 		n := 0 // e's size in the batch
 		if matches {
 			n = sub.hub.store.FieldSize(e)

@@ -23,7 +23,7 @@ import (
 // The functions must give the same answer for the same argument, and must
 // be safe for concurrent use: a scan of a large store runs on several
 // goroutines. [github.com/pxperf/pxperf/perf/filter.Filter.Parts] provides
-// all three.
+// them all.
 type Matcher struct {
 	// Host tests Entry.host; nil accepts every host.
 	Host func(host string) bool
@@ -31,17 +31,35 @@ type Matcher struct {
 	Status func(code int32) bool
 	// Match tests the whole entry; nil accepts every entry.
 	Match func(*pxperfv1.Entry) bool
+	// Bodies tests the whole entry with the data of its request and
+	// response bodies, which the store holds apart from the entry (nil
+	// when it has none); nil accepts every entry. A filter that reads
+	// the bodies sets it in place of Match.
+	Bodies func(e *pxperfv1.Entry, request, response []byte) bool
 }
 
 // All reports whether m selects every entry.
-func (m Matcher) All() bool { return m.Host == nil && m.Status == nil && m.Match == nil }
+func (m Matcher) All() bool {
+	return m.Host == nil && m.Status == nil && m.Match == nil && m.Bodies == nil
+}
 
-// Selects reports whether m selects e. It reads the entry; the store's
-// scans test the column first.
+// Selects reports whether m selects e, which carries its bodies. It reads
+// the entry; the store's scans test the column first.
 func (m Matcher) Selects(e *pxperfv1.Entry) bool {
+	return m.selects(e, e.GetRequestBody().GetData(), e.GetResponseBody().GetData())
+}
+
+// selects reports whether m selects e, whose bodies are given apart.
+func (m Matcher) selects(e *pxperfv1.Entry, request, response []byte) bool {
 	return (m.Host == nil || m.Host(e.GetHost())) &&
 		(m.Status == nil || m.Status(e.GetStatusCode())) &&
-		(m.Match == nil || m.Match(e))
+		m.rest(e, request, response)
+}
+
+// rest applies Match and Bodies.
+func (m Matcher) rest(e *pxperfv1.Entry, request, response []byte) bool {
+	return (m.Match == nil || m.Match(e)) &&
+		(m.Bodies == nil || m.Bodies(e, request, response))
 }
 
 // maxScan bounds the ids one call examines with a filter, so that a reader
@@ -495,7 +513,7 @@ func (s *Store) ReadUpdates(since, until, below uint64, lim Limit, m Matcher, ds
 		if id >= below || !s.heldLocked(id) {
 			continue
 		}
-		if it := s.itemLocked(id); m.Selects(it.entry) {
+		if it := s.itemLocked(id); it.selectedBy(m) {
 			f := s.fieldLocked(id)
 			size := lim.size(f, it)
 			if u.Full = !lim.fits(len(u.Entries), u.Bytes, size); u.Full {

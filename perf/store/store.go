@@ -112,6 +112,11 @@ type item struct {
 	size  int64           // accounted bytes
 }
 
+// selectedBy reports whether m selects the item's entry, bodies included.
+func (it item) selectedBy(m Matcher) bool {
+	return m.selects(it.entry, it.entry.GetRequestBody().GetData(), it.body)
+}
+
 // Stats are counters and gauges of a [Store].
 type Stats struct {
 	Entries        int    // entries held

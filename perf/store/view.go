@@ -57,7 +57,7 @@ func (s *Store) viewLocked(key string, m Matcher) *view {
 			continue
 		}
 		i, found := slices.BinarySearch(v.ids, id)
-		switch matches := v.match.Selects(s.itemLocked(id).entry); {
+		switch matches := s.itemLocked(id).selectedBy(v.match); {
 		case matches && !found:
 			v.ids = slices.Insert(v.ids, i, id)
 		case !matches && found:

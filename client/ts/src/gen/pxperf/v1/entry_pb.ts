@@ -588,9 +588,10 @@ export type Filter = Message<"pxperf.v1.Filter"> & {
    * `host:*.example.com -status:304 OR is:failed`, parsed by the server and
    * ANDed with the other fields. A syntax error is INVALID_ARGUMENT with a
    * BadRequest naming filter.query and an ErrorInfo (reason
-   * FILTER_SYNTAX) whose metadata gives the offending token's byte offset
-   * ("offset") and text ("token"). The other fields may not set a
-   * criterion the query sets too. At most 2048 bytes.
+   * FILTER_SYNTAX) whose metadata gives the offending token's offset in
+   * bytes ("offset") and in UTF-16 code units ("utf16_offset"), and its
+   * text ("token"). The other fields may not set a criterion the query sets
+   * too. At most 2048 bytes.
    *
    * @generated from field: string query = 18;
    */
