@@ -18,7 +18,8 @@ import (
 // garbage the collector may let build up before it must run, so that under
 // a flood it collects often rather than let the process grow, and still
 // has room when pressure eviction holds live memory at its threshold.
-// BENCHMARKS.md (the memory budget) has the flood runs behind the figures.
+// BENCHMARKS.md ("The memory budget keeps its history") has the flood runs
+// behind the figures.
 const (
 	// liveAllowance is the live memory pxperf holds besides the store's
 	// entries when it is busy, in bytes: the runtime, gRPC's buffers (a
