@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -216,28 +215,6 @@ func (e *Engine) Close(reason error) {
 	e.closeArchive()
 }
 
-// watchPressure evicts from the store when process memory (RSS) passes
-// the high-water mark, until ctx ends.
-func (e *Engine) watchPressure(ctx context.Context) {
-	rss := func() (uint64, error) {
-		r, err := e.proc.read()
-		return r.RSS, err
-	}
-	release := func() {
-		// Return the evicted entries' memory now, so that the next reading
-		// sees it gone and pressure does not evict again for nothing.
-		debug.FreeOSMemory()
-	}
-	onError := func(err error) { e.log.Warn("cannot read process memory; pressure eviction skipped", "err", err) }
-	remove := e.store.Observe(func(ev store.Eviction) {
-		if ev.Reason == store.ReasonPressure {
-			e.log.Info("evicted under memory pressure", "entries", ev.Count, "bytes", ev.Bytes, "oldest_id", ev.OldestID)
-		}
-	})
-	defer remove()
-	e.store.WatchPressure(ctx, rss, release, onError)
-}
-
 // procReader is a [procstat.Reader] safe for concurrent use.
 type procReader struct {
 	mu sync.Mutex
@@ -257,25 +234,13 @@ func (m *procReader) readAll() (procstat.Reading, error) {
 	return m.r.ReadAll()
 }
 
-// MemoryLimit is the Go soft memory limit, in bytes, that suits cfg: the
-// memory budget and 15 % more. The store keeps its entries within the
-// budget; the limit makes the garbage collector work harder before the
-// process outgrows it by much, while pressure eviction (from
-// memory.high_water of the budget) acts first. BENCHMARKS.md (the Go
-// memory limit) has the flood runs that chose 15 %.
-func MemoryLimit(cfg *pxperfv1.Config) int64 {
-	budget := int64(cfg.GetMemory().GetMaxMemoryMb()) << 20
-	return budget + budget*15/100
-}
-
 func storeConfig(m *pxperfv1.MemoryConfig) store.Config {
 	return store.Config{
 		MaxEntries:     int(m.GetMaxEntries()),
 		MaxMemoryBytes: int64(m.GetMaxMemoryMb()) << 20,
 		MaxBodySize:    int(m.GetMaxBodySize()),
 		RedactHeaders:  m.GetRedactHeaders(),
-		HighWater:      m.GetHighWater(),
-		LowWater:       m.GetLowWater(),
+		PressureMargin: liveAllowance,
 		CheckInterval:  m.GetCleanupInterval().AsDuration(),
 		Encoder:        wire.Encoder{},
 	}

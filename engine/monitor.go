@@ -118,26 +118,24 @@ type optimizer struct{ e *Engine }
 const mib = 1 << 20
 
 // Evict implements monitor.Actions: it evicts the oldest entries until
-// both process memory and the store's bytes would be at the low-water mark
-// of the budget.
+// the store's accounted bytes are at the low-water mark of the budget
+// (memory.low_water). Only Optimize asks for it (see monitor.Plan). RSS
+// plays no part: what it holds beyond the store is not the store's to
+// give back.
 func (o optimizer) Evict(context.Context) (monitor.Result, error) {
 	e := o.e
-	r, err := e.proc.read()
-	if err != nil {
-		return monitor.Result{}, err
-	}
 	st := e.store.Stats()
 	low := int64(e.Config().GetMemory().GetLowWater() * float64(st.BudgetBytes))
-	excess := max(int64(r.RSS)-low, st.Bytes-low)
+	excess := st.Bytes - low
 	if excess <= 0 || st.Entries == 0 {
-		return monitor.Result{Summary: fmt.Sprintf("nothing to evict: RSS %d MiB and store %d MiB are within the low-water mark (%d MiB)",
-			r.RSS/mib, st.Bytes/mib, low/mib)}, nil
+		return monitor.Result{Summary: fmt.Sprintf("nothing to evict: the store's %d MiB are within the low-water mark (%d MiB)",
+			st.Bytes/mib, low/mib)}, nil
 	}
 	ev := e.store.EvictBytes(excess)
 	after := e.store.Stats()
 	return monitor.Result{
-		Summary: fmt.Sprintf("evicted %d entries (%d KiB): store %d → %d entries, %d → %d MiB; RSS was %d MiB, low-water mark %d MiB",
-			ev.Count, ev.Bytes>>10, st.Entries, after.Entries, st.Bytes/mib, after.Bytes/mib, r.RSS/mib, low/mib),
+		Summary: fmt.Sprintf("evicted %d entries (%d KiB): store %d → %d entries, %d → %d MiB; low-water mark %d MiB",
+			ev.Count, ev.Bytes>>10, st.Entries, after.Entries, st.Bytes/mib, after.Bytes/mib, low/mib),
 		EntriesEvicted: uint64(ev.Count),
 		BytesFreed:     uint64(ev.Bytes),
 	}, nil

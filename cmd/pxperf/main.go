@@ -168,7 +168,7 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		func(c *pxperfv1.Config, v uint32) { c.Memory.MaxMemoryMb = v })
 	num("max-body-size", d.Memory.MaxBodySize, "longest response body kept, in bytes",
 		func(c *pxperfv1.Config, v uint32) { c.Memory.MaxBodySize = v })
-	dur("cleanup-interval", d.Memory.CleanupInterval.AsDuration(), "how often process memory is checked for pressure eviction",
+	dur("cleanup-interval", d.Memory.CleanupInterval.AsDuration(), "how often live memory is checked for pressure eviction",
 		func(c *pxperfv1.Config, v *durationpb.Duration) { c.Memory.CleanupInterval = v })
 	str("log-dir", d.Logs.Directory, "directory of the archive (rotating JSON Lines files)",
 		func(c *pxperfv1.Config, v string) { c.Logs.Directory = v })

@@ -16,8 +16,8 @@ type Thresholds struct {
 	// automatic optimisation still acts. Default true.
 	Enabled bool
 	// MemoryShare: "memory_high" fires when max(RSS, store bytes) reaches
-	// this share of the memory budget, and eviction is planned from it.
-	// 0..1; default 0.8; 0 means the default.
+	// this share of the memory budget. 0..1; default 0.8; 0 means the
+	// default.
 	MemoryShare float64
 	// ThrottledShare: "throttled_high" fires when this share of the
 	// messages sent in an interval waited for the throttle. 0..1; default

@@ -61,11 +61,11 @@
 //
 // # Optimisation
 //
-// [Plan] says which [Action]s a sample calls for: Evict under memory
-// pressure or at the memory threshold, Rotate when the archive's current
-// file is due, Reclaim when resources are idle, SlowThrottles under CPU
-// load with subscribers, and ReleaseMemory after an eviction or when much
-// free heap has not been returned. With Config.AutoOptimize on, each tick
+// [Plan] says which [Action]s a sample calls for: Rotate when the archive's
+// current file is due, Reclaim when resources are idle, SlowThrottles under
+// CPU load with subscribers, and ReleaseMemory when much free heap has not
+// been returned. Evict it never calls for: the store evicts by itself, and
+// more would cut its history. With Config.AutoOptimize on, each tick
 // runs them and logs each [Result]'s before → after summary;
 // [Monitor.Optimize] runs any or all of them now.
 //

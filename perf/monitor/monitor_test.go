@@ -171,7 +171,7 @@ func TestTickAutoOptimize(t *testing.T) {
 		want []Action
 	}{
 		{"healthy idle", true, idle(), nil},
-		{"memory pressure", true, with(func(s *Sample) { s.Memory.UnderPressure = true }), []Action{Evict, ReleaseMemory}},
+		{"memory pressure: the store evicts by itself", true, with(func(s *Sample) { s.Memory.UnderPressure = true }), nil},
 		{"rotation due", true, with(func(s *Sample) { s.Logs.RotationDue = true }), []Action{Rotate}},
 		{"idle resources", true, with(func(s *Sample) { s.Cleanup.Idle = 3 }), []Action{Reclaim}},
 		{"CPU load", true, with(func(s *Sample) { s.Process.CPUPercent = 190; s.Throttle.Subscribers = 2 }), []Action{SlowThrottles}},

@@ -12,7 +12,7 @@ type Action int
 // them all.
 const (
 	// Evict evicts the oldest entries from the store down to its low-water
-	// mark.
+	// mark. Only [Monitor.Optimize] runs it: see [Plan].
 	Evict Action = iota + 1
 	// Rotate rotates the current archive file.
 	Rotate
@@ -90,25 +90,21 @@ type Result struct {
 // is a pure function; a healthy idle sample calls for none. th has its
 // zero shares taken as their defaults.
 //
-//   - Evict when the store holds entries and either it is under memory
-//     pressure or max(RSS, store bytes) is at least th.MemoryShare of the
-//     budget.
+//   - Evict never: the store evicts by itself, to its budget at every
+//     insert and by the excess of live memory under pressure at every
+//     check. The monitor evicting more, on RSS or on a full store, would
+//     cut the history the budget is there to keep. Evict is for
+//     [Monitor.Optimize].
 //   - Rotate when the archive is on and its current file is due
 //     (Logs.RotationDue).
 //   - Reclaim when resources are idle past their timeout (Cleanup.Idle > 0).
 //   - SlowThrottles when there are subscribers and the process uses at
 //     least th.CPUShare of all cores (CPUPercent / NumCPU / 100).
-//   - ReleaseMemory after an Evict (to return what it freed), or when free
-//     heap not yet returned (Process.HeapFree) is at least th.ReleaseShare
-//     of the memory budget.
+//   - ReleaseMemory when free heap not yet returned (Process.HeapFree) is
+//     at least th.ReleaseShare of the memory budget.
 func Plan(cur Sample, th Thresholds) []Action {
 	th = th.withDefaults()
 	var acts []Action
-	u, budget := memoryShare(cur)
-	evict := cur.Memory.Entries > 0 && (cur.Memory.UnderPressure || budget && u >= th.MemoryShare)
-	if evict {
-		acts = append(acts, Evict)
-	}
 	if cur.Logs.Enabled && cur.Logs.RotationDue {
 		acts = append(acts, Rotate)
 	}
@@ -118,7 +114,7 @@ func Plan(cur Sample, th Thresholds) []Action {
 	if cur.Throttle.Subscribers > 0 && cpuShare(cur) >= th.CPUShare {
 		acts = append(acts, SlowThrottles)
 	}
-	if evict || budget && float64(cur.Process.HeapFree) >= th.ReleaseShare*float64(cur.Memory.Budget) {
+	if cur.Memory.Budget > 0 && float64(cur.Process.HeapFree) >= th.ReleaseShare*float64(cur.Memory.Budget) {
 		acts = append(acts, ReleaseMemory)
 	}
 	return acts

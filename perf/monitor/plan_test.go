@@ -15,12 +15,13 @@ func TestPlan(t *testing.T) {
 	}{
 		{name: "healthy idle", s: idle()},
 		{name: "zero sample", s: Sample{}},
-		{name: "memory at threshold", s: memoryAt(0.8), want: []Action{Evict, ReleaseMemory}},
-		{name: "memory below threshold", s: memoryAt(0.79)},
-		{name: "memory threshold from config", s: memoryAt(0.6), th: Thresholds{MemoryShare: 0.5}, want: []Action{Evict, ReleaseMemory}},
-		{name: "under pressure", s: with(func(s *Sample) { s.Memory.UnderPressure = true }), want: []Action{Evict, ReleaseMemory}},
-		{name: "nothing to evict", s: with(func(s *Sample) { s.Process.RSS = 490 * mib; s.Memory.UnderPressure = true; s.Memory.Entries = 0 })},
-		{name: "no budget", s: with(func(s *Sample) { s.Process.RSS = 1 << 40; s.Memory.Budget = 0 })},
+		// The store evicts by itself: a full store, RSS beyond the budget
+		// and pressure call for no eviction of the monitor's.
+		{name: "memory at threshold", s: memoryAt(0.8)},
+		{name: "memory threshold from config", s: memoryAt(0.6), th: Thresholds{MemoryShare: 0.5}},
+		{name: "store full, RSS beyond the budget", s: with(func(s *Sample) { s.Memory.Bytes = s.Memory.Budget; s.Process.RSS = 2 * s.Memory.Budget })},
+		{name: "under pressure", s: with(func(s *Sample) { s.Memory.UnderPressure = true })},
+		{name: "no budget", s: with(func(s *Sample) { s.Process.RSS = 1 << 40; s.Memory.Budget = 0; s.Process.HeapFree = 1 << 40 })},
 		{name: "rotation due", s: with(func(s *Sample) { s.Logs.RotationDue = true }), want: []Action{Rotate}},
 		{name: "rotation due but archive off", s: with(func(s *Sample) { s.Logs.RotationDue = true; s.Logs.Enabled = false })},
 		{name: "idle resources", s: with(func(s *Sample) { s.Cleanup.Idle = 2 }), want: []Action{Reclaim}},
@@ -38,8 +39,9 @@ func TestPlan(t *testing.T) {
 				s.Cleanup.Idle = 1
 				s.Process.CPUPercent = 190
 				s.Throttle.Subscribers = 4
+				s.Process.HeapFree = 125 * mib
 			}),
-			want: AllActions(),
+			want: []Action{Rotate, Reclaim, SlowThrottles, ReleaseMemory},
 		},
 	}
 	for _, tt := range tests {

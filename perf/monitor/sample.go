@@ -75,9 +75,9 @@ type Memory struct {
 	Entries uint64
 	// MaxEntries is the entry cap (memory.max_entries).
 	MaxEntries uint64
-	// UnderPressure is whether the store is evicting under memory pressure
-	// (process memory passed its high-water mark and has not yet fallen
-	// below the low-water mark).
+	// UnderPressure is whether the store's last pressure check found live
+	// memory beyond the budget and the allowance for the rest of the
+	// process, and evicted the excess.
 	UnderPressure bool
 	// EvictedByPressure counts entries evicted under memory pressure.
 	EvictedByPressure uint64

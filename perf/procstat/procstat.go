@@ -1,7 +1,7 @@
 // Package procstat samples the running process: its resident set size, CPU
 // time, open files and threads from the operating system (through
-// gopsutil), and the Go runtime's heap figures, soft memory limit, GC CPU
-// share and goroutines (through runtime/metrics).
+// gopsutil), and the Go runtime's heap figures, goroutine stacks, soft
+// memory limit, GC CPU share and goroutines (through runtime/metrics).
 //
 // [Reader.Read] is cheap enough to call every second; [Reader.ReadAll] also
 // counts open files and threads, which lists a directory and parses a file
@@ -28,6 +28,8 @@ type Reading struct {
 	// HeapLive is the heap occupied by live objects as of the last GC, in
 	// bytes.
 	HeapLive uint64
+	// Stacks is the memory reserved for goroutine stacks, in bytes.
+	Stacks uint64
 	// HeapGoal is the heap size at which the next GC starts, in bytes.
 	HeapGoal uint64
 	// MemoryLimit is the Go soft memory limit in force, in bytes
@@ -67,6 +69,7 @@ var metricNames = []string{
 	"/cpu/classes/gc/total:cpu-seconds",
 	"/cpu/classes/total:cpu-seconds",
 	"/sched/goroutines:goroutines",
+	"/memory/classes/heap/stacks:bytes",
 }
 
 // Reader samples this process. It keeps one process handle
@@ -118,8 +121,16 @@ func (r *Reader) Read() (Reading, error) {
 		// before the runtime has accounted any CPU time.
 		GCCPUFraction: ratio(float64Of(r.samples[5]), float64Of(r.samples[6])),
 		Goroutines:    uint64Of(r.samples[7]),
+		Stacks:        uint64Of(r.samples[8]),
 	}, nil
 }
+
+// Live is the memory the process holds that collecting garbage cannot
+// free, in bytes: the live heap as of the last GC and the goroutine stacks.
+// Unlike RSS it leaves out garbage not yet collected and free memory not
+// yet returned to the operating system, so it moves only when the process
+// keeps more.
+func (r Reading) Live() uint64 { return r.HeapLive + r.Stacks }
 
 // float64Of returns a sample's value, or 0 if this Go does not support it.
 func float64Of(s metrics.Sample) float64 {

@@ -16,7 +16,9 @@ const (
 	ReasonCount Reason = iota + 1
 	// ReasonBytes: the store's bytes passed Config.MaxMemoryBytes.
 	ReasonBytes
-	// ReasonPressure: process memory passed the high-water mark.
+	// ReasonPressure: live memory passed the pressure threshold (see
+	// [Store.RelievePressure]), or eviction was asked for
+	// ([Store.EvictBytes]).
 	ReasonPressure
 )
 
@@ -91,33 +93,31 @@ func (s *Store) Observe(fn func(Eviction)) (remove func()) {
 	}
 }
 
-// RelievePressure compares used, the process's memory in bytes, with the
-// budget (Config.MaxMemoryBytes). When used passes the high-water mark the
-// store comes under pressure and evicts its oldest entries, by as many
-// accounted bytes as used exceeds the low-water mark, whatever the entry
-// count. It stays under pressure, evicting at each call, until used falls
-// below the low-water mark: between the two marks nothing starts, so the
-// store does not oscillate. It returns what it evicted.
+// RelievePressure compares live, the process's live memory in bytes (what
+// the last garbage collection found reachable, with goroutine stacks), with
+// the pressure threshold: the budget (Config.MaxMemoryBytes) plus the margin
+// for the rest of the process (Config.PressureMargin). Above it the store is
+// under pressure and evicts its oldest entries by as many accounted bytes as
+// live exceeds the threshold, whatever the entry count, and keeps the rest:
+// the store gives way only to what the rest of the process holds beyond its
+// margin. At or below it, nothing is evicted. It returns what it evicted.
 //
-// The caller should have the runtime return freed memory to the operating
-// system after an eviction, so that the next reading reflects it.
-func (s *Store) RelievePressure(used uint64) Eviction {
+// live must be read after any earlier eviction has been collected: a
+// reading from before counts the evicted entries again, and would evict as
+// much again. Evicted entries that a reader still holds (a batch being
+// sent, the archive's queue) stay live until it lets them go; a reading
+// that counts them evicts more than the excess.
+func (s *Store) RelievePressure(live uint64) Eviction {
 	s.mu.Lock()
-	budget := float64(s.cfg.MaxMemoryBytes)
-	high, low := s.cfg.HighWater*budget, s.cfg.LowWater*budget
-	s.stats.ProcessMemory = used
-	switch u := float64(used); {
-	case u > high:
-		s.stats.UnderPressure = true
-	case u < low:
-		s.stats.UnderPressure = false
-	}
+	threshold := uint64(s.cfg.MaxMemoryBytes + s.cfg.PressureMargin)
+	s.stats.LiveMemory = live
+	s.stats.UnderPressure = live > threshold
 	var ev evictions
 	if s.stats.UnderPressure {
-		for excess := int64(float64(used) - low); excess > 0 && s.lenLocked() > 0; {
-			size := s.dropOldestLocked()
-			ev.add(ReasonPressure, size)
-			excess -= size
+		for excess := live - threshold; excess > 0 && s.lenLocked() > 0; {
+			size := uint64(s.dropOldestLocked())
+			ev.add(ReasonPressure, int64(size))
+			excess -= min(size, excess)
 		}
 		s.recordLocked(&ev)
 	}
@@ -131,7 +131,7 @@ func (s *Store) RelievePressure(used uint64) Eviction {
 // are freed or the store is empty, whatever the limits and the pressure
 // state, and returns what it evicted, counted as evicted by pressure. It
 // is memory relief asked for on purpose (the monitor's Optimize), where
-// [Store.RelievePressure] waits for the high-water mark.
+// [Store.RelievePressure] waits for the pressure threshold.
 func (s *Store) EvictBytes(n int64) Eviction {
 	s.mu.Lock()
 	var ev evictions
@@ -147,12 +147,13 @@ func (s *Store) EvictBytes(n int64) Eviction {
 	return ev[ReasonPressure-1]
 }
 
-// WatchPressure reads process memory every Config.CheckInterval (read
-// again after each wait, so a live change applies from the next wait) and
-// calls [Store.RelievePressure] with it, until ctx ends. After an eviction
-// it calls release, which may be nil. A failed read is passed to onError,
-// which may be nil, and retried at the next interval. It returns ctx's
-// error.
+// WatchPressure reads live memory every Config.CheckInterval (read again
+// after each wait, so a live change applies from the next wait) and calls
+// [Store.RelievePressure] with it, until ctx ends. After an eviction it
+// calls release, which may be nil: it should collect garbage, so that the
+// next reading counts the evicted entries out. A failed read is passed to
+// onError, which may be nil, and retried at the next interval. It returns
+// ctx's error.
 func (s *Store) WatchPressure(ctx context.Context, read func() (uint64, error), release func(), onError func(error)) error {
 	for {
 		s.mu.RLock()

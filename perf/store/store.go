@@ -2,7 +2,11 @@
 // entries, in id order, bounded by an entry count and a byte budget.
 //
 // Every accepted entry gets the next sequence id. Entries are evicted oldest
-// first to stay within [Config.MaxEntries] and [Config.MaxMemoryBytes]. Readers
+// first to stay within [Config.MaxEntries] and [Config.MaxMemoryBytes]: after
+// every change the accounted bytes held (see [Size]) are at most the budget.
+// Under memory pressure ([Store.RelievePressure]) the store also gives way to
+// the rest of the process, by the excess only, so that it keeps its history
+// when the process is merely busy. Readers
 // address entries by id: [Store.Entry] for one, [Store.ReadFrom] for a
 // subscriber's cursor, [Store.List] for a window of a filtered view.
 // Filters reach the store as a [Matcher], whose host and status tests run
@@ -57,15 +61,12 @@ type Config struct {
 	// FirstID is the id the first entry gets; 0 means 1. A server that
 	// recovers its last id from the archive starts after it.
 	FirstID uint64
-	// HighWater is the share of MaxMemoryBytes that process memory must pass
-	// for [Store.RelievePressure] to evict. Zero means 0.8; otherwise
-	// above 0, at most 1, and above LowWater.
-	HighWater float64
-	// LowWater is the share of MaxMemoryBytes that eviction under pressure
-	// brings process memory down to, and below which pressure ends. Zero
-	// means 0.7; otherwise above 0 and below HighWater.
-	LowWater float64
-	// CheckInterval is how often [Store.WatchPressure] reads process memory.
+	// PressureMargin is the live memory, in bytes, that the rest of the
+	// process may hold beyond MaxMemoryBytes before the store gives way to
+	// it: [Store.RelievePressure] evicts only when live memory passes
+	// MaxMemoryBytes + PressureMargin. Zero means no margin. Not negative.
+	PressureMargin int64
+	// CheckInterval is how often [Store.WatchPressure] reads live memory.
 	// Zero means 60s; otherwise at least 1ms.
 	CheckInterval time.Duration
 	// Encoder encodes each entry once for the readers that send it (see
@@ -75,12 +76,6 @@ type Config struct {
 
 // withDefaults fills in the zero values that have defaults.
 func (c Config) withDefaults() Config {
-	if c.HighWater == 0 {
-		c.HighWater = 0.8
-	}
-	if c.LowWater == 0 {
-		c.LowWater = 0.7
-	}
 	if c.CheckInterval == 0 {
 		c.CheckInterval = 60 * time.Second
 	}
@@ -95,10 +90,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: MaxMemoryBytes must be at least 1, got %d", ErrInvalidConfig, c.MaxMemoryBytes)
 	case c.MaxBodySize < 0:
 		return fmt.Errorf("%w: MaxBodySize must not be negative, got %d", ErrInvalidConfig, c.MaxBodySize)
-	case !(c.HighWater > 0 && c.HighWater <= 1):
-		return fmt.Errorf("%w: HighWater must be above 0 and at most 1, got %v", ErrInvalidConfig, c.HighWater)
-	case !(c.LowWater > 0 && c.LowWater < c.HighWater):
-		return fmt.Errorf("%w: LowWater must be above 0 and below HighWater (%v), got %v", ErrInvalidConfig, c.HighWater, c.LowWater)
+	case c.PressureMargin < 0:
+		return fmt.Errorf("%w: PressureMargin must not be negative, got %d", ErrInvalidConfig, c.PressureMargin)
 	case c.CheckInterval < time.Millisecond:
 		return fmt.Errorf("%w: CheckInterval must be at least 1ms, got %v", ErrInvalidConfig, c.CheckInterval)
 	}
@@ -129,16 +122,17 @@ type Stats struct {
 	Completed      uint64 // PENDING entries completed since New
 	EvictedByCount uint64 // entries evicted for MaxEntries
 	EvictedByBytes uint64 // entries evicted for MaxMemoryBytes
-	// EvictedByPressure counts entries evicted because process memory
-	// passed the high-water mark.
+	// EvictedByPressure counts entries evicted because live memory passed
+	// the pressure threshold (see [Store.RelievePressure]), and those
+	// evicted on purpose by [Store.EvictBytes].
 	EvictedByPressure uint64
 	TruncatedBodies   uint64 // bodies truncated at ingest
-	// UnderPressure reports whether process memory passed the high-water
-	// mark and has not yet fallen below the low-water mark.
+	// UnderPressure reports whether the last reading given to
+	// RelievePressure passed the pressure threshold.
 	UnderPressure bool
-	// ProcessMemory is the last process memory reading given to
-	// RelievePressure, in bytes; 0 before the first.
-	ProcessMemory uint64
+	// LiveMemory is the last live memory reading given to RelievePressure,
+	// in bytes; 0 before the first.
+	LiveMemory uint64
 }
 
 // Store holds recent entries in id order. It is safe for concurrent use.
