@@ -93,9 +93,9 @@ type Limit struct {
 	// Bytes, when positive, bounds the bytes of the entries returned: their
 	// encodings (their [Read.Fields]), and the data of their bodies,
 	// response and request, when Bodies is set, each counted as
-	// [BodyBytes] gives. A read with Used zero returns
-	// at least one entry whatever its size, so that a reader always moves
-	// on. Zero means no bound.
+	// [BodyBytes] gives. A read with Used zero returns at least one entry
+	// whatever its size, so that a reader always moves on. Zero means no
+	// bound.
 	Bytes int
 	// Used is what the caller already holds against Bytes, from an earlier
 	// read for the same message: with Used, the first entry must fit too.

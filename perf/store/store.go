@@ -351,13 +351,13 @@ func (s *Store) completeLocked(id uint64, e *pxperfv1.Entry) item {
 	return it
 }
 
-// complete prepares e to replace the entry of old, a PENDING entry with
-// the same request id: e takes old's id, and keeps old's status code,
-// request headers, timings and bodies (their data too) where e has none,
-// so that an error never overwrites a status already recorded. What holds
-// strings is copied, not shared: the service decodes all of an entry's
-// strings into one buffer, which a shared header would keep alive,
-// unaccounted, after old is gone.
+// complete prepares e to replace oldItem, the item of a PENDING entry with
+// the same request id: e takes its id, and keeps its status code, request
+// headers, timings and bodies (their data too) where e has none, so that
+// an error never overwrites a status already recorded. What holds strings
+// is copied, not shared: the service decodes all of an entry's strings
+// into one buffer, which a shared header would keep alive, unaccounted,
+// after the old entry is gone.
 func complete(oldItem *item, e *pxperfv1.Entry) {
 	old := oldItem.entry
 	e.Id = old.GetId()
