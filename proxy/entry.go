@@ -68,6 +68,7 @@ type exchange struct {
 	answers bool                // the client answers the upstream's challenge
 	reqHost string
 	req     http.Header // the client's request headers, read only
+	reqType string      // the media type of the request body
 	upload  bodyCapture // the request body; written by the transport's goroutine
 
 	targetHost string // as asked: a name or IP address
@@ -84,7 +85,6 @@ type exchange struct {
 	tlsDur    time.Duration
 	firstByte time.Time
 
-	reqType     string // media type of the request body
 	status      int
 	respHeaders []*pxperfv1.Header
 	challenge   []string // the upstream's Proxy-Authenticate on a 407

@@ -9,8 +9,8 @@ import (
 // Item is one entry to archive.
 type Item struct {
 	// Entry is the entry as stored. It must not be nil, and neither it nor
-	// Body may be modified after [Archive.Append]: the writer encodes them
-	// later, on its own goroutine.
+	// Body nor RequestBody may be modified after [Archive.Append]: the
+	// writer encodes them later, on its own goroutine.
 	Entry *pxperfv1.Entry
 	// Body is the data of the response body, which the store keeps beside
 	// the entry. It is written as response_body.data in place of
