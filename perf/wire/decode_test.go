@@ -445,6 +445,8 @@ func TestUnmarshalPublishRefusesOneEntry(t *testing.T) {
 	}
 	header := protowire.AppendTag(nil, fieldNum(&pxperfv1.Header{}, "value"), protowire.BytesType)
 	header = protowire.AppendBytes(header, []byte("bad \xff value"))
+	requestBody := protowire.AppendTag(nil, fieldNum(&pxperfv1.Body{}, "content_type"), protowire.BytesType)
+	requestBody = protowire.AppendBytes(requestBody, []byte("text/\xff"))
 	for _, tc := range []struct {
 		name       string
 		bad        []byte
@@ -453,6 +455,7 @@ func TestUnmarshalPublishRefusesOneEntry(t *testing.T) {
 	}{
 		{"url not UTF-8", withField(fieldNum(&pxperfv1.Entry{}, "url"), []byte("https://example.com/\xff")), "url", "not valid UTF-8"},
 		{"header value not UTF-8", withField(fieldNum(&pxperfv1.Entry{}, "response_headers"), header), "response_headers[1].value", "not valid UTF-8"},
+		{"request body content type not UTF-8", withField(fieldNum(&pxperfv1.Entry{}, "request_body"), requestBody), "request_body.content_type", "not valid UTF-8"},
 		{"malformed inside", append(good(2), byte(fieldNum(&pxperfv1.Entry{}, "status_code"))<<3, 0xff), "status_code", "malformed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
