@@ -223,7 +223,7 @@ func (c *Client) ListEntries(ctx context.Context, req *pxperfv1.ListEntriesReque
 	return c.service.ListEntries(ctx, req)
 }
 
-// GetEntry returns the entry with the given id, whole, with its body. An id
+// GetEntry returns the entry with the given id, whole, with its bodies. An id
 // the server does not keep is an error with codes.NotFound.
 func (c *Client) GetEntry(ctx context.Context, id uint64) (*pxperfv1.Entry, error) {
 	resp, err := c.service.GetEntry(ctx, &pxperfv1.GetEntryRequest{Id: id})

@@ -246,7 +246,7 @@ func storeConfig(m *pxperfv1.MemoryConfig) store.Config {
 	}
 }
 
-// Entry returns entry id whole, with its body: from memory, or read back
+// Entry returns entry id whole, with its bodies: from memory, or read back
 // from the archive once it has left memory. It fails wrapping
 // store.ErrNotFound when neither has it.
 func (e *Engine) Entry(ctx context.Context, id uint64) (*pxperfv1.Entry, error) {

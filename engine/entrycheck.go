@@ -68,7 +68,7 @@ func (c entryChecker) ok(e *pxperfv1.Entry) bool {
 	if !headersOK(e.RequestHeaders) || !headersOK(e.ResponseHeaders) {
 		return false
 	}
-	if b := e.ResponseBody; b != nil && (len(b.ContentType) > 256 || b.OriginalSize < 0) {
+	if !bodyOK(e.ResponseBody) || !bodyOK(e.RequestBody) {
 		return false
 	}
 	if e.StartTime.CheckValid() != nil {
@@ -94,6 +94,12 @@ func headersOK(hs []*pxperfv1.Header) bool {
 		}
 	}
 	return true
+}
+
+// bodyOK reports whether b, a response or request body, obeys the rules
+// on Body; nil does.
+func bodyOK(b *pxperfv1.Body) bool {
+	return b == nil || len(b.ContentType) <= 256 && b.OriginalSize >= 0
 }
 
 // defined reports whether v is a value of the enum whose names are names.

@@ -121,7 +121,7 @@ func (e *Engine) archiveStored(stored []store.Stored) {
 	}
 	items := make([]archive.Item, len(stored))
 	for i, st := range stored {
-		items[i] = archive.Item{Entry: st.Entry, Body: st.Body}
+		items[i] = archive.Item{Entry: st.Entry, Body: st.Body, RequestBody: st.RequestBody}
 	}
 	if err := e.archive.Append(items); err != nil {
 		// Only after Close, at shutdown: the entries are in memory still.

@@ -27,13 +27,17 @@
 // tunnel), total the end of the response or tunnel, dns, connect and
 // tls_handshake when a new connection was opened. bytes_sent and
 // bytes_received are body payload plus an estimate of the heads, or the
-// exact tunnel bytes. A FAILED entry keeps any status already received; its
-// error kind is CONNECT (refused), DNS, TLS, TIMEOUT (dial, or a tunnel
-// idle past IdleTimeout), UPSTREAM (any other failure through the upstream),
-// CLIENT_CLOSED (the client went away), DENIED (the target was inside the
-// host) or OTHER (a target that broke off, shutdown). A request that got
-// no response is answered 502 (504 on a timeout, 403 when denied) and its
-// entry has no status.
+// exact tunnel bytes. request_body and response_body hold the first
+// [Config.MaxBodySize] bytes of each body, kept as it streams through,
+// with its media type and the bytes carried as its original_size; a
+// request body is read by the transport on a goroutine of its own, and
+// what it reads after the entry is made is not counted. A FAILED entry
+// keeps any status already received; its error kind is CONNECT (refused),
+// DNS, TLS, TIMEOUT (dial, or a tunnel idle past IdleTimeout), UPSTREAM
+// (any other failure through the upstream), CLIENT_CLOSED (the client went
+// away), DENIED (the target was inside the host) or OTHER (a target that
+// broke off, shutdown). A request that got no response is answered 502
+// (504 on a timeout, 403 when denied) and its entry has no status.
 //
 // A proxy is a door into its host and network, so it guards both (see
 // [Config.AllowTargets], [Config.Authenticate] and the per-client limits):

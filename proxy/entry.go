@@ -68,6 +68,8 @@ type exchange struct {
 	answers bool                // the client answers the upstream's challenge
 	reqHost string
 	req     http.Header // the client's request headers, read only
+	reqType string      // the media type of the request body
+	upload  bodyCapture // the request body; written by the transport's goroutine
 
 	targetHost string // as asked: a name or IP address
 
@@ -89,7 +91,7 @@ type exchange struct {
 	contentType string
 	headSent    int64 // estimated bytes of the request line and headers
 	headRecv    int64 // estimated bytes of the status line and headers
-	body        []byte
+	download    bodyCapture
 	bodyDone    bool // the response body was read to its end
 	bodyErr     error
 	carried     bool // a tunnel was opened: recv counts its bytes, not a body
@@ -113,6 +115,7 @@ func (p *Proxy) newExchange(r *http.Request, entryURL, entryHost, host, port str
 		source:  source,
 		reqHost: r.Host,
 		req:     r.Header,
+		reqType: mediaType(r.Header.Get("Content-Type")),
 
 		targetHost: host,
 	}
@@ -201,16 +204,56 @@ func (p *Proxy) gotResponse(ex *exchange, res *http.Response) {
 	if ex.up != nil && res.StatusCode == http.StatusProxyAuthRequired {
 		ex.challenge = slices.Clone(res.Header["Proxy-Authenticate"])
 	}
-	if res.ContentLength > 0 {
-		ex.body = make([]byte, 0, min(res.ContentLength, int64(p.cfg.MaxBodySize)))
+	ex.download.start(p.cfg.MaxBodySize, res.ContentLength)
+}
+
+// bodyCapture keeps the first bytes of a body, request or response, as it
+// streams through, and counts the bytes read: the body is passed on as it
+// is read, never held back or buffered past the first max bytes. A
+// request body is read by the transport on a goroutine of its own, which
+// may go on reading after the handler has built the entry; so take ends
+// the capture, and what is read after it is neither kept nor counted.
+type bodyCapture struct {
+	mu     sync.Mutex
+	max    int    // the most bytes kept
+	data   []byte // the first bytes read, at most max
+	n      int64  // bytes read
+	sealed bool   // taken
+}
+
+// start readies c to keep the first max bytes of a body of length bytes
+// (-1 or 0 when unknown), so that a body of known length is kept in one
+// allocation.
+func (c *bodyCapture) start(max int, length int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.max = max
+	if length > 0 && c.data == nil {
+		c.data = make([]byte, 0, min(length, int64(max)))
 	}
 }
 
-// capture appends the start of a response body to the entry's copy.
-func (p *Proxy) capture(ex *exchange, b []byte) {
-	if room := p.cfg.MaxBodySize - len(ex.body); room > 0 {
-		ex.body = append(ex.body, b[:min(len(b), room)]...)
+// write records b, the next bytes read of the body.
+func (c *bodyCapture) write(b []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sealed {
+		return
 	}
+	c.n += int64(len(b))
+	if room := c.max - len(c.data); room > 0 {
+		c.data = append(c.data, b[:min(len(b), room)]...)
+	}
+}
+
+// take ends the capture and returns the bytes kept and the bytes read.
+// The caller owns data.
+func (c *bodyCapture) take() (data []byte, n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sealed = true
+	data, c.data = c.data, nil
+	return data, c.n
 }
 
 // pending is the entry published when the exchange starts.
@@ -248,8 +291,11 @@ func (p *Proxy) final(ex *exchange, end time.Time) *pxperfv1.Entry {
 	e.ResponseHeaders = ex.respHeaders
 	e.BytesSent = ex.headSent + ex.sent.Load()
 	e.BytesReceived = ex.headRecv + ex.recv.Load()
-	if n := ex.recv.Load(); !ex.carried && ex.status != 0 && (n > 0 || ex.contentType != "") {
-		e.ResponseBody = &pxperfv1.Body{Data: ex.body, ContentType: ex.contentType, OriginalSize: n}
+	if data, n := ex.upload.take(); !ex.tunnel && (n > 0 || ex.reqType != "") {
+		e.RequestBody = &pxperfv1.Body{Data: data, ContentType: ex.reqType, OriginalSize: n}
+	}
+	if data, n := ex.download.take(); !ex.carried && ex.status != 0 && (n > 0 || ex.contentType != "") {
+		e.ResponseBody = &pxperfv1.Body{Data: data, ContentType: ex.contentType, OriginalSize: n}
 	}
 	e.Timings = p.timings(ex, end)
 	switch {

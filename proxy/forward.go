@@ -131,6 +131,7 @@ func (p *Proxy) serveForward(w http.ResponseWriter, r *http.Request) {
 	ctx = httptrace.WithClientTrace(ctx, ex.trace(p.now))
 	r = r.WithContext(ctx)
 	if r.Body != nil && r.Body != http.NoBody {
+		ex.upload.start(p.cfg.MaxBodySize, r.ContentLength)
 		r.Body = &countingBody{ReadCloser: r.Body, ex: ex, p: p}
 	}
 	// Deferred, so that it runs when ReverseProxy aborts the response
@@ -218,7 +219,8 @@ func (t recorder) RoundTrip(r *http.Request) (*http.Response, error) {
 	return res, nil
 }
 
-// countingBody counts a request body as the transport sends it.
+// countingBody counts a request body as the transport sends it, and
+// keeps its start; the transport reads it on a goroutine of its own.
 type countingBody struct {
 	io.ReadCloser
 	ex *exchange
@@ -230,6 +232,7 @@ func (b *countingBody) Read(buf []byte) (int, error) {
 	if n > 0 {
 		b.ex.sent.Add(int64(n))
 		b.p.stats.bytesOut.Add(uint64(n))
+		b.ex.upload.write(buf[:n])
 	}
 	return n, err
 }
@@ -247,7 +250,7 @@ func (b *captureBody) Read(buf []byte) (int, error) {
 	if n > 0 {
 		b.ex.recv.Add(int64(n))
 		b.p.stats.bytesIn.Add(uint64(n))
-		b.p.capture(b.ex, buf[:n])
+		b.ex.download.write(buf[:n])
 	}
 	switch {
 	case err == io.EOF:

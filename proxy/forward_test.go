@@ -55,14 +55,16 @@ func TestForward(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		method  string
-		body    func() io.Reader // nil: none
-		chunked bool             // send the body with unknown length
+		upload  []byte // the request body; nil: none
+		reqType string // its Content-Type
+		chunked bool   // send the body with unknown length
 		handler http.HandlerFunc
 
-		wantStatus int
-		wantBody   []byte // what the client reads; the entry has its first 1 KiB
-		wantType   string // the entry's body content_type
-		wantSent   int64  // the entry's bytes_sent is at least this
+		wantStatus  int
+		wantBody    []byte // what the client reads; the entry has its first 1 KiB
+		wantType    string // the entry's body content_type
+		wantReqType string // the entry's request body content_type
+		wantSent    int64  // the entry's bytes_sent is at least this
 	}{
 		{
 			name: "GET small", method: "GET",
@@ -70,7 +72,7 @@ func TestForward(t *testing.T) {
 			wantStatus: 200, wantBody: []byte("hello"), wantType: "text/plain",
 		},
 		{
-			name: "POST small", method: "POST", body: func() io.Reader { return strings.NewReader("name=px&x=1") },
+			name: "POST small", method: "POST", upload: []byte("name=px&x=1"), reqType: "application/x-www-form-urlencoded; charset=UTF-8",
 			handler: func(w http.ResponseWriter, r *http.Request) {
 				b, _ := io.ReadAll(r.Body)
 				w.Header().Set("Content-Type", "application/json")
@@ -78,6 +80,7 @@ func TestForward(t *testing.T) {
 				fmt.Fprintf(w, `{"got":%q}`, b)
 			},
 			wantStatus: 201, wantBody: []byte(`{"got":"name=px&x=1"}`), wantType: "application/json", wantSent: 11,
+			wantReqType: "application/x-www-form-urlencoded",
 		},
 		{
 			name: "response over the capture limit", method: "GET",
@@ -88,7 +91,7 @@ func TestForward(t *testing.T) {
 			wantStatus: 200, wantBody: big, wantType: "application/octet-stream",
 		},
 		{
-			name: "chunked both ways", method: "PUT", chunked: true, body: func() io.Reader { return bytes.NewReader(upload) },
+			name: "chunked both ways", method: "PUT", chunked: true, upload: upload,
 			handler: func(w http.ResponseWriter, r *http.Request) {
 				if len(r.TransferEncoding) != 1 || r.TransferEncoding[0] != "chunked" {
 					http.Error(w, fmt.Sprintf("request transfer encoding %v, want chunked", r.TransferEncoding), 400)
@@ -126,8 +129,8 @@ func TestForward(t *testing.T) {
 			h := newHarness(t, func(c *Config) { c.MaxBodySize = 1024 })
 			target := origin.URL + "/path?q=1;x"
 			var body io.Reader
-			if tc.body != nil {
-				body = tc.body()
+			if tc.upload != nil {
+				body = bytes.NewReader(tc.upload)
 				if tc.chunked {
 					body = io.MultiReader(body) // hides the length
 				}
@@ -137,6 +140,9 @@ func TestForward(t *testing.T) {
 				t.Fatal(err)
 			}
 			req.Header.Set("X-Client", "c1")
+			if tc.reqType != "" {
+				req.Header.Set("Content-Type", tc.reqType)
+			}
 			res, err := h.client.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -176,6 +182,12 @@ func TestForward(t *testing.T) {
 				t.Errorf("entry body %.80q size %d type %q; want %.80q size %d type %q (none: %v)",
 					b.GetData(), b.GetOriginalSize(), b.GetContentType(), captured, len(tc.wantBody), tc.wantType, noBody)
 			}
+			upCaptured := tc.upload[:min(len(tc.upload), 1024)]
+			if b := e.GetRequestBody(); (tc.upload == nil) != (b == nil) || !bytes.Equal(b.GetData(), upCaptured) ||
+				b.GetOriginalSize() != int64(len(tc.upload)) || b.GetContentType() != tc.wantReqType {
+				t.Errorf("entry request body %.80q size %d type %q; want %.80q size %d type %q (none: %v)",
+					b.GetData(), b.GetOriginalSize(), b.GetContentType(), upCaptured, len(tc.upload), tc.wantReqType, tc.upload == nil)
+			}
 			if got := header(e.GetRequestHeaders(), "X-Client"); len(got) != 1 || got[0] != "c1" {
 				t.Errorf("entry request header X-Client %v; want [c1]", got)
 			}
@@ -196,6 +208,98 @@ func TestForward(t *testing.T) {
 				t.Errorf("stats %+v", s)
 			}
 		})
+	}
+}
+
+// A request body is captured as it streams to the origin: its first
+// MaxBodySize bytes, the bytes read, and the media type the client gave.
+func TestForwardRequestBody(t *testing.T) {
+	const limit = 1024
+	for _, tc := range []struct {
+		name      string
+		upload    []byte
+		chunked   bool   // sent with unknown length
+		reqType   string // the client's Content-Type
+		wantNone  bool   // no request body in the entry
+		wantType  string
+		wantBytes int // kept
+	}{
+		{name: "within the limit", upload: []byte(`{"a":1}`), reqType: "application/json", wantType: "application/json", wantBytes: 7},
+		{name: "at the limit", upload: pattern(limit), wantBytes: limit},
+		{name: "over the limit", upload: pattern(3 * limit), reqType: "application/octet-stream", wantType: "application/octet-stream", wantBytes: limit},
+		{name: "over the limit, chunked", upload: pattern(3 * limit), chunked: true, wantBytes: limit},
+		{name: "binary", upload: []byte{0xff, 0x00, 0xfe}, reqType: "image/png", wantType: "image/png", wantBytes: 3},
+		{name: "empty with a type", upload: []byte{}, reqType: "text/plain;charset=utf-8", wantType: "text/plain"},
+		{name: "none", wantNone: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := make(chan []byte, 1)
+			origin := newOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				got <- b
+				w.WriteHeader(http.StatusNoContent)
+			}))
+			h := newHarness(t, func(c *Config) { c.MaxBodySize = limit })
+			var body io.Reader
+			if tc.upload != nil {
+				body = bytes.NewReader(tc.upload)
+				if tc.chunked {
+					body = io.MultiReader(body)
+				}
+			}
+			req, _ := http.NewRequestWithContext(h.ctx, "POST", origin.URL+"/up", body)
+			if tc.reqType != "" {
+				req.Header.Set("Content-Type", tc.reqType)
+			}
+			res, err := h.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if b := <-got; !bytes.Equal(b, tc.upload) {
+				t.Fatalf("origin got %d bytes; want the %d sent", len(b), len(tc.upload))
+			}
+			pending, e := h.pub.exchangeEntries(t, h.ctx, origin.URL+"/up")
+			if pending.GetRequestBody() != nil {
+				t.Errorf("pending entry has a request body: %v", pending.GetRequestBody())
+			}
+			b := e.GetRequestBody()
+			if tc.wantNone {
+				if b != nil {
+					t.Errorf("entry request body %v; want none", b)
+				}
+				return
+			}
+			if b == nil || !bytes.Equal(b.GetData(), tc.upload[:tc.wantBytes]) || b.GetOriginalSize() != int64(len(tc.upload)) || b.GetContentType() != tc.wantType {
+				t.Errorf("entry request body %.40q (%d bytes), original size %d, type %q; want the first %d bytes, %d, %q",
+					b.GetData(), len(b.GetData()), b.GetOriginalSize(), b.GetContentType(), tc.wantBytes, len(tc.upload), tc.wantType)
+			}
+		})
+	}
+}
+
+// An origin that answers before reading all of an upload: the entry
+// counts the bytes the proxy read by then, and keeps their start; what the
+// transport reads after the entry is made is neither kept nor counted.
+func TestForwardRequestBodyAnsweredEarly(t *testing.T) {
+	const limit, read = 1024, 4096
+	upload := pattern(4 << 20)
+	origin := newOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.ReadFull(r.Body, make([]byte, read))
+		w.Header().Set("Connection", "close")
+		http.Error(w, "too large", http.StatusRequestEntityTooLarge)
+	}))
+	h := newHarness(t, func(c *Config) { c.MaxBodySize = limit })
+	req, _ := http.NewRequestWithContext(h.ctx, "POST", origin.URL+"/big", bytes.NewReader(upload))
+	if res, err := h.client.Do(req); err == nil { // the client may see its upload cut instead
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	_, e := h.pub.exchangeEntries(t, h.ctx, origin.URL+"/big")
+	b := e.GetRequestBody()
+	if n := b.GetOriginalSize(); n < read || n > int64(len(upload)) || !bytes.Equal(b.GetData(), upload[:limit]) {
+		t.Errorf("entry request body: %d bytes kept, original size %d; want the first %d, and %d..%d read", len(b.GetData()), n, limit, read, len(upload))
 	}
 }
 

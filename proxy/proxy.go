@@ -109,9 +109,9 @@ type Config struct {
 	// Resolver resolves target names when the proxy dials a target itself.
 	// Nil: net.DefaultResolver.
 	Resolver *net.Resolver
-	// MaxBodySize is how many bytes of each response body an entry
-	// captures. The body still streams whole to the client. Default 10
-	// KiB.
+	// MaxBodySize is how many bytes of each request and response body an
+	// entry captures. Each body still streams whole, as it is read, to the
+	// target or the client. Default 10 KiB.
 	MaxBodySize int
 	// QueueSize is how many entries may wait to be published. When the
 	// queue is full, entries are dropped and counted. Default 4096.

@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net"
@@ -35,6 +36,7 @@ func TestPublishIntoService(t *testing.T) {
 	svc := srv.Service()
 
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // all of it before answering: the proxy has read it all
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Set-Cookie", "session=s3cr3t")
 		io.WriteString(w, `{"ok":true}`)
@@ -63,14 +65,23 @@ func TestPublishIntoService(t *testing.T) {
 	}()
 	pu := &url.URL{Scheme: "http", Host: lis.Addr().String()}
 
-	// A plain GET, a TLS tunnel, and a request to an origin that is down.
+	// A plain POST of a body three times the capture limit, a TLS tunnel,
+	// and a request to an origin that is down.
 	tr := tlsOrigin.Client().Transport.(*http.Transport).Clone()
 	tr.Proxy = http.ProxyURL(pu)
 	client := &http.Client{Transport: tr}
 	down := closedAddr(t)
-	for _, u := range []string{origin.URL + "/api", tlsOrigin.URL + "/", "http://" + down + "/"} {
-		req, _ := http.NewRequestWithContext(ctx, "GET", u, nil)
+	maxBody := int(cfg.Memory.GetMaxBodySize())
+	upload := bytes.Repeat([]byte("0123456789abcdef"), 3*maxBody/16)
+	for _, r := range []struct {
+		method, url string
+		body        []byte
+	}{{"POST", origin.URL + "/api", upload}, {"GET", tlsOrigin.URL + "/", nil}, {"GET", "http://" + down + "/", nil}} {
+		req, _ := http.NewRequestWithContext(ctx, r.method, r.url, bytes.NewReader(r.body))
 		req.Header.Set("Authorization", "Bearer s3cr3t")
+		if r.body != nil {
+			req.Header.Set("Content-Type", "application/octet-stream")
+		}
 		res, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -114,6 +125,11 @@ func TestPublishIntoService(t *testing.T) {
 	e := got.GetEntry()
 	if string(e.GetResponseBody().GetData()) != `{"ok":true}` || e.GetResponseBody().GetContentType() != "application/json" {
 		t.Errorf("stored body %q (%s); want the origin's JSON", e.GetResponseBody().GetData(), e.GetResponseBody().GetContentType())
+	}
+	if b := e.GetRequestBody(); !bytes.Equal(b.GetData(), upload[:maxBody]) || b.GetOriginalSize() != int64(len(upload)) ||
+		!b.GetTruncated() || b.GetContentType() != "application/octet-stream" {
+		t.Errorf("stored request body: %d bytes, original size %d, truncated %v, type %q; want the first %d of %d, truncated, application/octet-stream",
+			len(b.GetData()), b.GetOriginalSize(), b.GetTruncated(), b.GetContentType(), maxBody, len(upload))
 	}
 	for _, hs := range [][]*pxperfv1.Header{e.GetRequestHeaders(), e.GetResponseHeaders()} {
 		for _, h := range hs {

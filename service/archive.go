@@ -5,6 +5,7 @@ import (
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"github.com/pxperf/pxperf/perf/archive"
+	"github.com/pxperf/pxperf/perf/store"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -96,8 +97,8 @@ func (s *Service) ReadArchive(req *pxperfv1.ReadArchiveRequest, stream grpc.Serv
 		return err
 	}
 	err = s.engine.Archive().Read(stream.Context(), q, func(e *pxperfv1.Entry) error {
-		if !req.GetIncludeBodies() && e.GetResponseBody() != nil {
-			e.ResponseBody.Data = nil // a fresh copy: ours to change
+		if !req.GetIncludeBodies() {
+			store.StripBodies(e) // a fresh copy: ours to change
 		}
 		batch = append(batch, e)
 		if len(batch) == archiveBatch {

@@ -22,13 +22,15 @@ func TestListEntriesFilterLanguage(t *testing.T) {
 		e.BytesReceived = received
 		return e
 	}
+	health := entry("GET", "http://b.example.org/v1/health", 404)
+	health.RequestBody = &pxperfv1.Body{Data: []byte("probe=NEEDLE")}
 	tunnel := entry("CONNECT", "db.example.com:443", 200)
 	tunnel.Tunnel = true
 	h.publish(t, ctx,
 		withBody(entry("GET", "http://a.example.com/v1/users", 200), `{"user":"ann"}`, 300), // 1
 		withBody(entry("POST", "http://a.example.com/v2/orders", 503), `{"order":7}`, 5000), // 2
-		entry("GET", "http://b.example.org/v1/health", 404),                                 // 3
-		withBody(entry("GET", "http://cdn.example.com/x.png", 200), "PNG", 20000),           // 4
+		health, // 3
+		withBody(entry("GET", "http://cdn.example.com/x.png", 200), "PNG", 20000), // 4
 		tunnel, // 5
 	)
 	svc := h.client.Service()
@@ -42,6 +44,7 @@ func TestListEntriesFilterLanguage(t *testing.T) {
 		{"query size", &pxperfv1.Filter{Query: "larger-than:1k"}, []uint64{4, 2}},
 		{"query regex", &pxperfv1.Filter{Query: `/v[12]\/(users|orders)/`}, []uint64{2, 1}},
 		{"query body", &pxperfv1.Filter{Query: "body:ORDER"}, []uint64{2}},
+		{"query request body", &pxperfv1.Filter{Query: "body:needle"}, []uint64{3}},
 		{"query tunnel", &pxperfv1.Filter{Query: "is:tunnel"}, []uint64{5}},
 		{"query beside fields", &pxperfv1.Filter{Methods: []string{"GET"}, Query: "-url:/health"}, []uint64{4, 1}},
 		{"structured body and any_of", &pxperfv1.Filter{AnyOf: []*pxperfv1.Filter{{BodyText: "ann"}, {MinSize: proto.Int64(10000)}}}, []uint64{4, 1}},

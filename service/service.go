@@ -134,12 +134,13 @@ const (
 	publishAheadBytes    = 2 << 20
 )
 
-// aheadBytes is what req weighs against publishAheadBytes: its bodies and
-// a kilobyte an entry, at most the whole bound.
+// aheadBytes is what req weighs against publishAheadBytes: the data of
+// its bodies, response and request, and a kilobyte an entry, at most the
+// whole bound.
 func aheadBytes(req *pxperfv1.PublishStreamRequest) int64 {
 	n := int64(0)
 	for _, e := range req.GetEntries() {
-		n += 1<<10 + int64(len(e.GetResponseBody().GetData()))
+		n += 1<<10 + int64(len(e.GetResponseBody().GetData())+len(e.GetRequestBody().GetData()))
 	}
 	return min(n, publishAheadBytes)
 }
@@ -303,13 +304,11 @@ func filterKey(f *pxperfv1.Filter) string {
 }
 
 // addBodies replaces each entry in es, as the store handed it out, by a
-// copy carrying its body, where the store still holds it unchanged (see
-// store.Store.WithBody).
+// copy carrying the data of its bodies, where it has any and the store
+// still holds it unchanged (see store.Store.WithBody).
 func (s *Service) addBodies(es []*pxperfv1.Entry) {
 	for i, e := range es {
-		if e.GetResponseBody() != nil {
-			es[i] = s.engine.Store().WithBody(e)
-		}
+		es[i] = s.engine.Store().WithBody(e)
 	}
 }
 

@@ -227,7 +227,7 @@ func (c *cli) archiveExport(ctx context.Context, args []string) error {
 		synopsis: "--har [flags] --from ID [--to ID] | --since TIME [--until TIME]",
 		summary: `Writes archived entries, by id or start-time range and optionally filtered,
 as a HAR 1.2 document on standard output, for browser devtools and HAR
-viewers. Each entry appears once, in its final state, with its body; the
+viewers. Each entry appears once, in its final state, with its bodies; the
 pxperf id is in _id. --har is required: it names the format.`,
 		examples: []string{
 			"archive export --har --since 1h > last-hour.har",

@@ -195,6 +195,13 @@ func TestClientCommands(t *testing.T) {
 		if body := mustRun(t, addr, "get", "--body", "4"); body != `{"items":[1,2,3],"page":2}` {
 			t.Errorf("get --body 4 = %q", body)
 		}
+		if body := mustRun(t, addr, "get", "--request-body", "5"); body != "ping" {
+			t.Errorf("get --request-body 5 = %q, want the HAR's second entry's postData", body)
+		}
+		if body := mustRun(t, addr, "get", "--request-body", "4"); body != "" {
+			t.Errorf("get --request-body 4 = %q, want nothing: a GET without a body", body)
+		}
+		wantExit(t, addr, exitUsage, []string{"get", "--body", "--request-body", "4"}, "give one of them")
 		wantExit(t, addr, exitFailure, []string{"get", "999999"}, "NOT_FOUND")
 		wantExit(t, addr, exitUsage, []string{"get", "x"}, "not an entry id")
 		wantExit(t, addr, exitUsage, []string{"list", "--filter", "host:a OR"}, "OR needs a filter after it", "\n         ^^")

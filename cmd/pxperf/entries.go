@@ -76,20 +76,26 @@ func (c *cli) get(ctx context.Context, args []string) error {
 	cmd := command{
 		name:     "get",
 		synopsis: "[flags] ID",
-		summary: `Prints one entry, whole, as indented protojson (with its body, base64 in
-response_body.data), from memory or the archive; with --body only the raw
-response body. Exit code 1 when no entry has that id.`,
+		summary: `Prints one entry, whole, as indented protojson (with its bodies, base64 in
+response_body.data and request_body.data), from memory or the archive; with
+--body only the raw response body, with --request-body only the raw request
+body. Exit code 1 when no entry has that id.`,
 		examples: []string{
 			"get 42",
 			"get 42 --body > body.bin",
+			"get 42 --request-body > upload.bin",
 		},
 	}
 	fs := c.flags(cmd)
 	conn := addConnFlags(fs)
 	body := fs.Bool("body", false, "print only the response body, as raw bytes")
+	requestBody := fs.Bool("request-body", false, "print only the request body, as raw bytes")
 	pos, err := c.parse(fs, conn, args, 1, 1)
 	if err != nil {
 		return err
+	}
+	if *body && *requestBody {
+		return usageError("get: --body and --request-body each print one body; give one of them")
 	}
 	id, err := strconv.ParseUint(pos[0], 10, 64)
 	if err != nil || id == 0 {
@@ -106,8 +112,12 @@ response body. Exit code 1 when no entry has that id.`,
 	if err != nil {
 		return conn.rpcError("get", err)
 	}
-	if *body {
+	switch {
+	case *body:
 		_, err := c.stdout.Write(e.GetResponseBody().GetData())
+		return err
+	case *requestBody:
+		_, err := c.stdout.Write(e.GetRequestBody().GetData())
 		return err
 	}
 	return writeJSON(c.stdout, e, true)

@@ -22,7 +22,9 @@ import (
 // HAR 1.2 (http://www.softwareishard.com/blog/har-12-spec/), the parts
 // pxperf reads and writes. Fields starting with an underscore are custom,
 // as the spec allows: _error and _transferSize as Chrome writes them,
-// _bytesSent and _id for what pxperf keeps and HAR has no field for.
+// _bytesSent and _id for what pxperf keeps and HAR has no field for, and
+// postData._encoding, since HAR 1.2 has no way to mark a request body as
+// base64 (see [entryToHAR]).
 
 type harDocument struct {
 	Log harLog `json:"log"`
@@ -50,15 +52,34 @@ type harEntry struct {
 }
 
 type harRequest struct {
-	Method      string      `json:"method"`
-	URL         string      `json:"url"`
-	HTTPVersion string      `json:"httpVersion"`
-	Cookies     []harCookie `json:"cookies"`
-	Headers     []harPair   `json:"headers"`
-	QueryString []harPair   `json:"queryString"`
-	HeadersSize int64       `json:"headersSize"`
-	BodySize    int64       `json:"bodySize"`
-	BytesSent   *int64      `json:"_bytesSent,omitempty"`
+	Method      string       `json:"method"`
+	URL         string       `json:"url"`
+	HTTPVersion string       `json:"httpVersion"`
+	Cookies     []harCookie  `json:"cookies"`
+	Headers     []harPair    `json:"headers"`
+	QueryString []harPair    `json:"queryString"`
+	HeadersSize int64        `json:"headersSize"`
+	BodySize    int64        `json:"bodySize"`
+	PostData    *harPostData `json:"postData,omitempty"`
+	BytesSent   *int64       `json:"_bytesSent,omitempty"`
+}
+
+// harPostData is a request body. pxperf writes mimeType, text and, for a
+// body that is not UTF-8, _encoding "base64"; it reads encoding as well,
+// which some tools write as for a response, and params, which tools write
+// in place of text for a form.
+type harPostData struct {
+	MimeType string     `json:"mimeType"`
+	Params   []harParam `json:"params,omitempty"`
+	Text     string     `json:"text"`
+	Encoding string     `json:"_encoding,omitempty"`
+	Encoded  string     `json:"encoding,omitempty"` // read, never written
+}
+
+// harParam is a posted parameter; pxperf reads name and value.
+type harParam struct {
+	Name  string `json:"name"`
+	Value string `json:"value,omitempty"`
 }
 
 type harResponse struct {
@@ -126,6 +147,8 @@ func readHAR(r io.Reader) (*harDocument, error) {
 //	request.method, url          method, url (CONNECT: tunnel, url host:port)
 //	request.headers              request_headers (HTTP/2 pseudo-headers such as :authority left out)
 //	request headersSize+bodySize bytes_sent (or _bytesSent)
+//	request.postData, bodySize   request_body: mimeType, text (base64 when _encoding or encoding says so;
+//	                             a form's params when there is no text), bodySize as original_size
 //	response.status             status_code; 0 is a failed request: error OTHER with response._error
 //	response.headers             response_headers
 //	response.content             response_body: mimeType, text (base64 when encoding says so), size
@@ -167,6 +190,9 @@ func entryFromHAR(h *harEntry) (*pxperfv1.Entry, error) {
 		e.State = pxperfv1.EntryState_ENTRY_STATE_FAILED
 		e.Error = &pxperfv1.EntryError{Kind: pxperfv1.ErrorKind_ERROR_KIND_OTHER, Message: msg}
 	}
+	if e.RequestBody, err = requestBodyFromHAR(&h.Request); err != nil {
+		return nil, err
+	}
 	c := h.Response.Content
 	if c.MimeType == "x-unknown" { // Chrome's word for none
 		c.MimeType = ""
@@ -207,6 +233,43 @@ func entryFromHAR(h *harEntry) (*pxperfv1.Entry, error) {
 	return e, nil
 }
 
+// requestBodyFromHAR is the request body of r: its postData, with bodySize
+// as its original size; or, without postData, a body of bodySize bytes
+// whose data was not recorded; nil when there is neither.
+func requestBodyFromHAR(r *harRequest) (*pxperfv1.Body, error) {
+	pd := r.PostData
+	if pd == nil {
+		if r.BodySize <= 0 {
+			return nil, nil
+		}
+		return &pxperfv1.Body{OriginalSize: r.BodySize}, nil
+	}
+	body := &pxperfv1.Body{ContentType: pd.MimeType, OriginalSize: nonNegative(r.BodySize)}
+	switch {
+	case pd.Encoding == "base64" || pd.Encoded == "base64":
+		data, err := base64.StdEncoding.DecodeString(pd.Text)
+		if err != nil {
+			return nil, fmt.Errorf("request.postData.text: encoding is base64 but %w", err)
+		}
+		body.Data = data
+	case pd.Text != "":
+		body.Data = []byte(pd.Text)
+	case len(pd.Params) > 0 && strings.HasPrefix(strings.ToLower(pd.MimeType), "application/x-www-form-urlencoded"):
+		// The form as the browser encoded it.
+		var b strings.Builder
+		for i, p := range pd.Params {
+			if i > 0 {
+				b.WriteByte('&')
+			}
+			b.WriteString(url.QueryEscape(p.Name))
+			b.WriteByte('=')
+			b.WriteString(url.QueryEscape(p.Value))
+		}
+		body.Data = []byte(b.String())
+	}
+	return body, nil
+}
+
 func headersFromHAR(hs []harPair) []*pxperfv1.Header {
 	var out []*pxperfv1.Header
 	for _, h := range hs {
@@ -245,9 +308,14 @@ func durationMs(d *durationpb.Duration) float64 {
 // entryToHAR maps an Entry to a HAR entry, the reverse of
 // [entryFromHAR]: connect is written with the TLS handshake included,
 // wait is time_to_first_byte less dns and connect, receive is total less
-// time_to_first_byte, and time is their sum, as the spec wants. Bodies
-// that are not UTF-8 are written in base64. The entry's id goes in _id. A
-// tunnel's url, host:port, is written absolute (see [tunnelURL]).
+// time_to_first_byte, and time is their sum, as the spec wants. A
+// response body that is not UTF-8 is written in base64, as the spec
+// allows. A request body goes in request.postData, its original size in
+// request.bodySize; HAR 1.2 has no encoding for postData, so one that is
+// not UTF-8 is written in base64 with the custom field _encoding set to
+// "base64", which pxperf reads back (other tools see base64 text). The
+// entry's id goes in _id. A tunnel's url, host:port, is written absolute
+// (see [tunnelURL]).
 func entryToHAR(e *pxperfv1.Entry) harEntry {
 	u := e.GetUrl()
 	if e.GetTunnel() {
@@ -276,6 +344,16 @@ func entryToHAR(e *pxperfv1.Entry) harEntry {
 			TransferSize: new(e.GetBytesReceived()),
 			Error:        e.GetError().GetMessage(),
 		},
+	}
+	if b := e.GetRequestBody(); b != nil {
+		h.Request.BodySize = max(b.GetOriginalSize(), int64(len(b.GetData())))
+		h.Request.PostData = &harPostData{MimeType: b.GetContentType()}
+		if utf8.Valid(b.GetData()) {
+			h.Request.PostData.Text = string(b.GetData())
+		} else {
+			h.Request.PostData.Text = base64.StdEncoding.EncodeToString(b.GetData())
+			h.Request.PostData.Encoding = "base64"
+		}
 	}
 	for _, hd := range e.GetResponseHeaders() {
 		if strings.EqualFold(hd.GetName(), "Location") {

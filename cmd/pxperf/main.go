@@ -166,7 +166,7 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		func(c *pxperfv1.Config, v uint32) { c.Memory.MaxEntries = v })
 	num("max-memory-mb", d.Memory.MaxMemoryMb, "memory budget for entries, in MiB",
 		func(c *pxperfv1.Config, v uint32) { c.Memory.MaxMemoryMb = v })
-	num("max-body-size", d.Memory.MaxBodySize, "longest response body kept, in bytes",
+	num("max-body-size", d.Memory.MaxBodySize, "longest request or response body kept, in bytes",
 		func(c *pxperfv1.Config, v uint32) { c.Memory.MaxBodySize = v })
 	dur("cleanup-interval", d.Memory.CleanupInterval.AsDuration(), "how often live memory is checked for pressure eviction",
 		func(c *pxperfv1.Config, v *durationpb.Duration) { c.Memory.CleanupInterval = v })

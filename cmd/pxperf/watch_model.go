@@ -36,7 +36,7 @@ type watchConfig struct {
 	// every entry.
 	filterText string
 	filter     *pxperfv1.Filter
-	// list is ListEntries; get is GetEntry (whole, with the body);
+	// list is ListEntries; get is GetEntry (whole, with its bodies);
 	// subscribe is Subscribe, for the live view.
 	list      listFunc
 	get       func(context.Context, uint64) (*pxperfv1.Entry, error)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 	"github.com/google/go-cmp/cmp"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"github.com/pxperf/pxperf/perf/filter"
@@ -732,5 +733,74 @@ func TestWatchScrollBar(t *testing.T) {
 		if first < 0 || (tc.wantFirst >= 0 && first != tc.wantFirst) || (tc.wantLast >= 0 && last != tc.wantLast) {
 			t.Errorf("%s: thumb on rows %d..%d of %d; want %d..%d", tc.name, first, last, tc.rows, tc.wantFirst, tc.wantLast)
 		}
+	}
+}
+
+// The detail pane shows the request body under the request headers, as
+// it shows the response body: its type and size, what was kept of a
+// truncated one, text made safe for the terminal, binary as a hex dump,
+// and the option of pxperf get that prints it whole.
+func TestWatchDetailBodies(t *testing.T) {
+	long := strings.Repeat("x", bodyPreviewBytes+100)
+	for _, tt := range []struct {
+		name   string
+		e      *pxperfv1.Entry
+		want   []string // lines, in this order, ANSI codes stripped
+		absent []string
+	}{
+		{
+			name: "request body, truncated",
+			e: &pxperfv1.Entry{
+				Method: "POST", RequestHeaders: []*pxperfv1.Header{{Name: "Content-Type", Value: "application/json"}},
+				RequestBody:  &pxperfv1.Body{Data: []byte(`{"name":"a`), ContentType: "application/json", OriginalSize: 20480, Truncated: true},
+				ResponseBody: &pxperfv1.Body{Data: []byte("ok"), ContentType: "text/plain", OriginalSize: 2},
+			},
+			want: []string{"Request headers", "  Content-Type: application/json", "", "Request body (application/json, 20.0k, 10B kept)",
+				`  {"name":"a`, "", "Response headers", "  none", "", "Response body (text/plain, 2B)", "  ok"},
+		},
+		{
+			name: "binary request body",
+			e:    &pxperfv1.Entry{Method: "PUT", RequestBody: &pxperfv1.Body{Data: []byte{0xff, 0x00, 0xfe, 0x1b}, ContentType: "application/octet-stream", OriginalSize: 4}},
+			want: []string{"Request body (application/octet-stream, 4B)", "  0000  ff 00 fe 1b", "", "Response headers"},
+		},
+		{
+			name: "control characters in a text request body",
+			e:    &pxperfv1.Entry{Method: "POST", RequestBody: &pxperfv1.Body{Data: []byte("a\x1b[31mred\tb\nnext"), OriginalSize: 16}},
+			want: []string{"Request body (-, 16B)", "  a·[31mred    b", "  next"},
+		},
+		{
+			name: "long request body",
+			e:    &pxperfv1.Entry{Method: "POST", RequestBody: &pxperfv1.Body{Data: []byte(long), ContentType: "text/plain", OriginalSize: int64(len(long))}},
+			want: []string{"  " + long[:bodyPreviewBytes], "  … 100B more (pxperf get ID --request-body)", "", "Response headers"},
+		},
+		{
+			name: "request body not fetched yet",
+			e:    &pxperfv1.Entry{Method: "POST", RequestBody: &pxperfv1.Body{ContentType: "text/csv", OriginalSize: 300}},
+			want: []string{"Request body (text/csv, 300B)", "  none (or not fetched yet)", "", "Response headers"},
+		},
+		{
+			name:   "no request body",
+			e:      &pxperfv1.Entry{Method: "GET", ResponseBody: &pxperfv1.Body{Data: []byte("hi"), OriginalSize: 2}},
+			want:   []string{"Request headers", "  none", "", "Response headers", "  none", "", "Response body (-, 2B)", "  hi"},
+			absent: []string{"Request body"},
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := &watchModel{detail: tt.e}
+			var lines []string
+			for _, l := range m.detailLines() {
+				lines = append(lines, ansi.Strip(l))
+			}
+			// want appears in order, as consecutive lines.
+			start := slices.Index(lines, tt.want[0])
+			if start < 0 || start+len(tt.want) > len(lines) || !slices.Equal(lines[start:start+len(tt.want)], tt.want) {
+				t.Errorf("detail pane lacks, in order:\n%s\ngot:\n%s", strings.Join(tt.want, "\n"), strings.Join(lines, "\n"))
+			}
+			for _, a := range tt.absent {
+				if slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, a) }) {
+					t.Errorf("detail pane shows %q:\n%s", a, strings.Join(lines, "\n"))
+				}
+			}
+		})
 	}
 }

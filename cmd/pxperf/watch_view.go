@@ -456,7 +456,8 @@ func (m *watchModel) detailPane(w, rows int) []string {
 const bodyPreviewBytes = 4096
 
 // detailLines is the whole text of the detail pane: request, response,
-// timings, proxy decision, headers, and a preview of the body.
+// timings, proxy decision, headers, and a preview of each body (the
+// request body under the request headers, when the entry has one).
 func (m *watchModel) detailLines() []string {
 	e := m.detail
 	if e == nil {
@@ -510,24 +511,32 @@ func (m *watchModel) detailLines() []string {
 		}
 	}
 	headers("Request headers", e.GetRequestHeaders())
-	headers("Response headers", e.GetResponseHeaders())
-	body := e.GetResponseBody()
-	title := "Response body"
-	if body != nil {
-		title += fmt.Sprintf(" (%s, %s", orDash(body.GetContentType()), humanBytes(body.GetOriginalSize()))
-		if body.GetTruncated() {
-			title += fmt.Sprintf(", %s kept", humanBytes(int64(len(body.GetData()))))
-		}
-		title += ")"
+	if b := e.GetRequestBody(); b != nil {
+		l = append(l, bodySection("Request body", b, "--request-body")...)
 	}
-	l = append(l, "", styleHeading.Render(title))
-	l = append(l, bodyPreview(body.GetData())...)
+	headers("Response headers", e.GetResponseHeaders())
+	l = append(l, bodySection("Response body", e.GetResponseBody(), "--body")...)
 	return l
 }
 
+// bodySection is the part of the detail pane for body b (nil for none):
+// a blank line, a title with its content type and size and, when it was
+// truncated, how much was kept, then a preview of it. flag is the option
+// of pxperf get that prints it whole.
+func bodySection(title string, b *pxperfv1.Body, flag string) []string {
+	if b != nil {
+		title += fmt.Sprintf(" (%s, %s", orDash(b.GetContentType()), humanBytes(b.GetOriginalSize()))
+		if b.GetTruncated() {
+			title += fmt.Sprintf(", %s kept", humanBytes(int64(len(b.GetData()))))
+		}
+		title += ")"
+	}
+	return append([]string{"", styleHeading.Render(title)}, bodyPreview(b.GetData(), flag)...)
+}
+
 // bodyPreview shows the start of a body: as text when it is UTF-8, else
-// as a hex dump.
-func bodyPreview(data []byte) []string {
+// as a hex dump. flag is the option of pxperf get that prints it whole.
+func bodyPreview(data []byte, flag string) []string {
 	if len(data) == 0 {
 		return []string{styleFaint.Render("  none (or not fetched yet)")}
 	}
@@ -545,7 +554,7 @@ func bodyPreview(data []byte) []string {
 		}
 	}
 	if len(cut) < len(data) {
-		lines = append(lines, styleFaint.Render(fmt.Sprintf("  … %s more (pxperf get ID --body)", humanBytes(int64(len(data)-len(cut))))))
+		lines = append(lines, styleFaint.Render(fmt.Sprintf("  … %s more (pxperf get ID %s)", humanBytes(int64(len(data)-len(cut))), flag)))
 	}
 	return lines
 }

@@ -85,5 +85,8 @@ func Random(r *rand.Rand) *pxperfv1.Entry {
 	if r.IntN(2) == 0 {
 		e.Timings = &pxperfv1.Timings{Dns: dur(), Connect: dur(), TlsHandshake: dur(), TimeToFirstByte: dur(), Total: dur()}
 	}
+	if r.IntN(3) == 0 {
+		e.RequestBody = &pxperfv1.Body{Data: []byte("q=1"), ContentType: str(256), OriginalSize: rarely(3, -1)}
+	}
 	return e
 }

@@ -20,13 +20,13 @@ import (
 // BenchmarkEncode encodes one entry of about 300 bytes.
 func BenchmarkEncode(b *testing.B) {
 	e := smallEntry(123456)
-	size := len(appendEntry(nil, e, nil))
+	size := len(appendEntry(nil, e, nil, nil))
 	b.Run("pxperf", func(b *testing.B) {
 		b.ReportAllocs()
 		b.SetBytes(int64(size))
 		buf := make([]byte, 0, 1024)
 		for b.Loop() {
-			buf = appendEntry(buf[:0], e, nil)
+			buf = appendEntry(buf[:0], e, nil, nil)
 		}
 	})
 	b.Run("protojson", func(b *testing.B) {
@@ -62,7 +62,7 @@ func BenchmarkArchiveThroughput(b *testing.B) {
 	for i := range pool {
 		pool[i] = Item{Entry: smallEntry(uint64(i + 1))}
 	}
-	b.Logf("line size %d bytes", len(appendEntry(nil, pool[0].Entry, nil)))
+	b.Logf("line size %d bytes", len(appendEntry(nil, pool[0].Entry, nil, nil)))
 	run := func(b *testing.B, cfg Config) {
 		b.ReportAllocs()
 		cfg.Dir = b.TempDir()
@@ -249,7 +249,7 @@ func BenchmarkOpen1GB(b *testing.B) {
 	for len(data) < perFile {
 		id++
 		e, body := realEntry(r, id, id%3 == 0)
-		data = appendEntry(data, e, body)
+		data = appendEntry(data, e, body, nil)
 		offsets = append(offsets, len(data))
 	}
 	var pm meta

@@ -79,9 +79,9 @@ type Config struct {
 	// waits for room beyond it (see there). Zero means [DefaultQueueSize];
 	// otherwise 1..16777216. Not live.
 	QueueSize int
-	// QueueBytes bounds the response body bytes of the entries waiting for
-	// the writer, as QueueSize bounds their number (one entry is let in
-	// whatever its body). The queue may hold entries that the store has
+	// QueueBytes bounds the body bytes, request and response, of the
+	// entries waiting for the writer, as QueueSize bounds their number (one
+	// entry is let in whatever its bodies). The queue may hold entries that the store has
 	// already evicted, so this is memory outside the store's budget: with
 	// large bodies and a slow disk, the entry count alone would let it
 	// grow to QueueSize bodies. Zero means [DefaultQueueBytes]; otherwise

@@ -8,7 +8,7 @@
 // One JSON object per line, one line per entry, as protojson writes a
 // [pxperfv1.Entry] with UseProtoNames: snake_case field names, enums by
 // name, int64 and uint64 as decimal strings, Timestamps as RFC 3339 UTC
-// strings, Durations as "1.5s", bytes (the response body) as standard
+// strings, Durations as "1.5s", bytes (the bodies' data) as standard
 // base64, zero fields left out. The id comes first. Any JSON tool reads
 // the files (jq, or zstdcat | jq for compressed ones), and
 // protojson.Unmarshal reads a line back into an equal Entry. The encoder is

@@ -45,10 +45,10 @@ const (
 )
 
 // appendEntry appends e as one JSON line, with its trailing newline, to b.
-// body, when not nil, is written as response_body.data in place of
-// e.ResponseBody.Data (the store keeps bodies beside the entry). e is not
-// modified.
-func appendEntry(b []byte, e *pxperfv1.Entry, body []byte) []byte {
+// body and requestBody, when not nil, are written as response_body.data
+// and request_body.data in place of the data in e's bodies (the store
+// keeps the data of bodies beside the entry). e is not modified.
+func appendEntry(b []byte, e *pxperfv1.Entry, body, requestBody []byte) []byte {
 	b = append(b, '{')
 	n := len(b) // a comma is needed before a field when len(b) > n
 	if e.Id != 0 {
@@ -127,13 +127,7 @@ func appendEntry(b []byte, e *pxperfv1.Entry, body []byte) []byte {
 		b = appendKey(b, n, "response_headers")
 		b = appendHeaders(b, e.ResponseHeaders)
 	}
-	if rb := e.ResponseBody; rb != nil || len(body) > 0 {
-		if body == nil {
-			body = rb.GetData()
-		}
-		b = appendKey(b, n, "response_body")
-		b = appendBody(b, rb, body)
-	}
+	b = appendBodyField(b, n, "response_body", e.ResponseBody, body)
 	if t := e.Timings; t != nil {
 		b = appendKey(b, n, "timings")
 		b = appendTimings(b, t)
@@ -150,6 +144,7 @@ func appendEntry(b []byte, e *pxperfv1.Entry, body []byte) []byte {
 		b = appendKey(b, n, "priority")
 		b = appendEnum(b, int32(e.Priority), pxperfv1.Priority_name)
 	}
+	b = appendBodyField(b, n, "request_body", e.RequestBody, requestBody)
 	return append(b, '}', '\n')
 }
 
@@ -201,6 +196,20 @@ func appendHeaders(b []byte, hs []*pxperfv1.Header) []byte {
 		b = append(b, '}')
 	}
 	return append(b, ']')
+}
+
+// appendBodyField writes the body field key of the object that starts at
+// start: rb (which may be nil) with data as its data, or rb's own data
+// when data is nil. It writes nothing when there is neither rb nor data.
+func appendBodyField(b []byte, start int, key string, rb *pxperfv1.Body, data []byte) []byte {
+	if rb == nil && len(data) == 0 {
+		return b
+	}
+	if data == nil {
+		data = rb.GetData()
+	}
+	b = appendKey(b, start, key)
+	return appendBody(b, rb, data)
 }
 
 // appendBody writes rb (which may be nil) with data as its data.

@@ -110,9 +110,10 @@ func randHeaders(r *rand.Rand, invalid bool) []*pxperfv1.Header {
 }
 
 // randEntry returns an entry using every field of Entry, each set or not
-// at random, and a body (nil or not) to store beside it.
-func randEntry(r *rand.Rand, invalid bool) (*pxperfv1.Entry, []byte) {
-	e := &pxperfv1.Entry{
+// at random, and the data of a response and a request body (each nil or
+// not) to store beside it.
+func randEntry(r *rand.Rand, invalid bool) (e *pxperfv1.Entry, body, requestBody []byte) {
+	e = &pxperfv1.Entry{
 		RequestId:       randString(r, invalid),
 		StartTime:       randTimestamp(r),
 		Method:          randString(r, invalid),
@@ -153,34 +154,45 @@ func randEntry(r *rand.Rand, invalid bool) (*pxperfv1.Entry, []byte) {
 		e.Timings = &pxperfv1.Timings{Dns: randDuration(r), Connect: randDuration(r), TlsHandshake: randDuration(r),
 			TimeToFirstByte: randDuration(r), Total: randDuration(r)}
 	}
-	var body []byte
-	switch r.IntN(4) {
-	case 0:
-		e.ResponseBody = &pxperfv1.Body{ContentType: randString(r, invalid), OriginalSize: randInt64(r), Truncated: r.IntN(2) == 0}
-		body = make([]byte, r.IntN(40))
-		for i := range body {
-			body[i] = byte(r.UintN(256))
-		}
-	case 1:
-		// The body in the message itself, as a producer sends it.
-		e.ResponseBody = &pxperfv1.Body{Data: []byte{0, 1, 2, 0xff}}
-	case 2:
-		// A body beside an entry without a Body message.
-		body = []byte("hello")
-	}
-	return e, body
+	e.ResponseBody, body = randBody(r, invalid)
+	e.RequestBody, requestBody = randBody(r, invalid)
+	return e, body, requestBody
 }
 
-// want returns what reading back the line for e with body should give:
-// the body in place, each invalid UTF-8 byte as U+FFFD.
-func want(e *pxperfv1.Entry, body []byte) *pxperfv1.Entry {
-	w := proto.CloneOf(e)
-	if len(body) > 0 {
-		if w.ResponseBody == nil {
-			w.ResponseBody = &pxperfv1.Body{}
+// randBody returns one of an entry's bodies, nil or not, and data to store
+// beside it, nil or not.
+func randBody(r *rand.Rand, invalid bool) (b *pxperfv1.Body, data []byte) {
+	switch r.IntN(4) {
+	case 0:
+		b = &pxperfv1.Body{ContentType: randString(r, invalid), OriginalSize: randInt64(r), Truncated: r.IntN(2) == 0}
+		data = make([]byte, r.IntN(40))
+		for i := range data {
+			data[i] = byte(r.UintN(256))
 		}
-		w.ResponseBody.Data = body
+	case 1:
+		// The data in the message itself, as a producer sends it.
+		b = &pxperfv1.Body{Data: []byte{0, 1, 2, 0xff}}
+	case 2:
+		// Data beside an entry without a Body message.
+		data = []byte("hello")
 	}
+	return b, data
+}
+
+// want returns what reading back the line for e with the data of its
+// bodies should give: the data in place, each invalid UTF-8 byte as U+FFFD.
+func want(e *pxperfv1.Entry, body, requestBody []byte) *pxperfv1.Entry {
+	w := proto.CloneOf(e)
+	place := func(b **pxperfv1.Body, data []byte) {
+		if len(data) > 0 {
+			if *b == nil {
+				*b = &pxperfv1.Body{}
+			}
+			(*b).Data = data
+		}
+	}
+	place(&w.ResponseBody, body)
+	place(&w.RequestBody, requestBody)
 	fix := func(s *string) { *s = string([]rune(*s)) }
 	fix(&w.RequestId)
 	fix(&w.Method)
@@ -199,8 +211,10 @@ func want(e *pxperfv1.Entry, body []byte) *pxperfv1.Entry {
 	if x := w.Error; x != nil {
 		fix(&x.Message)
 	}
-	if b := w.ResponseBody; b != nil {
-		fix(&b.ContentType)
+	for _, b := range []*pxperfv1.Body{w.ResponseBody, w.RequestBody} {
+		if b != nil {
+			fix(&b.ContentType)
+		}
 	}
 	return w
 }
@@ -213,9 +227,9 @@ func TestEncodeRoundTrip(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 11))
 	for i := range 2000 {
 		invalid := i%2 == 1
-		e, body := randEntry(r, invalid)
+		e, body, requestBody := randEntry(r, invalid)
 		before := proto.CloneOf(e)
-		line := appendEntry(nil, e, body)
+		line := appendEntry(nil, e, body, requestBody)
 		if !proto.Equal(e, before) {
 			t.Fatalf("appendEntry modified the entry")
 		}
@@ -229,7 +243,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 		if err := protojson.Unmarshal(line, got); err != nil {
 			t.Fatalf("protojson.Unmarshal(%s): %v", line, err)
 		}
-		w := want(e, body)
+		w := want(e, body, requestBody)
 		if diff := cmp.Diff(w, got, protocmp.Transform()); diff != "" {
 			t.Fatalf("round trip of %s (-want +got):\n%s", line, diff)
 		}
@@ -258,10 +272,11 @@ func TestEncodeCases(t *testing.T) {
 	ts := func(s int64, n int32) *timestamppb.Timestamp { return &timestamppb.Timestamp{Seconds: s, Nanos: n} }
 	d := func(s int64, n int32) *durationpb.Duration { return &durationpb.Duration{Seconds: s, Nanos: n} }
 	tests := []struct {
-		name string
-		e    *pxperfv1.Entry
-		body []byte
-		line string
+		name        string
+		e           *pxperfv1.Entry
+		body        []byte
+		requestBody []byte
+		line        string
 		// back is what reading the line gives, when not the entry itself.
 		back *pxperfv1.Entry
 	}{
@@ -292,10 +307,23 @@ func TestEncodeCases(t *testing.T) {
 			line: `{"response_body":{"data":"aGk=","content_type":"text/plain"}}`, back: &pxperfv1.Entry{ResponseBody: &pxperfv1.Body{Data: []byte("hi"), ContentType: "text/plain"}}},
 		{name: "body without a Body message", e: &pxperfv1.Entry{}, body: []byte{0xff},
 			line: `{"response_body":{"data":"/w=="}}`, back: &pxperfv1.Entry{ResponseBody: &pxperfv1.Body{Data: []byte{0xff}}}},
+		{name: "request body beside the entry",
+			e:           &pxperfv1.Entry{RequestBody: &pxperfv1.Body{ContentType: "application/json", OriginalSize: 20000, Truncated: true}},
+			requestBody: []byte(`{"a":1}`),
+			line:        `{"request_body":{"data":"eyJhIjoxfQ==","content_type":"application/json","original_size":"20000","truncated":true}}`,
+			back:        &pxperfv1.Entry{RequestBody: &pxperfv1.Body{Data: []byte(`{"a":1}`), ContentType: "application/json", OriginalSize: 20000, Truncated: true}}},
+		{name: "request body in the message", e: &pxperfv1.Entry{RequestBody: &pxperfv1.Body{Data: []byte("up")}},
+			line: `{"request_body":{"data":"dXA="}}`},
+		{name: "empty request body", e: &pxperfv1.Entry{RequestBody: &pxperfv1.Body{}}, line: `{"request_body":{}}`},
+		{name: "both bodies", e: &pxperfv1.Entry{Method: "POST", ResponseBody: &pxperfv1.Body{ContentType: "text/plain"}, RequestBody: &pxperfv1.Body{ContentType: "text/csv"}, Priority: 1},
+			body: []byte("down"), requestBody: []byte("up"),
+			line: `{"method":"POST","response_body":{"data":"ZG93bg==","content_type":"text/plain"},"priority":"PRIORITY_LOW","request_body":{"data":"dXA=","content_type":"text/csv"}}`,
+			back: &pxperfv1.Entry{Method: "POST", ResponseBody: &pxperfv1.Body{Data: []byte("down"), ContentType: "text/plain"},
+				RequestBody: &pxperfv1.Body{Data: []byte("up"), ContentType: "text/csv"}, Priority: 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			line := appendEntry(nil, tt.e, tt.body)
+			line := appendEntry(nil, tt.e, tt.body, tt.requestBody)
 			if got := string(line); got != tt.line+"\n" {
 				t.Errorf("line = %s, want %s", got, tt.line)
 			}
@@ -317,7 +345,9 @@ func TestEncodeCases(t *testing.T) {
 func TestEncodeAllocs(t *testing.T) {
 	e := smallEntry(1)
 	buf := make([]byte, 0, 4096)
-	if n := testing.AllocsPerRun(100, func() { buf = appendEntry(buf[:0], e, nil) }); n != 0 {
+	e.RequestBody = &pxperfv1.Body{ContentType: "application/json", OriginalSize: 7}
+	body, requestBody := []byte("response"), []byte(`{"a":1}`)
+	if n := testing.AllocsPerRun(100, func() { buf = appendEntry(buf[:0], e, body, requestBody) }); n != 0 {
 		t.Errorf("appendEntry allocates %v times per entry, want 0", n)
 	}
 }
@@ -325,22 +355,23 @@ func TestEncodeAllocs(t *testing.T) {
 // FuzzEncode: whatever the strings, numbers and times, the line decodes to
 // the entry (with invalid UTF-8 replaced, out-of-range times clamped).
 func FuzzEncode(f *testing.F) {
-	f.Add(uint64(1), "GET", "http://x/", "h", "v", int64(0), int32(0), int64(0), int32(0), []byte("b"))
-	f.Add(uint64(0), "\xff", "\x00\"\\", "\u2028", "😀", int64(-1), int32(-1), int64(1), int32(-1), []byte(nil))
-	f.Fuzz(func(t *testing.T, id uint64, method, url, name, value string, tsec int64, tnano int32, dsec int64, dnano int32, body []byte) {
+	f.Add(uint64(1), "GET", "http://x/", "h", "v", int64(0), int32(0), int64(0), int32(0), []byte("b"), []byte("q=1"))
+	f.Add(uint64(0), "\xff", "\x00\"\\", "\u2028", "😀", int64(-1), int32(-1), int64(1), int32(-1), []byte(nil), []byte{0xff})
+	f.Fuzz(func(t *testing.T, id uint64, method, url, name, value string, tsec int64, tnano int32, dsec int64, dnano int32, body, requestBody []byte) {
 		e := &pxperfv1.Entry{
 			Id: id, Method: method, Url: url,
 			StartTime:      &timestamppb.Timestamp{Seconds: tsec, Nanos: tnano},
 			Timings:        &pxperfv1.Timings{Total: &durationpb.Duration{Seconds: dsec, Nanos: dnano}},
 			RequestHeaders: []*pxperfv1.Header{{Name: name, Value: value}},
 			ResponseBody:   &pxperfv1.Body{ContentType: value},
+			RequestBody:    &pxperfv1.Body{ContentType: name, OriginalSize: tsec},
 		}
-		line := appendEntry(nil, e, body)
+		line := appendEntry(nil, e, body, requestBody)
 		got, err := decodeLine(bytes.TrimSuffix(line, []byte("\n")))
 		if err != nil {
 			t.Fatalf("decodeLine(%s): %v", line, err)
 		}
-		w := want(e, body)
+		w := want(e, body, requestBody)
 		// Times as written: normalised and clamped.
 		st, _ := entryTime(e.StartTime)
 		w.StartTime = timestamppb.New(st)

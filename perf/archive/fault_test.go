@@ -132,6 +132,7 @@ func TestDiskFullDropsWhenQueueFull(t *testing.T) {
 // by entries or by body bytes, and counts the wait.
 func TestQueueFullWaits(t *testing.T) {
 	withBody := func(id uint64, n int) Item { return Item{Entry: entry(id), Body: make([]byte, n)} }
+	withRequestBody := func(id uint64, n int) Item { return Item{Entry: entry(id), RequestBody: make([]byte, n)} }
 	for _, tt := range []struct {
 		name string
 		cfg  Config
@@ -140,6 +141,7 @@ func TestQueueFullWaits(t *testing.T) {
 	}{
 		{"entries", Config{QueueSize: 2}, []Item{{Entry: entry(2)}, {Entry: entry(3)}}, Item{Entry: entry(4)}},
 		{"body bytes", Config{QueueBytes: 64 << 10}, []Item{withBody(2, 32<<10), withBody(3, 32<<10)}, withBody(4, 1)},
+		{"request body bytes", Config{QueueBytes: 64 << 10}, []Item{withRequestBody(2, 32<<10), withBody(3, 32<<10)}, withRequestBody(4, 1)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			entered := make(chan struct{})

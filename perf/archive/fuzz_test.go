@@ -17,7 +17,7 @@ import (
 // arbitrary sidecar. Open, Files, Read and Entry must not fail or panic,
 // and every whole line that decodes in the older file must be read back.
 func FuzzRead(f *testing.F) {
-	good := appendEntry(appendEntry(nil, entry(1), nil), entry(2), []byte("body"))
+	good := appendEntry(appendEntry(nil, entry(1), nil, nil), entry(2), []byte("body"), []byte("request body"))
 	f.Add(good, []byte(nil))
 	f.Add(append(bytes.Clone(good), `{"id":"3","url":"torn`...), meta{Entries: 1, Bytes: 10, MinID: 1, MaxID: 1}.marshal())
 	f.Add([]byte("\n\n{}\n{\"id\":\"x\"}\nnot json\n"), []byte(`{"closed":true}`))

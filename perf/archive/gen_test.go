@@ -134,7 +134,7 @@ func realJSONL(n int) []byte {
 	b := make([]byte, 0, n+4096)
 	for id := uint64(1); len(b) < n; id++ {
 		e, body := realEntry(r, id, id%3 == 0)
-		b = appendEntry(b, e, body)
+		b = appendEntry(b, e, body, nil)
 	}
 	return b
 }

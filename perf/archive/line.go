@@ -14,10 +14,11 @@ import (
 )
 
 // maxLineBytes is the longest line read back: an entry is at most 1 MiB
-// without its body and bodies at most 64 MiB (memory.max_body_size), which is
-// about 86 MiB once in base64. Longer lines are skipped as corrupt, so a
-// file with no newlines cannot make a reader hold it all.
-const maxLineBytes = 128 << 20
+// without its bodies, and each of its two bodies, request and response, at
+// most 64 MiB (memory.max_body_size), which is about 172 MiB once in
+// base64. Longer lines are skipped as corrupt, so a file with no newlines
+// cannot make a reader hold it all.
+const maxLineBytes = 192 << 20
 
 // unmarshal reads lines back. Unknown fields are ignored, so that files
 // written by a later version with more fields still read.

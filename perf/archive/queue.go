@@ -9,13 +9,17 @@ import (
 // Item is one entry to archive.
 type Item struct {
 	// Entry is the entry as stored. It must not be nil, and neither it nor
-	// Body may be modified after [Archive.Append]: the writer encodes them
-	// later, on its own goroutine.
+	// Body nor RequestBody may be modified after [Archive.Append]: the
+	// writer encodes them later, on its own goroutine.
 	Entry *pxperfv1.Entry
-	// Body is the response body, which the store keeps beside the entry. It
-	// is written as response_body.data in place of Entry.ResponseBody.Data;
-	// when nil, Entry.ResponseBody.Data (if any) is written.
+	// Body is the data of the response body, which the store keeps beside
+	// the entry. It is written as response_body.data in place of
+	// Entry.ResponseBody.Data; when nil, Entry.ResponseBody.Data (if any)
+	// is written.
 	Body []byte
+	// RequestBody is the data of the request body, written as
+	// request_body.data as Body is as response_body.data.
+	RequestBody []byte
 }
 
 // queue is the bounded hand-off from Append to the writer, bounded by
@@ -93,9 +97,11 @@ func (q *queue) fit(items []Item) (n int, bytes int64) {
 	return n, bytes
 }
 
-// itemBytes is what an item counts against Config.QueueBytes: its body.
+// itemBytes is what an item counts against Config.QueueBytes: the data of
+// its bodies.
 func itemBytes(it Item) int64 {
-	return int64(len(it.Body) + len(it.Entry.GetResponseBody().GetData()))
+	return int64(len(it.Body) + len(it.Entry.GetResponseBody().GetData()) +
+		len(it.RequestBody) + len(it.Entry.GetRequestBody().GetData()))
 }
 
 // take moves up to max waiting items (all when max < 0) into buf[:0] and

@@ -114,8 +114,9 @@ func TestEntryLatest(t *testing.T) {
 	}
 	done := entry(5)
 	done.StatusCode = 504
-	body := []byte(`{"late":true}`)
-	if err := h.a.Append([]Item{{Entry: done, Body: body}}); err != nil {
+	done.RequestBody = &pxperfv1.Body{ContentType: "application/x-www-form-urlencoded", OriginalSize: 40000, Truncated: true}
+	body, requestBody := []byte(`{"late":true}`), []byte("name=a&size=40000")
+	if err := h.a.Append([]Item{{Entry: done, Body: body, RequestBody: requestBody}}); err != nil {
 		t.Fatal(err)
 	}
 	h.settle()
@@ -124,7 +125,7 @@ func TestEntryLatest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(want(done, body), got, protocmp.Transform()); diff != "" {
+	if diff := cmp.Diff(want(done, body, requestBody), got, protocmp.Transform()); diff != "" {
 		t.Errorf("Entry(5) (-want +got):\n%s", diff)
 	}
 	if files := h.files(); files[1].FirstID != 5 {
@@ -214,7 +215,7 @@ func TestClose(t *testing.T) {
 func lineSizeOf(from, to uint64) int64 {
 	var n int
 	for id := from; id <= to; id++ {
-		n += len(appendEntry(nil, entry(id), nil))
+		n += len(appendEntry(nil, entry(id), nil, nil))
 	}
 	return int64(n) / int64(to-from+1)
 }

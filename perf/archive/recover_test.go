@@ -132,7 +132,7 @@ func TestRecovery(t *testing.T) {
 			crash: func(t *testing.T, h *harness, a, b string) {
 				data := mustRead(t, h.path(b+plainExt))
 				mustWrite(t, h.path(b+metaExt), prefixMeta(t, data, 10))
-				again := appendEntry(nil, entry(3), nil)
+				again := appendEntry(nil, entry(3), nil, nil)
 				mustWrite(t, h.path(b+plainExt), append(append(data, again...), torn...))
 			},
 			lastID: 20, corrupt: 1, ids: append(seq(1, 20), 3), files: []string{"a", "b"}, wantEntries: 11,

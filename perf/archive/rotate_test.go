@@ -11,7 +11,7 @@ import (
 )
 
 // lineSize is the size of one test entry's line.
-var lineSize = int64(len(appendEntry(nil, entry(100), nil)))
+var lineSize = int64(len(appendEntry(nil, entry(100), nil, nil)))
 
 func TestRotationPolicies(t *testing.T) {
 	type step struct {

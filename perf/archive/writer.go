@@ -138,7 +138,7 @@ func (w *writer) drain() {
 // and by count after it.
 func (w *writer) add(it *Item, cfg Config, now time.Time) {
 	e := it.Entry
-	w.line = appendEntry(w.line[:0], e, it.Body)
+	w.line = appendEntry(w.line[:0], e, it.Body, it.RequestBody)
 	if cfg.MaxSize > 0 && w.cur != nil && w.entries() > 0 && w.bytes()+int64(len(w.line)) > cfg.MaxSize {
 		w.rotate(reasonSize)
 	}

@@ -45,7 +45,8 @@ type Request struct {
 	// MaxUpdatesPerSecond and MaxBatchSize lower the server's limits for
 	// this subscription; 0 (or more than the server's) keeps the server's.
 	MaxUpdatesPerSecond, MaxBatchSize int
-	// Bodies asks for response bodies in the entries sent.
+	// Bodies asks for the data of the entries' bodies, response and
+	// request, in the entries sent; without it they go without.
 	Bodies bool
 	// LiveView, when positive, asks for a live view of that window
 	// instead of every entry (see [pxperfv1.LiveView]): Start, StartID,
@@ -531,8 +532,8 @@ func (sub *Subscription) fillGap(first, last uint64) error {
 	}
 	err := arch.Read(sub.ctx, archive.Query{FirstID: first, LastID: last}, func(e *pxperfv1.Entry) error {
 		matches := sub.req.Match.Selects(e) // before the bodies go: a filter may search them
-		if !sub.req.Bodies && e.GetResponseBody() != nil {
-			e.ResponseBody.Data = nil // a fresh copy: ours to change
+		if !sub.req.Bodies {
+			store.StripBodies(e) // a fresh copy: ours to change
 		}
 		n := 0 // e's size in the batch
 		if matches {
@@ -616,15 +617,13 @@ func (sub *Subscription) sendBatch(count int, es []*pxperfv1.Entry, wire [][]byt
 	return sub.sendMsg(Message{Response: &pxperfv1.SubscribeResponse{Event: &pxperfv1.SubscribeResponse_Batch{Batch: batch}}, Entries: n})
 }
 
-// withBodies returns copies of es, each with its body when it has one: the
-// store reads entries without bodies.
+// withBodies returns es, each entry replaced by a copy carrying the data
+// of its bodies when it has any (see store.Store.WithBody): the store
+// reads entries without it.
 func (h *Hub) withBodies(es []*pxperfv1.Entry) []*pxperfv1.Entry {
 	out := make([]*pxperfv1.Entry, len(es))
 	for i, e := range es {
-		out[i] = e
-		if e.GetResponseBody() != nil {
-			out[i] = h.store.WithBody(e)
-		}
+		out[i] = h.store.WithBody(e)
 	}
 	return out
 }

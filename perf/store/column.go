@@ -149,7 +149,7 @@ func (sc *scan) selects(it *item, c col) bool {
 			return false
 		}
 	}
-	return sc.m.rest(it.entry, it.entry.GetRequestBody().GetData(), it.body)
+	return sc.m.rest(it.entry, it.bodies.request, it.bodies.response)
 }
 
 // matching appends to dst the ids from first to end (exclusive), all

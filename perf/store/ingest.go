@@ -36,8 +36,8 @@ var AlwaysRedacted = []string{"authorization", "proxy-authorization", "cookie", 
 const Redacted = "[REDACTED]"
 
 // MaxEntryBytes bounds the strings and headers of one entry (everything
-// but its response body): 1 MiB. Bodies are truncated to the configured
-// size instead.
+// but the data of its bodies): 1 MiB. Bodies are truncated to the
+// configured size instead.
 const MaxEntryBytes = 1 << 20
 
 // Check applies the rules that the proto annotations cannot express. The
@@ -137,9 +137,9 @@ func plainAbsoluteURL(s string) bool {
 // Normalize applies the ingest rules to e in place: it derives host, state
 // and priority when the producer left them unset, redacts credential
 // headers (those named in redact, compared case-insensitively), and
-// truncates the response body to maxBody bytes. It reports whether the
-// body was truncated.
-func Normalize(e *pxperfv1.Entry, maxBody int, redact []string) (truncated bool) {
+// applies the body rules to the response and the request body (see
+// [normalizeBody]). It reports how many bodies it truncated: 0, 1 or 2.
+func Normalize(e *pxperfv1.Entry, maxBody int, redact []string) (truncated int) {
 	if e.Host == "" {
 		e.Host = hostOf(e)
 	}
@@ -158,31 +158,47 @@ func Normalize(e *pxperfv1.Entry, maxBody int, redact []string) (truncated bool)
 	}
 	redactHeaders(e.RequestHeaders, redact)
 	redactHeaders(e.ResponseHeaders, redact)
-	if b := e.ResponseBody; b != nil {
-		b.Truncated = false
-		if b.OriginalSize == 0 {
-			b.OriginalSize = int64(len(b.Data))
-		}
-		switch {
-		case len(b.Data) > maxBody:
-			// Copy, so the rest of the request buffer can be freed.
-			b.Data = bytes.Clone(b.Data[:maxBody])
-			truncated = true
-		case cap(b.Data) > 2*len(b.Data)+4096:
-			// A short slice of a larger buffer (given in process: gRPC's
-			// decoders copy each body into its own allocation): copy it,
-			// so that the store holds, and counts, only the body.
-			b.Data = bytes.Clone(b.Data)
-		}
-		// Also when the producer sent only the start of the body (a proxy
-		// captures the first bytes while the body streams on).
-		b.Truncated = int64(len(b.Data)) < b.OriginalSize
+	if normalizeBody(e.ResponseBody, maxBody) {
+		truncated++
+	}
+	if normalizeBody(e.RequestBody, maxBody) {
+		truncated++
 	}
 	return truncated
 }
 
+// normalizeBody applies the body rules to b, a response or request body
+// (nil for none), in place: original_size is set from the data when the
+// producer left it 0, the data is cut to maxBody bytes, and truncated says
+// whether the data holds less than original_size. It reports whether it
+// cut the data.
+func normalizeBody(b *pxperfv1.Body, maxBody int) (cut bool) {
+	if b == nil {
+		return false
+	}
+	if b.OriginalSize == 0 {
+		b.OriginalSize = int64(len(b.Data))
+	}
+	switch {
+	case len(b.Data) > maxBody:
+		// Copy, so the rest of the request buffer can be freed.
+		b.Data = bytes.Clone(b.Data[:maxBody])
+		cut = true
+	case cap(b.Data) > 2*len(b.Data)+4096:
+		// A short slice of a larger buffer (given in process: gRPC's
+		// decoders copy each body into its own allocation): copy it, so
+		// that the store holds, and counts, only the body.
+		b.Data = bytes.Clone(b.Data)
+	}
+	// Also when the producer sent only the start of the body (a proxy
+	// captures the first bytes while the body streams on); a producer's
+	// own flag is not trusted either way.
+	b.Truncated = int64(len(b.Data)) < b.OriginalSize
+	return cut
+}
+
 // largestPart names the field that makes up most of e's size without its
-// body.
+// bodies.
 func largestPart(e *pxperfv1.Entry) string {
 	headers := func(hs []*pxperfv1.Header) (n int) {
 		for _, h := range hs {
@@ -273,20 +289,20 @@ const headerOverhead = 80
 
 // Size is the accounted size of e in bytes: a fixed overhead for its
 // structs, and its strings and header data twice, once in the message and
-// once in its cached encoding (see [Read.Fields]). The body is accounted
-// separately by the store, and not here.
+// once in its cached encoding (see [Read.Fields]). The data of its bodies
+// is accounted separately by the store, and not here.
 func Size(e *pxperfv1.Entry) int64 {
 	structs, data := sizes(e)
 	return int64(structs + 2*data)
 }
 
 // sizes returns the bytes of e's structs (estimated) and of its strings and
-// headers, the body excepted.
+// headers, the data of its bodies excepted.
 func sizes(e *pxperfv1.Entry) (structs, data int) {
 	structs = entryOverhead + headerOverhead*(len(e.RequestHeaders)+len(e.ResponseHeaders))
 	data = len(e.RequestId) + len(e.Method) + len(e.Url) + len(e.Host) +
 		len(e.GetError().GetMessage()) + len(e.GetResponseBody().GetContentType()) +
-		len(e.GetProxyDecision().GetUpstream())
+		len(e.GetRequestBody().GetContentType()) + len(e.GetProxyDecision().GetUpstream())
 	for _, u := range e.GetProxyDecision().GetFailedUpstreams() {
 		structs += 16
 		data += len(u)
@@ -300,12 +316,31 @@ func sizes(e *pxperfv1.Entry) (structs, data int) {
 	return structs, data
 }
 
-// withBody returns a copy of e carrying body. e is not modified.
-func withBody(e *pxperfv1.Entry, body []byte) *pxperfv1.Entry {
-	if e.GetResponseBody() == nil {
+// withBodies returns a copy of e carrying the data of its bodies, or e
+// itself when it has neither body. e is not modified.
+func withBodies(e *pxperfv1.Entry, b bodies) *pxperfv1.Entry {
+	if e.GetResponseBody() == nil && e.GetRequestBody() == nil {
 		return e
 	}
 	c := proto.CloneOf(e)
-	c.ResponseBody.Data = body
+	if c.ResponseBody != nil {
+		c.ResponseBody.Data = b.response
+	}
+	if c.RequestBody != nil {
+		c.RequestBody.Data = b.request
+	}
 	return c
+}
+
+// StripBodies drops the data of e's bodies in place, keeping their content
+// type, original size and truncated flag, as the store hands entries out:
+// for an entry read back whole (from the archive) that goes to a reader
+// who did not ask for bodies. e must be the caller's to change.
+func StripBodies(e *pxperfv1.Entry) {
+	if b := e.GetResponseBody(); b != nil {
+		b.Data = nil
+	}
+	if b := e.GetRequestBody(); b != nil {
+		b.Data = nil
+	}
 }

@@ -109,15 +109,16 @@ type Limit struct {
 	// Entries is the most entries returned.
 	Entries int
 	// Bytes, when positive, bounds the bytes of the entries returned: their
-	// encodings (their [Read.Fields]), and their bodies when Bodies is set,
-	// each counted as [BodyBytes] gives. A read with Used zero returns
-	// at least one entry whatever its size, so that a reader always moves
-	// on. Zero means no bound.
+	// encodings (their [Read.Fields]), and the data of their bodies,
+	// response and request, when Bodies is set, each counted as
+	// [BodyBytes] gives. A read with Used zero returns at least one entry
+	// whatever its size, so that a reader always moves on. Zero means no
+	// bound.
 	Bytes int
 	// Used is what the caller already holds against Bytes, from an earlier
 	// read for the same message: with Used, the first entry must fit too.
 	Used int
-	// Bodies counts each entry's body towards Bytes, for a reader that
+	// Bodies counts each entry's bodies towards Bytes, for a reader that
 	// sends entries with their bodies.
 	Bodies bool
 	// RunsOnly leaves Entries and Fields empty: the read gives Runs and
@@ -146,7 +147,7 @@ func (l Limit) fits(n, used, size int) bool {
 // size is what lim counts for the entry whose encoding is f.
 func (l Limit) size(f []byte, it *item) int {
 	if l.Bodies {
-		return len(f) + BodyBytes(len(it.body))
+		return len(f) + BodyBytes(len(it.bodies.response)) + BodyBytes(len(it.bodies.request))
 	}
 	return len(f)
 }

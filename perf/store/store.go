@@ -14,9 +14,10 @@
 // entries reads only those that pass them.
 //
 // Stored entries are never modified after [Store.Append] returns, so readers
-// may marshal them concurrently without a copy. Response bodies are kept
-// beside the entry, not in it: entries handed out without bodies are the
-// stored messages themselves; [Store.EntryWithBody] builds a copy with the body.
+// may marshal them concurrently without a copy. The data of an entry's
+// bodies, response and request, is kept beside the entry, not in it:
+// entries handed out without bodies are the stored messages themselves;
+// [Store.EntryWithBody] builds a copy carrying them.
 package store
 
 import (
@@ -49,11 +50,12 @@ type Config struct {
 	// MaxEntries is the most entries held. Required: at least 1.
 	MaxEntries int
 	// MaxMemoryBytes is the budget for the accounted size of held entries
-	// (see [Size]; each body counts by its capacity), in bytes. Required:
-	// at least 1.
+	// (see [Size]; each body, response and request, counts by its
+	// capacity), in bytes. Required: at least 1.
 	MaxMemoryBytes int64
-	// MaxBodySize is the longest response body kept, in bytes; longer bodies
-	// are truncated at ingest. Zero keeps no body. Not negative.
+	// MaxBodySize is the longest body, response or request, kept, in
+	// bytes; longer bodies are truncated at ingest. Zero keeps no body. Not
+	// negative.
 	MaxBodySize int
 	// RedactHeaders are header names redacted in addition to [AlwaysRedacted].
 	// Case-insensitive.
@@ -100,14 +102,21 @@ func (c Config) validate() error {
 
 // item is one held entry with what the store knows about it.
 type item struct {
-	entry *pxperfv1.Entry // never modified once stored; its body data is nil
-	body  []byte          // the response body, possibly truncated
-	size  int64           // accounted bytes
+	entry  *pxperfv1.Entry // never modified once stored; its bodies' data is nil
+	bodies bodies          // the data of its bodies, possibly truncated
+	size   int64           // accounted bytes
+}
+
+// bodies is the data of an entry's two bodies, which the store holds
+// beside the entry rather than in it; nil for a body without data.
+type bodies struct {
+	response []byte // response_body.data
+	request  []byte // request_body.data
 }
 
 // selectedBy reports whether m selects the item's entry, bodies included.
 func (it item) selectedBy(m Matcher) bool {
-	return m.selects(it.entry, it.entry.GetRequestBody().GetData(), it.body)
+	return m.selects(it.entry, it.bodies.request, it.bodies.response)
 }
 
 // Stats are counters and gauges of a [Store].
@@ -230,12 +239,15 @@ func (s *Store) Redacts(name string) bool {
 type Stored struct {
 	// ID is the entry's id.
 	ID uint64
-	// Entry is the entry as stored: normalised, its body moved out. It must
-	// not be modified.
+	// Entry is the entry as stored: normalised, the data of its bodies
+	// moved out. It must not be modified.
 	Entry *pxperfv1.Entry
-	// Body is its response body as stored (possibly truncated); nil for
-	// none. It must not be modified.
+	// Body is the data of its response body as stored (possibly
+	// truncated); nil for none. It must not be modified.
 	Body []byte
+	// RequestBody is the data of its request body, as Body is of the
+	// response body.
+	RequestBody []byte
 }
 
 // Append normalises entries (see [Normalize]) and stores them, evicting the
@@ -257,17 +269,17 @@ func (s *Store) Append(entries []*pxperfv1.Entry) []Stored {
 	for i, e := range entries {
 		if id, ok := s.pending[e.GetRequestId()]; e.GetRequestId() != "" && ok {
 			it := s.completeLocked(id, e)
-			stored[i] = Stored{ID: id, Entry: it.entry, Body: it.body}
+			stored[i] = it.stored()
 			continue
 		}
 		e.Id = s.nextID
 		s.nextID++
-		it := s.itemFor(e, nil)
+		it := s.itemFor(e)
 		s.entries.push(it, s.colForLocked(e))
 		s.bytes += it.size
 		s.stats.Accepted++
 		s.trackPendingLocked(e)
-		stored[i] = Stored{ID: e.Id, Entry: e, Body: it.body}
+		stored[i] = it.stored()
 	}
 	ev := s.evictLocked()
 	s.recordLocked(&ev)
@@ -279,22 +291,33 @@ func (s *Store) Append(entries []*pxperfv1.Entry) []Stored {
 	return stored
 }
 
-// itemFor normalises e and makes its item, moving the body out of the
-// message. oldBody is kept as the body when e carries none.
-func (s *Store) itemFor(e *pxperfv1.Entry, oldBody []byte) item {
-	if Normalize(e, s.cfg.MaxBodySize, s.redact) {
-		s.stats.TruncatedBodies++
-	}
-	it := item{entry: e, body: oldBody}
-	if b := e.GetResponseBody(); b != nil && b.Data != nil {
-		it.body, b.Data = b.Data, nil
-	}
-	// The body counts by its capacity: that is what it holds. A decoded
+// stored is what Append returns for it.
+func (it *item) stored() Stored {
+	return Stored{ID: it.entry.GetId(), Entry: it.entry, Body: it.bodies.response, RequestBody: it.bodies.request}
+}
+
+// itemFor normalises e and makes its item, moving the data of its bodies
+// out of the message.
+func (s *Store) itemFor(e *pxperfv1.Entry) item {
+	s.stats.TruncatedBodies += uint64(Normalize(e, s.cfg.MaxBodySize, s.redact))
+	it := item{entry: e, bodies: bodies{response: moveData(e.ResponseBody), request: moveData(e.RequestBody)}}
+	// A body counts by its capacity: that is what it holds. A decoded
 	// body's allocation is rounded up to a size class, or to whole pages
 	// above 32 KiB (a 33 KiB body takes 40). Normalize has copied a short
 	// slice of a much larger buffer.
-	it.size = Size(e) + int64(cap(it.body))
+	it.size = Size(e) + int64(cap(it.bodies.response)+cap(it.bodies.request))
 	return it
+}
+
+// moveData takes the data out of b, one of an entry's bodies (nil for
+// none), for the store to hold beside the entry.
+func moveData(b *pxperfv1.Body) []byte {
+	if b == nil {
+		return nil
+	}
+	data := b.Data
+	b.Data = nil
+	return data
 }
 
 func (s *Store) trackPendingLocked(e *pxperfv1.Entry) {
@@ -308,8 +331,8 @@ func (s *Store) trackPendingLocked(e *pxperfv1.Entry) {
 func (s *Store) completeLocked(id uint64, e *pxperfv1.Entry) item {
 	old := s.itemLocked(id)
 	delete(s.pending, e.GetRequestId())
-	complete(old.entry, e)
-	it := s.itemFor(e, old.body)
+	complete(old, e)
+	it := s.itemFor(e)
 	s.bytes += it.size - old.size
 	*old = it
 	s.wireLocked(id).reset(true) // readers keep what they were given
@@ -327,13 +350,15 @@ func (s *Store) completeLocked(id uint64, e *pxperfv1.Entry) item {
 	return it
 }
 
-// complete prepares e to replace old, a PENDING entry with the same
-// request id: e takes old's id, and keeps old's status code, request
-// headers, timings and body where e has none, so that an error never
-// overwrites a status already recorded. What holds strings is copied, not
-// shared: the service decodes all of an entry's strings into one buffer,
-// which a shared header would keep alive, unaccounted, after old is gone.
-func complete(old, e *pxperfv1.Entry) {
+// complete prepares e to replace oldItem, the item of a PENDING entry with
+// the same request id: e takes its id, and keeps its status code, request
+// headers, timings and bodies (their data too) where e has none, so that
+// an error never overwrites a status already recorded. What holds strings
+// is copied, not shared: the service decodes all of an entry's strings
+// into one buffer, which a shared header would keep alive, unaccounted,
+// after the old entry is gone.
+func complete(oldItem *item, e *pxperfv1.Entry) {
+	old := oldItem.entry
 	e.Id = old.GetId()
 	if e.StatusCode == 0 {
 		e.StatusCode = old.GetStatusCode()
@@ -347,10 +372,26 @@ func complete(old, e *pxperfv1.Entry) {
 	if e.Timings == nil {
 		e.Timings = old.GetTimings()
 	}
-	if e.ResponseBody == nil && old.GetResponseBody() != nil {
-		e.ResponseBody = proto.CloneOf(old.GetResponseBody()) // its data is held apart, in the item
-		e.ResponseBody.ContentType = strings.Clone(e.ResponseBody.ContentType)
+	e.ResponseBody = keepBody(e.ResponseBody, old.GetResponseBody(), oldItem.bodies.response)
+	e.RequestBody = keepBody(e.RequestBody, old.GetRequestBody(), oldItem.bodies.request)
+}
+
+// keepBody returns b, one of the bodies of an entry that completes
+// another, given data, the data of the same body of the entry completed,
+// when it brings none; or, when b is nil, a copy of old, that body, with
+// data. Normalize then judges the body with its data as it does any other.
+func keepBody(b, old *pxperfv1.Body, data []byte) *pxperfv1.Body {
+	if b == nil {
+		if old == nil {
+			return nil
+		}
+		b = proto.CloneOf(old) // its data is nil: held apart, in the item
+		b.ContentType = strings.Clone(b.ContentType)
 	}
+	if b.Data == nil {
+		b.Data = data
+	}
+	return b
 }
 
 // evictLocked drops the oldest entries until both limits hold, and returns
@@ -402,44 +443,50 @@ func (s *Store) heldLocked(id uint64) bool {
 	return id >= s.firstID && id < s.nextID
 }
 
-// Entry returns the entry with id, without its body. The entry must not be
-// modified.
+// Entry returns the entry with id, without the data of its bodies. The
+// entry must not be modified.
 func (s *Store) Entry(id uint64) (*pxperfv1.Entry, error) {
-	e, _, err := s.entry(id)
-	return e, err
+	it, err := s.item(id)
+	return it.entry, err
 }
 
-// EntryWithBody returns a copy of the entry with id that carries its body.
+// EntryWithBody returns a copy of the entry with id that carries the data
+// of its bodies, response and request; the entry itself when it has
+// neither.
 func (s *Store) EntryWithBody(id uint64) (*pxperfv1.Entry, error) {
-	e, body, err := s.entry(id)
+	it, err := s.item(id)
 	if err != nil {
 		return nil, err
 	}
-	return withBody(e, body), nil
+	return withBodies(it.entry, it.bodies), nil
 }
 
-// WithBody returns a copy of e, an entry the store handed out, carrying its
-// body; or e itself, when the store no longer holds e: evicted, or
-// replaced by its completion, which a reader is given as an update of its
-// own. So a reader that counted e's size when it read e (see
-// [Limit.Bodies]) sends what it counted.
+// WithBody returns a copy of e, an entry the store handed out, carrying
+// the data of its bodies, response and request; or e itself, when e has
+// neither body or the store no longer holds e: evicted, or replaced by its
+// completion, which a reader is given as an update of its own. So a reader
+// that counted e's size when it read e (see [Limit.Bodies]) sends what it
+// counted.
 func (s *Store) WithBody(e *pxperfv1.Entry) *pxperfv1.Entry {
+	if e.GetResponseBody() == nil && e.GetRequestBody() == nil {
+		return e
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if id := e.GetId(); !s.heldLocked(id) || s.itemLocked(id).entry != e {
 		return e
 	}
-	return withBody(e, s.itemLocked(e.GetId()).body)
+	return withBodies(e, s.itemLocked(e.GetId()).bodies)
 }
 
-func (s *Store) entry(id uint64) (*pxperfv1.Entry, []byte, error) {
+// item returns a copy of the item with id.
+func (s *Store) item(id uint64) (item, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if !s.heldLocked(id) {
-		return nil, nil, s.notHeldLocked(id)
+		return item{}, s.notHeldLocked(id)
 	}
-	it := s.itemLocked(id)
-	return it.entry, it.body, nil
+	return *s.itemLocked(id), nil
 }
 
 func (s *Store) notHeldLocked(id uint64) error {

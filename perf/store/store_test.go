@@ -191,32 +191,51 @@ func TestIngestRules(t *testing.T) {
 	}
 }
 
-// TestBodyCountsByCapacity: the budget counts what a body holds, its
-// capacity, not its length.
+// TestBodyCountsByCapacity: the budget counts what a body, response or
+// request, holds, its capacity, not its length.
 func TestBodyCountsByCapacity(t *testing.T) {
 	bare := entrySize(t)
 	// What a copy of n bytes holds: n rounded up to its size class.
 	copied := func(n int) int64 { return int64(cap(bytes.Clone(make([]byte, n)))) }
 	tests := []struct {
-		name string
-		data []byte
-		want int64 // accounted bytes beyond the entry without its body
+		name     string
+		len, cap int
+		want     int64 // accounted bytes beyond the entry without its body
 	}{
-		{"exact", make([]byte, 1000), 1000},
-		{"a little room to spare: kept as it is", make([]byte, 1000, 4000), 4000},
-		{"short slice of a large buffer: copied", make([]byte, 1000, 64<<10), copied(1000)},
-		{"truncated: the copy kept", make([]byte, 10000, 64<<10), copied(4000)},
+		{"exact", 1000, 1000, 1000},
+		{"a little room to spare: kept as it is", 1000, 4000, 4000},
+		{"short slice of a large buffer: copied", 1000, 64 << 10, copied(1000)},
+		{"truncated: the copy kept", 10000, 64 << 10, copied(4000)},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := mustNew(t, Config{MaxEntries: 1, MaxMemoryBytes: 1 << 30, MaxBodySize: 4000})
-			e := entries(1)[0]
-			e.ResponseBody = &pxperfv1.Body{Data: tt.data}
-			s.Append([]*pxperfv1.Entry{e})
-			if got := s.Stats().Bytes - bare; got != tt.want {
-				t.Errorf("body accounted as %d bytes, want %d", got, tt.want)
-			}
-		})
+	for _, k := range bodyKinds {
+		for _, tt := range tests {
+			t.Run(k.name+"/"+tt.name, func(t *testing.T) {
+				s := mustNew(t, Config{MaxEntries: 1, MaxMemoryBytes: 1 << 30, MaxBodySize: 4000})
+				e := entries(1)[0]
+				k.set(e, &pxperfv1.Body{Data: make([]byte, tt.len, tt.cap)})
+				s.Append([]*pxperfv1.Entry{e})
+				if got := s.Stats().Bytes - bare; got != tt.want {
+					t.Errorf("body accounted as %d bytes, want %d", got, tt.want)
+				}
+			})
+		}
+	}
+	// Both bodies of an entry count, and one that takes the store past
+	// its budget evicts the oldest entry.
+	s := mustNew(t, Config{MaxEntries: 10, MaxMemoryBytes: 3*bare + 3000, MaxBodySize: 4000})
+	s.Append(entries(1))
+	e := entries(1)[0]
+	e.RequestBody = &pxperfv1.Body{Data: make([]byte, 2000)}
+	e.ResponseBody = &pxperfv1.Body{Data: make([]byte, 1000)}
+	s.Append([]*pxperfv1.Entry{e})
+	if st := s.Stats(); st.Bytes != 2*bare+3000 || st.Entries != 2 {
+		t.Errorf("two entries, one with bodies of 2000 and 1000 bytes: %d entries of %d bytes; want 2 of %d", st.Entries, st.Bytes, 2*bare+3000)
+	}
+	e = entries(1)[0]
+	e.RequestBody = &pxperfv1.Body{Data: make([]byte, 1)}
+	s.Append([]*pxperfv1.Entry{e})
+	if st := s.Stats(); st.Entries != 2 || st.EvictedByBytes != 1 || st.OldestID != 2 {
+		t.Errorf("after a request body of 1 byte past the budget: %d entries, %d evicted for bytes, oldest %d; want 2, 1, 2", st.Entries, st.EvictedByBytes, st.OldestID)
 	}
 }
 
@@ -748,7 +767,7 @@ func TestNormalizeTruncatedByProducer(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := &pxperfv1.Entry{ResponseBody: &pxperfv1.Body{Data: []byte(tt.data), OriginalSize: tt.original, Truncated: tt.claim}}
-			if cut := Normalize(e, 1024, nil); cut {
+			if cut := Normalize(e, 1024, nil); cut != 0 {
 				t.Error("Normalize reported cutting a body within the limit")
 			}
 			if e.ResponseBody.Truncated != tt.wantTruncated {
@@ -857,6 +876,7 @@ func TestReadFromBytes(t *testing.T) {
 	es := entries(10)
 	for _, e := range es {
 		e.ResponseBody = &pxperfv1.Body{Data: make([]byte, 1000)}
+		e.RequestBody = &pxperfv1.Body{Data: make([]byte, 300)}
 	}
 	s.Append(es) // ids 1..10
 	all, _ := s.ReadFrom(1, Limit{Entries: 10}, Matcher{}, Read{})
@@ -866,7 +886,7 @@ func TestReadFromBytes(t *testing.T) {
 		for _, f := range all.Fields[first-1 : int(first-1)+n] {
 			total += len(f)
 			if bodies {
-				total += BodyBytes(1000)
+				total += BodyBytes(1000) + BodyBytes(300)
 			}
 		}
 		return total
@@ -888,6 +908,7 @@ func TestReadFromBytes(t *testing.T) {
 		{"all fit", Limit{Entries: 10, Bytes: sum(1, 10, false)}, Matcher{}, "[1 2 3 4 5 6 7 8 9 10]", 11, sum(1, 10, false), false},
 		{"one too large", Limit{Entries: 10, Bytes: 1}, Matcher{}, "[1]", 2, sum(1, 1, false), true},
 		{"bodies count", Limit{Entries: 10, Bytes: sum(1, 2, true), Bodies: true}, Matcher{}, "[1 2]", 3, sum(1, 2, true), true},
+		{"both bodies count", Limit{Entries: 10, Bytes: sum(1, 2, true) - 1, Bodies: true}, Matcher{}, "[1]", 2, sum(1, 1, true), true},
 		{"used counts", Limit{Entries: 10, Bytes: sum(1, 3, false), Used: sum(1, 2, false)}, Matcher{}, "[1]", 2, sum(1, 1, false), true},
 		{"used leaves no room", Limit{Entries: 10, Bytes: sum(1, 2, false), Used: sum(1, 2, false)}, Matcher{}, "[]", 1, 0, true},
 		{"filtered", Limit{Entries: 10, Bytes: 2*len(all.Fields[1]) + 1}, even, "[2 4]", 6, len(all.Fields[1]) + len(all.Fields[3]), true},

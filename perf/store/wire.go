@@ -25,7 +25,7 @@ type Encoder interface {
 // [Config].Encoder), for a reader that sends e beside cached encodings.
 func (s *Store) FieldSize(e *pxperfv1.Entry) int { return s.encoder.FieldSize(e) }
 
-// wireSlot holds an entry's encoding (without its body), as
+// wireSlot holds an entry's encoding (without its bodies' data), as
 // [Config].Encoder frames it, made on first use and shared by every reader
 // after: each entry is encoded once however many subscribers send it.
 // Slots lie in their chunk beside the items, so that a reader of many

@@ -30,7 +30,7 @@ import (
 //   - for timings, the Timings and one []Duration holding every duration;
 //   - for failed upstreams, one []string;
 //   - each other sub-message (ProxyDecision, UpstreamAuth, EntryError,
-//     Body) and the body's data on its own, when present.
+//     and the two Bodies) and each body's data on its own, when present.
 //
 // A header whose value the caller's [Redaction] redacts is redacted here,
 // as it is read: its value is wiped from the arena, so that no credential
@@ -40,7 +40,7 @@ import (
 // the input, which gRPC recycles once its codec returns. The store changes
 // entries in place (store.Normalize, and the store's complete, which gives
 // an entry the Timings of the one it completes, and copies of its request
-// headers and body); Timings is a separate object so that moving it does
+// headers and bodies); Timings is a separate object so that moving it does
 // not keep the whole entry it came from alive.
 //
 // The fast path takes only input whose outcome it is sure of: known
@@ -201,7 +201,7 @@ type entryShape struct {
 func (s *entryShape) measure(b []byte) bool {
 	for len(b) > 0 {
 		f, size := nextField(b)
-		if size < 0 || f.num < 1 || f.num > 19 {
+		if size < 0 || f.num < 1 || f.num > 21 {
 			return false
 		}
 		b = b[size:]
@@ -220,7 +220,7 @@ func (s *entryShape) measure(b []byte) bool {
 		case 14: // response_headers
 			s.arena += len(f.b)
 			s.respHeaders++
-		case 15: // response_body
+		case 15, 20: // response_body, request_body
 			_, data := countFields(f.b, 1, 1)
 			s.arena += len(f.b) - data
 		case 16: // timings
@@ -364,6 +364,13 @@ func decodeEntry(b []byte, r Redaction) (e *pxperfv1.Entry, ok bool) {
 		case 19: // priority
 			ok = isVarint(f)
 			e.Priority = pxperfv1.Priority(int32(f.v))
+		case 20: // request_body
+			if ok = once(&seen, f); ok {
+				e.RequestBody, ok = a.body(f.b)
+			}
+		case 21: // replay_of
+			ok = isVarint(f)
+			e.ReplayOf = f.v
 		default:
 			ok = false
 		}

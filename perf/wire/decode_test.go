@@ -175,9 +175,16 @@ func TestDecodeEdgeCases(t *testing.T) {
 		{"one empty entry", request(nil), true},
 		{"empty and minimal entries", request(nil, minimal, nil), true},
 		{"empty strings", request(entry(stringField(2, ""), stringField(4, ""), bytesField(13, stringField(1, ""), stringField(2, "")))), true},
-		{"empty sub-messages", request(entry(bytesField(3), bytesField(8), bytesField(9), bytesField(12), bytesField(15), bytesField(16, bytesField(5)))), true},
-		{"empty body data", request(entry(bytesField(15, bytesField(1)))), true},
+		{"empty sub-messages", request(entry(bytesField(3), bytesField(8), bytesField(9), bytesField(12), bytesField(15), bytesField(16, bytesField(5)), bytesField(20))), true},
+		{"empty body data", request(entry(bytesField(15, bytesField(1)), bytesField(20, bytesField(1)))), true},
 		{"body data not UTF-8", request(entry(bytesField(15, bytesField(1, []byte{0xff, 0xfe})))), true},
+		{"request body data not UTF-8", request(entry(bytesField(20, bytesField(1, []byte{0xff, 0xfe}), stringField(2, "application/octet-stream")))), true},
+		{"both bodies", request(entry(
+			bytesField(20, bytesField(1, []byte("name=a")), stringField(2, "application/x-www-form-urlencoded"), varintField(3, 6)),
+			bytesField(15, bytesField(1, []byte("ok")), stringField(2, "text/plain"), varintField(4, 1)),
+		)), true},
+		{"content type not UTF-8 in request body", request(entry(bytesField(20, bytesField(2, []byte{0xc3})))), false},
+		{"replay_of", request(entry(varintField(21, 7), varintField(21, math.MaxUint64))), true},
 		{"largest varints", request(entry(
 			varintField(1, math.MaxUint64),
 			varintField(11, math.MaxUint64), // status_code -1
@@ -194,9 +201,13 @@ func TestDecodeEdgeCases(t *testing.T) {
 		{"scalars given twice", request(entry(
 			stringField(4, "GET"), varintField(11, 200), stringField(4, "POST"), varintField(11, 404),
 			bytesField(15, bytesField(1, []byte("first")), stringField(2, "a"), bytesField(1, []byte("second")), bytesField(1)),
+			bytesField(20, bytesField(1, []byte("up")), varintField(3, 9), varintField(3, 2)),
 			bytesField(3, varintField(1, 5), varintField(1, 6)),
 		)), true},
 		{"message field given twice", request(entry(bytesField(3, varintField(1, 5)), bytesField(3, varintField(2, 7)))), false},
+		{"request body given twice", request(entry(bytesField(20, bytesField(1, []byte("a"))), bytesField(20, varintField(3, 7)))), false},
+		{"request body sent as varint", request(entry(varintField(20, 3))), false},
+		{"replay_of sent as bytes", request(entry(bytesField(21, []byte{1}))), false},
 		{"duration given twice", request(entry(bytesField(16, bytesField(5, varintField(1, 1)), bytesField(5, varintField(2, 2))))), false},
 		{"headers interleaved", request(entry(
 			bytesField(13, stringField(1, "A"), stringField(2, "1")),
@@ -268,6 +279,9 @@ func TestDecodedEntriesAreIndependent(t *testing.T) {
 	a.ResponseHeaders[1].Name = "changed"
 	a.ResponseBody.Data[0]++
 	a.ResponseBody.Data = append(a.ResponseBody.Data, 1)
+	a.RequestBody.Data[0]++
+	a.RequestBody.Data = append(a.RequestBody.Data, 1)
+	a.RequestBody.ContentType = "changed"
 	a.Timings.Total.Seconds++
 	a.StartTime.Nanos++
 	a.ProxyDecision.FailedUpstreams[0] = "changed"
@@ -306,6 +320,7 @@ func FuzzDecodePublish(f *testing.F) {
 	f.Add(request(entry(bytesField(3, varintField(1, 5)), bytesField(3, varintField(2, 7)))))
 	f.Add(request(entry(bytesField(13, stringField(1, "A")), varintField(99, 1))))
 	f.Add(request(entry(bytesField(5, []byte("http://\xff/")))))
+	f.Add(request(entry(bytesField(20, bytesField(1, []byte{0xff}), stringField(2, "a")), varintField(21, 3), bytesField(15, bytesField(1, []byte("b"))))))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		decodeBoth(t, b)
@@ -430,6 +445,8 @@ func TestUnmarshalPublishRefusesOneEntry(t *testing.T) {
 	}
 	header := protowire.AppendTag(nil, fieldNum(&pxperfv1.Header{}, "value"), protowire.BytesType)
 	header = protowire.AppendBytes(header, []byte("bad \xff value"))
+	requestBody := protowire.AppendTag(nil, fieldNum(&pxperfv1.Body{}, "content_type"), protowire.BytesType)
+	requestBody = protowire.AppendBytes(requestBody, []byte("text/\xff"))
 	for _, tc := range []struct {
 		name       string
 		bad        []byte
@@ -438,6 +455,7 @@ func TestUnmarshalPublishRefusesOneEntry(t *testing.T) {
 	}{
 		{"url not UTF-8", withField(fieldNum(&pxperfv1.Entry{}, "url"), []byte("https://example.com/\xff")), "url", "not valid UTF-8"},
 		{"header value not UTF-8", withField(fieldNum(&pxperfv1.Entry{}, "response_headers"), header), "response_headers[1].value", "not valid UTF-8"},
+		{"request body content type not UTF-8", withField(fieldNum(&pxperfv1.Entry{}, "request_body"), requestBody), "request_body.content_type", "not valid UTF-8"},
 		{"malformed inside", append(good(2), byte(fieldNum(&pxperfv1.Entry{}, "status_code"))<<3, 0xff), "status_code", "malformed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

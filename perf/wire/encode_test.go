@@ -79,7 +79,7 @@ func TestEncoderHandlesEveryField(t *testing.T) {
 	}
 	checkField(t, "empty", new(pxperfv1.Entry))
 	checkField(t, "empty sub-messages", &pxperfv1.Entry{
-		StartTime: nil, Timings: &pxperfv1.Timings{}, ResponseBody: &pxperfv1.Body{}, ProxyDecision: &pxperfv1.ProxyDecision{},
+		StartTime: nil, Timings: &pxperfv1.Timings{}, ResponseBody: &pxperfv1.Body{}, RequestBody: &pxperfv1.Body{}, ProxyDecision: &pxperfv1.ProxyDecision{},
 		UpstreamAuth: &pxperfv1.UpstreamAuth{}, Error: &pxperfv1.EntryError{}, RequestHeaders: []*pxperfv1.Header{{}},
 	})
 }
