@@ -68,6 +68,7 @@ type exchange struct {
 	answers bool                // the client answers the upstream's challenge
 	reqHost string
 	req     http.Header // the client's request headers, read only
+	replay  uint64      // the entry this exchange replays (ReplayOfHeader); 0: none
 
 	targetHost string // as asked: a name or IP address
 
@@ -102,6 +103,7 @@ type exchange struct {
 // the target host (a name or IP address) and port, routed by [Proxy.route].
 func (p *Proxy) newExchange(r *http.Request, entryURL, entryHost, host, port string) *exchange {
 	up, source := p.route(host, port)
+	replay := takeReplayOf(r.Header)
 	ex := &exchange{
 		id:      p.newID(),
 		start:   p.now(),
@@ -113,6 +115,7 @@ func (p *Proxy) newExchange(r *http.Request, entryURL, entryHost, host, port str
 		source:  source,
 		reqHost: r.Host,
 		req:     r.Header,
+		replay:  replay,
 
 		targetHost: host,
 	}
@@ -232,6 +235,7 @@ func (p *Proxy) base(ex *exchange) *pxperfv1.Entry {
 		Tunnel:         ex.tunnel,
 		ProxyDecision:  &pxperfv1.ProxyDecision{Route: pxperfv1.Route_ROUTE_DIRECT, Source: ex.source},
 		RequestHeaders: p.headerList(ex.reqHost, ex.req),
+		ReplayOf:       ex.replay,
 	}
 	if ex.up != nil {
 		e.ProxyDecision.Route = pxperfv1.Route_ROUTE_PROXY
