@@ -87,6 +87,7 @@ response body. Exit code 1 when no entry has that id.`,
 	fs := c.flags(cmd)
 	conn := addConnFlags(fs)
 	body := fs.Bool("body", false, "print only the response body, as raw bytes")
+	curl := addCurlFlags(fs)
 	pos, err := c.parse(fs, conn, args, 1, 1)
 	if err != nil {
 		return err
@@ -105,6 +106,9 @@ response body. Exit code 1 when no entry has that id.`,
 	e, err := cl.GetEntry(uctx, id)
 	if err != nil {
 		return conn.rpcError("get", err)
+	}
+	if curl.used() {
+		return c.printCurl(ctx, cl, conn, e, curl)
 	}
 	if *body {
 		_, err := c.stdout.Write(e.GetResponseBody().GetData())
