@@ -53,4 +53,8 @@
 // Publishing never holds up traffic: entries go into a bounded queue that
 // one goroutine drains in batches; when it is full, entries are dropped and
 // counted (see [Stats.Dropped] and [Config.OnAlert]), and traffic flows on.
+//
+// A client that re-sends a recorded request links the new exchange to the
+// old entry with [ReplayOfHeader], which the proxy takes out of the
+// request and records as the entry's replay_of.
 package proxy

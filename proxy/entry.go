@@ -70,6 +70,7 @@ type exchange struct {
 	req     http.Header // the client's request headers, read only
 	reqType string      // the media type of the request body
 	upload  bodyCapture // the request body; written by the transport's goroutine
+	replay  uint64      // the entry this exchange replays (ReplayOfHeader); 0: none
 
 	targetHost string // as asked: a name or IP address
 
@@ -104,6 +105,7 @@ type exchange struct {
 // the target host (a name or IP address) and port, routed by [Proxy.route].
 func (p *Proxy) newExchange(r *http.Request, entryURL, entryHost, host, port string) *exchange {
 	up, source := p.route(host, port)
+	replay := takeReplayOf(r.Header)
 	ex := &exchange{
 		id:      p.newID(),
 		start:   p.now(),
@@ -116,6 +118,7 @@ func (p *Proxy) newExchange(r *http.Request, entryURL, entryHost, host, port str
 		reqHost: r.Host,
 		req:     r.Header,
 		reqType: mediaType(r.Header.Get("Content-Type")),
+		replay:  replay,
 
 		targetHost: host,
 	}
@@ -275,6 +278,7 @@ func (p *Proxy) base(ex *exchange) *pxperfv1.Entry {
 		Tunnel:         ex.tunnel,
 		ProxyDecision:  &pxperfv1.ProxyDecision{Route: pxperfv1.Route_ROUTE_DIRECT, Source: ex.source},
 		RequestHeaders: p.headerList(ex.reqHost, ex.req),
+		ReplayOf:       ex.replay,
 	}
 	if ex.up != nil {
 		e.ProxyDecision.Route = pxperfv1.Route_ROUTE_PROXY

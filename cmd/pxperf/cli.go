@@ -35,7 +35,9 @@ import (
 //	   resources close), INVALID_ARGUMENT (config set out of range),
 //	   FAILED_PRECONDITION (a field that is not live, the archive off),
 //	   OUT_OF_RANGE (tail --from older than anything kept), ALREADY_EXISTS;
-//	   an optimize action failed; an input file cannot be read
+//	   an optimize action failed; an input file cannot be read; an entry
+//	   cannot be sent again (replay, get --curl: a tunnel, a body recorded
+//	   in part), or its replay got no response
 //	2  usage: unknown command or flag, bad argument, value or filter
 //	3  the server could not be reached or the call failed: UNAVAILABLE,
 //	   DEADLINE_EXCEEDED (--timeout), RESOURCE_EXHAUSTED, ABORTED (a stream
@@ -126,6 +128,8 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return c.list(ctx, rest)
 	case "get":
 		return c.get(ctx, rest)
+	case "replay":
+		return c.replay(ctx, rest)
 	case "stats":
 		return c.stats(ctx, rest)
 	case "watch":

@@ -90,12 +90,13 @@ body. Exit code 1 when no entry has that id.`,
 	conn := addConnFlags(fs)
 	body := fs.Bool("body", false, "print only the response body, as raw bytes")
 	requestBody := fs.Bool("request-body", false, "print only the request body, as raw bytes")
+	curl := addCurlFlags(fs)
 	pos, err := c.parse(fs, conn, args, 1, 1)
 	if err != nil {
 		return err
 	}
-	if *body && *requestBody {
-		return usageError("get: --body and --request-body each print one body; give one of them")
+	if *body && *requestBody || (*body || *requestBody) && curl.used() {
+		return usageError("get: --body, --request-body and --curl each print one thing; give one of them")
 	}
 	id, err := strconv.ParseUint(pos[0], 10, 64)
 	if err != nil || id == 0 {
@@ -113,6 +114,8 @@ body. Exit code 1 when no entry has that id.`,
 		return conn.rpcError("get", err)
 	}
 	switch {
+	case curl.used():
+		return c.printCurl(ctx, cl, conn, e, curl)
 	case *body:
 		_, err := c.stdout.Write(e.GetResponseBody().GetData())
 		return err

@@ -43,6 +43,7 @@ Usage:
   pxperf tail [--filter F]           stream entries as they arrive
   pxperf list [--filter F]           list entries in memory
   pxperf get ID                      print one entry
+  pxperf replay ID                   send a recorded request again (get ID --curl prints it)
   pxperf stats [--watch]             stats, score and alerts
   pxperf watch [--filter F]          live terminal monitor: table, detail, stats
   pxperf config get|set              read or change the config live
@@ -80,7 +81,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], getenv, stderr)
-	case "publish", "tail", "list", "get", "stats", "watch", "config", "optimize", "resources", "archive":
+	case "publish", "tail", "list", "get", "replay", "stats", "watch", "config", "optimize", "resources", "archive":
 		return runClient(ctx, args, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stderr, usage)

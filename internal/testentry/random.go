@@ -88,5 +88,8 @@ func Random(r *rand.Rand) *pxperfv1.Entry {
 	if r.IntN(3) == 0 {
 		e.RequestBody = &pxperfv1.Body{Data: []byte("q=1"), ContentType: str(256), OriginalSize: rarely(3, -1)}
 	}
+	if r.IntN(4) == 0 {
+		e.ReplayOf = uint64(1 + r.IntN(1000))
+	}
 	return e
 }

@@ -145,6 +145,10 @@ func appendEntry(b []byte, e *pxperfv1.Entry, body, requestBody []byte) []byte {
 		b = appendEnum(b, int32(e.Priority), pxperfv1.Priority_name)
 	}
 	b = appendBodyField(b, n, "request_body", e.RequestBody, requestBody)
+	if e.ReplayOf != 0 {
+		b = appendKey(b, n, "replay_of")
+		b = appendUintString(b, e.ReplayOf)
+	}
 	return append(b, '}', '\n')
 }
 

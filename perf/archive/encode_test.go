@@ -156,6 +156,9 @@ func randEntry(r *rand.Rand, invalid bool) (e *pxperfv1.Entry, body, requestBody
 	}
 	e.ResponseBody, body = randBody(r, invalid)
 	e.RequestBody, requestBody = randBody(r, invalid)
+	if r.IntN(3) == 0 {
+		e.ReplayOf = r.Uint64()
+	}
 	return e, body, requestBody
 }
 
@@ -315,6 +318,7 @@ func TestEncodeCases(t *testing.T) {
 		{name: "request body in the message", e: &pxperfv1.Entry{RequestBody: &pxperfv1.Body{Data: []byte("up")}},
 			line: `{"request_body":{"data":"dXA="}}`},
 		{name: "empty request body", e: &pxperfv1.Entry{RequestBody: &pxperfv1.Body{}}, line: `{"request_body":{}}`},
+		{name: "replay_of as a string", e: &pxperfv1.Entry{ReplayOf: math.MaxUint64}, line: `{"replay_of":"18446744073709551615"}`},
 		{name: "both bodies", e: &pxperfv1.Entry{Method: "POST", ResponseBody: &pxperfv1.Body{ContentType: "text/plain"}, RequestBody: &pxperfv1.Body{ContentType: "text/csv"}, Priority: 1},
 			body: []byte("down"), requestBody: []byte("up"),
 			line: `{"method":"POST","response_body":{"data":"ZG93bg==","content_type":"text/plain"},"priority":"PRIORITY_LOW","request_body":{"data":"dXA=","content_type":"text/csv"}}`,
