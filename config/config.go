@@ -36,6 +36,7 @@ func Default() *pxperfv1.Config {
 			CleanupInterval: d(60 * time.Second),
 			HighWater:       0.8,
 			LowWater:        0.7,
+			OverheadMb:      32,
 		},
 		Logs: &pxperfv1.LogsConfig{
 			Enabled:       true,

@@ -240,7 +240,7 @@ func storeConfig(m *pxperfv1.MemoryConfig) store.Config {
 		MaxMemoryBytes: int64(m.GetMaxMemoryMb()) << 20,
 		MaxBodySize:    int(m.GetMaxBodySize()),
 		RedactHeaders:  m.GetRedactHeaders(),
-		PressureMargin: liveAllowance,
+		PressureMargin: overhead(m),
 		CheckInterval:  m.GetCleanupInterval().AsDuration(),
 		Encoder:        wire.Encoder{},
 	}

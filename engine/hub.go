@@ -8,6 +8,7 @@ import (
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"github.com/pxperf/pxperf/perf/hub"
+	"github.com/pxperf/pxperf/perf/monitor"
 	"github.com/pxperf/pxperf/perf/throttle"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -75,7 +76,7 @@ func (e *Engine) sampleLoop(ctx context.Context) {
 		mc := e.Config().GetMemory()
 		e.hub.ObserveAt(r.Time, hub.Observation{
 			CPULoad:    (r.CPUTime - prev.CPUTime).Seconds() / dt / float64(runtime.NumCPU()),
-			Memory:     float64(r.RSS) / float64(uint64(mc.GetMaxMemoryMb())<<20),
+			Memory:     monitor.RestShare(r.Live(), uint64(e.store.Stats().Bytes), uint64(overhead(mc))),
 			HighWater:  mc.GetHighWater(),
 			LowWater:   mc.GetLowWater(),
 			IngestRate: float64(ingest-prevIngest) / dt,

@@ -13,39 +13,43 @@ import (
 // accounted bytes within the budget by itself, at every insert. Live
 // memory (procstat.Reading.Live: the live heap and goroutine stacks) is the
 // store's entries plus what the rest of the process holds; the rest is
-// allowed liveAllowance before pressure eviction makes the store give way
-// to it. The Go memory limit sits gcHeadroom above that: the
+// allowed memory.overhead_mb (see overhead) before pressure eviction makes
+// the store give way to it. The Go memory limit sits gcHeadroom above
+// that: the
 // garbage the collector may let build up before it must run, so that under
 // a flood it collects often rather than let the process grow, and still
 // has room when pressure eviction holds live memory at its threshold.
 // BENCHMARKS.md ("The memory budget keeps its history") has the flood runs
 // behind the figures.
 const (
-	// liveAllowance is the live memory pxperf holds besides the store's
-	// entries when it is busy, in bytes: the runtime, gRPC's buffers (a
-	// fixed receive window per connection), entries decoded ahead of
-	// ingest, the archive's queue (bounded in body bytes), batches on their
-	// way to subscribers.
-	liveAllowance = 32 << 20
 	// gcHeadroom is how far the memory limit is above the live memory
 	// pressure eviction allows, as a share of it. More lets RSS grow under
 	// a flood; less makes the collector run more often, slowing ingest.
 	gcHeadroom = 0.025
 )
 
+// overhead is the live memory, in bytes, that the rest of the process may
+// hold besides the store's entries (memory.overhead_mb): the runtime,
+// gRPC's buffers (a fixed receive window per connection), entries decoded
+// ahead of ingest, the archive's queue (bounded in body bytes), batches on
+// their way to subscribers.
+func overhead(m *pxperfv1.MemoryConfig) int64 {
+	return int64(m.GetOverheadMb()) << 20
+}
+
 // MemoryLimit is the Go soft memory limit, in bytes, that suits cfg: the
 // memory budget, the live memory the rest of the process is allowed
-// beside the store, and headroom for the garbage collector (see the
-// constants above). The limit makes the collector work harder before the
+// beside the store (memory.overhead_mb), and headroom for the garbage
+// collector (see gcHeadroom). The limit makes the collector work harder before the
 // process grows past it; pressure eviction keeps live memory below it, so
 // the collector is never asked for the impossible.
 func MemoryLimit(cfg *pxperfv1.Config) int64 {
-	live := int64(cfg.GetMemory().GetMaxMemoryMb())<<20 + liveAllowance
+	live := int64(cfg.GetMemory().GetMaxMemoryMb())<<20 + overhead(cfg.GetMemory())
 	return live + int64(float64(live)*gcHeadroom)
 }
 
 // watchPressure evicts the excess from the store whenever live memory
-// passes the budget and liveAllowance (see [store.Store.RelievePressure]),
+// passes the budget and memory.overhead_mb (see [store.Store.RelievePressure]),
 // until ctx ends. It reads live memory (procstat.Reading.Live), not RSS:
 // RSS also counts garbage the collector has not yet reached and free
 // memory not yet returned, which evicting entries would not reduce.

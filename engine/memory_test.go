@@ -38,7 +38,7 @@ func TestWatchLiveReadsLiveMemoryNotRSS(t *testing.T) {
 		t.Fatalf("store after 8 entries of 100 KiB: %+v; want all 8 within the 1 MiB budget", full)
 	}
 	one := full.Bytes / 8 // entries alike but for a counter in their URL
-	threshold := uint64(full.BudgetBytes + liveAllowance)
+	threshold := uint64(full.BudgetBytes + overhead(cfg.GetMemory()))
 	const rss = 4 << 30 // far beyond the budget, as garbage and free pages make it
 	readings := []procstat.Reading{
 		{RSS: rss, HeapLive: threshold - 1<<20, Stacks: 1 << 19},        // within: nothing

@@ -51,6 +51,16 @@ func (src *monitorSource) Sample(context.Context) (monitor.Sample, error) {
 	if err != nil {
 		return monitor.Sample{}, err
 	}
+	// The live heap is as of the last collection, which on a quiet server
+	// may be long past and count what has been freed since. Before the
+	// memory share raises or holds an alert, a collection makes it current:
+	// at most one a sample, and only then.
+	if cfg := e.Config(); monitor.RestShare(r.Live(), uint64(e.store.Stats().Bytes), uint64(overhead(cfg.GetMemory()))) >= cfg.GetMonitor().GetMemoryAlertThreshold() {
+		runtime.GC()
+		if r, err = e.proc.readAll(); err != nil {
+			return monitor.Sample{}, err
+		}
+	}
 	var cpu float64
 	if !src.prev.Time.IsZero() {
 		cpu = procstat.CPUPercent(src.prev, r)
@@ -64,11 +74,11 @@ func (src *monitorSource) Sample(context.Context) (monitor.Sample, error) {
 		Process: monitor.Process{
 			RSS: r.RSS, CPUPercent: cpu, NumCPU: runtime.NumCPU(),
 			OpenFiles: r.OpenFiles, Threads: r.Threads,
-			HeapLive: r.HeapLive, HeapGoal: r.HeapGoal, HeapFree: r.HeapFree, MemoryLimit: r.MemoryLimit,
+			HeapLive: r.HeapLive, Stacks: r.Stacks, HeapGoal: r.HeapGoal, HeapFree: r.HeapFree, MemoryLimit: r.MemoryLimit,
 			GCCPUFraction: r.GCCPUFraction, Goroutines: r.Goroutines,
 		},
 		Memory: monitor.Memory{
-			Bytes: uint64(st.Bytes), Budget: uint64(st.BudgetBytes),
+			Bytes: uint64(st.Bytes), Budget: uint64(st.BudgetBytes), Allowance: uint64(overhead(cfg.GetMemory())),
 			Entries: uint64(st.Entries), MaxEntries: uint64(st.MaxEntries),
 			UnderPressure: st.UnderPressure, EvictedByPressure: st.EvictedByPressure,
 		},

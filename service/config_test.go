@@ -220,7 +220,7 @@ func TestUpdateConfigCleanupLive(t *testing.T) {
 func TestUpdateConfigMonitorLive(t *testing.T) {
 	h := newHarness(t, func(c *pxperfv1.Config) {
 		fastMonitor(c)
-		c.Memory.MaxMemoryMb = 1
+		c.Memory.OverheadMb = 1 // any process holds more besides its store
 		c.Monitor.AutoOptimize = false
 	})
 	ctx := testContext(t)

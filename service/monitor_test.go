@@ -79,7 +79,7 @@ func watchEvents(t *testing.T, s grpc.ServerStreamingClient[pxperfv1.WatchStatsR
 func TestAlertFiresOnceAndClears(t *testing.T) {
 	h := newHarness(t, func(c *pxperfv1.Config) {
 		fastMonitor(c)
-		c.Memory.MaxMemoryMb = 1 // any process is far above 80 % of 1 MiB
+		c.Memory.OverheadMb = 1 // any process holds more besides its store
 		c.Monitor.AutoOptimize = false
 	})
 	ctx := testContext(t)
@@ -103,7 +103,7 @@ func TestAlertFiresOnceAndClears(t *testing.T) {
 		return nil
 	}
 	first := next()
-	if a := first.GetAlert(); a.GetName() != "memory_high" || a.GetState() != pxperfv1.AlertState_ALERT_STATE_FIRING || a.GetValue() < 0.8 || !strings.Contains(a.GetMessage(), "budget") {
+	if a := first.GetAlert(); a.GetName() != "memory_high" || a.GetState() != pxperfv1.AlertState_ALERT_STATE_FIRING || a.GetValue() < 0.8 || !strings.Contains(a.GetMessage(), "allowance") {
 		t.Fatalf("first event %v, want memory_high firing with its figures", first)
 	}
 	// Several more samples while it holds: no second event.
@@ -122,13 +122,13 @@ func TestAlertFiresOnceAndClears(t *testing.T) {
 	}
 
 	if _, err := svc.UpdateConfig(ctx, &pxperfv1.UpdateConfigRequest{
-		Config:     &pxperfv1.Config{Memory: &pxperfv1.MemoryConfig{MaxMemoryMb: 100000}},
-		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"memory.max_memory_mb"}},
+		Config:     &pxperfv1.Config{Memory: &pxperfv1.MemoryConfig{OverheadMb: testOverheadMB}},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"memory.overhead_mb"}},
 	}); err != nil {
 		t.Fatal(err)
 	}
 	cc := next().GetConfigChanged()
-	if !slices.Equal(cc.GetChangedFields().GetPaths(), []string{"memory.max_memory_mb"}) || cc.GetConfig().GetMemory().GetMaxMemoryMb() != 100000 {
+	if !slices.Equal(cc.GetChangedFields().GetPaths(), []string{"memory.overhead_mb"}) || cc.GetConfig().GetMemory().GetOverheadMb() != testOverheadMB {
 		t.Errorf("config change event %v", cc)
 	}
 	cleared := next().GetAlert()
@@ -205,7 +205,7 @@ func TestAutoOptimizeKeepsHistory(t *testing.T) {
 	// actions of its tick ran before GetStats could show it.
 	h.waitStats(t, "a monitor sample after the publish", func(st *pxperfv1.Stats) bool {
 		for _, p := range st.GetScore().GetParts() {
-			if p.GetName() == "memory" && strings.Contains(p.GetExplanation(), "(store ") && !strings.Contains(p.GetExplanation(), "(store 0 B)") {
+			if p.GetName() == "memory" && strings.Contains(p.GetExplanation(), ", store ") && !strings.Contains(p.GetExplanation(), ", store 0 B ") {
 				return true
 			}
 		}

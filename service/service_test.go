@@ -49,6 +49,9 @@ func TestMain(m *testing.M) {
 // themselves.
 const testMemoryMB = 1 << 20
 
+// testOverheadMB is memory.overhead_mb in tests: see newHarnessWith.
+const testOverheadMB = 1 << 10
+
 // harness is a real server on an in-memory listener and a client of it.
 type harness struct {
 	srv    *service.Server
@@ -72,6 +75,10 @@ func newHarnessWith(t *testing.T, edit func(*pxperfv1.Config), opts service.Opti
 	cfg.Throttle.MaxUpdatesPerSecond = 1000
 	cfg.Logs.Directory = t.TempDir()
 	cfg.Memory.MaxMemoryMb = testMemoryMB
+	// The server shares the test binary's heap, which earlier tests leave
+	// tens of MiB in: the memory share (live memory besides the store over
+	// this) would otherwise judge the binary, not the server.
+	cfg.Memory.OverheadMb = testOverheadMB
 	if edit != nil {
 		edit(cfg)
 	}
@@ -780,6 +787,7 @@ func TestGetConfigReturnsEffectiveConfig(t *testing.T) {
 	want.Throttle.HeartbeatInterval = durationpb.New(100 * time.Millisecond)
 	want.Throttle.MaxUpdatesPerSecond = 1000
 	want.Memory.MaxMemoryMb = testMemoryMB
+	want.Memory.OverheadMb = testOverheadMB
 	want.Logs.Directory = dir
 	if diff := cmp.Diff(got, want, protocmp.Transform()); diff != "" {
 		t.Errorf("GetConfig (-got +want):\n%s", diff)
@@ -810,11 +818,12 @@ func TestGetStatsReportsStore(t *testing.T) {
 func TestPressureEvictsWithFewEntries(t *testing.T) {
 	h := newHarness(t, func(c *pxperfv1.Config) {
 		c.Memory.MaxMemoryMb = 1
+		c.Memory.OverheadMb = 32
 		c.Memory.CleanupInterval = durationpb.New(100 * time.Millisecond)
 	})
 	ctx := testContext(t)
 	h.publish(t, ctx, entry("GET", "http://example.com/1", 200), entry("GET", "http://example.com/2", 200))
-	ballast := make([]byte, 128<<20) // well beyond the 1 MiB budget and the allowance
+	ballast := make([]byte, 128<<20) // well beyond the 1 MiB budget and the 32 MiB overhead
 	runtime.GC()                     // so that the live heap counts it
 	stats := h.waitStats(t, "a pressure eviction", func(st *pxperfv1.Stats) bool {
 		return st.GetStore().GetEvictedByPressure() == 2

@@ -65,11 +65,12 @@ func TestBurstModeReactsToIngestRate(t *testing.T) {
 	}
 }
 
-// Adaptive mode grows the interval under memory load: a 1 MiB budget puts
-// this process's RSS far above the high-water mark.
+// Adaptive mode grows the interval under memory load: a 1 MiB overhead
+// puts this process's live memory besides the store far above the
+// high-water mark.
 func TestAdaptiveModeReactsToMemoryLoad(t *testing.T) {
 	h := newHarness(t, func(c *pxperfv1.Config) {
-		c.Memory.MaxMemoryMb = 1
+		c.Memory.OverheadMb = 1
 		c.Throttle.Mode = pxperfv1.ThrottleMode_THROTTLE_MODE_ADAPTIVE
 		c.Throttle.MaxUpdatesPerSecond = 100
 		c.Throttle.MinUpdateInterval = durationpb.New(10 * time.Millisecond)

@@ -179,7 +179,8 @@ func (h *Hub) Settings() Settings { return *h.settings.Load() }
 type Observation struct {
 	// CPULoad is the process's CPU use, as a share of all cores.
 	CPULoad float64
-	// Memory is the process's memory (RSS) as a share of the memory budget;
+	// Memory is the live memory the process holds besides the store, as a
+	// share of its allowance (monitor.RestShare): a full store is not load.
 	// HighWater and LowWater are the shares that make it high and low.
 	Memory, HighWater, LowWater float64
 	// IngestRate is entries stored a second, new and completed.

@@ -15,9 +15,10 @@ type Thresholds struct {
 	// false, [Alerts.Evaluate] clears every active alert and raises none;
 	// automatic optimisation still acts. Default true.
 	Enabled bool
-	// MemoryShare: "memory_high" fires when max(RSS, store bytes) reaches
-	// this share of the memory budget. 0..1; default 0.8; 0 means the
-	// default.
+	// MemoryShare: "memory_high" fires when the live memory the process
+	// holds besides the store reaches this share of its allowance (see
+	// [RestShare]); at 1 the store gives way. 0..1; default 0.8; 0 means
+	// the default.
 	MemoryShare float64
 	// ThrottledShare: "throttled_high" fires when this share of the
 	// messages sent in an interval waited for the throttle. 0..1; default
@@ -166,12 +167,10 @@ func conditionNames() [7]string {
 func readings(prev, cur Sample, score Score, th Thresholds) []reading {
 	var rs []reading
 
-	u, ok := memoryShare(cur)
-	r := shareReading("memory_high", u, th.MemoryShare,
-		fmt.Sprintf("RSS %s (store %s) is %s of the %s budget",
-			bytesOf(cur.Process.RSS), bytesOf(cur.Memory.Bytes), percent(u), bytesOf(cur.Memory.Budget)))
+	u, rest, ok := memoryShare(cur)
+	r := shareReading("memory_high", u, th.MemoryShare, memoryText(cur, u, rest))
 	if !ok {
-		r.raise, r.clear, r.what = false, true, "no memory budget known"
+		r.raise, r.clear, r.what = false, true, "no memory allowance known"
 	}
 	rs = append(rs, r)
 

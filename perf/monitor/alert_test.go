@@ -19,7 +19,7 @@ type step struct {
 }
 
 func memoryAt(share float64) Sample {
-	return with(func(s *Sample) { s.Process.RSS = uint64(share * 500 * mib) })
+	return with(func(s *Sample) { restAt(s, share) })
 }
 
 // throttledAt returns a sequence of samples whose intervals have the
@@ -74,11 +74,11 @@ func TestAlertsTransitions(t *testing.T) {
 			},
 		},
 		{
-			name: "memory without a budget does not fire, and clears",
+			name: "memory without an allowance does not fire, and clears",
 			steps: []step{
 				{s: memoryAt(0.9), want: []string{"+memory_high"}},
-				{s: with(func(s *Sample) { s.Memory.Budget = 0 }), want: []string{"-memory_high"}},
-				{s: with(func(s *Sample) { s.Memory.Budget = 0; s.Process.RSS = 1 << 40 })},
+				{s: with(func(s *Sample) { s.Memory.Allowance = 0 }), want: []string{"-memory_high"}},
+				{s: with(func(s *Sample) { s.Memory.Allowance = 0; s.Process.HeapLive = 1 << 40 })},
 			},
 		},
 		{
@@ -230,7 +230,7 @@ func TestAlertsEventFields(t *testing.T) {
 		message []string
 	}{
 		{"fired", fired, Event{Name: "memory_high", Firing: true, Value: 0.9, Threshold: 0.8, Start: t0.Add(time.Minute)},
-			[]string{"RSS 450 MiB", "90% of the 500 MiB budget", "at least 80%"}},
+			[]string{"live memory besides the store, 90 MiB", "90% of its 100 MiB allowance", "store 1 MiB of the 500 MiB budget", "at least 80%"}},
 		{"active", active, Event{Name: "memory_high", Firing: true, Value: 0.95, Threshold: 0.8, Start: t0.Add(time.Minute)},
 			[]string{"95%"}},
 		{"cleared", cleared, Event{Name: "memory_high", Value: 0.5, Threshold: 0.72, Start: t0.Add(time.Minute), Clear: t0.Add(3 * time.Minute)},

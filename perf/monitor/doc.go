@@ -45,7 +45,8 @@
 // [DefaultThresholds]:
 //
 //	name                   value                                  fires at  clears at
-//	memory_high            max(RSS, store bytes) / budget          ≥ 0.8     < 0.72
+//	memory_high            live memory besides the store          ≥ 0.8     < 0.72
+//	                       / its allowance (RestShare)
 //	throttled_high         s, as in the score                     ≥ 0.7     < 0.63
 //	cleanup_failures_high  f, as in the score                     ≥ 0.2     < 0.18
 //	score_low              the score                              < 60      ≥ 65 (MinScore + 5, at most 100)
@@ -54,7 +55,7 @@
 //	proxy_open             proxy listeners beyond loopback         > 0       none
 //	                       without client authentication
 //
-// memory_high does not fire while no budget is known, nor
+// memory_high does not fire while no allowance is known, nor
 // archive_write_errors while the archive is off. Alerts off
 // ([Thresholds].Enabled false) clears every active alert and
 // raises none.

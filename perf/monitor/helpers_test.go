@@ -13,12 +13,18 @@ func idle() Sample {
 		Time: t0,
 		Process: Process{
 			RSS: 40 * mib, CPUPercent: 2, NumCPU: 2, OpenFiles: 12, Threads: 8,
-			HeapLive: 8 * mib, HeapGoal: 16 * mib, HeapFree: 2 * mib, MemoryLimit: 575 * mib, Goroutines: 20,
+			HeapLive: 8 * mib, Stacks: 1 * mib, HeapGoal: 16 * mib, HeapFree: 2 * mib, MemoryLimit: 575 * mib, Goroutines: 20,
 		},
-		Memory:  Memory{Bytes: 1 * mib, Budget: 500 * mib, Entries: 100, MaxEntries: 1000},
+		Memory:  Memory{Bytes: 1 * mib, Budget: 500 * mib, Allowance: 100 * mib, Entries: 100, MaxEntries: 1000},
 		Cleanup: Cleanup{Live: 3},
 		Logs:    Logs{Enabled: true, EntriesWritten: 100, QueueCapacity: 1000, Files: 1, MaxFiles: 5, DiskBytes: mib},
 	}
+}
+
+// restAt sets s's live heap so that the process holds share of its
+// allowance besides the store.
+func restAt(s *Sample, share float64) {
+	s.Process.HeapLive = s.Memory.Bytes + uint64(share*float64(s.Memory.Allowance)) - s.Process.Stacks
 }
 
 // with returns idle changed by f.

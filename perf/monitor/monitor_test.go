@@ -365,7 +365,7 @@ func TestWatcherLatestSnapshotEveryEvent(t *testing.T) {
 	r.src.add(
 		at(0, idle()),
 		at(1, memoryAt(0.9)),
-		at(2, with(func(s *Sample) { s.Process.RSS = 450 * mib; s.Throttle.StuckSubscribers = 1 })),
+		at(2, with(func(s *Sample) { restAt(s, 0.9); s.Throttle.StuckSubscribers = 1 })),
 		at(3, with(func(s *Sample) { s.Throttle.StuckSubscribers = 1 })),
 		at(4, idle()),
 	)

@@ -1,6 +1,9 @@
 package monitor
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Sample is one reading of every part of the server, filled by the caller
 // (the service) from its components each interval. Counters (documented as
@@ -50,6 +53,8 @@ type Process struct {
 	Threads uint64
 	// HeapLive is the heap in live objects after the last GC, in bytes.
 	HeapLive uint64
+	// Stacks is the memory reserved for goroutine stacks, in bytes.
+	Stacks uint64
 	// HeapGoal is the heap size the next GC aims at, in bytes.
 	HeapGoal uint64
 	// HeapFree is free heap memory still backed by physical pages, in
@@ -67,10 +72,15 @@ type Process struct {
 type Memory struct {
 	// Bytes is the accounted size of the entries held, in bytes.
 	Bytes uint64
-	// Budget is the memory budget (memory.max_memory_mb), in bytes. The
-	// memory share is max(Process.RSS, Bytes) / Budget; 0 means no budget
-	// is known, and memory then scores full points and raises no alert.
+	// Budget is the memory budget (memory.max_memory_mb), in bytes: what
+	// the store holds at most.
 	Budget uint64
+	// Allowance is the live memory, in bytes, that the rest of the process
+	// may hold beside the store's entries before the store gives way to
+	// it (the pressure margin). The memory share is what the rest holds
+	// (see [RestShare]) over Allowance; 0 means no allowance is known, and
+	// memory then scores full points and raises no alert.
+	Allowance uint64
 	// Entries is the number of entries held.
 	Entries uint64
 	// MaxEntries is the entry cap (memory.max_entries).
@@ -184,13 +194,35 @@ func share(part, whole uint64) float64 {
 	return clamp(float64(part) / float64(whole))
 }
 
-// memoryShare is max(RSS, store bytes) over the budget, and whether a
-// budget is known. It is not clamped: 1.2 means 20 % over.
-func memoryShare(s Sample) (float64, bool) {
-	if s.Memory.Budget == 0 {
-		return 0, false
+// RestShare is the live memory the process holds besides the store's
+// entries, as a share of allowance: live (the live heap and goroutine
+// stacks) less the store's accounted bytes, over the allowance the rest of
+// the process has before the store gives way to it. A full store is what
+// the budget is for, so it counts for nothing here; at 1 the store starts
+// to give way. It is not clamped (1.2 means 20 % over), and 0 when
+// allowance is 0.
+func RestShare(live, storeBytes, allowance uint64) float64 {
+	if allowance == 0 || live <= storeBytes {
+		return 0
 	}
-	return float64(max(s.Process.RSS, s.Memory.Bytes)) / float64(s.Memory.Budget), true
+	return float64(live-storeBytes) / float64(allowance)
+}
+
+// memoryShare is s's [RestShare], the bytes the rest holds, and whether an
+// allowance is known.
+func memoryShare(s Sample) (u float64, rest uint64, ok bool) {
+	live := s.Process.HeapLive + s.Process.Stacks
+	if live > s.Memory.Bytes {
+		rest = live - s.Memory.Bytes
+	}
+	return RestShare(live, s.Memory.Bytes, s.Memory.Allowance), rest, s.Memory.Allowance > 0
+}
+
+// memoryText says what the memory share is made of, for explanations.
+func memoryText(s Sample, u float64, rest uint64) string {
+	return fmt.Sprintf("live memory besides the store, %s, is %s of its %s allowance (live %s, store %s of the %s budget, RSS %s)",
+		bytesOf(rest), percent(u), bytesOf(s.Memory.Allowance), bytesOf(s.Process.HeapLive+s.Process.Stacks),
+		bytesOf(s.Memory.Bytes), bytesOf(s.Memory.Budget), bytesOf(s.Process.RSS))
 }
 
 // throttledShare is the share of the messages sent in the interval that

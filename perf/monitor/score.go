@@ -81,13 +81,12 @@ func (e *explain) part(name string, points, maxPoints float64) Part {
 
 func memoryPart(cur Sample) Part {
 	var e explain
-	u, ok := memoryShare(cur)
+	u, rest, ok := memoryShare(cur)
 	if !ok {
-		e.add("no memory budget known")
+		e.add("no memory allowance known")
 		return e.part("memory", memoryMax, memoryMax)
 	}
-	e.add("RSS %s (store %s) is %s of the %s budget (full up to 50%%, none from 100%%)",
-		bytesOf(cur.Process.RSS), bytesOf(cur.Memory.Bytes), percent(u), bytesOf(cur.Memory.Budget))
+	e.add("%s (full up to 50%%, none from 100%%)", memoryText(cur, u, rest))
 	points := memoryMax * (1 - clamp((u-0.5)/0.5))
 	if cur.Memory.UnderPressure {
 		e.add("the store is evicting under memory pressure: −5")

@@ -16,37 +16,42 @@ func TestScoreOf(t *testing.T) {
 		{
 			name: "healthy idle", prev: idle(), cur: idle(),
 			explain: map[string][]string{
-				"memory":     {"RSS 40 MiB", "store 1 MiB", "8% of the 500 MiB budget", "full points"},
+				"memory":     {"live memory besides the store, 8 MiB", "8% of its 100 MiB allowance", "store 1 MiB of the 500 MiB budget", "RSS 40 MiB", "full points"},
 				"throttling": {"no messages sent in the interval", "full points"},
 				"cleanup":    {"no cleanups yet", "full points"},
 				"logs":       {"archive on", "0 write errors", "queue 0% full", "full points"},
 			},
 		},
 		{name: "zero samples", prev: Sample{}, cur: Sample{},
-			explain: map[string][]string{"memory": {"no memory budget known"}, "logs": {"archive off"}}},
+			explain: map[string][]string{"memory": {"no memory allowance known"}, "logs": {"archive off"}}},
 		{
-			name: "memory at 75% of budget", prev: idle(),
-			cur:     with(func(s *Sample) { s.Process.RSS = 375 * mib }),
+			name: "memory at 75% of the allowance", prev: idle(),
+			cur:     with(func(s *Sample) { restAt(s, 0.75) }),
 			want:    map[string]float64{"memory": 15},
-			explain: map[string][]string{"memory": {"RSS 375 MiB", "75% of the 500 MiB budget", "15 of 30 points"}},
+			explain: map[string][]string{"memory": {"besides the store, 75 MiB", "75% of its 100 MiB allowance", "15 of 30 points"}},
 		},
 		{
-			name: "memory at 50% of budget", prev: idle(),
-			cur: with(func(s *Sample) { s.Process.RSS = 250 * mib }),
+			name: "memory at 50% of the allowance", prev: idle(),
+			cur: with(func(s *Sample) { restAt(s, 0.5) }),
 		},
 		{
-			name: "memory over budget", prev: idle(),
-			cur:  with(func(s *Sample) { s.Process.RSS = 600 * mib }),
+			name: "memory over the allowance", prev: idle(),
+			cur:  with(func(s *Sample) { restAt(s, 1.2) }),
 			want: map[string]float64{"memory": 0},
 		},
 		{
-			name: "store bytes count when larger than RSS", prev: idle(),
-			cur:  with(func(s *Sample) { s.Process.RSS = 0; s.Memory.Bytes = 400 * mib }),
-			want: map[string]float64{"memory": 12},
+			// The budget is there to be filled: a full store, with RSS
+			// beyond the budget, is not memory trouble.
+			name: "a full store is not memory use", prev: idle(),
+			cur: with(func(s *Sample) {
+				s.Memory.Bytes, s.Process.RSS = 500*mib, 600*mib
+				restAt(s, 0.1)
+			}),
+			explain: map[string][]string{"memory": {"10% of its 100 MiB allowance", "store 500 MiB of the 500 MiB budget", "full points"}},
 		},
 		{
 			name: "under pressure", prev: idle(),
-			cur:     with(func(s *Sample) { s.Process.RSS = 300 * mib; s.Memory.UnderPressure = true }),
+			cur:     with(func(s *Sample) { restAt(s, 0.6); s.Memory.UnderPressure = true }),
 			want:    map[string]float64{"memory": 19},
 			explain: map[string][]string{"memory": {"60%", "under memory pressure: −5", "19 of 30 points"}},
 		},
@@ -160,7 +165,7 @@ func TestScoreOf(t *testing.T) {
 			name: "everything wrong",
 			prev: idle(),
 			cur: with(func(s *Sample) {
-				s.Process.RSS = 600 * mib
+				restAt(s, 1.2)
 				s.Memory.UnderPressure = true
 				s.Throttle = Throttle{MessagesSent: 10, ThrottledIntervals: 10, Gaps: 1, StuckSubscribers: 1}
 				s.Cleanup.Failed = 4
@@ -221,7 +226,7 @@ func TestScoreMonotone(t *testing.T) {
 		at    func(i uint64) (prev, cur Sample) // i from 0 to 100: worse as it grows
 	}{
 		{"memory", 0, func(i uint64) (Sample, Sample) {
-			return idle(), with(func(s *Sample) { s.Process.RSS = i * 6 * mib })
+			return idle(), with(func(s *Sample) { restAt(s, float64(i)/100*1.2) })
 		}},
 		{"throttling", 0, func(i uint64) (Sample, Sample) {
 			return idle(), with(func(s *Sample) { s.Throttle.MessagesSent, s.Throttle.ThrottledIntervals = 100, i })
@@ -260,6 +265,24 @@ func TestBytesOf(t *testing.T) {
 	for _, tt := range tests {
 		if got := bytesOf(tt.n); got != tt.want {
 			t.Errorf("bytesOf(%d) = %q, want %q", tt.n, got, tt.want)
+		}
+	}
+}
+
+func TestRestShare(t *testing.T) {
+	for _, tc := range []struct {
+		name                   string
+		live, store, allowance uint64
+		want                   float64
+	}{
+		{"half the allowance", 300 * mib, 284 * mib, 32 * mib, 0.5},
+		{"a full store alone", 256 * mib, 256 * mib, 32 * mib, 0},
+		{"accounting above live", 250 * mib, 256 * mib, 32 * mib, 0},
+		{"over the allowance", 336 * mib, 256 * mib, 32 * mib, 2.5},
+		{"no allowance", 300 * mib, 0, 0, 0},
+	} {
+		if got := RestShare(tc.live, tc.store, tc.allowance); got != tc.want {
+			t.Errorf("%s: RestShare(%d, %d, %d) = %v, want %v", tc.name, tc.live, tc.store, tc.allowance, got, tc.want)
 		}
 	}
 }

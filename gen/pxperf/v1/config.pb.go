@@ -255,18 +255,21 @@ type MemoryConfig struct {
 	// headers and fixed overhead per entry). Default 500; 1..1048576. Live:
 	// lowering it evicts at once.
 	MaxMemoryMb uint32 `protobuf:"varint,2,opt,name=max_memory_mb,json=maxMemoryMb,proto3" json:"max_memory_mb,omitempty"`
-	// Longest response body kept, in bytes; longer bodies are truncated once,
-	// at ingest. Default 10240 (10 KiB); 0..67108864 (64 MiB); 0 keeps no
+	// Longest body kept, request or response, in bytes; longer bodies are
+	// truncated once, at ingest. Default 10240 (10 KiB); 0..67108864 (64 MiB); 0 keeps no
 	// body. Live: applies to entries published afterwards.
 	MaxBodySize uint32 `protobuf:"varint,3,opt,name=max_body_size,json=maxBodySize,proto3" json:"max_body_size,omitempty"`
-	// How often process memory is sampled for pressure-driven eviction.
-	// Default 60s; 100ms..1h. Live.
+	// How often live memory (the live heap and goroutine stacks) is checked
+	// for pressure eviction. Default 60s; 100ms..1h. Live.
 	CleanupInterval *durationpb.Duration `protobuf:"bytes,4,opt,name=cleanup_interval,json=cleanupInterval,proto3" json:"cleanup_interval,omitempty"`
-	// Share of the memory budget above which the store evicts under pressure.
-	// Default 0.8; 0.1..1.0. Live.
+	// Share of overhead_mb, the live memory allowed besides the store's
+	// entries, at which adaptive throttling counts memory as high load.
+	// Pressure eviction does not use it. Default 0.8; 0.1..1.0. Live.
 	HighWater float64 `protobuf:"fixed64,5,opt,name=high_water,json=highWater,proto3" json:"high_water,omitempty"`
-	// Share of the memory budget that eviction under pressure brings use down
-	// to. Default 0.7; 0.05..0.99, below high_water. Live.
+	// Share of overhead_mb below which adaptive throttling counts memory as
+	// low load; also the share of the budget that Optimize's evict brings the
+	// store's accounted bytes down to. Default 0.7; 0.05..0.99, below
+	// high_water. Live.
 	LowWater float64 `protobuf:"fixed64,6,opt,name=low_water,json=lowWater,proto3" json:"low_water,omitempty"`
 	// Header names redacted in addition to the built-in Authorization,
 	// Proxy-Authorization, Cookie and Set-Cookie (which are always redacted).
@@ -275,6 +278,15 @@ type MemoryConfig struct {
 	// redaction cannot be turned off over RPC. Applies to entries published
 	// afterwards.
 	RedactHeaders []string `protobuf:"bytes,7,rep,name=redact_headers,json=redactHeaders,proto3" json:"redact_headers,omitempty"`
+	// Live memory, in MiB, that pxperf may hold besides the store's entries:
+	// gRPC's buffers, entries decoded ahead of ingest, the archive's queue,
+	// batches on their way to subscribers, the runtime. When live memory (the
+	// live heap and goroutine stacks) passes max_memory_mb plus this, the
+	// store gives way by the excess; the Go memory limit is set from the two.
+	// The monitor's memory share, memory_alert_threshold, high_water and
+	// low_water are shares of it. Raise it for many subscribers. Default 32;
+	// 1..65536. Live.
+	OverheadMb    uint32 `protobuf:"varint,8,opt,name=overhead_mb,json=overheadMb,proto3" json:"overhead_mb,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -356,6 +368,13 @@ func (x *MemoryConfig) GetRedactHeaders() []string {
 		return x.RedactHeaders
 	}
 	return nil
+}
+
+func (x *MemoryConfig) GetOverheadMb() uint32 {
+	if x != nil {
+		return x.OverheadMb
+	}
+	return 0
 }
 
 // LogsConfig controls the archive of every entry as rotating JSON Lines
@@ -816,8 +835,9 @@ type MonitorConfig struct {
 	// Whether the monitor optimises on its own (evict, rotate, reclaim, slow
 	// throttles, return memory). Default true. Live.
 	AutoOptimize bool `protobuf:"varint,3,opt,name=auto_optimize,json=autoOptimize,proto3" json:"auto_optimize,omitempty"`
-	// Alert when memory use passes this share of the budget. Default 0.8;
-	// 0.01..1.0. Live.
+	// Alert (memory_high) when the live memory the process holds besides the
+	// store's entries passes this share of memory.overhead_mb, beyond which
+	// the store gives way. Default 0.8; 0.01..1.0. Live.
 	MemoryAlertThreshold float64 `protobuf:"fixed64,4,opt,name=memory_alert_threshold,json=memoryAlertThreshold,proto3" json:"memory_alert_threshold,omitempty"`
 	// Alert when the share of throttled intervals passes this. Default 0.7;
 	// 0.01..1.0. Live.
@@ -1186,7 +1206,7 @@ const file_pxperf_v1_config_proto_rawDesc = "" +
 	"\amonitor\x18\x05 \x01(\v2\x18.pxperf.v1.MonitorConfigB\x06\xbaH\x03\xc8\x01\x01R\amonitor\x127\n" +
 	"\x06server\x18\x06 \x01(\v2\x17.pxperf.v1.ServerConfigB\x06\xbaH\x03\xc8\x01\x01R\x06server\x12,\n" +
 	"\x05proxy\x18\a \x01(\v2\x16.pxperf.v1.ProxyConfigR\x05proxy:\xfc\x01\xbaH\xf8\x01\x1a\xf5\x01\n" +
-	"\x1cconfig.heartbeat_before_idle\x12fthrottle.heartbeat_interval must be below cleanup.resource_timeout, or a quiet stream is ended as idle\x1am!has(this.throttle) || !has(this.cleanup) || this.throttle.heartbeat_interval < this.cleanup.resource_timeout\"\xa3\x04\n" +
+	"\x1cconfig.heartbeat_before_idle\x12fthrottle.heartbeat_interval must be below cleanup.resource_timeout, or a quiet stream is ended as idle\x1am!has(this.throttle) || !has(this.cleanup) || this.throttle.heartbeat_interval < this.cleanup.resource_timeout\"\xd1\x04\n" +
 	"\fMemoryConfig\x12-\n" +
 	"\vmax_entries\x18\x01 \x01(\rB\f\xbaH\t*\a\x18\x80\xad\xe2\x04(\x01R\n" +
 	"maxEntries\x12/\n" +
@@ -1197,7 +1217,9 @@ const file_pxperf_v1_config_proto_rawDesc = "" +
 	"\n" +
 	"high_water\x18\x05 \x01(\x01B\x17\xbaH\x14\x12\x12\x19\x00\x00\x00\x00\x00\x00\xf0?)\x9a\x99\x99\x99\x99\x99\xb9?R\thighWater\x124\n" +
 	"\tlow_water\x18\x06 \x01(\x01B\x17\xbaH\x14\x12\x12\x19\xaeG\xe1z\x14\xae\xef?)\x9a\x99\x99\x99\x99\x99\xa9?R\blowWater\x12Z\n" +
-	"\x0eredact_headers\x18\a \x03(\tB3\xbaH0\x92\x01-\x10@\x18\x01\"'r%2#^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$R\rredactHeaders:_\xbaH\\\x1aZ\n" +
+	"\x0eredact_headers\x18\a \x03(\tB3\xbaH0\x92\x01-\x10@\x18\x01\"'r%2#^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$R\rredactHeaders\x12,\n" +
+	"\voverhead_mb\x18\b \x01(\rB\v\xbaH\b*\x06\x18\x80\x80\x04(\x01R\n" +
+	"overheadMb:_\xbaH\\\x1aZ\n" +
 	"\x12memory.water_marks\x12\"low_water must be below high_water\x1a this.low_water < this.high_water\"\xa0\x05\n" +
 	"\n" +
 	"LogsConfig\x12\x18\n" +

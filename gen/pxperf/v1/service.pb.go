@@ -675,8 +675,8 @@ type SubscribeRequest struct {
 	// included, so that it stays within what gRPC clients accept by default;
 	// it then holds at least one entry.
 	MaxBatchSize uint32 `protobuf:"varint,5,opt,name=max_batch_size,json=maxBatchSize,proto3" json:"max_batch_size,omitempty"`
-	// Whether entries carry their response body. Default false: bodies are
-	// fetched with GetEntry when needed.
+	// Whether entries carry their bodies' data (request and response).
+	// Default false: bodies are fetched with GetEntry when needed.
 	IncludeBodies bool `protobuf:"varint,6,opt,name=include_bodies,json=includeBodies,proto3" json:"include_bodies,omitempty"`
 	// Asks for a live view instead of every entry: see LiveView. Messages
 	// are then view events, paced by max_updates_per_second as batches are.
@@ -1346,7 +1346,8 @@ type ListEntriesRequest struct {
 	Offset uint64 `protobuf:"varint,4,opt,name=offset,proto3" json:"offset,omitempty"`
 	// Newest first (the default) or oldest first.
 	Order Order `protobuf:"varint,5,opt,name=order,proto3,enum=pxperf.v1.Order" json:"order,omitempty"`
-	// Whether entries carry their response body. Default false.
+	// Whether entries carry their bodies' data (request and response).
+	// Default false.
 	IncludeBodies bool `protobuf:"varint,6,opt,name=include_bodies,json=includeBodies,proto3" json:"include_bodies,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2807,7 +2808,8 @@ type ReadArchiveRequest struct {
 	Range isReadArchiveRequest_Range `protobuf_oneof:"range"`
 	// Which of them to send.
 	Filter *Filter `protobuf:"bytes,3,opt,name=filter,proto3" json:"filter,omitempty"`
-	// Whether entries carry their response body. Default false.
+	// Whether entries carry their bodies' data (request and response).
+	// Default false.
 	IncludeBodies bool `protobuf:"varint,4,opt,name=include_bodies,json=includeBodies,proto3" json:"include_bodies,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

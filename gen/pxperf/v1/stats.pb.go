@@ -400,14 +400,14 @@ type StoreStats struct {
 	EvictedByCount uint64 `protobuf:"varint,9,opt,name=evicted_by_count,json=evictedByCount,proto3" json:"evicted_by_count,omitempty"`
 	// Entries evicted because max_memory_mb was reached.
 	EvictedByBytes uint64 `protobuf:"varint,10,opt,name=evicted_by_bytes,json=evictedByBytes,proto3" json:"evicted_by_bytes,omitempty"`
-	// Entries evicted because process memory (RSS) passed the high-water mark
-	// (memory.high_water of the budget), down to the low-water mark.
+	// Entries evicted under memory pressure: live memory passed the budget
+	// and memory.overhead_mb, and the store gave way by the excess; or
+	// evicted on request (Optimize's evict).
 	EvictedByPressure uint64 `protobuf:"varint,11,opt,name=evicted_by_pressure,json=evictedByPressure,proto3" json:"evicted_by_pressure,omitempty"`
 	// Bodies truncated at ingest.
 	TruncatedBodies uint64 `protobuf:"varint,12,opt,name=truncated_bodies,json=truncatedBodies,proto3" json:"truncated_bodies,omitempty"`
-	// Whether process memory passed memory.high_water of the budget and has
-	// not yet fallen below memory.low_water: the store evicts at each check
-	// while it holds.
+	// Whether the last pressure check found live memory beyond the budget and
+	// memory.overhead_mb (and evicted the excess).
 	UnderPressure bool `protobuf:"varint,13,opt,name=under_pressure,json=underPressure,proto3" json:"under_pressure,omitempty"`
 	// PENDING entries completed by a later entry with their request_id.
 	Completed     uint64 `protobuf:"varint,14,opt,name=completed,proto3" json:"completed,omitempty"`

@@ -310,8 +310,8 @@ export type SubscribeRequest = Message<"pxperf.v1.SubscribeRequest"> & {
   maxBatchSize: number;
 
   /**
-   * Whether entries carry their response body. Default false: bodies are
-   * fetched with GetEntry when needed.
+   * Whether entries carry their bodies' data (request and response).
+   * Default false: bodies are fetched with GetEntry when needed.
    *
    * @generated from field: bool include_bodies = 6;
    */
@@ -665,7 +665,8 @@ export type ListEntriesRequest = Message<"pxperf.v1.ListEntriesRequest"> & {
   order: Order;
 
   /**
-   * Whether entries carry their response body. Default false.
+   * Whether entries carry their bodies' data (request and response).
+   * Default false.
    *
    * @generated from field: bool include_bodies = 6;
    */
@@ -1424,7 +1425,8 @@ export type ReadArchiveRequest = Message<"pxperf.v1.ReadArchiveRequest"> & {
   filter?: Filter | undefined;
 
   /**
-   * Whether entries carry their response body. Default false.
+   * Whether entries carry their bodies' data (request and response).
+   * Default false.
    *
    * @generated from field: bool include_bodies = 4;
    */

@@ -298,8 +298,9 @@ export type StoreStats = Message<"pxperf.v1.StoreStats"> & {
   evictedByBytes: bigint;
 
   /**
-   * Entries evicted because process memory (RSS) passed the high-water mark
-   * (memory.high_water of the budget), down to the low-water mark.
+   * Entries evicted under memory pressure: live memory passed the budget
+   * and memory.overhead_mb, and the store gave way by the excess; or
+   * evicted on request (Optimize's evict).
    *
    * @generated from field: uint64 evicted_by_pressure = 11;
    */
@@ -313,9 +314,8 @@ export type StoreStats = Message<"pxperf.v1.StoreStats"> & {
   truncatedBodies: bigint;
 
   /**
-   * Whether process memory passed memory.high_water of the budget and has
-   * not yet fallen below memory.low_water: the store evicts at each check
-   * while it holds.
+   * Whether the last pressure check found live memory beyond the budget and
+   * memory.overhead_mb (and evicted the excess).
    *
    * @generated from field: bool under_pressure = 13;
    */
