@@ -2,54 +2,20 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"mime"
-	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
-	"unicode/utf8"
 
-	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
-	"github.com/pxperf/pxperf/perf/store"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/durationpb"
+	"github.com/pxperf/pxperf/internal/httpentry"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
-
-// Limits of the contract (proto/pxperf/v1/entry.proto) that the proxy
-// keeps to so that its entries are never rejected.
-const (
-	maxURL         = 8192
-	maxHost        = 255
-	maxHeaders     = 256
-	maxHeaderName  = 256
-	maxHeaderValue = 16384
-	maxErrMessage  = 4096
-	maxContentType = 256
-	// maxHeaderBytes bounds each of an entry's header lists, so that the
-	// two stay well within the entry's 1 MiB for strings and headers.
-	maxHeaderBytes = 256 << 10
-)
-
-// recordable reports whether an entry may carry method: the contract only
-// takes the methods of the IANA registry, read from it once.
-var recordable = sync.OnceValue(func() func(string) bool {
-	fd := (&pxperfv1.Entry{}).ProtoReflect().Descriptor().Fields().ByName("method")
-	rules, _ := proto.GetExtension(fd.Options(), validate.E_Field).(*validate.FieldRules)
-	methods := rules.GetString().GetIn()
-	return func(m string) bool { return slices.Contains(methods, m) }
-})
 
 // exchange is what the proxy learns about one request or tunnel, from
 // which it builds the request's entries. Fields without a note are written
@@ -77,14 +43,7 @@ type exchange struct {
 	sent atomic.Int64 // bytes client → target; written by the transport too
 	recv atomic.Int64 // bytes target → client; written by tunnel pumps too
 
-	mu        sync.Mutex // guards the trace times, set from the transport's goroutines
-	dnsStart  time.Time
-	dns       time.Duration
-	connStart time.Time
-	connect   time.Duration
-	tlsStart  time.Time
-	tlsDur    time.Duration
-	firstByte time.Time
+	timer httpentry.Timer // written by the transport's goroutines too
 
 	status      int
 	respHeaders []*pxperfv1.Header
@@ -111,13 +70,13 @@ func (p *Proxy) newExchange(r *http.Request, entryURL, entryHost, host, port str
 		start:   p.now(),
 		method:  r.Method,
 		url:     entryURL,
-		host:    clean(entryHost, maxHost),
+		host:    httpentry.Clean(entryHost, httpentry.Contract().Host),
 		tunnel:  r.Method == http.MethodConnect,
 		up:      up,
 		source:  source,
 		reqHost: r.Host,
 		req:     r.Header,
-		reqType: mediaType(r.Header.Get("Content-Type")),
+		reqType: httpentry.MediaType(r.Header.Get("Content-Type")),
 		replay:  replay,
 
 		targetHost: host,
@@ -166,44 +125,13 @@ func (ex *exchange) failed() bool {
 	return ex.errKind != pxperfv1.ErrorKind_ERROR_KIND_UNSPECIFIED
 }
 
-// trace returns hooks that time the transport's work for ex.
-func (ex *exchange) trace(now func() time.Time) *httptrace.ClientTrace {
-	mark := func(t *time.Time) {
-		ex.mu.Lock()
-		if t.IsZero() {
-			*t = now()
-		}
-		ex.mu.Unlock()
-	}
-	done := func(start *time.Time, d *time.Duration, ok bool) {
-		ex.mu.Lock()
-		if !start.IsZero() && *d == 0 && ok {
-			*d = max(now().Sub(*start), 1) // 0 means not measured
-		}
-		ex.mu.Unlock()
-	}
-	return &httptrace.ClientTrace{
-		DNSStart:             func(httptrace.DNSStartInfo) { mark(&ex.dnsStart) },
-		DNSDone:              func(i httptrace.DNSDoneInfo) { done(&ex.dnsStart, &ex.dns, i.Err == nil) },
-		ConnectStart:         func(_, _ string) { mark(&ex.connStart) },
-		ConnectDone:          func(_, _ string, err error) { done(&ex.connStart, &ex.connect, err == nil) },
-		TLSHandshakeStart:    func() { mark(&ex.tlsStart) },
-		TLSHandshakeDone:     func(_ tls.ConnectionState, err error) { done(&ex.tlsStart, &ex.tlsDur, err == nil) },
-		GotFirstResponseByte: func() { mark(&ex.firstByte) },
-	}
-}
-
 // gotResponse records a response's status and headers as received.
 func (p *Proxy) gotResponse(ex *exchange, res *http.Response) {
-	ex.mu.Lock()
-	if ex.firstByte.IsZero() {
-		ex.firstByte = p.now()
-	}
-	ex.mu.Unlock()
+	ex.timer.FirstByte(p.now)
 	ex.status = res.StatusCode
 	ex.respHeaders = p.headerList("", res.Header)
-	ex.contentType = mediaType(res.Header.Get("Content-Type"))
-	ex.headRecv = responseHeadSize(res)
+	ex.contentType = httpentry.MediaType(res.Header.Get("Content-Type"))
+	ex.headRecv = httpentry.ResponseHeadSize(res)
 	if ex.up != nil && res.StatusCode == http.StatusProxyAuthRequired {
 		ex.challenge = slices.Clone(res.Header["Proxy-Authenticate"])
 	}
@@ -282,7 +210,7 @@ func (p *Proxy) base(ex *exchange) *pxperfv1.Entry {
 	}
 	if ex.up != nil {
 		e.ProxyDecision.Route = pxperfv1.Route_ROUTE_PROXY
-		e.ProxyDecision.Upstream = clean(ex.up.Host, maxHost)
+		e.ProxyDecision.Upstream = httpentry.Clean(ex.up.Host, httpentry.Contract().Upstream)
 		e.UpstreamAuth = &pxperfv1.UpstreamAuth{Method: ex.auth}
 	}
 	return e
@@ -301,11 +229,11 @@ func (p *Proxy) final(ex *exchange, end time.Time) *pxperfv1.Entry {
 	if data, n := ex.download.take(); !ex.carried && ex.status != 0 && (n > 0 || ex.contentType != "") {
 		e.ResponseBody = &pxperfv1.Body{Data: data, ContentType: ex.contentType, OriginalSize: n}
 	}
-	e.Timings = p.timings(ex, end)
+	e.Timings = ex.timer.Timings(ex.start, end)
 	switch {
 	case ex.failed():
 		e.State = pxperfv1.EntryState_ENTRY_STATE_FAILED
-		e.Error = &pxperfv1.EntryError{Kind: ex.errKind, Message: clean(ex.errMsg, maxErrMessage)}
+		e.Error = &pxperfv1.EntryError{Kind: ex.errKind, Message: httpentry.Clean(ex.errMsg, httpentry.Contract().ErrorMessage)}
 	case ex.status == 0:
 		e.State = pxperfv1.EntryState_ENTRY_STATE_FAILED
 		e.Error = &pxperfv1.EntryError{Kind: pxperfv1.ErrorKind_ERROR_KIND_OTHER, Message: "the exchange ended without a response"}
@@ -327,27 +255,6 @@ func (p *Proxy) final(ex *exchange, end time.Time) *pxperfv1.Entry {
 	return e
 }
 
-func (p *Proxy) timings(ex *exchange, end time.Time) *pxperfv1.Timings {
-	dur := func(d time.Duration) *durationpb.Duration {
-		if d <= 0 {
-			return nil
-		}
-		return durationpb.New(d)
-	}
-	ex.mu.Lock()
-	defer ex.mu.Unlock()
-	t := &pxperfv1.Timings{
-		Dns:          dur(ex.dns),
-		Connect:      dur(ex.connect),
-		TlsHandshake: dur(ex.tlsDur),
-		Total:        durationpb.New(max(end.Sub(ex.start), 0)),
-	}
-	if !ex.firstByte.IsZero() {
-		t.TimeToFirstByte = durationpb.New(max(ex.firstByte.Sub(ex.start), 0))
-	}
-	return t
-}
-
 // headerList turns h into the entry's header list: sorted by name (Go's
 // header map keeps no order), the values of a name in the order received,
 // credentials redacted, within the contract's limits. host, if not empty,
@@ -357,66 +264,12 @@ func (p *Proxy) headerList(host string, h http.Header) []*pxperfv1.Header {
 	if host != "" {
 		n++
 	}
-	out := make([]*pxperfv1.Header, 0, min(n, maxHeaders))
-	budget := maxHeaderBytes
+	l := httpentry.NewHeaderList(n)
 	if host != "" {
-		v := clean(host, maxHeaderValue)
-		budget -= len("Host") + len(v)
-		out = append(out, &pxperfv1.Header{Name: "Host", Value: v})
+		l.Add("Host", host, false)
 	}
-	keys := make([]string, 0, len(h))
-	for k := range h {
-		if k != "" && len(k) <= maxHeaderName {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		name := clean(k, maxHeaderName)
-		for _, v := range h[k] {
-			if p.redact[k] {
-				v = store.Redacted
-			} else {
-				v = clean(v, maxHeaderValue)
-			}
-			budget -= len(name) + len(v)
-			if len(out) == maxHeaders || budget < 0 {
-				return out
-			}
-			out = append(out, &pxperfv1.Header{Name: name, Value: v})
-		}
-	}
-	return out
-}
-
-// clean makes s valid UTF-8 (protobuf strings must be) of at most max
-// bytes, cutting at a character boundary.
-func clean(s string, max int) string {
-	if len(s) <= max && utf8.ValidString(s) {
-		return s
-	}
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	if len(s) <= max {
-		return s
-	}
-	i := max
-	for i > 0 && !utf8.RuneStart(s[i]) {
-		i--
-	}
-	return s[:i]
-}
-
-// mediaType is the media type of a Content-Type value, without
-// parameters.
-func mediaType(ct string) string {
-	if ct == "" {
-		return ""
-	}
-	if mt, _, err := mime.ParseMediaType(ct); err == nil {
-		return clean(mt, maxContentType)
-	}
-	mt, _, _ := strings.Cut(ct, ";")
-	return clean(strings.ToLower(strings.TrimSpace(mt)), maxContentType)
+	l.AddHeader(h, p.redact)
+	return l.Headers()
 }
 
 // entryURL is the entry's url for an absolute-form request URL: the
@@ -424,27 +277,17 @@ func mediaType(ct string) string {
 // url can describe it.
 func entryURL(u *url.URL) (s string, ok bool) {
 	s = u.Redacted()
-	if len(s) <= maxURL {
+	limit := httpentry.Contract().URL
+	if len(s) <= limit {
 		return s, true
 	}
-	s = s[:maxURL]
+	s = s[:limit]
 	// Do not leave half a percent-escape behind.
 	if i := strings.LastIndexByte(s, '%'); i >= len(s)-2 {
 		s = s[:i]
 	}
 	v, err := url.Parse(s)
 	return s, err == nil && v.Scheme != "" && v.Host != ""
-}
-
-// headerSize estimates the bytes of h on the wire.
-func headerSize(h http.Header) int64 {
-	var n int64
-	for k, vs := range h {
-		for _, v := range vs {
-			n += int64(len(k) + len(v) + 4) // ": " and CRLF
-		}
-	}
-	return n
 }
 
 // requestHeadSize estimates the bytes of r's request line and headers as
@@ -454,44 +297,20 @@ func requestHeadSize(r *http.Request, proxied bool) int64 {
 	if proxied {
 		target = r.URL.String()
 	}
-	n := int64(len(r.Method)+len(target)+len(" HTTP/1.1\r\n")+1) + headerSize(r.Header) + 2
+	n := int64(len(r.Method)+len(target)+len(" HTTP/1.1\r\n")+1) + httpentry.HeaderSize(r.Header) + 2
 	n += int64(len("Host: \r\n") + len(r.Host))
 	return n
 }
 
-func responseHeadSize(r *http.Response) int64 {
-	return int64(len(r.Proto)+len(r.Status)+3) + headerSize(r.Header) + 2
-}
-
 // kindOf classifies err, an error reaching a target (through the upstream
-// if viaUpstream).
+// if viaUpstream): as [httpentry.ErrorKind] does, but through the upstream
+// any failure other than DNS or TIMEOUT is UPSTREAM.
 func kindOf(err error, viaUpstream bool) pxperfv1.ErrorKind {
-	var (
-		dnsErr  *net.DNSError
-		netErr  net.Error
-		opErr   *net.OpError
-		recErr  tls.RecordHeaderError
-		alert   tls.AlertError
-		verErr  *tls.CertificateVerificationError
-		authErr x509.UnknownAuthorityError
-		hostErr x509.HostnameError
-		certErr x509.CertificateInvalidError
-	)
-	switch {
-	case errors.As(err, &dnsErr) && !dnsErr.IsTimeout:
-		return pxperfv1.ErrorKind_ERROR_KIND_DNS
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
-		return pxperfv1.ErrorKind_ERROR_KIND_TIMEOUT
-	case viaUpstream:
+	kind := httpentry.ErrorKind(err)
+	if viaUpstream && kind != pxperfv1.ErrorKind_ERROR_KIND_DNS && kind != pxperfv1.ErrorKind_ERROR_KIND_TIMEOUT {
 		return pxperfv1.ErrorKind_ERROR_KIND_UPSTREAM
-	case errors.As(err, &recErr), errors.As(err, &alert), errors.As(err, &verErr),
-		errors.As(err, &authErr), errors.As(err, &hostErr), errors.As(err, &certErr):
-		return pxperfv1.ErrorKind_ERROR_KIND_TLS
-	case errors.As(err, &opErr) && opErr.Op == "dial",
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
-		return pxperfv1.ErrorKind_ERROR_KIND_CONNECT
 	}
-	return pxperfv1.ErrorKind_ERROR_KIND_OTHER
+	return kind
 }
 
 // failure classifies err, which ended ex; ctx is the request's context.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/internal/httpentry"
 )
 
 // exchangeKey is the context key of a request's *exchange.
@@ -113,7 +114,7 @@ func (p *Proxy) serveForward(w http.ResponseWriter, r *http.Request) {
 	}
 	u, ok := entryURL(r.URL)
 	ex := p.newExchange(r, u, r.URL.Host, host, port)
-	if !ok || !recordable()(r.Method) {
+	if !ok || !httpentry.Contract().Recordable(r.Method) {
 		// Carried all the same, but no valid entry can describe it.
 		p.stats.unrecorded.Add(1)
 		ex.id = ""
@@ -128,7 +129,7 @@ func (p *Proxy) serveForward(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.enqueue(p.pending(ex))
-	ctx = httptrace.WithClientTrace(ctx, ex.trace(p.now))
+	ctx = httptrace.WithClientTrace(ctx, ex.timer.Trace(p.now))
 	r = r.WithContext(ctx)
 	if r.Body != nil && r.Body != http.NoBody {
 		ex.upload.start(p.cfg.MaxBodySize, r.ContentLength)

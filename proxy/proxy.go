@@ -21,6 +21,7 @@ import (
 	"time"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/internal/httpentry"
 	"github.com/pxperf/pxperf/perf/store"
 )
 
@@ -236,8 +237,8 @@ func (c Config) withDefaults() (Config, lists, error) {
 		}
 	}
 	for i, h := range c.RedactHeaders {
-		if h == "" || len(h) > maxHeaderName {
-			return c, ls, invalid(fmt.Sprintf("RedactHeaders[%d]", i), "want a header name of 1..%d bytes, got %q", maxHeaderName, h)
+		if limit := httpentry.Contract().HeaderName; h == "" || len(h) > limit {
+			return c, ls, invalid(fmt.Sprintf("RedactHeaders[%d]", i), "want a header name of 1..%d bytes, got %q", limit, h)
 		}
 	}
 	if c.Now == nil {

@@ -3,8 +3,6 @@ package proxy
 import (
 	"net/http"
 	"strconv"
-
-	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 )
 
 // ReplayOfHeader is the request header by which a client that re-sends a
@@ -27,13 +25,4 @@ func takeReplayOf(h http.Header) uint64 {
 		return 0
 	}
 	return id
-}
-
-// ErrorKind classifies err, an error of an HTTP client that reached, or
-// failed to reach, a target directly, as the proxy's own entries classify
-// their errors: DNS, TIMEOUT (a deadline passed, the caller's context's
-// included), TLS, CONNECT (the connection was refused or could not be
-// opened) or OTHER.
-func ErrorKind(err error) pxperfv1.ErrorKind {
-	return kindOf(err, false)
 }

@@ -123,20 +123,3 @@ func TestKindOf(t *testing.T) {
 		}
 	}
 }
-
-func TestClean(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		max  int
-		want string
-	}{
-		{"plain", 10, "plain"},
-		{"héllo", 2, "h"}, // not half an é
-		{"a\xffb", 10, "a\uFFFDb"},
-		{"abcdef", 3, "abc"},
-	} {
-		if got := clean(tc.in, tc.max); got != tc.want {
-			t.Errorf("clean(%q, %d) = %q; want %q", tc.in, tc.max, got, tc.want)
-		}
-	}
-}

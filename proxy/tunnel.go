@@ -16,6 +16,7 @@ import (
 	"time"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/internal/httpentry"
 )
 
 // tunnel is an open CONNECT tunnel: the client's connection and the
@@ -63,7 +64,7 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request) {
 	p.stats.tunnels.Add(1)
 	target := r.Host
 	host, port, err := net.SplitHostPort(target)
-	if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 || len(target) > maxHost {
+	if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 || len(target) > httpentry.Contract().Host {
 		p.stats.unrecorded.Add(1)
 		http.Error(w, "pxperf proxy: CONNECT needs host:port, the port a number 1..65535", http.StatusBadRequest)
 		return
@@ -89,9 +90,7 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request) {
 		p.noResponse(w, ex, r.Context(), err)
 		return
 	}
-	ex.mu.Lock()
-	ex.connect = max(p.now().Sub(start), 1)
-	ex.mu.Unlock()
+	ex.timer.SetConnect(p.now().Sub(start))
 	if refusal != nil {
 		p.relayRefusal(w, ex, conn, refusal)
 		return
@@ -283,9 +282,7 @@ func (p *Proxy) copyDir(ex *exchange, dst, srcConn net.Conn, src io.Reader, up b
 			last.Store(time.Now().UnixNano())
 			if !up && !seen {
 				seen = true
-				ex.mu.Lock()
-				ex.firstByte = p.now()
-				ex.mu.Unlock()
+				ex.timer.SetFirstByte(p.now())
 			}
 			_ = dst.SetWriteDeadline(time.Now().Add(idle))
 			if _, werr := dst.Write(buf[:n]); werr != nil {

@@ -2,10 +2,9 @@ package replay
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
-	"mime"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -17,9 +16,9 @@ import (
 	"time"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/internal/httpentry"
 	"github.com/pxperf/pxperf/perf/store"
 	"github.com/pxperf/pxperf/proxy"
-	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -124,8 +123,10 @@ func Do(ctx context.Context, e *pxperfv1.Entry, opts Options) (*pxperfv1.Entry, 
 		rctx, cancel = context.WithTimeout(ctx, opts.Timeout)
 	}
 	defer cancel()
-	m := &meter{now: opts.Now}
-	req, err := p.request(httptrace.WithClientTrace(rctx, m.trace()))
+	m := &meter{}
+	// Two traces on one context: the transport calls the hooks of both.
+	tctx := httptrace.WithClientTrace(rctx, m.timer.Trace(opts.Now))
+	req, err := p.request(httptrace.WithClientTrace(tctx, m.trace()))
 	if err != nil {
 		return nil, err
 	}
@@ -134,14 +135,13 @@ func Do(ctx context.Context, e *pxperfv1.Entry, opts Options) (*pxperfv1.Entry, 
 		// the header (see client): the proxy never sees this one.
 		req.Header.Set(proxy.ReplayOfHeader, strconv.FormatUint(e.GetId(), 10))
 	}
-	lim := limits()
 	out := &pxperfv1.Entry{
 		Method:        p.method,
 		Url:           e.GetUrl(),
 		ProxyDecision: route(c, opts.Proxy, req),
 		ReplayOf:      e.GetId(),
 	}
-	if len(p.url.Host) <= lim.host {
+	if len(p.url.Host) <= httpentry.Contract().Host {
 		out.Host = p.url.Host
 	}
 	if p.body != nil {
@@ -177,9 +177,9 @@ func Do(ctx context.Context, e *pxperfv1.Entry, opts Options) (*pxperfv1.Entry, 
 	}
 	m.finish(out, redact, end)
 	out.StatusCode = int32(res.StatusCode)
-	out.ResponseHeaders = headerList(res.Header, redact, lim)
-	out.BytesReceived = headSize(res) + n
-	if ct := mediaType(res.Header.Get("Content-Type"), lim); n > 0 || ct != "" {
+	out.ResponseHeaders = headerList(res.Header, redact)
+	out.BytesReceived = httpentry.ResponseHeadSize(res) + n
+	if ct := httpentry.MediaType(res.Header.Get("Content-Type")); n > 0 || ct != "" {
 		out.ResponseBody = entryBody(head.b, n, ct, opts.MaxBodySize)
 	}
 	out.State = pxperfv1.EntryState_ENTRY_STATE_COMPLETED
@@ -274,13 +274,13 @@ func hostPort(u *url.URL) string {
 			port = "443"
 		}
 	}
-	return clean(net.JoinHostPort(u.Hostname(), port), limits().host)
+	return httpentry.Clean(net.JoinHostPort(u.Hostname(), port), httpentry.Contract().Upstream)
 }
 
 // failure describes err, which ended an exchange, as the entry's error;
 // prefix goes before its message.
 func failure(err error, viaProxy bool, prefix string) *pxperfv1.EntryError {
-	kind := proxy.ErrorKind(err)
+	kind := httpentry.ErrorKind(err)
 	switch kind {
 	case pxperfv1.ErrorKind_ERROR_KIND_DNS, pxperfv1.ErrorKind_ERROR_KIND_TIMEOUT, pxperfv1.ErrorKind_ERROR_KIND_TLS:
 	default:
@@ -288,14 +288,14 @@ func failure(err error, viaProxy bool, prefix string) *pxperfv1.EntryError {
 			kind = pxperfv1.ErrorKind_ERROR_KIND_UPSTREAM
 		}
 	}
-	return &pxperfv1.EntryError{Kind: kind, Message: clean(prefix+err.Error(), limits().message)}
+	return &pxperfv1.EntryError{Kind: kind, Message: httpentry.Clean(prefix+err.Error(), httpentry.Contract().ErrorMessage)}
 }
 
 // contentType returns the media type of the Content-Type p sends, if any.
 func (p *prepared) contentType() string {
 	for _, f := range p.header {
 		if strings.EqualFold(f.name, "Content-Type") {
-			return mediaType(f.value, limits())
+			return httpentry.MediaType(f.value)
 		}
 	}
 	return ""
@@ -345,96 +345,49 @@ func redactions(e *pxperfv1.Entry) map[string]bool {
 // headerList turns h into an entry's header list: sorted by name (a
 // header map keeps no order), the values of a name in the order received,
 // redacted, fitted to the contract.
-func headerList(h http.Header, redact map[string]bool, lim contract) []*pxperfv1.Header {
+func headerList(h http.Header, redact map[string]bool) []*pxperfv1.Header {
 	var hs []field
-	for _, name := range slices.Sorted(func(yield func(string) bool) {
-		for k := range h {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, name := range slices.Sorted(maps.Keys(h)) {
 		for _, v := range h[name] {
 			hs = append(hs, field{name, v})
 		}
 	}
-	return fit(hs, redact, lim)
+	return fit(hs, redact)
 }
 
-// fit makes hs an entry's header list: credentials redacted, strings
-// valid UTF-8 within the contract's limits, at most as many headers and
-// bytes as it allows.
-func fit(hs []field, redact map[string]bool, lim contract) []*pxperfv1.Header {
-	out := make([]*pxperfv1.Header, 0, min(len(hs), lim.headers))
-	budget := store.MaxEntryBytes / 4 // each list, so that both stay well within an entry's strings
+// fit makes hs an entry's header list, as [httpentry.HeaderList] does,
+// credentials redacted; pseudo-headers and the proxy's link header, which
+// are no headers of the exchange, are left out.
+func fit(hs []field, redact map[string]bool) []*pxperfv1.Header {
+	l := httpentry.NewHeaderList(len(hs))
 	for _, f := range hs {
-		if f.name == "" || strings.HasPrefix(f.name, ":") || len(f.name) > lim.name || strings.EqualFold(f.name, proxy.ReplayOfHeader) {
+		if strings.HasPrefix(f.name, ":") || strings.EqualFold(f.name, proxy.ReplayOfHeader) {
 			continue
 		}
-		name, v := clean(f.name, lim.name), store.Redacted
-		if !redact[http.CanonicalHeaderKey(f.name)] {
-			v = clean(f.value, lim.value)
-		}
-		if budget -= len(name) + len(v); len(out) == lim.headers || budget < 0 {
+		if !l.Add(f.name, f.value, redact[http.CanonicalHeaderKey(f.name)]) {
 			break
 		}
-		out = append(out, &pxperfv1.Header{Name: name, Value: v})
 	}
-	return out
+	return l.Headers()
 }
 
-// mediaType is the media type of a Content-Type value, without
-// parameters, fitted to the contract.
-func mediaType(ct string, lim contract) string {
-	if ct == "" {
-		return ""
-	}
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
-		mt, _, _ = strings.Cut(ct, ";")
-		mt = strings.ToLower(strings.TrimSpace(mt))
-	}
-	return clean(mt, lim.contentType)
-}
-
-// meter measures an exchange through the hooks of net/http/httptrace,
-// which the transport calls from its own goroutines.
+// meter measures an exchange: its phases, through the hooks of
+// net/http/httptrace, which the transport calls from its own goroutines,
+// and what it wrote.
 type meter struct {
-	now   func() time.Time
+	timer httpentry.Timer
 	start time.Time // set before the request is sent
+	line  int64     // bytes of the request line; set before the request is sent
+	body  int64     // bytes of the request body; set before the request is sent
 
-	mu        sync.Mutex // guards what follows
-	dnsStart  time.Time
-	dns       time.Duration
-	connStart time.Time
-	connect   time.Duration
-	tlsStart  time.Time
-	tlsDur    time.Duration
-	firstByte time.Time
-	sent      []field // the headers written, in order
-	headSent  int64   // bytes of the headers written
-
-	line int64 // bytes of the request line; set before the request is sent
-	body int64 // bytes of the request body; set before the request is sent
+	mu       sync.Mutex // guards what follows
+	sent     []field    // the headers written, in order
+	headSent int64      // bytes of the headers written
 }
 
-// trace returns the hooks that time the exchange and record what was
-// written.
+// trace returns the hooks that record the request's headers as written;
+// those of m.timer time the exchange.
 func (m *meter) trace() *httptrace.ClientTrace {
-	mark := func(t *time.Time) {
-		m.mu.Lock()
-		if t.IsZero() {
-			*t = m.now()
-		}
-		m.mu.Unlock()
-	}
-	done := func(start *time.Time, d *time.Duration, ok bool) {
-		m.mu.Lock()
-		if !start.IsZero() && *d == 0 && ok {
-			*d = max(m.now().Sub(*start), 1) // 0 means not measured
-		}
-		m.mu.Unlock()
-	}
 	return &httptrace.ClientTrace{
 		GotConn: func(httptrace.GotConnInfo) {
 			// A retry on another connection writes the request again.
@@ -442,12 +395,6 @@ func (m *meter) trace() *httptrace.ClientTrace {
 			m.sent, m.headSent = nil, 0
 			m.mu.Unlock()
 		},
-		DNSStart:          func(httptrace.DNSStartInfo) { mark(&m.dnsStart) },
-		DNSDone:           func(i httptrace.DNSDoneInfo) { done(&m.dnsStart, &m.dns, i.Err == nil) },
-		ConnectStart:      func(_, _ string) { mark(&m.connStart) },
-		ConnectDone:       func(_, _ string, err error) { done(&m.connStart, &m.connect, err == nil) },
-		TLSHandshakeStart: func() { mark(&m.tlsStart) },
-		TLSHandshakeDone:  func(_ tls.ConnectionState, err error) { done(&m.tlsStart, &m.tlsDur, err == nil) },
 		WroteHeaderField: func(name string, values []string) {
 			m.mu.Lock()
 			for _, v := range values {
@@ -456,45 +403,19 @@ func (m *meter) trace() *httptrace.ClientTrace {
 			}
 			m.mu.Unlock()
 		},
-		GotFirstResponseByte: func() { mark(&m.firstByte) },
 	}
-}
-
-// headSize estimates the bytes of res's status line and headers.
-func headSize(res *http.Response) int64 {
-	n := int64(len(res.Proto) + len(res.Status) + 3 + 2) // status line, blank line
-	for k, vs := range res.Header {
-		for _, v := range vs {
-			n += int64(len(k) + len(v) + 4) // ": " and CRLF
-		}
-	}
-	return n
 }
 
 // finish sets what m measured on out, the exchange ending at end: the
 // request headers written, bytes sent and timings.
 func (m *meter) finish(out *pxperfv1.Entry, redact map[string]bool, end time.Time) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	out.RequestHeaders = fit(m.sent, redact, limits())
+	out.RequestHeaders = fit(m.sent, redact)
 	if len(m.sent) > 0 {
 		// The request line, the headers, the blank line, and the body,
 		// which follows once the headers are written.
 		out.BytesSent = m.line + m.headSent + 2 + m.body
 	}
-	dur := func(d time.Duration) *durationpb.Duration {
-		if d <= 0 {
-			return nil
-		}
-		return durationpb.New(d)
-	}
-	out.Timings = &pxperfv1.Timings{
-		Dns:          dur(m.dns),
-		Connect:      dur(m.connect),
-		TlsHandshake: dur(m.tlsDur),
-		Total:        durationpb.New(max(end.Sub(m.start), 0)),
-	}
-	if !m.firstByte.IsZero() {
-		out.Timings.TimeToFirstByte = durationpb.New(max(m.firstByte.Sub(m.start), 0))
-	}
+	m.mu.Unlock()
+	out.Timings = m.timer.Timings(m.start, end)
 }
