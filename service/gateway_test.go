@@ -15,6 +15,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/google/go-cmp/cmp"
 	"github.com/pxperf/pxperf/auth"
+	"github.com/pxperf/pxperf/config"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"github.com/pxperf/pxperf/internal/testcert"
 	"github.com/pxperf/pxperf/service"
@@ -167,6 +168,12 @@ func TestGatewayREST(t *testing.T) {
 	})
 	t.Run("not found", func(t *testing.T) {
 		code, body := g.call(t, "GET", "/v1/entries/999999", "", nil)
+		if s := decodeStatus(t, body); code != http.StatusNotFound || s.Code != 5 {
+			t.Errorf("status %d, %s; want 404 with NOT_FOUND (5)", code, body)
+		}
+	})
+	t.Run("close a resource that is not there", func(t *testing.T) {
+		code, body := g.call(t, "POST", "/v1/resources/subscriber-999:close", `{"reason":"test"}`, nil)
 		if s := decodeStatus(t, body); code != http.StatusNotFound || s.Code != 5 {
 			t.Errorf("status %d, %s; want 404 with NOT_FOUND (5)", code, body)
 		}
@@ -409,5 +416,17 @@ func decode(t *testing.T, body string, msg proto.Message) {
 	t.Helper()
 	if err := protojson.Unmarshal([]byte(body), msg); err != nil {
 		t.Fatalf("decoding %T from %q: %v", msg, body, err)
+	}
+}
+
+// A gateway setting that passes the contract's rules but not the
+// gateway's (a port past 65535) fails New with the field named, and stops
+// what New had started (goleak checks).
+func TestGatewayBadSettingFailsNew(t *testing.T) {
+	cfg := config.Default()
+	cfg.Logs.Directory = t.TempDir()
+	cfg.Server.HttpAllowedHosts = []string{"desk.example:99999"}
+	if _, err := service.New(cfg, service.Options{}); err == nil || !strings.Contains(err.Error(), "AllowedHosts") {
+		t.Errorf("New: %v, want an error naming AllowedHosts", err)
 	}
 }

@@ -140,6 +140,14 @@ func TestServeConfigGateway(t *testing.T) {
 		},
 		{name: "origin with a path", args: []string{"--http-cors-origins", "https://ui.example/app"}, wantErr: "server.http_cors_origins"},
 		{name: "wildcard origin", args: []string{"--http-cors-origins", "*"}, wantErr: "server.http_cors_origins"},
+		{name: "allowed host with a scheme", args: []string{"--http-allowed-hosts", "http://desk.example"}, wantErr: "server.http_allowed_hosts"},
+		{name: "allowed host with a path", args: []string{"--http-allowed-hosts", "desk.example/x"}, wantErr: "server.http_allowed_hosts"},
+		{
+			name:       "allowed IPv6 hosts",
+			args:       []string{"--http-allowed-hosts", "[fd00::1],[fd00::1]:8443"},
+			wantListen: config.DefaultHTTPListenAddress,
+			wantHosts:  []string{"[fd00::1]", "[fd00::1]:8443"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
