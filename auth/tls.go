@@ -44,6 +44,13 @@ func ServerCredentials(c TLSConfig) (credentials.TransportCredentials, error) {
 	return credentials.NewTLS(cfg), nil
 }
 
+// ServerTLSConfig returns the TLS config [ServerCredentials] uses, for an
+// HTTP server (the gateway) to serve the same certificate, and to require
+// client certificates alike.
+func ServerTLSConfig(c TLSConfig) (*tls.Config, error) {
+	return c.serverConfig()
+}
+
 func (c TLSConfig) serverConfig() (*tls.Config, error) {
 	if c.CertFile == "" {
 		return nil, errors.New("tls: CertFile is empty; a TLS server needs a certificate")

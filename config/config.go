@@ -22,6 +22,10 @@ import (
 // loopback only.
 const DefaultListenAddress = "127.0.0.1:50051"
 
+// DefaultHTTPListenAddress is where the HTTP gateway listens unless told
+// otherwise: loopback only, beside the gRPC port.
+const DefaultHTTPListenAddress = "127.0.0.1:50080"
+
 // Default returns a new config with every field at its documented default
 // (see proto/pxperf/v1/config.proto). The defaults are those of the original
 // px UI performance module unless a comment there says why not (the logs
@@ -89,6 +93,7 @@ func Default() *pxperfv1.Config {
 			MaxConcurrentStreams: 1000,
 			ShutdownTimeout:      d(5 * time.Second),
 			ReceiveWindowBytes:   256 << 10,
+			HttpListenAddress:    DefaultHTTPListenAddress,
 		},
 		Proxy: &pxperfv1.ProxyConfig{
 			MaxConnections: 1000,

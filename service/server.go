@@ -2,16 +2,19 @@ package service
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/pxperf/pxperf/auth"
+	"github.com/pxperf/pxperf/gateway"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -24,12 +27,14 @@ import (
 )
 
 // Server is a gRPC server serving PerformanceService, grpc.health.v1 and
-// server reflection. Create it with [New], run it with [Server.Serve], and
-// stop it with [Server.Shutdown]; the caller must call Shutdown even if it
-// never served, to stop the server's background workers.
+// server reflection, and the HTTP gateway to them. Create it with [New], run
+// it with [Server.Serve] (and [Server.ServeGateway]), and stop it with
+// [Server.Shutdown]; the caller must call Shutdown even if it never served,
+// to stop the server's background workers.
 type Server struct {
 	svc     *Service
 	grpc    *grpc.Server
+	gateway *http.Server // nil without server.http_listen_address
 	health  *health.Server
 	metrics *metrics
 	log     *slog.Logger
@@ -55,6 +60,10 @@ type Options struct {
 	// proxy refuses to reach them unless proxy.allow_targets lists them
 	// with their port.
 	ServedAddrs []net.Addr
+	// GatewayTLS secures the HTTP gateway; nil serves it plaintext. Give
+	// it the certificate of Credentials (see [auth.ServerTLSConfig]), so
+	// that both listeners are secured alike.
+	GatewayTLS *tls.Config
 }
 
 // New assembles a server for cfg, which must be valid.
@@ -144,7 +153,44 @@ func New(cfg *pxperfv1.Config, opts Options) (*Server, error) {
 	if m != nil {
 		m.grpc.InitializeMetrics(gs)
 	}
-	return &Server{svc: svc, grpc: gs, health: hs, metrics: m, log: log, grace: sc.GetShutdownTimeout().AsDuration()}, nil
+	s := &Server{svc: svc, grpc: gs, health: hs, metrics: m, log: log, grace: sc.GetShutdownTimeout().AsDuration()}
+	if sc.GetHttpListenAddress() != "" {
+		if s.gateway, err = newGateway(gs, sc, opts.GatewayTLS, log); err != nil {
+			s.Shutdown()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// newGateway returns the HTTP server of the gateway to gs for sc.
+func newGateway(gs *grpc.Server, sc *pxperfv1.ServerConfig, tlsConfig *tls.Config, log *slog.Logger) (*http.Server, error) {
+	h, err := gateway.New(gs, gateway.Config{
+		ListenAddress:   sc.GetHttpListenAddress(),
+		AllowedHosts:    sc.GetHttpAllowedHosts(),
+		CORSOrigins:     sc.GetHttpCorsOrigins(),
+		MaxMessageBytes: max(sc.GetMaxRecvMessageBytes(), sc.GetMaxSendMessageBytes()),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &http.Server{
+		Handler:   h,
+		TLSConfig: tlsConfig,
+		// No read or write timeout: streams last. A client has this long
+		// to send its headers, and an idle keep-alive connection is
+		// closed after the second.
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		// HTTP/2 (over TLS) under the gRPC listener's limits: streams per
+		// connection, and what a client may have sent unread.
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams:          int(sc.GetMaxConcurrentStreams()),
+			MaxReceiveBufferPerStream:     int(sc.GetReceiveWindowBytes()),
+			MaxReceiveBufferPerConnection: int(sc.GetReceiveWindowBytes()),
+		},
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}, nil
 }
 
 // MetricsHandler serves Prometheus metrics in the text format: gRPC server
@@ -171,6 +217,42 @@ func (s *Server) Serve(lis net.Listener) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
+}
+
+// ServeGateway serves the HTTP gateway (see package [gateway]) on lis until
+// [Server.Shutdown], with TLS when [Options.GatewayTLS] is set. It returns
+// nil after a shutdown, and an error at once when the config has no
+// server.http_listen_address.
+func (s *Server) ServeGateway(lis net.Listener) error {
+	if s.gateway == nil {
+		return errors.New("serve gateway: server.http_listen_address is not set")
+	}
+	scheme := "http"
+	if s.gateway.TLSConfig != nil {
+		scheme = "https"
+	}
+	s.log.Info("serving the HTTP gateway (Connect, gRPC-Web, REST): open it in a browser", "url", scheme+"://"+browserHost(lis.Addr())+"/")
+	lis = trackedListener{Listener: lis, reg: s.svc.engine.Resources()}
+	var err error
+	if s.gateway.TLSConfig != nil {
+		err = s.gateway.ServeTLS(lis, "", "")
+	} else {
+		err = s.gateway.Serve(lis)
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve gateway: %w", err)
+	}
+	return nil
+}
+
+// browserHost returns addr as a browser can open it: an unspecified IP
+// address (listening on every interface) becomes the loopback one.
+func browserHost(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		return addr.String()
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(tcp.Port))
 }
 
 // ServeProxy serves the recording proxy on lis until [Server.Shutdown]. It
@@ -201,6 +283,14 @@ func (s *Server) Shutdown() {
 	s.health.Shutdown()
 	if err := s.svc.Shutdown(ctx); err != nil {
 		s.log.Warn("streams did not end in time", "err", err)
+	}
+	// The gateway's calls are the gRPC server's too: with its streams
+	// ended above, its unary calls finish within the same grace.
+	if s.gateway != nil {
+		if err := s.gateway.Shutdown(ctx); err != nil {
+			s.log.Warn("HTTP gateway did not stop in time; closing its connections", "err", err)
+			s.gateway.Close()
+		}
 	}
 	stopped := make(chan struct{})
 	go func() {

@@ -40,14 +40,15 @@ var buildBinary = sync.OnceValues(func() (string, error) {
 
 // server is a running pxperf serve process.
 type server struct {
-	addr string
-	cmd  *exec.Cmd
-	logs *syncBuffer
-	done chan struct{} // closed when its stderr is drained
+	addr     string // the gRPC listener's host:port
+	httpAddr string // the HTTP gateway's host:port
+	cmd      *exec.Cmd
+	logs     *syncBuffer
+	done     chan struct{} // closed when its stderr is drained
 }
 
-// startServer runs pxperf serve on a free loopback port and waits until it
-// says where it listens.
+// startServer runs pxperf serve on a free loopback port, with its HTTP
+// gateway on another, and waits until it says where it listens.
 func startServer(t testing.TB, args ...string) *server {
 	t.Helper()
 	if testing.Short() {
@@ -57,7 +58,7 @@ func startServer(t testing.TB, args ...string) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0", "--log-dir", t.TempDir()}, args...)...)
+	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--log-dir", t.TempDir()}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -66,8 +67,9 @@ func startServer(t testing.TB, args ...string) *server {
 		t.Fatal(err)
 	}
 	s := &server{cmd: cmd, logs: &syncBuffer{}, done: make(chan struct{})}
-	addrc := make(chan string, 1)
+	addrc, httpc := make(chan string, 1), make(chan string, 1)
 	serving := regexp.MustCompile(`msg=serving addr=(\S+)`)
+	gateway := regexp.MustCompile(`msg="serving the HTTP gateway[^"]*" url=https?://(\S+)/`)
 	go func() {
 		defer close(s.done)
 		sc := bufio.NewScanner(stderr)
@@ -75,6 +77,9 @@ func startServer(t testing.TB, args ...string) *server {
 			s.logs.WriteString(sc.Text() + "\n")
 			if m := serving.FindStringSubmatch(sc.Text()); m != nil {
 				addrc <- m[1]
+			}
+			if m := gateway.FindStringSubmatch(sc.Text()); m != nil {
+				httpc <- m[1]
 			}
 		}
 	}()
@@ -96,12 +101,15 @@ func startServer(t testing.TB, args ...string) *server {
 			t.Logf("server log:\n%s", s.logs.String())
 		}
 	})
-	select {
-	case s.addr = <-addrc:
-	case <-s.done:
-		t.Fatalf("server exited before serving:\n%s", s.logs.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("server did not report its address:\n%s", s.logs.String())
+	for s.addr == "" || s.httpAddr == "" {
+		select {
+		case s.addr = <-addrc:
+		case s.httpAddr = <-httpc:
+		case <-s.done:
+			t.Fatalf("server exited before serving:\n%s", s.logs.String())
+		case <-time.After(30 * time.Second):
+			t.Fatalf("server did not report its addresses:\n%s", s.logs.String())
+		}
 	}
 	return s
 }

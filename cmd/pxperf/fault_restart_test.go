@@ -419,7 +419,7 @@ func startReady(b *testing.B, bin, dir string) (*timedServer, time.Duration) {
 	defer conn.Close()
 	health := healthpb.NewHealthClient(conn)
 	p := &timedServer{addr: addr, out: &syncBuffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(bin, "serve", "--listen", addr, "--log-dir", dir, "--config", "testdata/fault/restart.yaml")
+	p.cmd = exec.Command(bin, "serve", "--listen", addr, "--http-listen", "127.0.0.1:0", "--log-dir", dir, "--config", "testdata/fault/restart.yaml")
 	p.cmd.Stderr = p.out
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

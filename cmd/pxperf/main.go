@@ -38,7 +38,7 @@ import (
 const usage = `pxperf keeps a live view of a busy HTTP proxy's traffic responsive.
 
 Usage:
-  pxperf serve [flags]               run the gRPC server
+  pxperf serve [flags]               run the server (gRPC, and the HTTP gateway)
   pxperf publish [FILE]              publish entries: JSON Lines, or a HAR file with --har
   pxperf tail [--filter F]           stream entries as they arrive
   pxperf list [--filter F]           list entries in memory
@@ -119,6 +119,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		if so.Credentials, err = auth.ServerCredentials(opts.tls); err != nil {
 			return err
 		}
+		if so.GatewayTLS, err = auth.ServerTLSConfig(opts.tls); err != nil {
+			return err
+		}
 	}
 	if opts.tokens != "" {
 		if so.Tokens, err = auth.LoadTokens(opts.tokens); err != nil {
@@ -181,6 +184,16 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		func(c *pxperfv1.Config, v uint32) { c.Cleanup.MaxResources = v })
 	dur("stats-interval", d.Monitor.StatsUpdateInterval.AsDuration(), "how often the monitor samples, scores and alerts",
 		func(c *pxperfv1.Config, v *durationpb.Duration) { c.Monitor.StatsUpdateInterval = v })
+	str("http-listen", d.Server.HttpListenAddress, "serve the HTTP gateway (Connect, gRPC-Web, REST/JSON for browsers and curl) on this address, host:port (empty: off)",
+		func(c *pxperfv1.Config, v string) { c.Server.HttpListenAddress = v })
+	list := func(name, usage string, apply func(*pxperfv1.Config, []string)) {
+		v := fs.String(name, "", usage)
+		set[name] = func(c *pxperfv1.Config) { apply(c, splitList(*v)) }
+	}
+	list("http-allowed-hosts", "comma-separated host names (or host:port) the HTTP gateway answers besides loopback names and its listen address",
+		func(c *pxperfv1.Config, v []string) { c.Server.HttpAllowedHosts = v })
+	list("http-cors-origins", "comma-separated origins (https://host[:port]) whose web pages may call the HTTP gateway (CORS; empty: none)",
+		func(c *pxperfv1.Config, v []string) { c.Server.HttpCorsOrigins = v })
 	str("metrics-listen", d.Server.MetricsAddress, "serve Prometheus metrics at http://ADDR/metrics (host:port; empty: off)",
 		func(c *pxperfv1.Config, v string) { c.Server.MetricsAddress = v })
 	str("proxy-listen", d.Proxy.ListenAddress, "also run the recording HTTP proxy on this address, host:port (empty: off)",
@@ -230,6 +243,18 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		return nil, opts, err
 	}
 	return cfg, opts, nil
+}
+
+// splitList returns the comma-separated items of s, trimmed, without empty
+// ones: nil for "".
+func splitList(s string) []string {
+	var items []string
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			items = append(items, item)
+		}
+	}
+	return items
 }
 
 // setMemoryLimit sets the Go soft memory limit from cfg's memory budget.
@@ -289,6 +314,10 @@ func runServer(ctx context.Context, cfg *pxperfv1.Config, opts service.Options, 
 	if err != nil {
 		return err
 	}
+	hlis, err := listen("http listen", cfg.GetServer().GetHttpListenAddress())
+	if err != nil {
+		return err
+	}
 	mlis, err := listen("metrics listen", cfg.GetServer().GetMetricsAddress())
 	if err != nil {
 		return err
@@ -312,7 +341,10 @@ func runServer(ctx context.Context, cfg *pxperfv1.Config, opts service.Options, 
 		log.Info("Go soft memory limit kept from GOMEMLIMIT")
 	}
 	logSecurity(log, lis.Addr().String(), opts)
-	errc := make(chan error, 3)
+	if hlis != nil {
+		logSecurity(log, hlis.Addr().String(), opts)
+	}
+	errc := make(chan error, 4)
 	var metrics *http.Server
 	if mlis != nil {
 		mux := http.NewServeMux()
@@ -329,6 +361,13 @@ func runServer(ctx context.Context, cfg *pxperfv1.Config, opts service.Options, 
 		go func() {
 			if err := srv.ServeProxy(plis); err != nil {
 				errc <- fmt.Errorf("proxy: %w", err)
+			}
+		}()
+	}
+	if hlis != nil {
+		go func() {
+			if err := srv.ServeGateway(hlis); err != nil {
+				errc <- fmt.Errorf("gateway: %w", err)
 			}
 		}()
 	}

@@ -113,3 +113,59 @@ func TestServeConfigPrecedence(t *testing.T) {
 		t.Errorf("serveConfig with max_entries 0 = %v, want an error naming memory.max_entries", err)
 	}
 }
+
+// The gateway's flags and variables: an address, off when empty, and
+// comma-separated lists; a bad origin is refused naming its field.
+func TestServeConfigGateway(t *testing.T) {
+	tests := []struct {
+		name        string
+		args        []string
+		env         map[string]string
+		wantListen  string
+		wantHosts   []string
+		wantOrigins []string
+		wantErr     string
+	}{
+		{name: "default", wantListen: config.DefaultHTTPListenAddress},
+		{name: "flag", args: []string{"--http-listen", "127.0.0.1:9000"}, wantListen: "127.0.0.1:9000"},
+		{name: "off", args: []string{"--http-listen", ""}, wantListen: ""},
+		{name: "environment", env: map[string]string{"PXPERF_HTTP_LISTEN": "127.0.0.1:9001"}, wantListen: "127.0.0.1:9001"},
+		{
+			name:        "lists",
+			args:        []string{"--http-allowed-hosts", "desk.example, desk.example:8443,", "--http-cors-origins", "https://ui.example"},
+			env:         map[string]string{"PXPERF_HTTP_CORS_ORIGINS": "http://ignored.example"},
+			wantListen:  config.DefaultHTTPListenAddress,
+			wantHosts:   []string{"desk.example", "desk.example:8443"},
+			wantOrigins: []string{"https://ui.example"},
+		},
+		{name: "origin with a path", args: []string{"--http-cors-origins", "https://ui.example/app"}, wantErr: "server.http_cors_origins"},
+		{name: "wildcard origin", args: []string{"--http-cors-origins", "*"}, wantErr: "server.http_cors_origins"},
+		{name: "allowed host with a scheme", args: []string{"--http-allowed-hosts", "http://desk.example"}, wantErr: "server.http_allowed_hosts"},
+		{name: "allowed host with a path", args: []string{"--http-allowed-hosts", "desk.example/x"}, wantErr: "server.http_allowed_hosts"},
+		{
+			name:       "allowed IPv6 hosts",
+			args:       []string{"--http-allowed-hosts", "[fd00::1],[fd00::1]:8443"},
+			wantListen: config.DefaultHTTPListenAddress,
+			wantHosts:  []string{"[fd00::1]", "[fd00::1]:8443"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, _, err := serveConfig(tt.args, func(k string) string { return tt.env[k] }, io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("serveConfig: %v, want an error naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := cfg.GetServer()
+			if s.GetHttpListenAddress() != tt.wantListen || !slices.Equal(s.GetHttpAllowedHosts(), tt.wantHosts) || !slices.Equal(s.GetHttpCorsOrigins(), tt.wantOrigins) {
+				t.Errorf("http_listen_address %q, http_allowed_hosts %q, http_cors_origins %q; want %q, %q, %q",
+					s.GetHttpListenAddress(), s.GetHttpAllowedHosts(), s.GetHttpCorsOrigins(), tt.wantListen, tt.wantHosts, tt.wantOrigins)
+			}
+		})
+	}
+}

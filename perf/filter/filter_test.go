@@ -683,6 +683,9 @@ func TestMatchAllocs(t *testing.T) {
 	e.ResponseBody.Data = []byte(`{"users": []}`)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if raceEnabled && tt.filter.GetUrlRegex() != "" {
+				t.Skip("under -race, sync.Pool drops regexp's matchers at random: a match allocates now and then")
+			}
 			f := mustCompile(t, tt.filter)
 			if got := testing.AllocsPerRun(100, func() { f.Match(e) }); got != 0 {
 				t.Errorf("Match allocates %v times per call, want 0", got)

@@ -43,6 +43,7 @@ describe("pxperf TypeScript client against pxperf serve", () => {
     server = await startServer(await serverBinary(), [
       "serve",
       "--listen", "127.0.0.1:0",
+      "--http-listen", "127.0.0.1:0",
       "--log-dir", join(scratch, "logs"),
       "--max-updates-per-second", "1000",
     ]);
@@ -188,6 +189,7 @@ describe("pxperf TypeScript client with a bearer token (serve --tokens)", () => 
     server = await startServer(await serverBinary(), [
       "serve",
       "--listen", "127.0.0.1:0",
+      "--http-listen", "127.0.0.1:0",
       "--log-dir", join(scratch, "logs"),
       "--tokens", tokens,
     ]);

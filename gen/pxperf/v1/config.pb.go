@@ -930,8 +930,8 @@ func (x *MonitorConfig) GetMinScore() uint32 {
 	return 0
 }
 
-// ServerConfig is the gRPC server's own settings. None is live: they apply
-// at start only.
+// ServerConfig is the settings of the gRPC server and of the HTTP gateway
+// beside it. None is live: they apply at start only.
 type ServerConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Address to listen on, host:port. Default 127.0.0.1:50051. Not live.
@@ -959,8 +959,28 @@ type ServerConfig struct {
 	// gRPC's own window grows to 16 MiB a stream. Default 262144 (256 KiB);
 	// 65536..16777216. Not live.
 	ReceiveWindowBytes uint32 `protobuf:"varint,7,opt,name=receive_window_bytes,json=receiveWindowBytes,proto3" json:"receive_window_bytes,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Address (host:port) of the HTTP gateway, which serves PerformanceService
+	// over Connect, gRPC-Web and REST/JSON to browsers and curl, through the
+	// same auth, validation and limits as the gRPC listener, and with TLS when
+	// the gRPC listener has it. Empty turns the gateway off. Default
+	// 127.0.0.1:50080: beside the gRPC port, and clear of 8080, which desktop
+	// development servers often hold. Not live.
+	HttpListenAddress string `protobuf:"bytes,8,opt,name=http_listen_address,json=httpListenAddress,proto3" json:"http_listen_address,omitempty"`
+	// Host names (or host:port) the gateway answers besides loopback names
+	// (localhost, 127.0.0.1, [::1]) and its own listen address: a request whose
+	// Host header is none of them is refused, so that a web page cannot reach
+	// the gateway by DNS rebinding. Name here the names users type when the
+	// gateway listens beyond loopback. Case-insensitive; a name without a port
+	// allows any port. Default empty; at most 64. Not live.
+	HttpAllowedHosts []string `protobuf:"bytes,9,rep,name=http_allowed_hosts,json=httpAllowedHosts,proto3" json:"http_allowed_hosts,omitempty"`
+	// Origins (http or https://host[:port], no path) of web pages allowed to
+	// call the gateway from another origin (CORS). Empty, the default, sends no
+	// CORS headers: only pages the gateway serves itself can call it from a
+	// browser. There is no wildcard: each origin is named. At most 64. Not
+	// live.
+	HttpCorsOrigins []string `protobuf:"bytes,10,rep,name=http_cors_origins,json=httpCorsOrigins,proto3" json:"http_cors_origins,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ServerConfig) Reset() {
@@ -1040,6 +1060,27 @@ func (x *ServerConfig) GetReceiveWindowBytes() uint32 {
 		return x.ReceiveWindowBytes
 	}
 	return 0
+}
+
+func (x *ServerConfig) GetHttpListenAddress() string {
+	if x != nil {
+		return x.HttpListenAddress
+	}
+	return ""
+}
+
+func (x *ServerConfig) GetHttpAllowedHosts() []string {
+	if x != nil {
+		return x.HttpAllowedHosts
+	}
+	return nil
+}
+
+func (x *ServerConfig) GetHttpCorsOrigins() []string {
+	if x != nil {
+		return x.HttpCorsOrigins
+	}
+	return nil
 }
 
 // ProxyConfig controls the built-in recording forward proxy: an HTTP proxy
@@ -1286,7 +1327,7 @@ const file_pxperf_v1_config_proto_rawDesc = "" +
 	"\x16memory_alert_threshold\x18\x04 \x01(\x01B\x17\xbaH\x14\x12\x12\x19\x00\x00\x00\x00\x00\x00\xf0?){\x14\xaeG\xe1z\x84?R\x14memoryAlertThreshold\x12S\n" +
 	"\x19throttled_alert_threshold\x18\x05 \x01(\x01B\x17\xbaH\x14\x12\x12\x19\x00\x00\x00\x00\x00\x00\xf0?){\x14\xaeG\xe1z\x84?R\x17throttledAlertThreshold\x12^\n" +
 	"\x1fcleanup_failure_alert_threshold\x18\x06 \x01(\x01B\x17\xbaH\x14\x12\x12\x19\x00\x00\x00\x00\x00\x00\xf0?){\x14\xaeG\xe1z\x84?R\x1ccleanupFailureAlertThreshold\x12$\n" +
-	"\tmin_score\x18\a \x01(\rB\a\xbaH\x04*\x02\x18dR\bminScore\"\xdd\x03\n" +
+	"\tmin_score\x18\a \x01(\rB\a\xbaH\x04*\x02\x18dR\bminScore\"\xe4\x05\n" +
 	"\fServerConfig\x121\n" +
 	"\x0elisten_address\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01(\xff\x01R\rlistenAddress\x12C\n" +
@@ -1295,7 +1336,11 @@ const file_pxperf_v1_config_proto_rawDesc = "" +
 	"\x16max_concurrent_streams\x18\x04 \x01(\rB\v\xbaH\b*\x06\x18\xc0\x84=(\x01R\x14maxConcurrentStreams\x12X\n" +
 	"\x10shutdown_timeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationB\x12\xbaH\x0f\xaa\x01\f\"\x03\b\xac\x022\x05\x10\x80\xc2\xd7/R\x0fshutdownTimeout\x121\n" +
 	"\x0fmetrics_address\x18\x06 \x01(\tB\b\xbaH\x05r\x03(\xff\x01R\x0emetricsAddress\x12@\n" +
-	"\x14receive_window_bytes\x18\a \x01(\rB\x0e\xbaH\v*\t\x18\x80\x80\x80\b(\x80\x80\x04R\x12receiveWindowBytes\"\xa2\x04\n" +
+	"\x14receive_window_bytes\x18\a \x01(\rB\x0e\xbaH\v*\t\x18\x80\x80\x80\b(\x80\x80\x04R\x12receiveWindowBytes\x128\n" +
+	"\x13http_listen_address\x18\b \x01(\tB\b\xbaH\x05r\x03(\xff\x01R\x11httpListenAddress\x12u\n" +
+	"\x12http_allowed_hosts\x18\t \x03(\tBG\xbaHD\x92\x01A\x10@\x18\x01\";r9(\xff\x0124^([^\\[\\]/?#@:\\s]+|\\[[0-9A-Fa-f:.]+\\])(:[0-9]{1,5})?$R\x10httpAllowedHosts\x12T\n" +
+	"\x11http_cors_origins\x18\n" +
+	" \x03(\tB(\xbaH%\x92\x01\"\x10@\x18\x01\"\x1cr\x1a(\xff\x012\x15^https?://[^/?#*\\s]+$R\x0fhttpCorsOrigins\"\xa2\x04\n" +
 	"\vProxyConfig\x12/\n" +
 	"\x0elisten_address\x18\x01 \x01(\tB\b\xbaH\x05r\x03(\xff\x01R\rlistenAddress\x12;\n" +
 	"\bupstream\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a(\x80\x102\x15^(|http://[^/?#]+/?)$R\bupstream\x12#\n" +

@@ -8,6 +8,7 @@ package pxperfv1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
@@ -3062,7 +3063,7 @@ var File_pxperf_v1_service_proto protoreflect.FileDescriptor
 
 const file_pxperf_v1_service_proto_rawDesc = "" +
 	"\n" +
-	"\x17pxperf/v1/service.proto\x12\tpxperf.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16pxperf/v1/config.proto\x1a\x15pxperf/v1/entry.proto\x1a\x15pxperf/v1/stats.proto\"N\n" +
+	"\x17pxperf/v1/service.proto\x12\tpxperf.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16pxperf/v1/config.proto\x1a\x15pxperf/v1/entry.proto\x1a\x15pxperf/v1/stats.proto\"N\n" +
 	"\x0ePublishRequest\x12<\n" +
 	"\aentries\x18\x01 \x03(\v2\x10.pxperf.v1.EntryB\x10\xbaH\r\x92\x01\n" +
 	"\b\x01\x10\x90N\"\x03\xd8\x01\x03R\aentries\"E\n" +
@@ -3267,22 +3268,25 @@ const file_pxperf_v1_service_proto_rawDesc = "" +
 	"\x17RESOURCE_TYPE_PUBLISHER\x10\x02\x12\x1c\n" +
 	"\x18RESOURCE_TYPE_CONNECTION\x10\x03\x12\x18\n" +
 	"\x14RESOURCE_TYPE_WORKER\x10\x04\x12\x16\n" +
-	"\x12RESOURCE_TYPE_FILE\x10\x052\xe5\b\n" +
-	"\x12PerformanceService\x12@\n" +
-	"\aPublish\x12\x19.pxperf.v1.PublishRequest\x1a\x1a.pxperf.v1.PublishResponse\x12T\n" +
-	"\rPublishStream\x12\x1f.pxperf.v1.PublishStreamRequest\x1a .pxperf.v1.PublishStreamResponse(\x01\x12H\n" +
-	"\tSubscribe\x12\x1b.pxperf.v1.SubscribeRequest\x1a\x1c.pxperf.v1.SubscribeResponse0\x01\x12Q\n" +
-	"\vListEntries\x12\x1d.pxperf.v1.ListEntriesRequest\x1a\x1e.pxperf.v1.ListEntriesResponse\"\x03\x90\x02\x01\x12H\n" +
-	"\bGetEntry\x12\x1a.pxperf.v1.GetEntryRequest\x1a\x1b.pxperf.v1.GetEntryResponse\"\x03\x90\x02\x01\x12H\n" +
-	"\bGetStats\x12\x1a.pxperf.v1.GetStatsRequest\x1a\x1b.pxperf.v1.GetStatsResponse\"\x03\x90\x02\x01\x12K\n" +
+	"\x12RESOURCE_TYPE_FILE\x10\x052\xd6\n" +
 	"\n" +
-	"WatchStats\x12\x1c.pxperf.v1.WatchStatsRequest\x1a\x1d.pxperf.v1.WatchStatsResponse0\x01\x12K\n" +
-	"\tGetConfig\x12\x1b.pxperf.v1.GetConfigRequest\x1a\x1c.pxperf.v1.GetConfigResponse\"\x03\x90\x02\x01\x12O\n" +
-	"\fUpdateConfig\x12\x1e.pxperf.v1.UpdateConfigRequest\x1a\x1f.pxperf.v1.UpdateConfigResponse\x12C\n" +
-	"\bOptimize\x12\x1a.pxperf.v1.OptimizeRequest\x1a\x1b.pxperf.v1.OptimizeResponse\x12W\n" +
-	"\rListResources\x12\x1f.pxperf.v1.ListResourcesRequest\x1a .pxperf.v1.ListResourcesResponse\"\x03\x90\x02\x01\x12R\n" +
-	"\rCloseResource\x12\x1f.pxperf.v1.CloseResourceRequest\x1a .pxperf.v1.CloseResourceResponse\x12T\n" +
-	"\fListLogFiles\x12\x1e.pxperf.v1.ListLogFilesRequest\x1a\x1f.pxperf.v1.ListLogFilesResponse\"\x03\x90\x02\x01\x12S\n" +
+	"\x12PerformanceService\x12`\n" +
+	"\aPublish\x12\x19.pxperf.v1.PublishRequest\x1a\x1a.pxperf.v1.PublishResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/entries:publish\x12T\n" +
+	"\rPublishStream\x12\x1f.pxperf.v1.PublishStreamRequest\x1a .pxperf.v1.PublishStreamResponse(\x01\x12H\n" +
+	"\tSubscribe\x12\x1b.pxperf.v1.SubscribeRequest\x1a\x1c.pxperf.v1.SubscribeResponse0\x01\x12d\n" +
+	"\vListEntries\x12\x1d.pxperf.v1.ListEntriesRequest\x1a\x1e.pxperf.v1.ListEntriesResponse\"\x16\x82\xd3\xe4\x93\x02\r\x12\v/v1/entries\x90\x02\x01\x12`\n" +
+	"\bGetEntry\x12\x1a.pxperf.v1.GetEntryRequest\x1a\x1b.pxperf.v1.GetEntryResponse\"\x1b\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/entries/{id}\x90\x02\x01\x12Y\n" +
+	"\bGetStats\x12\x1a.pxperf.v1.GetStatsRequest\x1a\x1b.pxperf.v1.GetStatsResponse\"\x14\x82\xd3\xe4\x93\x02\v\x12\t/v1/stats\x90\x02\x01\x12K\n" +
+	"\n" +
+	"WatchStats\x12\x1c.pxperf.v1.WatchStatsRequest\x1a\x1d.pxperf.v1.WatchStatsResponse0\x01\x12]\n" +
+	"\tGetConfig\x12\x1b.pxperf.v1.GetConfigRequest\x1a\x1c.pxperf.v1.GetConfigResponse\"\x15\x82\xd3\xe4\x93\x02\f\x12\n" +
+	"/v1/config\x90\x02\x01\x12k\n" +
+	"\fUpdateConfig\x12\x1e.pxperf.v1.UpdateConfigRequest\x1a\x1f.pxperf.v1.UpdateConfigResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x06config2\n" +
+	"/v1/config\x12\\\n" +
+	"\bOptimize\x12\x1a.pxperf.v1.OptimizeRequest\x1a\x1b.pxperf.v1.OptimizeResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1:optimize\x12l\n" +
+	"\rListResources\x12\x1f.pxperf.v1.ListResourcesRequest\x1a .pxperf.v1.ListResourcesResponse\"\x18\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/resources\x90\x02\x01\x12w\n" +
+	"\rCloseResource\x12\x1f.pxperf.v1.CloseResourceRequest\x1a .pxperf.v1.CloseResourceResponse\"#\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/resources/{id}:close\x12h\n" +
+	"\fListLogFiles\x12\x1e.pxperf.v1.ListLogFilesRequest\x1a\x1f.pxperf.v1.ListLogFilesResponse\"\x17\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/logFiles\x90\x02\x01\x12S\n" +
 	"\vReadArchive\x12\x1d.pxperf.v1.ReadArchiveRequest\x1a\x1e.pxperf.v1.ReadArchiveResponse\"\x03\x90\x02\x010\x01B1Z/github.com/pxperf/pxperf/gen/pxperf/v1;pxperfv1b\x06proto3"
 
 var (

@@ -49,6 +49,12 @@ const (
 // RESOURCE_EXHAUSTED for limits; FAILED_PRECONDITION for config that cannot
 // change live; NOT_FOUND for an id that is not kept; UNIMPLEMENTED, naming the
 // missing part, for features this server does not have yet.
+//
+// Besides gRPC, the HTTP gateway (server.http_listen_address) serves this
+// service over Connect and gRPC-Web, streams included, and its unary RPCs as
+// REST/JSON at the paths of their google.api.http options (AIP-127). The
+// streams have no REST path: the gateway streams REST responses only for
+// google.api.HttpBody messages.
 type PerformanceServiceClient interface {
 	// Publish accepts a batch of entries and returns one result per entry, in
 	// order: the id assigned, or why that entry was rejected. An entry whose
@@ -294,6 +300,12 @@ type PerformanceService_ReadArchiveClient = grpc.ServerStreamingClient[ReadArchi
 // RESOURCE_EXHAUSTED for limits; FAILED_PRECONDITION for config that cannot
 // change live; NOT_FOUND for an id that is not kept; UNIMPLEMENTED, naming the
 // missing part, for features this server does not have yet.
+//
+// Besides gRPC, the HTTP gateway (server.http_listen_address) serves this
+// service over Connect and gRPC-Web, streams included, and its unary RPCs as
+// REST/JSON at the paths of their google.api.http options (AIP-127). The
+// streams have no REST path: the gateway streams REST responses only for
+// google.api.HttpBody messages.
 type PerformanceServiceServer interface {
 	// Publish accepts a batch of entries and returns one result per entry, in
 	// order: the id assigned, or why that entry was rejected. An entry whose
