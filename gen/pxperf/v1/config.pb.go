@@ -971,7 +971,8 @@ type ServerConfig struct {
 	// Host header is none of them is refused, so that a web page cannot reach
 	// the gateway by DNS rebinding. Name here the names users type when the
 	// gateway listens beyond loopback. Case-insensitive; a name without a port
-	// allows any port. Default empty; at most 64. Not live.
+	// allows any port; an IPv6 address goes in brackets ([2001:db8::1] or
+	// [2001:db8::1]:50080). Default empty; at most 64. Not live.
 	HttpAllowedHosts []string `protobuf:"bytes,9,rep,name=http_allowed_hosts,json=httpAllowedHosts,proto3" json:"http_allowed_hosts,omitempty"`
 	// Origins (http or https://host[:port], no path) of web pages allowed to
 	// call the gateway from another origin (CORS). Empty, the default, sends no

@@ -648,7 +648,8 @@ export type ServerConfig = Message<"pxperf.v1.ServerConfig"> & {
    * Host header is none of them is refused, so that a web page cannot reach
    * the gateway by DNS rebinding. Name here the names users type when the
    * gateway listens beyond loopback. Case-insensitive; a name without a port
-   * allows any port. Default empty; at most 64. Not live.
+   * allows any port; an IPv6 address goes in brackets ([2001:db8::1] or
+   * [2001:db8::1]:50080). Default empty; at most 64. Not live.
    *
    * @generated from field: repeated string http_allowed_hosts = 9;
    */
