@@ -125,7 +125,7 @@ function main(): void {
     const query = filter.value;
     problem = "";
     try {
-      await view.start(query, table.visibleRows);
+      await view.start(query, table.rowsOnScreen);
       if (filter.value === query) showFilterError(undefined);
       schedule();
     } catch (err) {
@@ -189,7 +189,7 @@ function main(): void {
   new ResizeObserver(() => {
     // The heading lines up with the rows only beside the rows' scrollbar.
     head.style.paddingRight = `${scroller.offsetWidth - scroller.clientWidth}px`;
-    view.resize(table.visibleRows);
+    view.resize(table.rowsOnScreen);
     schedule();
   }).observe(scroller);
 

@@ -71,6 +71,11 @@ export class Table {
     return Math.max(1, Math.floor(this.scroller.clientHeight / rowHeight));
   }
 
+  /** The number of rows on screen, the partly shown ones included: the live view's window. */
+  get rowsOnScreen(): number {
+    return Math.ceil(this.scroller.clientHeight / rowHeight) + 1;
+  }
+
   /** The index of the first row on screen. */
   get firstVisible(): number {
     return this.first;
@@ -86,7 +91,7 @@ export class Table {
     const view = this.scroller.clientHeight;
     const top = this.scroller.scrollTop;
     const scaled = total * rowHeight > maxHeight;
-    const onScreen = Math.ceil(view / rowHeight) + 1;
+    const onScreen = this.rowsOnScreen;
     let offsetInRow = 0;
     if (scaled) {
       const range = Math.max(1, height - view);
