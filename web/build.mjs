@@ -12,7 +12,8 @@
 // whether or not client/ts/node_modules exists.
 import * as esbuild from "esbuild";
 import { readFile, rm, writeFile, mkdir, readdir } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
+import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
 
 const web = dirname(fileURLToPath(import.meta.url));
@@ -49,23 +50,27 @@ if (tests) {
     ...common,
     entryPoints: { app: "src/app.ts" },
     outdir: "dist/assets",
-    entryNames: "[name]-[hash]",
     format: "esm",
     platform: "browser",
     minify: true,
-    metafile: true,
+    write: false,
   });
-  // index.html names the hashed files, so they can be cached for good.
+  // Each file is named by a hash of its content, so it can be cached for
+  // good; esbuild's own [hash] also covers where the checkout is, so two
+  // checkouts would name the same bytes differently. index.html names them.
+  await mkdir(join(web, "dist/assets"), { recursive: true });
   const names = {};
-  for (const out of Object.keys(result.metafile.outputs)) {
-    const file = out.slice(out.lastIndexOf("/") + 1);
-    names[file.replace(/-[A-Z0-9]+\./, ".")] = file;
+  for (const out of result.outputFiles) {
+    const file = basename(out.path);
+    const hash = createHash("sha256").update(out.contents).digest("hex").slice(0, 12);
+    const hashed = file.replace(/\.(\w+)$/, `-${hash}.$1`);
+    names[file] = hashed;
+    await writeFile(join(web, "dist/assets", hashed), out.contents);
   }
   let html = await readFile(join(web, "src/index.html"), "utf8");
   html = html.replace(/\{\{([\w.]+)\}\}/g, (_, name) => {
     if (!names[name]) throw new Error(`src/index.html names ${name}, which the build did not write`);
     return names[name];
   });
-  await mkdir(join(web, "dist"), { recursive: true });
   await writeFile(join(web, "dist/index.html"), html);
 }
