@@ -23,6 +23,9 @@
 //     inline script, no plugins and no framing, with nosniff and
 //     no-referrer.
 //
+// GET / is the browser UI (package [web]), whose script and stylesheet are
+// under [web.AssetsPrefix]; every other path is the service's.
+//
 // Bearer tokens travel only in the Authorization header: the gRPC server's
 // auth reads the metadata "authorization", which is that header. Cookies
 // reach it under another name, and REST ignores query parameters that are
@@ -39,6 +42,7 @@ import (
 	"google.golang.org/grpc"
 
 	connectcors "connectrpc.com/cors"
+	"github.com/pxperf/pxperf/web"
 	"github.com/rs/cors"
 )
 
@@ -93,8 +97,13 @@ func New(gs *grpc.Server, cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
+	ui, err := web.New()
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", index)
+	mux.Handle("GET /{$}", ui)
+	mux.Handle("GET "+web.AssetsPrefix, ui)
 	mux.Handle("/", transcoder)
 
 	csrf := http.NewCrossOriginProtection()
@@ -137,18 +146,4 @@ func securityHeaders(next http.Handler) http.Handler {
 		h.Set("Referrer-Policy", "no-referrer")
 		next.ServeHTTP(w, r)
 	})
-}
-
-// index answers GET / until the gateway serves a page there: what the
-// gateway serves, in plain text.
-func index(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	fmt.Fprint(w, `pxperf HTTP gateway
-
-REST/JSON:     GET /v1/stats, GET /v1/entries?page_size=5, GET /v1/entries/{id},
-               GET /v1/config, PATCH /v1/config?update_mask=..., POST /v1:optimize, ...
-Connect:       POST /pxperf.v1.PerformanceService/{Method} (application/json or application/proto)
-gRPC-Web:      the same paths, application/grpc-web
-Bearer tokens: in the Authorization header only.
-`)
 }

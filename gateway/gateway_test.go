@@ -190,7 +190,8 @@ func TestSecurityHeaders(t *testing.T) {
 		wantStatus int
 	}{
 		{"REST", newRequest(t, "GET", url+"/v1/stats", "", nil), http.StatusOK},
-		{"index", newRequest(t, "GET", url+"/", "", nil), http.StatusOK},
+		{"the UI's page", newRequest(t, "GET", url+"/", "", nil), http.StatusOK},
+		{"a UI asset that is not there", newRequest(t, "GET", url+"/assets/nothing.js", "", nil), http.StatusNotFound},
 		{"unknown path", newRequest(t, "GET", url+"/nowhere", "", nil), http.StatusNotFound},
 		{"unimplemented", newRequest(t, "GET", url+"/v1/config", "", nil), http.StatusNotImplemented},
 		{"Host refused", newRequest(t, "GET", url+"/v1/stats", "", map[string]string{"Host": "evil.example"}), http.StatusForbidden},
