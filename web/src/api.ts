@@ -61,6 +61,59 @@ export function isUnauthenticated(err: unknown): boolean {
   return ConnectError.from(err).code === Code.Unauthenticated;
 }
 
+/** isPermissionDenied reports whether err is the server refusing the token: it is valid but lacks the role. */
+export function isPermissionDenied(err: unknown): boolean {
+  return ConnectError.from(err).code === Code.PermissionDenied;
+}
+
+/** lacksRole is the token prompt's reason for a PERMISSION_DENIED err: the server's message names the role. */
+export function lacksRole(err: unknown): string {
+  return `The token lacks the role this needs: ${ConnectError.from(err).rawMessage}`;
+}
+
+/** FieldViolation is one field a request got wrong, from a google.rpc.BadRequest. */
+export interface FieldViolation {
+  /** The field's path, such as "config.memory.max_entries". */
+  field: string;
+  description: string;
+}
+
+/** fieldViolations returns the field violations of every google.rpc.BadRequest err carries. */
+export function fieldViolations(err: unknown): FieldViolation[] {
+  const out: FieldViolation[] = [];
+  for (const d of ConnectError.from(err).details) {
+    if ("type" in d && d.type === "google.rpc.BadRequest") out.push(...decodeBadRequest(d.value));
+  }
+  return out;
+}
+
+/**
+ * decodeBadRequest reads a google.rpc.BadRequest (field_violations = 1,
+ * each with field = 1 and description = 2) from its wire form, by hand
+ * for the same reason as decodeErrorInfo.
+ */
+export function decodeBadRequest(bytes: Uint8Array): FieldViolation[] {
+  const r = new BinaryReader(bytes);
+  const out: FieldViolation[] = [];
+  while (r.pos < r.len) {
+    const [field, wireType] = r.tag();
+    if (field !== 1 || wireType !== 2) {
+      r.skip(wireType);
+      continue;
+    }
+    const v = new BinaryReader(r.bytes());
+    const fv = { field: "", description: "" };
+    while (v.pos < v.len) {
+      const [f, wt] = v.tag();
+      if (f === 1 && wt === 2) fv.field = v.string();
+      else if (f === 2 && wt === 2) fv.description = v.string();
+      else v.skip(wt);
+    }
+    out.push(fv);
+  }
+  return out;
+}
+
 /** FilterSyntaxError is where a filter's text is wrong, from the server's ErrorInfo. */
 export interface FilterSyntaxError {
   /** The server's message. */

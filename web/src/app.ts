@@ -7,10 +7,16 @@
  */
 import "./app.css";
 import { ConnectError } from "@connectrpc/connect";
-import { filterSyntax, isUnauthenticated, newApi, sessionTokens, type FilterSyntaxError } from "./api.js";
+import { filterSyntax, isPermissionDenied, isUnauthenticated, lacksRole, newApi, sessionTokens, type FilterSyntaxError } from "./api.js";
+import { ConfigPanel } from "./config.js";
 import { renderDetail } from "./detail.js";
+import { download, har } from "./har.js";
+import { StatsPanel } from "./stats.js";
 import { columns, el, Table } from "./table.js";
 import { TrafficView } from "./view.js";
+
+/** The most entries Download HAR of the view writes. */
+const maxHarEntries = 1000;
 
 /** How long the filter waits after the last key before it applies, in ms. */
 const filterDelay = 300;
@@ -59,6 +65,12 @@ function main(): void {
   const detail = byId("detail");
   const tokenDialog = byId<HTMLDialogElement>("token-dialog");
   const tokenInput = byId<HTMLInputElement>("token");
+  const tokenReason = byId("token-reason");
+  const clear = byId<HTMLButtonElement>("clear");
+  const harButton = byId<HTMLButtonElement>("har");
+  const panel = byId("panel");
+  const statsToggle = byId<HTMLButtonElement>("stats-toggle");
+  const configToggle = byId<HTMLButtonElement>("config-toggle");
 
   const head = byId("thead");
   for (const [name, title] of columns) head.append(el("span", name, title));
@@ -100,18 +112,62 @@ function main(): void {
       askToken();
       return;
     }
+    if (isPermissionDenied(err)) {
+      askToken(lacksRole(err));
+      return;
+    }
     problem = ConnectError.from(err).rawMessage;
     schedule();
   }
 
-  function askToken(): void {
-    problem = "the server wants a token";
+  /** askToken opens the token prompt, with why when the token given lacks a role. */
+  function askToken(reason = ""): void {
+    problem = reason ? "the token lacks a role" : "the server wants a token";
     schedule();
+    tokenReason.textContent = reason;
+    tokenReason.hidden = reason === "";
     if (!tokenDialog.open) {
       tokenInput.value = "";
       tokenDialog.showModal();
     }
   }
+
+  const stats = new StatsPanel(panel, api, askToken);
+  const config = new ConfigPanel(panel, api, askToken);
+  let shownPanel: "" | "stats" | "config" = "";
+  /** showPanel opens the stats or the config panel, or closes the one open when it is asked again. */
+  function showPanel(which: "stats" | "config"): void {
+    shownPanel = shownPanel === which ? "" : which;
+    stats.close();
+    statsToggle.setAttribute("aria-pressed", String(shownPanel === "stats"));
+    configToggle.setAttribute("aria-pressed", String(shownPanel === "config"));
+    panel.hidden = shownPanel === "";
+    panel.replaceChildren();
+    if (shownPanel === "stats") stats.open();
+    if (shownPanel === "config") void config.load();
+  }
+  statsToggle.addEventListener("click", () => showPanel("stats"));
+  configToggle.addEventListener("click", () => showPanel("config"));
+
+  clear.addEventListener("click", () => {
+    scroller.scrollTop = 0;
+    view.clear();
+  });
+
+  /** downloadView saves the view's newest rows, bodies included, as HAR. */
+  async function downloadView(): Promise<void> {
+    harButton.disabled = true;
+    try {
+      const res = await api.listEntries({ filter: { query: view.filter }, pageSize: maxHarEntries, includeBodies: true });
+      const entries = res.entries.filter((e) => e.id > view.cleared);
+      download(`pxperf-${entries.length}.har`, JSON.stringify(har(entries), null, 2));
+    } catch (err) {
+      failed(err);
+    } finally {
+      harButton.disabled = false;
+    }
+  }
+  harButton.addEventListener("click", () => void downloadView());
 
   tokenDialog.addEventListener("close", () => {
     if (tokenDialog.returnValue === "use" && tokenInput.value.trim()) {
@@ -205,8 +261,8 @@ function main(): void {
       if (shown !== id || !res.entry) return;
       renderDetail(detail, res.entry);
     } catch (err) {
-      if (isUnauthenticated(err)) {
-        askToken();
+      if (isUnauthenticated(err) || isPermissionDenied(err)) {
+        askToken(isPermissionDenied(err) ? lacksRole(err) : "");
         return;
       }
       detail.replaceChildren(el("p", "problem", ConnectError.from(err).rawMessage));
@@ -232,6 +288,7 @@ function main(): void {
 
   document.addEventListener("keydown", (ev) => {
     if (tokenDialog.open) return;
+    if (ev.target instanceof HTMLElement && ev.target !== scroller && ev.target.closest("#panel")) return;
     if (ev.target === filter) {
       if (ev.key === "Escape") {
         filter.blur();

@@ -7,6 +7,7 @@
 import type { Body, Entry, Header } from "../../client/ts/src/gen/pxperf/v1/entry_pb.js";
 import { EntryState } from "../../client/ts/src/gen/pxperf/v1/entry_pb.js";
 import { curl } from "./curl.js";
+import { download, har } from "./har.js";
 import * as fmt from "./format.js";
 import { el } from "./table.js";
 
@@ -25,6 +26,12 @@ export function renderDetail(pane: HTMLElement, e: Entry): void {
     ["Sent · received", `${fmt.bytes(Number(e.bytesSent))} · ${fmt.bytes(Number(e.bytesReceived))}`],
   ];
   if (e.replayOf) facts.push(["Replay of", String(e.replayOf)]);
+  const save = el("button", "har", "Download HAR");
+  save.type = "button";
+  save.id = "detail-har";
+  save.addEventListener("click", () => download(`pxperf-${e.id}.har`, JSON.stringify(har([e]), null, 2)));
+  pane.append(save);
+
   const dl = el("dl", "facts");
   for (const [k, v] of facts) dl.append(el("dt", "", k), el("dd", "", v));
   pane.append(dl);

@@ -53,6 +53,10 @@ export class TrafficView {
   private abort?: AbortController;
   private fetching = false;
   private wanted?: [number, number];
+  /** Clear's mark: rows with an id at or below it are hidden; 0 hides none. */
+  private floor = 0n;
+  /** At most how many matching entries at or below floor are still in memory: the rows hidden at the bottom. */
+  private below = 0;
   /** Bumped by every restart: answers to calls of an earlier one are dropped. */
   private generation = 0;
 
@@ -68,7 +72,26 @@ export class TrafficView {
 
   /** The number of rows of the table. */
   get total(): number {
-    return this.frozen ? Math.max(0, this.viewTotal - this.shift) : this.viewTotal;
+    const all = this.frozen ? this.viewTotal - this.shift : this.viewTotal;
+    return Math.max(0, all - (this.floor ? this.below : 0));
+  }
+
+  /** The newest id hidden by clear, or 0n. */
+  get cleared(): bigint {
+    return this.floor;
+  }
+
+  /**
+   * clear hides every row there is now: the entries stay on the server,
+   * and the view shows only those newer than the newest id it has seen.
+   * It is the client's alone (ListEntries and Subscribe have no lowest-id
+   * filter); a new page load shows every row again.
+   */
+  clear(): void {
+    this.floor = this.newestId;
+    this.below = this.viewTotal;
+    this.follow();
+    this.events.changed();
   }
 
   /** Whether the rows are frozen (paused, or scrolled back). */
@@ -94,6 +117,7 @@ export class TrafficView {
     this.live = [];
     this.cache.clear();
     this.shift = 0;
+    this.below = Number.MAX_SAFE_INTEGER;
     this.ready = false;
     const abort = new AbortController();
     this.abort = abort;
@@ -157,6 +181,18 @@ export class TrafficView {
     }
     this.viewTotal = Number(v.total);
     this.newestId = v.newestId;
+    this.countBelow();
+  }
+
+  /**
+   * countBelow updates how many rows clear hides: exactly when the live
+   * rows reach down to the floor (the ids are newest first), else no more
+   * than there were, less what eviction took.
+   */
+  private countBelow(): void {
+    if (!this.floor) return;
+    const above = this.live.findIndex((e) => e.id <= this.floor);
+    this.below = above >= 0 ? this.viewTotal - above : Math.max(0, Math.min(this.below, this.viewTotal - this.live.length));
   }
 
   /** freeze stops the rows moving: from now on they are read with ListEntries. */
@@ -179,7 +215,13 @@ export class TrafficView {
 
   /** row returns row i (0 is the newest), or undefined while it is being read. */
   row(i: number): Entry | undefined {
-    return this.frozen ? this.cache.get(i) : this.live[i];
+    const e = this.frozen ? this.cache.get(i) : this.live[i];
+    return e && e.id > this.floor ? e : undefined;
+  }
+
+  /** The filter the view shows. */
+  get filter(): string {
+    return this.query;
   }
 
   /**
@@ -237,6 +279,7 @@ export class TrafficView {
         }
         res.entries.forEach((e, j) => this.cache.set(offset + j - shift, e));
         this.viewTotal = Number(res.totalSize);
+        this.below = Math.min(this.below, this.viewTotal);
         this.events.changed();
       }
     } catch (err) {
