@@ -26,7 +26,11 @@ const resolveFromWeb = {
     build.onResolve({ filter: /^@bufbuild\/protobuf(\/.*)?$/ }, async (args) => {
       if (args.pluginData === "from-web") return undefined;
       const r = await build.resolve(args.path, { kind: args.kind, resolveDir: web, pluginData: "from-web" });
-      return { path: r.path, errors: r.errors, warnings: r.warnings };
+      // sideEffects too: the same file is also reached by relative imports
+      // inside the package, resolved with its package.json's "sideEffects":
+      // false, and esbuild keeps whichever resolution came first, so
+      // leaving it out made the bundle differ from one build to the next.
+      return { path: r.path, sideEffects: r.sideEffects, errors: r.errors, warnings: r.warnings };
     });
   },
 };
