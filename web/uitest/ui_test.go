@@ -236,4 +236,18 @@ func TestTokenPrompt(t *testing.T) {
 		t.Errorf("sessionStorage holds %q, want the token", got)
 	}
 	screenshot(ctx, t, dir, "after-token")
+
+	// A view token may read the config but not change it: PERMISSION_DENIED opens the prompt, saying so.
+	if err := chromedp.Do(ctx, chromedp.Click("#config-toggle")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, "the config shows", `document.getElementById("config-memory-max_entries") !== null`)
+	eval[bool](ctx, t, `(document.getElementById("config-memory-max_entries").value = "77", true)`)
+	if err := chromedp.Do(ctx, chromedp.Click("#config-apply")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, "the prompt opens for the role", `document.getElementById("token-dialog").open && !document.getElementById("token-reason").hidden`)
+	if reason := eval[string](ctx, t, `document.getElementById("token-reason").textContent`); !strings.Contains(reason, "lacks the role") || !strings.Contains(reason, "admin") {
+		t.Errorf("the prompt says %q, want that the token lacks the admin role", reason)
+	}
 }
