@@ -150,6 +150,7 @@ function main(): void {
   configToggle.addEventListener("click", () => showPanel("config"));
 
   clear.addEventListener("click", () => {
+    if (paused) setPaused(false);
     scroller.scrollTop = 0;
     view.clear();
   });

@@ -56,6 +56,13 @@ func TestPanels(t *testing.T) {
 		if !eval[bool](ctx, t, `document.querySelector(".config-message").classList.contains("problem")`) {
 			t.Error("the refusal is not marked as a problem at the top")
 		}
+
+		// A field that is not live: FAILED_PRECONDITION names it.
+		eval[bool](ctx, t, `(document.getElementById("config-memory-max_entries").value = "4321", document.getElementById("config-logs-directory").value = "elsewhere", true)`)
+		if err := chromedp.Do(ctx, chromedp.Click("#config-apply")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(ctx, t, "not live shows", `document.querySelector('[data-path="logs.directory"] .violation')?.textContent.includes("not live")`)
 	})
 
 	t.Run("the stats panel shows the score", func(t *testing.T) {
