@@ -344,6 +344,107 @@ func TestGatewayAuth(t *testing.T) {
 	})
 }
 
+// Each of the gateway's protocols answers with auth off, refuses a call
+// without a token with auth on (HTTP 401 for REST and Connect unary;
+// gRPC-Web carries the code in its trailers), and answers one with a
+// valid token in the Authorization header.
+func TestGatewayProtocolsAuth(t *testing.T) {
+	const token = "view-token-0123456789"
+	tokens, err := auth.NewTokens(map[string]auth.Identity{token: {Name: "ui", Roles: []auth.Role{auth.RoleView}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := newGatewayHarness(t, nil, service.Options{})
+	guarded := newGatewayHarness(t, nil, service.Options{Tokens: tokens})
+
+	// Each protocol calls GetStats with the bearer token, if any, and
+	// returns the HTTP status (0 when the protocol does not say it),
+	// the code and, on success, the stats.
+	type result struct {
+		http  int
+		code  connect.Code
+		stats *pxperfv1.GetStatsResponse
+	}
+	bearer := func(token string) map[string]string {
+		h := map[string]string{}
+		if token != "" {
+			h["Authorization"] = "Bearer " + token
+		}
+		return h
+	}
+	protocols := []struct {
+		name string
+		call func(t *testing.T, g *gatewayHarness, token string) result
+	}{
+		{"REST", func(t *testing.T, g *gatewayHarness, token string) result {
+			code, body := g.call(t, "GET", "/v1/stats", "", bearer(token))
+			if code != http.StatusOK {
+				return result{http: code, code: connect.Code(decodeStatus(t, body).Code)}
+			}
+			var resp pxperfv1.GetStatsResponse
+			decode(t, body, &resp)
+			return result{http: code, stats: &resp}
+		}},
+		{"Connect", func(t *testing.T, g *gatewayHarness, token string) result {
+			h := bearer(token)
+			h["Connect-Protocol-Version"] = "1"
+			code, body := g.call(t, "POST", "/pxperf.v1.PerformanceService/GetStats", "{}", h)
+			if code != http.StatusOK {
+				var e struct {
+					Code connect.Code `json:"code"`
+				}
+				if err := json.Unmarshal([]byte(body), &e); err != nil {
+					t.Fatalf("Connect error %q: %v", body, err)
+				}
+				return result{http: code, code: e.Code}
+			}
+			var resp pxperfv1.GetStatsResponse
+			decode(t, body, &resp)
+			return result{http: code, stats: &resp}
+		}},
+		{"gRPC-Web", func(t *testing.T, g *gatewayHarness, token string) result {
+			c := connect.NewClient[pxperfv1.GetStatsRequest, pxperfv1.GetStatsResponse](g.http,
+				g.url+"/pxperf.v1.PerformanceService/GetStats", connect.WithGRPCWeb())
+			req := connect.NewRequest(&pxperfv1.GetStatsRequest{})
+			for k, v := range bearer(token) {
+				req.Header().Set(k, v)
+			}
+			resp, err := c.CallUnary(testContext(t), req)
+			if err != nil {
+				return result{code: connect.CodeOf(err)}
+			}
+			return result{stats: resp.Msg}
+		}},
+	}
+	cases := []struct {
+		name     string
+		g        *gatewayHarness
+		token    string
+		wantHTTP int // for REST and Connect
+		wantCode connect.Code
+	}{
+		{"auth off", open, "", http.StatusOK, 0},
+		{"auth on, no token", guarded, "", http.StatusUnauthorized, connect.CodeUnauthenticated},
+		{"auth on, valid token", guarded, token, http.StatusOK, 0},
+	}
+	for _, p := range protocols {
+		for _, tt := range cases {
+			t.Run(p.name+"/"+tt.name, func(t *testing.T) {
+				got := p.call(t, tt.g, tt.token)
+				if got.http != 0 && got.http != tt.wantHTTP {
+					t.Errorf("HTTP status %d, want %d", got.http, tt.wantHTTP)
+				}
+				if got.code != tt.wantCode {
+					t.Errorf("code %v, want %v", got.code, tt.wantCode)
+				}
+				if tt.wantCode == 0 && got.stats.GetStats().GetScore() == nil {
+					t.Errorf("stats without a score: %v", got.stats)
+				}
+			})
+		}
+	}
+}
+
 // With TLS, the gateway serves the gRPC listener's certificate, over
 // HTTP/2 when the client has it, and with a client CA it requires client
 // certificates as the gRPC listener does.
