@@ -339,6 +339,8 @@ function main(): void {
       stopFrames: () => frames.stop(),
       domRows: () => table.domRows(),
       visibleRows: () => table.visibleRows,
+      /** jumpTo scrolls so that row i is the first on screen, as the scrollbar would (paused, the rows stay put). */
+      jumpTo: (i: number) => table.scrollToRow(i),
     },
   });
 

@@ -2,6 +2,8 @@ package uitest
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strconv"
@@ -29,32 +31,8 @@ import (
 func BenchmarkFollow(b *testing.B) {
 	entries := envInt(b, "PXPERF_UI_BENCH_ENTRIES", 200_000)
 	seconds := envInt(b, "PXPERF_UI_BENCH_SECONDS", 5)
-	ctx := newBrowser(b, 1280, 800, 10*time.Minute)
-	s := startServer(b, "--max-entries", strconv.Itoa(entries+seconds*200_000), "--archive=false", "--max-memory-mb", "4000")
-	c := s.client(b, "")
-
-	const batch = 1000
-	next := 0
-	publishBatch := func(ctx context.Context) error {
-		es := make([]*pxperfv1.Entry, batch)
-		for i := range es {
-			es[i] = testentry.Proxied(next + i)
-		}
-		next += batch
-		_, err := c.Publish(ctx, &pxperfv1.PublishRequest{Entries: es})
-		return err
-	}
-	start := time.Now()
-	for next < entries {
-		if err := publishBatch(ctx); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.Logf("filled the store with %d entries in %v", next, time.Since(start).Round(time.Millisecond))
-	if err := chromedp.Do(ctx, chromedp.Navigate(s.url)); err != nil {
-		b.Fatal(err)
-	}
-	waitFor(ctx, b, "the newest row shows", `document.querySelector("#scroller .row:not([hidden]) .id")?.textContent === "`+strconv.Itoa(next)+`"`)
+	p := openBenchPage(b, entries, entries+seconds*200_000)
+	ctx, c := p.ctx, p.c
 
 	before := topID(ctx, b)
 	b.ResetTimer()
@@ -64,12 +42,12 @@ func BenchmarkFollow(b *testing.B) {
 		var published atomic.Int64
 		done := make(chan error, 1)
 		go func() {
-			from := next
+			from := p.next
 			var err error
 			for pctx.Err() == nil && err == nil {
-				err = publishBatch(pctx)
+				err = p.publishBatch(pctx)
 			}
-			published.Store(int64(next - from))
+			published.Store(int64(p.next - from))
 			// The end of the run cancels the call in flight; gRPC may say
 			// so before the context does.
 			if pctx.Err() != nil || status.Code(err) == codes.DeadlineExceeded {
@@ -139,3 +117,125 @@ func envInt(tb testing.TB, name string, def int) int {
 	}
 	return n
 }
+
+// BenchmarkJump fills the store as BenchmarkFollow does, opens the page,
+// pauses, and jumps PXPERF_UI_BENCH_JUMPS times (default 200) to a random
+// offset in the view, as a drag of the scrollbar would
+// (__pxperf.jumpTo). Each jump is timed in the page, with
+// performance.now(), from the scroll until a frame whose rows on screen
+// are all the entries of that offset (newest first, the row at offset k
+// has id newest−k): CDP round trips are not counted, and the time is
+// rounded up to a frame. It reports the p50, p99 and longest jump.
+func BenchmarkJump(b *testing.B) {
+	entries := envInt(b, "PXPERF_UI_BENCH_ENTRIES", 200_000)
+	jumps := envInt(b, "PXPERF_UI_BENCH_JUMPS", 200)
+	p := openBenchPage(b, entries, entries)
+	ctx := p.ctx
+	eval[any](ctx, b, `document.getElementById("pause").click()`)
+	waitFor(ctx, b, "the table is paused", `document.getElementById("status").textContent.includes("paused")`)
+	visible := eval[int](ctx, b, `__pxperf.visibleRows()`)
+	rng := rand.New(rand.NewPCG(1, 2))
+
+	b.ResetTimer()
+	for range b.N {
+		ms := make([]float64, jumps)
+		for j := range ms {
+			k := rng.IntN(p.next - visible)
+			got, err := chromedp.Run(ctx, chromedp.Evaluate[jump](fmt.Sprintf(jumpJS, k, p.next), chromedp.EvalAwaitPromise))
+			if err != nil {
+				b.Fatalf("jump %d to offset %d: %v", j, k, err)
+			}
+			if got.Err != "" {
+				b.Fatalf("jump %d to offset %d: %s", j, k, got.Err)
+			}
+			ms[j] = got.MS
+		}
+		slices.Sort(ms)
+		pct := func(p float64) float64 { return ms[int(p*float64(len(ms)-1))] }
+		b.ReportMetric(pct(0.5), "jump-p50-ms")
+		b.ReportMetric(pct(0.99), "jump-p99-ms")
+		b.ReportMetric(ms[len(ms)-1], "jump-max-ms")
+	}
+	b.StopTimer()
+	screenshot(ctx, b, b.TempDir(), "jump")
+}
+
+// jump is what jumpJS returns.
+type jump struct {
+	MS  float64 `json:"ms"`
+	Err string  `json:"err"`
+}
+
+// jumpJS is a JavaScript expression, a format taking the offset to jump to
+// and the newest id. It jumps, then checks once a frame until the rows on
+// screen start within two rows of the offset (the scrollbar maps to rows
+// by proportion in a tall view, so a jump can land a row or two off) and
+// each shows the entry of its offset; it returns the time that took, or
+// after 10 s an error.
+const jumpJS = `(() => {
+	const k = %d, newest = %d;
+	const t0 = performance.now();
+	__pxperf.jumpTo(k);
+	return new Promise((resolve) => {
+		const check = () => {
+			const rows = [...document.querySelectorAll("#scroller .row:not([hidden])")];
+			const first = rows.length ? Number(rows[0].dataset.index) : -1;
+			const shown = Math.abs(first - k) <= 2 &&
+				rows.every((r) => r.querySelector(".id").textContent === String(newest - Number(r.dataset.index)));
+			const ms = performance.now() - t0;
+			if (shown) {
+				resolve({ms});
+			} else if (ms > 10000) {
+				resolve({ms, err: "after 10 s the first row is " + first + ", ids " + rows.map((r) => r.querySelector(".id").textContent).join(" ")});
+			} else {
+				requestAnimationFrame(check);
+			}
+		};
+		requestAnimationFrame(check);
+	});
+})()`
+
+// benchPage is the real binary whose store a benchmark filled, and a
+// browser showing its page with the newest row on top.
+type benchPage struct {
+	ctx  context.Context
+	c    pxperfv1.PerformanceServiceClient
+	next int // the entries published: the newest's id
+}
+
+// openBenchPage starts the binary with room for capacity entries, fills
+// its store with entries entries, and opens the page in a 1280×800
+// browser.
+func openBenchPage(b *testing.B, entries, capacity int) *benchPage {
+	b.Helper()
+	ctx := newBrowser(b, 1280, 800, 10*time.Minute)
+	s := startServer(b, "--max-entries", strconv.Itoa(capacity), "--archive=false", "--max-memory-mb", "4000")
+	p := &benchPage{ctx: ctx, c: s.client(b, "")}
+	start := time.Now()
+	for p.next < entries {
+		if err := p.publishBatch(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Logf("filled the store with %d entries in %v", p.next, time.Since(start).Round(time.Millisecond))
+	if err := chromedp.Do(ctx, chromedp.Navigate(s.url)); err != nil {
+		b.Fatal(err)
+	}
+	waitFor(ctx, b, "the newest row shows", `document.querySelector("#scroller .row:not([hidden]) .id")?.textContent === "`+strconv.Itoa(p.next)+`"`)
+	return p
+}
+
+// publishBatch publishes the next benchBatch entries. Only one goroutine
+// at a time may call it.
+func (p *benchPage) publishBatch(ctx context.Context) error {
+	es := make([]*pxperfv1.Entry, benchBatch)
+	for i := range es {
+		es[i] = testentry.Proxied(p.next + i)
+	}
+	p.next += benchBatch
+	_, err := p.c.Publish(ctx, &pxperfv1.PublishRequest{Entries: es})
+	return err
+}
+
+// benchBatch is the entries a benchmark publishes per call.
+const benchBatch = 1000
