@@ -102,7 +102,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err := level.UnmarshalText([]byte(opts.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	hopts := &slog.HandlerOptions{Level: level}
+	var handler slog.Handler
+	switch opts.logFormat {
+	case "text":
+		handler = slog.NewTextHandler(stderr, hopts)
+	case "json":
+		handler = slog.NewJSONHandler(stderr, hopts)
+	default:
+		return fmt.Errorf("--log-format: %q is not a log format; write text or json", opts.logFormat)
+	}
+	log := slog.New(handler)
 	if opts.cpuProfile != "" {
 		f, err := os.Create(opts.cpuProfile)
 		if err != nil {
@@ -134,6 +144,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 // serveOptions are the serve flags that are not part of the config.
 type serveOptions struct {
 	logLevel   string
+	logFormat  string // text or json
 	cpuProfile string
 	tls        auth.TLSConfig
 	tokens     string // token file
@@ -209,6 +220,7 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&opts.tls.ClientCAFile, "tls-client-ca", "", "require client certificates from these CAs (PEM): mutual TLS")
 	fs.StringVar(&opts.tokens, "tokens", "", "bearer-token file (lines of ROLES NAME TOKEN; see README): turns on auth")
 	fs.StringVar(&opts.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&opts.logFormat, "log-format", "text", "log format: text (key=value) or json (one object a line, for log collectors)")
 	fs.StringVar(&opts.cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run to this file (for go tool pprof)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: pxperf serve [flags]\n\nExample:\n  pxperf serve --listen 127.0.0.1:50051 --max-entries 100000\n  pxperf serve --config pxperf.yaml --log-level debug\n\nFlags (each also read from PXPERF_<NAME>; precedence: flag, environment, --config file, default):\n")

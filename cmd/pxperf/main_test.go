@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pxperf/pxperf/config"
 
@@ -35,6 +37,7 @@ func TestRunErrors(t *testing.T) {
 		{name: "invalid config", args: []string{"serve", "--max-entries", "0"}, wantErr: "memory.max_entries"},
 		{name: "bad env", args: []string{"serve"}, env: map[string]string{"PXPERF_MAX_ENTRIES": "x"}, wantErr: "PXPERF_MAX_ENTRIES"},
 		{name: "bad log level", args: []string{"serve", "--log-level", "loud"}, wantErr: "--log-level"},
+		{name: "bad log format", args: []string{"serve", "--log-format", "xml"}, wantErr: "--log-format"},
 		{name: "bad listen address", args: []string{"serve", "--listen", "nohost"}, wantErr: "listen"},
 	}
 	for _, tt := range tests {
@@ -167,5 +170,39 @@ func TestServeConfigGateway(t *testing.T) {
 					s.GetHttpListenAddress(), s.GetHttpAllowedHosts(), s.GetHttpCorsOrigins(), tt.wantListen, tt.wantHosts, tt.wantOrigins)
 			}
 		})
+	}
+}
+
+// With --log-format json every line serve logs is a JSON object, the
+// serving line among them.
+func TestServeLogsJSON(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--http-listen", "", "--log-dir", t.TempDir(), "--log-format", "json"},
+			func(string) string { return "" }, io.Discard, &stderr)
+	}()
+	deadline := time.After(20 * time.Second)
+	for !strings.Contains(stderr.String(), `"msg":"serving"`) {
+		select {
+		case err := <-done:
+			t.Fatalf("serve ended early: %v\n%s", err, stderr.String())
+		case <-deadline:
+			t.Fatalf("no serving line in JSON:\n%s", stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	for _, line := range lines {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil || rec["msg"] == nil || rec["level"] == nil || rec["time"] == nil {
+			t.Errorf("log line %q is not a JSON record with time, level and msg (%v)", line, err)
+		}
 	}
 }
