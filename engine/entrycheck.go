@@ -3,9 +3,9 @@ package engine
 import (
 	"slices"
 
-	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	"github.com/pxperf/pxperf/internal/contract"
+
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -25,9 +25,7 @@ type entryChecker struct {
 
 // newEntryChecker reads the rules it cannot hard-code from the contract.
 func newEntryChecker() entryChecker {
-	fd := (&pxperfv1.Entry{}).ProtoReflect().Descriptor().Fields().ByName("method")
-	rules, _ := proto.GetExtension(fd.Options(), validate.E_Field).(*validate.FieldRules)
-	return entryChecker{methods: rules.GetString().GetIn()}
+	return entryChecker{methods: contract.Rules(&pxperfv1.Entry{}, "method").GetString().GetIn()}
 }
 
 // ok reports whether e obeys every rule on Entry and the messages in it.

@@ -10,7 +10,8 @@ import (
 	"slices"
 	"sort"
 
-	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	"github.com/pxperf/pxperf/internal/contract"
+
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -26,8 +27,7 @@ var maxPageSize = contractMax(&pxperfv1.ListEntriesRequest{}, "page_size")
 // integer field name: its buf.validate lte rule. It panics when the field
 // has none, which a test catches.
 func contractMax(msg proto.Message, name protoreflect.Name) int {
-	fd := msg.ProtoReflect().Descriptor().Fields().ByName(name)
-	rules, _ := proto.GetExtension(fd.Options(), validate.E_Field).(*validate.FieldRules)
+	rules := contract.Rules(msg, name)
 	switch {
 	case rules.GetInt32().HasLte():
 		return int(rules.GetInt32().GetLte())

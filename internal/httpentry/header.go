@@ -29,7 +29,7 @@ type HeaderList struct {
 
 // NewHeaderList returns an empty list with room for n headers.
 func NewHeaderList(n int) HeaderList {
-	lim := contract()
+	lim := contractLimits()
 	return HeaderList{lim: lim, out: make([]*pxperfv1.Header, 0, min(n, lim.Headers)), budget: headerBytes}
 }
 

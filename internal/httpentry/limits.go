@@ -7,10 +7,9 @@ import (
 	"sync"
 	"unicode/utf8"
 
-	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	"github.com/pxperf/pxperf/internal/contract"
+
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // Limits are the limits of the contract (proto/pxperf/v1/entry.proto) that
@@ -44,14 +43,12 @@ func (l Limits) Recordable(method string) bool {
 	return slices.Contains(l.methods, method)
 }
 
-// contract holds the limits, read from the contract's rules on first use
+// contractLimits holds the limits, read from the contract's rules on first use
 // and never changed after.
-var contract = sync.OnceValue(func() *Limits {
-	entry := (&pxperfv1.Entry{}).ProtoReflect().Descriptor()
-	header := (&pxperfv1.Header{}).ProtoReflect().Descriptor()
-	decision := (&pxperfv1.ProxyDecision{}).ProtoReflect().Descriptor()
-	errs := (&pxperfv1.EntryError{}).ProtoReflect().Descriptor()
-	body := (&pxperfv1.Body{}).ProtoReflect().Descriptor()
+var contractLimits = sync.OnceValue(func() *Limits {
+	entry, header, decision := &pxperfv1.Entry{}, &pxperfv1.Header{}, &pxperfv1.ProxyDecision{}
+	errs, body := &pxperfv1.EntryError{}, &pxperfv1.Body{}
+	rules := contract.Rules
 	return &Limits{
 		URL:      int(rules(entry, "url").GetString().GetMaxBytes()),
 		Host:     int(rules(entry, "host").GetString().GetMaxBytes()),
@@ -71,13 +68,7 @@ var contract = sync.OnceValue(func() *Limits {
 // Contract returns the limits of the contract on an entry. It is safe for
 // concurrent use; the contract is read once.
 func Contract() Limits {
-	return *contract()
-}
-
-// rules returns the protovalidate rules of md's field.
-func rules(md protoreflect.MessageDescriptor, field protoreflect.Name) *validate.FieldRules {
-	r, _ := proto.GetExtension(md.Fields().ByName(field).Options(), validate.E_Field).(*validate.FieldRules)
-	return r
+	return *contractLimits()
 }
 
 // Clean makes s valid UTF-8 (protobuf strings must be), invalid bytes
@@ -109,5 +100,5 @@ func MediaType(ct string) string {
 		mt, _, _ = strings.Cut(ct, ";")
 		mt = strings.ToLower(strings.TrimSpace(mt))
 	}
-	return Clean(mt, contract().ContentType)
+	return Clean(mt, contractLimits().ContentType)
 }

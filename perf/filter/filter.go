@@ -42,29 +42,50 @@ import (
 	"unicode/utf8"
 
 	"github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/internal/contract"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
-// Limits from the comments on pxperf.v1.Filter in proto/pxperf/v1/entry.proto.
-// Protovalidate checks them at the RPC edge too; Compile checks them again so
-// that it stands alone.
-const (
-	maxMethods        = 16
-	maxMethodLen      = 32
-	maxStatusRanges   = 16
-	minStatus         = 100
-	maxStatus         = 599
-	maxHostLen        = 255
-	maxURLLen         = 1024
-	maxContentTypeLen = 256
-	maxTextLen        = 256
-	maxStates         = 3
-	maxURLRegexLen    = 512
-	maxRegexInsts     = 2000
-	maxBodyTextLen    = 256
-	maxAnyOf          = 16
-	maxExclude        = 16
-	maxQueryLen       = 2048
+// Limits of the rules on pxperf.v1.Filter and StatusRange
+// (proto/pxperf/v1/entry.proto), read from the descriptors when the package
+// is initialised: the contract is their one home. Protovalidate checks them
+// at the RPC edge too; Compile checks them again so that it stands alone.
+var (
+	maxMethods        = maxItems("methods")
+	maxStatusRanges   = maxItems("status_ranges")
+	minStatus         = contract.Rules(&pxperfv1.StatusRange{}, "min").GetInt32().GetGte()
+	maxStatus         = contract.Rules(&pxperfv1.StatusRange{}, "max").GetInt32().GetLte()
+	maxHostLen        = maxBytes("host")
+	maxURLLen         = maxBytes("url")
+	maxContentTypeLen = maxBytes("content_type")
+	maxTextLen        = maxBytes("text")
+	maxStates         = maxItems("states")
+	maxURLRegexLen    = maxBytes("url_regex")
+	maxBodyTextLen    = maxBytes("body_text")
+	maxAnyOf          = maxItems("any_of")
+	maxExclude        = maxItems("exclude")
+	maxQueryLen       = maxBytes("query")
 )
+
+// Limits no rule expresses.
+const (
+	// maxMethodLen is the longest method that the pattern on Filter.methods
+	// takes (TestMethodLenMatchesPattern holds the two together).
+	maxMethodLen = 32
+	// maxRegexInsts bounds url_regex once compiled, as the comment on
+	// Filter.url_regex says.
+	maxRegexInsts = 2000
+)
+
+// maxBytes is the max_bytes rule of Filter's string field name.
+func maxBytes(name protoreflect.Name) int {
+	return int(contract.Rules(&pxperfv1.Filter{}, name).GetString().GetMaxBytes())
+}
+
+// maxItems is the max_items rule of Filter's repeated field name.
+func maxItems(name protoreflect.Name) int {
+	return int(contract.Rules(&pxperfv1.Filter{}, name).GetRepeated().GetMaxItems())
+}
 
 // ErrInvalid is wrapped by every error [Compile] returns: test for it with
 // [errors.Is]. The error is a [*FieldError] that names the offending field.

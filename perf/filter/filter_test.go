@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/pxperf/pxperf/gen/pxperf/v1"
+	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/internal/contract"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -920,5 +922,20 @@ func BenchmarkMatchWorstCase(b *testing.B) {
 				f.Match(e)
 			}
 		})
+	}
+}
+
+// isMethodToken, and maxMethodLen with it, agree with the pattern the
+// contract puts on Filter.methods.
+func TestMethodLenMatchesPattern(t *testing.T) {
+	pattern := contract.Rules(&pxperfv1.Filter{}, "methods").GetRepeated().GetItems().GetString().GetPattern()
+	re := regexp.MustCompile(pattern)
+	for _, m := range []string{
+		"", "G", "GET", "get", "VERSION-CONTROL", "A_1", "1GET", "-A", "GE T", "GÉT",
+		strings.Repeat("A", maxMethodLen-1), strings.Repeat("A", maxMethodLen), strings.Repeat("A", maxMethodLen+1),
+	} {
+		if got, want := isMethodToken(m), re.MatchString(m); got != want {
+			t.Errorf("isMethodToken(%q) = %v, the contract's pattern %q says %v", m, got, pattern, want)
+		}
 	}
 }

@@ -510,7 +510,7 @@ func parseStatus(v string) (*pxperfv1.StatusRange, error) {
 		if err != nil || len(s) != 3 {
 			return 0, fmt.Errorf("status %q is not a three-digit code; write 404, >=400, 4xx or 500-599", v)
 		}
-		if n < minStatus || n > maxStatus {
+		if n < int(minStatus) || n > int(maxStatus) {
 			return 0, fmt.Errorf("status %d is outside %d..%d", n, minStatus, maxStatus)
 		}
 		return int32(n), nil
