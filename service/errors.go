@@ -16,6 +16,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -78,9 +79,12 @@ func invalidField(field, description string) error {
 	})
 }
 
-func badRequest(msg string, violations []*errdetails.BadRequest_FieldViolation) error {
+// badRequest returns INVALID_ARGUMENT with msg, a BadRequest holding
+// violations, and any further details.
+func badRequest(msg string, violations []*errdetails.BadRequest_FieldViolation, more ...protoadapt.MessageV1) error {
 	st := status.New(codes.InvalidArgument, msg)
-	if d, err := st.WithDetails(&errdetails.BadRequest{FieldViolations: violations}); err == nil {
+	details := append([]protoadapt.MessageV1{&errdetails.BadRequest{FieldViolations: violations}}, more...)
+	if d, err := st.WithDetails(details...); err == nil {
 		st = d
 	}
 	return st.Err()
@@ -93,10 +97,9 @@ func badRequest(msg string, violations []*errdetails.BadRequest_FieldViolation) 
 // as JavaScript counts ("utf16_offset") and its text ("token").
 func filterSyntax(se *filter.SyntaxError) error {
 	const field = "filter.query"
-	st := status.New(codes.InvalidArgument, field+": "+se.Error())
 	pos := min(max(se.Pos, 0), len(se.Input))
-	d, err := st.WithDetails(
-		&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: se.Error()}}},
+	return badRequest(field+": "+se.Error(),
+		[]*errdetails.BadRequest_FieldViolation{{Field: field, Description: se.Error()}},
 		&errdetails.ErrorInfo{
 			Reason: "FILTER_SYNTAX",
 			Domain: "pxperf.v1",
@@ -106,10 +109,6 @@ func filterSyntax(se *filter.SyntaxError) error {
 				"token":        se.Token,
 			},
 		})
-	if err == nil {
-		st = d
-	}
-	return st.Err()
 }
 
 // outOfRange returns OUT_OF_RANGE for a resume position that is no longer
