@@ -35,7 +35,7 @@ func TestClientTLSAndTokens(t *testing.T) {
 
 	env := func(token string, extra ...string) map[string]string {
 		m := map[string]string{
-			"PXPERF_SERVER": s.addr, "PXPERF_TOKEN": token,
+			"PXPERF_SERVER": s.Addr, "PXPERF_TOKEN": token,
 			"PXPERF_TLS_CA": pki.caFile, "PXPERF_CLIENT_CERT": pki.clientCert, "PXPERF_CLIENT_KEY": pki.clientKey,
 		}
 		for i := 0; i+1 < len(extra); i += 2 {
@@ -57,7 +57,7 @@ func TestClientTLSAndTokens(t *testing.T) {
 		{"unknown token", env("wrong-token-0123456789"), []string{"stats"}, exitDenied, "UNAUTHENTICATED"},
 		{"view token cannot change config", env(viewToken), []string{"config", "set", "memory.max_entries=3000"}, exitDenied, "PERMISSION_DENIED"},
 		{"no client certificate", env(viewToken, "PXPERF_CLIENT_CERT", "", "PXPERF_CLIENT_KEY", ""), []string{"stats"}, exitRPC, "UNAVAILABLE"},
-		{"plaintext to a TLS server", map[string]string{"PXPERF_SERVER": s.addr}, []string{"stats", "--timeout", "5s"}, exitRPC, "UNAVAILABLE"},
+		{"plaintext to a TLS server", map[string]string{"PXPERF_SERVER": s.Addr}, []string{"stats", "--timeout", "5s"}, exitRPC, "UNAVAILABLE"},
 		{"certificate without key", env(viewToken, "PXPERF_CLIENT_KEY", ""), []string{"stats"}, exitUsage, "--client-cert and --client-key go together"},
 		{"token in clear to a remote server", map[string]string{"PXPERF_SERVER": "192.0.2.1:50051", "PXPERF_TOKEN": viewToken}, []string{"stats"}, exitUsage, "clear text"},
 	}

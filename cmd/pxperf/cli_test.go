@@ -18,6 +18,7 @@ import (
 	"time"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/internal/testserve"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -152,7 +153,7 @@ func (w *watchBuffer) waitFor(ctx context.Context, s string) error {
 // Every client command runs against one real server.
 func TestClientCommands(t *testing.T) {
 	s := startServer(t)
-	addr := s.addr
+	addr := s.Addr
 
 	t.Run("publish JSON Lines", func(t *testing.T) {
 		path := writeFile(t, "entries.jsonl", entryJSON("GET", "http://cli.example.com/one", 200)+
@@ -374,7 +375,7 @@ func TestClientCommands(t *testing.T) {
 		wantExit(t, addr, exitUsage, []string{"archive", "read", "--since", "last tuesday"}, "RFC 3339")
 	})
 	t.Run("exit codes of the process", func(t *testing.T) {
-		bin, err := buildBinary()
+		bin, err := testserve.Build()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -415,7 +416,7 @@ func TestClientCommands(t *testing.T) {
 // publish sends what it has read within its flush interval, not only when
 // a batch fills or the input ends: a pipe is published as it comes.
 func TestPublishFromSlowPipe(t *testing.T) {
-	addr := startServer(t).addr
+	addr := startServer(t).Addr
 	before := newestID(t, addr)
 	pr, pw := io.Pipe()
 	defer pw.Close() // ends the command's reading, should the test fail first

@@ -4,18 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pxperf/pxperf/internal/testserve"
 )
 
 // The end-to-end tests build the real binary, run it on a free loopback
@@ -24,94 +23,13 @@ import (
 // repoRoot is where README.md and tools/go.mod are.
 const repoRoot = "../.."
 
-// buildBinary builds pxperf once per test binary run.
-var buildBinary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "pxperf-e2e")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "pxperf")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		return "", errors.New("go build: " + err.Error() + "\n" + string(out))
-	}
-	return bin, nil
-})
-
-// server is a running pxperf serve process.
-type server struct {
-	addr     string // the gRPC listener's host:port
-	httpAddr string // the HTTP gateway's host:port
-	cmd      *exec.Cmd
-	logs     *syncBuffer
-	done     chan struct{} // closed when its stderr is drained
-}
-
-// startServer runs pxperf serve on a free loopback port, with its HTTP
-// gateway on another, and waits until it says where it listens.
-func startServer(t testing.TB, args ...string) *server {
+// startServer runs pxperf serve (see testserve.Start); skipped with -short.
+func startServer(t testing.TB, args ...string) *testserve.Server {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test builds and runs the binary")
 	}
-	bin, err := buildBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--log-dir", t.TempDir()}, args...)...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s := &server{cmd: cmd, logs: &syncBuffer{}, done: make(chan struct{})}
-	addrc, httpc := make(chan string, 1), make(chan string, 1)
-	serving := regexp.MustCompile(`msg=serving addr=(\S+)`)
-	gateway := regexp.MustCompile(`msg="serving the HTTP gateway[^"]*" url=https?://(\S+)/`)
-	go func() {
-		defer close(s.done)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			s.logs.WriteString(sc.Text() + "\n")
-			if m := serving.FindStringSubmatch(sc.Text()); m != nil {
-				addrc <- m[1]
-			}
-			if m := gateway.FindStringSubmatch(sc.Text()); m != nil {
-				httpc <- m[1]
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			// Stop it as an operator would, so that it flushes what it
-			// writes at shutdown (a CPU profile, the archive); kill it if
-			// it does not stop.
-			cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-s.done:
-			case <-time.After(15 * time.Second):
-				cmd.Process.Kill()
-				<-s.done
-			}
-			cmd.Wait()
-		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", s.logs.String())
-		}
-	})
-	for s.addr == "" || s.httpAddr == "" {
-		select {
-		case s.addr = <-addrc:
-		case s.httpAddr = <-httpc:
-		case <-s.done:
-			t.Fatalf("server exited before serving:\n%s", s.logs.String())
-		case <-time.After(30 * time.Second):
-			t.Fatalf("server did not report its addresses:\n%s", s.logs.String())
-		}
-	}
-	return s
+	return testserve.Start(t, args...)
 }
 
 // grpcurl returns a command running the pinned grpcurl from the repository
@@ -159,7 +77,7 @@ func streamUntil(t *testing.T, cmd *exec.Cmd, want string) string {
 // readUntil is streamUntil for goroutines other than the test's: it
 // reports a failure as an error.
 func readUntil(cmd *exec.Cmd, want string) (string, error) {
-	out := &syncBuffer{}
+	out := &testserve.SyncBuffer{}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return "", err
@@ -198,10 +116,10 @@ func readUntil(cmd *exec.Cmd, want string) (string, error) {
 func TestEndToEnd(t *testing.T) {
 	s := startServer(t)
 
-	if out := runGrpcurl(t, "-plaintext", s.addr, "list"); !strings.Contains(out, "pxperf.v1.PerformanceService") || !strings.Contains(out, "grpc.health.v1.Health") {
+	if out := runGrpcurl(t, "-plaintext", s.Addr, "list"); !strings.Contains(out, "pxperf.v1.PerformanceService") || !strings.Contains(out, "grpc.health.v1.Health") {
 		t.Errorf("list = %q, want PerformanceService and Health", out)
 	}
-	if out := runGrpcurl(t, "-plaintext", s.addr, "grpc.health.v1.Health/Check"); !strings.Contains(out, `"SERVING"`) {
+	if out := runGrpcurl(t, "-plaintext", s.Addr, "grpc.health.v1.Health/Check"); !strings.Contains(out, `"SERVING"`) {
 		t.Errorf("health = %q, want SERVING", out)
 	}
 
@@ -209,7 +127,7 @@ func TestEndToEnd(t *testing.T) {
 	defer cancel()
 	// Subscribe from the first id: the stream is live before and after the
 	// publish, and the entry must arrive on it.
-	sub := grpcurl(ctx, "-plaintext", "-d", `{"start_id": 1}`, s.addr, "pxperf.v1.PerformanceService/Subscribe")
+	sub := grpcurl(ctx, "-plaintext", "-d", `{"start_id": 1}`, s.Addr, "pxperf.v1.PerformanceService/Subscribe")
 	type result struct {
 		out string
 		err error
@@ -221,7 +139,7 @@ func TestEndToEnd(t *testing.T) {
 	}()
 
 	out := runGrpcurl(t, "-plaintext", "-d", `{"entries": [{"method": "GET", "url": "http://e2e.example.com/hello", "start_time": "2026-11-27T10:00:00Z", "status_code": 200}]}`,
-		s.addr, "pxperf.v1.PerformanceService/Publish")
+		s.Addr, "pxperf.v1.PerformanceService/Publish")
 	if !strings.Contains(out, `"id": "1"`) {
 		t.Errorf("publish = %q, want id 1", out)
 	}
@@ -250,7 +168,7 @@ func TestReadmeCommands(t *testing.T) {
 	var commands []string
 	for line := range strings.Lines(string(readme)) {
 		if line = strings.TrimSpace(line); strings.HasPrefix(line, prefix) {
-			commands = append(commands, strings.ReplaceAll(line, "127.0.0.1:50051", s.addr))
+			commands = append(commands, strings.ReplaceAll(line, "127.0.0.1:50051", s.Addr))
 		}
 	}
 	if len(commands) < 8 {
@@ -308,11 +226,11 @@ func TestReadmeCommands(t *testing.T) {
 func TestSigtermWithOpenStream(t *testing.T) {
 	s := startServer(t)
 	runGrpcurl(t, "-plaintext", "-d", `{"entries": [{"method": "GET", "url": "http://example.com/", "start_time": "2026-11-27T10:00:00Z"}]}`,
-		s.addr, "pxperf.v1.PerformanceService/Publish")
+		s.Addr, "pxperf.v1.PerformanceService/Publish")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	sub := grpcurl(ctx, "-plaintext", "-d", `{"start_id": 1}`, s.addr, "pxperf.v1.PerformanceService/Subscribe")
+	sub := grpcurl(ctx, "-plaintext", "-d", `{"start_id": 1}`, s.Addr, "pxperf.v1.PerformanceService/Subscribe")
 	stdout, err := sub.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -328,18 +246,18 @@ func TestSigtermWithOpenStream(t *testing.T) {
 	}
 
 	start := time.Now()
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := s.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
 	go func() {
-		<-s.done
-		exited <- s.cmd.Wait()
+		<-s.Done
+		exited <- s.Cmd.Wait()
 	}()
 	select {
 	case err := <-exited:
 		if err != nil {
-			t.Errorf("server exit: %v\n%s", err, s.logs.String())
+			t.Errorf("server exit: %v\n%s", err, s.Logs.String())
 		}
 		t.Logf("server stopped %v after SIGTERM", time.Since(start).Round(time.Millisecond))
 	case <-time.After(15 * time.Second):
@@ -350,28 +268,4 @@ func TestSigtermWithOpenStream(t *testing.T) {
 	if !strings.Contains(subErr.String(), "Unavailable") || !strings.Contains(subErr.String(), "start_id 2") {
 		t.Errorf("subscriber saw %q, want Unavailable with start_id 2", subErr.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) WriteString(s string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.WriteString(s)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

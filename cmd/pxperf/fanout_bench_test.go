@@ -12,6 +12,7 @@ import (
 	"time"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/internal/testserve"
 	"github.com/shirou/gopsutil/v4/process"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -145,11 +146,11 @@ func (r loadResult) gaps() (n int) {
 // runLoad configures the server for throughput (fixed mode, 30 messages/s,
 // batches of up to 10 000), opens the subscribers, publishes at the spec's
 // rate, and waits until every reading subscriber has everything.
-func runLoad(b *testing.B, s *server, spec loadSpec) loadResult {
+func runLoad(b *testing.B, s *testserve.Server, spec loadSpec) loadResult {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), spec.seconds+5*time.Minute)
 	defer cancel()
-	conn, err := grpc.NewClient(s.addr,
+	conn, err := grpc.NewClient(s.Addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
 	if err != nil {
@@ -196,7 +197,7 @@ func runLoad(b *testing.B, s *server, spec loadSpec) loadResult {
 		b.Fatal(err)
 	}
 
-	pid := int32(s.cmd.Process.Pid)
+	pid := int32(s.Cmd.Process.Pid)
 	proc, err := process.NewProcess(pid)
 	if err != nil {
 		b.Fatal(err)
@@ -209,7 +210,7 @@ func runLoad(b *testing.B, s *server, spec loadSpec) loadResult {
 	start := time.Now()
 	res.published, err = publishPaced(ctx, svc, spec, func(elapsed time.Duration) {
 		// Memory at mid-run and the largest after it.
-		kb, err := procStatusKB(s.cmd.Process.Pid, "VmRSS")
+		kb, err := procStatusKB(s.Cmd.Process.Pid, "VmRSS")
 		if err != nil {
 			return
 		}

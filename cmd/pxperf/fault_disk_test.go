@@ -19,6 +19,7 @@ import (
 
 	"github.com/pxperf/pxperf/client"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/internal/testserve"
 )
 
 const (
@@ -43,7 +44,7 @@ const (
 type diskFault struct {
 	// fail makes writes to the archive fail with ENOSPC, now or once the
 	// space left is used up.
-	fail func(t *testing.T, s *server)
+	fail func(t *testing.T, s *testserve.Server)
 	// free makes writes succeed again.
 	free func(t *testing.T)
 }
@@ -80,7 +81,7 @@ func TestDiskFullTmpfs(t *testing.T) {
 	}
 	t.Logf("tmpfs of %d KiB at %s, %d KiB free after a %d KiB filler", diskTmpfsBytes>>10, dir, st.Bavail*uint64(st.Bsize)>>10, diskFillerBytes>>10)
 	diskFullScenario(t, dir, diskFault{
-		fail: func(*testing.T, *server) {}, // the space left runs out
+		fail: func(*testing.T, *testserve.Server) {}, // the space left runs out
 		free: func(t *testing.T) {
 			if err := os.Remove(filler); err != nil {
 				t.Fatal(err)
@@ -111,7 +112,7 @@ func TestDiskFullInjected(t *testing.T) {
 	}
 	var stop func(t *testing.T)
 	diskFullScenario(t, t.TempDir(), diskFault{
-		fail: func(t *testing.T, s *server) { stop = injectENOSPC(t, strace, s.cmd.Process.Pid) },
+		fail: func(t *testing.T, s *testserve.Server) { stop = injectENOSPC(t, strace, s.Cmd.Process.Pid) },
 		free: func(t *testing.T) { stop(t) },
 	})
 }
@@ -131,7 +132,7 @@ func injectENOSPC(t *testing.T, strace string, pid int) (detach func(*testing.T)
 	}
 	// strace says "Process N attached" for each thread, or why it cannot.
 	attached := make(chan bool, 1)
-	out := &syncBuffer{}
+	out := &testserve.SyncBuffer{}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -200,7 +201,7 @@ func diskFullScenario(t *testing.T, dir string, f diskFault) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	s := startServer(t, "--log-dir", dir, "--stats-interval", "1s")
-	c, err := client.New(client.Config{Address: s.addr})
+	c, err := client.New(client.Config{Address: s.Addr})
 	if err != nil {
 		t.Fatal(err)
 	}

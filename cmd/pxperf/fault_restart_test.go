@@ -31,6 +31,7 @@ import (
 
 	"github.com/pxperf/pxperf/client"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/internal/testserve"
 )
 
 const (
@@ -89,7 +90,7 @@ func BenchmarkRestartWithArchive(b *testing.B) {
 		b.Skip("end-to-end benchmark builds and runs the binary")
 	}
 	size := restartBytes(b)
-	bin, err := buildBinary()
+	bin, err := testserve.Build()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -396,7 +397,7 @@ func verifyRestartArchive(b *testing.B, bin string, a *restartArchive, crashed b
 type timedServer struct {
 	addr string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testserve.SyncBuffer
 	done chan error // Wait's result
 }
 
@@ -418,7 +419,7 @@ func startReady(b *testing.B, bin, dir string) (*timedServer, time.Duration) {
 	}
 	defer conn.Close()
 	health := healthpb.NewHealthClient(conn)
-	p := &timedServer{addr: addr, out: &syncBuffer{}, done: make(chan error, 1)}
+	p := &timedServer{addr: addr, out: &testserve.SyncBuffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(bin, "serve", "--listen", addr, "--http-listen", "127.0.0.1:0", "--log-dir", dir, "--config", "testdata/fault/restart.yaml")
 	p.cmd.Stderr = p.out
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

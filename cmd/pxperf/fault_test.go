@@ -17,6 +17,7 @@ import (
 
 	"github.com/pxperf/pxperf/client"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/internal/testserve"
 )
 
 // Fault tests: the real binary, killed, and given a full disk. See the
@@ -86,7 +87,7 @@ func TestCrashRecovery(t *testing.T) {
 		startAt := time.Now()
 		s := startServer(t, args...)
 		startup := time.Since(startAt)
-		c, err := client.New(client.Config{Address: s.addr})
+		c, err := client.New(client.Config{Address: s.Addr})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -229,7 +230,7 @@ func crashEntries(n, p, seq int) []*pxperfv1.Entry {
 
 // ingestAndKill runs two Publish producers and one PublishStream producer
 // against s for run, then kills s with SIGKILL while they are sending.
-func ingestAndKill(ctx context.Context, t *testing.T, s *server, c *client.Client, n int, run time.Duration) crashResult {
+func ingestAndKill(ctx context.Context, t *testing.T, s *testserve.Server, c *client.Client, n int, run time.Duration) crashResult {
 	t.Helper()
 	pctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -258,11 +259,11 @@ func ingestAndKill(ctx context.Context, t *testing.T, s *server, c *client.Clien
 		before = resp.GetStats()
 	}
 	r := crashResult{round: n, killAt: time.Now(), run: run, before: before}
-	if err := s.cmd.Process.Kill(); err != nil {
+	if err := s.Cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	<-s.done
-	if err := s.cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+	<-s.Done
+	if err := s.Cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
 		t.Errorf("round %d: server exit = %v, want killed", n, err)
 	}
 	wg.Wait()
@@ -358,17 +359,17 @@ func publishOnce(ctx context.Context, t *testing.T, c *client.Client, n int) cra
 
 // stopServer stops s with SIGTERM, as an operator would, and waits for it
 // to exit successfully.
-func stopServer(t *testing.T, s *server) {
+func stopServer(t *testing.T, s *testserve.Server) {
 	t.Helper()
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := s.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-s.done:
+	case <-s.Done:
 	case <-time.After(15 * time.Second):
 		t.Fatal("server still running 15s after SIGTERM")
 	}
-	if err := s.cmd.Wait(); err != nil {
+	if err := s.Cmd.Wait(); err != nil {
 		t.Fatalf("server exit after SIGTERM: %v", err)
 	}
 }

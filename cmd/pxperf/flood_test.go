@@ -18,6 +18,7 @@ import (
 
 	"github.com/pxperf/pxperf/client"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/internal/testserve"
 )
 
 // The flood of the "memory flood" issue. Sizes in MiB, as --max-memory-mb
@@ -117,10 +118,10 @@ func BenchmarkFlood(b *testing.B) {
 
 	s := startServer(b, "--max-memory-mb", strconv.Itoa(floodBudgetMiB), "--max-body-size", "1048576", "--max-entries", "10000000",
 		"--cleanup-interval", floodPressureInterval, "--stats-interval", floodStatsInterval)
-	pid := s.cmd.Process.Pid
+	pid := s.Cmd.Process.Pid
 	ctx, cancel := context.WithTimeout(context.Background(), floodTimeout)
 	defer cancel()
-	c, err := client.New(client.Config{Address: s.addr})
+	c, err := client.New(client.Config{Address: s.Addr})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -356,13 +357,13 @@ func waitSubscribed(ctx context.Context, c *client.Client, done <-chan struct{})
 // failIfExited ends the benchmark if the server process has exited, saying
 // how: an OOM kill shows as "signal: killed". After a failed call the
 // process may still be on its way out, so it waits briefly for that.
-func failIfExited(b *testing.B, s *server, when string) {
+func failIfExited(b *testing.B, s *testserve.Server, when string) {
 	b.Helper()
 	select {
-	case <-s.done:
-		// s.done closes when the server's stderr reaches EOF, i.e. when it
+	case <-s.Done:
+		// s.Done closes when the server's stderr reaches EOF, i.e. when it
 		// exits. Wait sets ProcessState, so the cleanup does not wait again.
-		b.Fatalf("server exited %s: %v", when, s.cmd.Wait())
+		b.Fatalf("server exited %s: %v", when, s.Cmd.Wait())
 	case <-time.After(time.Second):
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pxperf/pxperf/config"
+	"github.com/pxperf/pxperf/internal/testserve"
 
 	"go.uber.org/goleak"
 )
@@ -178,7 +179,7 @@ func TestServeConfigGateway(t *testing.T) {
 func TestServeLogsJSON(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stderr syncBuffer
+	var stderr testserve.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--http-listen", "", "--log-dir", t.TempDir(), "--log-format", "json"},

@@ -17,9 +17,9 @@ func TestMetricsEndpoint(t *testing.T) {
 	s := startServer(t, "--metrics-listen", "127.0.0.1:0")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	url := regexp.MustCompile(`msg="serving metrics" url=(\S+)`).FindStringSubmatch(s.logs.String())
+	url := regexp.MustCompile(`msg="serving metrics" url=(\S+)`).FindStringSubmatch(s.Logs.String())
 	if url == nil {
-		t.Fatalf("no metrics URL in the log:\n%s", s.logs.String())
+		t.Fatalf("no metrics URL in the log:\n%s", s.Logs.String())
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url[1], nil)
 	if err != nil {

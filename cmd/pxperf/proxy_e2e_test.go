@@ -17,22 +17,6 @@ import (
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 )
 
-// logged waits until the server's log has a line matching re, and returns
-// the first submatch.
-func (s *server) logged(t *testing.T, ctx context.Context, re *regexp.Regexp) string {
-	t.Helper()
-	for {
-		if m := re.FindStringSubmatch(s.logs.String()); m != nil {
-			return m[1]
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("no log line matching %s:\n%s", re, s.logs.String())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-}
-
 // through sends a CONNECT or a GET for target (host:port) through the
 // proxy at proxyAddr and returns the status.
 func through(t *testing.T, ctx context.Context, proxyAddr, method, target string) int {
@@ -70,8 +54,8 @@ func TestProxyGuardsTheHost(t *testing.T) {
 	metricsRe := regexp.MustCompile(`msg="serving metrics" url=http://(\S+)/metrics`)
 
 	s := startServer(t, "--proxy-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0")
-	proxyAddr, metricsAddr := s.logged(t, ctx, proxyRe), s.logged(t, ctx, metricsRe)
-	targets := []string{s.addr, metricsAddr, origin.Listener.Addr().String()}
+	proxyAddr, metricsAddr := s.Logged(t, ctx, proxyRe), s.Logged(t, ctx, metricsRe)
+	targets := []string{s.Addr, metricsAddr, origin.Listener.Addr().String()}
 	for _, target := range targets {
 		for _, method := range []string{http.MethodConnect, http.MethodGet} {
 			if got := through(t, ctx, proxyAddr, method, target); got != http.StatusForbidden {
@@ -79,7 +63,7 @@ func TestProxyGuardsTheHost(t *testing.T) {
 			}
 		}
 	}
-	c, err := client.New(client.Config{Address: s.addr})
+	c, err := client.New(client.Config{Address: s.Addr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,14 +90,14 @@ func TestProxyGuardsTheHost(t *testing.T) {
 
 	// Allowed by address and port: the origin, and nothing else.
 	s2 := startServer(t, "--proxy-listen", "127.0.0.1:0", "--allow-targets", origin.Listener.Addr().String())
-	proxyAddr = s2.logged(t, ctx, proxyRe)
+	proxyAddr = s2.Logged(t, ctx, proxyRe)
 	if got := through(t, ctx, proxyAddr, http.MethodGet, origin.Listener.Addr().String()); got != http.StatusOK {
 		t.Errorf("GET the listed origin: %d; want 200", got)
 	}
-	if got := through(t, ctx, proxyAddr, http.MethodConnect, s2.addr); got != http.StatusForbidden {
+	if got := through(t, ctx, proxyAddr, http.MethodConnect, s2.Addr); got != http.StatusForbidden {
 		t.Errorf("CONNECT the gRPC port with another target listed: %d; want 403", got)
 	}
-	if strings.Contains(s.logs.String()+s2.logs.String(), "without client authentication") {
-		t.Errorf("a proxy on loopback warned of no client authentication:\n%s", s.logs.String())
+	if strings.Contains(s.Logs.String()+s2.Logs.String(), "without client authentication") {
+		t.Errorf("a proxy on loopback warned of no client authentication:\n%s", s.Logs.String())
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pxperf/pxperf/internal/testserve"
 )
 
 // Every command of README's "Command line" example runs as written, in
@@ -16,7 +18,7 @@ import (
 // ./cmd/pxperf is the built binary), and exits 0.
 func TestReadmeCLI(t *testing.T) {
 	s := startServer(t)
-	bin, err := buildBinary()
+	bin, err := testserve.Build()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +49,7 @@ func TestReadmeCLI(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		cmd := exec.CommandContext(ctx, "bash", "-c", "set -o pipefail; "+strings.ReplaceAll(c, "go run ./cmd/pxperf", bin))
 		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "PXPERF_SERVER="+s.addr)
+		cmd.Env = append(os.Environ(), "PXPERF_SERVER="+s.Addr)
 		out, err := cmd.CombinedOutput()
 		cancel()
 		if err != nil {

@@ -39,7 +39,7 @@ func TestReadmeGateway(t *testing.T) {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		out, err := exec.CommandContext(ctx, "bash", "-c", "set -o pipefail; "+strings.ReplaceAll(c, defaultAddr, s.httpAddr)).CombinedOutput()
+		out, err := exec.CommandContext(ctx, "bash", "-c", "set -o pipefail; "+strings.ReplaceAll(c, defaultAddr, s.HTTPAddr)).CombinedOutput()
 		cancel()
 		switch {
 		case err != nil:

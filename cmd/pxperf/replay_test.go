@@ -161,8 +161,8 @@ func TestReplay(t *testing.T) {
 	s := startServer(t, "--proxy-listen", "127.0.0.1:0", "--allow-targets", tg.addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	proxyAddr := s.logged(t, ctx, regexp.MustCompile(`msg="proxy serving".* addr=(\S+)`))
-	addr := s.addr
+	proxyAddr := s.Logged(t, ctx, regexp.MustCompile(`msg="proxy serving".* addr=(\S+)`))
+	addr := s.Addr
 
 	const body = "{\"name\": \"O'Brien\"}\n\x00binary tail"
 	closed, err := net.Listen("tcp", "127.0.0.1:0")

@@ -35,7 +35,7 @@ func TestSubscribeFlood(t *testing.T) {
 	defer cancel()
 	clients := make([]*client.Client, 8)
 	for i := range clients {
-		c, err := client.New(client.Config{Address: s.addr})
+		c, err := client.New(client.Config{Address: s.Addr})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,7 +56,7 @@ func TestSubscribeFlood(t *testing.T) {
 	}
 	// Every connection up before the baseline: each has goroutines of its
 	// own on the server.
-	hc := healthpb.NewHealthClient(healthConn(t, s.addr))
+	hc := healthpb.NewHealthClient(healthConn(t, s.Addr))
 	if _, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
 		t.Fatal(err)
 	}

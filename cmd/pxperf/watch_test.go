@@ -23,6 +23,7 @@ import (
 	"github.com/creack/pty"
 	"github.com/pxperf/pxperf/client"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/internal/testserve"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/encoding"
@@ -69,7 +70,7 @@ type ptyTerm struct {
 // pseudo-terminal.
 func startWatch(t *testing.T, args ...string) *ptyTerm {
 	t.Helper()
-	bin, err := buildBinary()
+	bin, err := testserve.Build()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +333,7 @@ func (pt *ptyTerm) waitNextSample() {
 
 func TestWatch(t *testing.T) {
 	s := startServer(t)
-	cl, err := client.New(client.Config{Address: s.addr})
+	cl, err := client.New(client.Config{Address: s.Addr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,7 +360,7 @@ func TestWatch(t *testing.T) {
 	last.ProxyDecision = &pxperfv1.ProxyDecision{Route: pxperfv1.Route_ROUTE_PROXY, Upstream: "upstream.test:3128", Source: pxperfv1.DecisionSource_DECISION_SOURCE_PAC}
 	publish(t, cl, entries...)
 
-	pt := startWatch(t, "--server", s.addr, "--refresh", "100ms")
+	pt := startWatch(t, "--server", s.Addr, "--refresh", "100ms")
 	const wait = 10 * time.Second
 
 	// The newest entries, newest at the bottom, and the header.
@@ -428,7 +429,7 @@ func TestWatch(t *testing.T) {
 	screen = pt.waitText(wait, "PAUSED")
 	before := tableURLs(screen)
 	publish(t, cl, testEntry("fail/late-1", 502), testEntry("fail/late-2", 504))
-	newest := strconv.FormatUint(newestID(t, s.addr), 10)
+	newest := strconv.FormatUint(newestID(t, s.Addr), 10)
 	pt.waitFor("stats with the new entries", wait, func(s string) bool { return strings.Contains(s, ".."+newest+")") })
 	pt.waitNextSample()
 	if got := tableURLs(pt.screen()); !slices.Equal(got, before) {
@@ -538,13 +539,13 @@ func sameColor(c color.Color, want ansi.BasicColor) bool {
 // in as fast as two PublishStream producers can send them.
 func TestWatchResponsive(t *testing.T) {
 	s := startServer(t, "--max-entries", "100000")
-	pt := startWatch(t, "--server", s.addr)
+	pt := startWatch(t, "--server", s.Addr)
 	pt.waitText(10*time.Second, "following the newest", "score")
 
 	// The producers send one pre-encoded message of 1000 entries again and
 	// again, so that their own marshalling (slow under -race) does not
 	// bound the rate; for at most 8 s or 4 M entries.
-	conn, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(s.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}

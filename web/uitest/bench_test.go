@@ -218,7 +218,7 @@ func openBenchPage(b *testing.B, entries, capacity int) *benchPage {
 		}
 	}
 	b.Logf("filled the store with %d entries in %v", p.next, time.Since(start).Round(time.Millisecond))
-	if err := chromedp.Do(ctx, chromedp.Navigate(s.url)); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Navigate(s.URL)); err != nil {
 		b.Fatal(err)
 	}
 	waitFor(ctx, b, "the newest row shows", `document.querySelector("#scroller .row:not([hidden]) .id")?.textContent === "`+strconv.Itoa(p.next)+`"`)

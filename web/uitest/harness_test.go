@@ -1,116 +1,33 @@
 package uitest
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/internal/testserve"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 )
 
-// buildBinary builds pxperf once per test binary run.
-var buildBinary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "pxperf-uitest")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "pxperf")
-	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/pxperf").CombinedOutput()
-	if err != nil {
-		return "", errors.New("go build: " + err.Error() + "\n" + string(out))
-	}
-	return bin, nil
-})
-
-// server is a running pxperf serve.
-type server struct {
-	addr string // the gRPC listener, host:port
-	url  string // the gateway, http://host:port/
-}
+// server is a running pxperf serve (see testserve.Start).
+type server struct{ *testserve.Server }
 
 // startServer runs pxperf serve on free loopback ports with args, and
 // stops it when the test ends.
-func startServer(t testing.TB, args ...string) *server {
+func startServer(t testing.TB, args ...string) server {
 	t.Helper()
-	bin, err := buildBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--log-dir", t.TempDir()}, args...)...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var logs strings.Builder
-	var mu sync.Mutex
-	addrc, urlc, done := make(chan string, 1), make(chan string, 1), make(chan struct{})
-	serving := regexp.MustCompile(`msg=serving addr=(\S+)`)
-	gateway := regexp.MustCompile(`msg="serving the HTTP gateway[^"]*" url=(\S+)`)
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			mu.Lock()
-			logs.WriteString(sc.Text() + "\n")
-			mu.Unlock()
-			if m := serving.FindStringSubmatch(sc.Text()); m != nil {
-				addrc <- m[1]
-			}
-			if m := gateway.FindStringSubmatch(sc.Text()); m != nil {
-				urlc <- m[1]
-			}
-		}
-	}()
-	log := func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		return logs.String()
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("server log:\n%s", log())
-		}
-	})
-	s := &server{}
-	for s.addr == "" || s.url == "" {
-		select {
-		case s.addr = <-addrc:
-		case s.url = <-urlc:
-		case <-done:
-			t.Fatalf("server exited before serving:\n%s", log())
-		case <-time.After(30 * time.Second):
-			t.Fatalf("server did not report its addresses:\n%s", log())
-		}
-	}
-	return s
+	return server{testserve.Start(t, args...)}
 }
 
 // client returns a gRPC client of s that sends token, if any.
-func (s *server) client(t testing.TB, token string) pxperfv1.PerformanceServiceClient {
+func (s server) client(t testing.TB, token string) pxperfv1.PerformanceServiceClient {
 	t.Helper()
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	if token != "" {
@@ -118,7 +35,7 @@ func (s *server) client(t testing.TB, token string) pxperfv1.PerformanceServiceC
 			return invoker(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token), method, req, reply, cc, opts...)
 		}))
 	}
-	conn, err := grpc.NewClient(s.addr, opts...)
+	conn, err := grpc.NewClient(s.Addr, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ func TestPanels(t *testing.T) {
 	s := startServer(t)
 	c := s.client(t, "")
 	publish(ctx, t, c, samples(5))
-	if err := chromedp.Do(ctx, chromedp.Navigate(s.url)); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Navigate(s.URL)); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(ctx, t, "rows appear", `document.querySelector("#scroller .row:not([hidden]) .id")?.textContent === "5"`)

@@ -103,7 +103,7 @@ func TestTable(t *testing.T) {
 	s := startServer(t)
 	const n = 60
 	publish(ctx, t, s.client(t, ""), samples(n))
-	if err := chromedp.Do(ctx, chromedp.Navigate(s.url)); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Navigate(s.URL)); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
@@ -219,7 +219,7 @@ func TestTokenPrompt(t *testing.T) {
 	}
 	s := startServer(t, "--tokens", tokens)
 	publish(ctx, t, s.client(t, admin), samples(8))
-	if err := chromedp.Do(ctx, chromedp.Navigate(s.url)); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Navigate(s.URL)); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
