@@ -47,6 +47,8 @@ type monitorSource struct {
 // Sample implements monitor.Source.
 func (src *monitorSource) Sample(context.Context) (monitor.Sample, error) {
 	e := src.e
+	cfg := e.Config()
+	st := e.store.Stats()
 	r, err := e.proc.readAll()
 	if err != nil {
 		return monitor.Sample{}, err
@@ -55,7 +57,7 @@ func (src *monitorSource) Sample(context.Context) (monitor.Sample, error) {
 	// may be long past and count what has been freed since. Before the
 	// memory share raises or holds an alert, a collection makes it current:
 	// at most one a sample, and only then.
-	if cfg := e.Config(); monitor.RestShare(r.Live(), uint64(e.store.Stats().Bytes), uint64(overhead(cfg.GetMemory()))) >= cfg.GetMonitor().GetMemoryAlertThreshold() {
+	if monitor.RestShare(r.Live(), uint64(st.Bytes), uint64(overhead(cfg.GetMemory()))) >= cfg.GetMonitor().GetMemoryAlertThreshold() {
 		runtime.GC()
 		if r, err = e.proc.readAll(); err != nil {
 			return monitor.Sample{}, err
@@ -66,8 +68,6 @@ func (src *monitorSource) Sample(context.Context) (monitor.Sample, error) {
 		cpu = procstat.CPUPercent(src.prev, r)
 	}
 	src.prev = r
-	cfg := e.Config()
-	st := e.store.Stats()
 	hs := e.hub.Stats(st.NewestID, r.Time)
 	sample := monitor.Sample{
 		Time: r.Time,
