@@ -239,10 +239,10 @@ func compile(f *pxperfv1.Filter, lv level) (*Filter, error) {
 	if c.bodyText, err = compileSubstring("body_text", f.GetBodyText(), maxBodyTextLen); err != nil {
 		return nil, err
 	}
-	if c.anyOf, err = compileNested("any_of", f.GetAnyOf(), lv, maxAnyOf); err != nil {
+	if c.anyOf, err = compileNested(f.GetAnyOf(), lv, anyOf, maxAnyOf); err != nil {
 		return nil, err
 	}
-	if c.exclude, err = compileNested("exclude", f.GetExclude(), lv, maxExclude); err != nil {
+	if c.exclude, err = compileNested(f.GetExclude(), lv, exclude, maxExclude); err != nil {
 		return nil, err
 	}
 	c.empty = c.isEmpty()
@@ -264,15 +264,15 @@ func (f *Filter) ownEmpty() bool {
 		f.urlRegex == nil && f.bodyText == ""
 }
 
-// compileNested compiles the filters of the any_of or exclude field named
-// field, held by a filter at lv.
-func compileNested(field string, fs []*pxperfv1.Filter, lv level, maxItems int) ([]*Filter, error) {
+// compileNested compiles fs, the filters a filter at lv holds in its any_of
+// (inner is anyOf) or its exclude (inner is exclude), at most maxItems.
+func compileNested(fs []*pxperfv1.Filter, lv, inner level, maxItems int) ([]*Filter, error) {
 	if len(fs) == 0 {
 		return nil, nil
 	}
-	inner := anyOf
-	if field == "exclude" {
-		inner = exclude
+	field := "any_of"
+	if inner == exclude {
+		field = "exclude"
 	}
 	switch {
 	case lv == exclude:
