@@ -19,6 +19,7 @@ import (
 	"buf.build/go/protovalidate"
 	"github.com/pxperf/pxperf/config"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/internal/buildinfo"
 	"github.com/pxperf/pxperf/perf/archive"
 	"github.com/pxperf/pxperf/perf/hub"
 	"github.com/pxperf/pxperf/perf/monitor"
@@ -50,6 +51,7 @@ type Engine struct {
 	validator protovalidate.Validator
 	entries   entryChecker // the fast path of entry validation
 	start     time.Time
+	build     buildinfo.Info
 	proc      *procReader
 
 	store       *store.Store
@@ -137,6 +139,7 @@ func New(cfg *pxperfv1.Config, opts Options) (*Engine, error) {
 		validator:   v,
 		entries:     newEntryChecker(),
 		start:       time.Now(),
+		build:       buildinfo.Read(),
 		proc:        &procReader{r: mr},
 		store:       st,
 		archive:     arch,

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 
 	"github.com/pxperf/pxperf/config"
@@ -81,6 +82,9 @@ func TestIngest(t *testing.T) {
 	st := e.Stats()
 	if st.GetStore().GetAccepted() != 2 || st.GetStore().GetRejected() != 1 || st.GetArchive() == nil {
 		t.Errorf("stats: store %v, archive %v; want 2 accepted, 1 rejected, and the archive's stats", st.GetStore(), st.GetArchive())
+	}
+	if sv := st.GetServer(); sv.GetVersion() == "" || sv.GetGoVersion() != runtime.Version() {
+		t.Errorf("stats: server %v; want a version and Go %s", sv, runtime.Version())
 	}
 }
 

@@ -38,6 +38,7 @@ func (e *Engine) Stats() *pxperfv1.Stats {
 		Archive:   e.archiveStats(),
 		Resources: e.resourceStats(),
 		Proxy:     e.proxyStats(),
+		Server:    e.serverInfo(),
 	}
 	if r, err := e.proc.read(); err == nil {
 		stats.Process = &pxperfv1.ProcessStats{
@@ -52,6 +53,20 @@ func (e *Engine) Stats() *pxperfv1.Stats {
 	}
 	e.addMonitorStats(stats)
 	return stats
+}
+
+// serverInfo names the server's build for GetStats.
+func (e *Engine) serverInfo() *pxperfv1.ServerInfo {
+	info := &pxperfv1.ServerInfo{
+		Version:   e.build.Version,
+		Revision:  e.build.Revision,
+		Modified:  e.build.Modified,
+		GoVersion: e.build.GoVersion,
+	}
+	if !e.build.RevisionTime.IsZero() {
+		info.RevisionTime = timestamppb.New(e.build.RevisionTime)
+	}
+	return info
 }
 
 // proxyStats reports the recording proxy for GetStats; nil when it is off.

@@ -90,6 +90,7 @@ var (
 	evictedDesc   = prometheus.NewDesc("pxperf_entries_evicted_total", "Entries evicted from memory, by reason.", []string{"reason"}, nil)
 	scorePartDesc = prometheus.NewDesc("pxperf_score_part", "Points of one part of the health score.", []string{"part"}, nil)
 	alertDesc     = prometheus.NewDesc("pxperf_alert", "1 for each alert whose condition holds now.", []string{"name"}, nil)
+	buildDesc     = prometheus.NewDesc("pxperf_build_info", "Always 1; its labels name the server's build.", []string{"version", "revision", "goversion"}, nil)
 )
 
 // Describe implements prometheus.Collector.
@@ -100,6 +101,7 @@ func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- evictedDesc
 	ch <- scorePartDesc
 	ch <- alertDesc
+	ch <- buildDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -118,6 +120,8 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, a := range st.GetActiveAlerts() {
 		ch <- prometheus.MustNewConstMetric(alertDesc, prometheus.GaugeValue, 1, a.GetName())
 	}
+	b := st.GetServer()
+	ch <- prometheus.MustNewConstMetric(buildDesc, prometheus.GaugeValue, 1, b.GetVersion(), b.GetRevision(), b.GetGoVersion())
 }
 
 func boolFloat(b bool) float64 {

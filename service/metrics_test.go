@@ -3,6 +3,7 @@ package service_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
@@ -66,6 +67,7 @@ func TestMetricsScrape(t *testing.T) {
 		{"pxperf_store_entries", nil, 7},
 		{"pxperf_entries_evicted_total", map[string]string{"reason": "count"}, 0},
 		{"grpc_server_handled_total", map[string]string{"grpc_method": "Publish", "grpc_code": "OK"}, 2},
+		{"pxperf_build_info", map[string]string{"goversion": runtime.Version()}, 1},
 	}
 	for _, w := range want {
 		got, ok := value(w.name, w.labels)

@@ -100,7 +100,9 @@ type Stats struct {
 	// Alerts whose condition holds now.
 	ActiveAlerts []*Alert `protobuf:"bytes,9,rep,name=active_alerts,json=activeAlerts,proto3" json:"active_alerts,omitempty"`
 	// The recording proxy; unset when it is off.
-	Proxy         *ProxyStats `protobuf:"bytes,10,opt,name=proxy,proto3" json:"proxy,omitempty"`
+	Proxy *ProxyStats `protobuf:"bytes,10,opt,name=proxy,proto3" json:"proxy,omitempty"`
+	// The build of the server that took the sample.
+	Server        *ServerInfo `protobuf:"bytes,11,opt,name=server,proto3" json:"server,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -205,6 +207,95 @@ func (x *Stats) GetProxy() *ProxyStats {
 	return nil
 }
 
+func (x *Stats) GetServer() *ServerInfo {
+	if x != nil {
+		return x.Server
+	}
+	return nil
+}
+
+// ServerInfo names the server's build.
+type ServerInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The release or module version, "(devel)" when built without one.
+	Version string `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	// The VCS revision built; empty when not built from a checkout.
+	Revision string `protobuf:"bytes,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The commit time of revision; unset when unknown.
+	RevisionTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=revision_time,json=revisionTime,proto3" json:"revision_time,omitempty"`
+	// The checkout had uncommitted changes when built.
+	Modified bool `protobuf:"varint,4,opt,name=modified,proto3" json:"modified,omitempty"`
+	// The Go toolchain that built the server, as runtime.Version gives it.
+	GoVersion     string `protobuf:"bytes,5,opt,name=go_version,json=goVersion,proto3" json:"go_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServerInfo) Reset() {
+	*x = ServerInfo{}
+	mi := &file_pxperf_v1_stats_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServerInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServerInfo) ProtoMessage() {}
+
+func (x *ServerInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_pxperf_v1_stats_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServerInfo.ProtoReflect.Descriptor instead.
+func (*ServerInfo) Descriptor() ([]byte, []int) {
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ServerInfo) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *ServerInfo) GetRevision() string {
+	if x != nil {
+		return x.Revision
+	}
+	return ""
+}
+
+func (x *ServerInfo) GetRevisionTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevisionTime
+	}
+	return nil
+}
+
+func (x *ServerInfo) GetModified() bool {
+	if x != nil {
+		return x.Modified
+	}
+	return false
+}
+
+func (x *ServerInfo) GetGoVersion() string {
+	if x != nil {
+		return x.GoVersion
+	}
+	return ""
+}
+
 // ProxyStats describes the built-in recording proxy. Counters count from
 // the server's start.
 type ProxyStats struct {
@@ -250,7 +341,7 @@ type ProxyStats struct {
 
 func (x *ProxyStats) Reset() {
 	*x = ProxyStats{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[1]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -262,7 +353,7 @@ func (x *ProxyStats) String() string {
 func (*ProxyStats) ProtoMessage() {}
 
 func (x *ProxyStats) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[1]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -275,7 +366,7 @@ func (x *ProxyStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProxyStats.ProtoReflect.Descriptor instead.
 func (*ProxyStats) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{1}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ProxyStats) GetRequests() uint64 {
@@ -417,7 +508,7 @@ type StoreStats struct {
 
 func (x *StoreStats) Reset() {
 	*x = StoreStats{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[2]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -429,7 +520,7 @@ func (x *StoreStats) String() string {
 func (*StoreStats) ProtoMessage() {}
 
 func (x *StoreStats) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[2]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -442,7 +533,7 @@ func (x *StoreStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreStats.ProtoReflect.Descriptor instead.
 func (*StoreStats) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{2}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *StoreStats) GetEntries() uint64 {
@@ -597,7 +688,7 @@ type ArchiveStats struct {
 
 func (x *ArchiveStats) Reset() {
 	*x = ArchiveStats{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[3]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -609,7 +700,7 @@ func (x *ArchiveStats) String() string {
 func (*ArchiveStats) ProtoMessage() {}
 
 func (x *ArchiveStats) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[3]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -622,7 +713,7 @@ func (x *ArchiveStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchiveStats.ProtoReflect.Descriptor instead.
 func (*ArchiveStats) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{3}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ArchiveStats) GetEntriesWritten() uint64 {
@@ -805,7 +896,7 @@ type ThrottleStats struct {
 
 func (x *ThrottleStats) Reset() {
 	*x = ThrottleStats{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[4]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -817,7 +908,7 @@ func (x *ThrottleStats) String() string {
 func (*ThrottleStats) ProtoMessage() {}
 
 func (x *ThrottleStats) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[4]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -830,7 +921,7 @@ func (x *ThrottleStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ThrottleStats.ProtoReflect.Descriptor instead.
 func (*ThrottleStats) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{4}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ThrottleStats) GetSubscribers() uint64 {
@@ -969,7 +1060,7 @@ type SubscriberStats struct {
 
 func (x *SubscriberStats) Reset() {
 	*x = SubscriberStats{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[5]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -981,7 +1072,7 @@ func (x *SubscriberStats) String() string {
 func (*SubscriberStats) ProtoMessage() {}
 
 func (x *SubscriberStats) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[5]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -994,7 +1085,7 @@ func (x *SubscriberStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriberStats.ProtoReflect.Descriptor instead.
 func (*SubscriberStats) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{5}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SubscriberStats) GetId() string {
@@ -1117,7 +1208,7 @@ type ResourceStats struct {
 
 func (x *ResourceStats) Reset() {
 	*x = ResourceStats{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[6]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1129,7 +1220,7 @@ func (x *ResourceStats) String() string {
 func (*ResourceStats) ProtoMessage() {}
 
 func (x *ResourceStats) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[6]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1142,7 +1233,7 @@ func (x *ResourceStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceStats.ProtoReflect.Descriptor instead.
 func (*ResourceStats) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{6}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ResourceStats) GetLive() uint64 {
@@ -1216,7 +1307,7 @@ type ProcessStats struct {
 
 func (x *ProcessStats) Reset() {
 	*x = ProcessStats{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[7]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1228,7 +1319,7 @@ func (x *ProcessStats) String() string {
 func (*ProcessStats) ProtoMessage() {}
 
 func (x *ProcessStats) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[7]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1241,7 +1332,7 @@ func (x *ProcessStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessStats.ProtoReflect.Descriptor instead.
 func (*ProcessStats) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{7}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ProcessStats) GetRssBytes() uint64 {
@@ -1322,7 +1413,7 @@ type Score struct {
 
 func (x *Score) Reset() {
 	*x = Score{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[8]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1334,7 +1425,7 @@ func (x *Score) String() string {
 func (*Score) ProtoMessage() {}
 
 func (x *Score) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[8]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1347,7 +1438,7 @@ func (x *Score) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Score.ProtoReflect.Descriptor instead.
 func (*Score) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{8}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Score) GetTotal() float64 {
@@ -1381,7 +1472,7 @@ type ScorePart struct {
 
 func (x *ScorePart) Reset() {
 	*x = ScorePart{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[9]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1393,7 +1484,7 @@ func (x *ScorePart) String() string {
 func (*ScorePart) ProtoMessage() {}
 
 func (x *ScorePart) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[9]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1406,7 +1497,7 @@ func (x *ScorePart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScorePart.ProtoReflect.Descriptor instead.
 func (*ScorePart) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{9}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ScorePart) GetName() string {
@@ -1460,7 +1551,7 @@ type Alert struct {
 
 func (x *Alert) Reset() {
 	*x = Alert{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[10]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1472,7 +1563,7 @@ func (x *Alert) String() string {
 func (*Alert) ProtoMessage() {}
 
 func (x *Alert) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[10]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1485,7 +1576,7 @@ func (x *Alert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Alert.ProtoReflect.Descriptor instead.
 func (*Alert) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{10}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Alert) GetName() string {
@@ -1541,7 +1632,7 @@ var File_pxperf_v1_stats_proto protoreflect.FileDescriptor
 
 const file_pxperf_v1_stats_proto_rawDesc = "" +
 	"\n" +
-	"\x15pxperf/v1/stats.proto\x12\tpxperf.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x84\x04\n" +
+	"\x15pxperf/v1/stats.proto\x12\tpxperf.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb3\x04\n" +
 	"\x05Stats\x12;\n" +
 	"\vsample_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"sampleTime\x121\n" +
@@ -1554,7 +1645,16 @@ const file_pxperf_v1_stats_proto_rawDesc = "" +
 	"\x05score\x18\b \x01(\v2\x10.pxperf.v1.ScoreR\x05score\x125\n" +
 	"\ractive_alerts\x18\t \x03(\v2\x10.pxperf.v1.AlertR\factiveAlerts\x12+\n" +
 	"\x05proxy\x18\n" +
-	" \x01(\v2\x15.pxperf.v1.ProxyStatsR\x05proxy\"\xc9\x03\n" +
+	" \x01(\v2\x15.pxperf.v1.ProxyStatsR\x05proxy\x12-\n" +
+	"\x06server\x18\v \x01(\v2\x15.pxperf.v1.ServerInfoR\x06server\"\xbe\x01\n" +
+	"\n" +
+	"ServerInfo\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\tR\brevision\x12?\n" +
+	"\rrevision_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\frevisionTime\x12\x1a\n" +
+	"\bmodified\x18\x04 \x01(\bR\bmodified\x12\x1d\n" +
+	"\n" +
+	"go_version\x18\x05 \x01(\tR\tgoVersion\"\xc9\x03\n" +
 	"\n" +
 	"ProxyStats\x12\x1a\n" +
 	"\brequests\x18\x01 \x01(\x04R\brequests\x12\x18\n" +
@@ -1707,49 +1807,52 @@ func file_pxperf_v1_stats_proto_rawDescGZIP() []byte {
 }
 
 var file_pxperf_v1_stats_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pxperf_v1_stats_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_pxperf_v1_stats_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_pxperf_v1_stats_proto_goTypes = []any{
 	(AlertState)(0),               // 0: pxperf.v1.AlertState
 	(*Stats)(nil),                 // 1: pxperf.v1.Stats
-	(*ProxyStats)(nil),            // 2: pxperf.v1.ProxyStats
-	(*StoreStats)(nil),            // 3: pxperf.v1.StoreStats
-	(*ArchiveStats)(nil),          // 4: pxperf.v1.ArchiveStats
-	(*ThrottleStats)(nil),         // 5: pxperf.v1.ThrottleStats
-	(*SubscriberStats)(nil),       // 6: pxperf.v1.SubscriberStats
-	(*ResourceStats)(nil),         // 7: pxperf.v1.ResourceStats
-	(*ProcessStats)(nil),          // 8: pxperf.v1.ProcessStats
-	(*Score)(nil),                 // 9: pxperf.v1.Score
-	(*ScorePart)(nil),             // 10: pxperf.v1.ScorePart
-	(*Alert)(nil),                 // 11: pxperf.v1.Alert
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 13: google.protobuf.Duration
+	(*ServerInfo)(nil),            // 2: pxperf.v1.ServerInfo
+	(*ProxyStats)(nil),            // 3: pxperf.v1.ProxyStats
+	(*StoreStats)(nil),            // 4: pxperf.v1.StoreStats
+	(*ArchiveStats)(nil),          // 5: pxperf.v1.ArchiveStats
+	(*ThrottleStats)(nil),         // 6: pxperf.v1.ThrottleStats
+	(*SubscriberStats)(nil),       // 7: pxperf.v1.SubscriberStats
+	(*ResourceStats)(nil),         // 8: pxperf.v1.ResourceStats
+	(*ProcessStats)(nil),          // 9: pxperf.v1.ProcessStats
+	(*Score)(nil),                 // 10: pxperf.v1.Score
+	(*ScorePart)(nil),             // 11: pxperf.v1.ScorePart
+	(*Alert)(nil),                 // 12: pxperf.v1.Alert
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 14: google.protobuf.Duration
 }
 var file_pxperf_v1_stats_proto_depIdxs = []int32{
-	12, // 0: pxperf.v1.Stats.sample_time:type_name -> google.protobuf.Timestamp
-	13, // 1: pxperf.v1.Stats.uptime:type_name -> google.protobuf.Duration
-	3,  // 2: pxperf.v1.Stats.store:type_name -> pxperf.v1.StoreStats
-	4,  // 3: pxperf.v1.Stats.archive:type_name -> pxperf.v1.ArchiveStats
-	5,  // 4: pxperf.v1.Stats.throttle:type_name -> pxperf.v1.ThrottleStats
-	7,  // 5: pxperf.v1.Stats.resources:type_name -> pxperf.v1.ResourceStats
-	8,  // 6: pxperf.v1.Stats.process:type_name -> pxperf.v1.ProcessStats
-	9,  // 7: pxperf.v1.Stats.score:type_name -> pxperf.v1.Score
-	11, // 8: pxperf.v1.Stats.active_alerts:type_name -> pxperf.v1.Alert
-	2,  // 9: pxperf.v1.Stats.proxy:type_name -> pxperf.v1.ProxyStats
-	13, // 10: pxperf.v1.ArchiveStats.compression_time:type_name -> google.protobuf.Duration
-	13, // 11: pxperf.v1.ThrottleStats.send_blocked:type_name -> google.protobuf.Duration
-	6,  // 12: pxperf.v1.ThrottleStats.per_subscriber:type_name -> pxperf.v1.SubscriberStats
-	12, // 13: pxperf.v1.SubscriberStats.start_time:type_name -> google.protobuf.Timestamp
-	13, // 14: pxperf.v1.SubscriberStats.send_blocked:type_name -> google.protobuf.Duration
-	13, // 15: pxperf.v1.SubscriberStats.interval:type_name -> google.protobuf.Duration
-	10, // 16: pxperf.v1.Score.parts:type_name -> pxperf.v1.ScorePart
-	0,  // 17: pxperf.v1.Alert.state:type_name -> pxperf.v1.AlertState
-	12, // 18: pxperf.v1.Alert.start_time:type_name -> google.protobuf.Timestamp
-	12, // 19: pxperf.v1.Alert.clear_time:type_name -> google.protobuf.Timestamp
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	13, // 0: pxperf.v1.Stats.sample_time:type_name -> google.protobuf.Timestamp
+	14, // 1: pxperf.v1.Stats.uptime:type_name -> google.protobuf.Duration
+	4,  // 2: pxperf.v1.Stats.store:type_name -> pxperf.v1.StoreStats
+	5,  // 3: pxperf.v1.Stats.archive:type_name -> pxperf.v1.ArchiveStats
+	6,  // 4: pxperf.v1.Stats.throttle:type_name -> pxperf.v1.ThrottleStats
+	8,  // 5: pxperf.v1.Stats.resources:type_name -> pxperf.v1.ResourceStats
+	9,  // 6: pxperf.v1.Stats.process:type_name -> pxperf.v1.ProcessStats
+	10, // 7: pxperf.v1.Stats.score:type_name -> pxperf.v1.Score
+	12, // 8: pxperf.v1.Stats.active_alerts:type_name -> pxperf.v1.Alert
+	3,  // 9: pxperf.v1.Stats.proxy:type_name -> pxperf.v1.ProxyStats
+	2,  // 10: pxperf.v1.Stats.server:type_name -> pxperf.v1.ServerInfo
+	13, // 11: pxperf.v1.ServerInfo.revision_time:type_name -> google.protobuf.Timestamp
+	14, // 12: pxperf.v1.ArchiveStats.compression_time:type_name -> google.protobuf.Duration
+	14, // 13: pxperf.v1.ThrottleStats.send_blocked:type_name -> google.protobuf.Duration
+	7,  // 14: pxperf.v1.ThrottleStats.per_subscriber:type_name -> pxperf.v1.SubscriberStats
+	13, // 15: pxperf.v1.SubscriberStats.start_time:type_name -> google.protobuf.Timestamp
+	14, // 16: pxperf.v1.SubscriberStats.send_blocked:type_name -> google.protobuf.Duration
+	14, // 17: pxperf.v1.SubscriberStats.interval:type_name -> google.protobuf.Duration
+	11, // 18: pxperf.v1.Score.parts:type_name -> pxperf.v1.ScorePart
+	0,  // 19: pxperf.v1.Alert.state:type_name -> pxperf.v1.AlertState
+	13, // 20: pxperf.v1.Alert.start_time:type_name -> google.protobuf.Timestamp
+	13, // 21: pxperf.v1.Alert.clear_time:type_name -> google.protobuf.Timestamp
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_pxperf_v1_stats_proto_init() }
@@ -1763,7 +1866,7 @@ func file_pxperf_v1_stats_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pxperf_v1_stats_proto_rawDesc), len(file_pxperf_v1_stats_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

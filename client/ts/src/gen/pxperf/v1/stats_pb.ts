@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file pxperf/v1/stats.proto.
  */
 export const file_pxperf_v1_stats: GenFile = /*@__PURE__*/
-  fileDesc("ChVweHBlcmYvdjEvc3RhdHMucHJvdG8SCXB4cGVyZi52MSKmAwoFU3RhdHMSLwoLc2FtcGxlX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBnVwdGltZRgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIkCgVzdG9yZRgDIAEoCzIVLnB4cGVyZi52MS5TdG9yZVN0YXRzEigKB2FyY2hpdmUYBCABKAsyFy5weHBlcmYudjEuQXJjaGl2ZVN0YXRzEioKCHRocm90dGxlGAUgASgLMhgucHhwZXJmLnYxLlRocm90dGxlU3RhdHMSKwoJcmVzb3VyY2VzGAYgASgLMhgucHhwZXJmLnYxLlJlc291cmNlU3RhdHMSKAoHcHJvY2VzcxgHIAEoCzIXLnB4cGVyZi52MS5Qcm9jZXNzU3RhdHMSHwoFc2NvcmUYCCABKAsyEC5weHBlcmYudjEuU2NvcmUSJwoNYWN0aXZlX2FsZXJ0cxgJIAMoCzIQLnB4cGVyZi52MS5BbGVydBIkCgVwcm94eRgKIAEoCzIVLnB4cGVyZi52MS5Qcm94eVN0YXRzIqYCCgpQcm94eVN0YXRzEhAKCHJlcXVlc3RzGAEgASgEEg8KB3R1bm5lbHMYAiABKAQSEAoIYnl0ZXNfaW4YAyABKAQSEQoJYnl0ZXNfb3V0GAQgASgEEg4KBmVycm9ycxgFIAEoBBIRCglwdWJsaXNoZWQYBiABKAQSDwoHZHJvcHBlZBgHIAEoBBIaChJhY3RpdmVfY29ubmVjdGlvbnMYCCABKAQSFgoOYWN0aXZlX3R1bm5lbHMYCSABKAQSDgoGcXVldWVkGAogASgEEg4KBmRlbmllZBgLIAEoBBIVCg1hdXRoX2ZhaWx1cmVzGAwgASgEEhQKDHJhdGVfbGltaXRlZBgNIAEoBBIbChNjb25uZWN0aW9uc19yZWZ1c2VkGA4gASgEIrcCCgpTdG9yZVN0YXRzEg8KB2VudHJpZXMYASABKAQSDQoFYnl0ZXMYAiABKAQSFAoMYnVkZ2V0X2J5dGVzGAMgASgEEhMKC21heF9lbnRyaWVzGAQgASgEEhEKCW9sZGVzdF9pZBgFIAEoBBIRCgluZXdlc3RfaWQYBiABKAQSEAoIYWNjZXB0ZWQYByABKAQSEAoIcmVqZWN0ZWQYCCABKAQSGAoQZXZpY3RlZF9ieV9jb3VudBgJIAEoBBIYChBldmljdGVkX2J5X2J5dGVzGAogASgEEhsKE2V2aWN0ZWRfYnlfcHJlc3N1cmUYCyABKAQSGAoQdHJ1bmNhdGVkX2JvZGllcxgMIAEoBBIWCg51bmRlcl9wcmVzc3VyZRgNIAEoCBIRCgljb21wbGV0ZWQYDiABKAQigAQKDEFyY2hpdmVTdGF0cxIXCg9lbnRyaWVzX3dyaXR0ZW4YASABKAQSFQoNYnl0ZXNfd3JpdHRlbhgCIAEoBBINCgVmaWxlcxgDIAEoBBISCgpkaXNrX2J5dGVzGAQgASgEEhoKEnJvdGF0aW9uc19ieV9jb3VudBgFIAEoBBIZChFyb3RhdGlvbnNfYnlfc2l6ZRgGIAEoBBIZChFyb3RhdGlvbnNfYnlfdGltZRgHIAEoBBIYChByb3RhdGlvbnNfbWFudWFsGAggASgEEhkKEWNvbXByZXNzaW9uX3JhdGlvGAkgASgBEjMKEGNvbXByZXNzaW9uX3RpbWUYCiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFQoNZmlsZXNfZGVsZXRlZBgLIAEoBBIUCgx3cml0ZV9lcnJvcnMYDCABKAQSGAoQcXVldWVfZnVsbF93YWl0cxgNIAEoBBIXCg9lbnRyaWVzX2Ryb3BwZWQYDiABKAQSFQoNY29ycnVwdF9saW5lcxgPIAEoBBIOCgZxdWV1ZWQYECABKAQSEgoKbGFzdF9lcnJvchgRIAEoCRIiChpmaWxlc19hd2FpdGluZ19jb21wcmVzc2lvbhgSIAEoBBIiChpieXRlc19hd2FpdGluZ19jb21wcmVzc2lvbhgTIAEoBCL6AgoNVGhyb3R0bGVTdGF0cxITCgtzdWJzY3JpYmVycxgBIAEoBBIVCg1tZXNzYWdlc19zZW50GAIgASgEEhQKDGVudHJpZXNfc2VudBgDIAEoBBIbChN0aHJvdHRsZWRfaW50ZXJ2YWxzGAQgASgEEhgKEHByaW9yaXR5X2ZsdXNoZXMYBSABKAQSDAoEZ2FwcxgGIAEoBBIUCgxidXJzdF9ldmVudHMYByABKAQSGQoRc3R1Y2tfc3Vic2NyaWJlcnMYCCABKAQSDwoHbWF4X2xhZxgJIAEoBBITCgtpbmdlc3RfcmF0ZRgKIAEoARIUCgxidXJzdF9hY3RpdmUYCyABKAgSEAoIY3B1X2xvYWQYDCABKAESLwoMc2VuZF9ibG9ja2VkGA0gASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjIKDnBlcl9zdWJzY3JpYmVyGA4gAygLMhoucHhwZXJmLnYxLlN1YnNjcmliZXJTdGF0cyL9AgoPU3Vic2NyaWJlclN0YXRzEgoKAmlkGAEgASgJEgwKBHBlZXIYAiABKAkSLgoKc3RhcnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHbmV4dF9pZBgEIAEoBBILCgNsYWcYBSABKAQSFQoNbWVzc2FnZXNfc2VudBgGIAEoBBIUCgxlbnRyaWVzX3NlbnQYByABKAQSFAoMbWVzc2FnZV9yYXRlGAggASgBEhwKFGF2ZXJhZ2VfbWVzc2FnZV9yYXRlGAkgASgBEhsKE3Rocm90dGxlZF9pbnRlcnZhbHMYCiABKAQSGAoQcHJpb3JpdHlfZmx1c2hlcxgLIAEoBBIMCgRnYXBzGAwgASgEEi8KDHNlbmRfYmxvY2tlZBgNIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIrCghpbnRlcnZhbBgOIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKOAQoNUmVzb3VyY2VTdGF0cxIMCgRsaXZlGAEgASgEEhoKEmNsZWFudXBzX3N1Y2NlZWRlZBgCIAEoBBIXCg9jbGVhbnVwc19mYWlsZWQYAyABKAQSEwoLaWRsZV9jbG9zZWQYBCABKAQSDwoHcmVmdXNlZBgFIAEoBBIUCgxyYXRlX2xpbWl0ZWQYBiABKAQi1gEKDFByb2Nlc3NTdGF0cxIRCglyc3NfYnl0ZXMYASABKAQSEwoLY3B1X3BlcmNlbnQYAiABKAESEgoKb3Blbl9maWxlcxgDIAEoBBIPCgd0aHJlYWRzGAQgASgEEhcKD2hlYXBfbGl2ZV9ieXRlcxgFIAEoBBIXCg9oZWFwX2dvYWxfYnl0ZXMYBiABKAQSGgoSbWVtb3J5X2xpbWl0X2J5dGVzGAcgASgEEhcKD2djX2NwdV9mcmFjdGlvbhgIIAEoARISCgpnb3JvdXRpbmVzGAkgASgEIjsKBVNjb3JlEg0KBXRvdGFsGAEgASgBEiMKBXBhcnRzGAIgAygLMhQucHhwZXJmLnYxLlNjb3JlUGFydCJSCglTY29yZVBhcnQSDAoEbmFtZRgBIAEoCRIOCgZwb2ludHMYAiABKAESEgoKbWF4X3BvaW50cxgDIAEoARITCgtleHBsYW5hdGlvbhgEIAEoCSLOAQoFQWxlcnQSDAoEbmFtZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEiQKBXN0YXRlGAMgASgOMhUucHhwZXJmLnYxLkFsZXJ0U3RhdGUSLgoKc3RhcnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKY2xlYXJfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFdmFsdWUYBiABKAESEQoJdGhyZXNob2xkGAcgASgBKloKCkFsZXJ0U3RhdGUSGwoXQUxFUlRfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJBTEVSVF9TVEFURV9GSVJJTkcQARIXChNBTEVSVF9TVEFURV9DTEVBUkVEEAJCMVovZ2l0aHViLmNvbS9weHBlcmYvcHhwZXJmL2dlbi9weHBlcmYvdjE7cHhwZXJmdjFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChVweHBlcmYvdjEvc3RhdHMucHJvdG8SCXB4cGVyZi52MSLNAwoFU3RhdHMSLwoLc2FtcGxlX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBnVwdGltZRgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIkCgVzdG9yZRgDIAEoCzIVLnB4cGVyZi52MS5TdG9yZVN0YXRzEigKB2FyY2hpdmUYBCABKAsyFy5weHBlcmYudjEuQXJjaGl2ZVN0YXRzEioKCHRocm90dGxlGAUgASgLMhgucHhwZXJmLnYxLlRocm90dGxlU3RhdHMSKwoJcmVzb3VyY2VzGAYgASgLMhgucHhwZXJmLnYxLlJlc291cmNlU3RhdHMSKAoHcHJvY2VzcxgHIAEoCzIXLnB4cGVyZi52MS5Qcm9jZXNzU3RhdHMSHwoFc2NvcmUYCCABKAsyEC5weHBlcmYudjEuU2NvcmUSJwoNYWN0aXZlX2FsZXJ0cxgJIAMoCzIQLnB4cGVyZi52MS5BbGVydBIkCgVwcm94eRgKIAEoCzIVLnB4cGVyZi52MS5Qcm94eVN0YXRzEiUKBnNlcnZlchgLIAEoCzIVLnB4cGVyZi52MS5TZXJ2ZXJJbmZvIogBCgpTZXJ2ZXJJbmZvEg8KB3ZlcnNpb24YASABKAkSEAoIcmV2aXNpb24YAiABKAkSMQoNcmV2aXNpb25fdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIbW9kaWZpZWQYBCABKAgSEgoKZ29fdmVyc2lvbhgFIAEoCSKmAgoKUHJveHlTdGF0cxIQCghyZXF1ZXN0cxgBIAEoBBIPCgd0dW5uZWxzGAIgASgEEhAKCGJ5dGVzX2luGAMgASgEEhEKCWJ5dGVzX291dBgEIAEoBBIOCgZlcnJvcnMYBSABKAQSEQoJcHVibGlzaGVkGAYgASgEEg8KB2Ryb3BwZWQYByABKAQSGgoSYWN0aXZlX2Nvbm5lY3Rpb25zGAggASgEEhYKDmFjdGl2ZV90dW5uZWxzGAkgASgEEg4KBnF1ZXVlZBgKIAEoBBIOCgZkZW5pZWQYCyABKAQSFQoNYXV0aF9mYWlsdXJlcxgMIAEoBBIUCgxyYXRlX2xpbWl0ZWQYDSABKAQSGwoTY29ubmVjdGlvbnNfcmVmdXNlZBgOIAEoBCK3AgoKU3RvcmVTdGF0cxIPCgdlbnRyaWVzGAEgASgEEg0KBWJ5dGVzGAIgASgEEhQKDGJ1ZGdldF9ieXRlcxgDIAEoBBITCgttYXhfZW50cmllcxgEIAEoBBIRCglvbGRlc3RfaWQYBSABKAQSEQoJbmV3ZXN0X2lkGAYgASgEEhAKCGFjY2VwdGVkGAcgASgEEhAKCHJlamVjdGVkGAggASgEEhgKEGV2aWN0ZWRfYnlfY291bnQYCSABKAQSGAoQZXZpY3RlZF9ieV9ieXRlcxgKIAEoBBIbChNldmljdGVkX2J5X3ByZXNzdXJlGAsgASgEEhgKEHRydW5jYXRlZF9ib2RpZXMYDCABKAQSFgoOdW5kZXJfcHJlc3N1cmUYDSABKAgSEQoJY29tcGxldGVkGA4gASgEIoAECgxBcmNoaXZlU3RhdHMSFwoPZW50cmllc193cml0dGVuGAEgASgEEhUKDWJ5dGVzX3dyaXR0ZW4YAiABKAQSDQoFZmlsZXMYAyABKAQSEgoKZGlza19ieXRlcxgEIAEoBBIaChJyb3RhdGlvbnNfYnlfY291bnQYBSABKAQSGQoRcm90YXRpb25zX2J5X3NpemUYBiABKAQSGQoRcm90YXRpb25zX2J5X3RpbWUYByABKAQSGAoQcm90YXRpb25zX21hbnVhbBgIIAEoBBIZChFjb21wcmVzc2lvbl9yYXRpbxgJIAEoARIzChBjb21wcmVzc2lvbl90aW1lGAogASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhUKDWZpbGVzX2RlbGV0ZWQYCyABKAQSFAoMd3JpdGVfZXJyb3JzGAwgASgEEhgKEHF1ZXVlX2Z1bGxfd2FpdHMYDSABKAQSFwoPZW50cmllc19kcm9wcGVkGA4gASgEEhUKDWNvcnJ1cHRfbGluZXMYDyABKAQSDgoGcXVldWVkGBAgASgEEhIKCmxhc3RfZXJyb3IYESABKAkSIgoaZmlsZXNfYXdhaXRpbmdfY29tcHJlc3Npb24YEiABKAQSIgoaYnl0ZXNfYXdhaXRpbmdfY29tcHJlc3Npb24YEyABKAQi+gIKDVRocm90dGxlU3RhdHMSEwoLc3Vic2NyaWJlcnMYASABKAQSFQoNbWVzc2FnZXNfc2VudBgCIAEoBBIUCgxlbnRyaWVzX3NlbnQYAyABKAQSGwoTdGhyb3R0bGVkX2ludGVydmFscxgEIAEoBBIYChBwcmlvcml0eV9mbHVzaGVzGAUgASgEEgwKBGdhcHMYBiABKAQSFAoMYnVyc3RfZXZlbnRzGAcgASgEEhkKEXN0dWNrX3N1YnNjcmliZXJzGAggASgEEg8KB21heF9sYWcYCSABKAQSEwoLaW5nZXN0X3JhdGUYCiABKAESFAoMYnVyc3RfYWN0aXZlGAsgASgIEhAKCGNwdV9sb2FkGAwgASgBEi8KDHNlbmRfYmxvY2tlZBgNIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIyCg5wZXJfc3Vic2NyaWJlchgOIAMoCzIaLnB4cGVyZi52MS5TdWJzY3JpYmVyU3RhdHMi/QIKD1N1YnNjcmliZXJTdGF0cxIKCgJpZBgBIAEoCRIMCgRwZWVyGAIgASgJEi4KCnN0YXJ0X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB25leHRfaWQYBCABKAQSCwoDbGFnGAUgASgEEhUKDW1lc3NhZ2VzX3NlbnQYBiABKAQSFAoMZW50cmllc19zZW50GAcgASgEEhQKDG1lc3NhZ2VfcmF0ZRgIIAEoARIcChRhdmVyYWdlX21lc3NhZ2VfcmF0ZRgJIAEoARIbChN0aHJvdHRsZWRfaW50ZXJ2YWxzGAogASgEEhgKEHByaW9yaXR5X2ZsdXNoZXMYCyABKAQSDAoEZ2FwcxgMIAEoBBIvCgxzZW5kX2Jsb2NrZWQYDSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKwoIaW50ZXJ2YWwYDiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24ijgEKDVJlc291cmNlU3RhdHMSDAoEbGl2ZRgBIAEoBBIaChJjbGVhbnVwc19zdWNjZWVkZWQYAiABKAQSFwoPY2xlYW51cHNfZmFpbGVkGAMgASgEEhMKC2lkbGVfY2xvc2VkGAQgASgEEg8KB3JlZnVzZWQYBSABKAQSFAoMcmF0ZV9saW1pdGVkGAYgASgEItYBCgxQcm9jZXNzU3RhdHMSEQoJcnNzX2J5dGVzGAEgASgEEhMKC2NwdV9wZXJjZW50GAIgASgBEhIKCm9wZW5fZmlsZXMYAyABKAQSDwoHdGhyZWFkcxgEIAEoBBIXCg9oZWFwX2xpdmVfYnl0ZXMYBSABKAQSFwoPaGVhcF9nb2FsX2J5dGVzGAYgASgEEhoKEm1lbW9yeV9saW1pdF9ieXRlcxgHIAEoBBIXCg9nY19jcHVfZnJhY3Rpb24YCCABKAESEgoKZ29yb3V0aW5lcxgJIAEoBCI7CgVTY29yZRINCgV0b3RhbBgBIAEoARIjCgVwYXJ0cxgCIAMoCzIULnB4cGVyZi52MS5TY29yZVBhcnQiUgoJU2NvcmVQYXJ0EgwKBG5hbWUYASABKAkSDgoGcG9pbnRzGAIgASgBEhIKCm1heF9wb2ludHMYAyABKAESEwoLZXhwbGFuYXRpb24YBCABKAkizgEKBUFsZXJ0EgwKBG5hbWUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIkCgVzdGF0ZRgDIAEoDjIVLnB4cGVyZi52MS5BbGVydFN0YXRlEi4KCnN0YXJ0X3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNsZWFyX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXZhbHVlGAYgASgBEhEKCXRocmVzaG9sZBgHIAEoASpaCgpBbGVydFN0YXRlEhsKF0FMRVJUX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSQUxFUlRfU1RBVEVfRklSSU5HEAESFwoTQUxFUlRfU1RBVEVfQ0xFQVJFRBACQjFaL2dpdGh1Yi5jb20vcHhwZXJmL3B4cGVyZi9nZW4vcHhwZXJmL3YxO3B4cGVyZnYxYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Stats is a sample of every part of the server. Counters count from the
@@ -91,6 +91,13 @@ export type Stats = Message<"pxperf.v1.Stats"> & {
    * @generated from field: pxperf.v1.ProxyStats proxy = 10;
    */
   proxy?: ProxyStats | undefined;
+
+  /**
+   * The build of the server that took the sample.
+   *
+   * @generated from field: pxperf.v1.ServerInfo server = 11;
+   */
+  server?: ServerInfo | undefined;
 };
 
 /**
@@ -99,6 +106,55 @@ export type Stats = Message<"pxperf.v1.Stats"> & {
  */
 export const StatsSchema: GenMessage<Stats> = /*@__PURE__*/
   messageDesc(file_pxperf_v1_stats, 0);
+
+/**
+ * ServerInfo names the server's build.
+ *
+ * @generated from message pxperf.v1.ServerInfo
+ */
+export type ServerInfo = Message<"pxperf.v1.ServerInfo"> & {
+  /**
+   * The release or module version, "(devel)" when built without one.
+   *
+   * @generated from field: string version = 1;
+   */
+  version: string;
+
+  /**
+   * The VCS revision built; empty when not built from a checkout.
+   *
+   * @generated from field: string revision = 2;
+   */
+  revision: string;
+
+  /**
+   * The commit time of revision; unset when unknown.
+   *
+   * @generated from field: google.protobuf.Timestamp revision_time = 3;
+   */
+  revisionTime?: Timestamp | undefined;
+
+  /**
+   * The checkout had uncommitted changes when built.
+   *
+   * @generated from field: bool modified = 4;
+   */
+  modified: boolean;
+
+  /**
+   * The Go toolchain that built the server, as runtime.Version gives it.
+   *
+   * @generated from field: string go_version = 5;
+   */
+  goVersion: string;
+};
+
+/**
+ * Describes the message pxperf.v1.ServerInfo.
+ * Use `create(ServerInfoSchema)` to create a new message.
+ */
+export const ServerInfoSchema: GenMessage<ServerInfo> = /*@__PURE__*/
+  messageDesc(file_pxperf_v1_stats, 1);
 
 /**
  * ProxyStats describes the built-in recording proxy. Counters count from
@@ -218,7 +274,7 @@ export type ProxyStats = Message<"pxperf.v1.ProxyStats"> & {
  * Use `create(ProxyStatsSchema)` to create a new message.
  */
 export const ProxyStatsSchema: GenMessage<ProxyStats> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_stats, 1);
+  messageDesc(file_pxperf_v1_stats, 2);
 
 /**
  * StoreStats describes the in-memory store.
@@ -334,7 +390,7 @@ export type StoreStats = Message<"pxperf.v1.StoreStats"> & {
  * Use `create(StoreStatsSchema)` to create a new message.
  */
 export const StoreStatsSchema: GenMessage<StoreStats> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_stats, 2);
+  messageDesc(file_pxperf_v1_stats, 3);
 
 /**
  * ArchiveStats describes the archive.
@@ -488,7 +544,7 @@ export type ArchiveStats = Message<"pxperf.v1.ArchiveStats"> & {
  * Use `create(ArchiveStatsSchema)` to create a new message.
  */
 export const ArchiveStatsSchema: GenMessage<ArchiveStats> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_stats, 3);
+  messageDesc(file_pxperf_v1_stats, 4);
 
 /**
  * ThrottleStats describes subscribers and throttling: overall counters
@@ -610,7 +666,7 @@ export type ThrottleStats = Message<"pxperf.v1.ThrottleStats"> & {
  * Use `create(ThrottleStatsSchema)` to create a new message.
  */
 export const ThrottleStatsSchema: GenMessage<ThrottleStats> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_stats, 4);
+  messageDesc(file_pxperf_v1_stats, 5);
 
 /**
  * SubscriberStats describes one open Subscribe stream.
@@ -723,7 +779,7 @@ export type SubscriberStats = Message<"pxperf.v1.SubscriberStats"> & {
  * Use `create(SubscriberStatsSchema)` to create a new message.
  */
 export const SubscriberStatsSchema: GenMessage<SubscriberStats> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_stats, 5);
+  messageDesc(file_pxperf_v1_stats, 6);
 
 /**
  * ResourceStats describes tracked resources.
@@ -780,7 +836,7 @@ export type ResourceStats = Message<"pxperf.v1.ResourceStats"> & {
  * Use `create(ResourceStatsSchema)` to create a new message.
  */
 export const ResourceStatsSchema: GenMessage<ResourceStats> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_stats, 6);
+  messageDesc(file_pxperf_v1_stats, 7);
 
 /**
  * ProcessStats describes the server process and the Go runtime.
@@ -859,7 +915,7 @@ export type ProcessStats = Message<"pxperf.v1.ProcessStats"> & {
  * Use `create(ProcessStatsSchema)` to create a new message.
  */
 export const ProcessStatsSchema: GenMessage<ProcessStats> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_stats, 7);
+  messageDesc(file_pxperf_v1_stats, 8);
 
 /**
  * Score is the server's health, 0–100, as the sum of four parts: memory
@@ -889,7 +945,7 @@ export type Score = Message<"pxperf.v1.Score"> & {
  * Use `create(ScoreSchema)` to create a new message.
  */
 export const ScoreSchema: GenMessage<Score> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_stats, 8);
+  messageDesc(file_pxperf_v1_stats, 9);
 
 /**
  * ScorePart is one part of the score.
@@ -931,7 +987,7 @@ export type ScorePart = Message<"pxperf.v1.ScorePart"> & {
  * Use `create(ScorePartSchema)` to create a new message.
  */
 export const ScorePartSchema: GenMessage<ScorePart> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_stats, 9);
+  messageDesc(file_pxperf_v1_stats, 10);
 
 /**
  * Alert is a condition the monitor watches.
@@ -994,7 +1050,7 @@ export type Alert = Message<"pxperf.v1.Alert"> & {
  * Use `create(AlertSchema)` to create a new message.
  */
 export const AlertSchema: GenMessage<Alert> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_stats, 10);
+  messageDesc(file_pxperf_v1_stats, 11);
 
 /**
  * AlertState says whether an alert event starts or clears a condition.
