@@ -99,6 +99,13 @@ func Default() *pxperfv1.Config {
 			MaxConnections: 1000,
 			IdleTimeout:    d(90 * time.Second),
 		},
+		Cluster: &pxperfv1.ClusterConfig{
+			Stream:         "PXPERF",
+			Subject:        "pxperf.entries",
+			Replicas:       1,
+			MaxAge:         d(0),
+			PublishTimeout: d(5 * time.Second),
+		},
 	}
 }
 
@@ -121,6 +128,7 @@ func startOnly() []string {
 	return []string{
 		"server",
 		"proxy",
+		"cluster",
 		"logs.enabled",
 		"logs.directory",
 		"logs.queue_size",

@@ -264,10 +264,87 @@ func (s *Store) Append(entries []*pxperfv1.Entry) []Stored {
 	if len(entries) == 0 {
 		return nil
 	}
-	stored := make([]Stored, len(entries))
 	s.mu.Lock()
+	return s.appendLocked(entries, true)
+}
+
+// AppendAt stores entries as new entries with the ids first, first+1, …,
+// as a follower of a replicated log does with the log's entries, whose
+// sequence numbers are their ids. Unlike [Store.Append], it never takes an
+// entry as the completion of a PENDING one: the log says which messages
+// complete which entry (see [Store.Complete]).
+//
+// first must not be below the next id. When it is above, the ids between
+// left the log before this store saw them: the store holds consecutive
+// ids only, so every entry held is dropped (counted as evicted by count)
+// and the store goes on from first.
+func (s *Store) AppendAt(first uint64, entries []*pxperfv1.Entry) ([]Stored, error) {
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	s.mu.Lock()
+	if first < s.nextID {
+		next := s.nextID
+		s.mu.Unlock()
+		return nil, fmt.Errorf("append at id %d: the store is at id %d already", first, next)
+	}
+	var ev evictions
+	if first > s.nextID {
+		for s.lenLocked() > 0 {
+			ev.add(ReasonCount, s.dropOldestLocked())
+		}
+		s.firstID, s.nextID = first, first
+	}
+	s.recordLocked(&ev)
+	obs := s.observers
+	stored := s.appendLocked(entries, false)
+	notify(obs, ev)
+	return stored, nil
+}
+
+// Complete replaces the held PENDING entry id with e, merged with it as
+// completions by request id are (see [Store.Append]). It reports false,
+// and keeps nothing, when the store does not hold id or the entry held is
+// not PENDING. The caller must have checked e with [Check] and must not
+// touch it afterwards.
+func (s *Store) Complete(id uint64, e *pxperfv1.Entry) (Stored, bool) {
+	s.mu.Lock()
+	if !s.heldLocked(id) || s.itemLocked(id).entry.GetState() != pxperfv1.EntryState_ENTRY_STATE_PENDING {
+		s.mu.Unlock()
+		return Stored{}, false
+	}
+	it := s.completeLocked(id, e)
+	stored := it.stored()
+	ev := s.evictLocked()
+	s.recordLocked(&ev)
+	obs := s.observers
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+	notify(obs, ev)
+	return stored, true
+}
+
+// PendingID returns the id of the PENDING entry held with requestID, which
+// a later entry with the same request id completes.
+func (s *Store) PendingID(requestID string) (uint64, bool) {
+	if requestID == "" {
+		return 0, false
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	id, ok := s.pending[requestID]
+	return id, ok
+}
+
+// appendLocked stores entries, each as a new entry with the next id or,
+// when completions is set, as the completion of the PENDING entry with its
+// request id; then it evicts beyond the limits and tells observers and
+// waiters. It is called with s.mu held, and releases it.
+func (s *Store) appendLocked(entries []*pxperfv1.Entry, completions bool) []Stored {
+	stored := make([]Stored, len(entries))
 	for i, e := range entries {
-		if id, ok := s.pending[e.GetRequestId()]; e.GetRequestId() != "" && ok {
+		if id, ok := s.pending[e.GetRequestId()]; completions && e.GetRequestId() != "" && ok {
 			it := s.completeLocked(id, e)
 			stored[i] = it.stored()
 			continue

@@ -161,7 +161,10 @@ type Config struct {
 	Server *ServerConfig `protobuf:"bytes,6,opt,name=server,proto3" json:"server,omitempty"`
 	// The built-in recording forward proxy; off unless its listen_address is
 	// set. No field of it is live.
-	Proxy         *ProxyConfig `protobuf:"bytes,7,opt,name=proxy,proto3" json:"proxy,omitempty"`
+	Proxy *ProxyConfig `protobuf:"bytes,7,opt,name=proxy,proto3" json:"proxy,omitempty"`
+	// Cluster mode on NATS JetStream; off (embedded mode) unless urls is set.
+	// No field of it is live.
+	Cluster       *ClusterConfig `protobuf:"bytes,8,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -241,6 +244,13 @@ func (x *Config) GetServer() *ServerConfig {
 func (x *Config) GetProxy() *ProxyConfig {
 	if x != nil {
 		return x.Proxy
+	}
+	return nil
+}
+
+func (x *Config) GetCluster() *ClusterConfig {
+	if x != nil {
+		return x.Cluster
 	}
 	return nil
 }
@@ -1235,11 +1245,144 @@ func (x *ProxyConfig) GetClientRequestBurst() uint32 {
 	return 0
 }
 
+// ClusterConfig puts the server in cluster mode: accepted entries go to a
+// NATS JetStream stream whose sequence numbers are their ids, and the server
+// follows the stream into its memory store, so that every node of the
+// cluster serves the same entries under the same ids. Completions of
+// PENDING entries go to a second stream, named stream + "_COMPLETIONS", on
+// subjects subject + ".completions.ID". Each node's memory limits stay its
+// own. None of it is live: it applies at start only.
+type ClusterConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// NATS server URLs, such as nats://host:4222 (tls:// for TLS; user and
+	// password may be given as nats://user:password@host:4222). Empty means
+	// embedded mode. At most 16. Default empty. Not live.
+	Urls []string `protobuf:"bytes,1,rep,name=urls,proto3" json:"urls,omitempty"`
+	// Name of the JetStream stream of entries; created when missing. Default
+	// PXPERF. Not live.
+	Stream string `protobuf:"bytes,2,opt,name=stream,proto3" json:"stream,omitempty"`
+	// Subject the entries are published on. Default pxperf.entries. Not live.
+	Subject string `protobuf:"bytes,3,opt,name=subject,proto3" json:"subject,omitempty"`
+	// Replicas of each stream: 1, 3 or 5 in a NATS cluster. Default 1; 1..5.
+	// Not live.
+	Replicas uint32 `protobuf:"varint,4,opt,name=replicas,proto3" json:"replicas,omitempty"`
+	// Most bytes the stream of entries keeps; the oldest go first. 0 means no
+	// limit. Default 0. Not live.
+	MaxBytes uint64 `protobuf:"varint,5,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	// How long the streams keep messages; 0 means for ever. Default 0;
+	// at most 3650 days. Not live.
+	MaxAge *durationpb.Duration `protobuf:"bytes,6,opt,name=max_age,json=maxAge,proto3" json:"max_age,omitempty"`
+	// A NATS credentials file (user JWT and NKey seed), as nsc writes it.
+	// Default empty. Not live.
+	CredsFile string `protobuf:"bytes,7,opt,name=creds_file,json=credsFile,proto3" json:"creds_file,omitempty"`
+	// A PEM file of the certificate authorities that sign the NATS servers'
+	// certificates, for tls:// URLs. Default empty: the system's. Not live.
+	CaFile string `protobuf:"bytes,8,opt,name=ca_file,json=caFile,proto3" json:"ca_file,omitempty"`
+	// How long a publish waits for the stream to acknowledge its entries
+	// before it fails with UNAVAILABLE. Default 5s; 100ms..1m. Not live.
+	PublishTimeout *durationpb.Duration `protobuf:"bytes,9,opt,name=publish_timeout,json=publishTimeout,proto3" json:"publish_timeout,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ClusterConfig) Reset() {
+	*x = ClusterConfig{}
+	mi := &file_pxperf_v1_config_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterConfig) ProtoMessage() {}
+
+func (x *ClusterConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_pxperf_v1_config_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterConfig.ProtoReflect.Descriptor instead.
+func (*ClusterConfig) Descriptor() ([]byte, []int) {
+	return file_pxperf_v1_config_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ClusterConfig) GetUrls() []string {
+	if x != nil {
+		return x.Urls
+	}
+	return nil
+}
+
+func (x *ClusterConfig) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+func (x *ClusterConfig) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *ClusterConfig) GetReplicas() uint32 {
+	if x != nil {
+		return x.Replicas
+	}
+	return 0
+}
+
+func (x *ClusterConfig) GetMaxBytes() uint64 {
+	if x != nil {
+		return x.MaxBytes
+	}
+	return 0
+}
+
+func (x *ClusterConfig) GetMaxAge() *durationpb.Duration {
+	if x != nil {
+		return x.MaxAge
+	}
+	return nil
+}
+
+func (x *ClusterConfig) GetCredsFile() string {
+	if x != nil {
+		return x.CredsFile
+	}
+	return ""
+}
+
+func (x *ClusterConfig) GetCaFile() string {
+	if x != nil {
+		return x.CaFile
+	}
+	return ""
+}
+
+func (x *ClusterConfig) GetPublishTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.PublishTimeout
+	}
+	return nil
+}
+
 var File_pxperf_v1_config_proto protoreflect.FileDescriptor
 
 const file_pxperf_v1_config_proto_rawDesc = "" +
 	"\n" +
-	"\x16pxperf/v1/config.proto\x12\tpxperf.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x15pxperf/v1/entry.proto\"\x91\x05\n" +
+	"\x16pxperf/v1/config.proto\x12\tpxperf.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x15pxperf/v1/entry.proto\"\xc5\x05\n" +
 	"\x06Config\x127\n" +
 	"\x06memory\x18\x01 \x01(\v2\x17.pxperf.v1.MemoryConfigB\x06\xbaH\x03\xc8\x01\x01R\x06memory\x121\n" +
 	"\x04logs\x18\x02 \x01(\v2\x15.pxperf.v1.LogsConfigB\x06\xbaH\x03\xc8\x01\x01R\x04logs\x12=\n" +
@@ -1247,7 +1390,8 @@ const file_pxperf_v1_config_proto_rawDesc = "" +
 	"\acleanup\x18\x04 \x01(\v2\x18.pxperf.v1.CleanupConfigB\x06\xbaH\x03\xc8\x01\x01R\acleanup\x12:\n" +
 	"\amonitor\x18\x05 \x01(\v2\x18.pxperf.v1.MonitorConfigB\x06\xbaH\x03\xc8\x01\x01R\amonitor\x127\n" +
 	"\x06server\x18\x06 \x01(\v2\x17.pxperf.v1.ServerConfigB\x06\xbaH\x03\xc8\x01\x01R\x06server\x12,\n" +
-	"\x05proxy\x18\a \x01(\v2\x16.pxperf.v1.ProxyConfigR\x05proxy:\xfc\x01\xbaH\xf8\x01\x1a\xf5\x01\n" +
+	"\x05proxy\x18\a \x01(\v2\x16.pxperf.v1.ProxyConfigR\x05proxy\x122\n" +
+	"\acluster\x18\b \x01(\v2\x18.pxperf.v1.ClusterConfigR\acluster:\xfc\x01\xbaH\xf8\x01\x1a\xf5\x01\n" +
 	"\x1cconfig.heartbeat_before_idle\x12fthrottle.heartbeat_interval must be below cleanup.resource_timeout, or a quiet stream is ended as idle\x1am!has(this.throttle) || !has(this.cleanup) || this.throttle.heartbeat_interval < this.cleanup.resource_timeout\"\xd1\x04\n" +
 	"\fMemoryConfig\x12-\n" +
 	"\vmax_entries\x18\x01 \x01(\rB\f\xbaH\t*\a\x18\x80\xad\xe2\x04(\x01R\n" +
@@ -1352,7 +1496,19 @@ const file_pxperf_v1_config_proto_rawDesc = "" +
 	"\rallow_targets\x18\x06 \x01(\tB\b\xbaH\x05r\x03(\x80 R\fallowTargets\x12F\n" +
 	"\x1amax_connections_per_client\x18\a \x01(\rB\t\xbaH\x06*\x04\x18\xa0\x8d\x06R\x17maxConnectionsPerClient\x12F\n" +
 	"\x1aclient_requests_per_second\x18\b \x01(\rB\t\xbaH\x06*\x04\x18\xc0\x84=R\x17clientRequestsPerSecond\x12;\n" +
-	"\x14client_request_burst\x18\t \x01(\rB\t\xbaH\x06*\x04\x18\xc0\x84=R\x12clientRequestBurst*\x80\x01\n" +
+	"\x14client_request_burst\x18\t \x01(\rB\t\xbaH\x06*\x04\x18\xc0\x84=R\x12clientRequestBurst\"\x82\x04\n" +
+	"\rClusterConfig\x12D\n" +
+	"\x04urls\x18\x01 \x03(\tB0\xbaH-\x92\x01*\x10\x10\"&r$(\x80\x102\x1f^(nats|tls|ws|wss)://[^/?#]+/?$R\x04urls\x124\n" +
+	"\x06stream\x18\x02 \x01(\tB\x1c\xbaH\x19r\x172\x15^[A-Za-z0-9_-]{1,48}$R\x06stream\x12H\n" +
+	"\asubject\x18\x03 \x01(\tB.\xbaH+r)2'^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+){0,7}$R\asubject\x12%\n" +
+	"\breplicas\x18\x04 \x01(\rB\t\xbaH\x06*\x04\x18\x05(\x01R\breplicas\x12\x1b\n" +
+	"\tmax_bytes\x18\x05 \x01(\x04R\bmaxBytes\x12D\n" +
+	"\amax_age\x18\x06 \x01(\v2\x19.google.protobuf.DurationB\x10\xbaH\r\xaa\x01\n" +
+	"\"\x06\b\x80\x86\xb0\x96\x012\x00R\x06maxAge\x12'\n" +
+	"\n" +
+	"creds_file\x18\a \x01(\tB\b\xbaH\x05r\x03(\x80 R\tcredsFile\x12!\n" +
+	"\aca_file\x18\b \x01(\tB\b\xbaH\x05r\x03(\x80 R\x06caFile\x12U\n" +
+	"\x0fpublish_timeout\x18\t \x01(\v2\x19.google.protobuf.DurationB\x11\xbaH\x0e\xaa\x01\v\"\x02\b<2\x05\x10\x80\xc2\xd7/R\x0epublishTimeout*\x80\x01\n" +
 	"\x0eRotationPolicy\x12\x1f\n" +
 	"\x1bROTATION_POLICY_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15ROTATION_POLICY_COUNT\x10\x01\x12\x18\n" +
@@ -1377,7 +1533,7 @@ func file_pxperf_v1_config_proto_rawDescGZIP() []byte {
 }
 
 var file_pxperf_v1_config_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_pxperf_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_pxperf_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_pxperf_v1_config_proto_goTypes = []any{
 	(RotationPolicy)(0),         // 0: pxperf.v1.RotationPolicy
 	(ThrottleMode)(0),           // 1: pxperf.v1.ThrottleMode
@@ -1389,8 +1545,9 @@ var file_pxperf_v1_config_proto_goTypes = []any{
 	(*MonitorConfig)(nil),       // 7: pxperf.v1.MonitorConfig
 	(*ServerConfig)(nil),        // 8: pxperf.v1.ServerConfig
 	(*ProxyConfig)(nil),         // 9: pxperf.v1.ProxyConfig
-	(*durationpb.Duration)(nil), // 10: google.protobuf.Duration
-	(Priority)(0),               // 11: pxperf.v1.Priority
+	(*ClusterConfig)(nil),       // 10: pxperf.v1.ClusterConfig
+	(*durationpb.Duration)(nil), // 11: google.protobuf.Duration
+	(Priority)(0),               // 12: pxperf.v1.Priority
 }
 var file_pxperf_v1_config_proto_depIdxs = []int32{
 	3,  // 0: pxperf.v1.Config.memory:type_name -> pxperf.v1.MemoryConfig
@@ -1400,28 +1557,31 @@ var file_pxperf_v1_config_proto_depIdxs = []int32{
 	7,  // 4: pxperf.v1.Config.monitor:type_name -> pxperf.v1.MonitorConfig
 	8,  // 5: pxperf.v1.Config.server:type_name -> pxperf.v1.ServerConfig
 	9,  // 6: pxperf.v1.Config.proxy:type_name -> pxperf.v1.ProxyConfig
-	10, // 7: pxperf.v1.MemoryConfig.cleanup_interval:type_name -> google.protobuf.Duration
-	0,  // 8: pxperf.v1.LogsConfig.policies:type_name -> pxperf.v1.RotationPolicy
-	10, // 9: pxperf.v1.LogsConfig.interval:type_name -> google.protobuf.Duration
-	10, // 10: pxperf.v1.LogsConfig.max_age:type_name -> google.protobuf.Duration
-	10, // 11: pxperf.v1.LogsConfig.flush_interval:type_name -> google.protobuf.Duration
-	1,  // 12: pxperf.v1.ThrottleConfig.mode:type_name -> pxperf.v1.ThrottleMode
-	10, // 13: pxperf.v1.ThrottleConfig.min_update_interval:type_name -> google.protobuf.Duration
-	10, // 14: pxperf.v1.ThrottleConfig.batch_timeout:type_name -> google.protobuf.Duration
-	10, // 15: pxperf.v1.ThrottleConfig.burst_cooldown:type_name -> google.protobuf.Duration
-	11, // 16: pxperf.v1.ThrottleConfig.priority_threshold:type_name -> pxperf.v1.Priority
-	10, // 17: pxperf.v1.ThrottleConfig.heartbeat_interval:type_name -> google.protobuf.Duration
-	10, // 18: pxperf.v1.ThrottleConfig.send_timeout:type_name -> google.protobuf.Duration
-	10, // 19: pxperf.v1.CleanupConfig.cleanup_interval:type_name -> google.protobuf.Duration
-	10, // 20: pxperf.v1.CleanupConfig.resource_timeout:type_name -> google.protobuf.Duration
-	10, // 21: pxperf.v1.MonitorConfig.stats_update_interval:type_name -> google.protobuf.Duration
-	10, // 22: pxperf.v1.ServerConfig.shutdown_timeout:type_name -> google.protobuf.Duration
-	10, // 23: pxperf.v1.ProxyConfig.idle_timeout:type_name -> google.protobuf.Duration
-	24, // [24:24] is the sub-list for method output_type
-	24, // [24:24] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	10, // 7: pxperf.v1.Config.cluster:type_name -> pxperf.v1.ClusterConfig
+	11, // 8: pxperf.v1.MemoryConfig.cleanup_interval:type_name -> google.protobuf.Duration
+	0,  // 9: pxperf.v1.LogsConfig.policies:type_name -> pxperf.v1.RotationPolicy
+	11, // 10: pxperf.v1.LogsConfig.interval:type_name -> google.protobuf.Duration
+	11, // 11: pxperf.v1.LogsConfig.max_age:type_name -> google.protobuf.Duration
+	11, // 12: pxperf.v1.LogsConfig.flush_interval:type_name -> google.protobuf.Duration
+	1,  // 13: pxperf.v1.ThrottleConfig.mode:type_name -> pxperf.v1.ThrottleMode
+	11, // 14: pxperf.v1.ThrottleConfig.min_update_interval:type_name -> google.protobuf.Duration
+	11, // 15: pxperf.v1.ThrottleConfig.batch_timeout:type_name -> google.protobuf.Duration
+	11, // 16: pxperf.v1.ThrottleConfig.burst_cooldown:type_name -> google.protobuf.Duration
+	12, // 17: pxperf.v1.ThrottleConfig.priority_threshold:type_name -> pxperf.v1.Priority
+	11, // 18: pxperf.v1.ThrottleConfig.heartbeat_interval:type_name -> google.protobuf.Duration
+	11, // 19: pxperf.v1.ThrottleConfig.send_timeout:type_name -> google.protobuf.Duration
+	11, // 20: pxperf.v1.CleanupConfig.cleanup_interval:type_name -> google.protobuf.Duration
+	11, // 21: pxperf.v1.CleanupConfig.resource_timeout:type_name -> google.protobuf.Duration
+	11, // 22: pxperf.v1.MonitorConfig.stats_update_interval:type_name -> google.protobuf.Duration
+	11, // 23: pxperf.v1.ServerConfig.shutdown_timeout:type_name -> google.protobuf.Duration
+	11, // 24: pxperf.v1.ProxyConfig.idle_timeout:type_name -> google.protobuf.Duration
+	11, // 25: pxperf.v1.ClusterConfig.max_age:type_name -> google.protobuf.Duration
+	11, // 26: pxperf.v1.ClusterConfig.publish_timeout:type_name -> google.protobuf.Duration
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_pxperf_v1_config_proto_init() }
@@ -1436,7 +1596,7 @@ func file_pxperf_v1_config_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pxperf_v1_config_proto_rawDesc), len(file_pxperf_v1_config_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
