@@ -309,8 +309,10 @@ class Client:
 
     The connection is made on the first call, and remade as needed. Use it
     as a context manager, or call close(). Every helper takes timeout=, in
-    seconds (None: no deadline). service is the generated stub, for the RPCs
-    without a helper.
+    seconds (None: no deadline), and wait_for_ready=: True makes a call made
+    while the server cannot be reached wait for it (within timeout) instead
+    of failing at once with UNAVAILABLE. service is the generated stub, for
+    the RPCs without a helper.
     """
 
     def __init__(
@@ -353,13 +355,22 @@ class Client:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def _call_args(self, timeout: Optional[float], wait_for_ready: Optional[bool]) -> dict:
+        return {"timeout": timeout, "metadata": self._metadata, "wait_for_ready": wait_for_ready}
+
     @property
     def metadata(self) -> List[tuple]:
         """The metadata sent on every call (the token), for calls made on
         service directly."""
         return list(self._metadata)
 
-    def publish(self, entries: Iterable[entry_pb2.Entry], *, timeout: Optional[float] = None) -> List[service_pb2.PublishResult]:
+    def publish(
+        self,
+        entries: Iterable[entry_pb2.Entry],
+        *,
+        timeout: Optional[float] = None,
+        wait_for_ready: Optional[bool] = None,
+    ) -> List[service_pb2.PublishResult]:
         """Sends entries in one Publish call and returns one result per
         entry, in order: results[i].id is the id given to entries[i], or
         results[i].rejection says why the server refused it (a rejected
@@ -367,7 +378,8 @@ class Client:
         entries = list(entries)
         if not entries:
             raise ValueError("client: publish: no entries")
-        resp = self.service.Publish(service_pb2.PublishRequest(entries=entries), timeout=timeout, metadata=self._metadata)
+        req = service_pb2.PublishRequest(entries=entries)
+        resp = self.service.Publish(req, **self._call_args(timeout, wait_for_ready))
         if len(resp.results) != len(entries):
             raise RuntimeError(f"client: publish: server returned {len(resp.results)} results for {len(entries)} entries")
         return list(resp.results)
@@ -382,6 +394,7 @@ class Client:
         order: int = service_pb2.ORDER_UNSPECIFIED,
         include_bodies: bool = False,
         timeout: Optional[float] = None,
+        wait_for_ready: Optional[bool] = None,
     ) -> service_pb2.ListEntriesResponse:
         """A window of the filtered view of the server's entries (newest
         first unless order=service_pb2.ORDER_OLDEST_FIRST), with the view's
@@ -397,18 +410,30 @@ class Client:
         f = _filter(filter)
         if f is not None:
             req.filter.CopyFrom(f)
-        return self.service.ListEntries(req, timeout=timeout, metadata=self._metadata)
+        return self.service.ListEntries(req, **self._call_args(timeout, wait_for_ready))
 
-    def get_entry(self, id: int, *, timeout: Optional[float] = None) -> entry_pb2.Entry:
+    def get_entry(
+        self, id: int, *, timeout: Optional[float] = None, wait_for_ready: Optional[bool] = None
+    ) -> entry_pb2.Entry:
         """The entry with this id, whole, with its bodies; NOT_FOUND when the
         server does not keep it."""
-        return self.service.GetEntry(service_pb2.GetEntryRequest(id=id), timeout=timeout, metadata=self._metadata).entry
+        req = service_pb2.GetEntryRequest(id=id)
+        return self.service.GetEntry(req, **self._call_args(timeout, wait_for_ready)).entry
 
-    def get_config(self, *, timeout: Optional[float] = None) -> config_pb2.Config:
+    def get_config(
+        self, *, timeout: Optional[float] = None, wait_for_ready: Optional[bool] = None
+    ) -> config_pb2.Config:
         """The server's effective config, every field set."""
-        return self.service.GetConfig(service_pb2.GetConfigRequest(), timeout=timeout, metadata=self._metadata).config
+        return self.service.GetConfig(service_pb2.GetConfigRequest(), **self._call_args(timeout, wait_for_ready)).config
 
-    def update_config(self, config: config_pb2.Config, paths: Sequence[str], *, timeout: Optional[float] = None) -> config_pb2.Config:
+    def update_config(
+        self,
+        config: config_pb2.Config,
+        paths: Sequence[str],
+        *,
+        timeout: Optional[float] = None,
+        wait_for_ready: Optional[bool] = None,
+    ) -> config_pb2.Config:
         """Changes, live, the config fields named by paths (such as
         "memory.max_entries" or "throttle") to their values in config, and
         returns the effective config. All change or none does:
@@ -418,12 +443,19 @@ class Client:
         if not paths:
             raise ValueError("client: config: no fields to change")
         req = service_pb2.UpdateConfigRequest(config=config, update_mask=field_mask_pb2.FieldMask(paths=paths))
-        return self.service.UpdateConfig(req, timeout=timeout, metadata=self._metadata).config
+        return self.service.UpdateConfig(req, **self._call_args(timeout, wait_for_ready)).config
 
-    def subscribe(self, request: Optional[service_pb2.SubscribeRequest] = None, *, timeout: Optional[float] = None):
+    def subscribe(
+        self,
+        request: Optional[service_pb2.SubscribeRequest] = None,
+        *,
+        timeout: Optional[float] = None,
+        wait_for_ready: Optional[bool] = None,
+    ):
         """One Subscribe stream, as the generated stub returns it (iterate
         it; cancel() it to end it early). It does not resume: see watch."""
-        return self.service.Subscribe(request or service_pb2.SubscribeRequest(), timeout=timeout, metadata=self._metadata)
+        req = request or service_pb2.SubscribeRequest()
+        return self.service.Subscribe(req, **self._call_args(timeout, wait_for_ready))
 
     def watch(
         self,

@@ -55,13 +55,13 @@ class Server:
     """A running `pxperf serve`: on listen (127.0.0.1:0 picks a free port),
     with its archive in log_dir."""
 
-    def __init__(self, log_dir, listen="127.0.0.1:0"):
+    def __init__(self, log_dir, listen="127.0.0.1:0", args=()):
         self.log_dir = log_dir
         self.logs = []
         self._lock = threading.Lock()
         addr = queue.Queue()
         self.proc = subprocess.Popen(
-            [server_binary(), "serve", "--listen", listen, "--http-listen=", "--log-dir", log_dir],
+            [server_binary(), "serve", "--listen", listen, "--http-listen=", "--log-dir", log_dir, *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -113,13 +113,16 @@ def entry(i, status=200, host="example.com", method="GET"):
 
 
 class ServerTest(unittest.TestCase):
-    """Starts a server with a fresh archive directory for each test."""
+    """Starts a server with a fresh archive directory for each test, with
+    server_args."""
+
+    server_args = ()
 
     def setUp(self):
         self._problems_before = self._problems()
         self.dir = tempfile.mkdtemp(prefix="pxperf-py-test")
         self.addCleanup(shutil.rmtree, self.dir, ignore_errors=True)
-        self.server = Server(self.dir)
+        self.server = Server(os.path.join(self.dir, "logs"), args=self.server_args)
         self.addCleanup(self._stop_server)
         self.client = Client(self.server.addr)
         self.addCleanup(self.client.close)
@@ -135,7 +138,9 @@ class ServerTest(unittest.TestCase):
             sys.stderr.write(f"{self.id()}: server log:\n" + self.server.log())
 
     def publish(self, entries):
-        results = self.client.publish(entries, timeout=CALL)
+        # wait_for_ready: right after a restart the channel may still be in
+        # its reconnect backoff, where a call would fail at once.
+        results = self.client.publish(entries, timeout=CALL, wait_for_ready=True)
         for r in results:
             self.assertFalse(r.HasField("rejection"), f"rejected: {r.rejection.message}")
         return [r.id for r in results]
@@ -260,7 +265,7 @@ class WatchTest(ServerTest):
         for n, sig in enumerate([signal.SIGTERM, signal.SIGKILL]):
             addr = self.server.addr
             self.server.stop(sig)
-            self.server = Server(self.dir, listen=addr)
+            self.server = Server(os.path.join(self.dir, "logs"), listen=addr)
             self.assertEqual(self.server.addr, addr)
             ids = self.publish([entry(10 * (n + 1) + i) for i in range(3)])
             published += ids
@@ -309,6 +314,69 @@ class WatchTest(ServerTest):
             for _ in w:
                 pass
         self.assertEqual(cm.exception.start_id, 10**9)
+
+
+ADMIN_TOKEN = "a" * 32
+VIEW_TOKEN = "v" * 32
+
+
+class TokenTest(ServerTest):
+    """A server with --tokens: the client's token is sent on every call,
+    a watch included, and the roles apply."""
+
+    def setUp(self):
+        fd, path = tempfile.mkstemp(prefix="pxperf-py-tokens")
+        with os.fdopen(fd, "w") as f:
+            f.write(f"admin ops {ADMIN_TOKEN}\nview ui {VIEW_TOKEN}\n")
+        os.chmod(path, 0o600)
+        self.addCleanup(os.remove, path)
+        self.server_args = ("--tokens", path)
+        super().setUp()
+
+    def test_tokens(self):
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.client.get_config(timeout=CALL)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
+
+        admin = Client(self.server.addr, token=ADMIN_TOKEN)
+        self.addCleanup(admin.close)
+        ids = admin.publish([entry(1)], timeout=CALL)
+        self.assertEqual([r.id for r in ids], [1])
+        cfg = config_pb2.Config()
+        cfg.memory.max_entries = 4000
+        self.assertEqual(admin.update_config(cfg, ["memory.max_entries"], timeout=CALL).memory.max_entries, 4000)
+
+        view = Client(self.server.addr, token=VIEW_TOKEN)
+        self.addCleanup(view.close)
+        self.assertEqual(view.get_config(timeout=CALL).memory.max_entries, 4000)
+        with self.assertRaises(grpc.RpcError) as cm:
+            view.update_config(cfg, ["memory.max_entries"], timeout=CALL)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.PERMISSION_DENIED)
+        w = view.watch(start_id=1)
+        timer = threading.Timer(WAIT, w.cancel)
+        timer.start()
+        self.addCleanup(timer.cancel)
+        for m in w:
+            if m.batch.entries:
+                self.assertEqual(m.batch.entries[0].id, 1)
+                break
+        else:
+            self.fail("the watch ended without the entry")
+        w.close()
+
+        # An unauthenticated watch is not retried: it ends with the error.
+        w = self.client.watch(start_id=1)
+        timer = threading.Timer(WAIT, w.cancel)
+        timer.start()
+        self.addCleanup(timer.cancel)
+        with self.assertRaises(grpc.RpcError) as cm:
+            for _ in w:
+                pass
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
+
+        # A token is not sent in clear text off loopback.
+        with self.assertRaises(ValueError):
+            Client("pxperf.example.com:50051", token=ADMIN_TOKEN)
 
 
 class ExampleTest(ServerTest):

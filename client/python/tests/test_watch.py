@@ -207,6 +207,16 @@ class WatchTest(unittest.TestCase):
         self.assertEqual(list(w), [])
 
 
+class LoopbackTest(unittest.TestCase):
+    def test_is_loopback(self):
+        from pxperf_client._client import _is_loopback
+
+        for t in ["127.0.0.1:50051", "localhost:50051", "[::1]:50051", "127.1.2.3:1", "unix:/tmp/s", "dns:///localhost:50051"]:
+            self.assertTrue(_is_loopback(t), t)
+        for t in ["10.0.0.1:50051", "example.com:50051", "[2001:db8::1]:50051", "dns:///example.com:50051"]:
+            self.assertFalse(_is_loopback(t), t)
+
+
 class StatusTest(unittest.TestCase):
     def test_details(self):
         raw = status(14, "bye", error_info("STREAM_ENDED", start_id=7, other="x"), retry_info(1.5))
