@@ -63,6 +63,7 @@ type Engine struct {
 	monitor     *monitor.Monitor
 	limits      producerLimits
 	proxy       atomic.Pointer[proxy.Proxy] // the recording proxy; nil when off
+	cluster     *clusterNode                // nil in embedded mode
 	rejected    atomic.Uint64               // entries rejected at ingest
 
 	cfgMu        sync.Mutex // serialises Update
@@ -106,9 +107,26 @@ func New(cfg *pxperfv1.Config, opts Options) (*Engine, error) {
 		// handed out before a crash (the archive's id lease).
 		sc.FirstID = arch.NextID()
 	}
+	var cl *clusterNode
+	if len(cfg.GetCluster().GetUrls()) > 0 {
+		// The ids are the stream's: the store starts with the newest
+		// entries that fit, and the archive writes from its own end on.
+		l, from, err := openCluster(cfg, opts)
+		if err != nil {
+			if arch != nil {
+				arch.Close()
+			}
+			return nil, fmt.Errorf("cluster mode: %w", err)
+		}
+		cl = &clusterNode{log: l, archiveFrom: sc.FirstID}
+		sc.FirstID = from
+	}
 	fail := func(what string, err error) (*Engine, error) {
 		if arch != nil {
 			arch.Close()
+		}
+		if cl != nil {
+			cl.log.Close()
 		}
 		return nil, fmt.Errorf("create %s: %w", what, err)
 	}
@@ -146,6 +164,7 @@ func New(cfg *pxperfv1.Config, opts Options) (*Engine, error) {
 		hub:         hb,
 		resources:   reg,
 		cfg:         proto.CloneOf(cfg),
+		cluster:     cl,
 		stopWorkers: cancel,
 	}
 	if e.monitor, err = newMonitor(e, cfg.GetMonitor()); err != nil {
@@ -159,6 +178,13 @@ func New(cfg *pxperfv1.Config, opts Options) (*Engine, error) {
 			e.log.Error("performance monitor stopped", "err", err)
 		}
 	})
+	if cl != nil {
+		if err := e.follow(ctx, sc.FirstID); err != nil {
+			e.Stop()
+			e.Wait()
+			return fail("the cluster's follower", err)
+		}
+	}
 	e.startWorker(ctx, "memory pressure watcher", e.watchPressure)
 	e.startWorker(ctx, "load sampler", e.sampleLoop)
 	e.startWorker(ctx, "resource cleaner", e.cleanupLoop)
@@ -216,6 +242,9 @@ func (e *Engine) Wait() {
 func (e *Engine) Close(reason error) {
 	e.resources.CloseAll(reason)
 	e.closeArchive()
+	if e.cluster != nil {
+		e.cluster.log.Close()
+	}
 }
 
 // procReader is a [procstat.Reader] safe for concurrent use.

@@ -45,15 +45,19 @@ func newEngine(t *testing.T, edit func(*pxperfv1.Config)) *Engine {
 
 // ingest ingests es and returns each one's id, 0 for those rejected, and
 // the rejections by index.
-func ingest(e *Engine, es ...*pxperfv1.Entry) ([]uint64, map[int]*pxperfv1.Rejection) {
+func ingest(t *testing.T, e *Engine, es ...*pxperfv1.Entry) ([]uint64, map[int]*pxperfv1.Rejection) {
+	t.Helper()
 	ids := make([]uint64, len(es))
 	rejected := map[int]*pxperfv1.Rejection{}
-	e.Ingest(es, nil, func(i int, id uint64, rej *pxperfv1.Rejection) {
+	err := e.Ingest(t.Context(), es, nil, func(i int, id uint64, rej *pxperfv1.Rejection) {
 		ids[i] = id
 		if rej != nil {
 			rejected[i] = rej
 		}
 	})
+	if err != nil {
+		t.Fatalf("Ingest: %v", err)
+	}
 	return ids, rejected
 }
 
@@ -64,7 +68,7 @@ func TestIngest(t *testing.T) {
 	e := newEngine(t, nil)
 	bad := testentry.Proxied(2)
 	bad.Method = "BREW"
-	ids, rejected := ingest(e, testentry.Proxied(1), bad, testentry.Proxied(3))
+	ids, rejected := ingest(t, e, testentry.Proxied(1), bad, testentry.Proxied(3))
 	if ids[0] == 0 || ids[2] != ids[0]+1 || ids[1] != 0 {
 		t.Errorf("ids %v; want consecutive ids for entries 0 and 2, none for 1", ids)
 	}
@@ -104,7 +108,7 @@ func TestUpdate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ingest(e, testentry.Proxied(1), testentry.Proxied(2), testentry.Proxied(3))
+	ingest(t, e, testentry.Proxied(1), testentry.Proxied(2), testentry.Proxied(3))
 	if n := e.Store().Stats().Entries; n != 2 || e.Hub().Settings().MaxUpdatesPerSecond != 5 {
 		t.Errorf("after the update the store holds %d entries and the hub allows %d msgs/s; want 2 and 5", n, e.Hub().Settings().MaxUpdatesPerSecond)
 	}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"strings"
 
@@ -16,7 +17,12 @@ import (
 // entry's fate to result, in order of index: its id, or why it was
 // rejected. refused holds, by index, the entries the caller already
 // refused (those it could not decode); nil for none.
-func (e *Engine) Ingest(entries []*pxperfv1.Entry, refused map[int]*pxperfv1.Rejection, result func(i int, id uint64, rej *pxperfv1.Rejection)) {
+//
+// In cluster mode the valid entries go to the cluster's stream instead,
+// and Ingest returns once this node holds them. It fails, wrapping
+// cluster.ErrUnavailable and reporting nothing to result, when the stream
+// does not take them: then none may be taken as accepted.
+func (e *Engine) Ingest(ctx context.Context, entries []*pxperfv1.Entry, refused map[int]*pxperfv1.Rejection, result func(i int, id uint64, rej *pxperfv1.Rejection)) error {
 	valid := make([]*pxperfv1.Entry, 0, len(entries))
 	rejections := make([]*pxperfv1.Rejection, len(entries))
 	for i, en := range entries {
@@ -31,19 +37,32 @@ func (e *Engine) Ingest(entries []*pxperfv1.Entry, refused map[int]*pxperfv1.Rej
 		}
 		valid = append(valid, en)
 	}
-	e.ingestMu.Lock()
-	e.reserveIDs(len(valid))
-	stored := e.store.Append(valid)
-	e.archiveStored(stored)
-	e.ingestMu.Unlock()
+	var ids []uint64
+	if e.cluster != nil {
+		var err error
+		if ids, err = e.ingestCluster(ctx, valid); err != nil {
+			return err
+		}
+	} else {
+		e.ingestMu.Lock()
+		e.reserveIDs(len(valid))
+		stored := e.store.Append(valid)
+		e.archiveStored(stored)
+		e.ingestMu.Unlock()
+		ids = make([]uint64, len(stored))
+		for i, st := range stored {
+			ids[i] = st.ID
+		}
+	}
 	for i, rej := range rejections {
 		if rej != nil {
 			result(i, 0, rej)
 			continue
 		}
-		result(i, stored[0].ID, nil)
-		stored = stored[1:]
+		result(i, ids[0], nil)
+		ids = ids[1:]
 	}
+	return nil
 }
 
 // check returns why en cannot be accepted, or nil.

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"unicode/utf16"
 
+	"github.com/pxperf/pxperf/cluster"
 	"github.com/pxperf/pxperf/config"
 	"github.com/pxperf/pxperf/engine"
 	"github.com/pxperf/pxperf/perf/archive"
@@ -26,6 +27,7 @@ var errorCodes = []struct {
 	err  error
 	code codes.Code
 }{
+	{cluster.ErrUnavailable, codes.Unavailable}, // before the context's errors it may wrap
 	{context.Canceled, codes.Canceled},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
 	{store.ErrNotFound, codes.NotFound},

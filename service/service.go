@@ -98,9 +98,12 @@ func (s *Service) Publish(ctx context.Context, req *pxperfv1.PublishRequest) (*p
 		return nil, toStatus(err)
 	}
 	results := make([]*pxperfv1.PublishResult, len(req.GetEntries()))
-	s.engine.Ingest(req.GetEntries(), undecoded(req), func(i int, id uint64, rej *pxperfv1.Rejection) {
+	err := s.engine.Ingest(ctx, req.GetEntries(), undecoded(req), func(i int, id uint64, rej *pxperfv1.Rejection) {
 		results[i] = &pxperfv1.PublishResult{Id: id, Rejection: rej}
 	})
+	if err != nil {
+		return nil, toStatus(err)
+	}
 	return &pxperfv1.PublishResponse{Results: results}, nil
 }
 
@@ -214,7 +217,7 @@ func (s *Service) PublishStream(stream grpc.ClientStreamingServer[pxperfv1.Publi
 			return toStatus(err)
 		}
 		h.Touch(0, uint64(len(req.GetEntries())))
-		s.engine.Ingest(req.GetEntries(), undecoded(req), func(i int, id uint64, rej *pxperfv1.Rejection) {
+		err := s.engine.Ingest(ctx, req.GetEntries(), undecoded(req), func(i int, id uint64, rej *pxperfv1.Rejection) {
 			if rej != nil {
 				sum.Rejected++
 				if len(sum.Rejections) < maxStreamRejections {
@@ -228,6 +231,11 @@ func (s *Service) PublishStream(stream grpc.ClientStreamingServer[pxperfv1.Publi
 			}
 			sum.LastId = id
 		})
+		if err != nil {
+			// The entries of the earlier messages were accepted; as when
+			// the connection drops, the producer is not told which.
+			return toStatus(err)
+		}
 		index += uint64(len(req.GetEntries()))
 		ahead.Release(m.ahead) // in the store now, and counted there
 	}

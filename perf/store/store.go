@@ -325,6 +325,16 @@ func (s *Store) Complete(id uint64, e *pxperfv1.Entry) (Stored, bool) {
 	return stored, true
 }
 
+// Normalize applies the ingest rules of the store's config to e, as
+// Append does (see the package function [Normalize]), and reports how
+// many of its bodies it cut.
+func (s *Store) Normalize(e *pxperfv1.Entry) int {
+	s.mu.RLock()
+	maxBody, redact := s.cfg.MaxBodySize, s.redact
+	s.mu.RUnlock()
+	return Normalize(e, maxBody, redact)
+}
+
 // PendingID returns the id of the PENDING entry held with requestID, which
 // a later entry with the same request id completes.
 func (s *Store) PendingID(requestID string) (uint64, bool) {

@@ -1,0 +1,168 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/pxperf/pxperf/cluster"
+	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/perf/store"
+)
+
+// clusterNode is the engine's part in cluster mode: the streams, and the
+// follower that brings them into the store.
+type clusterNode struct {
+	log      *cluster.Log
+	follower *cluster.Follower
+	// archiveFrom is the first id the local archive has not written: the
+	// follower may apply entries the archive holds from an earlier run.
+	archiveFrom uint64
+}
+
+// openCluster connects to the cluster's streams and returns the first id
+// the store is to hold: the newest entries that fit max_entries.
+func openCluster(cfg *pxperfv1.Config, opts Options) (*cluster.Log, uint64, error) {
+	cc := cfg.GetCluster()
+	host, _ := os.Hostname()
+	l, err := cluster.Open(context.Background(), cluster.Config{
+		URLs:           cc.GetUrls(),
+		Stream:         cc.GetStream(),
+		Subject:        cc.GetSubject(),
+		Replicas:       int(cc.GetReplicas()),
+		MaxBytes:       int64(min(cc.GetMaxBytes(), 1<<63-1)),
+		MaxAge:         cc.GetMaxAge().AsDuration(),
+		CredsFile:      cc.GetCredsFile(),
+		CAFile:         cc.GetCaFile(),
+		PublishTimeout: cc.GetPublishTimeout().AsDuration(),
+		Name:           "pxperf " + host,
+		Log:            opts.Log,
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := l.State(context.Background())
+	if err != nil {
+		l.Close()
+		return nil, 0, err
+	}
+	from := st.LastSeq + 1 // an empty stream: the next entry
+	if st.Msgs > 0 {
+		from = max(st.FirstSeq, (st.LastSeq+1)-min(st.LastSeq, uint64(cfg.GetMemory().GetMaxEntries())))
+	}
+	return l, from, nil
+}
+
+// follow starts the follower from id from.
+func (e *Engine) follow(ctx context.Context, from uint64) error {
+	f, err := e.cluster.log.Follow(ctx, from, clusterApplier{e})
+	if err != nil {
+		return err
+	}
+	e.cluster.follower = f
+	e.workers.Go(func() {
+		<-f.Done()
+		if err := f.Err(); err != nil {
+			e.log.Error("stopped following the cluster's stream", "err", err)
+		}
+	})
+	return nil
+}
+
+// clusterApplier applies the streams to the engine's store and archive.
+type clusterApplier struct{ e *Engine }
+
+// Entries implements cluster.Applier.
+func (a clusterApplier) Entries(first uint64, entries []*pxperfv1.Entry) {
+	e := a.e
+	e.ingestMu.Lock()
+	defer e.ingestMu.Unlock()
+	stored, err := e.store.AppendAt(first, entries)
+	if err != nil {
+		// The follower delivers in order, so this is a bug.
+		e.log.Error("cannot apply entries from the cluster's stream", "first", first, "err", err)
+		return
+	}
+	e.archiveStored(e.cluster.unarchived(stored))
+}
+
+// Complete implements cluster.Applier.
+func (a clusterApplier) Complete(id uint64, en *pxperfv1.Entry) {
+	e := a.e
+	e.ingestMu.Lock()
+	defer e.ingestMu.Unlock()
+	if st, ok := e.store.Complete(id, en); ok {
+		e.archiveStored(e.cluster.unarchived([]store.Stored{st}))
+	}
+}
+
+// unarchived returns what of stored the local archive has not written.
+func (c *clusterNode) unarchived(stored []store.Stored) []store.Stored {
+	for len(stored) > 0 && stored[0].ID < c.archiveFrom {
+		stored = stored[1:]
+	}
+	return stored
+}
+
+// ingestCluster appends valid entries to the cluster's stream and returns
+// their ids, once this node's store holds them: a producer that publishes
+// and then reads on the same node finds what it published. An entry with
+// the request id of a PENDING entry the store holds completes it, as in
+// embedded mode; when the PENDING entry is in the same batch, the batch is
+// cut before its completion, so that the entry is held when the
+// completion is judged.
+func (e *Engine) ingestCluster(ctx context.Context, valid []*pxperfv1.Entry) ([]uint64, error) {
+	ids := make([]uint64, 0, len(valid))
+	for len(valid) > 0 {
+		msgs := make([]cluster.Message, 0, len(valid))
+		pending := map[string]bool{} // request ids of PENDING entries in this part
+		for _, en := range valid {
+			rid := en.GetRequestId()
+			if rid != "" && pending[rid] {
+				break // completes an entry of this part: next part
+			}
+			e.store.Normalize(en)
+			m := cluster.Message{Entry: en, MsgID: msgID(en)}
+			if id, ok := e.store.PendingID(rid); ok {
+				m.Completes = id
+			} else if rid != "" && en.GetState() == pxperfv1.EntryState_ENTRY_STATE_PENDING {
+				pending[rid] = true
+			}
+			msgs = append(msgs, m)
+		}
+		seqs, err := e.cluster.log.Append(ctx, msgs)
+		if err != nil {
+			return nil, err
+		}
+		var lastEntry, lastCompletion uint64
+		for i, m := range msgs {
+			if m.Completes != 0 {
+				ids = append(ids, m.Completes)
+				lastCompletion = max(lastCompletion, seqs[i])
+				continue
+			}
+			ids = append(ids, seqs[i])
+			lastEntry = max(lastEntry, seqs[i])
+		}
+		wctx, cancel := context.WithTimeout(ctx, e.Config().GetCluster().GetPublishTimeout().AsDuration())
+		err = e.cluster.follower.Wait(wctx, lastEntry, lastCompletion)
+		cancel()
+		if err != nil {
+			// Accepted all the same: the stream holds them, and the
+			// follower applies them when it can.
+			e.log.Warn("published entries not yet applied on this node", "newest", lastEntry, "err", err)
+		}
+		valid = valid[len(msgs):]
+	}
+	return ids, nil
+}
+
+// msgID is the id under which the stream keeps en once, however often a
+// producer retries it: from its request id and state, which a completion
+// changes; empty, for no such keeping, without a request id.
+func msgID(en *pxperfv1.Entry) string {
+	if en.GetRequestId() == "" {
+		return ""
+	}
+	return fmt.Sprintf("r/%s/%d", en.GetRequestId(), en.GetState())
+}

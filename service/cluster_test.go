@@ -1,0 +1,190 @@
+package service_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/internal/natstest"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// clusterNode starts a pxperf node in cluster mode on the NATS servers at
+// urls, with replicas replicas.
+func clusterNode(t *testing.T, urls []string, replicas uint32, edit func(*pxperfv1.Config)) *harness {
+	t.Helper()
+	return newHarness(t, func(c *pxperfv1.Config) {
+		c.Cluster.Urls = urls
+		c.Cluster.Replicas = replicas
+		c.Cluster.PublishTimeout = durationpb.New(2 * time.Second)
+		if edit != nil {
+			edit(c)
+		}
+	})
+}
+
+// listAll returns every entry node holds, oldest first.
+func listAll(t *testing.T, ctx context.Context, h *harness) []*pxperfv1.Entry {
+	t.Helper()
+	res, err := h.client.ListEntries(ctx, &pxperfv1.ListEntriesRequest{PageSize: 1000, Order: pxperfv1.Order_ORDER_OLDEST_FIRST})
+	if err != nil {
+		t.Fatalf("ListEntries: %v", err)
+	}
+	return res.GetEntries()
+}
+
+// waitEntries waits until node holds n entries.
+func waitEntries(t *testing.T, ctx context.Context, h *harness, n int) []*pxperfv1.Entry {
+	t.Helper()
+	for {
+		es := listAll(t, ctx, h)
+		if len(es) >= n {
+			return es
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("node holds %d entries, want %d: %v", len(es), n, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Entries published on node A are served by node B under the same ids:
+// listed, streamed, and completed.
+func TestClusterPublishOnAReadOnB(t *testing.T) {
+	nc := natstest.Start(t, 3)
+	a := clusterNode(t, nc.URLs()[:1], 3, nil)
+	b := clusterNode(t, nc.URLs()[2:], 3, nil)
+	ctx := testContext(t)
+
+	es := entriesN(20)
+	pending := entry("GET", "http://example.com/slow", 0)
+	pending.RequestId = "slow-1"
+	pending.State = pxperfv1.EntryState_ENTRY_STATE_PENDING
+	ids := a.publish(t, ctx, append(es, pending)...)
+	done := entry("GET", "http://example.com/slow", 201)
+	done.RequestId = "slow-1"
+	if cid := a.publish(t, ctx, done); cid[0] != ids[20] {
+		t.Fatalf("completion got id %d, want the pending entry's %d", cid[0], ids[20])
+	}
+	for i, id := range ids {
+		if id != uint64(i+1) {
+			t.Fatalf("ids %v: want 1..21, the stream's sequences", ids)
+		}
+	}
+
+	got := waitEntries(t, ctx, b, 21)
+	for i, e := range got {
+		if e.GetId() != ids[i] {
+			t.Errorf("B's entry %d has id %d, A gave %d", i, e.GetId(), ids[i])
+		}
+	}
+	for i := range es {
+		if got[i].GetUrl() != es[i].GetUrl() {
+			t.Errorf("B's entry %d: url %q, want %q", ids[i], got[i].GetUrl(), es[i].GetUrl())
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		e, err := b.client.GetEntry(ctx, ids[20])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.GetState() == pxperfv1.EntryState_ENTRY_STATE_COMPLETED && e.GetStatusCode() == 201 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("B's entry %d: %v %d; want COMPLETED 201", ids[20], e.GetState(), e.GetStatusCode())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// A subscriber on B from id 1 gets the same ids, in order.
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var streamed []uint64
+	for res, err := range b.client.Subscribe(sctx, &pxperfv1.SubscribeRequest{Start: &pxperfv1.SubscribeRequest_StartId{StartId: 1}}) {
+		if err != nil {
+			t.Fatalf("Subscribe on B: %v", err)
+		}
+		for _, e := range res.GetBatch().GetEntries() {
+			streamed = append(streamed, e.GetId())
+		}
+		if len(streamed) >= 21 {
+			break
+		}
+	}
+	if !slices.Equal(streamed[:21], ids) {
+		t.Errorf("B streamed ids %v, want %v", streamed, ids)
+	}
+}
+
+// A producer retrying a batch of entries with request ids (after a
+// timeout, say) gets the same ids, and the entries are stored once.
+func TestClusterRetryNoDuplicate(t *testing.T) {
+	nc := natstest.Start(t, 1)
+	a := clusterNode(t, nc.URLs(), 1, nil)
+	ctx := testContext(t)
+	batch := func() []*pxperfv1.Entry {
+		es := entriesN(5)
+		for i, e := range es {
+			e.RequestId = fmt.Sprintf("req-%d", i)
+		}
+		return es
+	}
+	first := a.publish(t, ctx, batch()...)
+	again := a.publish(t, ctx, batch()...)
+	if !slices.Equal(first, again) {
+		t.Errorf("retry got ids %v, first try %v", again, first)
+	}
+	if n := len(listAll(t, ctx, a)); n != 5 {
+		t.Errorf("node holds %d entries after a retry, want 5", n)
+	}
+}
+
+// Without NATS, publishing fails with UNAVAILABLE, and what the node holds
+// is still served.
+func TestClusterUnavailable(t *testing.T) {
+	nc := natstest.Start(t, 1)
+	a := clusterNode(t, nc.URLs(), 1, func(c *pxperfv1.Config) {
+		c.Cluster.PublishTimeout = durationpb.New(300 * time.Millisecond)
+	})
+	ctx := testContext(t)
+	a.publish(t, ctx, entriesN(3)...)
+	nc.Stop(0)
+	_, err := a.client.Publish(ctx, entriesN(1)...)
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("Publish without NATS: %v; want UNAVAILABLE", err)
+	}
+	if n := len(listAll(t, ctx, a)); n != 3 {
+		t.Errorf("node serves %d entries without NATS, want the 3 it holds", n)
+	}
+}
+
+// A node started on a stream that holds entries loads the newest that fit
+// its memory, under the stream's ids, and follows on.
+func TestClusterNodeCatchesUp(t *testing.T) {
+	nc := natstest.Start(t, 1)
+	a := clusterNode(t, nc.URLs(), 1, nil)
+	ctx := testContext(t)
+	a.publish(t, ctx, entriesN(30)...)
+	b := clusterNode(t, nc.URLs(), 1, func(c *pxperfv1.Config) { c.Memory.MaxEntries = 10 })
+	got := waitEntries(t, ctx, b, 10)
+	if got[0].GetId() != 21 || got[9].GetId() != 30 {
+		t.Errorf("new node holds ids %d..%d, want the newest that fit: 21..30", got[0].GetId(), got[len(got)-1].GetId())
+	}
+	more := a.publish(t, ctx, entriesN(2)...)
+	got = waitEntries(t, ctx, b, 10)
+	for len(got) == 0 || got[len(got)-1].GetId() != more[1] {
+		time.Sleep(20 * time.Millisecond)
+		got = listAll(t, ctx, b)
+		if ctx.Err() != nil {
+			t.Fatalf("new node did not follow on to id %d", more[1])
+		}
+	}
+}
