@@ -94,6 +94,9 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		nats.Name(cfg.Name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
+		// No buffering while disconnected: a publish then fails at once,
+		// rather than being reported failed and stored later.
+		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			log.Warn("lost the connection to NATS", "err", err)
 		}),
@@ -168,6 +171,10 @@ func (l *Log) Close() { l.nc.Close() }
 
 // Connected reports whether the connection to NATS is up.
 func (l *Log) Connected() bool { return l.nc.IsConnected() }
+
+// Server returns the URL of the NATS server connected to, its password
+// masked; empty while disconnected.
+func (l *Log) Server() string { return l.nc.ConnectedUrlRedacted() }
 
 // Append publishes msgs and waits for the streams to acknowledge them all.
 // It returns the sequence of each in the stream it went to: the entry's id

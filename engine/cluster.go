@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/pxperf/pxperf/cluster"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
@@ -18,6 +21,123 @@ type clusterNode struct {
 	// archiveFrom is the first id the local archive has not written: the
 	// follower may apply entries the archive holds from an earlier run.
 	archiveFrom uint64
+
+	failures atomic.Uint64 // publishes the stream did not take
+	ready    atomic.Bool   // connected, and the stream answered the last check
+
+	mu        sync.Mutex
+	state     cluster.State // as of the last check
+	lastError string        // of the last check or publish; "" after a success
+	onReady   []func()
+}
+
+// clusterCheckInterval is how often the stream's state is read, for stats
+// and health.
+const clusterCheckInterval = time.Second
+
+// watchCluster reads the stream's state every clusterCheckInterval until
+// ctx ends, so that stats need not ask NATS and health follows whether
+// this node can publish.
+func (e *Engine) watchCluster(ctx context.Context) {
+	t := time.NewTicker(clusterCheckInterval)
+	defer t.Stop()
+	for {
+		e.checkCluster(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// checkCluster reads the stream's state once and records the outcome.
+func (e *Engine) checkCluster(ctx context.Context) {
+	c := e.cluster
+	cctx, cancel := context.WithTimeout(ctx, clusterCheckInterval)
+	st, err := c.log.State(cctx)
+	cancel()
+	if ctx.Err() != nil {
+		return // shutting down: the outcome says nothing
+	}
+	c.mu.Lock()
+	if err == nil {
+		c.state, c.lastError = st, ""
+	} else {
+		c.lastError = err.Error()
+	}
+	c.mu.Unlock()
+	c.setReady(err == nil && c.log.Connected())
+}
+
+// setReady records whether this node can publish, and tells the observers
+// when that changes.
+func (c *clusterNode) setReady(ok bool) {
+	if c.ready.Swap(ok) == ok {
+		return
+	}
+	c.mu.Lock()
+	obs := c.onReady
+	c.mu.Unlock()
+	for _, fn := range obs {
+		fn()
+	}
+}
+
+// publishFailed records a publish the stream did not take.
+func (c *clusterNode) publishFailed(err error) {
+	c.failures.Add(1)
+	c.mu.Lock()
+	c.lastError = err.Error()
+	c.mu.Unlock()
+	c.setReady(false)
+}
+
+// OnClusterReady registers fn to be called, from any goroutine, when this
+// node becomes able or unable to publish in cluster mode (connected to
+// NATS, and the stream answering; see [Engine.ClusterReady]). In embedded
+// mode fn is never called.
+func (e *Engine) OnClusterReady(fn func()) {
+	if c := e.cluster; c != nil {
+		c.mu.Lock()
+		c.onReady = append(c.onReady, fn)
+		c.mu.Unlock()
+	}
+}
+
+// ClusterReady reports whether this node can publish: always in embedded
+// mode; in cluster mode, while connected to NATS with the stream answering.
+func (e *Engine) ClusterReady() bool {
+	return e.cluster == nil || e.cluster.ready.Load()
+}
+
+// clusterStats reports cluster mode for GetStats; nil in embedded mode.
+func (e *Engine) clusterStats() *pxperfv1.ClusterStats {
+	c := e.cluster
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	st, lastError := c.state, c.lastError
+	c.mu.Unlock()
+	applied, _ := c.follower.Applied()
+	cs := &pxperfv1.ClusterStats{
+		Connected:       c.ready.Load(),
+		Server:          c.log.Server(),
+		StreamMessages:  st.Msgs,
+		StreamBytes:     st.Bytes,
+		LastId:          st.LastSeq,
+		AppliedId:       applied,
+		PublishFailures: c.failures.Load(),
+		LastError:       lastError,
+	}
+	if st.Msgs > 0 {
+		cs.FirstId = st.FirstSeq
+	}
+	if st.LastSeq > applied {
+		cs.Lag = st.LastSeq - applied
+	}
+	return cs
 }
 
 // openCluster connects to the cluster's streams and returns the first id
@@ -60,6 +180,8 @@ func (e *Engine) follow(ctx context.Context, from uint64) error {
 		return err
 	}
 	e.cluster.follower = f
+	e.checkCluster(ctx)
+	e.startWorker(ctx, "cluster watcher", e.watchCluster)
 	e.workers.Go(func() {
 		<-f.Done()
 		if err := f.Err(); err != nil {
@@ -132,6 +254,7 @@ func (e *Engine) ingestCluster(ctx context.Context, valid []*pxperfv1.Entry) ([]
 		}
 		seqs, err := e.cluster.log.Append(ctx, msgs)
 		if err != nil {
+			e.cluster.publishFailed(err)
 			return nil, err
 		}
 		var lastEntry, lastCompletion uint64

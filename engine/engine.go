@@ -173,18 +173,20 @@ func New(cfg *pxperfv1.Config, opts Options) (*Engine, error) {
 	}
 	e.trackArchive()
 	e.limits.setLimit(cfg.GetCleanup().GetProducerRateLimit())
-	e.startWorker(ctx, "performance monitor", func(ctx context.Context) {
-		if err := e.monitor.Run(ctx); err != nil && ctx.Err() == nil {
-			e.log.Error("performance monitor stopped", "err", err)
-		}
-	})
 	if cl != nil {
+		// After the archive's tracking, which the follower touches; before
+		// the monitor, whose samples read the follower.
 		if err := e.follow(ctx, sc.FirstID); err != nil {
 			e.Stop()
 			e.Wait()
 			return fail("the cluster's follower", err)
 		}
 	}
+	e.startWorker(ctx, "performance monitor", func(ctx context.Context) {
+		if err := e.monitor.Run(ctx); err != nil && ctx.Err() == nil {
+			e.log.Error("performance monitor stopped", "err", err)
+		}
+	})
 	e.startWorker(ctx, "memory pressure watcher", e.watchPressure)
 	e.startWorker(ctx, "load sampler", e.sampleLoop)
 	e.startWorker(ctx, "resource cleaner", e.cleanupLoop)

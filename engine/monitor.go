@@ -94,6 +94,9 @@ func (src *monitorSource) Sample(context.Context) (monitor.Sample, error) {
 	if p := e.proxy.Load(); p != nil {
 		sample.Proxy.Open = p.Stats().Open
 	}
+	if cs := e.clusterStats(); cs != nil {
+		sample.Cluster = monitor.Cluster{Enabled: true, Connected: cs.GetConnected(), Applied: cs.GetAppliedId(), Lag: cs.GetLag()}
+	}
 	rs := e.resources.Stats()
 	sample.Cleanup = monitor.Cleanup{
 		Live: rs.Live, Succeeded: rs.Succeeded, Failed: rs.Failed, Leaked: rs.Leaked, IdleClosed: rs.IdleClosed,

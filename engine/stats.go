@@ -39,6 +39,7 @@ func (e *Engine) Stats() *pxperfv1.Stats {
 		Resources: e.resourceStats(),
 		Proxy:     e.proxyStats(),
 		Server:    e.serverInfo(),
+		Cluster:   e.clusterStats(),
 	}
 	if r, err := e.proc.read(); err == nil {
 		stats.Process = &pxperfv1.ProcessStats{

@@ -3,13 +3,17 @@ package service_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"github.com/pxperf/pxperf/internal/natstest"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
@@ -122,6 +126,31 @@ func TestClusterPublishOnAReadOnB(t *testing.T) {
 	if !slices.Equal(streamed[:21], ids) {
 		t.Errorf("B streamed ids %v, want %v", streamed, ids)
 	}
+
+	// The stream's figures are as of the last check, once a second.
+	cs := waitStats(t, ctx, b, func(st *pxperfv1.Stats) bool { return st.GetCluster().GetLastId() == 21 }).GetCluster()
+	if !cs.GetConnected() || cs.GetAppliedId() != 21 || cs.GetFirstId() != 1 || cs.GetStreamMessages() != 21 || cs.GetLag() != 0 {
+		t.Errorf("B's cluster stats %v; want connected, ids 1..21 in the stream, all applied", cs)
+	}
+}
+
+// waitStats waits until node's stats satisfy ok, and returns them.
+func waitStats(t *testing.T, ctx context.Context, h *harness, ok func(*pxperfv1.Stats) bool) *pxperfv1.Stats {
+	t.Helper()
+	for {
+		res, err := h.client.Service().GetStats(ctx, &pxperfv1.GetStatsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok(res.GetStats()) {
+			return res.GetStats()
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("stats %v: %v", res.GetStats(), ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // A producer retrying a batch of entries with request ids (after a
@@ -153,6 +182,7 @@ func TestClusterUnavailable(t *testing.T) {
 	nc := natstest.Start(t, 1)
 	a := clusterNode(t, nc.URLs(), 1, func(c *pxperfv1.Config) {
 		c.Cluster.PublishTimeout = durationpb.New(300 * time.Millisecond)
+		c.Monitor.StatsUpdateInterval = durationpb.New(100 * time.Millisecond)
 	})
 	ctx := testContext(t)
 	a.publish(t, ctx, entriesN(3)...)
@@ -164,6 +194,50 @@ func TestClusterUnavailable(t *testing.T) {
 	if n := len(listAll(t, ctx, a)); n != 3 {
 		t.Errorf("node serves %d entries without NATS, want the 3 it holds", n)
 	}
+	hc := healthpb.NewHealthClient(a.rawConn(t))
+	for {
+		res, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.GetStatus() == healthpb.HealthCheckResponse_NOT_SERVING {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("health %v without NATS; want NOT_SERVING", res.GetStatus())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	st := waitStats(t, ctx, a, func(st *pxperfv1.Stats) bool {
+		for _, al := range st.GetActiveAlerts() {
+			if al.GetName() == "cluster_disconnected" {
+				return true
+			}
+		}
+		return false
+	})
+	if cs := st.GetCluster(); cs.GetConnected() || cs.GetPublishFailures() != 1 || cs.GetLastError() == "" {
+		t.Errorf("cluster stats without NATS: %v; want not connected, 1 publish failure and the error", cs)
+	}
+
+	nc.Restart(0)
+	for {
+		res, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("health %v after NATS came back; want SERVING", res.GetStatus())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ids := a.publish(t, ctx, entriesN(1)...)
+	if ids[0] != 4 {
+		t.Errorf("first entry after NATS came back got id %d, want 4", ids[0])
+	}
 }
 
 // A node started on a stream that holds entries loads the newest that fit
@@ -173,7 +247,10 @@ func TestClusterNodeCatchesUp(t *testing.T) {
 	a := clusterNode(t, nc.URLs(), 1, nil)
 	ctx := testContext(t)
 	a.publish(t, ctx, entriesN(30)...)
-	b := clusterNode(t, nc.URLs(), 1, func(c *pxperfv1.Config) { c.Memory.MaxEntries = 10 })
+	b := clusterNode(t, nc.URLs(), 1, func(c *pxperfv1.Config) {
+		c.Memory.MaxEntries = 10
+		c.Server.MetricsAddress = "127.0.0.1:0"
+	})
 	got := waitEntries(t, ctx, b, 10)
 	if got[0].GetId() != 21 || got[9].GetId() != 30 {
 		t.Errorf("new node holds ids %d..%d, want the newest that fit: 21..30", got[0].GetId(), got[len(got)-1].GetId())
@@ -186,5 +263,36 @@ func TestClusterNodeCatchesUp(t *testing.T) {
 		if ctx.Err() != nil {
 			t.Fatalf("new node did not follow on to id %d", more[1])
 		}
+	}
+}
+
+// In cluster mode /metrics has the cluster's figures; in embedded mode it
+// has none of them.
+func TestClusterMetrics(t *testing.T) {
+	nc := natstest.Start(t, 1)
+	for _, tc := range []struct {
+		name      string
+		clustered bool
+	}{{"cluster", true}, {"embedded", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			edit := func(c *pxperfv1.Config) { c.Server.MetricsAddress = "127.0.0.1:0" }
+			var h *harness
+			if tc.clustered {
+				h = clusterNode(t, nc.URLs(), 1, edit)
+			} else {
+				h = newHarness(t, edit)
+			}
+			rec := httptest.NewRecorder()
+			h.srv.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+			body := rec.Body.String()
+			for _, name := range []string{"pxperf_cluster_connected", "pxperf_cluster_lag", "pxperf_cluster_last_id", "pxperf_cluster_publish_failures_total"} {
+				if got := strings.Contains(body, "\n"+name+" "); got != tc.clustered {
+					t.Errorf("/metrics has %s: %v, want %v", name, got, tc.clustered)
+				}
+			}
+			if tc.clustered && !strings.Contains(body, "\npxperf_cluster_connected 1\n") {
+				t.Errorf("/metrics does not say the node is connected:\n%s", body)
+			}
+		})
 	}
 }

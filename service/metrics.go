@@ -86,6 +86,18 @@ var statsDescs = []desc{
 	{prometheus.NewDesc("pxperf_alerts_active", "Alerts whose condition holds now.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(len(s.GetActiveAlerts())) }},
 }
 
+// clusterDescs are the metrics of cluster mode, exported in cluster mode
+// only.
+var clusterDescs = []desc{
+	{prometheus.NewDesc("pxperf_cluster_connected", "1 while this node can publish: connected to NATS, and the stream answering.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return boolFloat(s.GetCluster().GetConnected()) }},
+	{prometheus.NewDesc("pxperf_cluster_stream_messages", "Entries the cluster's stream holds.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetCluster().GetStreamMessages()) }},
+	{prometheus.NewDesc("pxperf_cluster_stream_bytes", "Bytes the cluster's stream holds.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetCluster().GetStreamBytes()) }},
+	{prometheus.NewDesc("pxperf_cluster_first_id", "Oldest id the cluster's stream holds.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetCluster().GetFirstId()) }},
+	{prometheus.NewDesc("pxperf_cluster_last_id", "Newest id in the cluster's stream.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetCluster().GetLastId()) }},
+	{prometheus.NewDesc("pxperf_cluster_lag", "Entries of the cluster's stream this node has not applied yet.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetCluster().GetLag()) }},
+	{prometheus.NewDesc("pxperf_cluster_publish_failures_total", "Publishes the cluster's stream did not take (each failed with UNAVAILABLE).", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetCluster().GetPublishFailures()) }},
+}
+
 var (
 	evictedDesc   = prometheus.NewDesc("pxperf_entries_evicted_total", "Entries evicted from memory, by reason.", []string{"reason"}, nil)
 	scorePartDesc = prometheus.NewDesc("pxperf_score_part", "Points of one part of the health score.", []string{"part"}, nil)
@@ -102,6 +114,9 @@ func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- scorePartDesc
 	ch <- alertDesc
 	ch <- buildDesc
+	for _, d := range clusterDescs {
+		ch <- d.desc
+	}
 }
 
 // Collect implements prometheus.Collector.
@@ -119,6 +134,11 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, a := range st.GetActiveAlerts() {
 		ch <- prometheus.MustNewConstMetric(alertDesc, prometheus.GaugeValue, 1, a.GetName())
+	}
+	if cs := st.GetCluster(); cs != nil {
+		for _, d := range clusterDescs {
+			ch <- prometheus.MustNewConstMetric(d.desc, d.kind, d.value(st))
+		}
 	}
 	b := st.GetServer()
 	ch <- prometheus.MustNewConstMetric(buildDesc, prometheus.GaugeValue, 1, b.GetVersion(), b.GetRevision(), b.GetGoVersion())

@@ -208,15 +208,28 @@ func (s *Server) MetricsHandler() http.Handler {
 func (s *Server) Service() *Service { return s.svc }
 
 // Serve serves on lis until [Server.Shutdown]. Health reports SERVING from
-// the moment it starts. It returns nil after a shutdown.
+// the moment it starts (in cluster mode, while the node can publish). It
+// returns nil after a shutdown.
 func (s *Server) Serve(lis net.Listener) error {
-	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	s.health.SetServingStatus(pxperfv1.PerformanceService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	s.svc.engine.OnClusterReady(s.syncHealth)
+	s.syncHealth()
 	s.log.Info("serving", "addr", lis.Addr().String())
 	if err := s.grpc.Serve(trackedListener{Listener: lis, reg: s.svc.engine.Resources()}); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
+}
+
+// syncHealth sets health from whether the node can publish: NOT_SERVING in
+// cluster mode while it cannot reach the stream, SERVING otherwise. After
+// a shutdown it changes nothing.
+func (s *Server) syncHealth() {
+	st := healthpb.HealthCheckResponse_SERVING
+	if !s.svc.engine.ClusterReady() {
+		st = healthpb.HealthCheckResponse_NOT_SERVING
+	}
+	s.health.SetServingStatus("", st)
+	s.health.SetServingStatus(pxperfv1.PerformanceService_ServiceDesc.ServiceName, st)
 }
 
 // ServeGateway serves the HTTP gateway (see package [gateway]) on lis until

@@ -112,7 +112,8 @@ func (th Thresholds) withDefaults() Thresholds {
 type Event struct {
 	// Name is the condition's stable name: "memory_high",
 	// "throttled_high", "cleanup_failures_high", "score_low",
-	// "archive_write_errors", "stuck_subscribers" or "proxy_open".
+	// "archive_write_errors", "stuck_subscribers", "proxy_open",
+	// "cluster_disconnected" or "cluster_behind".
 	Name string
 	// Firing is true when the condition started, false when it cleared.
 	Firing bool
@@ -151,7 +152,7 @@ type reading struct {
 
 // conditionNames returns the conditions in the order they are evaluated
 // and listed.
-func conditionNames() [7]string {
+func conditionNames() [9]string {
 	return [...]string{
 		"memory_high",
 		"throttled_high",
@@ -160,6 +161,8 @@ func conditionNames() [7]string {
 		"archive_write_errors",
 		"stuck_subscribers",
 		"proxy_open",
+		"cluster_disconnected",
+		"cluster_behind",
 	}
 }
 
@@ -219,7 +222,42 @@ func readings(prev, cur Sample, score Score, th Thresholds) []reading {
 	if !open {
 		rs[len(rs)-1].what = "the recording proxy listens on loopback only, or authenticates its clients"
 	}
-	return rs
+	return append(rs, clusterReadings(prev.Cluster, cur.Cluster)...)
+}
+
+// clusterReadings judges cluster mode: cluster_disconnected while the node
+// cannot publish; cluster_behind while it lags the stream by
+// ClusterLagAlert entries or more, or lags and applied nothing since the
+// previous sample. Neither fires in embedded mode.
+func clusterReadings(prev, cur Cluster) []reading {
+	down := cur.Enabled && !cur.Connected
+	disconnected := reading{
+		name: "cluster_disconnected", value: boolValue(down),
+		raise: down, clear: !down,
+		what:      "connected to NATS, and the cluster's stream answers",
+		raiseText: "no connection to NATS or no answer from the stream",
+		clearText: "connected again",
+	}
+	if down {
+		disconnected.what = "this node cannot reach NATS or the cluster's stream: publishing fails with UNAVAILABLE and health is NOT_SERVING"
+	}
+	stalled := cur.Lag > 0 && prev.Enabled && cur.Applied == prev.Applied
+	behind := cur.Enabled && (cur.Lag >= ClusterLagAlert || stalled)
+	return []reading{disconnected, {
+		name: "cluster_behind", value: float64(cur.Lag),
+		raise: behind, clear: !behind,
+		raiseAt: ClusterLagAlert, clearAt: ClusterLagAlert,
+		what:      fmt.Sprintf("this node lags the cluster's stream by %d entries, at id %d (applied %d since the previous sample)", cur.Lag, cur.Applied, delta(prev.Applied, cur.Applied)),
+		raiseText: fmt.Sprintf("a lag of %d entries, or a lag and no progress", ClusterLagAlert),
+		clearText: "keeping up",
+	}}
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // shareReading judges a share against its threshold with [ClearRatio].

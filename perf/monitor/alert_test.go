@@ -151,6 +151,29 @@ func TestAlertsTransitions(t *testing.T) {
 			},
 		},
 		{
+			name: "cluster disconnected holds while the node cannot publish; never in embedded mode",
+			steps: []step{
+				{s: with(func(s *Sample) { s.Cluster = Cluster{Enabled: true, Connected: true} })},
+				{s: with(func(s *Sample) { s.Cluster = Cluster{Enabled: true} }), want: []string{"+cluster_disconnected"}},
+				{s: with(func(s *Sample) { s.Cluster = Cluster{Enabled: true} })},
+				{s: with(func(s *Sample) { s.Cluster = Cluster{Enabled: true, Connected: true} }), want: []string{"-cluster_disconnected"}},
+				{s: idle()},
+			},
+		},
+		{
+			name: "cluster behind fires on a large lag, or a lag with no progress",
+			steps: []step{
+				{s: with(func(s *Sample) { s.Cluster = Cluster{Enabled: true, Connected: true, Applied: 100, Lag: 50} })},
+				{s: with(func(s *Sample) { s.Cluster = Cluster{Enabled: true, Connected: true, Applied: 200, Lag: 50} })},
+				{s: with(func(s *Sample) { s.Cluster = Cluster{Enabled: true, Connected: true, Applied: 200, Lag: 50} }), want: []string{"+cluster_behind"}},
+				{s: with(func(s *Sample) { s.Cluster = Cluster{Enabled: true, Connected: true, Applied: 300, Lag: 0} }), want: []string{"-cluster_behind"}},
+				{s: with(func(s *Sample) {
+					s.Cluster = Cluster{Enabled: true, Connected: true, Applied: 400, Lag: ClusterLagAlert}
+				}), want: []string{"+cluster_behind"}},
+				{s: with(func(s *Sample) { s.Cluster = Cluster{Enabled: true, Connected: true, Applied: 20400, Lag: 10} }), want: []string{"-cluster_behind"}},
+			},
+		},
+		{
 			name: "alerts off clears what is active and raises nothing",
 			steps: []step{
 				{s: memoryAt(0.9), score: scoreOf(50), want: []string{"+memory_high", "+score_low"}},

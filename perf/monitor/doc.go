@@ -54,6 +54,10 @@
 //	stuck_subscribers      Δsubscribers ended as stuck            > 0       an interval with none
 //	proxy_open             proxy listeners beyond loopback         > 0       none
 //	                       without client authentication
+//	cluster_disconnected   cluster mode, the node cannot publish  holds     connected
+//	cluster_behind         the node's lag behind the stream       ≥ 10000,  keeping up
+//	                                                              or any lag
+//	                                                              and no progress
 //
 // memory_high does not fire while no allowance is known, nor
 // archive_write_errors while the archive is off. Alerts off

@@ -27,7 +27,26 @@ type Sample struct {
 	Logs Logs
 	// Proxy describes the recording proxy.
 	Proxy Proxy
+	// Cluster describes cluster mode.
+	Cluster Cluster
 }
+
+// Cluster describes this node of a cluster (see package cluster).
+type Cluster struct {
+	// Enabled is true in cluster mode; the rest means nothing without it.
+	Enabled bool
+	// Connected is true while the node can publish: connected to NATS,
+	// with the stream answering.
+	Connected bool
+	// Applied is the newest id the node has applied from the stream.
+	Applied uint64
+	// Lag is how many of the stream's entries the node has not applied.
+	Lag uint64
+}
+
+// ClusterLagAlert is the lag, in entries, at which cluster_behind fires
+// whatever the node's progress.
+const ClusterLagAlert = 10000
 
 // Proxy describes the recording proxy.
 type Proxy struct {

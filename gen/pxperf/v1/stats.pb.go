@@ -102,7 +102,10 @@ type Stats struct {
 	// The recording proxy; unset when it is off.
 	Proxy *ProxyStats `protobuf:"bytes,10,opt,name=proxy,proto3" json:"proxy,omitempty"`
 	// The build of the server that took the sample.
-	Server        *ServerInfo `protobuf:"bytes,11,opt,name=server,proto3" json:"server,omitempty"`
+	Server *ServerInfo `protobuf:"bytes,11,opt,name=server,proto3" json:"server,omitempty"`
+	// Cluster mode: the stream and this node's place in it; unset in
+	// embedded mode.
+	Cluster       *ClusterStats `protobuf:"bytes,12,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -214,6 +217,143 @@ func (x *Stats) GetServer() *ServerInfo {
 	return nil
 }
 
+func (x *Stats) GetCluster() *ClusterStats {
+	if x != nil {
+		return x.Cluster
+	}
+	return nil
+}
+
+// ClusterStats describes the cluster's stream of entries and this node's
+// part. The stream's figures are as of the last check, once a second.
+type ClusterStats struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Connected to NATS, and the stream answered the last check. Publishing
+	// needs it; health is NOT_SERVING without it.
+	Connected bool `protobuf:"varint,1,opt,name=connected,proto3" json:"connected,omitempty"`
+	// The NATS server connected to, its password masked.
+	Server string `protobuf:"bytes,2,opt,name=server,proto3" json:"server,omitempty"`
+	// Messages (entries) the stream holds.
+	StreamMessages uint64 `protobuf:"varint,3,opt,name=stream_messages,json=streamMessages,proto3" json:"stream_messages,omitempty"`
+	// Bytes the stream holds.
+	StreamBytes uint64 `protobuf:"varint,4,opt,name=stream_bytes,json=streamBytes,proto3" json:"stream_bytes,omitempty"`
+	// Oldest id the stream holds; 0 when it is empty.
+	FirstId uint64 `protobuf:"varint,5,opt,name=first_id,json=firstId,proto3" json:"first_id,omitempty"`
+	// Newest id in the stream.
+	LastId uint64 `protobuf:"varint,6,opt,name=last_id,json=lastId,proto3" json:"last_id,omitempty"`
+	// Newest id this node has applied to its store.
+	AppliedId uint64 `protobuf:"varint,7,opt,name=applied_id,json=appliedId,proto3" json:"applied_id,omitempty"`
+	// Entries of the stream this node has not applied yet: last_id -
+	// applied_id.
+	Lag uint64 `protobuf:"varint,8,opt,name=lag,proto3" json:"lag,omitempty"`
+	// Publishes the stream did not take (each failed with UNAVAILABLE).
+	PublishFailures uint64 `protobuf:"varint,9,opt,name=publish_failures,json=publishFailures,proto3" json:"publish_failures,omitempty"`
+	// Why the last check or publish failed; empty once one succeeds.
+	LastError     string `protobuf:"bytes,10,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterStats) Reset() {
+	*x = ClusterStats{}
+	mi := &file_pxperf_v1_stats_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterStats) ProtoMessage() {}
+
+func (x *ClusterStats) ProtoReflect() protoreflect.Message {
+	mi := &file_pxperf_v1_stats_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterStats.ProtoReflect.Descriptor instead.
+func (*ClusterStats) Descriptor() ([]byte, []int) {
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ClusterStats) GetConnected() bool {
+	if x != nil {
+		return x.Connected
+	}
+	return false
+}
+
+func (x *ClusterStats) GetServer() string {
+	if x != nil {
+		return x.Server
+	}
+	return ""
+}
+
+func (x *ClusterStats) GetStreamMessages() uint64 {
+	if x != nil {
+		return x.StreamMessages
+	}
+	return 0
+}
+
+func (x *ClusterStats) GetStreamBytes() uint64 {
+	if x != nil {
+		return x.StreamBytes
+	}
+	return 0
+}
+
+func (x *ClusterStats) GetFirstId() uint64 {
+	if x != nil {
+		return x.FirstId
+	}
+	return 0
+}
+
+func (x *ClusterStats) GetLastId() uint64 {
+	if x != nil {
+		return x.LastId
+	}
+	return 0
+}
+
+func (x *ClusterStats) GetAppliedId() uint64 {
+	if x != nil {
+		return x.AppliedId
+	}
+	return 0
+}
+
+func (x *ClusterStats) GetLag() uint64 {
+	if x != nil {
+		return x.Lag
+	}
+	return 0
+}
+
+func (x *ClusterStats) GetPublishFailures() uint64 {
+	if x != nil {
+		return x.PublishFailures
+	}
+	return 0
+}
+
+func (x *ClusterStats) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
 // ServerInfo names the server's build.
 type ServerInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -233,7 +373,7 @@ type ServerInfo struct {
 
 func (x *ServerInfo) Reset() {
 	*x = ServerInfo{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[1]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -245,7 +385,7 @@ func (x *ServerInfo) String() string {
 func (*ServerInfo) ProtoMessage() {}
 
 func (x *ServerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[1]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -258,7 +398,7 @@ func (x *ServerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerInfo.ProtoReflect.Descriptor instead.
 func (*ServerInfo) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{1}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ServerInfo) GetVersion() string {
@@ -341,7 +481,7 @@ type ProxyStats struct {
 
 func (x *ProxyStats) Reset() {
 	*x = ProxyStats{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[2]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -353,7 +493,7 @@ func (x *ProxyStats) String() string {
 func (*ProxyStats) ProtoMessage() {}
 
 func (x *ProxyStats) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[2]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -366,7 +506,7 @@ func (x *ProxyStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProxyStats.ProtoReflect.Descriptor instead.
 func (*ProxyStats) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{2}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ProxyStats) GetRequests() uint64 {
@@ -508,7 +648,7 @@ type StoreStats struct {
 
 func (x *StoreStats) Reset() {
 	*x = StoreStats{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[3]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -520,7 +660,7 @@ func (x *StoreStats) String() string {
 func (*StoreStats) ProtoMessage() {}
 
 func (x *StoreStats) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[3]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -533,7 +673,7 @@ func (x *StoreStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreStats.ProtoReflect.Descriptor instead.
 func (*StoreStats) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{3}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *StoreStats) GetEntries() uint64 {
@@ -688,7 +828,7 @@ type ArchiveStats struct {
 
 func (x *ArchiveStats) Reset() {
 	*x = ArchiveStats{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[4]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -700,7 +840,7 @@ func (x *ArchiveStats) String() string {
 func (*ArchiveStats) ProtoMessage() {}
 
 func (x *ArchiveStats) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[4]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -713,7 +853,7 @@ func (x *ArchiveStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchiveStats.ProtoReflect.Descriptor instead.
 func (*ArchiveStats) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{4}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ArchiveStats) GetEntriesWritten() uint64 {
@@ -896,7 +1036,7 @@ type ThrottleStats struct {
 
 func (x *ThrottleStats) Reset() {
 	*x = ThrottleStats{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[5]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -908,7 +1048,7 @@ func (x *ThrottleStats) String() string {
 func (*ThrottleStats) ProtoMessage() {}
 
 func (x *ThrottleStats) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[5]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -921,7 +1061,7 @@ func (x *ThrottleStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ThrottleStats.ProtoReflect.Descriptor instead.
 func (*ThrottleStats) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{5}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ThrottleStats) GetSubscribers() uint64 {
@@ -1060,7 +1200,7 @@ type SubscriberStats struct {
 
 func (x *SubscriberStats) Reset() {
 	*x = SubscriberStats{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[6]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1072,7 +1212,7 @@ func (x *SubscriberStats) String() string {
 func (*SubscriberStats) ProtoMessage() {}
 
 func (x *SubscriberStats) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[6]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1085,7 +1225,7 @@ func (x *SubscriberStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriberStats.ProtoReflect.Descriptor instead.
 func (*SubscriberStats) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{6}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SubscriberStats) GetId() string {
@@ -1208,7 +1348,7 @@ type ResourceStats struct {
 
 func (x *ResourceStats) Reset() {
 	*x = ResourceStats{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[7]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1220,7 +1360,7 @@ func (x *ResourceStats) String() string {
 func (*ResourceStats) ProtoMessage() {}
 
 func (x *ResourceStats) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[7]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1233,7 +1373,7 @@ func (x *ResourceStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceStats.ProtoReflect.Descriptor instead.
 func (*ResourceStats) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{7}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ResourceStats) GetLive() uint64 {
@@ -1307,7 +1447,7 @@ type ProcessStats struct {
 
 func (x *ProcessStats) Reset() {
 	*x = ProcessStats{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[8]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1319,7 +1459,7 @@ func (x *ProcessStats) String() string {
 func (*ProcessStats) ProtoMessage() {}
 
 func (x *ProcessStats) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[8]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1332,7 +1472,7 @@ func (x *ProcessStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessStats.ProtoReflect.Descriptor instead.
 func (*ProcessStats) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{8}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ProcessStats) GetRssBytes() uint64 {
@@ -1413,7 +1553,7 @@ type Score struct {
 
 func (x *Score) Reset() {
 	*x = Score{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[9]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1425,7 +1565,7 @@ func (x *Score) String() string {
 func (*Score) ProtoMessage() {}
 
 func (x *Score) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[9]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1438,7 +1578,7 @@ func (x *Score) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Score.ProtoReflect.Descriptor instead.
 func (*Score) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{9}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Score) GetTotal() float64 {
@@ -1472,7 +1612,7 @@ type ScorePart struct {
 
 func (x *ScorePart) Reset() {
 	*x = ScorePart{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[10]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1484,7 +1624,7 @@ func (x *ScorePart) String() string {
 func (*ScorePart) ProtoMessage() {}
 
 func (x *ScorePart) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[10]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1497,7 +1637,7 @@ func (x *ScorePart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScorePart.ProtoReflect.Descriptor instead.
 func (*ScorePart) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{10}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ScorePart) GetName() string {
@@ -1551,7 +1691,7 @@ type Alert struct {
 
 func (x *Alert) Reset() {
 	*x = Alert{}
-	mi := &file_pxperf_v1_stats_proto_msgTypes[11]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1563,7 +1703,7 @@ func (x *Alert) String() string {
 func (*Alert) ProtoMessage() {}
 
 func (x *Alert) ProtoReflect() protoreflect.Message {
-	mi := &file_pxperf_v1_stats_proto_msgTypes[11]
+	mi := &file_pxperf_v1_stats_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1576,7 +1716,7 @@ func (x *Alert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Alert.ProtoReflect.Descriptor instead.
 func (*Alert) Descriptor() ([]byte, []int) {
-	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{11}
+	return file_pxperf_v1_stats_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Alert) GetName() string {
@@ -1632,7 +1772,7 @@ var File_pxperf_v1_stats_proto protoreflect.FileDescriptor
 
 const file_pxperf_v1_stats_proto_rawDesc = "" +
 	"\n" +
-	"\x15pxperf/v1/stats.proto\x12\tpxperf.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb3\x04\n" +
+	"\x15pxperf/v1/stats.proto\x12\tpxperf.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe6\x04\n" +
 	"\x05Stats\x12;\n" +
 	"\vsample_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"sampleTime\x121\n" +
@@ -1646,7 +1786,22 @@ const file_pxperf_v1_stats_proto_rawDesc = "" +
 	"\ractive_alerts\x18\t \x03(\v2\x10.pxperf.v1.AlertR\factiveAlerts\x12+\n" +
 	"\x05proxy\x18\n" +
 	" \x01(\v2\x15.pxperf.v1.ProxyStatsR\x05proxy\x12-\n" +
-	"\x06server\x18\v \x01(\v2\x15.pxperf.v1.ServerInfoR\x06server\"\xbe\x01\n" +
+	"\x06server\x18\v \x01(\v2\x15.pxperf.v1.ServerInfoR\x06server\x121\n" +
+	"\acluster\x18\f \x01(\v2\x17.pxperf.v1.ClusterStatsR\acluster\"\xbf\x02\n" +
+	"\fClusterStats\x12\x1c\n" +
+	"\tconnected\x18\x01 \x01(\bR\tconnected\x12\x16\n" +
+	"\x06server\x18\x02 \x01(\tR\x06server\x12'\n" +
+	"\x0fstream_messages\x18\x03 \x01(\x04R\x0estreamMessages\x12!\n" +
+	"\fstream_bytes\x18\x04 \x01(\x04R\vstreamBytes\x12\x19\n" +
+	"\bfirst_id\x18\x05 \x01(\x04R\afirstId\x12\x17\n" +
+	"\alast_id\x18\x06 \x01(\x04R\x06lastId\x12\x1d\n" +
+	"\n" +
+	"applied_id\x18\a \x01(\x04R\tappliedId\x12\x10\n" +
+	"\x03lag\x18\b \x01(\x04R\x03lag\x12)\n" +
+	"\x10publish_failures\x18\t \x01(\x04R\x0fpublishFailures\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\n" +
+	" \x01(\tR\tlastError\"\xbe\x01\n" +
 	"\n" +
 	"ServerInfo\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x1a\n" +
@@ -1807,52 +1962,54 @@ func file_pxperf_v1_stats_proto_rawDescGZIP() []byte {
 }
 
 var file_pxperf_v1_stats_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pxperf_v1_stats_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_pxperf_v1_stats_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_pxperf_v1_stats_proto_goTypes = []any{
 	(AlertState)(0),               // 0: pxperf.v1.AlertState
 	(*Stats)(nil),                 // 1: pxperf.v1.Stats
-	(*ServerInfo)(nil),            // 2: pxperf.v1.ServerInfo
-	(*ProxyStats)(nil),            // 3: pxperf.v1.ProxyStats
-	(*StoreStats)(nil),            // 4: pxperf.v1.StoreStats
-	(*ArchiveStats)(nil),          // 5: pxperf.v1.ArchiveStats
-	(*ThrottleStats)(nil),         // 6: pxperf.v1.ThrottleStats
-	(*SubscriberStats)(nil),       // 7: pxperf.v1.SubscriberStats
-	(*ResourceStats)(nil),         // 8: pxperf.v1.ResourceStats
-	(*ProcessStats)(nil),          // 9: pxperf.v1.ProcessStats
-	(*Score)(nil),                 // 10: pxperf.v1.Score
-	(*ScorePart)(nil),             // 11: pxperf.v1.ScorePart
-	(*Alert)(nil),                 // 12: pxperf.v1.Alert
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 14: google.protobuf.Duration
+	(*ClusterStats)(nil),          // 2: pxperf.v1.ClusterStats
+	(*ServerInfo)(nil),            // 3: pxperf.v1.ServerInfo
+	(*ProxyStats)(nil),            // 4: pxperf.v1.ProxyStats
+	(*StoreStats)(nil),            // 5: pxperf.v1.StoreStats
+	(*ArchiveStats)(nil),          // 6: pxperf.v1.ArchiveStats
+	(*ThrottleStats)(nil),         // 7: pxperf.v1.ThrottleStats
+	(*SubscriberStats)(nil),       // 8: pxperf.v1.SubscriberStats
+	(*ResourceStats)(nil),         // 9: pxperf.v1.ResourceStats
+	(*ProcessStats)(nil),          // 10: pxperf.v1.ProcessStats
+	(*Score)(nil),                 // 11: pxperf.v1.Score
+	(*ScorePart)(nil),             // 12: pxperf.v1.ScorePart
+	(*Alert)(nil),                 // 13: pxperf.v1.Alert
+	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 15: google.protobuf.Duration
 }
 var file_pxperf_v1_stats_proto_depIdxs = []int32{
-	13, // 0: pxperf.v1.Stats.sample_time:type_name -> google.protobuf.Timestamp
-	14, // 1: pxperf.v1.Stats.uptime:type_name -> google.protobuf.Duration
-	4,  // 2: pxperf.v1.Stats.store:type_name -> pxperf.v1.StoreStats
-	5,  // 3: pxperf.v1.Stats.archive:type_name -> pxperf.v1.ArchiveStats
-	6,  // 4: pxperf.v1.Stats.throttle:type_name -> pxperf.v1.ThrottleStats
-	8,  // 5: pxperf.v1.Stats.resources:type_name -> pxperf.v1.ResourceStats
-	9,  // 6: pxperf.v1.Stats.process:type_name -> pxperf.v1.ProcessStats
-	10, // 7: pxperf.v1.Stats.score:type_name -> pxperf.v1.Score
-	12, // 8: pxperf.v1.Stats.active_alerts:type_name -> pxperf.v1.Alert
-	3,  // 9: pxperf.v1.Stats.proxy:type_name -> pxperf.v1.ProxyStats
-	2,  // 10: pxperf.v1.Stats.server:type_name -> pxperf.v1.ServerInfo
-	13, // 11: pxperf.v1.ServerInfo.revision_time:type_name -> google.protobuf.Timestamp
-	14, // 12: pxperf.v1.ArchiveStats.compression_time:type_name -> google.protobuf.Duration
-	14, // 13: pxperf.v1.ThrottleStats.send_blocked:type_name -> google.protobuf.Duration
-	7,  // 14: pxperf.v1.ThrottleStats.per_subscriber:type_name -> pxperf.v1.SubscriberStats
-	13, // 15: pxperf.v1.SubscriberStats.start_time:type_name -> google.protobuf.Timestamp
-	14, // 16: pxperf.v1.SubscriberStats.send_blocked:type_name -> google.protobuf.Duration
-	14, // 17: pxperf.v1.SubscriberStats.interval:type_name -> google.protobuf.Duration
-	11, // 18: pxperf.v1.Score.parts:type_name -> pxperf.v1.ScorePart
-	0,  // 19: pxperf.v1.Alert.state:type_name -> pxperf.v1.AlertState
-	13, // 20: pxperf.v1.Alert.start_time:type_name -> google.protobuf.Timestamp
-	13, // 21: pxperf.v1.Alert.clear_time:type_name -> google.protobuf.Timestamp
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	14, // 0: pxperf.v1.Stats.sample_time:type_name -> google.protobuf.Timestamp
+	15, // 1: pxperf.v1.Stats.uptime:type_name -> google.protobuf.Duration
+	5,  // 2: pxperf.v1.Stats.store:type_name -> pxperf.v1.StoreStats
+	6,  // 3: pxperf.v1.Stats.archive:type_name -> pxperf.v1.ArchiveStats
+	7,  // 4: pxperf.v1.Stats.throttle:type_name -> pxperf.v1.ThrottleStats
+	9,  // 5: pxperf.v1.Stats.resources:type_name -> pxperf.v1.ResourceStats
+	10, // 6: pxperf.v1.Stats.process:type_name -> pxperf.v1.ProcessStats
+	11, // 7: pxperf.v1.Stats.score:type_name -> pxperf.v1.Score
+	13, // 8: pxperf.v1.Stats.active_alerts:type_name -> pxperf.v1.Alert
+	4,  // 9: pxperf.v1.Stats.proxy:type_name -> pxperf.v1.ProxyStats
+	3,  // 10: pxperf.v1.Stats.server:type_name -> pxperf.v1.ServerInfo
+	2,  // 11: pxperf.v1.Stats.cluster:type_name -> pxperf.v1.ClusterStats
+	14, // 12: pxperf.v1.ServerInfo.revision_time:type_name -> google.protobuf.Timestamp
+	15, // 13: pxperf.v1.ArchiveStats.compression_time:type_name -> google.protobuf.Duration
+	15, // 14: pxperf.v1.ThrottleStats.send_blocked:type_name -> google.protobuf.Duration
+	8,  // 15: pxperf.v1.ThrottleStats.per_subscriber:type_name -> pxperf.v1.SubscriberStats
+	14, // 16: pxperf.v1.SubscriberStats.start_time:type_name -> google.protobuf.Timestamp
+	15, // 17: pxperf.v1.SubscriberStats.send_blocked:type_name -> google.protobuf.Duration
+	15, // 18: pxperf.v1.SubscriberStats.interval:type_name -> google.protobuf.Duration
+	12, // 19: pxperf.v1.Score.parts:type_name -> pxperf.v1.ScorePart
+	0,  // 20: pxperf.v1.Alert.state:type_name -> pxperf.v1.AlertState
+	14, // 21: pxperf.v1.Alert.start_time:type_name -> google.protobuf.Timestamp
+	14, // 22: pxperf.v1.Alert.clear_time:type_name -> google.protobuf.Timestamp
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_pxperf_v1_stats_proto_init() }
@@ -1866,7 +2023,7 @@ func file_pxperf_v1_stats_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pxperf_v1_stats_proto_rawDesc), len(file_pxperf_v1_stats_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

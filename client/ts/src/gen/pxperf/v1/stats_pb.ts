@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file pxperf/v1/stats.proto.
  */
 export const file_pxperf_v1_stats: GenFile = /*@__PURE__*/
-  fileDesc("ChVweHBlcmYvdjEvc3RhdHMucHJvdG8SCXB4cGVyZi52MSLNAwoFU3RhdHMSLwoLc2FtcGxlX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBnVwdGltZRgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIkCgVzdG9yZRgDIAEoCzIVLnB4cGVyZi52MS5TdG9yZVN0YXRzEigKB2FyY2hpdmUYBCABKAsyFy5weHBlcmYudjEuQXJjaGl2ZVN0YXRzEioKCHRocm90dGxlGAUgASgLMhgucHhwZXJmLnYxLlRocm90dGxlU3RhdHMSKwoJcmVzb3VyY2VzGAYgASgLMhgucHhwZXJmLnYxLlJlc291cmNlU3RhdHMSKAoHcHJvY2VzcxgHIAEoCzIXLnB4cGVyZi52MS5Qcm9jZXNzU3RhdHMSHwoFc2NvcmUYCCABKAsyEC5weHBlcmYudjEuU2NvcmUSJwoNYWN0aXZlX2FsZXJ0cxgJIAMoCzIQLnB4cGVyZi52MS5BbGVydBIkCgVwcm94eRgKIAEoCzIVLnB4cGVyZi52MS5Qcm94eVN0YXRzEiUKBnNlcnZlchgLIAEoCzIVLnB4cGVyZi52MS5TZXJ2ZXJJbmZvIogBCgpTZXJ2ZXJJbmZvEg8KB3ZlcnNpb24YASABKAkSEAoIcmV2aXNpb24YAiABKAkSMQoNcmV2aXNpb25fdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIbW9kaWZpZWQYBCABKAgSEgoKZ29fdmVyc2lvbhgFIAEoCSKmAgoKUHJveHlTdGF0cxIQCghyZXF1ZXN0cxgBIAEoBBIPCgd0dW5uZWxzGAIgASgEEhAKCGJ5dGVzX2luGAMgASgEEhEKCWJ5dGVzX291dBgEIAEoBBIOCgZlcnJvcnMYBSABKAQSEQoJcHVibGlzaGVkGAYgASgEEg8KB2Ryb3BwZWQYByABKAQSGgoSYWN0aXZlX2Nvbm5lY3Rpb25zGAggASgEEhYKDmFjdGl2ZV90dW5uZWxzGAkgASgEEg4KBnF1ZXVlZBgKIAEoBBIOCgZkZW5pZWQYCyABKAQSFQoNYXV0aF9mYWlsdXJlcxgMIAEoBBIUCgxyYXRlX2xpbWl0ZWQYDSABKAQSGwoTY29ubmVjdGlvbnNfcmVmdXNlZBgOIAEoBCK3AgoKU3RvcmVTdGF0cxIPCgdlbnRyaWVzGAEgASgEEg0KBWJ5dGVzGAIgASgEEhQKDGJ1ZGdldF9ieXRlcxgDIAEoBBITCgttYXhfZW50cmllcxgEIAEoBBIRCglvbGRlc3RfaWQYBSABKAQSEQoJbmV3ZXN0X2lkGAYgASgEEhAKCGFjY2VwdGVkGAcgASgEEhAKCHJlamVjdGVkGAggASgEEhgKEGV2aWN0ZWRfYnlfY291bnQYCSABKAQSGAoQZXZpY3RlZF9ieV9ieXRlcxgKIAEoBBIbChNldmljdGVkX2J5X3ByZXNzdXJlGAsgASgEEhgKEHRydW5jYXRlZF9ib2RpZXMYDCABKAQSFgoOdW5kZXJfcHJlc3N1cmUYDSABKAgSEQoJY29tcGxldGVkGA4gASgEIoAECgxBcmNoaXZlU3RhdHMSFwoPZW50cmllc193cml0dGVuGAEgASgEEhUKDWJ5dGVzX3dyaXR0ZW4YAiABKAQSDQoFZmlsZXMYAyABKAQSEgoKZGlza19ieXRlcxgEIAEoBBIaChJyb3RhdGlvbnNfYnlfY291bnQYBSABKAQSGQoRcm90YXRpb25zX2J5X3NpemUYBiABKAQSGQoRcm90YXRpb25zX2J5X3RpbWUYByABKAQSGAoQcm90YXRpb25zX21hbnVhbBgIIAEoBBIZChFjb21wcmVzc2lvbl9yYXRpbxgJIAEoARIzChBjb21wcmVzc2lvbl90aW1lGAogASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhUKDWZpbGVzX2RlbGV0ZWQYCyABKAQSFAoMd3JpdGVfZXJyb3JzGAwgASgEEhgKEHF1ZXVlX2Z1bGxfd2FpdHMYDSABKAQSFwoPZW50cmllc19kcm9wcGVkGA4gASgEEhUKDWNvcnJ1cHRfbGluZXMYDyABKAQSDgoGcXVldWVkGBAgASgEEhIKCmxhc3RfZXJyb3IYESABKAkSIgoaZmlsZXNfYXdhaXRpbmdfY29tcHJlc3Npb24YEiABKAQSIgoaYnl0ZXNfYXdhaXRpbmdfY29tcHJlc3Npb24YEyABKAQi+gIKDVRocm90dGxlU3RhdHMSEwoLc3Vic2NyaWJlcnMYASABKAQSFQoNbWVzc2FnZXNfc2VudBgCIAEoBBIUCgxlbnRyaWVzX3NlbnQYAyABKAQSGwoTdGhyb3R0bGVkX2ludGVydmFscxgEIAEoBBIYChBwcmlvcml0eV9mbHVzaGVzGAUgASgEEgwKBGdhcHMYBiABKAQSFAoMYnVyc3RfZXZlbnRzGAcgASgEEhkKEXN0dWNrX3N1YnNjcmliZXJzGAggASgEEg8KB21heF9sYWcYCSABKAQSEwoLaW5nZXN0X3JhdGUYCiABKAESFAoMYnVyc3RfYWN0aXZlGAsgASgIEhAKCGNwdV9sb2FkGAwgASgBEi8KDHNlbmRfYmxvY2tlZBgNIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIyCg5wZXJfc3Vic2NyaWJlchgOIAMoCzIaLnB4cGVyZi52MS5TdWJzY3JpYmVyU3RhdHMi/QIKD1N1YnNjcmliZXJTdGF0cxIKCgJpZBgBIAEoCRIMCgRwZWVyGAIgASgJEi4KCnN0YXJ0X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB25leHRfaWQYBCABKAQSCwoDbGFnGAUgASgEEhUKDW1lc3NhZ2VzX3NlbnQYBiABKAQSFAoMZW50cmllc19zZW50GAcgASgEEhQKDG1lc3NhZ2VfcmF0ZRgIIAEoARIcChRhdmVyYWdlX21lc3NhZ2VfcmF0ZRgJIAEoARIbChN0aHJvdHRsZWRfaW50ZXJ2YWxzGAogASgEEhgKEHByaW9yaXR5X2ZsdXNoZXMYCyABKAQSDAoEZ2FwcxgMIAEoBBIvCgxzZW5kX2Jsb2NrZWQYDSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKwoIaW50ZXJ2YWwYDiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24ijgEKDVJlc291cmNlU3RhdHMSDAoEbGl2ZRgBIAEoBBIaChJjbGVhbnVwc19zdWNjZWVkZWQYAiABKAQSFwoPY2xlYW51cHNfZmFpbGVkGAMgASgEEhMKC2lkbGVfY2xvc2VkGAQgASgEEg8KB3JlZnVzZWQYBSABKAQSFAoMcmF0ZV9saW1pdGVkGAYgASgEItYBCgxQcm9jZXNzU3RhdHMSEQoJcnNzX2J5dGVzGAEgASgEEhMKC2NwdV9wZXJjZW50GAIgASgBEhIKCm9wZW5fZmlsZXMYAyABKAQSDwoHdGhyZWFkcxgEIAEoBBIXCg9oZWFwX2xpdmVfYnl0ZXMYBSABKAQSFwoPaGVhcF9nb2FsX2J5dGVzGAYgASgEEhoKEm1lbW9yeV9saW1pdF9ieXRlcxgHIAEoBBIXCg9nY19jcHVfZnJhY3Rpb24YCCABKAESEgoKZ29yb3V0aW5lcxgJIAEoBCI7CgVTY29yZRINCgV0b3RhbBgBIAEoARIjCgVwYXJ0cxgCIAMoCzIULnB4cGVyZi52MS5TY29yZVBhcnQiUgoJU2NvcmVQYXJ0EgwKBG5hbWUYASABKAkSDgoGcG9pbnRzGAIgASgBEhIKCm1heF9wb2ludHMYAyABKAESEwoLZXhwbGFuYXRpb24YBCABKAkizgEKBUFsZXJ0EgwKBG5hbWUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIkCgVzdGF0ZRgDIAEoDjIVLnB4cGVyZi52MS5BbGVydFN0YXRlEi4KCnN0YXJ0X3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNsZWFyX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXZhbHVlGAYgASgBEhEKCXRocmVzaG9sZBgHIAEoASpaCgpBbGVydFN0YXRlEhsKF0FMRVJUX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSQUxFUlRfU1RBVEVfRklSSU5HEAESFwoTQUxFUlRfU1RBVEVfQ0xFQVJFRBACQjFaL2dpdGh1Yi5jb20vcHhwZXJmL3B4cGVyZi9nZW4vcHhwZXJmL3YxO3B4cGVyZnYxYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChVweHBlcmYvdjEvc3RhdHMucHJvdG8SCXB4cGVyZi52MSL3AwoFU3RhdHMSLwoLc2FtcGxlX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBnVwdGltZRgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIkCgVzdG9yZRgDIAEoCzIVLnB4cGVyZi52MS5TdG9yZVN0YXRzEigKB2FyY2hpdmUYBCABKAsyFy5weHBlcmYudjEuQXJjaGl2ZVN0YXRzEioKCHRocm90dGxlGAUgASgLMhgucHhwZXJmLnYxLlRocm90dGxlU3RhdHMSKwoJcmVzb3VyY2VzGAYgASgLMhgucHhwZXJmLnYxLlJlc291cmNlU3RhdHMSKAoHcHJvY2VzcxgHIAEoCzIXLnB4cGVyZi52MS5Qcm9jZXNzU3RhdHMSHwoFc2NvcmUYCCABKAsyEC5weHBlcmYudjEuU2NvcmUSJwoNYWN0aXZlX2FsZXJ0cxgJIAMoCzIQLnB4cGVyZi52MS5BbGVydBIkCgVwcm94eRgKIAEoCzIVLnB4cGVyZi52MS5Qcm94eVN0YXRzEiUKBnNlcnZlchgLIAEoCzIVLnB4cGVyZi52MS5TZXJ2ZXJJbmZvEigKB2NsdXN0ZXIYDCABKAsyFy5weHBlcmYudjEuQ2x1c3RlclN0YXRzItIBCgxDbHVzdGVyU3RhdHMSEQoJY29ubmVjdGVkGAEgASgIEg4KBnNlcnZlchgCIAEoCRIXCg9zdHJlYW1fbWVzc2FnZXMYAyABKAQSFAoMc3RyZWFtX2J5dGVzGAQgASgEEhAKCGZpcnN0X2lkGAUgASgEEg8KB2xhc3RfaWQYBiABKAQSEgoKYXBwbGllZF9pZBgHIAEoBBILCgNsYWcYCCABKAQSGAoQcHVibGlzaF9mYWlsdXJlcxgJIAEoBBISCgpsYXN0X2Vycm9yGAogASgJIogBCgpTZXJ2ZXJJbmZvEg8KB3ZlcnNpb24YASABKAkSEAoIcmV2aXNpb24YAiABKAkSMQoNcmV2aXNpb25fdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIbW9kaWZpZWQYBCABKAgSEgoKZ29fdmVyc2lvbhgFIAEoCSKmAgoKUHJveHlTdGF0cxIQCghyZXF1ZXN0cxgBIAEoBBIPCgd0dW5uZWxzGAIgASgEEhAKCGJ5dGVzX2luGAMgASgEEhEKCWJ5dGVzX291dBgEIAEoBBIOCgZlcnJvcnMYBSABKAQSEQoJcHVibGlzaGVkGAYgASgEEg8KB2Ryb3BwZWQYByABKAQSGgoSYWN0aXZlX2Nvbm5lY3Rpb25zGAggASgEEhYKDmFjdGl2ZV90dW5uZWxzGAkgASgEEg4KBnF1ZXVlZBgKIAEoBBIOCgZkZW5pZWQYCyABKAQSFQoNYXV0aF9mYWlsdXJlcxgMIAEoBBIUCgxyYXRlX2xpbWl0ZWQYDSABKAQSGwoTY29ubmVjdGlvbnNfcmVmdXNlZBgOIAEoBCK3AgoKU3RvcmVTdGF0cxIPCgdlbnRyaWVzGAEgASgEEg0KBWJ5dGVzGAIgASgEEhQKDGJ1ZGdldF9ieXRlcxgDIAEoBBITCgttYXhfZW50cmllcxgEIAEoBBIRCglvbGRlc3RfaWQYBSABKAQSEQoJbmV3ZXN0X2lkGAYgASgEEhAKCGFjY2VwdGVkGAcgASgEEhAKCHJlamVjdGVkGAggASgEEhgKEGV2aWN0ZWRfYnlfY291bnQYCSABKAQSGAoQZXZpY3RlZF9ieV9ieXRlcxgKIAEoBBIbChNldmljdGVkX2J5X3ByZXNzdXJlGAsgASgEEhgKEHRydW5jYXRlZF9ib2RpZXMYDCABKAQSFgoOdW5kZXJfcHJlc3N1cmUYDSABKAgSEQoJY29tcGxldGVkGA4gASgEIoAECgxBcmNoaXZlU3RhdHMSFwoPZW50cmllc193cml0dGVuGAEgASgEEhUKDWJ5dGVzX3dyaXR0ZW4YAiABKAQSDQoFZmlsZXMYAyABKAQSEgoKZGlza19ieXRlcxgEIAEoBBIaChJyb3RhdGlvbnNfYnlfY291bnQYBSABKAQSGQoRcm90YXRpb25zX2J5X3NpemUYBiABKAQSGQoRcm90YXRpb25zX2J5X3RpbWUYByABKAQSGAoQcm90YXRpb25zX21hbnVhbBgIIAEoBBIZChFjb21wcmVzc2lvbl9yYXRpbxgJIAEoARIzChBjb21wcmVzc2lvbl90aW1lGAogASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhUKDWZpbGVzX2RlbGV0ZWQYCyABKAQSFAoMd3JpdGVfZXJyb3JzGAwgASgEEhgKEHF1ZXVlX2Z1bGxfd2FpdHMYDSABKAQSFwoPZW50cmllc19kcm9wcGVkGA4gASgEEhUKDWNvcnJ1cHRfbGluZXMYDyABKAQSDgoGcXVldWVkGBAgASgEEhIKCmxhc3RfZXJyb3IYESABKAkSIgoaZmlsZXNfYXdhaXRpbmdfY29tcHJlc3Npb24YEiABKAQSIgoaYnl0ZXNfYXdhaXRpbmdfY29tcHJlc3Npb24YEyABKAQi+gIKDVRocm90dGxlU3RhdHMSEwoLc3Vic2NyaWJlcnMYASABKAQSFQoNbWVzc2FnZXNfc2VudBgCIAEoBBIUCgxlbnRyaWVzX3NlbnQYAyABKAQSGwoTdGhyb3R0bGVkX2ludGVydmFscxgEIAEoBBIYChBwcmlvcml0eV9mbHVzaGVzGAUgASgEEgwKBGdhcHMYBiABKAQSFAoMYnVyc3RfZXZlbnRzGAcgASgEEhkKEXN0dWNrX3N1YnNjcmliZXJzGAggASgEEg8KB21heF9sYWcYCSABKAQSEwoLaW5nZXN0X3JhdGUYCiABKAESFAoMYnVyc3RfYWN0aXZlGAsgASgIEhAKCGNwdV9sb2FkGAwgASgBEi8KDHNlbmRfYmxvY2tlZBgNIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIyCg5wZXJfc3Vic2NyaWJlchgOIAMoCzIaLnB4cGVyZi52MS5TdWJzY3JpYmVyU3RhdHMi/QIKD1N1YnNjcmliZXJTdGF0cxIKCgJpZBgBIAEoCRIMCgRwZWVyGAIgASgJEi4KCnN0YXJ0X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB25leHRfaWQYBCABKAQSCwoDbGFnGAUgASgEEhUKDW1lc3NhZ2VzX3NlbnQYBiABKAQSFAoMZW50cmllc19zZW50GAcgASgEEhQKDG1lc3NhZ2VfcmF0ZRgIIAEoARIcChRhdmVyYWdlX21lc3NhZ2VfcmF0ZRgJIAEoARIbChN0aHJvdHRsZWRfaW50ZXJ2YWxzGAogASgEEhgKEHByaW9yaXR5X2ZsdXNoZXMYCyABKAQSDAoEZ2FwcxgMIAEoBBIvCgxzZW5kX2Jsb2NrZWQYDSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKwoIaW50ZXJ2YWwYDiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24ijgEKDVJlc291cmNlU3RhdHMSDAoEbGl2ZRgBIAEoBBIaChJjbGVhbnVwc19zdWNjZWVkZWQYAiABKAQSFwoPY2xlYW51cHNfZmFpbGVkGAMgASgEEhMKC2lkbGVfY2xvc2VkGAQgASgEEg8KB3JlZnVzZWQYBSABKAQSFAoMcmF0ZV9saW1pdGVkGAYgASgEItYBCgxQcm9jZXNzU3RhdHMSEQoJcnNzX2J5dGVzGAEgASgEEhMKC2NwdV9wZXJjZW50GAIgASgBEhIKCm9wZW5fZmlsZXMYAyABKAQSDwoHdGhyZWFkcxgEIAEoBBIXCg9oZWFwX2xpdmVfYnl0ZXMYBSABKAQSFwoPaGVhcF9nb2FsX2J5dGVzGAYgASgEEhoKEm1lbW9yeV9saW1pdF9ieXRlcxgHIAEoBBIXCg9nY19jcHVfZnJhY3Rpb24YCCABKAESEgoKZ29yb3V0aW5lcxgJIAEoBCI7CgVTY29yZRINCgV0b3RhbBgBIAEoARIjCgVwYXJ0cxgCIAMoCzIULnB4cGVyZi52MS5TY29yZVBhcnQiUgoJU2NvcmVQYXJ0EgwKBG5hbWUYASABKAkSDgoGcG9pbnRzGAIgASgBEhIKCm1heF9wb2ludHMYAyABKAESEwoLZXhwbGFuYXRpb24YBCABKAkizgEKBUFsZXJ0EgwKBG5hbWUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIkCgVzdGF0ZRgDIAEoDjIVLnB4cGVyZi52MS5BbGVydFN0YXRlEi4KCnN0YXJ0X3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNsZWFyX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXZhbHVlGAYgASgBEhEKCXRocmVzaG9sZBgHIAEoASpaCgpBbGVydFN0YXRlEhsKF0FMRVJUX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSQUxFUlRfU1RBVEVfRklSSU5HEAESFwoTQUxFUlRfU1RBVEVfQ0xFQVJFRBACQjFaL2dpdGh1Yi5jb20vcHhwZXJmL3B4cGVyZi9nZW4vcHhwZXJmL3YxO3B4cGVyZnYxYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Stats is a sample of every part of the server. Counters count from the
@@ -98,6 +98,14 @@ export type Stats = Message<"pxperf.v1.Stats"> & {
    * @generated from field: pxperf.v1.ServerInfo server = 11;
    */
   server?: ServerInfo | undefined;
+
+  /**
+   * Cluster mode: the stream and this node's place in it; unset in
+   * embedded mode.
+   *
+   * @generated from field: pxperf.v1.ClusterStats cluster = 12;
+   */
+  cluster?: ClusterStats | undefined;
 };
 
 /**
@@ -106,6 +114,93 @@ export type Stats = Message<"pxperf.v1.Stats"> & {
  */
 export const StatsSchema: GenMessage<Stats> = /*@__PURE__*/
   messageDesc(file_pxperf_v1_stats, 0);
+
+/**
+ * ClusterStats describes the cluster's stream of entries and this node's
+ * part. The stream's figures are as of the last check, once a second.
+ *
+ * @generated from message pxperf.v1.ClusterStats
+ */
+export type ClusterStats = Message<"pxperf.v1.ClusterStats"> & {
+  /**
+   * Connected to NATS, and the stream answered the last check. Publishing
+   * needs it; health is NOT_SERVING without it.
+   *
+   * @generated from field: bool connected = 1;
+   */
+  connected: boolean;
+
+  /**
+   * The NATS server connected to, its password masked.
+   *
+   * @generated from field: string server = 2;
+   */
+  server: string;
+
+  /**
+   * Messages (entries) the stream holds.
+   *
+   * @generated from field: uint64 stream_messages = 3;
+   */
+  streamMessages: bigint;
+
+  /**
+   * Bytes the stream holds.
+   *
+   * @generated from field: uint64 stream_bytes = 4;
+   */
+  streamBytes: bigint;
+
+  /**
+   * Oldest id the stream holds; 0 when it is empty.
+   *
+   * @generated from field: uint64 first_id = 5;
+   */
+  firstId: bigint;
+
+  /**
+   * Newest id in the stream.
+   *
+   * @generated from field: uint64 last_id = 6;
+   */
+  lastId: bigint;
+
+  /**
+   * Newest id this node has applied to its store.
+   *
+   * @generated from field: uint64 applied_id = 7;
+   */
+  appliedId: bigint;
+
+  /**
+   * Entries of the stream this node has not applied yet: last_id -
+   * applied_id.
+   *
+   * @generated from field: uint64 lag = 8;
+   */
+  lag: bigint;
+
+  /**
+   * Publishes the stream did not take (each failed with UNAVAILABLE).
+   *
+   * @generated from field: uint64 publish_failures = 9;
+   */
+  publishFailures: bigint;
+
+  /**
+   * Why the last check or publish failed; empty once one succeeds.
+   *
+   * @generated from field: string last_error = 10;
+   */
+  lastError: string;
+};
+
+/**
+ * Describes the message pxperf.v1.ClusterStats.
+ * Use `create(ClusterStatsSchema)` to create a new message.
+ */
+export const ClusterStatsSchema: GenMessage<ClusterStats> = /*@__PURE__*/
+  messageDesc(file_pxperf_v1_stats, 1);
 
 /**
  * ServerInfo names the server's build.
@@ -154,7 +249,7 @@ export type ServerInfo = Message<"pxperf.v1.ServerInfo"> & {
  * Use `create(ServerInfoSchema)` to create a new message.
  */
 export const ServerInfoSchema: GenMessage<ServerInfo> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_stats, 1);
+  messageDesc(file_pxperf_v1_stats, 2);
 
 /**
  * ProxyStats describes the built-in recording proxy. Counters count from
@@ -274,7 +369,7 @@ export type ProxyStats = Message<"pxperf.v1.ProxyStats"> & {
  * Use `create(ProxyStatsSchema)` to create a new message.
  */
 export const ProxyStatsSchema: GenMessage<ProxyStats> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_stats, 2);
+  messageDesc(file_pxperf_v1_stats, 3);
 
 /**
  * StoreStats describes the in-memory store.
@@ -390,7 +485,7 @@ export type StoreStats = Message<"pxperf.v1.StoreStats"> & {
  * Use `create(StoreStatsSchema)` to create a new message.
  */
 export const StoreStatsSchema: GenMessage<StoreStats> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_stats, 3);
+  messageDesc(file_pxperf_v1_stats, 4);
 
 /**
  * ArchiveStats describes the archive.
@@ -544,7 +639,7 @@ export type ArchiveStats = Message<"pxperf.v1.ArchiveStats"> & {
  * Use `create(ArchiveStatsSchema)` to create a new message.
  */
 export const ArchiveStatsSchema: GenMessage<ArchiveStats> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_stats, 4);
+  messageDesc(file_pxperf_v1_stats, 5);
 
 /**
  * ThrottleStats describes subscribers and throttling: overall counters
@@ -666,7 +761,7 @@ export type ThrottleStats = Message<"pxperf.v1.ThrottleStats"> & {
  * Use `create(ThrottleStatsSchema)` to create a new message.
  */
 export const ThrottleStatsSchema: GenMessage<ThrottleStats> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_stats, 5);
+  messageDesc(file_pxperf_v1_stats, 6);
 
 /**
  * SubscriberStats describes one open Subscribe stream.
@@ -779,7 +874,7 @@ export type SubscriberStats = Message<"pxperf.v1.SubscriberStats"> & {
  * Use `create(SubscriberStatsSchema)` to create a new message.
  */
 export const SubscriberStatsSchema: GenMessage<SubscriberStats> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_stats, 6);
+  messageDesc(file_pxperf_v1_stats, 7);
 
 /**
  * ResourceStats describes tracked resources.
@@ -836,7 +931,7 @@ export type ResourceStats = Message<"pxperf.v1.ResourceStats"> & {
  * Use `create(ResourceStatsSchema)` to create a new message.
  */
 export const ResourceStatsSchema: GenMessage<ResourceStats> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_stats, 7);
+  messageDesc(file_pxperf_v1_stats, 8);
 
 /**
  * ProcessStats describes the server process and the Go runtime.
@@ -915,7 +1010,7 @@ export type ProcessStats = Message<"pxperf.v1.ProcessStats"> & {
  * Use `create(ProcessStatsSchema)` to create a new message.
  */
 export const ProcessStatsSchema: GenMessage<ProcessStats> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_stats, 8);
+  messageDesc(file_pxperf_v1_stats, 9);
 
 /**
  * Score is the server's health, 0–100, as the sum of four parts: memory
@@ -945,7 +1040,7 @@ export type Score = Message<"pxperf.v1.Score"> & {
  * Use `create(ScoreSchema)` to create a new message.
  */
 export const ScoreSchema: GenMessage<Score> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_stats, 9);
+  messageDesc(file_pxperf_v1_stats, 10);
 
 /**
  * ScorePart is one part of the score.
@@ -987,7 +1082,7 @@ export type ScorePart = Message<"pxperf.v1.ScorePart"> & {
  * Use `create(ScorePartSchema)` to create a new message.
  */
 export const ScorePartSchema: GenMessage<ScorePart> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_stats, 10);
+  messageDesc(file_pxperf_v1_stats, 11);
 
 /**
  * Alert is a condition the monitor watches.
@@ -1050,7 +1145,7 @@ export type Alert = Message<"pxperf.v1.Alert"> & {
  * Use `create(AlertSchema)` to create a new message.
  */
 export const AlertSchema: GenMessage<Alert> = /*@__PURE__*/
-  messageDesc(file_pxperf_v1_stats, 11);
+  messageDesc(file_pxperf_v1_stats, 12);
 
 /**
  * AlertState says whether an alert event starts or clears a condition.
