@@ -68,6 +68,10 @@ func TestMetricsScrape(t *testing.T) {
 		{"pxperf_entries_evicted_total", map[string]string{"reason": "count"}, 0},
 		{"grpc_server_handled_total", map[string]string{"grpc_method": "Publish", "grpc_code": "OK"}, 2},
 		{"pxperf_build_info", map[string]string{"goversion": runtime.Version()}, 1},
+		{"pxperf_memory_overhead_bytes", nil, testOverheadMB << 20},
+		{"pxperf_proxy_open_listeners", nil, 0},
+		{"pxperf_archive_queued", nil, 0},
+		{"pxperf_archive_files_awaiting_compression", nil, 0},
 	}
 	for _, w := range want {
 		got, ok := value(w.name, w.labels)
@@ -75,7 +79,12 @@ func TestMetricsScrape(t *testing.T) {
 			t.Errorf("%s%v = %v (found %v), want %v", w.name, w.labels, got, ok, w.value)
 		}
 	}
-	for _, name := range []string{"process_resident_memory_bytes", "go_goroutines", "pxperf_subscribers", "pxperf_archive_files", "pxperf_score"} {
+	// The live memory of the monitor's memory share: the test binary's heap
+	// holds at least the server, so it is more than nothing.
+	if live, ok := value("pxperf_memory_live_bytes", nil); !ok || live <= 0 {
+		t.Errorf("pxperf_memory_live_bytes = %v (found %v), want more than 0", live, ok)
+	}
+	for _, name := range []string{"process_resident_memory_bytes", "pxperf_archive_bytes_awaiting_compression", "go_goroutines", "pxperf_subscribers", "pxperf_archive_files", "pxperf_score"} {
 		if families[name] == nil {
 			t.Errorf("/metrics has no %s", name)
 		}
