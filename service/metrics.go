@@ -90,8 +90,10 @@ var statsDescs = []desc{
 	{prometheus.NewDesc("pxperf_alerts_active", "Alerts whose condition holds now.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(len(s.GetActiveAlerts())) }},
 }
 
-// The figures behind the monitor's memory share (monitor.RestShare), read
-// at scrape time rather than from the stats sample, which has neither.
+// Figures the stats sample does not carry, read at scrape time: the two
+// behind the monitor's memory share (monitor.RestShare), so that a
+// dashboard and an alert rule can compute it, and the open listeners
+// behind its proxy_open alert.
 var (
 	liveDesc      = prometheus.NewDesc("pxperf_memory_live_bytes", "Live heap as of the last GC plus goroutine stacks: the live memory of the monitor's memory share.", nil, nil)
 	overheadDesc  = prometheus.NewDesc("pxperf_memory_overhead_bytes", "The live memory allowed besides the store (memory.overhead_mb) in bytes: the denominator of the monitor's memory share.", nil, nil)

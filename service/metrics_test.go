@@ -100,6 +100,28 @@ func TestMetricsOff(t *testing.T) {
 	}
 }
 
+// gaugeValue scrapes h's /metrics and returns the value of the gauge
+// name, which has no labels; it fails the test if there is none.
+func gaugeValue(t *testing.T, h *harness, name string) float64 {
+	t.Helper()
+	handler := h.srv.MetricsHandler()
+	if handler == nil {
+		t.Fatal("MetricsHandler is nil; set server.metrics_address")
+	}
+	rec := httptest.NewRecorder()
+	handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	tp := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := tp.TextToMetricFamilies(rec.Body)
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	ms := families[name].GetMetric()
+	if len(ms) != 1 || ms[0].GetGauge() == nil {
+		t.Fatalf("/metrics has %d series of %s, want one gauge", len(ms), name)
+	}
+	return ms[0].GetGauge().GetValue()
+}
+
 func hasLabel(m *dto.Metric, name, value string) bool {
 	for _, l := range m.GetLabel() {
 		if l.GetName() == name && l.GetValue() == value {
