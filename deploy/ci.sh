@@ -6,7 +6,8 @@
 # depend on Prometheus's server code; `go test ./...` at the root does not
 # enter it, and .ci/run runs this as one step.
 #
-# Usage: deploy/ci.sh (from anywhere). Needs Go.
+# Usage: deploy/ci.sh (from anywhere). Needs Go, and a C compiler for
+# -race; staticcheck comes from the root's pinned tools (tools/go.mod).
 set -euo pipefail
 
 cd "$(dirname "$0")"
@@ -23,6 +24,9 @@ go mod tidy -diff
 
 say "go vet ./..."
 go vet ./...
+
+say "staticcheck ./..."
+go tool -modfile=../tools/go.mod staticcheck ./...
 
 say "go test -race -count=1 ./..."
 go test -race -count=1 ./...
