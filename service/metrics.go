@@ -2,6 +2,7 @@ package service
 
 import (
 	"net/http"
+	rtmetrics "runtime/metrics"
 	"strings"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -67,6 +68,9 @@ var statsDescs = []desc{
 	{prometheus.NewDesc("pxperf_ingest_rate", "Entries stored per second over the last second.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return s.GetThrottle().GetIngestRate() }},
 	{prometheus.NewDesc("pxperf_archive_files", "Archive files on disk.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetArchive().GetFiles()) }},
 	{prometheus.NewDesc("pxperf_archive_disk_bytes", "Bytes of archive files on disk.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetArchive().GetDiskBytes()) }},
+	{prometheus.NewDesc("pxperf_archive_queued", "Entries waiting for the archive writer.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetArchive().GetQueued()) }},
+	{prometheus.NewDesc("pxperf_archive_files_awaiting_compression", "Rotated archive files still to be compressed: the compression backlog.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetArchive().GetFilesAwaitingCompression()) }},
+	{prometheus.NewDesc("pxperf_archive_bytes_awaiting_compression", "Uncompressed bytes of the archive files awaiting compression.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetArchive().GetBytesAwaitingCompression()) }},
 	{prometheus.NewDesc("pxperf_archive_entries_written_total", "Entries written to archive files.", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetArchive().GetEntriesWritten()) }},
 	{prometheus.NewDesc("pxperf_archive_write_errors_total", "Archive write, sync or compression errors.", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetArchive().GetWriteErrors()) }},
 	{prometheus.NewDesc("pxperf_archive_entries_dropped_total", "Entries not archived because the queue was full while writes failed.", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetArchive().GetEntriesDropped()) }},
@@ -98,6 +102,20 @@ var clusterDescs = []desc{
 	{prometheus.NewDesc("pxperf_cluster_publish_failures_total", "Publishes the cluster's stream did not take (each failed with UNAVAILABLE).", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetCluster().GetPublishFailures()) }},
 }
 
+// Figures the stats sample does not carry, read at scrape time: the two
+// behind the monitor's memory share (monitor.RestShare), so that a
+// dashboard and an alert rule can compute it, and the open listeners
+// behind its proxy_open alert.
+var (
+	liveDesc      = prometheus.NewDesc("pxperf_memory_live_bytes", "Live heap as of the last GC plus goroutine stacks: the live memory of the monitor's memory share.", nil, nil)
+	overheadDesc  = prometheus.NewDesc("pxperf_memory_overhead_bytes", "The live memory allowed besides the store (memory.overhead_mb) in bytes: the denominator of the monitor's memory share.", nil, nil)
+	proxyOpenDesc = prometheus.NewDesc("pxperf_proxy_open_listeners", "Recording proxy listeners beyond loopback without client authentication.", nil, nil)
+)
+
+// liveMetrics are the runtime/metrics names whose sum is the live memory
+// the monitor judges (procstat.Reading.Live).
+var liveMetrics = []string{"/gc/heap/live:bytes", "/memory/classes/heap/stacks:bytes"}
+
 var (
 	evictedDesc   = prometheus.NewDesc("pxperf_entries_evicted_total", "Entries evicted from memory, by reason.", []string{"reason"}, nil)
 	scorePartDesc = prometheus.NewDesc("pxperf_score_part", "Points of one part of the health score.", []string{"part"}, nil)
@@ -110,6 +128,9 @@ func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range statsDescs {
 		ch <- d.desc
 	}
+	ch <- liveDesc
+	ch <- overheadDesc
+	ch <- proxyOpenDesc
 	ch <- evictedDesc
 	ch <- scorePartDesc
 	ch <- alertDesc
@@ -125,6 +146,13 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, d := range statsDescs {
 		ch <- prometheus.MustNewConstMetric(d.desc, d.kind, d.value(st))
 	}
+	ch <- prometheus.MustNewConstMetric(liveDesc, prometheus.GaugeValue, float64(liveBytes()))
+	ch <- prometheus.MustNewConstMetric(overheadDesc, prometheus.GaugeValue, float64(uint64(c.s.engine.Config().GetMemory().GetOverheadMb())<<20))
+	var open int
+	if p := c.s.engine.Proxy(); p != nil {
+		open = len(p.Stats().Open)
+	}
+	ch <- prometheus.MustNewConstMetric(proxyOpenDesc, prometheus.GaugeValue, float64(open))
 	ss := st.GetStore()
 	for reason, n := range map[string]uint64{"count": ss.GetEvictedByCount(), "bytes": ss.GetEvictedByBytes(), "pressure": ss.GetEvictedByPressure()} {
 		ch <- prometheus.MustNewConstMetric(evictedDesc, prometheus.CounterValue, float64(n), reason)
@@ -142,6 +170,23 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	b := st.GetServer()
 	ch <- prometheus.MustNewConstMetric(buildDesc, prometheus.GaugeValue, 1, b.GetVersion(), b.GetRevision(), b.GetGoVersion())
+}
+
+// liveBytes reads the live heap and the goroutine stacks now. Each scrape
+// reads its own samples, so concurrent scrapes share nothing.
+func liveBytes() uint64 {
+	samples := make([]rtmetrics.Sample, len(liveMetrics))
+	for i, n := range liveMetrics {
+		samples[i].Name = n
+	}
+	rtmetrics.Read(samples)
+	var sum uint64
+	for _, s := range samples {
+		if s.Value.Kind() == rtmetrics.KindUint64 { // KindBad: this Go lacks it
+			sum += s.Value.Uint64()
+		}
+	}
+	return sum
 }
 
 func boolFloat(b bool) float64 {

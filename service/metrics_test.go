@@ -68,6 +68,10 @@ func TestMetricsScrape(t *testing.T) {
 		{"pxperf_entries_evicted_total", map[string]string{"reason": "count"}, 0},
 		{"grpc_server_handled_total", map[string]string{"grpc_method": "Publish", "grpc_code": "OK"}, 2},
 		{"pxperf_build_info", map[string]string{"goversion": runtime.Version()}, 1},
+		{"pxperf_memory_overhead_bytes", nil, testOverheadMB << 20},
+		{"pxperf_proxy_open_listeners", nil, 0},
+		{"pxperf_archive_queued", nil, 0},
+		{"pxperf_archive_files_awaiting_compression", nil, 0},
 	}
 	for _, w := range want {
 		got, ok := value(w.name, w.labels)
@@ -75,7 +79,12 @@ func TestMetricsScrape(t *testing.T) {
 			t.Errorf("%s%v = %v (found %v), want %v", w.name, w.labels, got, ok, w.value)
 		}
 	}
-	for _, name := range []string{"process_resident_memory_bytes", "go_goroutines", "pxperf_subscribers", "pxperf_archive_files", "pxperf_score"} {
+	// The live memory of the monitor's memory share: the test binary's heap
+	// holds at least the server, so it is more than nothing.
+	if live, ok := value("pxperf_memory_live_bytes", nil); !ok || live <= 0 {
+		t.Errorf("pxperf_memory_live_bytes = %v (found %v), want more than 0", live, ok)
+	}
+	for _, name := range []string{"process_resident_memory_bytes", "pxperf_archive_bytes_awaiting_compression", "go_goroutines", "pxperf_subscribers", "pxperf_archive_files", "pxperf_score"} {
 		if families[name] == nil {
 			t.Errorf("/metrics has no %s", name)
 		}
@@ -89,6 +98,28 @@ func TestMetricsOff(t *testing.T) {
 	if h.srv.MetricsHandler() != nil {
 		t.Error("MetricsHandler is not nil without server.metrics_address")
 	}
+}
+
+// gaugeValue scrapes h's /metrics and returns the value of the gauge
+// name, which has no labels; it fails the test if there is none.
+func gaugeValue(t *testing.T, h *harness, name string) float64 {
+	t.Helper()
+	handler := h.srv.MetricsHandler()
+	if handler == nil {
+		t.Fatal("MetricsHandler is nil; set server.metrics_address")
+	}
+	rec := httptest.NewRecorder()
+	handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	tp := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := tp.TextToMetricFamilies(rec.Body)
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	ms := families[name].GetMetric()
+	if len(ms) != 1 || ms[0].GetGauge() == nil {
+		t.Fatalf("/metrics has %d series of %s, want one gauge", len(ms), name)
+	}
+	return ms[0].GetGauge().GetValue()
 }
 
 func hasLabel(m *dto.Metric, name, value string) bool {

@@ -207,7 +207,10 @@ func TestRecordingProxyOpenAlert(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			h := newHarness(t, func(c *pxperfv1.Config) { c.Proxy.ListenAddress = plis.Addr().String() })
+			h := newHarness(t, func(c *pxperfv1.Config) {
+				c.Proxy.ListenAddress = plis.Addr().String()
+				c.Server.MetricsAddress = "127.0.0.1:0"
+			})
 			var lis net.Listener = plis
 			if beyond {
 				lis = addrListener{plis, &net.TCPAddr{IP: net.ParseIP("192.0.2.10"), Port: 3128}}
@@ -228,6 +231,10 @@ func TestRecordingProxyOpenAlert(t *testing.T) {
 				if a.GetName() == "proxy_open" {
 					alert = a
 				}
+			}
+			// /metrics counts the open listener the alert is about.
+			if got, want := gaugeValue(t, h, "pxperf_proxy_open_listeners"), map[bool]float64{true: 1, false: 0}[beyond]; got != want {
+				t.Errorf("pxperf_proxy_open_listeners = %v, want %v", got, want)
 			}
 			if !beyond {
 				if alert != nil {
