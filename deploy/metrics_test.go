@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/pxperf/pxperf/config"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/internal/natstest"
 	"github.com/pxperf/pxperf/service"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -35,6 +36,9 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	// The smallest allowance: the test binary's live memory is more than
 	// 80 % of 1 MiB, so memory_high fires and pxperf_alert has a series.
 	cfg.Memory.OverheadMb = 1
+	// Cluster mode, on a NATS server in process, for the cluster's
+	// metrics too.
+	cfg.Cluster.Urls = natstest.Start(t, 1).URLs()
 	srv, err := service.New(cfg, service.Options{})
 	if err != nil {
 		t.Fatalf("service.New: %v", err)

@@ -58,6 +58,7 @@ func monitorAlertNames(t *testing.T) []string {
 		Cleanup:  monitor.Cleanup{Failed: 10},
 		Logs:     monitor.Logs{Enabled: true, WriteErrors: 1},
 		Proxy:    monitor.Proxy{Open: []string{"0.0.0.0:8080"}},
+		Cluster:  monitor.Cluster{Enabled: true, Lag: monitor.ClusterLagAlert},
 	}
 	var a monitor.Alerts
 	events := a.Evaluate(monitor.Sample{}, bad, monitor.ScoreOf(monitor.Sample{}, bad), monitor.DefaultThresholds())
@@ -232,6 +233,22 @@ func TestAlertRules(t *testing.T) {
 
 		{"proxy open", "proxy_open", []series{{"pxperf_proxy_open_listeners", steady(1)}}, true},
 		{"proxy closed", "proxy_open", []series{{"pxperf_proxy_open_listeners", steady(0)}}, false},
+
+		{"node cannot publish", "cluster_disconnected", []series{{"pxperf_cluster_connected", stepUp(1, 0)}}, true},
+		{"node connected", "cluster_disconnected", []series{{"pxperf_cluster_connected", steady(1)}}, false},
+
+		{"lag at the threshold", "cluster_behind", []series{
+			{"pxperf_cluster_lag", steady(monitor.ClusterLagAlert)}, {"pxperf_cluster_applied_id", growing(100000)},
+		}, true},
+		{"lag and no progress", "cluster_behind", []series{
+			{"pxperf_cluster_lag", steady(5)}, {"pxperf_cluster_applied_id", steady(1000)},
+		}, true},
+		{"small lag, progressing", "cluster_behind", []series{
+			{"pxperf_cluster_lag", steady(50)}, {"pxperf_cluster_applied_id", growing(1000)},
+		}, false},
+		{"no lag, no traffic", "cluster_behind", []series{
+			{"pxperf_cluster_lag", steady(0)}, {"pxperf_cluster_applied_id", steady(1000)},
+		}, false},
 	}
 	byAlert := make(map[string]rulefmt.Rule)
 	for _, r := range loadRules(t) {

@@ -45,6 +45,7 @@ func (e *Engine) Stats() *pxperfv1.Stats {
 		stats.Process = &pxperfv1.ProcessStats{
 			RssBytes:         r.RSS,
 			HeapLiveBytes:    r.HeapLive,
+			LiveBytes:        r.Live(),
 			HeapGoalBytes:    r.HeapGoal,
 			MemoryLimitBytes: r.MemoryLimit,
 			Goroutines:       uint64(runtime.NumGoroutine()),

@@ -2,7 +2,6 @@ package service
 
 import (
 	"net/http"
-	rtmetrics "runtime/metrics"
 	"strings"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -98,23 +97,19 @@ var clusterDescs = []desc{
 	{prometheus.NewDesc("pxperf_cluster_stream_bytes", "Bytes the cluster's stream holds.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetCluster().GetStreamBytes()) }},
 	{prometheus.NewDesc("pxperf_cluster_first_id", "Oldest id the cluster's stream holds.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetCluster().GetFirstId()) }},
 	{prometheus.NewDesc("pxperf_cluster_last_id", "Newest id in the cluster's stream.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetCluster().GetLastId()) }},
+	{prometheus.NewDesc("pxperf_cluster_applied_id", "Newest id this node has applied from the cluster's stream.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetCluster().GetAppliedId()) }},
 	{prometheus.NewDesc("pxperf_cluster_lag", "Entries of the cluster's stream this node has not applied yet.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetCluster().GetLag()) }},
 	{prometheus.NewDesc("pxperf_cluster_publish_failures_total", "Publishes the cluster's stream did not take (each failed with UNAVAILABLE).", nil, nil), prometheus.CounterValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetCluster().GetPublishFailures()) }},
 }
 
-// Figures the stats sample does not carry, read at scrape time: the two
-// behind the monitor's memory share (monitor.RestShare), so that a
-// dashboard and an alert rule can compute it, and the open listeners
-// behind its proxy_open alert.
+// The two figures behind the monitor's memory share (monitor.RestShare),
+// so that a dashboard and an alert rule can compute it, and the open
+// listeners behind its proxy_open alert.
 var (
 	liveDesc      = prometheus.NewDesc("pxperf_memory_live_bytes", "Live heap as of the last GC plus goroutine stacks: the live memory of the monitor's memory share.", nil, nil)
 	overheadDesc  = prometheus.NewDesc("pxperf_memory_overhead_bytes", "The live memory allowed besides the store (memory.overhead_mb) in bytes: the denominator of the monitor's memory share.", nil, nil)
 	proxyOpenDesc = prometheus.NewDesc("pxperf_proxy_open_listeners", "Recording proxy listeners beyond loopback without client authentication.", nil, nil)
 )
-
-// liveMetrics are the runtime/metrics names whose sum is the live memory
-// the monitor judges (procstat.Reading.Live).
-var liveMetrics = []string{"/gc/heap/live:bytes", "/memory/classes/heap/stacks:bytes"}
 
 var (
 	evictedDesc   = prometheus.NewDesc("pxperf_entries_evicted_total", "Entries evicted from memory, by reason.", []string{"reason"}, nil)
@@ -146,7 +141,7 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, d := range statsDescs {
 		ch <- prometheus.MustNewConstMetric(d.desc, d.kind, d.value(st))
 	}
-	ch <- prometheus.MustNewConstMetric(liveDesc, prometheus.GaugeValue, float64(liveBytes()))
+	ch <- prometheus.MustNewConstMetric(liveDesc, prometheus.GaugeValue, float64(st.GetProcess().GetLiveBytes()))
 	ch <- prometheus.MustNewConstMetric(overheadDesc, prometheus.GaugeValue, float64(uint64(c.s.engine.Config().GetMemory().GetOverheadMb())<<20))
 	var open int
 	if p := c.s.engine.Proxy(); p != nil {
@@ -170,23 +165,6 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	b := st.GetServer()
 	ch <- prometheus.MustNewConstMetric(buildDesc, prometheus.GaugeValue, 1, b.GetVersion(), b.GetRevision(), b.GetGoVersion())
-}
-
-// liveBytes reads the live heap and the goroutine stacks now. Each scrape
-// reads its own samples, so concurrent scrapes share nothing.
-func liveBytes() uint64 {
-	samples := make([]rtmetrics.Sample, len(liveMetrics))
-	for i, n := range liveMetrics {
-		samples[i].Name = n
-	}
-	rtmetrics.Read(samples)
-	var sum uint64
-	for _, s := range samples {
-		if s.Value.Kind() == rtmetrics.KindUint64 { // KindBad: this Go lacks it
-			sum += s.Value.Uint64()
-		}
-	}
-	return sum
 }
 
 func boolFloat(b bool) float64 {

@@ -1440,7 +1440,10 @@ type ProcessStats struct {
 	// Share of CPU time spent in GC since start, 0..1.
 	GcCpuFraction float64 `protobuf:"fixed64,8,opt,name=gc_cpu_fraction,json=gcCpuFraction,proto3" json:"gc_cpu_fraction,omitempty"`
 	// Goroutines running now.
-	Goroutines    uint64 `protobuf:"varint,9,opt,name=goroutines,proto3" json:"goroutines,omitempty"`
+	Goroutines uint64 `protobuf:"varint,9,opt,name=goroutines,proto3" json:"goroutines,omitempty"`
+	// Live memory: heap_live_bytes plus the goroutine stacks. Besides the
+	// store's bytes it is what the monitor's memory share judges.
+	LiveBytes     uint64 `protobuf:"varint,10,opt,name=live_bytes,json=liveBytes,proto3" json:"live_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1534,6 +1537,13 @@ func (x *ProcessStats) GetGcCpuFraction() float64 {
 func (x *ProcessStats) GetGoroutines() uint64 {
 	if x != nil {
 		return x.Goroutines
+	}
+	return 0
+}
+
+func (x *ProcessStats) GetLiveBytes() uint64 {
+	if x != nil {
+		return x.LiveBytes
 	}
 	return 0
 }
@@ -1909,7 +1919,7 @@ const file_pxperf_v1_stats_proto_rawDesc = "" +
 	"\vidle_closed\x18\x04 \x01(\x04R\n" +
 	"idleClosed\x12\x18\n" +
 	"\arefused\x18\x05 \x01(\x04R\arefused\x12!\n" +
-	"\frate_limited\x18\x06 \x01(\x04R\vrateLimited\"\xcb\x02\n" +
+	"\frate_limited\x18\x06 \x01(\x04R\vrateLimited\"\xea\x02\n" +
 	"\fProcessStats\x12\x1b\n" +
 	"\trss_bytes\x18\x01 \x01(\x04R\brssBytes\x12\x1f\n" +
 	"\vcpu_percent\x18\x02 \x01(\x01R\n" +
@@ -1923,7 +1933,10 @@ const file_pxperf_v1_stats_proto_rawDesc = "" +
 	"\x0fgc_cpu_fraction\x18\b \x01(\x01R\rgcCpuFraction\x12\x1e\n" +
 	"\n" +
 	"goroutines\x18\t \x01(\x04R\n" +
-	"goroutines\"I\n" +
+	"goroutines\x12\x1d\n" +
+	"\n" +
+	"live_bytes\x18\n" +
+	" \x01(\x04R\tliveBytes\"I\n" +
 	"\x05Score\x12\x14\n" +
 	"\x05total\x18\x01 \x01(\x01R\x05total\x12*\n" +
 	"\x05parts\x18\x02 \x03(\v2\x14.pxperf.v1.ScorePartR\x05parts\"x\n" +
