@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"time"
 
+	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 )
 
 // healthTimeout bounds the check when --timeout is not given: a health
@@ -34,7 +37,7 @@ is unknown), 3 when the server cannot be reached.`,
 	})
 	fs := cmd.Flags()
 	service := fs.String("service", "", `the service to check, such as pxperf.v1.PerformanceService ("": the server as a whole)`)
-	completeValues(cmd, "service", "pxperf.v1.PerformanceService")
+	completeValues(cmd, "service", pxperfv1.PerformanceService_ServiceDesc.ServiceName)
 	cmd.RunE = c.runE(conn, func(ctx context.Context, _ []string) error {
 		cl, err := conn.dial()
 		if err != nil {
@@ -47,10 +50,14 @@ is unknown), 3 when the server cannot be reached.`,
 			defer cancel()
 		}
 		resp, err := healthpb.NewHealthClient(cl.Conn()).Check(ctx, &healthpb.HealthCheckRequest{Service: *service})
-		if err != nil {
+		st := resp.GetStatus()
+		switch {
+		case status.Code(err) == codes.NotFound:
+			// The health service's answer for a service it does not know.
+			st = healthpb.HealthCheckResponse_SERVICE_UNKNOWN
+		case err != nil:
 			return conn.rpcError("health", err)
 		}
-		st := resp.GetStatus()
 		fmt.Fprintln(c.stdout, st)
 		if st != healthpb.HealthCheckResponse_SERVING {
 			return failure("health: %s is %s", serviceName(*service), st)
