@@ -39,8 +39,10 @@ import (
 //	   OUT_OF_RANGE (tail --from older than anything kept), ALREADY_EXISTS;
 //	   an optimize action failed; an input file cannot be read; an entry
 //	   cannot be sent again (replay, get --curl: a tunnel, a body recorded
-//	   in part), or its replay got no response
+//	   in part), or its replay got no response; health: the server is not
+//	   SERVING, or does not know the --service
 //	2  usage: unknown command or flag, bad argument, value or filter
+//	   (cobra's flag and argument errors included)
 //	3  the server could not be reached or the call failed: UNAVAILABLE,
 //	   DEADLINE_EXCEEDED (--timeout), RESOURCE_EXHAUSTED, ABORTED (a stream
 //	   ended by the server, for example by resources close), INTERNAL,

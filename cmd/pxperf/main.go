@@ -3,10 +3,13 @@
 // Usage:
 //
 //	pxperf serve [flags]
+//	pxperf COMMAND [flags] [ARG…]
 //
-// Every flag can also be set in the environment as PXPERF_ and the flag name
-// in upper case with dashes as underscores (--max-entries is
-// PXPERF_MAX_ENTRIES); a flag on the command line wins.
+// Every flag of serve, and the connection flags of the client commands,
+// can also be set in the environment as PXPERF_ and the flag name in upper
+// case with dashes as underscores (--max-entries is PXPERF_MAX_ENTRIES); a
+// flag on the command line wins. The command line is parsed by
+// spf13/cobra, which also gives pxperf completion SHELL.
 package main
 
 import (
