@@ -188,6 +188,7 @@ func (c *cli) root() *cobra.Command {
 		c.writeUsage(cmd)
 		return &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", commandName(cmd), err)}
 	})
+	root.SetHelpCommand(c.helpCommand(root))
 	root.AddCommand(
 		c.serve(),
 		c.publish(),
@@ -209,6 +210,39 @@ func (c *cli) root() *cobra.Command {
 		c.health(),
 	)
 	return root
+}
+
+// helpCommand returns pxperf help [COMMAND…], which shows the help of
+// COMMAND, or of pxperf when there is no such command. It replaces
+// cobra's, which writes to stdout and says "Unknown help topic" there.
+func (c *cli) helpCommand(root *cobra.Command) *cobra.Command {
+	return &cobra.Command{
+		Use:         "help [COMMAND…]",
+		Short:       "the help of a command: pxperf help config get is pxperf config get --help",
+		Long:        "Shows the help of COMMAND, as COMMAND --help does; of pxperf without one.",
+		Example:     examples([]string{"help", "help config get"}),
+		Args:        cobra.ArbitraryArgs,
+		Annotations: map[string]string{annFlags: "Flags"},
+		ValidArgsFunction: func(_ *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			var out []cobra.Completion
+			if cmd, rest, err := root.Find(args); err == nil && len(rest) == 0 {
+				for _, sub := range cmd.Commands() {
+					if sub.IsAvailableCommand() && strings.HasPrefix(sub.Name(), toComplete) {
+						out = append(out, cobra.CompletionWithDesc(sub.Name(), sub.Short))
+					}
+				}
+			}
+			return out, cobra.ShellCompDirectiveNoFileComp
+		},
+		Run: func(_ *cobra.Command, args []string) {
+			cmd, _, err := root.Find(args)
+			if err != nil {
+				cmd = root
+			}
+			c.helped = true
+			c.writeUsage(cmd)
+		},
+	}
 }
 
 // commandName is cmd's path without "pxperf ", for messages: "config get".

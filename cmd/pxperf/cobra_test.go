@@ -242,3 +242,26 @@ func TestNewCommandsHelp(t *testing.T) {
 		}
 	}
 }
+
+// Flags take two dashes since the move to cobra (pflag): the one-dash
+// long flags package flag took are usage errors now, except the short
+// -h and -H, which are one letter.
+func TestOneDashFlags(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		want string // in the error
+	}{
+		{args: []string{"list", "-json"}, code: exitUsage, want: "unknown shorthand flag: 'j' in -json"},
+		{args: []string{"serve", "-listen", "127.0.0.1:0"}, code: exitUsage, want: "unknown shorthand flag: 'l' in -listen"},
+		{args: []string{"tail", "-h"}, code: 0},
+		{args: []string{"replay", "1", "-H", "no colon"}, code: exitUsage, want: "Name: value"},
+		{args: []string{"replay", "1", "--H", "no colon"}, code: exitUsage, want: "Name: value"},
+	}
+	for _, tt := range tests {
+		r := runCLI(t, unreachable, nil, tt.args...)
+		if r.code != tt.code || tt.want != "" && (r.err == nil || !strings.Contains(r.err.Error(), tt.want)) {
+			t.Errorf("pxperf %q: want exit %d with %q: %v", tt.args, tt.code, tt.want, r)
+		}
+	}
+}
