@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// archiveFiles implements pxperf archive files: every page of ListLogFiles.
+// archiveFiles returns pxperf archive files: every page of ListLogFiles.
 func (c *cli) archiveFiles() *cobra.Command {
 	cmd, conn := c.command(command{
 		use:   "files [flags]",
@@ -190,7 +190,7 @@ func readArchive(ctx context.Context, conn *connFlags, op string, req *pxperfv1.
 	}
 }
 
-// archiveRead implements pxperf archive read: ReadArchive as JSON Lines.
+// archiveRead returns pxperf archive read: ReadArchive as JSON Lines.
 func (c *cli) archiveRead() *cobra.Command {
 	cmd, conn := c.command(command{
 		use:   "read [flags] --from ID [--to ID] | --since TIME [--until TIME]",
@@ -224,7 +224,7 @@ later line is its final state.`,
 	return cmd
 }
 
-// archiveExport implements pxperf archive export --har: ReadArchive as one
+// archiveExport returns pxperf archive export --har: ReadArchive as one
 // HAR document.
 func (c *cli) archiveExport() *cobra.Command {
 	cmd, conn := c.command(command{

@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// configGet implements pxperf config get: GetConfig, whole or by path.
+// configGet returns pxperf config get: GetConfig, whole or by path.
 func (c *cli) configGet() *cobra.Command {
 	cmd, conn := c.command(command{
 		use:   "get [flags] [PATH…]",
@@ -63,7 +63,7 @@ the form config set takes.`,
 	return cmd
 }
 
-// configSet implements pxperf config set: UpdateConfig of the paths given.
+// configSet returns pxperf config set: UpdateConfig of the paths given.
 func (c *cli) configSet() *cobra.Command {
 	cmd, conn := c.command(command{
 		use:   "set [flags] PATH=VALUE…",

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// list implements pxperf list: one ListEntries window.
+// list returns pxperf list: one ListEntries window.
 func (c *cli) list() *cobra.Command {
 	cmd, conn := c.command(command{
 		use:   "list [flags]",
@@ -75,7 +75,7 @@ the size of the whole filtered view. The filter syntax is tail's (pxperf tail
 	return cmd
 }
 
-// get implements pxperf get: GetEntry.
+// get returns pxperf get: GetEntry.
 func (c *cli) get() *cobra.Command {
 	cmd, conn := c.command(command{
 		use:   "get [flags] ID",

@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// optimize implements pxperf optimize: Optimize.
+// optimize returns pxperf optimize: Optimize.
 func (c *cli) optimize() *cobra.Command {
 	cmd, conn := c.command(command{
 		use:   "optimize [flags] [ACTION…]",

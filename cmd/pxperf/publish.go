@@ -47,7 +47,7 @@ type rejection struct {
 // before the batch is sent anyway.
 const publishFlush = 200 * time.Millisecond
 
-// publish implements pxperf publish: entries from JSON Lines or HAR over
+// publish returns pxperf publish: entries from JSON Lines or HAR over
 // one PublishStream.
 func (c *cli) publish() *cobra.Command {
 	cmd, conn := c.command(command{

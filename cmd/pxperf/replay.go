@@ -198,7 +198,7 @@ func isLoopback(host string) bool {
 	return ok
 }
 
-// replay implements pxperf replay: an entry's request sent again, and the
+// replay returns pxperf replay: an entry's request sent again, and the
 // new exchange recorded.
 func (c *cli) replay() *cobra.Command {
 	cmd, conn := c.command(command{

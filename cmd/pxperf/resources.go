@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// resourcesList implements pxperf resources list: every page of
+// resourcesList returns pxperf resources list: every page of
 // ListResources.
 func (c *cli) resourcesList() *cobra.Command {
 	cmd, conn := c.command(command{
@@ -81,7 +81,7 @@ their owner, age, time since they last moved data, and entries and bytes moved.`
 	return cmd
 }
 
-// resourcesClose implements pxperf resources close: CloseResource.
+// resourcesClose returns pxperf resources close: CloseResource.
 func (c *cli) resourcesClose() *cobra.Command {
 	cmd, conn := c.command(command{
 		use:   "close [flags] ID",

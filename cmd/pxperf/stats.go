@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// stats implements pxperf stats: GetStats, or WatchStats with --watch.
+// stats returns pxperf stats: GetStats, or WatchStats with --watch.
 func (c *cli) stats() *cobra.Command {
 	cmd, conn := c.command(command{
 		use:   "stats [flags]",

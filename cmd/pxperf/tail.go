@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// tail implements pxperf tail: a Subscribe stream printed as it comes.
+// tail returns pxperf tail: a Subscribe stream printed as it comes.
 func (c *cli) tail() *cobra.Command {
 	cmd, conn := c.command(command{
 		use:   "tail [flags]",

@@ -16,7 +16,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// watch implements pxperf watch: the terminal monitor.
+// watch returns pxperf watch: the terminal monitor.
 func (c *cli) watch() *cobra.Command {
 	cmd, conn := c.command(command{
 		use:   "watch [flags]",
