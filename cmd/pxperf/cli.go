@@ -126,6 +126,9 @@ const (
 	annExamples = "pxperf/examples"
 )
 
+// helpWidth is the width help texts wrap flag descriptions at.
+const helpWidth = 100
+
 // connNote heads the flags of a client command.
 const connNote = "Flags (flags and arguments may be mixed; the connection flags --server, --token,\n--tls, --tls-ca, --client-cert, --client-key and --timeout also read " + connEnvNames + ")"
 
@@ -274,7 +277,7 @@ func (c *cli) writeUsage(cmd *cobra.Command) {
 	if note == "" {
 		note = "Flags"
 	}
-	fmt.Fprintf(w, "\n%s:\n%s", note, cmd.Flags().FlagUsages())
+	fmt.Fprintf(w, "\n%s:\n%s", note, cmd.Flags().FlagUsagesWrapped(helpWidth))
 }
 
 // group returns the command name, whose commands are subs, in that order
