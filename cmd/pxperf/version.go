@@ -60,8 +60,12 @@ and the exit code is 3 (4 when not allowed), as for every client command.`,
 			err = writeVersionJSON(c.stdout, local, server)
 		} else {
 			writeVersion(c.stdout, "", local)
-			if server != nil {
+			switch {
+			case server != nil:
 				writeVersion(c.stdout, "server "+conn.server+": ", server)
+			case !*clientOnly && callErr == nil:
+				// A server from before Stats.server.
+				fmt.Fprintf(c.stdout, "server %s: does not report its build (older than this client)\n", conn.server)
 			}
 		}
 		if callErr != nil {
@@ -86,7 +90,8 @@ func clientInfo(b buildinfo.Info) *pxperfv1.ServerInfo {
 }
 
 // serverInfo returns the build of the server conn names, from its stats,
-// waiting at most timeout (0: no limit).
+// waiting at most timeout (0: no limit); nil when the server does not
+// report it.
 func (c *cli) serverInfo(ctx context.Context, conn *connFlags, timeout time.Duration) (*pxperfv1.ServerInfo, error) {
 	cl, err := conn.dial()
 	if err != nil {
