@@ -145,6 +145,13 @@ func (c *Client) Service() pxperfv1.PerformanceServiceClient {
 	return c.service
 }
 
+// Conn returns the client's connection, with its TLS and token, for the
+// other services the server serves, such as grpc.health.v1.Health. It
+// stays valid until [Client.Close].
+func (c *Client) Conn() grpc.ClientConnInterface {
+	return c.conn
+}
+
 // Publish sends entries in one Publish call and returns one result per entry,
 // in the same order: results[i].GetId() is the id given to entries[i], or
 // results[i].GetRejection() says why the server refused it. A rejected entry

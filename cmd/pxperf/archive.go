@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -10,79 +9,83 @@ import (
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
-// archiveFiles implements pxperf archive files: every page of ListLogFiles.
-func (c *cli) archiveFiles(ctx context.Context, args []string) error {
-	cmd := command{
-		name:     "archive files",
-		synopsis: "[flags]",
+// archiveFiles returns pxperf archive files: every page of ListLogFiles.
+func (c *cli) archiveFiles() *cobra.Command {
+	cmd, conn := c.command(command{
+		use:   "files [flags]",
+		short: "list the archive files",
 		summary: `Lists the archive files, oldest first: name, size on disk, whether compressed
 or being written, and the ids and start times of their first and last entries.`,
 		examples: []string{
 			"archive files",
 			"archive files --json | jq -r .name",
 		},
-	}
-	fs := c.flags(cmd)
-	conn := addConnFlags(fs)
+		minArgs: 0,
+		maxArgs: 0,
+	})
+	fs := cmd.Flags()
 	asJSON := fs.Bool("json", false, "print one protojson LogFile a line")
-	if _, err := c.parse(fs, conn, args, 0, 0); err != nil {
-		return err
-	}
-	cl, err := conn.dial()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	var files []*pxperfv1.LogFile
-	req := &pxperfv1.ListLogFilesRequest{PageSize: 1000}
-	for {
-		uctx, cancel := conn.unary(ctx)
-		resp, err := cl.Service().ListLogFiles(uctx, req)
-		cancel()
+	cmd.RunE = c.runE(conn, func(ctx context.Context, _ []string) error {
+		cl, err := conn.dial()
 		if err != nil {
-			return conn.rpcError("archive files", err)
+			return err
 		}
-		files = append(files, resp.GetFiles()...)
-		if req.PageToken = resp.GetNextPageToken(); req.PageToken == "" {
-			break
-		}
-	}
-	if *asJSON {
-		for _, f := range files {
-			if err := writeJSON(c.stdout, f, false); err != nil {
-				return failure("archive files: %v", err)
+		defer cl.Close()
+		var files []*pxperfv1.LogFile
+		req := &pxperfv1.ListLogFilesRequest{PageSize: 1000}
+		for {
+			uctx, cancel := conn.unary(ctx)
+			resp, err := cl.Service().ListLogFiles(uctx, req)
+			cancel()
+			if err != nil {
+				return conn.rpcError("archive files", err)
+			}
+			files = append(files, resp.GetFiles()...)
+			if req.PageToken = resp.GetNextPageToken(); req.PageToken == "" {
+				break
 			}
 		}
+		if *asJSON {
+			for _, f := range files {
+				if err := writeJSON(c.stdout, f, false); err != nil {
+					return failure("archive files: %v", err)
+				}
+			}
+			return nil
+		}
+		stamp := func(t *timestamppb.Timestamp) string {
+			if t == nil {
+				return "-"
+			}
+			return t.AsTime().Local().Format(time.DateTime)
+		}
+		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tSIZE\tSTATE\tIDS\tFIRST\tLAST")
+		for _, f := range files {
+			state := "closed"
+			switch {
+			case f.GetCurrent():
+				state = "current"
+			case f.GetCompressed():
+				state = "compressed"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d..%d\t%s\t%s\n", f.GetName(), humanBytes(f.GetSizeBytes()), state,
+				f.GetFirstId(), f.GetLastId(), stamp(f.GetStartTime()), stamp(f.GetEndTime()))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if len(files) == 0 {
+			fmt.Fprintln(c.stdout, "no archive files yet")
+		}
 		return nil
-	}
-	stamp := func(t *timestamppb.Timestamp) string {
-		if t == nil {
-			return "-"
-		}
-		return t.AsTime().Local().Format(time.DateTime)
-	}
-	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSIZE\tSTATE\tIDS\tFIRST\tLAST")
-	for _, f := range files {
-		state := "closed"
-		switch {
-		case f.GetCurrent():
-			state = "current"
-		case f.GetCompressed():
-			state = "compressed"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d..%d\t%s\t%s\n", f.GetName(), humanBytes(f.GetSizeBytes()), state,
-			f.GetFirstId(), f.GetLastId(), stamp(f.GetStartTime()), stamp(f.GetEndTime()))
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if len(files) == 0 {
-		fmt.Fprintln(c.stdout, "no archive files yet")
-	}
-	return nil
+	})
+	return cmd
 }
 
 // rangeFlags choose the archived entries archive read and export take.
@@ -93,7 +96,7 @@ type rangeFlags struct {
 }
 
 // addRangeFlags defines the range and filter flags on fs.
-func addRangeFlags(fs *flag.FlagSet) *rangeFlags {
+func addRangeFlags(fs *pflag.FlagSet) *rangeFlags {
 	r := &rangeFlags{}
 	fs.Uint64Var(&r.from, "from", 0, "first id")
 	fs.Uint64Var(&r.to, "to", 0, "last id, with --from (0: no end)")
@@ -187,11 +190,11 @@ func readArchive(ctx context.Context, conn *connFlags, op string, req *pxperfv1.
 	}
 }
 
-// archiveRead implements pxperf archive read: ReadArchive as JSON Lines.
-func (c *cli) archiveRead(ctx context.Context, args []string) error {
-	cmd := command{
-		name:     "archive read",
-		synopsis: "[flags] --from ID [--to ID] | --since TIME [--until TIME]",
+// archiveRead returns pxperf archive read: ReadArchive as JSON Lines.
+func (c *cli) archiveRead() *cobra.Command {
+	cmd, conn := c.command(command{
+		use:   "read [flags] --from ID [--to ID] | --since TIME [--until TIME]",
+		short: "read archived entries back as JSON Lines",
 		summary: `Reads entries back from the archive files, by id or start-time range,
 optionally filtered, and prints one protojson Entry a line (the archive's own
 format). An entry completed after it was first archived appears twice; the
@@ -201,30 +204,32 @@ later line is its final state.`,
 			"archive read --since 1h --filter 'status:5xx' | jq .url",
 			"archive read --since 2026-11-27T10:00:00Z --until 2026-11-27T11:00:00Z",
 		},
-	}
-	fs := c.flags(cmd)
-	conn := addConnFlags(fs)
+		minArgs: 0,
+		maxArgs: 0,
+	})
+	fs := cmd.Flags()
 	rf := addRangeFlags(fs)
 	bodies := fs.Bool("bodies", false, "include response bodies")
-	if _, err := c.parse(fs, conn, args, 0, 0); err != nil {
-		return err
-	}
-	req, err := rf.request("archive read", time.Now())
-	if err != nil {
-		return err
-	}
-	req.IncludeBodies = *bodies
-	return readArchive(ctx, conn, "archive read", req, func(e *pxperfv1.Entry) error {
-		return writeJSON(c.stdout, e, false)
+	completeFlag(cmd, "filter", completeFilter)
+	cmd.RunE = c.runE(conn, func(ctx context.Context, _ []string) error {
+		req, err := rf.request("archive read", time.Now())
+		if err != nil {
+			return err
+		}
+		req.IncludeBodies = *bodies
+		return readArchive(ctx, conn, "archive read", req, func(e *pxperfv1.Entry) error {
+			return writeJSON(c.stdout, e, false)
+		})
 	})
+	return cmd
 }
 
-// archiveExport implements pxperf archive export --har: ReadArchive as one
+// archiveExport returns pxperf archive export --har: ReadArchive as one
 // HAR document.
-func (c *cli) archiveExport(ctx context.Context, args []string) error {
-	cmd := command{
-		name:     "archive export",
-		synopsis: "--har [flags] --from ID [--to ID] | --since TIME [--until TIME]",
+func (c *cli) archiveExport() *cobra.Command {
+	cmd, conn := c.command(command{
+		use:   "export --har [flags] --from ID [--to ID] | --since TIME [--until TIME]",
+		short: "write archived entries as a HAR 1.2 document",
 		summary: `Writes archived entries, by id or start-time range and optionally filtered,
 as a HAR 1.2 document on standard output, for browser devtools and HAR
 viewers. Each entry appears once, in its final state, with its bodies; the
@@ -233,45 +238,47 @@ pxperf id is in _id. --har is required: it names the format.`,
 			"archive export --har --since 1h > last-hour.har",
 			"archive export --har --from 1 --filter 'is:error' > errors.har",
 		},
-	}
-	fs := c.flags(cmd)
-	conn := addConnFlags(fs)
+		minArgs: 0,
+		maxArgs: 0,
+	})
+	fs := cmd.Flags()
 	rf := addRangeFlags(fs)
 	har := fs.Bool("har", false, "write HAR 1.2 (required; the only format so far)")
-	if _, err := c.parse(fs, conn, args, 0, 0); err != nil {
-		return err
-	}
-	if !*har {
-		fs.Usage()
-		return usageError("archive export: give the format: --har")
-	}
-	req, err := rf.request("archive export", time.Now())
-	if err != nil {
-		return err
-	}
-	req.IncludeBodies = true
-	// Hold the entries so that a completed entry replaces its first line.
-	var entries []*pxperfv1.Entry
-	at := map[uint64]int{}
-	err = readArchive(ctx, conn, "archive export", req, func(e *pxperfv1.Entry) error {
-		if i, ok := at[e.GetId()]; ok {
-			entries[i] = e
-			return nil
+	completeFlag(cmd, "filter", completeFilter)
+	cmd.RunE = c.runE(conn, func(ctx context.Context, _ []string) error {
+		if !*har {
+			c.writeUsage(cmd)
+			return usageError("archive export: give the format: --har")
 		}
-		at[e.GetId()] = len(entries)
-		entries = append(entries, e)
+		req, err := rf.request("archive export", time.Now())
+		if err != nil {
+			return err
+		}
+		req.IncludeBodies = true
+		// Hold the entries so that a completed entry replaces its first line.
+		var entries []*pxperfv1.Entry
+		at := map[uint64]int{}
+		err = readArchive(ctx, conn, "archive export", req, func(e *pxperfv1.Entry) error {
+			if i, ok := at[e.GetId()]; ok {
+				entries[i] = e
+				return nil
+			}
+			at[e.GetId()] = len(entries)
+			entries = append(entries, e)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		hw := newHARWriter(c.stdout)
+		for _, e := range entries {
+			hw.write(e)
+		}
+		if err := hw.close(); err != nil {
+			return failure("archive export: %v", err)
+		}
+		fmt.Fprintf(c.stderr, "archive export: %d entries\n", len(entries))
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	hw := newHARWriter(c.stdout)
-	for _, e := range entries {
-		hw.write(e)
-	}
-	if err := hw.close(); err != nil {
-		return failure("archive export: %v", err)
-	}
-	fmt.Fprintf(c.stderr, "archive export: %d entries\n", len(entries))
-	return nil
+	return cmd
 }

@@ -20,6 +20,8 @@ import (
 	"github.com/pxperf/pxperf/client"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"github.com/pxperf/pxperf/perf/filter"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -37,8 +39,10 @@ import (
 //	   OUT_OF_RANGE (tail --from older than anything kept), ALREADY_EXISTS;
 //	   an optimize action failed; an input file cannot be read; an entry
 //	   cannot be sent again (replay, get --curl: a tunnel, a body recorded
-//	   in part), or its replay got no response
+//	   in part), or its replay got no response; health: the server is not
+//	   SERVING, or does not know the --service
 //	2  usage: unknown command or flag, bad argument, value or filter
+//	   (cobra's flag and argument errors included)
 //	3  the server could not be reached or the call failed: UNAVAILABLE,
 //	   DEADLINE_EXCEEDED (--timeout), RESOURCE_EXHAUSTED, ABORTED (a stream
 //	   ended by the server, for example by resources close), INTERNAL,
@@ -99,164 +103,295 @@ func codeExit(c codes.Code) int {
 	}
 }
 
-// cli is what every client command is given.
+// cli is what every command is given: the environment and the standard
+// streams, and what the command line did with them.
 type cli struct {
 	getenv func(string) string
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// helped records that a help text was asked for and shown: cobra then
+	// returns nil, and run returns flag.ErrHelp instead, as it did before
+	// cobra, so that callers can tell help from a command that ran.
+	helped bool
 }
 
-// runClient runs the client command args[0] with its arguments.
-func runClient(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	c := &cli{getenv: getenv, stdin: os.Stdin, stdout: stdout, stderr: stderr}
-	return c.run(ctx, args)
-}
+// Annotations of a command that [cli.writeUsage] reads.
+const (
+	// annUsage is the whole help text of the root and of the groups.
+	annUsage = "pxperf/usage"
+	// annFlags heads a command's list of flags.
+	annFlags = "pxperf/flags"
+	// annExamples heads a command's examples; "Examples" when unset.
+	annExamples = "pxperf/examples"
+)
 
-// run dispatches args to a command.
+// helpWidth is the width help texts wrap flag descriptions at.
+const helpWidth = 100
+
+// connNote heads the flags of a client command.
+const connNote = "Flags (flags and arguments may be mixed; the connection flags --server, --token,\n--tls, --tls-ca, --client-cert, --client-key and --timeout also read " + connEnvNames + ")"
+
+// run builds the command tree for this one call, with cobra, and runs
+// args with it. A usage error has exit code 2; --help returns flag.ErrHelp.
 func (c *cli) run(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		return usageError("no command given")
+	if args == nil {
+		// cobra reads os.Args when it is given nil.
+		args = []string{}
 	}
-	rest := args[1:]
-	switch args[0] {
-	case "publish":
-		return c.publish(ctx, rest)
-	case "tail":
-		return c.tail(ctx, rest)
-	case "list":
-		return c.list(ctx, rest)
-	case "get":
-		return c.get(ctx, rest)
-	case "replay":
-		return c.replay(ctx, rest)
-	case "stats":
-		return c.stats(ctx, rest)
-	case "watch":
-		return c.watch(ctx, rest)
-	case "optimize":
-		return c.optimize(ctx, rest)
-	case "config":
-		return c.group(ctx, "config", rest, []subcommand{
-			{"get", "print the effective config, or the values of some fields", c.configGet},
-			{"set", "change config fields live: PATH=VALUE…", c.configSet},
-		})
-	case "resources":
-		return c.group(ctx, "resources", rest, []subcommand{
-			{"list", "list tracked resources (streams, connections, workers, files)", c.resourcesList},
-			{"close", "end one tracked resource", c.resourcesClose},
-		})
-	case "archive":
-		return c.group(ctx, "archive", rest, []subcommand{
-			{"files", "list the archive files", c.archiveFiles},
-			{"read", "read archived entries back as JSON Lines", c.archiveRead},
-			{"export", "write archived entries as a HAR 1.2 document", c.archiveExport},
-		})
+	root := c.root()
+	root.SetArgs(args)
+	root.SetIn(c.stdin)
+	// Completion scripts and __complete answers go to stdout; help and
+	// usage go to stderr, written by writeUsage.
+	root.SetOut(c.stdout)
+	root.SetErr(c.stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		return err
 	}
-	return usageError("unknown command %q", args[0])
-}
-
-// subcommand is one command of a group such as config.
-type subcommand struct {
-	name    string
-	summary string
-	run     func(context.Context, []string) error
-}
-
-// group runs the subcommand of group named by args[0].
-func (c *cli) group(ctx context.Context, group string, args []string, subs []subcommand) error {
-	help := func() {
-		fmt.Fprintf(c.stderr, "Usage: pxperf %s COMMAND [flags]\n\nCommands:\n", group)
-		for _, s := range subs {
-			fmt.Fprintf(c.stderr, "  %-8s %s\n", s.name, s.summary)
-		}
-		fmt.Fprintf(c.stderr, "\nExample:\n  pxperf %s %s --help\n", group, subs[0].name)
-	}
-	if len(args) == 0 {
-		help()
-		return usageError("%s: no command given", group)
-	}
-	for _, s := range subs {
-		if s.name == args[0] {
-			return s.run(ctx, args[1:])
-		}
-	}
-	switch args[0] {
-	case "help", "-h", "-help", "--help":
-		help()
+	if c.helped {
 		return flag.ErrHelp
 	}
-	help()
-	return usageError("%s: unknown command %q", group, args[0])
+	return nil
 }
 
-// command describes a client command for its --help.
-type command struct {
-	name     string   // as typed, for example "config set"
-	synopsis string   // what follows the name, for example "[flags] ID"
-	summary  string   // what it does
-	examples []string // command lines, without "pxperf "
-}
-
-// flags returns a flag set for cmd whose usage, printed on --help and on
-// a flag error, shows cmd's synopsis, summary, examples and flags.
-func (c *cli) flags(cmd command) *flag.FlagSet {
-	fs := flag.NewFlagSet(cmd.name, flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(c.stderr, "Usage: pxperf %s %s\n\n%s\n\nExamples:\n", cmd.name, cmd.synopsis, cmd.summary)
-		for _, ex := range cmd.examples {
-			fmt.Fprintf(c.stderr, "  pxperf %s\n", ex)
-		}
-		fmt.Fprintf(c.stderr, "\nFlags (flags and arguments may be mixed; the connection flags --server, --token,\n--tls, --tls-ca, --client-cert, --client-key and --timeout also read %s):\n", connEnvNames)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// parse parses args with fs, letting flags and positional arguments mix
-// ("get 12 --json"); "--" ends the flags. It checks that there are
-// between minArgs and maxArgs positional arguments (maxArgs < 0: any
-// number) and applies the environment to conn's flags. A usage error has
-// exit code 2; --help returns flag.ErrHelp.
-func (c *cli) parse(fs *flag.FlagSet, conn *connFlags, args []string, minArgs, maxArgs int) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
+// root returns the pxperf command with every command under it.
+func (c *cli) root() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "pxperf",
+		Short: "keeps a live view of a busy HTTP proxy's traffic responsive",
+		// Any argument reaches RunE, which names an unknown command in the
+		// words it always has.
+		Args:              cobra.ArbitraryArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
+		Annotations:       map[string]string{annUsage: usage},
+		// Errors are printed once, by main; usage by writeUsage.
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		// pxperf completion is ours, with examples and a usage error for
+		// an unknown shell.
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c.writeUsage(cmd)
+			if len(args) == 0 {
+				return usageError("no command given")
 			}
-			return nil, &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", fs.Name(), err)}
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			break
-		}
-		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
-			pos = append(pos, rest...)
-			break
-		}
-		pos, args = append(pos, rest[0]), rest[1:]
+			return usageError("unknown command %q", args[0])
+		},
 	}
-	switch {
-	case len(pos) < minArgs:
-		fs.Usage()
-		return nil, usageError("%s: missing argument", fs.Name())
-	case maxArgs >= 0 && len(pos) > maxArgs:
-		fs.Usage()
-		return nil, usageError("%s: unexpected argument %q", fs.Name(), pos[maxArgs])
+	root.SetHelpFunc(func(cmd *cobra.Command, _ []string) {
+		c.helped = true
+		c.writeUsage(cmd)
+	})
+	root.SetUsageFunc(func(cmd *cobra.Command) error {
+		c.writeUsage(cmd)
+		return nil
+	})
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		c.writeUsage(cmd)
+		return &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", commandName(cmd), err)}
+	})
+	root.SetHelpCommand(c.helpCommand(root))
+	root.AddCommand(
+		c.serve(),
+		c.publish(),
+		c.tail(),
+		c.list(),
+		c.get(),
+		c.replay(),
+		c.stats(),
+		c.watch(),
+		c.group("config", "read or change the config live",
+			c.configGet(), c.configSet()),
+		c.optimize(),
+		c.group("resources", "see and end tracked streams and connections",
+			c.resourcesList(), c.resourcesClose()),
+		c.group("archive", "archive files; entries read back; HAR export",
+			c.archiveFiles(), c.archiveRead(), c.archiveExport()),
+		c.completion(),
+		c.version(),
+		c.health(),
+	)
+	return root
+}
+
+// helpCommand returns pxperf help [COMMAND…], which shows the help of
+// COMMAND, or of pxperf when there is no such command. It replaces
+// cobra's, which writes to stdout and says "Unknown help topic" there.
+func (c *cli) helpCommand(root *cobra.Command) *cobra.Command {
+	return &cobra.Command{
+		Use:         "help [COMMAND…]",
+		Short:       "the help of a command: pxperf help config get is pxperf config get --help",
+		Long:        "Shows the help of COMMAND, as COMMAND --help does; of pxperf without one.",
+		Example:     examples([]string{"help", "help config get"}),
+		Args:        cobra.ArbitraryArgs,
+		Annotations: map[string]string{annFlags: "Flags"},
+		ValidArgsFunction: func(_ *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			var out []cobra.Completion
+			if cmd, rest, err := root.Find(args); err == nil && len(rest) == 0 {
+				for _, sub := range cmd.Commands() {
+					if sub.IsAvailableCommand() && strings.HasPrefix(sub.Name(), toComplete) {
+						out = append(out, cobra.CompletionWithDesc(sub.Name(), sub.Short))
+					}
+				}
+			}
+			return out, cobra.ShellCompDirectiveNoFileComp
+		},
+		Run: func(_ *cobra.Command, args []string) {
+			cmd, _, err := root.Find(args)
+			if err != nil {
+				cmd = root
+			}
+			c.helped = true
+			c.writeUsage(cmd)
+		},
 	}
-	if conn != nil {
-		if err := conn.applyEnv(fs, c.getenv); err != nil {
-			return nil, &exitError{code: exitUsage, err: err}
+}
+
+// commandName is cmd's path without "pxperf ", for messages: "config get".
+func commandName(cmd *cobra.Command) string {
+	if !cmd.HasParent() {
+		return cmd.Name()
+	}
+	return strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
+}
+
+// writeUsage writes cmd's help to stderr: the root's and the groups' text
+// as it is, a command's usage line, summary, examples and flags.
+func (c *cli) writeUsage(cmd *cobra.Command) {
+	w := c.stderr
+	if u := cmd.Annotations[annUsage]; u != "" {
+		fmt.Fprint(w, u)
+		return
+	}
+	fmt.Fprintf(w, "Usage: %s\n\n", cmd.UseLine())
+	if cmd.Long != "" {
+		fmt.Fprintf(w, "%s\n\n", cmd.Long)
+	}
+	heading := cmd.Annotations[annExamples]
+	if heading == "" {
+		heading = "Examples"
+	}
+	fmt.Fprintf(w, "%s:\n%s\n", heading, cmd.Example)
+	note := cmd.Annotations[annFlags]
+	if note == "" {
+		note = "Flags"
+	}
+	fmt.Fprintf(w, "\n%s:\n%s", note, cmd.Flags().FlagUsagesWrapped(helpWidth))
+}
+
+// group returns the command name, whose commands are subs, in that order
+// in its help.
+func (c *cli) group(name, short string, subs ...*cobra.Command) *cobra.Command {
+	var help strings.Builder
+	fmt.Fprintf(&help, "Usage: pxperf %s COMMAND [flags]\n\nCommands:\n", name)
+	for _, s := range subs {
+		fmt.Fprintf(&help, "  %-8s %s\n", s.Name(), s.Short)
+	}
+	fmt.Fprintf(&help, "\nExample:\n  pxperf %s %s --help\n", name, subs[0].Name())
+	g := &cobra.Command{
+		Use:               name + " COMMAND",
+		Short:             short,
+		Args:              cobra.ArbitraryArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
+		Annotations:       map[string]string{annUsage: help.String()},
+		// Reached with no command, or one that is not among subs.
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c.writeUsage(cmd)
+			switch {
+			case len(args) == 0:
+				return usageError("%s: no command given", name)
+			case args[0] == "help":
+				c.helped = true
+				return nil
+			}
+			return usageError("%s: unknown command %q", name, args[0])
+		},
+	}
+	g.AddCommand(subs...)
+	return g
+}
+
+// command describes a client command: its help and its arguments.
+type command struct {
+	use      string   // the name and what follows it, for example "get [flags] ID"
+	short    string   // one line, for its group's help and for completion
+	summary  string   // what it does, for its help
+	examples []string // command lines, without "pxperf "
+	// minArgs and maxArgs bound the positional arguments (maxArgs < 0:
+	// any number).
+	minArgs, maxArgs int
+}
+
+// command returns the cobra command spec describes, with the connection
+// flags, which it also returns. Its usage, printed on --help and on a
+// usage error, shows the synopsis, summary, examples and flags. Flags and
+// positional arguments mix ("get 12 --json"); "--" ends the flags.
+// Set RunE with [cli.runE].
+func (c *cli) command(spec command) (*cobra.Command, *connFlags) {
+	cmd := &cobra.Command{
+		Use:         spec.use,
+		Short:       spec.short,
+		Long:        spec.summary,
+		Example:     examples(spec.examples),
+		Args:        c.nargs(spec.minArgs, spec.maxArgs),
+		Annotations: map[string]string{annFlags: connNote},
+	}
+	if spec.maxArgs == 0 {
+		// Without this cobra would offer file names.
+		cmd.ValidArgsFunction = cobra.NoFileCompletions
+	}
+	return cmd, addConnFlags(cmd.Flags())
+}
+
+// examples formats command lines, without "pxperf ", for a command's
+// Example.
+func examples(lines []string) string {
+	var b strings.Builder
+	for i, ex := range lines {
+		if i > 0 {
+			b.WriteByte('\n')
 		}
+		fmt.Fprintf(&b, "  pxperf %s", ex)
 	}
-	return pos, nil
+	return b.String()
+}
+
+// nargs checks that there are between minArgs and maxArgs positional
+// arguments (maxArgs < 0: any number); if not, it shows the usage and
+// returns a usage error.
+func (c *cli) nargs(minArgs, maxArgs int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		switch {
+		case len(args) < minArgs:
+			c.writeUsage(cmd)
+			return usageError("%s: missing argument", commandName(cmd))
+		case maxArgs >= 0 && len(args) > maxArgs:
+			c.writeUsage(cmd)
+			return usageError("%s: unexpected argument %q", commandName(cmd), args[maxArgs])
+		}
+		return nil
+	}
+}
+
+// runE returns a cobra RunE that applies the environment to conn's flags
+// (a bad value is a usage error) and then runs fn with the positional
+// arguments.
+func (c *cli) runE(conn *connFlags, fn func(ctx context.Context, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := conn.applyEnv(cmd.Flags(), c.getenv); err != nil {
+			return &exitError{code: exitUsage, err: err}
+		}
+		return fn(cmd.Context(), args)
+	}
 }
 
 // connEnvNames lists the environment variables of the connection flags,
 // for help texts.
 const connEnvNames = "PXPERF_<NAME>"
+
+// connFlagNames are the names of the connection flags.
+var connFlagNames = []string{"server", "token", "tls", "tls-ca", "client-cert", "client-key", "timeout"}
 
 // connFlags are the flags every client command has: where the server is
 // and how to reach it.
@@ -271,7 +406,7 @@ type connFlags struct {
 }
 
 // addConnFlags defines the connection flags on fs.
-func addConnFlags(fs *flag.FlagSet) *connFlags {
+func addConnFlags(fs *pflag.FlagSet) *connFlags {
 	c := &connFlags{}
 	fs.StringVar(&c.server, "server", client.DefaultAddress, "server address, host:port")
 	fs.StringVar(&c.token, "token", "", "bearer token, for a server started with --tokens (prefer PXPERF_TOKEN: a flag shows in ps)")
@@ -285,27 +420,26 @@ func addConnFlags(fs *flag.FlagSet) *connFlags {
 	return c
 }
 
-// applyEnv sets each connection flag not given in fs from PXPERF_<NAME>,
-// with [applyEnv] over a flag set that holds only them: a command's other
-// flags (--filter, --count) are not read from the environment.
-func (c *connFlags) applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
-	only := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
-	only.SetOutput(io.Discard)
-	for _, name := range []string{"server", "token", "tls", "tls-ca", "client-cert", "client-key", "timeout"} {
-		f := fs.Lookup(name)
-		only.Var(f.Value, f.Name, f.Usage)
-	}
-	var err error
-	fs.Visit(func(f *flag.Flag) {
-		if only.Lookup(f.Name) != nil && err == nil {
-			// Mark it as given, with the value it already has.
-			err = only.Set(f.Name, f.Value.String())
+// applyEnv sets each connection flag not given in fs from PXPERF_<NAME>:
+// a command's other flags (--filter, --count) are not read from the
+// environment.
+func (c *connFlags) applyEnv(fs *pflag.FlagSet, getenv func(string) string) error {
+	for _, name := range connFlagNames {
+		if err := setFromEnv(fs, name, getenv); err != nil {
+			return err
 		}
-	})
-	if err != nil {
-		return err
 	}
-	return applyEnv(only, getenv)
+	return nil
+}
+
+// shortTimeout returns --timeout when it was given (on the command line
+// or in the environment), else d: for calls that should fail fast by
+// default, such as version's and health's.
+func (c *connFlags) shortTimeout(fs *pflag.FlagSet, d time.Duration) time.Duration {
+	if fs.Changed("timeout") {
+		return c.timeout
+	}
+	return d
 }
 
 // dial returns a client for the server the flags name. It does not

@@ -10,13 +10,15 @@ import (
 	"github.com/pxperf/pxperf/client"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
+
+	"github.com/spf13/cobra"
 )
 
-// configGet implements pxperf config get: GetConfig, whole or by path.
-func (c *cli) configGet(ctx context.Context, args []string) error {
-	cmd := command{
-		name:     "config get",
-		synopsis: "[flags] [PATH…]",
+// configGet returns pxperf config get: GetConfig, whole or by path.
+func (c *cli) configGet() *cobra.Command {
+	cmd, conn := c.command(command{
+		use:   "get [flags] [PATH…]",
+		short: "print the effective config, or the values of some fields",
 		summary: `Prints the server's effective config as indented protojson or, given field
 paths (memory.max_entries) or groups (throttle), each field as PATH = VALUE, in
 the form config set takes.`,
@@ -24,48 +26,48 @@ the form config set takes.`,
 			"config get",
 			"config get memory.max_entries throttle",
 		},
-	}
-	fs := c.flags(cmd)
-	conn := addConnFlags(fs)
-	paths, err := c.parse(fs, conn, args, 0, -1)
-	if err != nil {
-		return err
-	}
-	// Check the paths, and expand groups into their fields, before calling
-	// the server.
-	var fields []string
-	for _, p := range paths {
-		ps, err := client.ConfigFieldPaths(p)
-		if err != nil {
-			return usageError("config get: %v", err)
+		minArgs: 0,
+		maxArgs: -1,
+	})
+	cmd.ValidArgsFunction = completeConfigGet
+	cmd.RunE = c.runE(conn, func(ctx context.Context, paths []string) error {
+		// Check the paths, and expand groups into their fields, before calling
+		// the server.
+		var fields []string
+		for _, p := range paths {
+			ps, err := client.ConfigFieldPaths(p)
+			if err != nil {
+				return usageError("config get: %v", err)
+			}
+			fields = append(fields, ps...)
 		}
-		fields = append(fields, ps...)
-	}
-	cl, err := conn.dial()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	uctx, cancel := conn.unary(ctx)
-	defer cancel()
-	cfg, err := cl.GetConfig(uctx)
-	if err != nil {
-		return conn.rpcError("config get", err)
-	}
-	if len(paths) == 0 {
-		return writeJSON(c.stdout, cfg, true)
-	}
-	if err := writeFields(c.stdout, cfg, fields); err != nil {
-		return failure("config get: %v", err)
-	}
-	return nil
+		cl, err := conn.dial()
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		uctx, cancel := conn.unary(ctx)
+		defer cancel()
+		cfg, err := cl.GetConfig(uctx)
+		if err != nil {
+			return conn.rpcError("config get", err)
+		}
+		if len(paths) == 0 {
+			return writeJSON(c.stdout, cfg, true)
+		}
+		if err := writeFields(c.stdout, cfg, fields); err != nil {
+			return failure("config get: %v", err)
+		}
+		return nil
+	})
+	return cmd
 }
 
-// configSet implements pxperf config set: UpdateConfig of the paths given.
-func (c *cli) configSet(ctx context.Context, args []string) error {
-	cmd := command{
-		name:     "config set",
-		synopsis: "[flags] PATH=VALUE…",
+// configSet returns pxperf config set: UpdateConfig of the paths given.
+func (c *cli) configSet() *cobra.Command {
+	cmd, conn := c.command(command{
+		use:   "set [flags] PATH=VALUE…",
+		short: "change config fields live: PATH=VALUE…",
 		summary: `Changes config fields live, all in one UpdateConfig (validated as a whole:
 nothing is half-applied), and prints their new effective values. PATH is a
 field path as config get shows it (JSON names work too). VALUE is a number,
@@ -77,35 +79,35 @@ logs.directory…) are refused with exit code 1.`,
 			"config set memory.max_entries=5000 throttle.mode=THROTTLE_MODE_FIXED",
 			"config set throttle.batch_timeout=50ms logs.policies=count,size",
 		},
-	}
-	fs := c.flags(cmd)
-	conn := addConnFlags(fs)
-	assigns, err := c.parse(fs, conn, args, 1, -1)
-	if err != nil {
-		return err
-	}
-	cfg, paths, err := parseAssignments(assigns)
-	if err != nil {
-		return usageError("config set: %v", err)
-	}
-	cl, err := conn.dial()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	uctx, cancel := conn.unary(ctx)
-	defer cancel()
-	resp, err := cl.Service().UpdateConfig(uctx, &pxperfv1.UpdateConfigRequest{
-		Config:     cfg,
-		UpdateMask: &fieldmaskpb.FieldMask{Paths: paths},
+		minArgs: 1,
+		maxArgs: -1,
 	})
-	if err != nil {
-		return conn.rpcError("config set", err)
-	}
-	if err := writeFields(c.stdout, resp.GetConfig(), paths); err != nil {
-		return failure("config set: %v", err)
-	}
-	return nil
+	cmd.ValidArgsFunction = completeConfigSet
+	cmd.RunE = c.runE(conn, func(ctx context.Context, assigns []string) error {
+		cfg, paths, err := parseAssignments(assigns)
+		if err != nil {
+			return usageError("config set: %v", err)
+		}
+		cl, err := conn.dial()
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		uctx, cancel := conn.unary(ctx)
+		defer cancel()
+		resp, err := cl.Service().UpdateConfig(uctx, &pxperfv1.UpdateConfigRequest{
+			Config:     cfg,
+			UpdateMask: &fieldmaskpb.FieldMask{Paths: paths},
+		})
+		if err != nil {
+			return conn.rpcError("config set", err)
+		}
+		if err := writeFields(c.stdout, resp.GetConfig(), paths); err != nil {
+			return failure("config set: %v", err)
+		}
+		return nil
+	})
+	return cmd
 }
 
 // parseAssignments reads config set's PATH=VALUE arguments, parsed by

@@ -3,10 +3,13 @@
 // Usage:
 //
 //	pxperf serve [flags]
+//	pxperf COMMAND [flags] [ARG…]
 //
-// Every flag can also be set in the environment as PXPERF_ and the flag name
-// in upper case with dashes as underscores (--max-entries is
-// PXPERF_MAX_ENTRIES); a flag on the command line wins.
+// Every flag of serve, and the connection flags of the client commands,
+// can also be set in the environment as PXPERF_ and the flag name in upper
+// case with dashes as underscores (--max-entries is PXPERF_MAX_ENTRIES); a
+// flag on the command line wins. The command line is parsed by
+// spf13/cobra, which also gives pxperf completion SHELL.
 package main
 
 import (
@@ -32,6 +35,8 @@ import (
 	"github.com/pxperf/pxperf/engine"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"github.com/pxperf/pxperf/service"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -50,9 +55,13 @@ Usage:
   pxperf optimize [ACTION…]          run optimisations now
   pxperf resources list|close        see and end tracked streams and connections
   pxperf archive files|read|export   archive files; entries read back; HAR export
+  pxperf completion SHELL            shell completion script: bash, zsh, fish or powershell
+  pxperf version [--client]          this client's build, and the server's
+  pxperf health [--service NAME]     the server's gRPC health (for container health checks)
 
-Every command takes --help, with examples. Client commands reach the server
-at --server (PXPERF_SERVER, default 127.0.0.1:50051). Filters (F) look like
+Every command takes --help, with examples (so does pxperf help COMMAND).
+Client commands reach the server at --server (PXPERF_SERVER, default
+127.0.0.1:50051). Filters (F) look like
 'status:>=400 method:POST host:*.example.com slower-than:200ms'.
 Exit codes: 0 ok, 1 command failed (rejections, not found, refused),
 2 usage, 3 server unreachable or RPC error, 4 not authenticated or allowed.
@@ -72,32 +81,60 @@ func main() {
 
 // run executes the command line args. getenv reads the environment; the
 // client commands print their results to stdout; logs, usage and
-// diagnostics go to stderr. main exits with [exitCode] of the error.
+// diagnostics go to stderr. main exits with [exitCode] of the error. The
+// command tree is built anew for each call, so that calls share nothing.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return errors.New("no command given")
-	}
-	switch args[0] {
-	case "serve":
-		return serve(ctx, args[1:], getenv, stderr)
-	case "publish", "tail", "list", "get", "replay", "stats", "watch", "config", "optimize", "resources", "archive":
-		return runClient(ctx, args, getenv, stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stderr, usage)
-		return nil
-	default:
-		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("unknown command %q", args[0])
-	}
+	c := &cli{getenv: getenv, stdin: os.Stdin, stdout: stdout, stderr: stderr}
+	return c.run(ctx, args)
 }
 
-// serve runs the server until ctx ends, then shuts it down gracefully.
-func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	cfg, opts, err := serveConfig(args, getenv, stderr)
-	if err != nil {
-		return err
+// serve returns pxperf serve, which runs the server until ctx ends, then
+// shuts it down gracefully.
+func (c *cli) serve() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve [flags]",
+		Short: "run the server (gRPC, and the HTTP gateway)",
+		Example: examples([]string{
+			"serve --listen 127.0.0.1:50051 --max-entries 100000",
+			"serve --config pxperf.yaml --log-level debug",
+		}),
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("unexpected argument %q: serve takes flags only", args[0])
+			}
+			return nil
+		},
+		ValidArgsFunction: cobra.NoFileCompletions,
+		Annotations: map[string]string{
+			annExamples: "Example",
+			annFlags:    "Flags (each also read from PXPERF_<NAME>; precedence: flag, environment, --config file, default)",
+		},
 	}
+	sf := defineServeFlags(cmd.Flags())
+	completeValues(cmd, "log-level", logLevels...)
+	completeValues(cmd, "log-format", logFormats...)
+	_ = cmd.MarkFlagFilename("config", "yaml", "yml")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg, opts, err := sf.config(cmd.Flags(), c.getenv)
+		if err != nil {
+			return err
+		}
+		return runServe(cmd.Context(), cfg, opts, c.getenv, c.stderr)
+	}
+	return cmd
+}
+
+// logLevels and logFormats are the values of serve's --log-level and
+// --log-format.
+var (
+	logLevels  = []string{"debug", "info", "warn", "error"}
+	logFormats = []string{"text", "json"}
+)
+
+// runServe runs the server with cfg until ctx ends, then shuts it down
+// gracefully.
+func runServe(ctx context.Context, cfg *pxperfv1.Config, opts serveOptions, getenv func(string) string, stderr io.Writer) error {
+	var err error
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(opts.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
@@ -150,19 +187,26 @@ type serveOptions struct {
 	tokens     string // token file
 }
 
-// serveConfig builds the config from its sources, each over the one
-// before: defaults, the --config file, PXPERF_* environment variables, and
-// flags on the command line. Only flags given on the command line or in the
-// environment override the file. The result is validated.
-func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (*pxperfv1.Config, serveOptions, error) {
-	var opts serveOptions
+// serveFlags are serve's flags, defined on a flag set by
+// [defineServeFlags]; [serveFlags.config] builds the config from them.
+type serveFlags struct {
+	defaults *pxperfv1.Config
+	file     *string
+	// set holds, for each config flag, how it sets its field.
+	set  map[string]func(*pxperfv1.Config)
+	opts serveOptions
+}
+
+// defineServeFlags defines serve's flags on fs: every config flag, with
+// the default config's value as its default, and the serveOptions.
+func defineServeFlags(fs *pflag.FlagSet) *serveFlags {
 	d := config.Default()
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	file := fs.String("config", "", "YAML config file (protojson field names); flags and PXPERF_* variables override it")
+	sf := &serveFlags{defaults: d, set: map[string]func(*pxperfv1.Config){}}
+	sf.file = fs.String("config", "", "YAML config file (protojson field names); flags and PXPERF_* variables override it")
 	// Each config flag, with how it sets its field; defaults are shown in
 	// the help but only flags actually given are applied.
-	set := map[string]func(*pxperfv1.Config){}
+	set := sf.set
+	opts := &sf.opts
 	str := func(name, def, usage string, apply func(*pxperfv1.Config, string)) {
 		v := fs.String(name, def, usage)
 		set[name] = func(c *pxperfv1.Config) { apply(c, *v) }
@@ -222,39 +266,54 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&opts.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&opts.logFormat, "log-format", "text", "log format: text (key=value) or json (one object a line, for log collectors)")
 	fs.StringVar(&opts.cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run to this file (for go tool pprof)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: pxperf serve [flags]\n\nExample:\n  pxperf serve --listen 127.0.0.1:50051 --max-entries 100000\n  pxperf serve --config pxperf.yaml --log-level debug\n\nFlags (each also read from PXPERF_<NAME>; precedence: flag, environment, --config file, default):\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return nil, opts, err
-	}
-	if fs.NArg() > 0 {
-		return nil, opts, fmt.Errorf("unexpected argument %q: serve takes flags only", fs.Arg(0))
-	}
+	return sf
+}
+
+// config builds the config from its sources, each over the one before:
+// defaults, the --config file, PXPERF_* environment variables, and flags
+// on the command line, which fs has parsed. Only flags given on the
+// command line or in the environment override the file. The result is
+// validated.
+func (sf *serveFlags) config(fs *pflag.FlagSet, getenv func(string) string) (*pxperfv1.Config, serveOptions, error) {
 	if err := applyEnv(fs, getenv); err != nil {
-		return nil, opts, err
+		return nil, sf.opts, err
 	}
-	cfg := d
-	if *file != "" {
+	cfg := sf.defaults
+	if *sf.file != "" {
 		var err error
-		if cfg, err = config.LoadFile(*file, d); err != nil {
-			return nil, opts, err
+		if cfg, err = config.LoadFile(*sf.file, sf.defaults); err != nil {
+			return nil, sf.opts, err
 		}
 	}
-	fs.Visit(func(f *flag.Flag) {
-		if apply, ok := set[f.Name]; ok {
+	fs.Visit(func(f *pflag.Flag) {
+		if apply, ok := sf.set[f.Name]; ok {
 			apply(cfg)
 		}
 	})
 	validator, err := protovalidate.New()
 	if err != nil {
-		return nil, opts, err
+		return nil, sf.opts, err
 	}
 	if err := config.Validate(validator, cfg); err != nil {
-		return nil, opts, err
+		return nil, sf.opts, err
 	}
-	return cfg, opts, nil
+	return cfg, sf.opts, nil
+}
+
+// serveConfig parses args as serve's flags and builds the config from
+// them, as pxperf serve does (see [serveFlags.config]); flag errors are
+// written to stderr.
+func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (*pxperfv1.Config, serveOptions, error) {
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	sf := defineServeFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, sf.opts, err
+	}
+	if fs.NArg() > 0 {
+		return nil, sf.opts, fmt.Errorf("unexpected argument %q: serve takes flags only", fs.Arg(0))
+	}
+	return sf.config(fs, getenv)
 }
 
 // splitList returns the comma-separated items of s, trimmed, without empty
@@ -276,24 +335,33 @@ func setMemoryLimit(cfg *pxperfv1.Config, log *slog.Logger) {
 	log.Info("Go soft memory limit set from the memory budget", "limit_bytes", limit)
 }
 
-// applyEnv sets each flag not given on the command line from PXPERF_<NAME>.
-func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+// applyEnv sets each flag of fs not given on the command line from
+// PXPERF_<NAME> (but not --help).
+func applyEnv(fs *pflag.FlagSet, getenv func(string) string) error {
 	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] || err != nil {
-			return
-		}
-		name := "PXPERF_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := getenv(name); v != "" {
-			// fs.Set, not f.Value.Set: the flag then counts as given.
-			if serr := fs.Set(f.Name, v); serr != nil {
-				err = fmt.Errorf("%s=%q: %w", name, v, serr)
-			}
+	fs.VisitAll(func(f *pflag.Flag) {
+		if err == nil && f.Name != "help" {
+			err = setFromEnv(fs, f.Name, getenv)
 		}
 	})
 	return err
+}
+
+// setFromEnv sets the flag name of fs from PXPERF_<NAME> when it was not
+// given and the variable is set. The flag then counts as given.
+func setFromEnv(fs *pflag.FlagSet, name string, getenv func(string) string) error {
+	if fs.Changed(name) {
+		return nil
+	}
+	env := "PXPERF_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+	v := getenv(env)
+	if v == "" {
+		return nil
+	}
+	if err := fs.Set(name, v); err != nil {
+		return fmt.Errorf("%s=%q: %w", env, v, err)
+	}
+	return nil
 }
 
 // runServer serves cfg until ctx ends. With memLimit, it keeps the Go soft

@@ -16,6 +16,7 @@ import (
 
 	"github.com/pxperf/pxperf/config"
 	"github.com/pxperf/pxperf/internal/testserve"
+	"github.com/spf13/pflag"
 
 	"go.uber.org/goleak"
 )
@@ -34,7 +35,7 @@ func TestRunErrors(t *testing.T) {
 	}{
 		{name: "no command", args: nil, wantErr: "no command given"},
 		{name: "unknown command", args: []string{"frobnicate"}, wantErr: `unknown command "frobnicate"`},
-		{name: "bad flag value", args: []string{"serve", "--max-entries", "lots"}, wantErr: "invalid value"},
+		{name: "bad flag value", args: []string{"serve", "--max-entries", "lots"}, wantErr: `invalid argument "lots" for "--max-entries"`},
 		{name: "invalid config", args: []string{"serve", "--max-entries", "0"}, wantErr: "memory.max_entries"},
 		{name: "bad env", args: []string{"serve"}, env: map[string]string{"PXPERF_MAX_ENTRIES": "x"}, wantErr: "PXPERF_MAX_ENTRIES"},
 		{name: "bad log level", args: []string{"serve", "--log-level", "loud"}, wantErr: "--log-level"},
@@ -72,7 +73,7 @@ func TestServeHelpShowsExample(t *testing.T) {
 // The environment fills in flags not given on the command line; the
 // command line wins.
 func TestApplyEnv(t *testing.T) {
-	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
 	listen := fs.String("listen", "default", "")
 	maxEntries := fs.Uint("max-entries", 1, "")
 	if err := fs.Parse([]string{"--listen", "flag"}); err != nil {

@@ -16,6 +16,8 @@ import (
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/spf13/cobra"
 )
 
 // maxBatchBytes bounds the encoded size of one PublishStream message,
@@ -45,12 +47,12 @@ type rejection struct {
 // before the batch is sent anyway.
 const publishFlush = 200 * time.Millisecond
 
-// publish implements pxperf publish: entries from JSON Lines or HAR over
+// publish returns pxperf publish: entries from JSON Lines or HAR over
 // one PublishStream.
-func (c *cli) publish(ctx context.Context, args []string) error {
-	cmd := command{
-		name:     "publish",
-		synopsis: "[flags] [FILE]",
+func (c *cli) publish() *cobra.Command {
+	cmd, conn := c.command(command{
+		use:   "publish [flags] [FILE]",
+		short: "publish entries: JSON Lines, or a HAR file with --har",
 		summary: `Publishes the entries in FILE, or on standard input when FILE is absent or -:
 JSON Lines with one pxperf.v1.Entry a line in protojson (as archive files and
 tail --json write them), or with --har a HAR 1.2 document (as browsers save
@@ -64,156 +66,156 @@ Exit code 1 when any entry was rejected.`,
 			"publish --har session.har",
 			"tail --json --count 100 | pxperf publish --server other:50051",
 		},
-	}
-	fs := c.flags(cmd)
-	conn := addConnFlags(fs)
+		minArgs: 0,
+		maxArgs: 1,
+	})
+	fs := cmd.Flags()
 	har := fs.Bool("har", false, "the input is a HAR 1.2 document, not JSON Lines")
 	batch := fs.Int("batch", 500, "most entries per PublishStream message, 1..10000")
-	pos, err := c.parse(fs, conn, args, 0, 1)
-	if err != nil {
-		return err
-	}
-	if *batch < 1 || *batch > 10000 {
-		return usageError("publish: --batch %d: want 1..10000", *batch)
-	}
-	name, r := "standard input", c.stdin
-	if len(pos) == 1 && pos[0] != "-" {
-		f, err := os.Open(pos[0])
-		if err != nil {
-			return failure("publish: %v", err)
+	cmd.RunE = c.runE(conn, func(ctx context.Context, pos []string) error {
+		if *batch < 1 || *batch > 10000 {
+			return usageError("publish: --batch %d: want 1..10000", *batch)
 		}
-		defer f.Close()
-		name, r = pos[0], f
-	}
-	var inputs iter.Seq[input]
-	where := func(pos int) string { return fmt.Sprintf("line %d", pos) }
-	if *har {
-		doc, err := readHAR(r)
-		if err != nil {
-			return failure("publish: %s: %v", name, err)
+		name, r := "standard input", c.stdin
+		if len(pos) == 1 && pos[0] != "-" {
+			f, err := os.Open(pos[0])
+			if err != nil {
+				return failure("publish: %v", err)
+			}
+			defer f.Close()
+			name, r = pos[0], f
 		}
-		inputs = harInputs(doc)
-		where = func(pos int) string { return fmt.Sprintf("log.entries[%d]", pos) }
-	} else {
-		inputs = jsonLines(r)
-	}
+		var inputs iter.Seq[input]
+		where := func(pos int) string { return fmt.Sprintf("line %d", pos) }
+		if *har {
+			doc, err := readHAR(r)
+			if err != nil {
+				return failure("publish: %s: %v", name, err)
+			}
+			inputs = harInputs(doc)
+			where = func(pos int) string { return fmt.Sprintf("log.entries[%d]", pos) }
+		} else {
+			inputs = jsonLines(r)
+		}
 
-	cl, err := conn.dial()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	// The stream has no deadline: a large file takes as long as it takes.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stream, err := cl.Service().PublishStream(ctx)
-	if err != nil {
-		return conn.rpcError("publish", err)
-	}
-	var (
-		local   []rejection // refused before sending
-		sent    []int       // sent[i] is the pos of the i-th entry sent
-		pending []*pxperfv1.Entry
-		size    int
-		read    int
-	)
-	flush := func() error {
-		if len(pending) == 0 {
-			return nil
+		cl, err := conn.dial()
+		if err != nil {
+			return err
 		}
-		err := stream.Send(&pxperfv1.PublishStreamRequest{Entries: pending})
-		pending, size = pending[:0:0], 0
-		return err
-	}
-	// The input is read on a goroutine of its own, so that what has been
-	// read goes out within publishFlush even while the next line is slow
-	// to come (a pipe from tail -f).
-	ins := make(chan input)
-	go func() {
-		defer close(ins)
-		for in := range inputs {
+		defer cl.Close()
+		// The stream has no deadline: a large file takes as long as it takes.
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		stream, err := cl.Service().PublishStream(ctx)
+		if err != nil {
+			return conn.rpcError("publish", err)
+		}
+		var (
+			local   []rejection // refused before sending
+			sent    []int       // sent[i] is the pos of the i-th entry sent
+			pending []*pxperfv1.Entry
+			size    int
+			read    int
+		)
+		flush := func() error {
+			if len(pending) == 0 {
+				return nil
+			}
+			err := stream.Send(&pxperfv1.PublishStreamRequest{Entries: pending})
+			pending, size = pending[:0:0], 0
+			return err
+		}
+		// The input is read on a goroutine of its own, so that what has been
+		// read goes out within publishFlush even while the next line is slow
+		// to come (a pipe from tail -f).
+		ins := make(chan input)
+		go func() {
+			defer close(ins)
+			for in := range inputs {
+				select {
+				case ins <- in:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+		due := time.NewTimer(publishFlush)
+		due.Stop()
+		defer due.Stop()
+		var sendErr error
+	read:
+		for {
 			select {
-			case ins <- in:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	due := time.NewTimer(publishFlush)
-	due.Stop()
-	defer due.Stop()
-	var sendErr error
-read:
-	for {
-		select {
-		case in, ok := <-ins:
-			if !ok {
-				break read
-			}
-			read++
-			if in.err != nil {
-				local = append(local, rejection{in.pos, in.err.Error()})
-				continue
-			}
-			n := proto.Size(in.entry)
-			if len(pending) > 0 && (len(pending) == *batch || size+n > maxBatchBytes) {
+			case in, ok := <-ins:
+				if !ok {
+					break read
+				}
+				read++
+				if in.err != nil {
+					local = append(local, rejection{in.pos, in.err.Error()})
+					continue
+				}
+				n := proto.Size(in.entry)
+				if len(pending) > 0 && (len(pending) == *batch || size+n > maxBatchBytes) {
+					if sendErr = flush(); sendErr != nil {
+						break read
+					}
+				}
+				if len(pending) == 0 {
+					due.Reset(publishFlush)
+				}
+				pending = append(pending, in.entry)
+				sent = append(sent, in.pos)
+				size += n
+			case <-due.C:
 				if sendErr = flush(); sendErr != nil {
 					break read
 				}
 			}
-			if len(pending) == 0 {
-				due.Reset(publishFlush)
-			}
-			pending = append(pending, in.entry)
-			sent = append(sent, in.pos)
-			size += n
-		case <-due.C:
-			if sendErr = flush(); sendErr != nil {
-				break read
-			}
 		}
-	}
-	if sendErr == nil {
-		sendErr = flush()
-	}
-	// A failed Send is io.EOF: the status comes with the response.
-	resp, err := stream.CloseAndRecv()
-	if err != nil {
-		return conn.rpcError(fmt.Sprintf("publish: after %d of %d entries read", len(sent), read), err)
-	}
-	if sendErr != nil && !errors.Is(sendErr, io.EOF) {
-		return conn.rpcError("publish", sendErr)
-	}
-	if read == 0 {
-		return failure("publish: no entries in %s", name)
-	}
+		if sendErr == nil {
+			sendErr = flush()
+		}
+		// A failed Send is io.EOF: the status comes with the response.
+		resp, err := stream.CloseAndRecv()
+		if err != nil {
+			return conn.rpcError(fmt.Sprintf("publish: after %d of %d entries read", len(sent), read), err)
+		}
+		if sendErr != nil && !errors.Is(sendErr, io.EOF) {
+			return conn.rpcError("publish", sendErr)
+		}
+		if read == 0 {
+			return failure("publish: no entries in %s", name)
+		}
 
-	rejected := append([]rejection(nil), local...)
-	for _, r := range resp.GetRejections() {
-		p := -1
-		if i := r.GetIndex(); i < uint64(len(sent)) {
-			p = sent[i]
+		rejected := append([]rejection(nil), local...)
+		for _, r := range resp.GetRejections() {
+			p := -1
+			if i := r.GetIndex(); i < uint64(len(sent)) {
+				p = sent[i]
+			}
+			rejected = append(rejected, rejection{p, rejectionText(r.GetRejection())})
 		}
-		rejected = append(rejected, rejection{p, rejectionText(r.GetRejection())})
-	}
-	slices.SortStableFunc(rejected, func(a, b rejection) int { return a.pos - b.pos })
-	total := uint64(len(local)) + resp.GetRejected()
-	fmt.Fprintf(c.stdout, "accepted %d, rejected %d", resp.GetAccepted(), total)
-	if resp.GetAccepted() > 0 {
-		fmt.Fprintf(c.stdout, " (ids %d..%d)", resp.GetFirstId(), resp.GetLastId())
-	}
-	fmt.Fprintln(c.stdout)
-	for i, r := range rejected {
-		if i == shownRejections {
-			fmt.Fprintf(c.stdout, "… and %d more rejections\n", total-uint64(i))
-			break
+		slices.SortStableFunc(rejected, func(a, b rejection) int { return a.pos - b.pos })
+		total := uint64(len(local)) + resp.GetRejected()
+		fmt.Fprintf(c.stdout, "accepted %d, rejected %d", resp.GetAccepted(), total)
+		if resp.GetAccepted() > 0 {
+			fmt.Fprintf(c.stdout, " (ids %d..%d)", resp.GetFirstId(), resp.GetLastId())
 		}
-		fmt.Fprintf(c.stdout, "rejected %s: %s\n", where(r.pos), r.msg)
-	}
-	if total > 0 {
-		return failure("publish: %d of %d entries rejected", total, read)
-	}
-	return nil
+		fmt.Fprintln(c.stdout)
+		for i, r := range rejected {
+			if i == shownRejections {
+				fmt.Fprintf(c.stdout, "… and %d more rejections\n", total-uint64(i))
+				break
+			}
+			fmt.Fprintf(c.stdout, "rejected %s: %s\n", where(r.pos), r.msg)
+		}
+		if total > 0 {
+			return failure("publish: %d of %d entries rejected", total, read)
+		}
+		return nil
+	})
+	return cmd
 }
 
 // rejectionText formats a rejection: its message and field violations.

@@ -6,7 +6,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -21,11 +20,15 @@ import (
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"github.com/pxperf/pxperf/replay"
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // headerFlag collects repeated -H 'Name: value' flags.
 type headerFlag struct{ h http.Header }
 
+// String lists the headers given, for the flag's help.
 func (f *headerFlag) String() string {
 	if f == nil || len(f.h) == 0 {
 		return ""
@@ -39,6 +42,10 @@ func (f *headerFlag) String() string {
 	return strings.TrimSuffix(b.String(), "; ")
 }
 
+// Type names the value in the flag's help.
+func (f *headerFlag) Type() string { return "'Name: value'" }
+
+// Set adds the header s, 'Name: value'.
 func (f *headerFlag) Set(s string) error {
 	name, value, ok := strings.Cut(s, ":")
 	name, value = strings.TrimSpace(name), strings.TrimSpace(value)
@@ -68,8 +75,10 @@ type sendFlags struct {
 }
 
 // define defines the flags of f on fs.
-func (f *sendFlags) define(fs *flag.FlagSet) {
-	fs.Var(&f.header, "H", "a header to send, 'Name: value', instead of the recorded ones of that name (redacted ones too) or besides them; 'Name:' leaves it out; repeatable")
+func (f *sendFlags) define(fs *pflag.FlagSet) {
+	// -H as curl has it; pflag wants a long name too, so --H also works,
+	// as it did with package flag.
+	fs.VarP(&f.header, "H", "H", "a header to send, 'Name: value', instead of the recorded ones of that name (redacted ones too) or besides them; 'Name:' leaves it out; repeatable")
 	fs.BoolVar(&f.through, "through-proxy", false, "through the server's recording proxy (proxy.listen_address), which records the exchange")
 	fs.StringVar(&f.proxy, "proxy", "", "the recording proxy, http://host:port, with [name:token@] when the server has --tokens; implies --through-proxy (default: the server's proxy.listen_address)")
 	fs.BoolVar(&f.truncated, "truncated-body", false, "send what was recorded of a request body that was not recorded whole")
@@ -82,7 +91,7 @@ type curlFlags struct {
 }
 
 // addCurlFlags defines get's --curl and the flags that go with it.
-func addCurlFlags(fs *flag.FlagSet) *curlFlags {
+func addCurlFlags(fs *pflag.FlagSet) *curlFlags {
 	f := &curlFlags{}
 	fs.BoolVar(&f.curl, "curl", false, "print the request as a curl command line (POSIX shell) instead of the entry; redacted headers left out are named in a comment")
 	f.define(fs)
@@ -189,12 +198,12 @@ func isLoopback(host string) bool {
 	return ok
 }
 
-// replay implements pxperf replay: an entry's request sent again, and the
+// replay returns pxperf replay: an entry's request sent again, and the
 // new exchange recorded.
-func (c *cli) replay(ctx context.Context, args []string) error {
-	cmd := command{
-		name:     "replay",
-		synopsis: "[flags] ID",
+func (c *cli) replay() *cobra.Command {
+	cmd, conn := c.command(command{
+		use:   "replay [flags] ID",
+		short: "send a recorded request again (get ID --curl prints it)",
 		summary: `Sends the request recorded as entry ID again (method, URL, headers and
 request body) and records the new exchange as an entry whose replay_of is ID;
 prints that entry's line (id, time, method, status, duration, bytes received,
@@ -214,61 +223,62 @@ says why). To see the request as a curl command: pxperf get ID --curl.`,
 			"replay 42 --through-proxy",
 			"replay 42 --proxy http://127.0.0.1:3128 --timeout 30s",
 		},
-	}
-	fs := c.flags(cmd)
-	conn := addConnFlags(fs)
+		minArgs: 1,
+		maxArgs: 1,
+	})
+	fs := cmd.Flags()
 	f := &sendFlags{}
 	f.define(fs)
-	pos, err := c.parse(fs, conn, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	id, err := strconv.ParseUint(pos[0], 10, 64)
-	if err != nil || id == 0 {
-		return usageError("replay: %q is not an entry id (a number from 1)", pos[0])
-	}
-	cl, err := conn.dial()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	e, cfg, err := c.replayed(ctx, cl, conn, id)
-	if err != nil {
-		return err
-	}
-	px, err := c.recordingProxy(ctx, cl, conn, cfg, f, "replay")
-	if err != nil {
-		return err
-	}
-	opts := replay.Options{
-		Header:        f.header.h,
-		TruncatedBody: f.truncated,
-		Proxy:         px,
-		Timeout:       conn.timeout,
-		MaxBodySize:   int(cfg.GetMemory().GetMaxBodySize()),
-	}
-	// Checked before anything is sent, so that a refusal is not mixed up
-	// with the note on headers.
-	if _, err := replay.Request(ctx, e, opts); err != nil {
-		return replayError("replay", id, err)
-	}
-	if left := replay.LeftOut(e, f.header.h); len(left) > 0 {
-		fmt.Fprintf(c.stderr, "replay: left out, redacted when recorded: %s; give them again with -H 'Name: value'\n", strings.Join(left, ", "))
-	}
-	var got *pxperfv1.Entry
-	if px != nil {
-		got, err = c.replayThrough(ctx, cl, conn, e, opts)
-	} else {
-		got, err = c.replayDirect(ctx, cl, conn, e, opts)
-	}
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(c.stdout, entryLine(got))
-	if got.GetState() == pxperfv1.EntryState_ENTRY_STATE_FAILED {
-		return failure("replay: entry %d, the replay of %d, failed: %s", got.GetId(), id, got.GetError().GetMessage())
-	}
-	return nil
+	cmd.ValidArgsFunction = c.completeEntryID(conn)
+	cmd.RunE = c.runE(conn, func(ctx context.Context, pos []string) error {
+		id, err := strconv.ParseUint(pos[0], 10, 64)
+		if err != nil || id == 0 {
+			return usageError("replay: %q is not an entry id (a number from 1)", pos[0])
+		}
+		cl, err := conn.dial()
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		e, cfg, err := c.replayed(ctx, cl, conn, id)
+		if err != nil {
+			return err
+		}
+		px, err := c.recordingProxy(ctx, cl, conn, cfg, f, "replay")
+		if err != nil {
+			return err
+		}
+		opts := replay.Options{
+			Header:        f.header.h,
+			TruncatedBody: f.truncated,
+			Proxy:         px,
+			Timeout:       conn.timeout,
+			MaxBodySize:   int(cfg.GetMemory().GetMaxBodySize()),
+		}
+		// Checked before anything is sent, so that a refusal is not mixed up
+		// with the note on headers.
+		if _, err := replay.Request(ctx, e, opts); err != nil {
+			return replayError("replay", id, err)
+		}
+		if left := replay.LeftOut(e, f.header.h); len(left) > 0 {
+			fmt.Fprintf(c.stderr, "replay: left out, redacted when recorded: %s; give them again with -H 'Name: value'\n", strings.Join(left, ", "))
+		}
+		var got *pxperfv1.Entry
+		if px != nil {
+			got, err = c.replayThrough(ctx, cl, conn, e, opts)
+		} else {
+			got, err = c.replayDirect(ctx, cl, conn, e, opts)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(c.stdout, entryLine(got))
+		if got.GetState() == pxperfv1.EntryState_ENTRY_STATE_FAILED {
+			return failure("replay: entry %d, the replay of %d, failed: %s", got.GetId(), id, got.GetError().GetMessage())
+		}
+		return nil
+	})
+	return cmd
 }
 
 // replayed returns entry id and the server's config, each with a call of

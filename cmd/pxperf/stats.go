@@ -9,13 +9,15 @@ import (
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/spf13/cobra"
 )
 
-// stats implements pxperf stats: GetStats, or WatchStats with --watch.
-func (c *cli) stats(ctx context.Context, args []string) error {
-	cmd := command{
-		name:     "stats",
-		synopsis: "[flags]",
+// stats returns pxperf stats: GetStats, or WatchStats with --watch.
+func (c *cli) stats() *cobra.Command {
+	cmd, conn := c.command(command{
+		use:   "stats [flags]",
+		short: "stats, score and alerts",
 		summary: `Prints the server's stats: entries and bytes against the budget, archive,
 subscribers, resources, process, the 0-100 health score with its parts, and
 active alerts. With --watch it keeps printing a sample every --interval, and
@@ -25,87 +27,88 @@ alerts and config changes as they happen, until Ctrl-C or --count samples.`,
 			"stats --watch --interval 2s",
 			"stats --json | jq .score.total",
 		},
-	}
-	fs := c.flags(cmd)
-	conn := addConnFlags(fs)
+		minArgs: 0,
+		maxArgs: 0,
+	})
+	fs := cmd.Flags()
 	asJSON := fs.Bool("json", false, "print protojson (with --watch, one message a line)")
 	watch := fs.Bool("watch", false, "keep printing samples, alerts and config changes (WatchStats)")
 	interval := fs.Duration("interval", 5*time.Second, "with --watch, time between samples, 100ms..1h (0: the server's monitor.stats_update_interval)")
 	count := fs.Uint64("count", 0, "with --watch, stop after this many samples (0: until Ctrl-C)")
-	if _, err := c.parse(fs, conn, args, 0, 0); err != nil {
-		return err
-	}
-	if *interval != 0 && (*interval < 100*time.Millisecond || *interval > time.Hour) {
-		return usageError("stats: --interval %v: want 100ms..1h, or 0", *interval)
-	}
-	cl, err := conn.dial()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	if !*watch {
-		uctx, cancel := conn.unary(ctx)
-		defer cancel()
-		resp, err := cl.Service().GetStats(uctx, &pxperfv1.GetStatsRequest{})
+	cmd.RunE = c.runE(conn, func(ctx context.Context, _ []string) error {
+		if *interval != 0 && (*interval < 100*time.Millisecond || *interval > time.Hour) {
+			return usageError("stats: --interval %v: want 100ms..1h, or 0", *interval)
+		}
+		cl, err := conn.dial()
 		if err != nil {
-			return conn.rpcError("stats", err)
+			return err
 		}
-		if *asJSON {
-			return writeJSON(c.stdout, resp.GetStats(), true)
+		defer cl.Close()
+		if !*watch {
+			uctx, cancel := conn.unary(ctx)
+			defer cancel()
+			resp, err := cl.Service().GetStats(uctx, &pxperfv1.GetStatsRequest{})
+			if err != nil {
+				return conn.rpcError("stats", err)
+			}
+			if *asJSON {
+				return writeJSON(c.stdout, resp.GetStats(), true)
+			}
+			writeStats(c.stdout, resp.GetStats())
+			return nil
 		}
-		writeStats(c.stdout, resp.GetStats())
-		return nil
-	}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	req := &pxperfv1.WatchStatsRequest{}
-	if *interval > 0 {
-		req.Interval = durationpb.New(*interval)
-	}
-	stream, err := cl.Service().WatchStats(ctx, req)
-	if err != nil {
-		return conn.rpcError("stats", err)
-	}
-	var samples uint64
-	for {
-		msg, err := stream.Recv()
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		req := &pxperfv1.WatchStatsRequest{}
+		if *interval > 0 {
+			req.Interval = durationpb.New(*interval)
+		}
+		stream, err := cl.Service().WatchStats(ctx, req)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil // stopped by the user
-			}
-			if err == io.EOF {
-				return failure("stats: the server ended the stream")
-			}
 			return conn.rpcError("stats", err)
 		}
-		if *asJSON {
-			if err := writeJSON(c.stdout, msg, false); err != nil {
-				return failure("stats: %v", err)
-			}
-		}
-		switch ev := msg.GetEvent().(type) {
-		case *pxperfv1.WatchStatsResponse_Stats:
-			samples++
-			if !*asJSON {
-				if samples > 1 {
-					fmt.Fprintln(c.stdout)
+		var samples uint64
+		for {
+			msg, err := stream.Recv()
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil // stopped by the user
 				}
-				writeStats(c.stdout, ev.Stats)
+				if err == io.EOF {
+					return failure("stats: the server ended the stream")
+				}
+				return conn.rpcError("stats", err)
 			}
-			if *count > 0 && samples >= *count {
-				return nil
+			if *asJSON {
+				if err := writeJSON(c.stdout, msg, false); err != nil {
+					return failure("stats: %v", err)
+				}
 			}
-		case *pxperfv1.WatchStatsResponse_Alert:
-			if !*asJSON {
-				fmt.Fprintln(c.stdout, alertLine(ev.Alert))
-			}
-		case *pxperfv1.WatchStatsResponse_ConfigChanged:
-			if !*asJSON {
-				fmt.Fprintf(c.stdout, "config changed: %s\n", strings.Join(ev.ConfigChanged.GetChangedFields().GetPaths(), ", "))
+			switch ev := msg.GetEvent().(type) {
+			case *pxperfv1.WatchStatsResponse_Stats:
+				samples++
+				if !*asJSON {
+					if samples > 1 {
+						fmt.Fprintln(c.stdout)
+					}
+					writeStats(c.stdout, ev.Stats)
+				}
+				if *count > 0 && samples >= *count {
+					return nil
+				}
+			case *pxperfv1.WatchStatsResponse_Alert:
+				if !*asJSON {
+					fmt.Fprintln(c.stdout, alertLine(ev.Alert))
+				}
+			case *pxperfv1.WatchStatsResponse_ConfigChanged:
+				if !*asJSON {
+					fmt.Fprintf(c.stdout, "config changed: %s\n", strings.Join(ev.ConfigChanged.GetChangedFields().GetPaths(), ", "))
+				}
 			}
 		}
-	}
+	})
+	return cmd
 }
 
 // writeStats writes a summary of s for people.

@@ -12,13 +12,15 @@ import (
 	"github.com/charmbracelet/x/term"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/spf13/cobra"
 )
 
-// watch implements pxperf watch: the terminal monitor.
-func (c *cli) watch(ctx context.Context, args []string) error {
-	cmd := command{
-		name:     "watch",
-		synopsis: "[flags]",
+// watch returns pxperf watch: the terminal monitor.
+func (c *cli) watch() *cobra.Command {
+	cmd, conn := c.command(command{
+		use:   "watch [flags]",
+		short: "live terminal monitor: table, detail, stats",
 		summary: `A live terminal monitor. At the top: the ingest rate, the memory in use
 against the budget (each with a sparkline of the last minute), the score,
 subscribers and active alerts. Below: the filter, then a table of the
@@ -38,67 +40,69 @@ and resume the table, q or Ctrl-C quit. NO_COLOR=1 turns colour off.`,
 			"watch --filter 'status:>=400' --refresh 1s",
 			"watch --server pxperf.internal:50051 --tls-ca ca.pem",
 		},
-	}
-	fs := c.flags(cmd)
-	conn := addConnFlags(fs)
+		minArgs: 0,
+		maxArgs: 0,
+	})
+	fs := cmd.Flags()
 	filterText := fs.String("filter", "", "the filter to start with, for example 'status:>=400 host:*.example.com'")
 	refresh := fs.Duration("refresh", 250*time.Millisecond, "time between table refreshes, 50ms..10s")
-	if _, err := c.parse(fs, conn, args, 0, 0); err != nil {
-		return err
-	}
-	if *refresh < 50*time.Millisecond || *refresh > 10*time.Second {
-		return usageError("watch: --refresh %v: want 50ms..10s", *refresh)
-	}
-	f, err := parseFilter(*filterText)
-	if err != nil {
-		return err
-	}
-	in, out, ok := c.terminal()
-	if !ok {
-		return usageError("watch: needs a terminal on standard input and output; for scripts use pxperf list or pxperf tail")
-	}
-	cl, err := conn.dial()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	// Fail before taking over the screen when the server is not there.
-	uctx, cancel := conn.unary(ctx)
-	_, err = cl.Service().GetStats(uctx, &pxperfv1.GetStatsRequest{})
-	cancel()
-	if err != nil {
-		return conn.rpcError("watch", err)
-	}
+	completeFlag(cmd, "filter", completeFilter)
+	cmd.RunE = c.runE(conn, func(ctx context.Context, _ []string) error {
+		if *refresh < 50*time.Millisecond || *refresh > 10*time.Second {
+			return usageError("watch: --refresh %v: want 50ms..10s", *refresh)
+		}
+		f, err := parseFilter(*filterText)
+		if err != nil {
+			return err
+		}
+		in, out, ok := c.terminal()
+		if !ok {
+			return usageError("watch: needs a terminal on standard input and output; for scripts use pxperf list or pxperf tail")
+		}
+		cl, err := conn.dial()
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		// Fail before taking over the screen when the server is not there.
+		uctx, cancel := conn.unary(ctx)
+		_, err = cl.Service().GetStats(uctx, &pxperfv1.GetStatsRequest{})
+		cancel()
+		if err != nil {
+			return conn.rpcError("watch", err)
+		}
 
-	ctx, stop := context.WithCancel(ctx)
-	defer stop()
-	// The model's live view sends to the program, which is made after
-	// the model; it sends only once the program runs.
-	var p *tea.Program
-	m := newWatchModel(ctx, watchConfig{
-		server:     conn.server,
-		refresh:    *refresh,
-		filterText: *filterText,
-		filter:     f,
-		list:       cl.ListEntries,
-		get:        cl.GetEntry,
-		subscribe:  cl.Subscribe,
-		send:       func(msg tea.Msg) { p.Send(msg) },
-		unary:      conn.unary,
+		ctx, stop := context.WithCancel(ctx)
+		defer stop()
+		// The model's live view sends to the program, which is made after
+		// the model; it sends only once the program runs.
+		var p *tea.Program
+		m := newWatchModel(ctx, watchConfig{
+			server:     conn.server,
+			refresh:    *refresh,
+			filterText: *filterText,
+			filter:     f,
+			list:       cl.ListEntries,
+			get:        cl.GetEntry,
+			subscribe:  cl.Subscribe,
+			send:       func(msg tea.Msg) { p.Send(msg) },
+			unary:      conn.unary,
+		})
+		// The context ends the program (main cancels it on SIGINT and SIGTERM);
+		// Ctrl-C in the terminal is a key, since the terminal is in raw mode.
+		p = tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out), tea.WithoutSignalHandler())
+		var wg sync.WaitGroup
+		wg.Go(func() { statsLoop(ctx, cl.Service(), p.Send) })
+		_, err = p.Run()
+		stop()
+		wg.Wait()
+		switch {
+		case err == nil, errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil:
+			return nil
+		}
+		return failure("watch: %v", err)
 	})
-	// The context ends the program (main cancels it on SIGINT and SIGTERM);
-	// Ctrl-C in the terminal is a key, since the terminal is in raw mode.
-	p = tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out), tea.WithoutSignalHandler())
-	var wg sync.WaitGroup
-	wg.Go(func() { statsLoop(ctx, cl.Service(), p.Send) })
-	_, err = p.Run()
-	stop()
-	wg.Wait()
-	switch {
-	case err == nil, errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil:
-		return nil
-	}
-	return failure("watch: %v", err)
+	return cmd
 }
 
 // terminal returns standard input and output when both are terminals.
