@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 )
@@ -34,6 +36,14 @@ type Config struct {
 	// custom dialer in DialOptions. Empty means [DefaultAddress]. A bare
 	// host without a port is refused rather than silently dialled on 443.
 	Address string
+
+	// Addresses, set instead of Address, are the host:port of several
+	// nodes of one pxperf cluster (see README's Beyond one machine), which
+	// serve the same entries under the same ids. The client uses the first
+	// that answers and moves to another when it stops answering; a
+	// [Client.Watch] then resumes on it where it was. With TLS, every node's
+	// certificate must name the host dialled, or TLS.ServerName.
+	Addresses []string
 
 	// TLS, when set, secures the connection with TLS using this config
 	// (cloned: later changes to it have no effect). Set RootCAs for a
@@ -86,10 +96,24 @@ func New(cfg Config) (*Client, error) {
 	if address == "" {
 		address = DefaultAddress
 	}
-	if err := validateAddress(address); err != nil {
-		return nil, err
+	targets := []string{address}
+	opts := make([]grpc.DialOption, 0, 3+len(cfg.DialOptions))
+	if len(cfg.Addresses) > 0 {
+		if cfg.Address != "" {
+			return nil, errors.New("client: set Config.Address or Config.Addresses, not both")
+		}
+		r, err := clusterResolver(cfg.Addresses)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, grpc.WithResolvers(r))
+		targets, address = cfg.Addresses, r.Scheme()+":///cluster"
 	}
-	opts := make([]grpc.DialOption, 0, 2+len(cfg.DialOptions))
+	for _, a := range targets {
+		if err := validateAddress(a); err != nil {
+			return nil, err
+		}
+	}
 	// First, so that a transport credentials option in cfg.DialOptions
 	// replaces it: grpc applies options in order.
 	if cfg.TLS != nil {
@@ -98,7 +122,7 @@ func New(cfg Config) (*Client, error) {
 		opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	}
 	if cfg.Token != "" {
-		creds, err := newTokenCredentials(cfg, address)
+		creds, err := newTokenCredentials(cfg, targets)
 		if err != nil {
 			return nil, err
 		}
@@ -115,6 +139,23 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("client: Config.Address %q: %w", address, err)
 	}
 	return &Client{conn: conn, service: pxperfv1.NewPerformanceServiceClient(conn)}, nil
+}
+
+// clusterResolver resolves to addresses, the host:port of nodes of one
+// cluster, in order: grpc's default pick_first policy uses the first that
+// answers, and another when it fails. It is the client's own (not
+// registered globally), under a scheme no target of the process uses.
+func clusterResolver(addresses []string) (*manual.Resolver, error) {
+	state := resolver.State{Addresses: make([]resolver.Address, len(addresses))}
+	for i, a := range addresses {
+		if strings.Contains(a, "://") {
+			return nil, fmt.Errorf("client: Config.Addresses[%d] %q: want host:port", i, a)
+		}
+		state.Addresses[i] = resolver.Address{Addr: a}
+	}
+	r := manual.NewBuilderWithScheme("pxperf-cluster")
+	r.InitialState(state)
+	return r, nil
 }
 
 // validateAddress refuses an address without a scheme that is not

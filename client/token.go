@@ -17,7 +17,7 @@ type tokenCredentials struct {
 
 // newTokenCredentials checks cfg.Token and whether it may travel over the
 // connection cfg describes to address.
-func newTokenCredentials(cfg Config, address string) (*tokenCredentials, error) {
+func newTokenCredentials(cfg Config, addresses []string) (*tokenCredentials, error) {
 	for _, r := range cfg.Token {
 		// Metadata values are printable ASCII; a space or newline would
 		// also split the "bearer <token>" header.
@@ -26,8 +26,10 @@ func newTokenCredentials(cfg Config, address string) (*tokenCredentials, error) 
 		}
 	}
 	secure := cfg.TLS != nil
-	if !secure && !cfg.AllowTokenWithoutTLS && !isLoopbackTarget(address) {
-		return nil, fmt.Errorf("client: Config.Token: would be sent in clear text to %q, which is not a loopback address; set Config.TLS, or Config.AllowTokenWithoutTLS for a connection secured another way", address)
+	for _, address := range addresses {
+		if !secure && !cfg.AllowTokenWithoutTLS && !isLoopbackTarget(address) {
+			return nil, fmt.Errorf("client: Config.Token: would be sent in clear text to %q, which is not a loopback address; set Config.TLS, or Config.AllowTokenWithoutTLS for a connection secured another way", address)
+		}
 	}
 	// With TLS, grpc itself refuses to send the token should the
 	// connection turn out not to be secure (DialOptions replaced the

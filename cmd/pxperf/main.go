@@ -259,6 +259,18 @@ func defineServeFlags(fs *pflag.FlagSet) *serveFlags {
 		func(c *pxperfv1.Config, v string) { c.Proxy.NoProxy = v })
 	str("allow-targets", d.Proxy.AllowTargets, "targets inside this host (loopback, link-local, pxperf's own ports) the recording proxy may reach all the same (NO_PROXY syntax; pxperf's own ports only with the port)",
 		func(c *pxperfv1.Config, v string) { c.Proxy.AllowTargets = v })
+	list("nats", "cluster mode: comma-separated NATS URLs, nats://[user:pass@]host:4222 (empty: embedded mode; see README's Beyond one machine)",
+		func(c *pxperfv1.Config, v []string) { c.Cluster.Urls = v })
+	str("nats-stream", d.Cluster.Stream, "cluster mode: name of the JetStream stream of entries",
+		func(c *pxperfv1.Config, v string) { c.Cluster.Stream = v })
+	str("nats-subject", d.Cluster.Subject, "cluster mode: subject the entries are published on",
+		func(c *pxperfv1.Config, v string) { c.Cluster.Subject = v })
+	num("nats-replicas", d.Cluster.Replicas, "cluster mode: replicas of the streams (1, 3 or 5 in a NATS cluster)",
+		func(c *pxperfv1.Config, v uint32) { c.Cluster.Replicas = v })
+	str("nats-creds", d.Cluster.CredsFile, "cluster mode: NATS credentials file (user JWT and NKey seed)",
+		func(c *pxperfv1.Config, v string) { c.Cluster.CredsFile = v })
+	str("nats-ca", d.Cluster.CaFile, "cluster mode: PEM file of the CAs of the NATS servers' certificates (tls:// URLs)",
+		func(c *pxperfv1.Config, v string) { c.Cluster.CaFile = v })
 	fs.StringVar(&opts.tls.CertFile, "tls-cert", "", "serve TLS with this certificate chain (PEM)")
 	fs.StringVar(&opts.tls.KeyFile, "tls-key", "", "private key of --tls-cert (PEM)")
 	fs.StringVar(&opts.tls.ClientCAFile, "tls-client-ca", "", "require client certificates from these CAs (PEM): mutual TLS")
