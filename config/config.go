@@ -135,6 +135,14 @@ func startOnly() []string {
 	}
 }
 
+// ClusterShared are the config groups the nodes of a cluster share (see
+// package cluster): a change made on any node applies on every node, and a
+// node that starts takes them from the cluster. The other groups are each
+// node's own: its memory, its archive, its listeners and its proxy.
+func ClusterShared() []string {
+	return []string{"throttle", "cleanup", "monitor"}
+}
+
 // StartOnlyChanges returns the fields that apply at start only whose
 // value differs between a and b.
 func StartOnlyChanges(a, b *pxperfv1.Config) []string {

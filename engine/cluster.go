@@ -2,15 +2,21 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pxperf/pxperf/cluster"
+	"github.com/pxperf/pxperf/config"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"github.com/pxperf/pxperf/perf/store"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // clusterNode is the engine's part in cluster mode: the streams, and the
@@ -21,6 +27,8 @@ type clusterNode struct {
 	// archiveFrom is the first id the local archive has not written: the
 	// follower may apply entries the archive holds from an earlier run.
 	archiveFrom uint64
+
+	shared *cluster.SharedConfig // the config groups the nodes share
 
 	failures atomic.Uint64 // publishes the stream did not take
 	ready    atomic.Bool   // connected, and the stream answered the last check
@@ -288,4 +296,176 @@ func msgID(en *pxperfv1.Entry) string {
 		return ""
 	}
 	return fmt.Sprintf("r/%s/%d", en.GetRequestId(), en.GetState())
+}
+
+// maxSharedAttempts bounds the retries of a change to the shared config
+// that raced with one made on another node.
+const maxSharedAttempts = 5
+
+// touchesShared reports whether any of paths is in a group the nodes of a
+// cluster share.
+func touchesShared(paths []string) bool {
+	for _, p := range paths {
+		if p == "*" {
+			return true
+		}
+		group, _, _ := strings.Cut(p, ".")
+		if slices.Contains(config.ClusterShared(), group) {
+			return true
+		}
+	}
+	return false
+}
+
+// sharedPart returns the groups of cfg the nodes share, encoded for the
+// shared config.
+func sharedPart(cfg *pxperfv1.Config) ([]byte, error) {
+	part := &pxperfv1.Config{}
+	for _, g := range config.ClusterShared() {
+		if err := config.ApplyPath(part.ProtoReflect(), cfg.ProtoReflect(), g); err != nil {
+			return nil, err
+		}
+	}
+	return proto.MarshalOptions{Deterministic: true}.Marshal(part)
+}
+
+// withShared returns a copy of cfg with the shared groups of data, a
+// shared config; cfg itself when data is nil.
+func withShared(cfg *pxperfv1.Config, data []byte) (*pxperfv1.Config, error) {
+	if data == nil {
+		return cfg, nil
+	}
+	src := &pxperfv1.Config{}
+	if err := proto.Unmarshal(data, src); err != nil {
+		return nil, fmt.Errorf("decode the shared config: %w", err)
+	}
+	next := proto.CloneOf(cfg)
+	for _, g := range config.ClusterShared() {
+		if err := config.ApplyPath(next.ProtoReflect(), src.ProtoReflect(), g); err != nil {
+			return nil, err
+		}
+	}
+	return next, nil
+}
+
+// updateShared is Update for a change that touches a shared group: it
+// applies change to the config in force with the shared groups as the
+// cluster has them, writes the shared part of the result to the cluster,
+// and only then applies it here. A change made meanwhile on another node
+// makes it start again from that one.
+func (e *Engine) updateShared(paths []string, change func(old *pxperfv1.Config) (*pxperfv1.Config, error)) (*pxperfv1.Config, error) {
+	timeout := e.Config().GetCluster().GetPublishTimeout().AsDuration()
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		data, rev, err := e.cluster.shared.Get(ctx)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		next, err := e.update(paths, func(old *pxperfv1.Config) (*pxperfv1.Config, error) {
+			base, err := withShared(old, data)
+			if err != nil {
+				return nil, err
+			}
+			next, err := change(base)
+			if err != nil {
+				return nil, err
+			}
+			// What the parts would refuse must not reach the other nodes.
+			if err := hubSettings(next.GetThrottle()).Validate(); err != nil {
+				return nil, err
+			}
+			part, err := sharedPart(next)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := e.cluster.shared.Put(ctx, part, rev); err != nil {
+				return nil, err
+			}
+			return next, nil
+		})
+		cancel()
+		if errors.Is(err, cluster.ErrConfigChanged) && attempt < maxSharedAttempts {
+			continue
+		}
+		return next, err
+	}
+}
+
+// openShared opens the cluster's shared config, seeds it with this node's
+// shared groups when the cluster has none yet, and follows it: the shared
+// groups as the cluster has them apply here at once, and each later
+// change as it is made.
+func (e *Engine) openShared(ctx context.Context) error {
+	c := e.cluster
+	timeout := e.Config().GetCluster().GetPublishTimeout().AsDuration()
+	octx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	sc, err := c.log.SharedConfig(octx)
+	if err != nil {
+		return err
+	}
+	c.shared = sc
+	data, _, err := sc.Get(octx)
+	if err != nil {
+		return err
+	}
+	if data != nil {
+		e.applyShared(data) // before the node serves: it starts as the cluster is
+	} else {
+		part, err := sharedPart(e.Config())
+		if err != nil {
+			return err
+		}
+		if _, err := sc.Put(octx, part, 0); err != nil && !errors.Is(err, cluster.ErrConfigChanged) {
+			return err
+		}
+		// ErrConfigChanged: another node seeded it first; the watch
+		// brings its config.
+	}
+	e.startWorker(ctx, "cluster config watcher", func(ctx context.Context) {
+		if err := sc.Watch(ctx, func(data []byte, _ uint64) { e.applyShared(data) }); err != nil {
+			e.log.Error("stopped following the cluster's shared config", "err", err)
+		}
+	})
+	return nil
+}
+
+// applyShared applies data, the cluster's shared config, here, when it
+// differs from the config in force. The change is announced as any other
+// (WatchStats' config_changed), naming the groups that changed.
+func (e *Engine) applyShared(data []byte) {
+	next, err := withShared(e.Config(), data)
+	if err != nil {
+		e.log.Error("cannot apply the cluster's shared config", "err", err)
+		return
+	}
+	var paths []string
+	old := e.Config()
+	for _, g := range config.ClusterShared() {
+		if !proto.Equal(group(old, g), group(next, g)) {
+			paths = append(paths, g)
+		}
+	}
+	if len(paths) == 0 {
+		return // this node's own change, or nothing new
+	}
+	_, err = e.update(paths, func(old *pxperfv1.Config) (*pxperfv1.Config, error) {
+		next, err := withShared(old, data)
+		if err != nil {
+			return nil, err
+		}
+		return next, config.Validate(e.validator, next)
+	})
+	if err != nil {
+		e.log.Error("cannot apply the cluster's shared config", "err", err)
+		return
+	}
+	e.log.Info("applied the cluster's shared config", "groups", strings.Join(paths, ","))
+}
+
+// group returns the group of cfg named name, such as "throttle".
+func group(cfg *pxperfv1.Config, name string) proto.Message {
+	m := cfg.ProtoReflect()
+	return m.Get(m.Descriptor().Fields().ByName(protoreflect.Name(name))).Message().Interface()
 }

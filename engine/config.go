@@ -19,7 +19,20 @@ import (
 // it changes anything, so that nothing is half-applied: the throttle
 // settings (an error wrapping hub.ErrInvalidConfig) and the archive's
 // limits. It returns the config it applied.
+//
+// In cluster mode a change to a group the nodes share (config.ClusterShared)
+// is written to the cluster's shared config before it applies here, and
+// every node applies it (see [Engine.applyShared]). It fails wrapping
+// cluster.ErrUnavailable, changing nothing, when NATS does not take it.
 func (e *Engine) Update(paths []string, change func(old *pxperfv1.Config) (*pxperfv1.Config, error)) (*pxperfv1.Config, error) {
+	if e.cluster == nil || !touchesShared(paths) {
+		return e.update(paths, change)
+	}
+	return e.updateShared(paths, change)
+}
+
+// update is Update on this node alone.
+func (e *Engine) update(paths []string, change func(old *pxperfv1.Config) (*pxperfv1.Config, error)) (*pxperfv1.Config, error) {
 	e.cfgMu.Lock()
 	defer e.cfgMu.Unlock()
 	old := e.Config()

@@ -174,12 +174,17 @@ func New(cfg *pxperfv1.Config, opts Options) (*Engine, error) {
 	e.trackArchive()
 	e.limits.setLimit(cfg.GetCleanup().GetProducerRateLimit())
 	if cl != nil {
-		// After the archive's tracking, which the follower touches; before
-		// the monitor, whose samples read the follower.
-		if err := e.follow(ctx, sc.FirstID); err != nil {
+		// After the archive's tracking, which the follower touches, and the
+		// monitor's creation, which a shared config changes; before the
+		// monitor runs, since its samples read the follower.
+		err := e.follow(ctx, sc.FirstID)
+		if err == nil {
+			err = e.openShared(ctx)
+		}
+		if err != nil {
 			e.Stop()
 			e.Wait()
-			return fail("the cluster's follower", err)
+			return fail("cluster mode", err)
 		}
 	}
 	e.startWorker(ctx, "performance monitor", func(ctx context.Context) {

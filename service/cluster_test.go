@@ -296,3 +296,70 @@ func TestClusterMetrics(t *testing.T) {
 		})
 	}
 }
+
+// A config change made on node A applies on node B, which announces it on
+// WatchStats; a node's own group (memory) stays its own; a node started
+// later takes the shared groups from the cluster.
+func TestClusterSharedConfig(t *testing.T) {
+	nc := natstest.Start(t, 1)
+	a := clusterNode(t, nc.URLs(), 1, nil)
+	b := clusterNode(t, nc.URLs(), 1, nil)
+	ctx := testContext(t)
+
+	events := make(chan *pxperfv1.ConfigChanged, 4)
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	stream, err := b.client.Service().WatchStats(wctx, &pxperfv1.WatchStatsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			if cc := m.GetConfigChanged(); cc != nil {
+				events <- cc
+			}
+		}
+	}()
+	// The stream is open once its first message (a stats sample) came.
+	if _, err := b.client.Service().GetStats(ctx, &pxperfv1.GetStatsRequest{}); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := a.client.SetConfigFields(ctx, map[string]string{
+		"throttle.max_updates_per_second": "7",
+		"memory.max_entries":              "1234",
+	}); err != nil {
+		t.Fatalf("UpdateConfig on A: %v", err)
+	}
+	select {
+	case cc := <-events:
+		if cc.GetConfig().GetThrottle().GetMaxUpdatesPerSecond() != 7 || !slices.Contains(cc.GetChangedFields().GetPaths(), "throttle") {
+			t.Errorf("B's config_changed: %v; want throttle changed to 7", cc)
+		}
+	case <-ctx.Done():
+		t.Fatal("B announced no config change")
+	}
+	cfgB, err := b.client.GetConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfgB.GetThrottle().GetMaxUpdatesPerSecond() != 7 {
+		t.Errorf("B's throttle.max_updates_per_second = %d, want A's 7", cfgB.GetThrottle().GetMaxUpdatesPerSecond())
+	}
+	if cfgB.GetMemory().GetMaxEntries() == 1234 {
+		t.Error("B took A's memory.max_entries: memory is each node's own")
+	}
+
+	c := clusterNode(t, nc.URLs(), 1, nil)
+	cfgC, err := c.client.GetConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfgC.GetThrottle().GetMaxUpdatesPerSecond() != 7 {
+		t.Errorf("a node started later has throttle.max_updates_per_second %d, want the cluster's 7", cfgC.GetThrottle().GetMaxUpdatesPerSecond())
+	}
+}

@@ -28,6 +28,7 @@ var errorCodes = []struct {
 	code codes.Code
 }{
 	{cluster.ErrUnavailable, codes.Unavailable}, // before the context's errors it may wrap
+	{cluster.ErrConfigChanged, codes.Aborted},
 	{context.Canceled, codes.Canceled},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
 	{store.ErrNotFound, codes.NotFound},

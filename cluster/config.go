@@ -1,0 +1,91 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrConfigChanged is wrapped by [SharedConfig.Put] when the config changed
+// since the revision given: read it again and retry.
+var ErrConfigChanged = errors.New("the shared config changed meanwhile")
+
+// configKey is the key of the shared config in its bucket.
+const configKey = "config"
+
+// SharedConfig is the config the nodes of a cluster share: one value in a
+// NATS key-value bucket, named after the stream with "_CONFIG". What the
+// value holds is the caller's.
+type SharedConfig struct {
+	kv jetstream.KeyValue
+}
+
+// SharedConfig opens the bucket of the shared config, creating it when
+// missing.
+func (l *Log) SharedConfig(ctx context.Context) (*SharedConfig, error) {
+	kv, err := l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      l.cfg.Stream + "_CONFIG",
+		Description: "pxperf: the config the nodes share",
+		History:     10,
+		Replicas:    max(l.cfg.Replicas, 1),
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open the config bucket %s_CONFIG: %w", l.cfg.Stream, err)
+	}
+	return &SharedConfig{kv: kv}, nil
+}
+
+// Get returns the shared config and its revision; nil and 0 when there is
+// none yet.
+func (c *SharedConfig) Get(ctx context.Context) ([]byte, uint64, error) {
+	e, err := c.kv.Get(ctx, configKey)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: read the shared config: %w", ErrUnavailable, err)
+	}
+	return e.Value(), e.Revision(), nil
+}
+
+// Put replaces the shared config of revision rev (0: there is none yet)
+// with data, and returns the new revision. It fails wrapping
+// [ErrConfigChanged] when rev is not the latest, and [ErrUnavailable] when
+// NATS does not take it.
+func (c *SharedConfig) Put(ctx context.Context, data []byte, rev uint64) (uint64, error) {
+	next, err := c.kv.Update(ctx, configKey, data, rev)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, jetstream.ErrKeyExists):
+		return 0, fmt.Errorf("%w: %w", ErrConfigChanged, err)
+	case err != nil:
+		return 0, fmt.Errorf("%w: write the shared config: %w", ErrUnavailable, err)
+	}
+	return next, nil
+}
+
+// Watch calls fn with the shared config as it is (when there is one) and
+// with each new value, in order, until ctx ends or the watch fails.
+func (c *SharedConfig) Watch(ctx context.Context, fn func(data []byte, rev uint64)) error {
+	w, err := c.kv.Watch(ctx, configKey)
+	if err != nil {
+		return fmt.Errorf("watch the shared config: %w", err)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return errors.New("watch the shared config: the watcher stopped")
+			}
+			if e == nil || e.Operation() != jetstream.KeyValuePut {
+				continue // nil: the values as they were are all delivered
+			}
+			fn(e.Value(), e.Revision())
+		}
+	}
+}
