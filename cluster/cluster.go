@@ -65,6 +65,7 @@ type Log struct {
 	js          jetstream.JetStream
 	entries     jetstream.Stream
 	completions jetstream.Stream
+	config      jetstream.KeyValue
 }
 
 // Message is one entry to append: a new entry, or the completion of the
@@ -81,7 +82,7 @@ type Message struct {
 }
 
 // Open connects to NATS and creates the streams, or brings their limits to
-// cfg's.
+// cfg's. While JetStream is not ready it retries, until ctx ends.
 func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if len(cfg.URLs) == 0 {
 		return nil, errors.New("cluster: no NATS URL")
@@ -98,7 +99,9 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		// rather than being reported failed and stored later.
 		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn("lost the connection to NATS", "err", err)
+			if err != nil { // nil: closed on purpose
+				log.Warn("lost the connection to NATS", "err", err)
+			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("reconnected to NATS", "server", nc.ConnectedUrlRedacted())
@@ -120,14 +123,28 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	l := &Log{cfg: cfg, log: log, nc: nc, js: js}
-	if err := l.ensureStreams(ctx); err != nil {
-		nc.Close()
-		return nil, err
+	// A NATS cluster that has just started elects its JetStream leader
+	// first: until then the streams cannot be created. Retry until ctx
+	// ends.
+	for {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := l.ensureStreams(actx)
+		cancel()
+		if err == nil {
+			return l, nil
+		}
+		log.Info("waiting for JetStream", "err", err)
+		select {
+		case <-ctx.Done():
+			nc.Close()
+			return nil, fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
-	return l, nil
 }
 
-// ensureStreams creates the two streams, or updates their limits.
+// ensureStreams creates the two streams and the config bucket, or updates
+// their limits.
 func (l *Log) ensureStreams(ctx context.Context) error {
 	maxBytes := l.cfg.MaxBytes
 	if maxBytes == 0 {
@@ -146,17 +163,52 @@ func (l *Log) ensureStreams(ctx context.Context) error {
 	ec.Subjects = []string{l.cfg.Subject}
 	ec.Description = "pxperf entries: the sequence numbers are their ids"
 	var err error
-	if l.entries, err = l.js.CreateOrUpdateStream(ctx, ec); err != nil {
-		return fmt.Errorf("create the stream %s: %w", ec.Name, err)
+	if l.entries, err = l.ensureStream(ctx, ec); err != nil {
+		return err
 	}
 	cc := base
 	cc.Name = l.completionsStream()
 	cc.Subjects = []string{l.cfg.Subject + ".completions.*"}
 	cc.Description = "pxperf completions of PENDING entries, one subject per id completed"
-	if l.completions, err = l.js.CreateOrUpdateStream(ctx, cc); err != nil {
-		return fmt.Errorf("create the stream %s: %w", cc.Name, err)
+	if l.completions, err = l.ensureStream(ctx, cc); err != nil {
+		return err
+	}
+	kc := jetstream.KeyValueConfig{
+		Bucket:      l.cfg.Stream + "_CONFIG",
+		Description: "pxperf: the config the nodes share",
+		History:     10,
+		Replicas:    max(l.cfg.Replicas, 1),
+		Storage:     jetstream.FileStorage,
+	}
+	l.config, err = l.js.CreateKeyValue(ctx, kc)
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		l.config, err = l.js.KeyValue(ctx, kc.Bucket)
+	}
+	if err != nil {
+		return fmt.Errorf("create the config bucket %s: %w", kc.Bucket, err)
 	}
 	return nil
+}
+
+// ensureStream creates the stream cfg describes, or brings an existing
+// one's limits to cfg's. It creates first and updates only a stream that
+// differs: nodes starting together all try, and an update of a replicated
+// stream whose creation is still under way waits for its leader.
+func (l *Log) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	s, err := l.js.CreateStream(ctx, cfg)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		s, err = l.js.Stream(ctx, cfg.Name)
+		if err == nil {
+			have := s.CachedInfo().Config
+			if have.Replicas != cfg.Replicas || have.MaxBytes != cfg.MaxBytes || have.MaxAge != cfg.MaxAge {
+				s, err = l.js.UpdateStream(ctx, cfg)
+			}
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create the stream %s: %w", cfg.Name, err)
+	}
+	return s, nil
 }
 
 func (l *Log) completionsStream() string { return l.cfg.Stream + "_COMPLETIONS" }

@@ -274,3 +274,28 @@ func TestRedacted(t *testing.T) {
 		}
 	}
 }
+
+// Nodes that start together, on different servers of a NATS cluster, all
+// open the streams, and share them.
+func TestOpenTogether(t *testing.T) {
+	nc := natstest.Start(t, 3)
+	logs := make([]*Log, 3)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range logs {
+		wg.Go(func() { logs[i], errs[i] = Open(t.Context(), testConfig(nc.URLs()[i:i+1], 3)) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("node %d: Open: %v", i, err)
+		}
+		t.Cleanup(logs[i].Close)
+	}
+	for i, l := range logs {
+		seqs, err := l.Append(t.Context(), newMessages(i, 1))
+		if err != nil || seqs[0] != uint64(i+1) {
+			t.Fatalf("node %d: Append = %v, %v; want id %d", i, seqs, err, i+1)
+		}
+	}
+}

@@ -22,21 +22,8 @@ type SharedConfig struct {
 	kv jetstream.KeyValue
 }
 
-// SharedConfig opens the bucket of the shared config, creating it when
-// missing.
-func (l *Log) SharedConfig(ctx context.Context) (*SharedConfig, error) {
-	kv, err := l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      l.cfg.Stream + "_CONFIG",
-		Description: "pxperf: the config the nodes share",
-		History:     10,
-		Replicas:    max(l.cfg.Replicas, 1),
-		Storage:     jetstream.FileStorage,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open the config bucket %s_CONFIG: %w", l.cfg.Stream, err)
-	}
-	return &SharedConfig{kv: kv}, nil
-}
+// SharedConfig returns the shared config, in the bucket [Open] made.
+func (l *Log) SharedConfig() *SharedConfig { return &SharedConfig{kv: l.config} }
 
 // Get returns the shared config and its revision; nil and 0 when there is
 // none yet.

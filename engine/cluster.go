@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -148,12 +149,18 @@ func (e *Engine) clusterStats() *pxperfv1.ClusterStats {
 	return cs
 }
 
+// clusterStartTimeout bounds how long a node waits at start for NATS and
+// JetStream: a NATS cluster started with it elects its leader first.
+const clusterStartTimeout = 30 * time.Second
+
 // openCluster connects to the cluster's streams and returns the first id
 // the store is to hold: the newest entries that fit max_entries.
-func openCluster(cfg *pxperfv1.Config, opts Options) (*cluster.Log, uint64, error) {
+func openCluster(cfg *pxperfv1.Config, log *slog.Logger) (*cluster.Log, uint64, error) {
 	cc := cfg.GetCluster()
 	host, _ := os.Hostname()
-	l, err := cluster.Open(context.Background(), cluster.Config{
+	ctx, cancel := context.WithTimeout(context.Background(), clusterStartTimeout)
+	defer cancel()
+	l, err := cluster.Open(ctx, cluster.Config{
 		URLs:           cc.GetUrls(),
 		Stream:         cc.GetStream(),
 		Subject:        cc.GetSubject(),
@@ -164,12 +171,12 @@ func openCluster(cfg *pxperfv1.Config, opts Options) (*cluster.Log, uint64, erro
 		CAFile:         cc.GetCaFile(),
 		PublishTimeout: cc.GetPublishTimeout().AsDuration(),
 		Name:           "pxperf " + host,
-		Log:            opts.Log,
+		Log:            log,
 	})
 	if err != nil {
 		return nil, 0, err
 	}
-	st, err := l.State(context.Background())
+	st, err := l.State(ctx)
 	if err != nil {
 		l.Close()
 		return nil, 0, err
@@ -398,36 +405,54 @@ func (e *Engine) updateShared(paths []string, change func(old *pxperfv1.Config) 
 // change as it is made.
 func (e *Engine) openShared(ctx context.Context) error {
 	c := e.cluster
-	timeout := e.Config().GetCluster().GetPublishTimeout().AsDuration()
-	octx, cancel := context.WithTimeout(ctx, timeout)
+	c.shared = c.log.SharedConfig()
+	// The bucket's leader may still be in election when nodes start
+	// together: retry what is unavailable until the start timeout.
+	octx, cancel := context.WithTimeout(ctx, clusterStartTimeout)
 	defer cancel()
-	sc, err := c.log.SharedConfig(octx)
-	if err != nil {
-		return err
+	for {
+		err := e.seedShared(octx)
+		if err == nil || !errors.Is(err, cluster.ErrUnavailable) {
+			if err != nil {
+				return err
+			}
+			break
+		}
+		e.log.Info("waiting for the cluster's shared config", "err", err)
+		select {
+		case <-octx.Done():
+			return err
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
-	c.shared = sc
-	data, _, err := sc.Get(octx)
+	e.startWorker(ctx, "cluster config watcher", func(ctx context.Context) {
+		if err := c.shared.Watch(ctx, func(data []byte, _ uint64) { e.applyShared(data) }); err != nil {
+			e.log.Error("stopped following the cluster's shared config", "err", err)
+		}
+	})
+	return nil
+}
+
+// seedShared applies the cluster's shared config here, or, when there is
+// none yet, makes this node's the cluster's.
+func (e *Engine) seedShared(ctx context.Context) error {
+	data, _, err := e.cluster.shared.Get(ctx)
 	if err != nil {
 		return err
 	}
 	if data != nil {
 		e.applyShared(data) // before the node serves: it starts as the cluster is
-	} else {
-		part, err := sharedPart(e.Config())
-		if err != nil {
-			return err
-		}
-		if _, err := sc.Put(octx, part, 0); err != nil && !errors.Is(err, cluster.ErrConfigChanged) {
-			return err
-		}
-		// ErrConfigChanged: another node seeded it first; the watch
-		// brings its config.
+		return nil
 	}
-	e.startWorker(ctx, "cluster config watcher", func(ctx context.Context) {
-		if err := sc.Watch(ctx, func(data []byte, _ uint64) { e.applyShared(data) }); err != nil {
-			e.log.Error("stopped following the cluster's shared config", "err", err)
-		}
-	})
+	part, err := sharedPart(e.Config())
+	if err != nil {
+		return err
+	}
+	if _, err := e.cluster.shared.Put(ctx, part, 0); errors.Is(err, cluster.ErrConfigChanged) {
+		return e.seedShared(ctx) // another node seeded it first
+	} else if err != nil {
+		return err
+	}
 	return nil
 }
 

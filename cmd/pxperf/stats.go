@@ -136,6 +136,14 @@ func writeStats(w io.Writer, s *pxperfv1.Stats) {
 		fmt.Fprintf(w, "archive     %d files, %s on disk, %d entries written, %d write errors\n",
 			a.GetFiles(), humanBytes(a.GetDiskBytes()), a.GetEntriesWritten(), a.GetWriteErrors())
 	}
+	if c := s.GetCluster(); c != nil {
+		state := "connected to " + c.GetServer()
+		if !c.GetConnected() {
+			state = "cannot publish: " + c.GetLastError()
+		}
+		fmt.Fprintf(w, "cluster     %s; stream %d entries, %s, ids %d..%d; applied %d, lag %d, %d publish failures\n",
+			state, c.GetStreamMessages(), humanBytes(c.GetStreamBytes()), c.GetFirstId(), c.GetLastId(), c.GetAppliedId(), c.GetLag(), c.GetPublishFailures())
+	}
 	r := s.GetResources()
 	fmt.Fprintf(w, "resources   %d live, cleanups %d ok / %d failed, %d idle closed, %d refused\n",
 		r.GetLive(), r.GetCleanupsSucceeded(), r.GetCleanupsFailed(), r.GetIdleClosed(), r.GetRefused())
