@@ -49,6 +49,10 @@ type Config struct {
 	// CAFile is a PEM file of certificate authorities for TLS; empty for
 	// the system's.
 	CAFile string
+	// FirstID is the first id of a stream of entries created by Open: an
+	// embedded install that moves to cluster mode continues its ids. 0 or
+	// 1 starts at 1; an existing stream keeps its ids.
+	FirstID uint64
 	// PublishTimeout bounds how long Append waits for acknowledgements.
 	PublishTimeout time.Duration
 	// Name names the connection in the NATS server's monitoring.
@@ -162,6 +166,9 @@ func (l *Log) ensureStreams(ctx context.Context) error {
 	ec.Name = l.cfg.Stream
 	ec.Subjects = []string{l.cfg.Subject}
 	ec.Description = "pxperf entries: the sequence numbers are their ids"
+	if l.cfg.FirstID > 1 {
+		ec.FirstSeq = l.cfg.FirstID
+	}
 	var err error
 	if l.entries, err = l.ensureStream(ctx, ec); err != nil {
 		return err
@@ -201,6 +208,7 @@ func (l *Log) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) (jet
 		if err == nil {
 			have := s.CachedInfo().Config
 			if have.Replicas != cfg.Replicas || have.MaxBytes != cfg.MaxBytes || have.MaxAge != cfg.MaxAge {
+				cfg.FirstSeq = have.FirstSeq // set at creation only
 				s, err = l.js.UpdateStream(ctx, cfg)
 			}
 		}

@@ -154,8 +154,10 @@ func (e *Engine) clusterStats() *pxperfv1.ClusterStats {
 const clusterStartTimeout = 30 * time.Second
 
 // openCluster connects to the cluster's streams and returns the first id
-// the store is to hold: the newest entries that fit max_entries.
-func openCluster(cfg *pxperfv1.Config, log *slog.Logger) (*cluster.Log, uint64, error) {
+// the store is to hold: the newest entries that fit max_entries. A stream
+// it creates starts at firstID, the id after the local archive's last, so
+// that an embedded install moving to cluster mode keeps its ids.
+func openCluster(cfg *pxperfv1.Config, firstID uint64, log *slog.Logger) (*cluster.Log, uint64, error) {
 	cc := cfg.GetCluster()
 	host, _ := os.Hostname()
 	ctx, cancel := context.WithTimeout(context.Background(), clusterStartTimeout)
@@ -170,6 +172,7 @@ func openCluster(cfg *pxperfv1.Config, log *slog.Logger) (*cluster.Log, uint64, 
 		CredsFile:      cc.GetCredsFile(),
 		CAFile:         cc.GetCaFile(),
 		PublishTimeout: cc.GetPublishTimeout().AsDuration(),
+		FirstID:        firstID,
 		Name:           "pxperf " + host,
 		Log:            log,
 	})

@@ -111,7 +111,7 @@ func New(cfg *pxperfv1.Config, opts Options) (*Engine, error) {
 	if len(cfg.GetCluster().GetUrls()) > 0 {
 		// The ids are the stream's: the store starts with the newest
 		// entries that fit, and the archive writes from its own end on.
-		l, from, err := openCluster(cfg, log)
+		l, from, err := openCluster(cfg, sc.FirstID, log)
 		if err != nil {
 			if arch != nil {
 				arch.Close()
