@@ -29,8 +29,10 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-ARG TARGETOS=linux
-ARG TARGETARCH=amd64
+# Set by BuildKit and buildah from --platform (else the builder's); empty,
+# the go command's own default.
+ARG TARGETOS
+ARG TARGETARCH
 # The version `pxperf version` prints; empty leaves it to the go command,
 # which says (devel) without .git (.dockerignore leaves .git out).
 ARG VERSION=
