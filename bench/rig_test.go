@@ -14,6 +14,7 @@ import (
 
 	"github.com/pxperf/pxperf/config"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/internal/natstest"
 	"github.com/pxperf/pxperf/internal/testentry"
 	"github.com/pxperf/pxperf/service"
 	"google.golang.org/grpc"
@@ -28,7 +29,27 @@ type kind string
 const (
 	bare   kind = "bare"
 	pxperf kind = "pxperf"
+	// The cluster kinds are pxperf in cluster mode on NATS JetStream
+	// servers in the test process, on loopback: one server and one replica
+	// of the streams, or three servers and three replicas.
+	clusterR1 kind = "pxperf-r1"
+	clusterR3 kind = "pxperf-r3"
 )
+
+// isPxperf reports whether k is a pxperf server, embedded or in a cluster.
+func (k kind) isPxperf() bool { return k == pxperf || k.replicas() > 0 }
+
+// replicas returns the replicas of a cluster kind's streams; 0 for the
+// others.
+func (k kind) replicas() int {
+	switch k {
+	case clusterR1:
+		return 1
+	case clusterR3:
+		return 3
+	}
+	return 0
+}
 
 // scenario is one benchmark's shape. One iteration publishes perIteration
 // entries in messages of batch entries and ends when every subscriber has
@@ -44,6 +65,10 @@ type scenario struct {
 	// the subscribers then ask for nothing of their own: they get the
 	// server's throttle as any client would.
 	config func(logDir string, archive bool) *pxperfv1.Config
+	// crossNode puts the subscribers on a second node of the cluster
+	// (cluster kinds only): they get what the publisher's node appended,
+	// through the stream.
+	crossNode bool
 }
 
 const (
@@ -70,6 +95,10 @@ type rig struct {
 	gs     *grpc.Server    // kind bare
 	pxperf *service.Server // kind pxperf
 	served chan error      // Serve's result
+
+	nats    *natstest.Cluster // cluster kinds
+	nodeB   *service.Server   // the subscribers' node, with sc.crossNode
+	servedB chan error        // nodeB's Serve's result
 
 	pubConn *grpc.ClientConn
 	pub     pxperfv1.PerformanceServiceClient
@@ -186,13 +215,19 @@ func newRig(tb testing.TB, k kind, sc scenario) *rig {
 		pprof.Do(ctx, serverLabels(k), func(context.Context) {
 			go func() { r.served <- r.gs.Serve(lis) }()
 		})
-	case pxperf:
+	case pxperf, clusterR1, clusterR3:
+		config := pxperfConfig
+		if sc.config != nil {
+			config = sc.config
+		}
+		cfg := config(logDir, sc.archive)
+		if n := k.replicas(); n > 0 {
+			r.nats = natstest.Start(tb, n)
+			cfg.Cluster.Urls = r.nats.URLs()
+			cfg.Cluster.Replicas = uint32(n)
+		}
 		pprof.Do(ctx, serverLabels(k), func(context.Context) {
-			config := pxperfConfig
-			if sc.config != nil {
-				config = sc.config
-			}
-			r.pxperf, err = service.New(config(logDir, sc.archive), service.Options{})
+			r.pxperf, err = service.New(cfg, service.Options{})
 			if err == nil {
 				go func() { r.served <- r.pxperf.Serve(lis) }()
 			}
@@ -203,19 +238,56 @@ func newRig(tb testing.TB, k kind, sc scenario) *rig {
 		}
 	}
 	addr := lis.Addr().String()
+	subAddr := addr
+	if sc.crossNode {
+		if r.nats == nil {
+			tb.Fatalf("scenario %+v: crossNode needs a cluster kind, not %s", sc, k)
+		}
+		if subAddr, err = r.startNodeB(ctx, k, sc, tb.TempDir()); err != nil {
+			tb.Fatal(err)
+		}
+	}
 
 	if r.pubConn, err = dial(addr); err != nil {
 		tb.Fatal(err)
 	}
 	r.pub = pxperfv1.NewPerformanceServiceClient(r.pubConn)
 
-	if err := r.subscribe(addr); err != nil {
+	if err := r.subscribe(subAddr); err != nil {
 		tb.Fatal(err)
 	}
 	if err := r.iterate(sc.batch); err != nil {
 		tb.Fatalf("warm-up: %v", err)
 	}
 	return r
+}
+
+// startNodeB starts the second node of a cluster kind's rig, on the same
+// NATS servers, and returns its address.
+func (r *rig) startNodeB(ctx context.Context, k kind, sc scenario, logDir string) (string, error) {
+	config := pxperfConfig
+	if sc.config != nil {
+		config = sc.config
+	}
+	cfg := config(logDir, sc.archive)
+	cfg.Cluster.Urls = r.nats.URLs()
+	cfg.Cluster.Replicas = uint32(k.replicas())
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	r.servedB = make(chan error, 1)
+	pprof.Do(ctx, serverLabels(k), func(context.Context) {
+		r.nodeB, err = service.New(cfg, service.Options{})
+		if err == nil {
+			go func() { r.servedB <- r.nodeB.Serve(lis) }()
+		}
+	})
+	if err != nil {
+		lis.Close()
+		return "", fmt.Errorf("service.New for node B: %w", err)
+	}
+	return lis.Addr().String(), nil
 }
 
 func dial(addr string) (*grpc.ClientConn, error) {
@@ -233,7 +305,7 @@ func (r *rig) subscribe(addr string) error {
 	r.cancelSub = cancelSub
 	req := &pxperfv1.SubscribeRequest{}
 	var next uint64
-	if r.kind == pxperf {
+	if r.kind.isPxperf() {
 		// Start at the next id explicitly rather than "from now", so no
 		// entry published after this can be missed however late the
 		// server opens the stream.
@@ -261,7 +333,7 @@ func (r *rig) subscribe(addr string) error {
 			conn.Close()
 			return err
 		}
-		s := &subscriber{conn: conn, stream: stream, msg: subscribeScan{checkIDs: r.kind == pxperf, nextID: next}, done: make(chan struct{})}
+		s := &subscriber{conn: conn, stream: stream, msg: subscribeScan{checkIDs: r.kind.isPxperf(), nextID: next}, done: make(chan struct{})}
 		r.subs = append(r.subs, s)
 		go r.recvLoop(s)
 	}
@@ -428,7 +500,7 @@ func (r *rig) check() (string, error) {
 			errs = append(errs, fmt.Errorf("bare server counted %d entries, want %d", got, r.published))
 		}
 		counts = fmt.Sprintf("bare server counted %d entries", r.bare.accepted.Load())
-	case pxperf:
+	case pxperf, clusterR1, clusterR3:
 		resp, err := r.pub.GetStats(r.ctx, &pxperfv1.GetStatsRequest{})
 		if err != nil {
 			return "", errors.Join(append(errs, fmt.Errorf("GetStats: %w", err))...)
@@ -476,6 +548,7 @@ func (r *rig) close() error {
 		defer func() {
 			r.cancel()
 			r.bare, r.gs, r.pxperf, r.pubConn, r.pub, r.subs = nil, nil, nil, nil, nil, nil
+			r.nodeB, r.nats = nil, nil
 		}()
 		if r.cancelSub != nil {
 			r.cancelSub()
@@ -491,6 +564,22 @@ func (r *rig) close() error {
 				errs = append(errs, err)
 			}
 		}
+		if r.nodeB != nil {
+			r.nodeB.Shutdown()
+			if err := <-r.servedB; err != nil {
+				errs = append(errs, fmt.Errorf("node B's Serve: %w", err))
+			}
+		}
+		// The NATS servers after the pxperf servers, which may still
+		// publish or read; the test's cleanup would stop them only when
+		// the benchmark ends, and each round starts its own.
+		defer func() {
+			if r.nats != nil {
+				for i := range r.nats.Servers {
+					r.nats.Stop(i)
+				}
+			}
+		}()
 		switch {
 		case r.gs != nil:
 			r.gs.Stop()

@@ -67,6 +67,7 @@ var suiteScenarios = []suiteScenario{
 	{"window", runWindow},
 	{"throttled", runThrottled},
 	{"flood", runFlood},
+	{"cluster", runCluster},
 }
 
 // BenchmarkSuite runs issue 10's scenarios, each against its baseline in
@@ -260,7 +261,7 @@ func runTimed(b *testing.B, k kind, sc scenario, d time.Duration) (entries, seco
 	if counts, err := r.check(); err != nil {
 		b.Fatalf("%s after %d iterations: %v (%s)", k, iterations, err, counts)
 	}
-	if rg, ok := r.(*rig); ok && k == pxperf && sc.archive {
+	if rg, ok := r.(*rig); ok && k.isPxperf() && sc.archive {
 		var err error
 		if ab, err = rg.archived(); err != nil {
 			b.Fatal(err)
@@ -271,7 +272,12 @@ func runTimed(b *testing.B, k kind, sc scenario, d time.Duration) (entries, seco
 
 // pairRow is the row of a timed scenario: pxperf against base.
 func pairRow(scenarioName, name, figure string, res map[kind]*sideResult, base kind, baseName string, goal float64) row {
-	p, q := res[pxperf], res[base]
+	return kindRow(scenarioName, name, figure, res, pxperf, base, baseName, goal)
+}
+
+// kindRow is the row of a timed scenario: kind k against base.
+func kindRow(scenarioName, name, figure string, res map[kind]*sideResult, k, base kind, baseName string, goal float64) row {
+	p, q := res[k], res[base]
 	r := row{
 		Scenario:     scenarioName,
 		Name:         name,

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -251,7 +252,7 @@ func (c *clusterNode) unarchived(stored []store.Stored) []store.Stored {
 // embedded mode; when the PENDING entry is in the same batch, the batch is
 // cut before its completion, so that the entry is held when the
 // completion is judged.
-func (e *Engine) ingestCluster(ctx context.Context, valid []*pxperfv1.Entry) ([]uint64, error) {
+func (e *Engine) ingestCluster(ctx context.Context, batchID string, valid []*pxperfv1.Entry, positions []int) ([]uint64, error) {
 	ids := make([]uint64, 0, len(valid))
 	for len(valid) > 0 {
 		msgs := make([]cluster.Message, 0, len(valid))
@@ -262,7 +263,7 @@ func (e *Engine) ingestCluster(ctx context.Context, valid []*pxperfv1.Entry) ([]
 				break // completes an entry of this part: next part
 			}
 			e.store.Normalize(en)
-			m := cluster.Message{Entry: en, MsgID: msgID(en)}
+			m := cluster.Message{Entry: en, MsgID: msgID(batchID, positions[len(msgs)])}
 			if id, ok := e.store.PendingID(rid); ok {
 				m.Completes = id
 			} else if rid != "" && en.GetState() == pxperfv1.EntryState_ENTRY_STATE_PENDING {
@@ -293,19 +294,19 @@ func (e *Engine) ingestCluster(ctx context.Context, valid []*pxperfv1.Entry) ([]
 			// follower applies them when it can.
 			e.log.Warn("published entries not yet applied on this node", "newest", lastEntry, "err", err)
 		}
-		valid = valid[len(msgs):]
+		valid, positions = valid[len(msgs):], positions[len(msgs):]
 	}
 	return ids, nil
 }
 
-// msgID is the id under which the stream keeps en once, however often a
-// producer retries it: from its request id and state, which a completion
-// changes; empty, for no such keeping, without a request id.
-func msgID(en *pxperfv1.Entry) string {
-	if en.GetRequestId() == "" {
+// msgID is the id under which the stream keeps the entry at position in
+// the batch batchID once, however often the producer retries the batch;
+// empty, for no such keeping, without a batch id.
+func msgID(batchID string, position int) string {
+	if batchID == "" {
 		return ""
 	}
-	return fmt.Sprintf("r/%s/%d", en.GetRequestId(), en.GetState())
+	return batchID + "/" + strconv.Itoa(position)
 }
 
 // maxSharedAttempts bounds the retries of a change to the shared config

@@ -21,9 +21,15 @@ import (
 // In cluster mode the valid entries go to the cluster's stream instead,
 // and Ingest returns once this node holds them. It fails, wrapping
 // cluster.ErrUnavailable and reporting nothing to result, when the stream
-// does not take them: then none may be taken as accepted.
-func (e *Engine) Ingest(ctx context.Context, entries []*pxperfv1.Entry, refused map[int]*pxperfv1.Rejection, result func(i int, id uint64, rej *pxperfv1.Rejection)) error {
+// does not take them: then none may be taken as accepted. batchID, the
+// producer's name for the batch (empty for none), makes a retry of it store
+// nothing again.
+func (e *Engine) Ingest(ctx context.Context, batchID string, entries []*pxperfv1.Entry, refused map[int]*pxperfv1.Rejection, result func(i int, id uint64, rej *pxperfv1.Rejection)) error {
 	valid := make([]*pxperfv1.Entry, 0, len(entries))
+	var positions []int // of the valid entries in entries, for cluster mode
+	if e.cluster != nil {
+		positions = make([]int, 0, len(entries))
+	}
 	rejections := make([]*pxperfv1.Rejection, len(entries))
 	for i, en := range entries {
 		rej := refused[i]
@@ -36,11 +42,14 @@ func (e *Engine) Ingest(ctx context.Context, entries []*pxperfv1.Entry, refused 
 			continue
 		}
 		valid = append(valid, en)
+		if positions != nil {
+			positions = append(positions, i)
+		}
 	}
 	var ids []uint64
 	if e.cluster != nil {
 		var err error
-		if ids, err = e.ingestCluster(ctx, valid); err != nil {
+		if ids, err = e.ingestCluster(ctx, batchID, valid, positions); err != nil {
 			return err
 		}
 	} else {

@@ -153,26 +153,44 @@ func waitStats(t *testing.T, ctx context.Context, h *harness, ok func(*pxperfv1.
 	}
 }
 
-// A producer retrying a batch of entries with request ids (after a
-// timeout, say) gets the same ids, and the entries are stored once.
+// A producer retrying a batch under the same batch_id (after a timeout,
+// say) gets the same ids, and the entries are stored once; without a
+// batch_id, the same entries published again are new entries, even with
+// the same request ids (a proxy may number its requests from 1 again after
+// a restart).
 func TestClusterRetryNoDuplicate(t *testing.T) {
 	nc := natstest.Start(t, 1)
 	a := clusterNode(t, nc.URLs(), 1, nil)
 	ctx := testContext(t)
-	batch := func() []*pxperfv1.Entry {
+	publish := func(batchID string) []uint64 {
+		t.Helper()
 		es := entriesN(5)
 		for i, e := range es {
 			e.RequestId = fmt.Sprintf("req-%d", i)
 		}
-		return es
+		res, err := a.client.Service().Publish(ctx, &pxperfv1.PublishRequest{Entries: es, BatchId: batchID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := make([]uint64, len(res.GetResults()))
+		for i, r := range res.GetResults() {
+			ids[i] = r.GetId()
+		}
+		return ids
 	}
-	first := a.publish(t, ctx, batch()...)
-	again := a.publish(t, ctx, batch()...)
-	if !slices.Equal(first, again) {
-		t.Errorf("retry got ids %v, first try %v", again, first)
+	first := publish("batch-1")
+	if again := publish("batch-1"); !slices.Equal(first, again) {
+		t.Errorf("retry of batch-1 got ids %v, first try %v", again, first)
 	}
 	if n := len(listAll(t, ctx, a)); n != 5 {
 		t.Errorf("node holds %d entries after a retry, want 5", n)
+	}
+	other := publish("")
+	if other[0] != first[4]+1 {
+		t.Errorf("the same entries without a batch_id got ids %v, want new ones after %d", other, first[4])
+	}
+	if n := len(listAll(t, ctx, a)); n != 10 {
+		t.Errorf("node holds %d entries, want 10", n)
 	}
 }
 

@@ -98,7 +98,7 @@ func (s *Service) Publish(ctx context.Context, req *pxperfv1.PublishRequest) (*p
 		return nil, toStatus(err)
 	}
 	results := make([]*pxperfv1.PublishResult, len(req.GetEntries()))
-	err := s.engine.Ingest(ctx, req.GetEntries(), undecoded(req), func(i int, id uint64, rej *pxperfv1.Rejection) {
+	err := s.engine.Ingest(ctx, req.GetBatchId(), req.GetEntries(), undecoded(req), func(i int, id uint64, rej *pxperfv1.Rejection) {
 		results[i] = &pxperfv1.PublishResult{Id: id, Rejection: rej}
 	})
 	if err != nil {
@@ -217,7 +217,7 @@ func (s *Service) PublishStream(stream grpc.ClientStreamingServer[pxperfv1.Publi
 			return toStatus(err)
 		}
 		h.Touch(0, uint64(len(req.GetEntries())))
-		err := s.engine.Ingest(ctx, req.GetEntries(), undecoded(req), func(i int, id uint64, rej *pxperfv1.Rejection) {
+		err := s.engine.Ingest(ctx, req.GetBatchId(), req.GetEntries(), undecoded(req), func(i int, id uint64, rej *pxperfv1.Rejection) {
 			if rej != nil {
 				sum.Rejected++
 				if len(sum.Rejections) < maxStreamRejections {

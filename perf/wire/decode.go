@@ -76,49 +76,63 @@ type Redaction struct {
 // in m aliases b.
 func UnmarshalPublish(b []byte, m proto.Message, r Redaction) (fast bool, err error) {
 	var entries *[]*pxperfv1.Entry
+	var batchID *string
 	switch m := m.(type) {
 	case *pxperfv1.PublishStreamRequest:
-		entries = &m.Entries
+		entries, batchID = &m.Entries, &m.BatchId
 	case *pxperfv1.PublishRequest:
-		entries = &m.Entries
+		entries, batchID = &m.Entries, &m.BatchId
 	default:
 		return false, proto.Unmarshal(b, m)
 	}
-	es, fails, fast, ok := decodeEntries(b, r)
+	es, id, fails, fast, ok := decodeEntries(b, r)
 	if !ok {
 		return false, proto.Unmarshal(b, m)
 	}
 	proto.Reset(m)
-	*entries = es
+	*entries, *batchID = es, id
 	if len(fails) > 0 {
 		m.ProtoReflect().SetUnknown(appendFailures(nil, fails))
 	}
 	return fast, nil
 }
 
-// decodeEntries decodes b, a message whose one field is `repeated Entry
-// entries = 1`, and returns its entries (nil for none), each on the fast
-// path when it can (fast is whether all were) and with proto.Unmarshal
-// otherwise; an entry that does not decode is an empty entry, with its
-// failure in fails. ok is false when b is not made of entries fields
-// alone.
-func decodeEntries(b []byte, r Redaction) (entries []*pxperfv1.Entry, fails []Failure, fast, ok bool) {
+// decodeEntries decodes b, a publish request (`repeated Entry entries =
+// 1` and `string batch_id = 2`), and returns its entries (nil for none),
+// each on the fast path when it can (fast is whether all were) and with
+// proto.Unmarshal otherwise, and its batch id; an entry that does not
+// decode is an empty entry, with its failure in fails. ok is false when b
+// has other fields, or a batch id that is not UTF-8.
+func decodeEntries(b []byte, r Redaction) (entries []*pxperfv1.Entry, batchID string, fails []Failure, fast, ok bool) {
 	n := 0
-	for rest := b; len(rest) > 0; n++ {
+	for rest := b; len(rest) > 0; {
 		f, size := nextField(rest)
-		if size < 0 || f.num != 1 || f.typ != protowire.BytesType {
-			return nil, nil, false, false
+		switch {
+		case size < 0 || f.typ != protowire.BytesType:
+			return nil, "", nil, false, false
+		case f.num == 1:
+			n++
+		case f.num == 2:
+			if !utf8.Valid(f.b) {
+				return nil, "", nil, false, false
+			}
+			batchID = string(f.b) // the last one wins, as in proto.Unmarshal
+		default:
+			return nil, "", nil, false, false
 		}
 		rest = rest[size:]
 	}
 	if n == 0 {
-		return nil, nil, true, true
+		return nil, batchID, nil, true, true
 	}
 	fast = true
 	entries = make([]*pxperfv1.Entry, 0, n)
 	for len(b) > 0 {
 		f, size := nextField(b) // read above
 		b = b[size:]
+		if f.num != 1 {
+			continue
+		}
 		e, ok := decodeEntry(f.b, r)
 		if !ok {
 			fast = false
@@ -130,7 +144,7 @@ func decodeEntries(b []byte, r Redaction) (entries []*pxperfv1.Entry, fails []Fa
 		}
 		entries = append(entries, e)
 	}
-	return entries, fails, fast, true
+	return entries, batchID, fails, fast, true
 }
 
 // field is one field as read from the wire.

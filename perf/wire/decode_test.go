@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -321,6 +322,8 @@ func FuzzDecodePublish(f *testing.F) {
 	f.Add(request(entry(bytesField(13, stringField(1, "A")), varintField(99, 1))))
 	f.Add(request(entry(bytesField(5, []byte("http://\xff/")))))
 	f.Add(request(entry(bytesField(20, bytesField(1, []byte{0xff}), stringField(2, "a")), varintField(21, 3), bytesField(15, bytesField(1, []byte("b"))))))
+	f.Add(append(testentry.MarshalRequest(f, testentry.Proxied(1)), stringField(2, "batch-1")...))
+	f.Add(append(stringField(2, "a"), append(testentry.MarshalRequest(f, testentry.Proxied(1)), stringField(2, "\xff")...)...))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		decodeBoth(t, b)
@@ -369,6 +372,30 @@ func BenchmarkDecodePublish(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// A batch id, anywhere among the entries, keeps the fast path and is
+// decoded as proto.Unmarshal decodes it; one that is not UTF-8 is refused
+// as proto.Unmarshal refuses it.
+func TestDecodeBatchID(t *testing.T) {
+	entries := testentry.MarshalRequest(t, testentry.Proxied(1), testentry.Proxied(2))
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		fast bool
+	}{
+		{"after the entries", append(slices.Clone(entries), stringField(2, "batch-7")...), true},
+		{"before the entries", append(stringField(2, "batch-7"), entries...), true},
+		{"twice: the last wins", append(append(stringField(2, "first"), entries...), stringField(2, "last")...), true},
+		{"alone", stringField(2, "batch-7"), true},
+		{"not UTF-8", append(slices.Clone(entries), stringField(2, "\xff")...), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if fast := decodeBoth(t, tc.b); fast != tc.fast {
+				t.Errorf("fast path = %v, want %v", fast, tc.fast)
+			}
+		})
 	}
 }
 

@@ -214,7 +214,14 @@ type PublishRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The entries, 1..10000. Each is validated on its own (see Entry); a bad
 	// one is reported in its result and does not fail the request.
-	Entries       []*Entry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	Entries []*Entry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// Names this batch, for a producer that retries it after a failure or a
+	// timeout: in cluster mode a retry with the same batch_id and the same
+	// entries, within two minutes, stores none of them again and gets the
+	// same ids (each entry is kept once under batch_id and its position).
+	// Unique per batch, such as a UUID. Empty: no such deduplication. At
+	// most 128 bytes. Embedded mode ignores it.
+	BatchId       string `protobuf:"bytes,2,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -254,6 +261,13 @@ func (x *PublishRequest) GetEntries() []*Entry {
 		return x.Entries
 	}
 	return nil
+}
+
+func (x *PublishRequest) GetBatchId() string {
+	if x != nil {
+		return x.BatchId
+	}
+	return ""
 }
 
 // PublishResponse holds one result per published entry, in request order.
@@ -471,7 +485,9 @@ func (x *FieldViolation) GetDescription() string {
 type PublishStreamRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The entries, 1..10000, validated one by one as in Publish.
-	Entries       []*Entry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	Entries []*Entry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// Names this message's batch, as PublishRequest.batch_id does.
+	BatchId       string `protobuf:"bytes,2,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -511,6 +527,13 @@ func (x *PublishStreamRequest) GetEntries() []*Entry {
 		return x.Entries
 	}
 	return nil
+}
+
+func (x *PublishStreamRequest) GetBatchId() string {
+	if x != nil {
+		return x.BatchId
+	}
+	return ""
 }
 
 // PublishStreamResponse summarises a whole PublishStream.
@@ -3063,10 +3086,11 @@ var File_pxperf_v1_service_proto protoreflect.FileDescriptor
 
 const file_pxperf_v1_service_proto_rawDesc = "" +
 	"\n" +
-	"\x17pxperf/v1/service.proto\x12\tpxperf.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16pxperf/v1/config.proto\x1a\x15pxperf/v1/entry.proto\x1a\x15pxperf/v1/stats.proto\"N\n" +
+	"\x17pxperf/v1/service.proto\x12\tpxperf.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16pxperf/v1/config.proto\x1a\x15pxperf/v1/entry.proto\x1a\x15pxperf/v1/stats.proto\"s\n" +
 	"\x0ePublishRequest\x12<\n" +
 	"\aentries\x18\x01 \x03(\v2\x10.pxperf.v1.EntryB\x10\xbaH\r\x92\x01\n" +
-	"\b\x01\x10\x90N\"\x03\xd8\x01\x03R\aentries\"E\n" +
+	"\b\x01\x10\x90N\"\x03\xd8\x01\x03R\aentries\x12#\n" +
+	"\bbatch_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\x01R\abatchId\"E\n" +
 	"\x0fPublishResponse\x122\n" +
 	"\aresults\x18\x01 \x03(\v2\x18.pxperf.v1.PublishResultR\aresults\"S\n" +
 	"\rPublishResult\x12\x0e\n" +
@@ -3077,10 +3101,11 @@ const file_pxperf_v1_service_proto_rawDesc = "" +
 	"\x10field_violations\x18\x02 \x03(\v2\x19.pxperf.v1.FieldViolationR\x0ffieldViolations\"H\n" +
 	"\x0eFieldViolation\x12\x14\n" +
 	"\x05field\x18\x01 \x01(\tR\x05field\x12 \n" +
-	"\vdescription\x18\x02 \x01(\tR\vdescription\"T\n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\"y\n" +
 	"\x14PublishStreamRequest\x12<\n" +
 	"\aentries\x18\x01 \x03(\v2\x10.pxperf.v1.EntryB\x10\xbaH\r\x92\x01\n" +
-	"\b\x01\x10\x90N\"\x03\xd8\x01\x03R\aentries\"\xc0\x01\n" +
+	"\b\x01\x10\x90N\"\x03\xd8\x01\x03R\aentries\x12#\n" +
+	"\bbatch_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\x01R\abatchId\"\xc0\x01\n" +
 	"\x15PublishStreamResponse\x12\x1a\n" +
 	"\baccepted\x18\x01 \x01(\x04R\baccepted\x12\x1a\n" +
 	"\brejected\x18\x02 \x01(\x04R\brejected\x12\x19\n" +
