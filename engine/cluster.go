@@ -31,6 +31,7 @@ type clusterNode struct {
 	archiveFrom uint64
 
 	shared *cluster.SharedConfig // the config groups the nodes share
+	recent recentPending         // PENDING entries published here, maybe not yet applied
 
 	failures atomic.Uint64 // publishes the stream did not take
 	ready    atomic.Bool   // connected, and the stream answered the last check
@@ -246,14 +247,16 @@ func (c *clusterNode) unarchived(stored []store.Stored) []store.Stored {
 }
 
 // ingestCluster appends valid entries to the cluster's stream and returns
-// their ids, once this node's store holds them: a producer that publishes
-// and then reads on the same node finds what it published. An entry with
-// the request id of a PENDING entry the store holds completes it, as in
-// embedded mode; when the PENDING entry is in the same batch, the batch is
-// cut before its completion, so that the entry is held when the
-// completion is judged.
-func (e *Engine) ingestCluster(ctx context.Context, batchID string, valid []*pxperfv1.Entry, positions []int) ([]uint64, error) {
+// their ids, and how far the follower must get for this node to hold them
+// (see [Engine.WaitApplied]). An entry with the request id of a PENDING
+// entry completes it, as in embedded mode: one this node holds, or one
+// published here that the follower has not applied yet. When the PENDING
+// entry is in the same batch, the batch is cut before its completion, so
+// that its id is known when the completion is published.
+func (e *Engine) ingestCluster(ctx context.Context, batchID string, valid []*pxperfv1.Entry, positions []int) ([]uint64, Mark, error) {
+	c := e.cluster
 	ids := make([]uint64, 0, len(valid))
+	var mark Mark
 	for len(valid) > 0 {
 		msgs := make([]cluster.Message, 0, len(valid))
 		pending := map[string]bool{} // request ids of PENDING entries in this part
@@ -264,39 +267,111 @@ func (e *Engine) ingestCluster(ctx context.Context, batchID string, valid []*pxp
 			}
 			e.store.Normalize(en)
 			m := cluster.Message{Entry: en, MsgID: msgID(batchID, positions[len(msgs)])}
-			if id, ok := e.store.PendingID(rid); ok {
+			if id, ok := e.pendingID(rid); ok {
 				m.Completes = id
 			} else if rid != "" && en.GetState() == pxperfv1.EntryState_ENTRY_STATE_PENDING {
 				pending[rid] = true
 			}
 			msgs = append(msgs, m)
 		}
-		seqs, err := e.cluster.log.Append(ctx, msgs)
+		seqs, err := c.log.Append(ctx, msgs)
 		if err != nil {
-			e.cluster.publishFailed(err)
-			return nil, err
+			c.publishFailed(err)
+			return nil, Mark{}, err
 		}
-		var lastEntry, lastCompletion uint64
 		for i, m := range msgs {
+			id := seqs[i]
 			if m.Completes != 0 {
-				ids = append(ids, m.Completes)
-				lastCompletion = max(lastCompletion, seqs[i])
-				continue
+				id = m.Completes
+				mark.Completions = max(mark.Completions, seqs[i])
+			} else {
+				mark.Entries = max(mark.Entries, id)
 			}
-			ids = append(ids, seqs[i])
-			lastEntry = max(lastEntry, seqs[i])
-		}
-		wctx, cancel := context.WithTimeout(ctx, e.Config().GetCluster().GetPublishTimeout().AsDuration())
-		err = e.cluster.follower.Wait(wctx, lastEntry, lastCompletion)
-		cancel()
-		if err != nil {
-			// Accepted all the same: the stream holds them, and the
-			// follower applies them when it can.
-			e.log.Warn("published entries not yet applied on this node", "newest", lastEntry, "err", err)
+			ids = append(ids, id)
+			c.published(m.Entry, id)
 		}
 		valid, positions = valid[len(msgs):], positions[len(msgs):]
 	}
-	return ids, nil
+	return ids, mark, nil
+}
+
+// Mark is how far a node's follower must get for the node to hold what one
+// ingest published: the sequences of its last entry and its last
+// completion in their streams (0 for none). The zero Mark, in embedded
+// mode, is always reached.
+type Mark struct {
+	Entries, Completions uint64
+}
+
+// WaitApplied waits until this node holds what the ingest that returned m
+// published, so that a producer that reads back on the same node finds
+// it; at once in embedded mode.
+func (e *Engine) WaitApplied(ctx context.Context, m Mark) error {
+	if e.cluster == nil || m == (Mark{}) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.Config().GetCluster().GetPublishTimeout().AsDuration())
+	defer cancel()
+	return e.cluster.follower.Wait(ctx, m.Entries, m.Completions)
+}
+
+// recentPending are the PENDING entries this node published that its
+// follower may not have applied yet, so that a completion published right
+// after its entry finds it.
+type recentPending struct {
+	mu    sync.Mutex
+	ids   map[string]uint64 // request id → id of the PENDING entry
+	order []pendingRef      // in id order, to forget those applied
+}
+
+type pendingRef struct {
+	rid string
+	id  uint64
+}
+
+// pendingID returns the id of the PENDING entry with request id rid: one
+// the store holds, or one published here and not yet applied.
+func (e *Engine) pendingID(rid string) (uint64, bool) {
+	if rid == "" {
+		return 0, false
+	}
+	if id, ok := e.store.PendingID(rid); ok {
+		return id, true
+	}
+	r := &e.cluster.recent
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	id, ok := r.ids[rid]
+	return id, ok
+}
+
+// published records an entry this node published under id: a PENDING one
+// may be completed before the follower applies it. Entries the follower
+// has applied are forgotten: the store knows them.
+func (c *clusterNode) published(en *pxperfv1.Entry, id uint64) {
+	rid := en.GetRequestId()
+	if rid == "" {
+		return
+	}
+	applied, _ := c.follower.Applied()
+	r := &c.recent
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for len(r.order) > 0 && r.order[0].id <= applied {
+		if r.ids[r.order[0].rid] == r.order[0].id {
+			delete(r.ids, r.order[0].rid)
+		}
+		r.order = r.order[1:]
+	}
+	if en.GetState() != pxperfv1.EntryState_ENTRY_STATE_PENDING {
+		delete(r.ids, rid) // completed: a later entry with rid is new
+		return
+	}
+	if r.ids == nil {
+		r.ids = make(map[string]uint64)
+	}
+	r.ids[rid] = id
+	r.order = append(r.order, pendingRef{rid, id})
 }
 
 // msgID is the id under which the stream keeps the entry at position in

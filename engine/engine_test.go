@@ -49,7 +49,7 @@ func ingest(t *testing.T, e *Engine, es ...*pxperfv1.Entry) ([]uint64, map[int]*
 	t.Helper()
 	ids := make([]uint64, len(es))
 	rejected := map[int]*pxperfv1.Rejection{}
-	err := e.Ingest(t.Context(), "", es, nil, func(i int, id uint64, rej *pxperfv1.Rejection) {
+	_, err := e.Ingest(t.Context(), "", es, nil, func(i int, id uint64, rej *pxperfv1.Rejection) {
 		ids[i] = id
 		if rej != nil {
 			rejected[i] = rej

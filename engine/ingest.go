@@ -19,12 +19,13 @@ import (
 // refused (those it could not decode); nil for none.
 //
 // In cluster mode the valid entries go to the cluster's stream instead,
-// and Ingest returns once this node holds them. It fails, wrapping
+// and Ingest returns once the stream holds them, with the Mark to give
+// [Engine.WaitApplied] for this node to hold them too. It fails, wrapping
 // cluster.ErrUnavailable and reporting nothing to result, when the stream
 // does not take them: then none may be taken as accepted. batchID, the
 // producer's name for the batch (empty for none), makes a retry of it store
 // nothing again.
-func (e *Engine) Ingest(ctx context.Context, batchID string, entries []*pxperfv1.Entry, refused map[int]*pxperfv1.Rejection, result func(i int, id uint64, rej *pxperfv1.Rejection)) error {
+func (e *Engine) Ingest(ctx context.Context, batchID string, entries []*pxperfv1.Entry, refused map[int]*pxperfv1.Rejection, result func(i int, id uint64, rej *pxperfv1.Rejection)) (Mark, error) {
 	valid := make([]*pxperfv1.Entry, 0, len(entries))
 	var positions []int // of the valid entries in entries, for cluster mode
 	if e.cluster != nil {
@@ -47,10 +48,11 @@ func (e *Engine) Ingest(ctx context.Context, batchID string, entries []*pxperfv1
 		}
 	}
 	var ids []uint64
+	var mark Mark
 	if e.cluster != nil {
 		var err error
-		if ids, err = e.ingestCluster(ctx, batchID, valid, positions); err != nil {
-			return err
+		if ids, mark, err = e.ingestCluster(ctx, batchID, valid, positions); err != nil {
+			return Mark{}, err
 		}
 	} else {
 		e.ingestMu.Lock()
@@ -71,7 +73,7 @@ func (e *Engine) Ingest(ctx context.Context, batchID string, entries []*pxperfv1
 		result(i, ids[0], nil)
 		ids = ids[1:]
 	}
-	return nil
+	return mark, nil
 }
 
 // check returns why en cannot be accepted, or nil.

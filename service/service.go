@@ -98,11 +98,15 @@ func (s *Service) Publish(ctx context.Context, req *pxperfv1.PublishRequest) (*p
 		return nil, toStatus(err)
 	}
 	results := make([]*pxperfv1.PublishResult, len(req.GetEntries()))
-	err := s.engine.Ingest(ctx, req.GetBatchId(), req.GetEntries(), undecoded(req), func(i int, id uint64, rej *pxperfv1.Rejection) {
+	mark, err := s.engine.Ingest(ctx, req.GetBatchId(), req.GetEntries(), undecoded(req), func(i int, id uint64, rej *pxperfv1.Rejection) {
 		results[i] = &pxperfv1.PublishResult{Id: id, Rejection: rej}
 	})
 	if err != nil {
 		return nil, toStatus(err)
+	}
+	// Cluster mode: what a producer published here, it reads here.
+	if err := s.engine.WaitApplied(ctx, mark); err != nil {
+		s.log.Warn("published entries not yet applied on this node", "err", err)
 	}
 	return &pxperfv1.PublishResponse{Results: results}, nil
 }
@@ -159,6 +163,7 @@ func (s *Service) PublishStream(stream grpc.ClientStreamingServer[pxperfv1.Publi
 	}
 	defer release()
 	sum := &pxperfv1.PublishStreamResponse{}
+	var mark engine.Mark // how far this node must follow the cluster's stream to hold what was published
 	producer := producerOf(ctx)
 	// Recv blocks until the client sends; a goroutine of its own lets the
 	// handler end the stream while it waits, and decodes the next messages
@@ -204,6 +209,10 @@ func (s *Service) PublishStream(stream grpc.ClientStreamingServer[pxperfv1.Publi
 			return ended(status.New(codes.Unavailable, "server is shutting down"))
 		}
 		if errors.Is(m.err, io.EOF) {
+			// Cluster mode: what a producer published here, it reads here.
+			if err := s.engine.WaitApplied(ctx, mark); err != nil {
+				s.log.Warn("published entries not yet applied on this node", "err", err)
+			}
 			return stream.SendAndClose(sum)
 		}
 		if m.err != nil {
@@ -217,7 +226,7 @@ func (s *Service) PublishStream(stream grpc.ClientStreamingServer[pxperfv1.Publi
 			return toStatus(err)
 		}
 		h.Touch(0, uint64(len(req.GetEntries())))
-		err := s.engine.Ingest(ctx, req.GetBatchId(), req.GetEntries(), undecoded(req), func(i int, id uint64, rej *pxperfv1.Rejection) {
+		batchMark, err := s.engine.Ingest(ctx, req.GetBatchId(), req.GetEntries(), undecoded(req), func(i int, id uint64, rej *pxperfv1.Rejection) {
 			if rej != nil {
 				sum.Rejected++
 				if len(sum.Rejections) < maxStreamRejections {
@@ -236,6 +245,7 @@ func (s *Service) PublishStream(stream grpc.ClientStreamingServer[pxperfv1.Publi
 			// the connection drops, the producer is not told which.
 			return toStatus(err)
 		}
+		mark = engine.Mark{Entries: max(mark.Entries, batchMark.Entries), Completions: max(mark.Completions, batchMark.Completions)}
 		index += uint64(len(req.GetEntries()))
 		ahead.Release(m.ahead) // in the store now, and counted there
 	}
