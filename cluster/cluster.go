@@ -240,7 +240,9 @@ func (l *Log) Server() string { return l.nc.ConnectedUrlRedacted() }
 // It returns the sequence of each in the stream it went to: the entry's id
 // for a new entry. It fails wrapping [ErrUnavailable] when any is not
 // acknowledged in time; those acknowledged stay in the stream, and a retry
-// with the same MsgIDs is acknowledged with their sequences again.
+// with the same MsgIDs is acknowledged with their sequences again. Such a
+// retry may store the messages the stream missed after those it took: a
+// batch keeps its order only when it is taken whole.
 func (l *Log) Append(ctx context.Context, msgs []Message) ([]uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.PublishTimeout)
 	defer cancel()
@@ -250,11 +252,14 @@ func (l *Log) Append(ctx context.Context, msgs []Message) ([]uint64, error) {
 		if err != nil {
 			return nil, fmt.Errorf("encode entry %d: %w", i, err)
 		}
-		subject, stream := l.cfg.Subject, l.cfg.Stream
+		// The subjects are the streams' alone (JetStream refuses streams
+		// whose subjects overlap), so no expected-stream header is sent:
+		// the server would check it for every message.
+		subject := l.cfg.Subject
 		if m.Completes != 0 {
-			subject, stream = l.completionSubject(m.Completes), l.completionsStream()
+			subject = l.completionSubject(m.Completes)
 		}
-		opts := []jetstream.PublishOpt{jetstream.WithExpectStream(stream)}
+		var opts []jetstream.PublishOpt
 		if m.MsgID != "" {
 			opts = append(opts, jetstream.WithMsgID(m.MsgID))
 		}
