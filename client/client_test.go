@@ -54,6 +54,12 @@ func TestNew(t *testing.T) {
 		{name: "host without port", cfg: Config{Address: "localhost"}, wantErr: "Config.Address"},
 		{name: "empty port", cfg: Config{Address: "localhost:"}, wantErr: "Config.Address"},
 		{name: "nil dial option", cfg: Config{DialOptions: []grpc.DialOption{dialer, nil}}, wantErr: "Config.DialOptions[1]"},
+		{name: "several nodes", cfg: Config{Addresses: []string{"127.0.0.1:7000", "127.0.0.1:7001"}}, wantTarget: "pxperf-cluster:///cluster"},
+		{name: "address and addresses", cfg: Config{Address: "localhost:7000", Addresses: []string{"localhost:7001"}}, wantErr: "not both"},
+		{name: "a node with a scheme", cfg: Config{Addresses: []string{"localhost:7000", "dns:///x:7001"}}, wantErr: "Config.Addresses[1]"},
+		{name: "a node without port", cfg: Config{Addresses: []string{"localhost"}}, wantErr: "Config.Address"},
+		{name: "token to a node beyond loopback", cfg: Config{Addresses: []string{"127.0.0.1:7000", "pxperf.example:7000"}, Token: "t"}, wantErr: "clear text"},
+		{name: "token to loopback nodes", cfg: Config{Addresses: []string{"127.0.0.1:7000", "localhost:7001"}, Token: "t"}, wantTarget: "pxperf-cluster:///cluster"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
