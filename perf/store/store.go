@@ -314,15 +314,8 @@ func (s *Store) Complete(id uint64, e *pxperfv1.Entry) (Stored, bool) {
 		return Stored{}, false
 	}
 	it := s.completeLocked(id, e)
-	stored := it.stored()
-	ev := s.evictLocked()
-	s.recordLocked(&ev)
-	obs := s.observers
-	close(s.changed)
-	s.changed = make(chan struct{})
-	s.mu.Unlock()
-	notify(obs, ev)
-	return stored, true
+	s.changedLocked()
+	return it.stored(), true
 }
 
 // Normalize applies the ingest rules of the store's config to e, as
@@ -368,6 +361,14 @@ func (s *Store) appendLocked(entries []*pxperfv1.Entry, completions bool) []Stor
 		s.trackPendingLocked(e)
 		stored[i] = it.stored()
 	}
+	s.changedLocked()
+	return stored
+}
+
+// changedLocked ends a change of the entries held: it evicts beyond the
+// limits, wakes the readers waiting on Changed, releases s.mu (held by the
+// caller), and tells the observers of the evictions.
+func (s *Store) changedLocked() {
 	ev := s.evictLocked()
 	s.recordLocked(&ev)
 	obs := s.observers
@@ -375,7 +376,6 @@ func (s *Store) appendLocked(entries []*pxperfv1.Entry, completions bool) []Stor
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
 	notify(obs, ev)
-	return stored
 }
 
 // stored is what Append returns for it.
