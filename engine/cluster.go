@@ -16,6 +16,7 @@ import (
 	"github.com/pxperf/pxperf/cluster"
 	"github.com/pxperf/pxperf/config"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/perf/archive"
 	"github.com/pxperf/pxperf/perf/store"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -572,4 +573,47 @@ func (e *Engine) applyShared(data []byte) {
 func group(cfg *pxperfv1.Config, name string) proto.Message {
 	m := cfg.ProtoReflect()
 	return m.Get(m.Descriptor().Fields().ByName(protoreflect.Name(name))).Message().Interface()
+}
+
+// streamHistory serves what left this node's memory from the cluster's
+// stream, with completions merged: the hub's archive in cluster mode.
+type streamHistory struct{ log *cluster.Log }
+
+// OldestID implements hub.Archive.
+func (h streamHistory) OldestID(ctx context.Context) (uint64, error) {
+	st, err := h.log.State(ctx)
+	if err != nil || st.Msgs == 0 {
+		return 0, err
+	}
+	return st.FirstSeq, nil
+}
+
+// Read implements hub.Archive.
+func (h streamHistory) Read(ctx context.Context, q archive.Query, fn func(*pxperfv1.Entry) error) error {
+	return h.log.Read(ctx, q.FirstID, q.LastID, func(e, completion *pxperfv1.Entry) error {
+		if completion != nil {
+			e = store.Completed(e, completion)
+		}
+		if !q.Selects(e) {
+			return nil
+		}
+		return fn(e)
+	})
+}
+
+// clusterEntry returns entry id from the cluster's stream, with its
+// completion merged; wrapping store.ErrNotFound when the stream does not
+// hold it.
+func (e *Engine) clusterEntry(ctx context.Context, id uint64) (*pxperfv1.Entry, error) {
+	en, completion, err := e.cluster.log.Entry(ctx, id)
+	if errors.Is(err, cluster.ErrNotFound) {
+		return nil, fmt.Errorf("%w: id %d is in neither this node's memory nor the cluster's stream", store.ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if completion != nil {
+		en = store.Completed(en, completion)
+	}
+	return en, nil
 }

@@ -139,7 +139,10 @@ func New(cfg *pxperfv1.Config, opts Options) (*Engine, error) {
 		return fail("the resource registry", err)
 	}
 	var ha hub.Archive // nil, not a nil *archive.Archive, when off
-	if arch != nil {
+	switch {
+	case cl != nil:
+		ha = streamHistory{cl.log} // the whole history, not this node's part
+	case arch != nil:
 		ha = arch
 	}
 	hb, err := hub.New(hub.Config{
@@ -286,12 +289,16 @@ func storeConfig(m *pxperfv1.MemoryConfig) store.Config {
 }
 
 // Entry returns entry id whole, with its bodies: from memory, or read back
-// from the archive once it has left memory. It fails wrapping
+// once it has left memory from the archive, or in cluster mode from the
+// cluster's stream. It fails wrapping
 // store.ErrNotFound when neither has it.
 func (e *Engine) Entry(ctx context.Context, id uint64) (*pxperfv1.Entry, error) {
 	en, err := e.store.EntryWithBody(id)
 	if !errors.Is(err, store.ErrNotFound) {
 		return en, err
+	}
+	if e.cluster != nil {
+		return e.clusterEntry(ctx, id)
 	}
 	if e.archive == nil {
 		return nil, fmt.Errorf("%w; the archive is off, so entries that left memory cannot be read back", err)

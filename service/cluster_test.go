@@ -381,3 +381,57 @@ func TestClusterSharedConfig(t *testing.T) {
 		t.Errorf("a node started later has throttle.max_updates_per_second %d, want the cluster's 7", cfgC.GetThrottle().GetMaxUpdatesPerSecond())
 	}
 }
+
+// What left a node's memory is read back from the cluster's stream, with
+// its completion: by GetEntry, and by a subscriber starting before the
+// oldest entry the node holds, which gets every entry, in order, without a
+// gap.
+func TestClusterHistoryFromStream(t *testing.T) {
+	nc := natstest.Start(t, 1)
+	a := clusterNode(t, nc.URLs(), 1, func(c *pxperfv1.Config) {
+		c.Memory.MaxEntries = 10
+		c.Logs.Enabled = false
+	})
+	ctx := testContext(t)
+	pending := entry("GET", "http://example.com/slow", 0)
+	pending.RequestId = "slow-1"
+	pending.State = pxperfv1.EntryState_ENTRY_STATE_PENDING
+	ids := a.publish(t, ctx, append([]*pxperfv1.Entry{pending}, entriesN(4)...)...)
+	done := entry("GET", "http://example.com/slow", 201)
+	done.RequestId = "slow-1"
+	done.ResponseBody = &pxperfv1.Body{Data: []byte("made"), ContentType: "text/plain"}
+	a.publish(t, ctx, done)
+	ids = append(ids, a.publish(t, ctx, entriesN(25)...)...)
+
+	got, err := a.client.GetEntry(ctx, ids[0])
+	if err != nil {
+		t.Fatalf("GetEntry(%d), gone from memory: %v", ids[0], err)
+	}
+	if got.GetState() != pxperfv1.EntryState_ENTRY_STATE_COMPLETED || got.GetStatusCode() != 201 || string(got.GetResponseBody().GetData()) != "made" {
+		t.Errorf("entry %d from the stream: %v %d %q; want it COMPLETED 201 with its body", ids[0], got.GetState(), got.GetStatusCode(), got.GetResponseBody().GetData())
+	}
+	if _, err := a.client.GetEntry(ctx, 999); status.Code(err) != codes.NotFound {
+		t.Errorf("GetEntry of an id never given: %v; want NOT_FOUND", err)
+	}
+
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var streamed []uint64
+	for res, err := range a.client.Subscribe(sctx, &pxperfv1.SubscribeRequest{Start: &pxperfv1.SubscribeRequest_StartId{StartId: 1}}) {
+		if err != nil {
+			t.Fatalf("Subscribe from 1: %v", err)
+		}
+		if g := res.GetGap(); g != nil {
+			t.Fatalf("gap %v: the stream holds every entry", g)
+		}
+		for _, e := range res.GetBatch().GetEntries() {
+			streamed = append(streamed, e.GetId())
+		}
+		if len(streamed) >= len(ids) {
+			break
+		}
+	}
+	if !slices.Equal(streamed, ids) {
+		t.Errorf("subscriber from 1 got ids %v, want %v", streamed, ids)
+	}
+}

@@ -26,6 +26,20 @@ type Query struct {
 	Match func(*pxperfv1.Entry) bool
 }
 
+// Selects reports whether q selects e: its id and start time in range,
+// and Match, if any, true.
+func (q *Query) Selects(e *pxperfv1.Entry) bool {
+	if !q.idIn(e.GetId()) {
+		return false
+	}
+	if q.hasTime() {
+		if t, ok := entryTime(e.GetStartTime()); !ok || !q.timeIn(t) {
+			return false
+		}
+	}
+	return q.Match == nil || q.Match(e)
+}
+
 func (q *Query) hasTime() bool { return !q.Start.IsZero() || !q.End.IsZero() }
 
 func (q *Query) idIn(id uint64) bool {
@@ -91,15 +105,7 @@ func (a *Archive) Read(ctx context.Context, q Query, fn func(*pxperfv1.Entry) er
 			if err != nil {
 				return errCorruptLine
 			}
-			if !q.idIn(e.Id) {
-				return nil
-			}
-			if q.hasTime() {
-				if t, ok := entryTime(e.StartTime); !ok || !q.timeIn(t) {
-					return nil
-				}
-			}
-			if q.Match != nil && !q.Match(e) {
+			if !q.Selects(e) {
 				return nil
 			}
 			return fn(e)

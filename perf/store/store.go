@@ -463,6 +463,18 @@ func complete(oldItem *item, e *pxperfv1.Entry) {
 	e.RequestBody = keepBody(e.RequestBody, old.GetRequestBody(), oldItem.bodies.request)
 }
 
+// Completed returns completion as it completes pending, a PENDING entry
+// with the same request id, where both are as published (the data of
+// their bodies in the messages): completion, with pending's id, and what
+// it lacks taken from pending, as [Store.Append] completes entries. It
+// takes both over. Readers of a log of entries and completions (cluster
+// mode's) merge them with it.
+func Completed(pending, completion *pxperfv1.Entry) *pxperfv1.Entry {
+	it := item{entry: pending, bodies: bodies{response: moveData(pending.ResponseBody), request: moveData(pending.RequestBody)}}
+	complete(&it, completion)
+	return completion
+}
+
 // keepBody returns b, one of the bodies of an entry that completes
 // another, given data, the data of the same body of the entry completed,
 // when it brings none; or, when b is nil, a copy of old, that body, with
