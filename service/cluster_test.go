@@ -435,3 +435,57 @@ func TestClusterHistoryFromStream(t *testing.T) {
 		t.Errorf("subscriber from 1 got ids %v, want %v", streamed, ids)
 	}
 }
+
+// With three replicas on three NATS servers, two nodes lose no
+// acknowledged entry when one NATS server stops, and publishing goes on:
+// a batch that fails while the stream elects a new leader is retried
+// under its batch_id, and each of its entries is stored once.
+func TestClusterSurvivesLossOfANATSServer(t *testing.T) {
+	nc := natstest.Start(t, 3)
+	a := clusterNode(t, nc.URLs(), 3, nil)
+	b := clusterNode(t, nc.URLs()[1:], 3, nil)
+	ctx := testContext(t)
+	publish := func(batch int) {
+		t.Helper()
+		es := entriesN(10)
+		for i, e := range es {
+			e.Url = fmt.Sprintf("http://example.com/%d/%d", batch, i)
+		}
+		for {
+			_, err := a.client.Service().Publish(ctx, &pxperfv1.PublishRequest{Entries: es, BatchId: fmt.Sprintf("batch-%d", batch)})
+			if err == nil {
+				return
+			}
+			if status.Code(err) != codes.Unavailable || ctx.Err() != nil {
+				t.Fatalf("publish batch %d: %v; want success, or UNAVAILABLE until the stream has a leader again", batch, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+			es = entriesN(10) // the retry sends the batch again, as a producer does
+			for i, e := range es {
+				e.Url = fmt.Sprintf("http://example.com/%d/%d", batch, i)
+			}
+		}
+	}
+	for batch := range 5 {
+		publish(batch)
+	}
+	nc.Stop(0)
+	for batch := 5; batch < 10; batch++ {
+		publish(batch)
+	}
+	got := waitEntries(t, ctx, b, 100)
+	seen := map[string]int{}
+	for _, e := range got {
+		seen[e.GetUrl()]++
+	}
+	for batch := range 10 {
+		for i := range 10 {
+			if u := fmt.Sprintf("http://example.com/%d/%d", batch, i); seen[u] != 1 {
+				t.Errorf("%s is stored %d times on B, want once", u, seen[u])
+			}
+		}
+	}
+	if len(got) != 100 {
+		t.Errorf("B holds %d entries, want 100", len(got))
+	}
+}
