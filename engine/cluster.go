@@ -277,7 +277,9 @@ func (e *Engine) ingestCluster(ctx context.Context, batchID string, valid []*pxp
 		}
 		seqs, err := c.log.Append(ctx, msgs)
 		if err != nil {
-			c.publishFailed(err)
+			if ctx.Err() == nil { // not the producer giving up
+				c.publishFailed(err)
+			}
 			return nil, Mark{}, err
 		}
 		for i, m := range msgs {
