@@ -7,6 +7,7 @@
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import type { Body, Entry } from "../../client/ts/src/gen/pxperf/v1/entry_pb.js";
 import { Route } from "../../client/ts/src/gen/pxperf/v1/entry_pb.js";
+import type { ClusterStats, ServerInfo } from "../../client/ts/src/gen/pxperf/v1/stats_pb.js";
 
 /** millis returns a Duration in milliseconds; 0 when unset. */
 export function millis(d: Duration | undefined): number {
@@ -106,4 +107,20 @@ export function hexDump(data: Uint8Array): string {
     lines.push(`${off.toString(16).padStart(8, "0")}  ${hex.padEnd(47)}  ${ascii}`);
   }
   return lines.join("\n");
+}
+
+/**
+ * cluster says where a node of a cluster stands: whether it can publish,
+ * the stream, and how far it has followed it.
+ */
+export function cluster(c: ClusterStats): string {
+  const state = c.connected ? `connected to ${c.server}` : `cannot publish: ${c.lastError || "no connection to NATS"}`;
+  const failures = c.publishFailures > 0n ? `, ${c.publishFailures} publish failures` : "";
+  return `${state} · stream ${c.streamMessages} entries, ${bytes(Number(c.streamBytes))}, ids ${c.firstId}..${c.lastId} · applied ${c.appliedId}, lag ${c.lag}${failures}`;
+}
+
+/** server names a server's build: version, and the revision when known. */
+export function server(s: ServerInfo): string {
+  const rev = s.revision ? ` (${s.revision.slice(0, 12)}${s.modified ? "-dirty" : ""})` : "";
+  return `pxperf ${s.version}${rev}, ${s.goVersion}`;
 }

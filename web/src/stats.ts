@@ -1,7 +1,8 @@
 /**
  * The stats panel: a WatchStats stream while the panel is open, drawn as
  * the score (total and parts, with their explanations), the active
- * alerts and the recent alert events, and sparklines of the ingest rate,
+ * alerts and the recent alert events, the server's build and, in cluster
+ * mode, its place in the cluster, and sparklines of the ingest rate,
  * memory and subscribers over the last samples.
  *
  * @module
@@ -138,6 +139,16 @@ export class StatsPanel {
       alerts.append(list);
     }
     out.push(alerts);
+
+    const node = el("section", "node");
+    node.append(el("h3", "", "Server"));
+    if (s.server) node.append(el("p", "build", fmt.server(s.server)));
+    if (s.cluster) {
+      const line = el("p", s.cluster.connected ? "cluster" : "cluster problem", `Cluster: ${fmt.cluster(s.cluster)}`);
+      line.id = "cluster-state";
+      node.append(line);
+    }
+    out.push(node);
 
     const last = this.samples.at(-1)!;
     const charts = el("section", "charts");

@@ -3,7 +3,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
 import { BodySchema } from "../../client/ts/src/gen/pxperf/v1/entry_pb.js";
-import { bytes, duration, hexDump, renderBody } from "../src/format.js";
+import { bytes, cluster, duration, hexDump, renderBody, server } from "../src/format.js";
+import { ClusterStatsSchema, ServerInfoSchema } from "../../client/ts/src/gen/pxperf/v1/stats_pb.js";
 import { decodeErrorInfo } from "../src/api.js";
 
 test("renderBody", () => {
@@ -58,4 +59,20 @@ test("decodeErrorInfo", () => {
   assert.equal(info.reason, "FILTER_SYNTAX");
   assert.equal(info.domain, "pxperf");
   assert.deepEqual([...info.metadata], [["token", "x"], ["utf16_offset", "3"]]);
+});
+
+test("cluster", () => {
+  const up = create(ClusterStatsSchema, {
+    connected: true, server: "nats://127.0.0.1:4222", streamMessages: 21n, streamBytes: 2048n,
+    firstId: 1n, lastId: 21n, appliedId: 20n, lag: 1n,
+  });
+  assert.equal(cluster(up), "connected to nats://127.0.0.1:4222 · stream 21 entries, 2.0 kB, ids 1..21 · applied 20, lag 1");
+  const down = create(ClusterStatsSchema, { lastError: "nats: timeout", publishFailures: 2n });
+  assert.equal(cluster(down), "cannot publish: nats: timeout · stream 0 entries, 0 B, ids 0..0 · applied 0, lag 0, 2 publish failures");
+});
+
+test("server", () => {
+  assert.equal(server(create(ServerInfoSchema, { version: "v1.2.3", revision: "0123456789abcdef", modified: true, goVersion: "go1.26.8" })),
+    "pxperf v1.2.3 (0123456789ab-dirty), go1.26.8");
+  assert.equal(server(create(ServerInfoSchema, { version: "(devel)", goVersion: "go1.26.8" })), "pxperf (devel), go1.26.8");
 });

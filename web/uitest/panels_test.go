@@ -3,6 +3,7 @@ package uitest
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,6 +76,12 @@ func TestPanels(t *testing.T) {
 		}
 		if n := eval[int](ctx, t, `document.querySelectorAll("#panel svg.spark").length`); n != 3 {
 			t.Errorf("%d sparklines, want 3", n)
+		}
+		if build := eval[string](ctx, t, `document.querySelector("#panel .build")?.textContent ?? ""`); !strings.HasPrefix(build, "pxperf ") {
+			t.Errorf("the server's build reads %q, want pxperf and its version", build)
+		}
+		if n := eval[int](ctx, t, `document.querySelectorAll("#cluster-state").length`); n != 0 {
+			t.Errorf("%d cluster lines for a server in embedded mode, want none", n)
 		}
 		screenshot(ctx, t, dir, "stats")
 	})
