@@ -736,6 +736,33 @@ func TestWatchScrollBar(t *testing.T) {
 	}
 }
 
+// The stats lines say where a node of a cluster stands, and nothing of a
+// cluster in embedded mode.
+func TestWatchStatsCluster(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cluster *pxperfv1.ClusterStats
+		want    string // in the last line; "" for no cluster text
+	}{
+		{"embedded", nil, ""},
+		{"connected", &pxperfv1.ClusterStats{Connected: true, Lag: 1234}, "cluster lag 1,234"},
+		{"disconnected", &pxperfv1.ClusterStats{LastError: "nats: timeout"}, "cluster: cannot publish"},
+	} {
+		m := &watchModel{stats: &pxperfv1.Stats{Cluster: tc.cluster}}
+		lines := m.statsLines(120)
+		last := lines[len(lines)-1]
+		if tc.want == "" {
+			if strings.Contains(last, "cluster") {
+				t.Errorf("%s: %q speaks of a cluster", tc.name, last)
+			}
+			continue
+		}
+		if !strings.Contains(last, tc.want) {
+			t.Errorf("%s: %q, want it to say %q", tc.name, last, tc.want)
+		}
+	}
+}
+
 // The detail pane shows the request body under the request headers, as
 // it shows the response body: its type and size, what was kept of a
 // truncated one, text made safe for the terminal, binary as a hex dump,

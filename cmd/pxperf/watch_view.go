@@ -178,6 +178,13 @@ func (m *watchModel) statsLines(w int) []string {
 	rest := fmt.Sprintf("score %.0f/100  subscribers %d  entries %s (ids %d..%d)  alerts %s",
 		s.GetScore().GetTotal(), s.GetThrottle().GetSubscribers(), thousands(st.GetEntries()),
 		st.GetOldestId(), st.GetNewestId(), alerts)
+	if c := s.GetCluster(); c != nil {
+		if c.GetConnected() {
+			rest += fmt.Sprintf("  cluster lag %s", thousands(c.GetLag()))
+		} else {
+			rest += "  " + styleError.Render("cluster: cannot publish")
+		}
+	}
 	if m.statsErr != nil {
 		rest = styleError.Render("stats: "+rpcText(m.statsErr)+" (retrying)") + "  " + rest
 	}
