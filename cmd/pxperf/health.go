@@ -26,8 +26,9 @@ func (c *cli) health() *cobra.Command {
 		short: "the server's gRPC health (for container health checks)",
 		summary: `Asks the server at --server for its health with the standard gRPC health
 check (grpc.health.v1.Health/Check) of --service, "" (the whole server) by
-default, and prints the status: SERVING, NOT_SERVING (for example while it
-shuts down), or SERVICE_UNKNOWN. The check waits at most --timeout, 3s unless
+default, and prints the status: SERVING, NOT_SERVING (while it shuts down,
+or, in cluster mode, while it cannot reach the cluster's stream), or
+SERVICE_UNKNOWN. The check waits at most --timeout, 3s unless
 given. It needs no token. Exit code 0 when SERVING, 1 when not (or the service
 is unknown), 3 when the server cannot be reached.`,
 		examples: []string{
