@@ -199,10 +199,18 @@ func (c *Client) Conn() grpc.ClientConnInterface {
 // does not make Publish fail; an error means the call as a whole failed.
 // With no entries it returns [ErrNoEntries] without calling the server.
 func (c *Client) Publish(ctx context.Context, entries ...*pxperfv1.Entry) ([]*pxperfv1.PublishResult, error) {
+	return c.PublishBatch(ctx, "", entries...)
+}
+
+// PublishBatch is [Client.Publish] of a batch named batchID (see
+// PublishRequest.batch_id): in cluster mode, calling it again with the
+// same name and entries, after a failure or a timeout, stores nothing
+// twice and returns the same ids. An empty batchID names none.
+func (c *Client) PublishBatch(ctx context.Context, batchID string, entries ...*pxperfv1.Entry) ([]*pxperfv1.PublishResult, error) {
 	if len(entries) == 0 {
 		return nil, ErrNoEntries
 	}
-	resp, err := c.service.Publish(ctx, &pxperfv1.PublishRequest{Entries: entries})
+	resp, err := c.service.Publish(ctx, &pxperfv1.PublishRequest{Entries: entries, BatchId: batchID})
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"sync"
@@ -22,6 +23,10 @@ const (
 	// DefaultFlushInterval is the longest an entry waits for its batch to
 	// fill.
 	DefaultFlushInterval = 100 * time.Millisecond
+	// retryUnavailableFirst and retryUnavailableMax are the backoff of
+	// PublisherConfig.RetryUnavailable.
+	retryUnavailableFirst = 100 * time.Millisecond
+	retryUnavailableMax   = 5 * time.Second
 	// maxSummaryRejections bounds PublishSummary.Rejections, as the server
 	// bounds a PublishStream summary's.
 	maxSummaryRejections = 100
@@ -63,6 +68,20 @@ type PublisherConfig struct {
 	// quickly; it may call [Publisher.Add], but not AddWait, Flush or
 	// Close, which would wait for it.
 	OnBatch func(entries []*pxperfv1.Entry, results []*pxperfv1.PublishResult, err error)
+
+	// RetryUnavailable is for a server in cluster mode (see README's
+	// Beyond one machine). It names each batch (PublishRequest.batch_id)
+	// and sends a batch whose call failed with UNAVAILABLE or
+	// DEADLINE_EXCEEDED again, under the same name, after a backoff
+	// (100 ms doubling to 5 s), until the batch is answered or the
+	// publisher stops. Delivery is then exactly once: the cluster keeps
+	// each entry of a named batch once (for a retry within two minutes of
+	// the first try, the stream's deduplication window), and a client
+	// given several nodes (Config.Addresses) moves to another node when
+	// one fails. In embedded mode a batch the server took before its call
+	// failed would be stored twice, so leave it off there. The zero value
+	// sends each batch once.
+	RetryUnavailable bool
 }
 
 // withDefaults returns cfg with zero fields defaulted, or an error naming
@@ -133,9 +152,10 @@ type PublishRejection struct {
 // [ErrQueueFull] and the producer decides (drop and count, or wait with
 // [Publisher.AddWait]).
 //
-// Delivery is at most once. A batch refused for the producer rate limit
-// (RESOURCE_EXHAUSTED with a RetryInfo delay: nothing was accepted) is sent
-// again after that delay. Any other failed call is not sent again: its
+// Delivery is at most once (exactly once on a cluster with
+// [PublisherConfig.RetryUnavailable]). A batch refused for the producer
+// rate limit (RESOURCE_EXHAUSTED with a RetryInfo delay: nothing was
+// accepted) is sent again after that delay. Any other failed call is not sent again: its
 // entries are counted as Failed when the error shows the server accepted
 // none of them, else as Unknown, since the server may have accepted them
 // before the call broke. For at least once, publish a failed batch again
@@ -478,14 +498,26 @@ func (p *Publisher) send(batch []*pxperfv1.Entry) {
 }
 
 // publish makes the Publish call for batch, again while the server refuses
-// it for the producer rate limit with a delay to wait. unsent is true when
-// the publisher stopped during such a wait: the batch was then refused,
-// not accepted.
+// it for the producer rate limit with a delay to wait, and with
+// RetryUnavailable while the call fails with UNAVAILABLE or
+// DEADLINE_EXCEEDED. unsent is true when the publisher stopped while
+// waiting out the rate limit: the batch was then refused, not accepted.
 func (p *Publisher) publish(batch []*pxperfv1.Entry) (results []*pxperfv1.PublishResult, unsent bool, err error) {
+	var batchID string
+	if p.cfg.RetryUnavailable {
+		batchID = rand.Text()
+	}
+	backoff := retryUnavailableFirst
 	for {
-		results, err = p.c.Publish(p.ctx, batch...)
+		results, err = p.c.PublishBatch(p.ctx, batchID, batch...)
 		delay := retryDelay(err)
-		if err == nil || delay <= 0 || status.Code(err) != codes.ResourceExhausted {
+		switch code := status.Code(err); {
+		case err == nil:
+			return results, false, nil
+		case code == codes.ResourceExhausted && delay > 0:
+		case p.cfg.RetryUnavailable && (code == codes.Unavailable || code == codes.DeadlineExceeded) && p.ctx.Err() == nil:
+			delay, backoff = max(delay, backoff), min(2*backoff, retryUnavailableMax)
+		default:
 			return results, false, err
 		}
 		t := time.NewTimer(delay)
@@ -493,7 +525,10 @@ func (p *Publisher) publish(batch []*pxperfv1.Entry) (results []*pxperfv1.Publis
 		case <-t.C:
 		case <-p.ctx.Done():
 			t.Stop()
-			return nil, true, fmt.Errorf("stopped while waiting %v for the producer rate limit: %w", delay, p.ctx.Err())
+			// Refused for the rate limit, the batch was not taken; a
+			// call that broke may have been.
+			limited := status.Code(err) == codes.ResourceExhausted
+			return nil, limited, fmt.Errorf("stopped while waiting %v to send the batch again (%v): %w", delay, err, p.ctx.Err())
 		}
 	}
 }

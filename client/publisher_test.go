@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
+	"github.com/pxperf/pxperf/internal/natstest"
 	"github.com/pxperf/pxperf/service"
 )
 
@@ -418,5 +420,78 @@ func TestPublisherFlushReportsEachFailureOnce(t *testing.T) {
 	}
 	if sum := p.Summary(); sum.Unknown != 2 || sum.Accepted != 2 {
 		t.Errorf("summary %+v, want 2 unknown and 2 accepted", sum)
+	}
+}
+
+// With RetryUnavailable, on a server in cluster mode, batches that fail
+// while NATS is down are sent again once it is back: every entry is
+// accepted, and stored once.
+func TestPublisherRetryUnavailable(t *testing.T) {
+	nc := natstest.Start(t, 1)
+	ts := startServer(t, func(c *pxperfv1.Config) {
+		c.Cluster.Urls = nc.URLs()
+		c.Cluster.PublishTimeout = durationpb.New(300 * time.Millisecond)
+	}, service.Options{})
+	c := ts.client(t, Config{}, nil)
+	var failed atomic.Int32
+	p := newPublisher(t, c, PublisherConfig{
+		BatchSize:        10,
+		FlushInterval:    10 * time.Millisecond,
+		RetryUnavailable: true,
+	})
+	add := func(es []*pxperfv1.Entry) {
+		t.Helper()
+		for _, e := range es {
+			if err := p.Add(e); err != nil {
+				t.Fatalf("Add: %v", err)
+			}
+		}
+	}
+	es := entries(60)
+	for i, e := range es {
+		e.Url = fmt.Sprintf("http://example.com/%d", i)
+	}
+	add(es[:30])
+	if err := p.Flush(testContext(t)); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	nc.Stop(0)
+	add(es[30:])
+	// The batches fail while NATS is down; the publisher keeps them.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := c.Service().GetStats(testContext(t), &pxperfv1.GetStatsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := st.GetStats().GetCluster().GetPublishFailures(); n > 0 {
+			failed.Store(int32(n))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no publish failed while NATS was down")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	nc.Restart(0)
+	sum, err := p.Close(testContext(t))
+	if err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if sum.Accepted != 60 || sum.Failed+sum.Unknown != 0 {
+		t.Errorf("summary %+v after %d failed publishes; want all 60 accepted", sum, failed.Load())
+	}
+	res, err := c.ListEntries(testContext(t), &pxperfv1.ListEntriesRequest{PageSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, e := range res.GetEntries() {
+		seen[e.GetUrl()]++
+	}
+	for _, e := range es {
+		if seen[e.GetUrl()] != 1 {
+			t.Errorf("%s stored %d times, want once", e.GetUrl(), seen[e.GetUrl()])
+		}
 	}
 }
