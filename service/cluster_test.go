@@ -256,6 +256,10 @@ func TestClusterUnavailable(t *testing.T) {
 	if ids[0] != 4 {
 		t.Errorf("first entry after NATS came back got id %d, want 4", ids[0])
 	}
+	// The node follows the stream again: it holds the new entry.
+	if got := waitEntries(t, ctx, a, 4); got[3].GetId() != 4 {
+		t.Errorf("after NATS came back the node holds ids up to %d, want 4", got[len(got)-1].GetId())
+	}
 }
 
 // A node started on a stream that holds entries loads the newest that fit
