@@ -69,17 +69,16 @@ type PublisherConfig struct {
 	// Close, which would wait for it.
 	OnBatch func(entries []*pxperfv1.Entry, results []*pxperfv1.PublishResult, err error)
 
-	// RetryUnavailable is for a server in cluster mode (see README's
-	// Beyond one machine). It names each batch (PublishRequest.batch_id)
-	// and sends a batch whose call failed with UNAVAILABLE or
+	// RetryUnavailable names each batch (PublishRequest.batch_id) and
+	// sends a batch whose call failed with UNAVAILABLE or
 	// DEADLINE_EXCEEDED again, under the same name, after a backoff
 	// (100 ms doubling to 5 s), until the batch is answered or the
-	// publisher stops. Delivery is then exactly once: the cluster keeps
-	// each entry of a named batch once (for a retry within two minutes of
-	// the first try, the stream's deduplication window), and a client
-	// given several nodes (Config.Addresses) moves to another node when
-	// one fails. In embedded mode a batch the server took before its call
-	// failed would be stored twice, so leave it off there. The zero value
+	// publisher stops. The server keeps each entry of a named batch once
+	// for a retry within two minutes of the first try, so delivery is
+	// exactly once; a client given several nodes of a cluster
+	// (Config.Addresses) moves to another node when one fails. A server
+	// in embedded mode forgets its named batches when it restarts: a batch
+	// it took just before a crash would be stored again. The zero value
 	// sends each batch once.
 	RetryUnavailable bool
 }
@@ -152,7 +151,7 @@ type PublishRejection struct {
 // [ErrQueueFull] and the producer decides (drop and count, or wait with
 // [Publisher.AddWait]).
 //
-// Delivery is at most once (exactly once on a cluster with
+// Delivery is at most once (exactly once with
 // [PublisherConfig.RetryUnavailable]). A batch refused for the producer
 // rate limit (RESOURCE_EXHAUSTED with a RetryInfo delay: nothing was
 // accepted) is sent again after that delay. Any other failed call is not sent again: its

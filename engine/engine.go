@@ -64,6 +64,7 @@ type Engine struct {
 	limits      producerLimits
 	proxy       atomic.Pointer[proxy.Proxy] // the recording proxy; nil when off
 	cluster     *clusterNode                // nil in embedded mode
+	batches     batchLog                    // recent named batches, in embedded mode
 	rejected    atomic.Uint64               // entries rejected at ingest
 
 	cfgMu        sync.Mutex // serialises Update

@@ -24,7 +24,9 @@ import (
 // cluster.ErrUnavailable and reporting nothing to result, when the stream
 // does not take them: then none may be taken as accepted. batchID, the
 // producer's name for the batch (empty for none), makes a retry of it store
-// nothing again.
+// nothing again and give the same ids: in cluster mode within the stream's
+// deduplication window, in embedded mode while the server runs (see
+// batchLog).
 func (e *Engine) Ingest(ctx context.Context, batchID string, entries []*pxperfv1.Entry, refused map[int]*pxperfv1.Rejection, result func(i int, id uint64, rej *pxperfv1.Rejection)) (Mark, error) {
 	valid := make([]*pxperfv1.Entry, 0, len(entries))
 	var positions []int // of the valid entries in entries, for cluster mode
@@ -56,14 +58,18 @@ func (e *Engine) Ingest(ctx context.Context, batchID string, entries []*pxperfv1
 		}
 	} else {
 		e.ingestMu.Lock()
-		e.reserveIDs(len(valid))
-		stored := e.store.Append(valid)
-		e.archiveStored(stored)
-		e.ingestMu.Unlock()
-		ids = make([]uint64, len(stored))
-		for i, st := range stored {
-			ids[i] = st.ID
+		var ok bool
+		if ids, ok = e.batches.get(batchID, len(valid)); !ok {
+			e.reserveIDs(len(valid))
+			stored := e.store.Append(valid)
+			e.archiveStored(stored)
+			ids = make([]uint64, len(stored))
+			for i, st := range stored {
+				ids[i] = st.ID
+			}
+			e.batches.put(batchID, ids)
 		}
+		e.ingestMu.Unlock()
 	}
 	for i, rej := range rejections {
 		if rej != nil {

@@ -216,11 +216,12 @@ type PublishRequest struct {
 	// one is reported in its result and does not fail the request.
 	Entries []*Entry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
 	// Names this batch, for a producer that retries it after a failure or a
-	// timeout: in cluster mode a retry with the same batch_id and the same
-	// entries, within two minutes, stores none of them again and gets the
-	// same ids (each entry is kept once under batch_id and its position).
-	// Unique per batch, such as a UUID. Empty: no such deduplication. At
-	// most 128 bytes. Embedded mode ignores it.
+	// timeout: a retry with the same batch_id and the same entries, within
+	// two minutes, stores none of them again and gets the same ids. A
+	// cluster keeps each entry once under batch_id and its position; a
+	// server in embedded mode remembers its last 4096 named batches while it
+	// runs (not across a restart). Unique per batch, such as a UUID. Empty:
+	// no such deduplication. At most 128 bytes.
 	BatchId       string `protobuf:"bytes,2,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -38,11 +38,12 @@ export type PublishRequest = Message<"pxperf.v1.PublishRequest"> & {
 
   /**
    * Names this batch, for a producer that retries it after a failure or a
-   * timeout: in cluster mode a retry with the same batch_id and the same
-   * entries, within two minutes, stores none of them again and gets the
-   * same ids (each entry is kept once under batch_id and its position).
-   * Unique per batch, such as a UUID. Empty: no such deduplication. At
-   * most 128 bytes. Embedded mode ignores it.
+   * timeout: a retry with the same batch_id and the same entries, within
+   * two minutes, stores none of them again and gets the same ids. A
+   * cluster keeps each entry once under batch_id and its position; a
+   * server in embedded mode remembers its last 4096 named batches while it
+   * runs (not across a restart). Unique per batch, such as a UUID. Empty:
+   * no such deduplication. At most 128 bytes.
    *
    * @generated from field: string batch_id = 2;
    */
