@@ -143,6 +143,12 @@ func ClusterShared() []string {
 	return []string{"throttle", "cleanup", "monitor"}
 }
 
+// ClusterSharedChanges returns the groups the nodes of a cluster share
+// (see [ClusterShared]) whose value differs between a and b.
+func ClusterSharedChanges(a, b *pxperfv1.Config) []string {
+	return changedFields(a, b, ClusterShared())
+}
+
 // StartOnlyChanges returns the fields that apply at start only whose
 // value differs between a and b.
 func StartOnlyChanges(a, b *pxperfv1.Config) []string {

@@ -73,17 +73,20 @@ func TestValidateHeartbeatBelowIdleTimeout(t *testing.T) {
 
 // ApplyPath copies one field, or clears it when the source has it unset,
 // and refuses paths that name no field; StartOnlyChanges and
-// DroppedRedactions report what an update must not do.
+// DroppedRedactions report what an update must not do, and
+// ClusterSharedChanges what it changes for every node of a cluster.
 func TestUpdatePaths(t *testing.T) {
-	src := &pxperfv1.Config{Memory: &pxperfv1.MemoryConfig{MaxEntries: 7}, Server: &pxperfv1.ServerConfig{}}
+	src := &pxperfv1.Config{Memory: &pxperfv1.MemoryConfig{MaxEntries: 7}, Server: &pxperfv1.ServerConfig{}, Throttle: &pxperfv1.ThrottleConfig{BatchSize: 3}}
 	for _, tc := range []struct {
 		path      string
 		wantErr   string
 		startOnly []string
+		shared    []string // changed groups the nodes of a cluster share
 	}{
 		{path: "memory.max_entries"},
 		{path: "memory.max_body_size"}, // unset in src: cleared
 		{path: "server.listen_address", startOnly: []string{"server"}},
+		{path: "throttle.batch_size", shared: []string{"throttle"}},
 		{path: "memory.nope", wantErr: `MemoryConfig has no field "nope"`},
 		{path: "memory.max_entries.x", wantErr: "max_entries is not a message"},
 	} {
@@ -102,6 +105,9 @@ func TestUpdatePaths(t *testing.T) {
 			}
 			if got := StartOnlyChanges(old, next); !slices.Equal(got, tc.startOnly) {
 				t.Errorf("StartOnlyChanges = %v; want %v", got, tc.startOnly)
+			}
+			if got := ClusterSharedChanges(old, next); !slices.Equal(got, tc.shared) {
+				t.Errorf("ClusterSharedChanges = %v; want %v", got, tc.shared)
 			}
 		})
 	}

@@ -19,7 +19,6 @@ import (
 	"github.com/pxperf/pxperf/perf/archive"
 	"github.com/pxperf/pxperf/perf/store"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // clusterNode is the engine's part in cluster mode: the streams, and the
@@ -547,13 +546,7 @@ func (e *Engine) applyShared(data []byte) {
 		e.log.Error("cannot apply the cluster's shared config", "err", err)
 		return
 	}
-	var paths []string
-	old := e.Config()
-	for _, g := range config.ClusterShared() {
-		if !proto.Equal(group(old, g), group(next, g)) {
-			paths = append(paths, g)
-		}
-	}
+	paths := config.ClusterSharedChanges(e.Config(), next)
 	if len(paths) == 0 {
 		return // this node's own change, or nothing new
 	}
@@ -569,12 +562,6 @@ func (e *Engine) applyShared(data []byte) {
 		return
 	}
 	e.log.Info("applied the cluster's shared config", "groups", strings.Join(paths, ","))
-}
-
-// group returns the group of cfg named name, such as "throttle".
-func group(cfg *pxperfv1.Config, name string) proto.Message {
-	m := cfg.ProtoReflect()
-	return m.Get(m.Descriptor().Fields().ByName(protoreflect.Name(name))).Message().Interface()
 }
 
 // streamHistory serves what left this node's memory from the cluster's
