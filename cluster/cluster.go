@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -300,18 +301,15 @@ func (l *Log) State(ctx context.Context) (State, error) {
 	return State{Msgs: s.Msgs, Bytes: s.Bytes, FirstSeq: s.FirstSeq, LastSeq: s.LastSeq}, nil
 }
 
-// redacted returns urls with their passwords masked, for messages.
+// redacted returns urls with their passwords masked, for messages; one
+// that does not parse is left out whole, since it may hold one.
 func redacted(urls []string) []string {
 	out := make([]string, len(urls))
 	for i, u := range urls {
-		out[i] = u
-		if at := strings.LastIndex(u, "@"); at >= 0 {
-			if scheme := strings.Index(u, "://"); scheme >= 0 && scheme < at {
-				userinfo := u[scheme+3 : at]
-				if user, _, ok := strings.Cut(userinfo, ":"); ok {
-					out[i] = u[:scheme+3] + user + ":xxxxx" + u[at:]
-				}
-			}
+		if pu, err := url.Parse(u); err == nil {
+			out[i] = pu.Redacted()
+		} else {
+			out[i] = "(a URL that does not parse)"
 		}
 	}
 	return out

@@ -284,6 +284,7 @@ func TestRedacted(t *testing.T) {
 		{"nats://h:4222", "nats://h:4222"},
 		{"nats://u:secret@h:4222", "nats://u:xxxxx@h:4222"},
 		{"nats://token@h:4222", "nats://token@h:4222"},
+		{"nats://u:se%zzcret@h:4222", "(a URL that does not parse)"},
 	} {
 		if got := redacted([]string{tc.in})[0]; got != tc.want {
 			t.Errorf("redacted(%q) = %q, want %q", tc.in, got, tc.want)
