@@ -76,15 +76,7 @@ func TestReadmeCLI(t *testing.T) {
 // with continued lines joined and comments dropped.
 func readmeCommands(t *testing.T, readme, heading string) []string {
 	t.Helper()
-	_, rest, ok := strings.Cut(readme, "\n"+heading+"\n")
-	if !ok {
-		t.Fatalf("README has no %q section", heading)
-	}
-	_, rest, ok = strings.Cut(rest, "```sh\n")
-	if !ok {
-		t.Fatalf("README's %q section has no sh block", heading)
-	}
-	block, _, _ := strings.Cut(rest, "```")
+	block := readmeBlock(t, readme, heading)
 	var commands []string
 	var cur strings.Builder
 	for line := range strings.Lines(block) {
@@ -101,4 +93,22 @@ func readmeCommands(t *testing.T, readme, heading string) []string {
 		}
 	}
 	return commands
+}
+
+// readmeBlock returns the first sh block after heading, as written.
+func readmeBlock(t *testing.T, readme, heading string) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(readme, "\n"+heading+"\n")
+	if !ok {
+		t.Fatalf("README has no %q section", heading)
+	}
+	_, rest, ok = strings.Cut(rest, "```sh\n")
+	if !ok {
+		t.Fatalf("README's %q section has no sh block", heading)
+	}
+	block, _, ok := strings.Cut(rest, "```")
+	if !ok {
+		t.Fatalf("README's %q section has an unterminated sh block", heading)
+	}
+	return block
 }

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -63,10 +62,12 @@ func TestReadmeCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = cmd.Wait()
+	// The servers get their graceful stop, so that the ports are free for
+	// whatever runs next, and SIGKILL if they take over 10 s.
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-	// Give the servers their graceful stop, so that the ports are free for
-	// whatever runs next.
-	time.Sleep(2 * time.Second)
+	for deadline := time.Now().Add(10 * time.Second); syscall.Kill(-cmd.Process.Pid, 0) == nil && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	out, rerr := os.ReadFile(logPath)
 	if rerr != nil {
@@ -80,22 +81,4 @@ func TestReadmeCluster(t *testing.T) {
 			t.Errorf("README's cluster example printed no %q:\n%s", want, out)
 		}
 	}
-}
-
-// readmeBlock returns the first sh block after heading, as written.
-func readmeBlock(t *testing.T, readme, heading string) string {
-	t.Helper()
-	_, rest, ok := strings.Cut(readme, "\n"+heading+"\n")
-	if !ok {
-		t.Fatalf("README has no %q", heading)
-	}
-	_, rest, ok = strings.Cut(rest, "\n```sh\n")
-	if !ok {
-		t.Fatalf("README's %q has no sh block", heading)
-	}
-	block, _, ok := strings.Cut(rest, "\n```")
-	if !ok {
-		t.Fatalf("README's %q has an unterminated sh block", heading)
-	}
-	return block
 }
