@@ -134,6 +134,24 @@ func TestClusterPublishOnAReadOnB(t *testing.T) {
 	}
 }
 
+// waitHealth waits, watching grpc.health.v1, until node's health is want.
+func waitHealth(t *testing.T, ctx context.Context, h *harness, want healthpb.HealthCheckResponse_ServingStatus) {
+	t.Helper()
+	stream, err := healthpb.NewHealthClient(h.rawConn(t)).Watch(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		res, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("health never became %v: %v", want, err)
+		}
+		if res.GetStatus() == want {
+			return
+		}
+	}
+}
+
 // waitStats waits until node's stats satisfy ok, and returns them.
 func waitStats(t *testing.T, ctx context.Context, h *harness, ok func(*pxperfv1.Stats) bool) *pxperfv1.Stats {
 	t.Helper()
@@ -212,20 +230,7 @@ func TestClusterUnavailable(t *testing.T) {
 	if n := len(listAll(t, ctx, a)); n != 3 {
 		t.Errorf("node serves %d entries without NATS, want the 3 it holds", n)
 	}
-	hc := healthpb.NewHealthClient(a.rawConn(t))
-	for {
-		res, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res.GetStatus() == healthpb.HealthCheckResponse_NOT_SERVING {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("health %v without NATS; want NOT_SERVING", res.GetStatus())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitHealth(t, ctx, a, healthpb.HealthCheckResponse_NOT_SERVING)
 	st := waitStats(t, ctx, a, func(st *pxperfv1.Stats) bool {
 		for _, al := range st.GetActiveAlerts() {
 			if al.GetName() == "cluster_disconnected" {
@@ -239,19 +244,7 @@ func TestClusterUnavailable(t *testing.T) {
 	}
 
 	nc.Restart(0)
-	for {
-		res, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("health %v after NATS came back; want SERVING", res.GetStatus())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitHealth(t, ctx, a, healthpb.HealthCheckResponse_SERVING)
 	ids := a.publish(t, ctx, entriesN(1)...)
 	if ids[0] != 4 {
 		t.Errorf("first entry after NATS came back got id %d, want 4", ids[0])
