@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// runCluster measures cluster mode (issue 20) against embedded mode in the
+// runCluster measures cluster mode against embedded mode in the
 // same run: ingest and the relay to one subscriber through JetStream with
 // one replica on one NATS server, and with three on three, on loopback in
 // this process; and the freshness of a subscriber on a second node for
@@ -43,24 +43,11 @@ func runCluster(b *testing.B, opts suiteOptions) ([]row, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cross-node freshness: %w", err)
 	}
-	r := row{
-		Scenario:     "cluster",
-		Name:         "cluster freshness B of A, 10 k/s",
-		Figure:       "latency from publish on node A to receipt on node B of each entry, R1, default throttle; p99 against embedded mode's on one node",
-		Unit:         "ms",
-		Pxperf:       ms(percentile(lat, 0.99)),
-		PxperfText:   pctText(lat),
-		Baseline:     ms(percentile(base, 0.99)),
-		BaselineName: "embedded mode, subscriber on the publisher's node, the same run",
-		BaselineText: "embedded " + pctText(base),
-		GoalSource:   "issue 20",
-		GoalNote:     "p99",
-		Extra:        latencyExtra("", lat),
-		Note:         fmt.Sprintf("%d entries/s for %v; %d of %d entries delivered", rate, d.Round(time.Second), arrived, len(lat)),
-	}
-	for k, v := range latencyExtra("embedded_", base) {
-		r.Extra[k] = v
-	}
+	r := latencyPair("cluster", "cluster freshness B of A, 10 k/s",
+		"latency from publish on node A to receipt on node B of each entry, R1, default throttle; p99 against embedded mode's on one node",
+		lat, base, "embedded mode, subscriber on the publisher's node, the same run", "embedded")
+	r.GoalSource = "issue 20"
+	r.Note = fmt.Sprintf("%d entries/s for %v; %d of %d entries delivered", rate, d.Round(time.Second), arrived, len(lat))
 	r.judge()
 	return append(rows, r), nil
 }

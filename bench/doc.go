@@ -10,10 +10,10 @@
 //
 //	go test -run '^$' -bench Suite -benchtime 1x -timeout 60m ./bench -args -suite.json=/tmp/bench.json
 //
-// It takes about six minutes on two cores, most of it the flood. Its
-// scenarios are sub-benchmarks, so -bench 'Suite/(ingest|fanout)' runs
-// some: ingest, e2e, relay, fanout, freshness, liveview, idle, window,
-// throttled, flood.
+// It takes about nine minutes on two cores, most of it the flood and the
+// cluster. Its scenarios are sub-benchmarks, so -bench
+// 'Suite/(ingest|fanout)' runs some: ingest, e2e, relay, fanout,
+// freshness, liveview, idle, window, throttled, flood, cluster.
 // After -args:
 //
 //   - -suite.seconds=2: how long each server runs, per round, in the
@@ -127,6 +127,13 @@
 //     accounted bytes over the budget, sampled every 100 ms and averaged
 //     over the flood, goal ≥ 0.6 (the store keeps its history while the
 //     process is busy).
+//   - cluster: pxperf in cluster mode (issue 20) against pxperf in embedded
+//     mode, the same loads in the same run: ingest and relay as above,
+//     through JetStream with one replica on one NATS server and with three
+//     on three (nats-server in this process, file storage, loopback), the
+//     three kinds taking turns; goal ≥ 0.5 for R1 ingest. And the freshness
+//     at 10 000 entries/s, default config, of a subscriber on a second node
+//     of an R1 cluster against one on the publisher's node in embedded mode.
 //
 // A missed goal is a "NO" in the table, with the shortfall, not a failed
 // benchmark; a lost entry, a harness error, or a cmd/pxperf that does not

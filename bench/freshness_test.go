@@ -259,28 +259,37 @@ func runFreshness(b *testing.B, opts suiteOptions) ([]row, error) {
 	pxLat, bareLat := lats[pxperf], lats[bare]
 	slices.Sort(pxLat)
 	slices.Sort(bareLat)
-	r := row{
-		Scenario:     "freshness",
-		Name:         "freshness 100 k/s, fast config vs bare",
-		Figure:       "p99 latency from publish to receipt, one subscriber; pxperf at the suite's fast config, the bare relay forwarding each message",
-		Unit:         "ms",
-		Pxperf:       ms(percentile(pxLat, 0.99)),
-		PxperfText:   pctText(pxLat),
-		Baseline:     ms(percentile(bareLat, 0.99)),
-		BaselineName: "bare grpc-go relay (stream in, stream out), the same rate",
-		BaselineText: "bare " + pctText(bareLat),
-		Goal:         2,
-		AtMost:       true,
-		GoalSource:   "issue 17",
-		GoalNote:     "p99",
-		Extra:        latencyExtra("", pxLat),
-		Note:         fmt.Sprintf("%d entries/s, %d rounds of %v each, pooled", rate, opts.rounds, opts.seconds),
-	}
-	for k, v := range latencyExtra("bare_", bareLat) {
-		r.Extra[k] = v
-	}
+	r := latencyPair("freshness", "freshness 100 k/s, fast config vs bare",
+		"p99 latency from publish to receipt, one subscriber; pxperf at the suite's fast config, the bare relay forwarding each message",
+		pxLat, bareLat, "bare grpc-go relay (stream in, stream out), the same rate", "bare")
+	r.Goal, r.AtMost, r.GoalSource = 2, true, "issue 17"
+	r.Note = fmt.Sprintf("%d entries/s, %d rounds of %v each, pooled", rate, opts.rounds, opts.seconds)
 	r.judge()
 	return append(rows, r), nil
+}
+
+// latencyPair is the row of a latency scenario: the p99 of lat against the
+// p99 of base (both sorted), with the percentiles of each in Extra, base's
+// under the prefix label_. label names the baseline in the table. The
+// caller sets the goal and the note, then judges.
+func latencyPair(scenarioName, name, figure string, lat, base []time.Duration, baseName, label string) row {
+	r := row{
+		Scenario:     scenarioName,
+		Name:         name,
+		Figure:       figure,
+		Unit:         "ms",
+		Pxperf:       ms(percentile(lat, 0.99)),
+		PxperfText:   pctText(lat),
+		Baseline:     ms(percentile(base, 0.99)),
+		BaselineName: baseName,
+		BaselineText: label + " " + pctText(base),
+		GoalNote:     "p99",
+		Extra:        latencyExtra("", lat),
+	}
+	for k, v := range latencyExtra(label+"_", base) {
+		r.Extra[k] = v
+	}
+	return r
 }
 
 // pctText is how a latency row prints its percentiles.
