@@ -49,23 +49,12 @@ func BenchmarkAppend(b *testing.B) {
 		b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "entries/s")
 	})
 	b.Run("jetstream", func(b *testing.B) {
-		nc := natstest.Start(b, 1)
-		conn, err := nats.Connect(nc.URLs()[0])
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer conn.Close()
-		js, err := jetstream.New(conn, jetstream.WithPublishAsyncMaxPending(16384))
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "RAW", Subjects: []string{"raw"}, Storage: jetstream.FileStorage}); err != nil {
-			b.Fatal(err)
-		}
+		_, js := rawStream(b, jetstream.StreamConfig{})
 		b.SetBytes(int64(batch * len(raw[0])))
 		for b.Loop() {
 			fs := make([]jetstream.PubAckFuture, batch)
 			for i, d := range raw {
+				var err error
 				if fs[i], err = js.PublishAsync("raw", d); err != nil {
 					b.Fatal(err)
 				}
@@ -88,19 +77,7 @@ func BenchmarkAppend(b *testing.B) {
 	// them. A measure of what ingest through it could reach, not used by
 	// Log.
 	b.Run("fastbatch", func(b *testing.B) {
-		nc := natstest.Start(b, 1)
-		conn, err := nats.Connect(nc.URLs()[0])
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer conn.Close()
-		js, err := jetstream.New(conn)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "RAW", Subjects: []string{"raw"}, Storage: jetstream.FileStorage, AllowBatchPublish: true}); err != nil {
-			b.Fatal(err)
-		}
+		conn, _ := rawStream(b, jetstream.StreamConfig{AllowBatchPublish: true})
 		inbox := nats.NewInbox()
 		acks := make(chan *nats.Msg, 1024)
 		sub, err := conn.ChanSubscribe(inbox+".>", acks)
@@ -114,12 +91,12 @@ func BenchmarkAppend(b *testing.B) {
 			n++
 			id := fmt.Sprintf("b%d", n)
 			for i, d := range raw {
-				op := 1
+				op := 1 // append
 				switch {
-				case i == 0:
-					op = 0
 				case i == len(raw)-1:
-					op = 2
+					op = 2 // commit, which a batch of one starts too
+				case i == 0:
+					op = 0 // start
 				}
 				m := &nats.Msg{Subject: "raw", Data: d, Reply: fmt.Sprintf("%s.%s.%d.fail.%d.%d.$FI", inbox, id, 0, i+1, op)}
 				if err := conn.PublishMsg(m); err != nil {
@@ -148,4 +125,26 @@ func BenchmarkAppend(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "entries/s")
 	})
+}
+
+// rawStream starts a NATS server with JetStream and makes cfg a stream
+// named RAW, on subject raw, in file storage, for publishing to straight;
+// it returns the connection, closed when b ends, and its JetStream.
+func rawStream(b *testing.B, cfg jetstream.StreamConfig) (*nats.Conn, jetstream.JetStream) {
+	b.Helper()
+	nc := natstest.Start(b, 1)
+	conn, err := nats.Connect(nc.URLs()[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(conn.Close)
+	js, err := jetstream.New(conn, jetstream.WithPublishAsyncMaxPending(16384))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.Name, cfg.Subjects, cfg.Storage = "RAW", []string{"raw"}, jetstream.FileStorage
+	if _, err := js.CreateStream(context.Background(), cfg); err != nil {
+		b.Fatal(err)
+	}
+	return conn, js
 }
