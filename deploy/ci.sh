@@ -12,9 +12,9 @@ set -euo pipefail
 
 cd "$(dirname "$0")"
 
-say() {
-	echo "    $*"
-}
+# fail and say.
+# shellcheck source=../.ci/lib.sh
+source ../.ci/lib.sh
 
 say "go mod download"
 go mod download

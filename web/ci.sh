@@ -11,14 +11,9 @@ set -euo pipefail
 
 cd "$(dirname "$0")"
 
-fail() {
-	printf '%s\n' "$@" | sed -e '1s/^/    /' -e '2,$s/^/      /' >&2
-	return 1
-}
-
-say() {
-	echo "    $*"
-}
+# fail and say.
+# shellcheck source=../.ci/lib.sh
+source ../.ci/lib.sh
 
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 	fail "node and npm are needed (Node 20 or later)"

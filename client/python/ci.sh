@@ -16,14 +16,9 @@ root=$(cd ../.. && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-fail() {
-	printf '%s\n' "$@" | sed -e '1s/^/    /' -e '2,$s/^/      /' >&2
-	return 1
-}
-
-say() {
-	echo "    $*"
-}
+# fail and say.
+# shellcheck source=../../.ci/lib.sh
+source "$root/.ci/lib.sh"
 
 # Debian's interpreter: the packages below are installed for it, not for
 # a python3 earlier on PATH (pyenv, a venv).

@@ -17,14 +17,9 @@ root=$(cd ../.. && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-fail() {
-	printf '%s\n' "$@" | sed -e '1s/^/    /' -e '2,$s/^/      /' >&2
-	return 1
-}
-
-say() {
-	echo "    $*"
-}
+# fail and say.
+# shellcheck source=../../.ci/lib.sh
+source "$root/.ci/lib.sh"
 
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 	fail "node and npm are needed (Node 20 or later)"
