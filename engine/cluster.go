@@ -257,6 +257,7 @@ func (e *Engine) ingestCluster(ctx context.Context, batchID string, valid []*pxp
 	c := e.cluster
 	ids := make([]uint64, 0, len(valid))
 	var mark Mark
+	e.store.Normalize(valid...)
 	for len(valid) > 0 {
 		msgs := make([]cluster.Message, 0, len(valid))
 		pending := map[string]bool{} // request ids of PENDING entries in this part
@@ -265,7 +266,6 @@ func (e *Engine) ingestCluster(ctx context.Context, batchID string, valid []*pxp
 			if rid != "" && pending[rid] {
 				break // completes an entry of this part: next part
 			}
-			e.store.Normalize(en)
 			m := cluster.Message{Entry: en, MsgID: msgID(batchID, positions[len(msgs)])}
 			if id, ok := e.pendingID(rid); ok {
 				m.Completes = id
@@ -281,6 +281,7 @@ func (e *Engine) ingestCluster(ctx context.Context, batchID string, valid []*pxp
 			}
 			return nil, Mark{}, err
 		}
+		first := len(ids)
 		for i, m := range msgs {
 			id := seqs[i]
 			if m.Completes != 0 {
@@ -290,8 +291,8 @@ func (e *Engine) ingestCluster(ctx context.Context, batchID string, valid []*pxp
 				mark.Entries = max(mark.Entries, id)
 			}
 			ids = append(ids, id)
-			c.published(m.Entry, id)
 		}
+		c.published(msgs, ids[first:])
 		valid, positions = valid[len(msgs):], positions[len(msgs):]
 	}
 	return ids, mark, nil
@@ -347,14 +348,10 @@ func (e *Engine) pendingID(rid string) (uint64, bool) {
 	return id, ok
 }
 
-// published records an entry this node published under id: a PENDING one
-// may be completed before the follower applies it. Entries the follower
-// has applied are forgotten: the store knows them.
-func (c *clusterNode) published(en *pxperfv1.Entry, id uint64) {
-	rid := en.GetRequestId()
-	if rid == "" {
-		return
-	}
+// published records what this node published, msgs[i] under ids[i]: a
+// PENDING entry may be completed before the follower applies it. Entries
+// the follower has applied are forgotten: the store knows them.
+func (c *clusterNode) published(msgs []cluster.Message, ids []uint64) {
 	applied, _ := c.follower.Applied()
 	r := &c.recent
 	r.mu.Lock()
@@ -365,15 +362,20 @@ func (c *clusterNode) published(en *pxperfv1.Entry, id uint64) {
 		}
 		r.order = r.order[1:]
 	}
-	if en.GetState() != pxperfv1.EntryState_ENTRY_STATE_PENDING {
-		delete(r.ids, rid) // completed: a later entry with rid is new
-		return
+	for i, m := range msgs {
+		rid := m.Entry.GetRequestId()
+		switch {
+		case rid == "":
+		case m.Entry.GetState() != pxperfv1.EntryState_ENTRY_STATE_PENDING:
+			delete(r.ids, rid) // completed: a later entry with rid is new
+		default:
+			if r.ids == nil {
+				r.ids = make(map[string]uint64)
+			}
+			r.ids[rid] = ids[i]
+			r.order = append(r.order, pendingRef{rid, ids[i]})
+		}
 	}
-	if r.ids == nil {
-		r.ids = make(map[string]uint64)
-	}
-	r.ids[rid] = id
-	r.order = append(r.order, pendingRef{rid, id})
 }
 
 // msgID is the id under which the stream keeps the entry at position in

@@ -318,14 +318,15 @@ func (s *Store) Complete(id uint64, e *pxperfv1.Entry) (Stored, bool) {
 	return it.stored(), true
 }
 
-// Normalize applies the ingest rules of the store's config to e, as
-// Append does (see the package function [Normalize]), and reports how
-// many of its bodies it cut.
-func (s *Store) Normalize(e *pxperfv1.Entry) int {
+// Normalize applies the ingest rules of the store's config to entries, as
+// Append does (see the package function [Normalize]).
+func (s *Store) Normalize(entries ...*pxperfv1.Entry) {
 	s.mu.RLock()
 	maxBody, redact := s.cfg.MaxBodySize, s.redact
 	s.mu.RUnlock()
-	return Normalize(e, maxBody, redact)
+	for _, e := range entries {
+		Normalize(e, maxBody, redact)
+	}
 }
 
 // PendingID returns the id of the PENDING entry held with requestID, which
