@@ -108,8 +108,9 @@ func (d dashboard) expressions() []namedExpr {
 }
 
 // The dashboard is one Grafana 10+ imports, picks its data source and
-// target by variables, and has a panel for each thing the issue asks to
-// see, showing the metrics behind it.
+// target by variables, and has a panel for each part of the server an
+// operator watches (ingest, memory, store, evictions, subscribers,
+// throttling, archive, score, alerts), showing the metrics behind it.
 func TestDashboard(t *testing.T) {
 	d := loadDashboard(t)
 	if d.UID == "" || d.Title == "" {
