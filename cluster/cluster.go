@@ -31,6 +31,10 @@ import (
 // time. None of the batch may be taken as accepted.
 var ErrUnavailable = errors.New("the cluster's stream is unavailable")
 
+// DedupWindow is how long the stream remembers a message id: a message
+// sent again with the same [Message].MsgID within it is kept once.
+const DedupWindow = 2 * time.Minute
+
 // Config says where the stream is and what it keeps.
 type Config struct {
 	// URLs of the NATS servers. Required.
@@ -156,12 +160,13 @@ func (l *Log) ensureStreams(ctx context.Context) error {
 		maxBytes = -1
 	}
 	base := jetstream.StreamConfig{
-		Storage:   jetstream.FileStorage,
-		Replicas:  max(l.cfg.Replicas, 1),
-		MaxAge:    l.cfg.MaxAge,
-		MaxBytes:  maxBytes,
-		Discard:   jetstream.DiscardOld,
-		Retention: jetstream.LimitsPolicy,
+		Storage:    jetstream.FileStorage,
+		Replicas:   max(l.cfg.Replicas, 1),
+		MaxAge:     l.cfg.MaxAge,
+		MaxBytes:   maxBytes,
+		Discard:    jetstream.DiscardOld,
+		Retention:  jetstream.LimitsPolicy,
+		Duplicates: DedupWindow,
 	}
 	ec := base
 	ec.Name = l.cfg.Stream

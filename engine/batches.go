@@ -4,14 +4,16 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/pxperf/pxperf/cluster"
 )
 
 // Bounds of the batches a [batchLog] remembers: the most recent, for as
-// long as JetStream's deduplication window, so that a named batch is kept
-// once in embedded mode as in cluster mode.
+// long as the cluster's stream remembers a message id, so that a named
+// batch is kept once in embedded mode as in cluster mode.
 const (
 	batchLogSize = 4096
-	batchLogAge  = 2 * time.Minute
+	batchLogAge  = cluster.DedupWindow
 )
 
 // batchLog remembers the ids given to the valid entries of recent named
