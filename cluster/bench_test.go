@@ -16,11 +16,12 @@ import (
 )
 
 // BenchmarkAppend appends entries of ~300 B through Log.Append, in batches
-// of 100 as a PublishStream message brings them, on one NATS server in
-// process (R1, file storage), against the same messages published
-// straight to a JetStream stream with the client's async publish: the
-// ceiling a message per entry leaves, on this machine; and the same
-// through JetStream's fast batch publish.
+// of 100 as a PublishStream message brings them, one batch at a time, on
+// one NATS server in process (R1, file storage): a message of the stream
+// per batch. Beside it, the same entries published straight to a JetStream
+// stream a message per entry, with the client's async publish and with
+// JetStream's fast batch publish: the ceiling a message per entry would
+// leave on this machine.
 func BenchmarkAppend(b *testing.B) {
 	batch := 100
 	if n, err := strconv.Atoi(os.Getenv("PXPERF_APPEND_BATCH")); err == nil {

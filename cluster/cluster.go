@@ -1,8 +1,15 @@
 // Package cluster is pxperf's cluster mode: the entries of several pxperf
-// nodes live in a NATS JetStream stream, an existing replicated log, whose
-// sequence numbers are their ids. Every node appends what its producers
-// publish and follows the stream into its own store, so every node serves
-// the same entries under the same ids.
+// nodes live in a NATS JetStream stream, an existing replicated log. Every
+// node appends what its producers publish and follows the stream into its
+// own store, so every node serves the same entries under the same ids.
+//
+// A message of the stream holds the entries of one batch, or of several
+// published together, and says in its headers the id of its first entry
+// and how many it holds. Its ids follow those of the message before it:
+// the node appending asks the stream to take it only after the message it
+// knows as the newest (JetStream's expected last sequence), so a message
+// whose ids another node's message took is refused, and sent again after
+// that one. The stream's order is the ids' order, on every node.
 //
 // Completions of PENDING entries travel in a second stream, named after the
 // first with "_COMPLETIONS", one subject per entry completed: the stream of
@@ -22,6 +29,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"google.golang.org/protobuf/proto"
 )
@@ -54,9 +62,10 @@ type Config struct {
 	// CAFile is a PEM file of certificate authorities for TLS; empty for
 	// the system's.
 	CAFile string
-	// FirstID is the first id of a stream of entries created by Open: an
-	// embedded install that moves to cluster mode continues its ids. 0 or
-	// 1 starts at 1; an existing stream keeps its ids.
+	// FirstID is an id the stream's ids are to start at, or above, while it
+	// holds none: an embedded install that moves to cluster mode continues
+	// its ids. 0 or 1 leaves them as they are; a stream that holds entries
+	// goes on from its newest.
 	FirstID uint64
 	// PublishTimeout bounds how long Append waits for acknowledgements.
 	PublishTimeout time.Duration
@@ -75,6 +84,9 @@ type Log struct {
 	entries     jetstream.Stream
 	completions jetstream.Stream
 	config      jetstream.KeyValue
+	app         *appender
+	origin      string    // names this connection's messages: Pxperf-Origin
+	local       localMsgs // what this node appended, for its follower
 }
 
 // Message is one entry to append: a new entry, or the completion of the
@@ -84,9 +96,10 @@ type Message struct {
 	Entry *pxperfv1.Entry
 	// Completes is the id of the entry it completes; 0 for a new entry.
 	Completes uint64
-	// MsgID makes retries of the same message one message: the stream
-	// keeps the first and acknowledges the others with its sequence.
-	// Empty for none.
+	// MsgID makes retries of the same batch one: the stream keeps the
+	// first and acknowledges the others with its ids. The new entries that
+	// go in one message are named after the first one's MsgID (and their
+	// number); a completion after its own. Empty for none.
 	MsgID string
 }
 
@@ -131,15 +144,19 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		nc.Close()
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	l := &Log{cfg: cfg, log: log, nc: nc, js: js}
+	l := &Log{cfg: cfg, log: log, nc: nc, js: js, origin: nuid.Next()}
 	// A NATS cluster that has just started elects its JetStream leader
 	// first: until then the streams cannot be created. Retry until ctx
 	// ends.
 	for {
 		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := l.ensureStreams(actx)
+		if err == nil && l.cfg.FirstID > 1 {
+			err = l.reserveFrom(actx, l.cfg.FirstID)
+		}
 		cancel()
 		if err == nil {
+			l.app = newAppender(l)
 			return l, nil
 		}
 		log.Info("waiting for JetStream", "err", err)
@@ -171,10 +188,7 @@ func (l *Log) ensureStreams(ctx context.Context) error {
 	ec := base
 	ec.Name = l.cfg.Stream
 	ec.Subjects = []string{l.cfg.Subject}
-	ec.Description = "pxperf entries: the sequence numbers are their ids"
-	if l.cfg.FirstID > 1 {
-		ec.FirstSeq = l.cfg.FirstID
-	}
+	ec.Description = "pxperf entries: each message holds those from id Pxperf-Id on, Pxperf-Count of them"
 	var err error
 	if l.entries, err = l.ensureStream(ctx, ec); err != nil {
 		return err
@@ -214,7 +228,6 @@ func (l *Log) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) (jet
 		if err == nil {
 			have := s.CachedInfo().Config
 			if have.Replicas != cfg.Replicas || have.MaxBytes != cfg.MaxBytes || have.MaxAge != cfg.MaxAge {
-				cfg.FirstSeq = have.FirstSeq // set at creation only
 				s, err = l.js.UpdateStream(ctx, cfg)
 			}
 		}
@@ -233,7 +246,10 @@ func (l *Log) completionSubject(id uint64) string {
 }
 
 // Close closes the connection.
-func (l *Log) Close() { l.nc.Close() }
+func (l *Log) Close() {
+	l.app.close()
+	l.nc.Close()
+}
 
 // Connected reports whether the connection to NATS is up.
 func (l *Log) Connected() bool { return l.nc.IsConnected() }
@@ -242,58 +258,127 @@ func (l *Log) Connected() bool { return l.nc.IsConnected() }
 // masked; empty while disconnected.
 func (l *Log) Server() string { return l.nc.ConnectedUrlRedacted() }
 
-// Append publishes msgs and waits for the streams to acknowledge them all.
-// It returns the sequence of each in the stream it went to: the entry's id
-// for a new entry. It fails wrapping [ErrUnavailable] when any is not
-// acknowledged in time; those acknowledged stay in the stream, and a retry
-// with the same MsgIDs is acknowledged with their sequences again. Such a
-// retry may store the messages the stream missed after those it took: a
-// batch keeps its order only when it is taken whole.
-func (l *Log) Append(ctx context.Context, msgs []Message) ([]uint64, error) {
-	ctx, cancel := context.WithTimeout(ctx, l.cfg.PublishTimeout)
-	defer cancel()
-	futures := make([]jetstream.PubAckFuture, len(msgs))
+// Appended says where a [Message] went.
+type Appended struct {
+	// ID is the id of a new entry; for a completion, of the entry it
+	// completes.
+	ID uint64
+	// Seq is the sequence of the message that holds it, in the stream it
+	// went to: a follower holds it once it has applied Seq (see
+	// [Follower.Wait]).
+	Seq uint64
+}
+
+// Append publishes msgs and waits for the streams to take them all. The
+// new entries go in as few messages of the stream of entries as fit, in
+// order, under consecutive ids that follow the stream's newest; each
+// completion is a message of the stream of completions. It fails wrapping
+// [ErrUnavailable] when any is not taken in time: those taken stay in the
+// streams, and a retry with the same MsgIDs is acknowledged with their
+// ids again. An entry too large for a NATS message fails it wrapping
+// [ErrTooLarge], and nothing is published.
+func (l *Log) Append(ctx context.Context, msgs []Message) ([]Appended, error) {
+	a, err := l.Start(msgs)
+	if err != nil {
+		return nil, err
+	}
+	return a.Wait(ctx)
+}
+
+// Appending is an [Log.Append] under way: its messages are queued, in
+// order after those of every Start before.
+type Appending struct {
+	l        *Log
+	msgs     []Message
+	parts    []*part                  // the new entries
+	futures  []jetstream.PubAckFuture // the completions, by index in msgs
+	deadline time.Time
+}
+
+// Start is the first half of [Log.Append]: it queues msgs and returns at
+// once, so that the caller may start the next (which goes after these)
+// before these are taken. The publish timeout counts from now. The caller
+// must call [Appending.Wait].
+func (l *Log) Start(msgs []Message) (*Appending, error) {
+	a := &Appending{l: l, msgs: msgs, deadline: time.Now().Add(l.cfg.PublishTimeout)}
+	var fresh []Message // the new entries, in order
+	for _, m := range msgs {
+		if m.Completes == 0 {
+			fresh = append(fresh, m)
+		}
+	}
+	var err error
+	if a.parts, err = l.encodeParts(fresh); err != nil {
+		return nil, err
+	}
+	// The completions name entries published before: they need not wait
+	// for the new entries.
 	for i, m := range msgs {
+		if m.Completes == 0 {
+			continue
+		}
 		data, err := proto.Marshal(m.Entry)
 		if err != nil {
 			return nil, fmt.Errorf("encode entry %d: %w", i, err)
-		}
-		// The subjects are the streams' alone (JetStream refuses streams
-		// whose subjects overlap), so no expected-stream header is sent:
-		// the server would check it for every message.
-		subject := l.cfg.Subject
-		if m.Completes != 0 {
-			subject = l.completionSubject(m.Completes)
 		}
 		var opts []jetstream.PublishOpt
 		if m.MsgID != "" {
 			opts = append(opts, jetstream.WithMsgID(m.MsgID))
 		}
-		if futures[i], err = l.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: data}, opts...); err != nil {
+		if a.futures == nil {
+			a.futures = make([]jetstream.PubAckFuture, len(msgs))
+		}
+		if a.futures[i], err = l.js.PublishMsgAsync(&nats.Msg{Subject: l.completionSubject(m.Completes), Data: data}, opts...); err != nil {
 			return nil, fmt.Errorf("%w: publish: %w", ErrUnavailable, err)
 		}
 	}
-	seqs := make([]uint64, len(msgs))
-	for i, f := range futures {
-		select {
-		case ack := <-f.Ok():
-			seqs[i] = ack.Sequence
-		case err := <-f.Err():
-			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: no acknowledgement within %v: %w", ErrUnavailable, l.cfg.PublishTimeout, ctx.Err())
+	l.app.add(a.parts)
+	return a, nil
+}
+
+// Wait is the second half of [Log.Append]: it waits for the streams to
+// take the messages, and returns where each went. When ctx ends first,
+// the new entries not yet on their way to the stream stay out of it.
+func (a *Appending) Wait(ctx context.Context) ([]Appended, error) {
+	ctx, cancel := context.WithDeadline(ctx, a.deadline)
+	defer cancel()
+	results, err := a.l.waitParts(ctx, a.parts)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Appended, len(a.msgs))
+	p, in := 0, 0 // the part of the next new entry, and its place in it
+	for i, m := range a.msgs {
+		if m.Completes != 0 {
+			select {
+			case ack := <-a.futures[i].Ok():
+				out[i] = Appended{ID: m.Completes, Seq: ack.Sequence}
+			case err := <-a.futures[i].Err():
+				return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+			case <-ctx.Done():
+				return nil, fmt.Errorf("%w: no acknowledgement within %v: %w", ErrUnavailable, a.l.cfg.PublishTimeout, ctx.Err())
+			}
+			continue
+		}
+		out[i] = Appended{ID: results[p].first + uint64(in), Seq: results[p].seq}
+		if in++; in == len(a.parts[p].entries) {
+			p, in = p+1, 0
 		}
 	}
-	return seqs, nil
+	return out, nil
 }
 
 // State is the stream of entries as NATS reports it.
 type State struct {
-	// Msgs and Bytes are what the stream holds.
+	// Msgs and Bytes are what the stream holds; a message holds one or
+	// more entries.
 	Msgs, Bytes uint64
 	// FirstSeq and LastSeq are the oldest and newest sequence held; the
 	// stream is empty when LastSeq < FirstSeq.
 	FirstSeq, LastSeq uint64
+	// FirstID and LastID are the oldest and newest id held; 0 when the
+	// stream is empty.
+	FirstID, LastID uint64
 }
 
 // State reads the state of the stream of entries.
@@ -303,7 +388,32 @@ func (l *Log) State(ctx context.Context) (State, error) {
 		return State{}, fmt.Errorf("read the state of stream %s: %w", l.cfg.Stream, err)
 	}
 	s := info.State
-	return State{Msgs: s.Msgs, Bytes: s.Bytes, FirstSeq: s.FirstSeq, LastSeq: s.LastSeq}, nil
+	st := State{Msgs: s.Msgs, Bytes: s.Bytes, FirstSeq: s.FirstSeq, LastSeq: s.LastSeq}
+	if s.Msgs == 0 {
+		return st, nil
+	}
+	// The oldest may go by age meanwhile: the next one then is.
+	first, err := l.entries.GetMsg(ctx, s.FirstSeq, jetstream.WithGetMsgSubject(l.cfg.Subject))
+	if err == nil {
+		var h msgHeader
+		if h, err = parseHeader(first.Header); err == nil {
+			st.FirstID = h.first
+		}
+	}
+	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return State{}, fmt.Errorf("read the oldest message of stream %s: %w", l.cfg.Stream, err)
+	}
+	last, err := l.entries.GetLastMsgForSubject(ctx, l.cfg.Subject)
+	if err == nil {
+		var h msgHeader
+		if h, err = parseHeader(last.Header); err == nil {
+			st.LastID = h.first + uint64(h.count) - 1
+		}
+	}
+	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return State{}, fmt.Errorf("read the newest message of stream %s: %w", l.cfg.Stream, err)
+	}
+	return st, nil
 }
 
 // redacted returns urls with their passwords masked, for messages; one

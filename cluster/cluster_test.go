@@ -99,6 +99,24 @@ func follow(t *testing.T, l *Log, from uint64, a Applier) *Follower {
 	return f
 }
 
+// ids returns the ids of what Append appended.
+func ids(as []Appended) []uint64 {
+	out := make([]uint64, len(as))
+	for i, a := range as {
+		out[i] = a.ID
+	}
+	return out
+}
+
+// upTo returns 1..n.
+func upTo(n int) []uint64 {
+	out := make([]uint64, n)
+	for i := range out {
+		out[i] = uint64(i + 1)
+	}
+	return out
+}
+
 func newMessages(from, n int) []Message {
 	msgs := make([]Message, n)
 	for i := range msgs {
@@ -110,9 +128,8 @@ func newMessages(from, n int) []Message {
 	return msgs
 }
 
-// Entries appended on one node reach a follower on another under the
-// sequence ids the append returned, in order, and each completion after
-// its entry.
+// Entries appended on one node reach a follower on another under the ids
+// the append returned, in order, and each completion after its entry.
 func TestAppendFollowAcrossNodes(t *testing.T) {
 	nc := natstest.Start(t, 3)
 	a := open(t, testConfig(nc.URLs()[:1], 3))
@@ -120,25 +137,25 @@ func TestAppendFollowAcrossNodes(t *testing.T) {
 	rec := newRecorder()
 	fb := follow(t, b, 1, rec)
 
-	seqs, err := a.Append(t.Context(), newMessages(0, 50))
+	appended, err := a.Append(t.Context(), newMessages(0, 50))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := make([]uint64, 50)
-	for i := range want {
-		want[i] = uint64(i + 1)
-	}
-	if !slices.Equal(seqs, want) {
-		t.Fatalf("Append returned ids %v, want 1..50", seqs)
+	want := upTo(50)
+	if !slices.Equal(ids(appended), want) {
+		t.Fatalf("Append returned ids %v, want 1..50", ids(appended))
 	}
 	done := &pxperfv1.Entry{Method: "GET", Url: "http://example.com/7", StatusCode: 204}
-	cseqs, err := a.Append(t.Context(), []Message{{Entry: done, Completes: 7, MsgID: "c7"}})
+	completed, err := a.Append(t.Context(), []Message{{Entry: done, Completes: 7, MsgID: "c7"}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if completed[0].ID != 7 {
+		t.Errorf("the completion of 7 is reported as of %d", completed[0].ID)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	if err := fb.Wait(ctx, 50, cseqs[0]); err != nil {
+	if err := fb.Wait(ctx, appended[49].Seq, completed[0].Seq); err != nil {
 		t.Fatalf("follower on B did not apply everything: %v", err)
 	}
 	ids, urls, order := rec.snapshot()
@@ -158,8 +175,9 @@ func TestAppendFollowAcrossNodes(t *testing.T) {
 	}
 }
 
-// A message sent again with the same MsgID, as a producer retrying after a
-// timeout does, is acknowledged with the first one's id and stored once.
+// A batch sent again with the same MsgIDs, as a producer retrying after a
+// timeout does, is acknowledged with the first one's ids and stored once,
+// even after other entries were appended since.
 func TestAppendRetryIsOneMessage(t *testing.T) {
 	nc := natstest.Start(t, 1)
 	l := open(t, testConfig(nc.URLs(), 1))
@@ -167,19 +185,28 @@ func TestAppendRetryIsOneMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := l.Append(t.Context(), newMessages(5, 3)); err != nil {
+		t.Fatal(err)
+	}
 	again, err := l.Append(t.Context(), newMessages(0, 5))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(first, again) {
-		t.Errorf("retry got ids %v, first try %v: want the same", again, first)
+	if !slices.Equal(ids(first), ids(again)) || !slices.Equal(ids(first), upTo(5)) {
+		t.Errorf("retry got ids %v, first try %v: want 1..5 both", ids(again), ids(first))
 	}
 	st, err := l.State(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Msgs != 5 || st.LastSeq != 5 {
-		t.Errorf("stream holds %d messages, last %d; want 5 and 5", st.Msgs, st.LastSeq)
+	if st.Msgs != 2 || st.FirstID != 1 || st.LastID != 8 {
+		t.Errorf("stream holds %d messages, ids %d..%d; want 2 messages, ids 1..8", st.Msgs, st.FirstID, st.LastID)
+	}
+	// The same name with another number of entries is another batch, as
+	// in embedded mode.
+	other, err := l.Append(t.Context(), newMessages(0, 4))
+	if err != nil || !slices.Equal(ids(other), []uint64{9, 10, 11, 12}) {
+		t.Errorf("the first 4 of the batch again: %v, %v; want new ids 9..12", other, err)
 	}
 }
 
@@ -188,16 +215,28 @@ func TestAppendRetryIsOneMessage(t *testing.T) {
 func TestAppendSurvivesLossOfOneServer(t *testing.T) {
 	nc := natstest.Start(t, 3)
 	l := open(t, testConfig(nc.URLs(), 3))
-	if _, err := l.Append(t.Context(), newMessages(0, 100)); err != nil {
+	given := map[string]uint64{} // url → the id its acknowledged append gave
+	var last uint64              // the sequence of the last message
+	acked := func(msgs []Message, as []Appended) {
+		for i, m := range msgs {
+			given[m.Entry.GetUrl()] = as[i].ID
+			last = max(last, as[i].Seq)
+		}
+	}
+	msgs := newMessages(0, 100)
+	as, err := l.Append(t.Context(), msgs)
+	if err != nil {
 		t.Fatal(err)
 	}
+	acked(msgs, as)
 	nc.Stop(0)
 	// Until the stream has a leader again, appends may fail; they must
 	// succeed within the election timeouts.
 	deadline := time.Now().Add(20 * time.Second)
-	var err error
 	for i := 100; ; {
-		if _, err = l.Append(t.Context(), newMessages(i, 10)); err == nil {
+		msgs := newMessages(i, 10)
+		if as, err = l.Append(t.Context(), msgs); err == nil {
+			acked(msgs, as)
 			i += 10
 			if i == 200 {
 				break
@@ -212,36 +251,40 @@ func TestAppendSurvivesLossOfOneServer(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// The NATS cluster may still be electing the leader that makes
+	// consumers, after the appends go on.
 	rec := newRecorder()
-	f := follow(t, l, 1, rec)
+	var f *Follower
+	for f == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		if f, err = l.Follow(ctx, 1, rec); err != nil {
+			cancel()
+			if time.Now().After(deadline) {
+				t.Fatalf("Follow 20s after losing one of three servers: %v", err)
+			}
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		t.Cleanup(func() {
+			cancel()
+			<-f.Done()
+		})
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	if err := f.Wait(ctx, 200, 0); err != nil {
+	if err := f.Wait(ctx, last, 0); err != nil {
 		t.Fatalf("follower: %v", err)
 	}
-	ids, urls, _ := rec.snapshot()
-	if len(ids) != 200 || ids[0] != 1 || ids[199] != 200 {
-		t.Fatalf("stream holds ids %d..%d (%d), want 1..200", ids[0], ids[len(ids)-1], len(ids))
+	applied, urls, _ := rec.snapshot()
+	if !slices.Equal(applied, upTo(200)) {
+		t.Fatalf("stream holds ids %v, want 1..200", applied)
 	}
-	// Each entry once. A batch that failed in part, its later messages
-	// stored and its earlier ones not, is stored in another order when it
-	// is retried: only the first 100, acknowledged before the loss, keep
-	// theirs.
-	seen := map[string]uint64{}
+	// Each entry once, under the id its acknowledged append gave it: a
+	// batch retried after a failure it may have been taken in is kept
+	// once.
 	for id, u := range urls {
-		if other, dup := seen[u]; dup {
-			t.Errorf("%s stored twice, as %d and %d", u, other, id)
-		}
-		seen[u] = id
-	}
-	for i := range 200 {
-		u := fmt.Sprintf("http://example.com/%d", i)
-		id, ok := seen[u]
-		switch {
-		case !ok:
-			t.Errorf("%s, acknowledged, is not in the stream", u)
-		case i < 100 && id != uint64(i+1):
-			t.Errorf("%s has id %d, want %d: acknowledged before the loss", u, id, i+1)
+		if given[u] != id {
+			t.Errorf("%s is stored as %d; its append gave %d", u, id, given[u])
 		}
 	}
 }
@@ -254,9 +297,9 @@ func TestAppendUnavailable(t *testing.T) {
 	cfg.PublishTimeout = 500 * time.Millisecond
 	l := open(t, cfg)
 	nc.Stop(0)
-	seqs, err := l.Append(t.Context(), newMessages(0, 3))
-	if !errors.Is(err, ErrUnavailable) || seqs != nil {
-		t.Fatalf("Append without NATS = %v, %v; want nil and ErrUnavailable", seqs, err)
+	as, err := l.Append(t.Context(), newMessages(0, 3))
+	if !errors.Is(err, ErrUnavailable) || as != nil {
+		t.Fatalf("Append without NATS = %v, %v; want nil and ErrUnavailable", as, err)
 	}
 }
 
@@ -264,14 +307,19 @@ func TestAppendUnavailable(t *testing.T) {
 func TestFollowFrom(t *testing.T) {
 	nc := natstest.Start(t, 1)
 	l := open(t, testConfig(nc.URLs(), 1))
-	if _, err := l.Append(t.Context(), newMessages(0, 20)); err != nil {
-		t.Fatal(err)
+	var last uint64
+	for i := 0; i < 20; i += 5 { // four messages of five
+		as, err := l.Append(t.Context(), newMessages(i, 5))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = as[4].Seq
 	}
 	rec := newRecorder()
 	f := follow(t, l, 15, rec)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	if err := f.Wait(ctx, 20, 0); err != nil {
+	if err := f.Wait(ctx, last, 0); err != nil {
 		t.Fatal(err)
 	}
 	if ids, _, _ := rec.snapshot(); !slices.Equal(ids, []uint64{15, 16, 17, 18, 19, 20}) {
@@ -310,9 +358,9 @@ func TestOpenTogether(t *testing.T) {
 		t.Cleanup(logs[i].Close)
 	}
 	for i, l := range logs {
-		seqs, err := l.Append(t.Context(), newMessages(i, 1))
-		if err != nil || seqs[0] != uint64(i+1) {
-			t.Fatalf("node %d: Append = %v, %v; want id %d", i, seqs, err, i+1)
+		as, err := l.Append(t.Context(), newMessages(i, 1))
+		if err != nil || as[0].ID != uint64(i+1) {
+			t.Fatalf("node %d: Append = %v, %v; want id %d", i, as, err, i+1)
 		}
 	}
 }

@@ -37,25 +37,38 @@ const completionLead = time.Minute
 // Follower follows the streams into an Applier, and says how far it got.
 type Follower struct {
 	mu          sync.Mutex
-	entries     uint64 // sequence of the last entry applied
+	id          uint64 // the last id applied
+	entries     uint64 // sequence of the last message of entries applied
 	completions uint64 // sequence of the last completion applied
 	advanced    chan struct{}
 	done        chan struct{}
 	err         error
 }
 
-// Follow starts following the streams from entry from: entries in order,
-// and each completion once its entry is applied. It runs until ctx ends or
-// the streams cannot be read; see [Follower.Done].
+// Follow starts following the streams from the message that holds entry
+// from (the oldest the stream holds when it holds none at or before from):
+// entries in order, and each completion once its entry is applied. It
+// runs until ctx ends or the streams cannot be read; see [Follower.Done].
 func (l *Log) Follow(ctx context.Context, from uint64, a Applier) (*Follower, error) {
-	ecfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: max(from, 1)}
+	start, err := l.locate(ctx, from)
+	var startSeq uint64
 	ccfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
-	if m, err := l.entries.GetMsg(ctx, from); err == nil {
-		start := m.Time.Add(-completionLead)
-		ccfg = jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &start}
-	} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, fmt.Errorf("read entry %d of stream %s: %w", from, l.cfg.Stream, err)
+	switch {
+	case err == nil:
+		startSeq = start.msg.Sequence
+		at := start.msg.Time.Add(-completionLead)
+		ccfg = jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &at}
+	case errors.Is(err, ErrNotFound):
+		// Nothing from there on yet: from the next message.
+		info, err := l.entries.Info(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("read the state of stream %s: %w", l.cfg.Stream, err)
+		}
+		startSeq = info.State.LastSeq + 1
+	default:
+		return nil, fmt.Errorf("find entry %d in stream %s: %w", from, l.cfg.Stream, err)
 	}
+	ecfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: startSeq}
 	econs, err := l.js.OrderedConsumer(ctx, l.cfg.Stream, ecfg)
 	if err != nil {
 		return nil, fmt.Errorf("follow stream %s: %w", l.cfg.Stream, err)
@@ -64,7 +77,7 @@ func (l *Log) Follow(ctx context.Context, from uint64, a Applier) (*Follower, er
 	if err != nil {
 		return nil, fmt.Errorf("follow stream %s: %w", l.completionsStream(), err)
 	}
-	f := &Follower{entries: max(from, 1) - 1, advanced: make(chan struct{}), done: make(chan struct{})}
+	f := &Follower{id: max(from, 1) - 1, entries: startSeq - 1, advanced: make(chan struct{}), done: make(chan struct{})}
 	ctx, cancel := context.WithCancel(ctx)
 	entries := make(chan jetstream.Msg, maxApplyBatch)
 	completions := make(chan jetstream.Msg, maxApplyBatch)
@@ -105,13 +118,14 @@ func (l *Log) Follow(ctx context.Context, from uint64, a Applier) (*Follower, er
 		defer close(f.done)
 		defer readers.Wait()
 		defer cancel()
-		f.apply(ctx, a, l.cfg.Subject+".completions.", entries, completions)
+		f.apply(ctx, l, a, max(from, 1), entries, completions)
 	}()
 	return f, nil
 }
 
 // apply hands what the readers deliver to a, in order, until ctx ends.
-func (f *Follower) apply(ctx context.Context, a Applier, completionPrefix string, entries, completions <-chan jetstream.Msg) {
+func (f *Follower) apply(ctx context.Context, l *Log, a Applier, from uint64, entries, completions <-chan jetstream.Msg) {
+	completionPrefix := l.cfg.Subject + ".completions."
 	var waiting []jetstream.Msg // completions of entries not yet applied
 	batch := make([]*pxperfv1.Entry, 0, maxApplyBatch)
 	for {
@@ -119,23 +133,45 @@ func (f *Follower) apply(ctx context.Context, a Applier, completionPrefix string
 		case <-ctx.Done():
 			return
 		case m := <-entries:
-			first, next := uint64(0), uint64(0)
+			// The messages waiting are applied together: consecutive ids
+			// in one call.
+			var first, next, seq uint64 // of the batch: its ids, and its last message
 			flush := func() {
 				if len(batch) > 0 {
 					a.Entries(first, batch)
-					f.advance(next-1, 0)
 					batch = batch[:0]
+					f.advance(next-1, seq, 0)
 				}
 			}
 		drain:
 			for {
-				seq := sequence(m)
-				if seq != next || len(batch) == maxApplyBatch {
-					flush()
-					first = seq
+				mseq := sequence(m)
+				h, err := parseHeader(m.Headers())
+				var es []*pxperfv1.Entry
+				if err == nil {
+					var ok bool
+					if es, ok = l.local.take(mseq, h.first); !ok || h.origin != l.origin {
+						es = decodeEntries(m.Data(), h.count)
+					}
+					if h.first < from { // the message the follower started in
+						es = es[min(from-h.first, uint64(len(es))):]
+						h.first = from
+					}
 				}
-				batch = append(batch, decode(m.Data()))
-				next = seq + 1
+				switch {
+				case err != nil:
+					// Not pxperf's: nothing to apply, and the ids go on.
+					l.log.Error("skipped a message of the cluster's stream", "sequence", mseq, "err", err)
+				case len(es) == 0:
+				case h.first != next || len(batch) >= maxApplyBatch:
+					flush()
+					first = h.first
+					fallthrough
+				default:
+					batch = append(batch, es...)
+					next = h.first + uint64(len(es))
+				}
+				seq = mseq
 				select {
 				case m = <-entries:
 				default:
@@ -143,10 +179,11 @@ func (f *Follower) apply(ctx context.Context, a Applier, completionPrefix string
 				}
 			}
 			flush()
+			f.advance(0, seq, 0) // past messages skipped too
 		case m := <-completions:
 			waiting = append(waiting, m)
 		}
-		applied, _ := f.Applied()
+		applied := f.Applied().ID
 		for len(waiting) > 0 {
 			id, err := strconv.ParseUint(strings.TrimPrefix(waiting[0].Subject(), completionPrefix), 10, 64)
 			if err == nil && id > applied {
@@ -155,7 +192,7 @@ func (f *Follower) apply(ctx context.Context, a Applier, completionPrefix string
 			if err == nil {
 				a.Complete(id, decode(waiting[0].Data()))
 			}
-			f.advance(0, sequence(waiting[0]))
+			f.advance(0, 0, sequence(waiting[0]))
 			waiting = waiting[1:]
 		}
 	}
@@ -175,18 +212,16 @@ func sequence(m jetstream.Msg) uint64 {
 func decode(data []byte) *pxperfv1.Entry {
 	e := new(pxperfv1.Entry)
 	if err := proto.Unmarshal(data, e); err != nil {
-		return &pxperfv1.Entry{
-			State: pxperfv1.EntryState_ENTRY_STATE_FAILED,
-			Error: &pxperfv1.EntryError{Message: "pxperf cannot decode this message of the cluster's stream: " + err.Error()},
-		}
+		return undecodable(err)
 	}
 	return e
 }
 
-// advance records progress: the last entry and completion applied (0
-// leaves one as it is).
-func (f *Follower) advance(entries, completions uint64) {
+// advance records progress: the last id, message of entries and
+// completion applied (0 leaves one as it is).
+func (f *Follower) advance(id, entries, completions uint64) {
 	f.mu.Lock()
+	f.id = max(f.id, id)
 	f.entries = max(f.entries, entries)
 	f.completions = max(f.completions, completions)
 	close(f.advanced)
@@ -194,16 +229,24 @@ func (f *Follower) advance(entries, completions uint64) {
 	f.mu.Unlock()
 }
 
-// Applied returns the sequences of the last entry and the last completion
-// applied.
-func (f *Follower) Applied() (entries, completions uint64) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.entries, f.completions
+// Progress is how far a follower got.
+type Progress struct {
+	// ID is the last id applied.
+	ID uint64
+	// Entries and Completions are the sequences of the last message
+	// applied of each stream.
+	Entries, Completions uint64
 }
 
-// Wait waits until the entry with sequence entries and the completion with
-// sequence completions (0 for none) are applied.
+// Applied returns how far the follower got.
+func (f *Follower) Applied() Progress {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return Progress{ID: f.id, Entries: f.entries, Completions: f.completions}
+}
+
+// Wait waits until the message of entries with sequence entries and the
+// completion with sequence completions (0 for none) are applied.
 func (f *Follower) Wait(ctx context.Context, entries, completions uint64) error {
 	for {
 		f.mu.Lock()

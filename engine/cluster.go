@@ -116,6 +116,9 @@ func (e *Engine) OnClusterReady(fn func()) {
 	}
 }
 
+// Clustered reports whether the engine runs in cluster mode.
+func (e *Engine) Clustered() bool { return e.cluster != nil }
+
 // ClusterReady reports whether this node can publish: always in embedded
 // mode; in cluster mode, while connected to NATS with the stream answering.
 func (e *Engine) ClusterReady() bool {
@@ -131,22 +134,20 @@ func (e *Engine) clusterStats() *pxperfv1.ClusterStats {
 	c.mu.Lock()
 	st, lastError := c.state, c.lastError
 	c.mu.Unlock()
-	applied, _ := c.follower.Applied()
+	applied := c.follower.Applied().ID
 	cs := &pxperfv1.ClusterStats{
 		Connected:       c.ready.Load(),
 		Server:          c.log.Server(),
 		StreamMessages:  st.Msgs,
 		StreamBytes:     st.Bytes,
-		LastId:          st.LastSeq,
+		LastId:          st.LastID,
 		AppliedId:       applied,
 		PublishFailures: c.failures.Load(),
 		LastError:       lastError,
 	}
-	if st.Msgs > 0 {
-		cs.FirstId = st.FirstSeq
-	}
-	if st.LastSeq > applied {
-		cs.Lag = st.LastSeq - applied
+	cs.FirstId = st.FirstID
+	if st.LastID > applied {
+		cs.Lag = st.LastID - applied
 	}
 	return cs
 }
@@ -186,9 +187,9 @@ func openCluster(cfg *pxperfv1.Config, firstID uint64, log *slog.Logger) (*clust
 		l.Close()
 		return nil, 0, err
 	}
-	from := st.LastSeq + 1 // an empty stream: the next entry
+	from := st.LastID + 1 // an empty stream: the next entry
 	if st.Msgs > 0 {
-		from = max(st.FirstSeq, (st.LastSeq+1)-min(st.LastSeq, uint64(cfg.GetMemory().GetMaxEntries())))
+		from = max(st.FirstID, (st.LastID+1)-min(st.LastID, uint64(cfg.GetMemory().GetMaxEntries())))
 	}
 	return l, from, nil
 }
@@ -246,19 +247,41 @@ func (c *clusterNode) unarchived(stored []store.Stored) []store.Stored {
 	return stored
 }
 
-// ingestCluster appends valid entries to the cluster's stream and returns
-// their ids, and how far the follower must get for this node to hold them
-// (see [Engine.WaitApplied]). An entry with the request id of a PENDING
-// entry completes it, as in embedded mode: one this node holds, or one
-// published here that the follower has not applied yet. When the PENDING
-// entry is in the same batch, the batch is cut before its completion, so
-// that its id is known when the completion is published.
-func (e *Engine) ingestCluster(ctx context.Context, batchID string, valid []*pxperfv1.Entry, positions []int) ([]uint64, Mark, error) {
+// startCluster sends valid entries on their way to the cluster's stream,
+// after those of every call before, and returns the function that waits
+// for the stream to take them and returns their ids, and how far the
+// follower must get for this node to hold them (see
+// [Engine.WaitApplied]). An entry with the request id of a PENDING entry
+// completes it, as in embedded mode: one this node holds, or one published
+// here that the follower has not applied yet. When the PENDING entry is in
+// the same batch, the batch is cut before its completion, and the part
+// before is appended before startCluster returns, so that its id is known
+// when the completion is published.
+func (e *Engine) startCluster(ctx context.Context, batchID string, valid []*pxperfv1.Entry, positions []int) (func(context.Context) ([]uint64, Mark, error), error) {
 	c := e.cluster
 	ids := make([]uint64, 0, len(valid))
 	var mark Mark
 	e.store.Normalize(valid...)
-	for len(valid) > 0 {
+	failed := func(ctx context.Context, err error) error {
+		if ctx.Err() == nil && !errors.Is(err, cluster.ErrTooLarge) { // not the producer's doing
+			c.publishFailed(err)
+		}
+		return err
+	}
+	// done records what a part of the batch appended.
+	done := func(msgs []cluster.Message, appended []cluster.Appended) {
+		first := len(ids)
+		for i, m := range msgs {
+			if m.Completes != 0 {
+				mark.Completions = max(mark.Completions, appended[i].Seq)
+			} else {
+				mark.Entries = max(mark.Entries, appended[i].Seq)
+			}
+			ids = append(ids, appended[i].ID)
+		}
+		c.published(msgs, ids[first:])
+	}
+	for {
 		msgs := make([]cluster.Message, 0, len(valid))
 		pending := map[string]bool{} // request ids of PENDING entries in this part
 		for _, en := range valid {
@@ -274,28 +297,27 @@ func (e *Engine) ingestCluster(ctx context.Context, batchID string, valid []*pxp
 			}
 			msgs = append(msgs, m)
 		}
-		seqs, err := c.log.Append(ctx, msgs)
-		if err != nil {
-			if ctx.Err() == nil { // not the producer giving up
-				c.publishFailed(err)
-			}
-			return nil, Mark{}, err
-		}
-		first := len(ids)
-		for i, m := range msgs {
-			id := seqs[i]
-			if m.Completes != 0 {
-				id = m.Completes
-				mark.Completions = max(mark.Completions, seqs[i])
-			} else {
-				mark.Entries = max(mark.Entries, id)
-			}
-			ids = append(ids, id)
-		}
-		c.published(msgs, ids[first:])
 		valid, positions = valid[len(msgs):], positions[len(msgs):]
+		a, err := c.log.Start(msgs)
+		if err != nil {
+			return nil, failed(ctx, err)
+		}
+		if len(valid) == 0 { // the last part: the caller waits for it
+			return func(ctx context.Context) ([]uint64, Mark, error) {
+				appended, err := a.Wait(ctx)
+				if err != nil {
+					return nil, Mark{}, failed(ctx, err)
+				}
+				done(msgs, appended)
+				return ids, mark, nil
+			}, nil
+		}
+		appended, err := a.Wait(ctx)
+		if err != nil {
+			return nil, failed(ctx, err)
+		}
+		done(msgs, appended)
 	}
-	return ids, mark, nil
 }
 
 // Mark is how far a node's follower must get for the node to hold what one
@@ -352,7 +374,7 @@ func (e *Engine) pendingID(rid string) (uint64, bool) {
 // PENDING entry may be completed before the follower applies it. Entries
 // the follower has applied are forgotten: the store knows them.
 func (c *clusterNode) published(msgs []cluster.Message, ids []uint64) {
-	applied, _ := c.follower.Applied()
+	applied := c.follower.Applied().ID
 	r := &c.recent
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -573,10 +595,7 @@ type streamHistory struct{ log *cluster.Log }
 // OldestID implements hub.Archive.
 func (h streamHistory) OldestID(ctx context.Context) (uint64, error) {
 	st, err := h.log.State(ctx)
-	if err != nil || st.Msgs == 0 {
-		return 0, err
-	}
-	return st.FirstSeq, nil
+	return st.FirstID, err
 }
 
 // Read implements hub.Archive.

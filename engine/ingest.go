@@ -28,19 +28,46 @@ import (
 // deduplication window, in embedded mode while the server runs (see
 // batchLog).
 func (e *Engine) Ingest(ctx context.Context, batchID string, entries []*pxperfv1.Entry, refused map[int]*pxperfv1.Rejection, result func(i int, id uint64, rej *pxperfv1.Rejection)) (Mark, error) {
+	in, err := e.StartIngest(ctx, batchID, entries, refused)
+	if err != nil {
+		return Mark{}, err
+	}
+	return in.Finish(ctx, result)
+}
+
+// Ingesting is an [Engine.Ingest] under way.
+type Ingesting struct {
+	rejections []*pxperfv1.Rejection // by index; nil for the valid entries
+	ids        []uint64              // of the valid entries, once known
+	mark       Mark
+	pending    bool // holds a PENDING entry with a request id
+	// finish, in cluster mode, waits for the stream to take what the
+	// ingest sent it.
+	finish func(ctx context.Context) ([]uint64, Mark, error)
+}
+
+// StartIngest is the first half of [Engine.Ingest]: it checks the entries
+// and, in embedded mode, stores the valid ones; in cluster mode it sends
+// them on their way to the cluster's stream, after those of every
+// StartIngest before, and returns without waiting for the stream to take
+// them. [Ingesting.Finish] must follow. Several ingests may be under way
+// at once, so that a stream of batches keeps the cluster's stream busy;
+// only a batch that completes a PENDING entry of a batch still under way
+// must wait for that one to finish first (see [Ingesting.Pending]).
+func (e *Engine) StartIngest(ctx context.Context, batchID string, entries []*pxperfv1.Entry, refused map[int]*pxperfv1.Rejection) (*Ingesting, error) {
 	valid := make([]*pxperfv1.Entry, 0, len(entries))
 	var positions []int // of the valid entries in entries, for cluster mode
 	if e.cluster != nil {
 		positions = make([]int, 0, len(entries))
 	}
-	rejections := make([]*pxperfv1.Rejection, len(entries))
+	in := &Ingesting{rejections: make([]*pxperfv1.Rejection, len(entries))}
 	for i, en := range entries {
 		rej := refused[i]
 		if rej == nil {
 			rej = e.check(en)
 		}
 		if rej != nil {
-			rejections[i] = rej
+			in.rejections[i] = rej
 			e.rejected.Add(1)
 			continue
 		}
@@ -48,30 +75,51 @@ func (e *Engine) Ingest(ctx context.Context, batchID string, entries []*pxperfv1
 		if positions != nil {
 			positions = append(positions, i)
 		}
+		if en.GetRequestId() != "" && en.GetState() == pxperfv1.EntryState_ENTRY_STATE_PENDING {
+			in.pending = true
+		}
 	}
-	var ids []uint64
-	var mark Mark
 	if e.cluster != nil {
 		var err error
-		if ids, mark, err = e.ingestCluster(ctx, batchID, valid, positions); err != nil {
+		if in.finish, err = e.startCluster(ctx, batchID, valid, positions); err != nil {
+			return nil, err
+		}
+		return in, nil
+	}
+	e.ingestMu.Lock()
+	defer e.ingestMu.Unlock()
+	var ok bool
+	if in.ids, ok = e.batches.get(batchID, len(valid)); !ok {
+		e.reserveIDs(len(valid))
+		stored := e.store.Append(valid)
+		e.archiveStored(stored)
+		in.ids = make([]uint64, len(stored))
+		for i, st := range stored {
+			in.ids[i] = st.ID
+		}
+		e.batches.put(batchID, in.ids)
+	}
+	return in, nil
+}
+
+// Pending reports whether the ingest holds a PENDING entry with a request
+// id, which a later batch may complete: that batch must not start before
+// this one finishes, or it would not know the PENDING entry's id.
+func (in *Ingesting) Pending() bool { return in.pending }
+
+// Finish is the second half of [Engine.Ingest]: in cluster mode it waits
+// for the cluster's stream to take the entries; then it reports each
+// entry's fate to result, and returns the Mark to give
+// [Engine.WaitApplied]. When it fails, nothing is reported to result.
+func (in *Ingesting) Finish(ctx context.Context, result func(i int, id uint64, rej *pxperfv1.Rejection)) (Mark, error) {
+	if in.finish != nil {
+		var err error
+		if in.ids, in.mark, err = in.finish(ctx); err != nil {
 			return Mark{}, err
 		}
-	} else {
-		e.ingestMu.Lock()
-		var ok bool
-		if ids, ok = e.batches.get(batchID, len(valid)); !ok {
-			e.reserveIDs(len(valid))
-			stored := e.store.Append(valid)
-			e.archiveStored(stored)
-			ids = make([]uint64, len(stored))
-			for i, st := range stored {
-				ids[i] = st.ID
-			}
-			e.batches.put(batchID, ids)
-		}
-		e.ingestMu.Unlock()
 	}
-	for i, rej := range rejections {
+	ids := in.ids
+	for i, rej := range in.rejections {
 		if rej != nil {
 			result(i, 0, rej)
 			continue
@@ -79,7 +127,7 @@ func (e *Engine) Ingest(ctx context.Context, batchID string, entries []*pxperfv1
 		result(i, ids[0], nil)
 		ids = ids[1:]
 	}
-	return mark, nil
+	return in.mark, nil
 }
 
 // check returns why en cannot be accepted, or nil.

@@ -78,7 +78,7 @@ func TestClusterPublishOnAReadOnB(t *testing.T) {
 	}
 	for i, id := range ids {
 		if id != uint64(i+1) {
-			t.Fatalf("ids %v: want 1..21, the stream's sequences", ids)
+			t.Fatalf("ids %v: want 1..21, the first of a new stream", ids)
 		}
 	}
 
@@ -129,8 +129,9 @@ func TestClusterPublishOnAReadOnB(t *testing.T) {
 
 	// The stream's figures are as of the last check, once a second.
 	cs := waitStats(t, ctx, b, func(st *pxperfv1.Stats) bool { return st.GetCluster().GetLastId() == 21 }).GetCluster()
-	if !cs.GetConnected() || cs.GetAppliedId() != 21 || cs.GetFirstId() != 1 || cs.GetStreamMessages() != 21 || cs.GetLag() != 0 {
-		t.Errorf("B's cluster stats %v; want connected, ids 1..21 in the stream, all applied", cs)
+	// One Publish is one message of the stream.
+	if !cs.GetConnected() || cs.GetAppliedId() != 21 || cs.GetFirstId() != 1 || cs.GetStreamMessages() != 1 || cs.GetLag() != 0 {
+		t.Errorf("B's cluster stats %v; want connected, ids 1..21 in one message of the stream, all applied", cs)
 	}
 }
 
@@ -484,5 +485,79 @@ func TestClusterSurvivesLossOfANATSServer(t *testing.T) {
 	}
 	if len(got) != 100 {
 		t.Errorf("B holds %d entries, want 100", len(got))
+	}
+}
+
+// A PublishStream in cluster mode sends its messages on their way to the
+// stream before the earlier ones are taken; its entries keep the stream's
+// order all the same, and a message that completes a PENDING entry of the
+// message before it completes it rather than adding an entry.
+func TestClusterPublishStreamInOrder(t *testing.T) {
+	nc := natstest.Start(t, 1)
+	a := clusterNode(t, nc.URLs(), 1, nil)
+	b := clusterNode(t, nc.URLs(), 1, nil)
+	ctx := testContext(t)
+
+	ps, err := a.client.Service().PublishStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const messages, size = 40, 20 // within one page of listAll
+	var urls []string             // of the new entries, in the order sent
+	for m := range messages {
+		es := make([]*pxperfv1.Entry, size)
+		for i := range es {
+			es[i] = entry("GET", fmt.Sprintf("http://example.com/%d/%d", m, i), 200)
+			urls = append(urls, es[i].GetUrl())
+		}
+		if m%10 == 0 { // the last entry is PENDING, and the next message completes it
+			es[size-1].RequestId = fmt.Sprintf("slow-%d", m)
+			es[size-1].State = pxperfv1.EntryState_ENTRY_STATE_PENDING
+			es[size-1].StatusCode = 0
+		}
+		if m%10 == 1 {
+			done := entry("GET", fmt.Sprintf("http://example.com/%d/%d", m-1, size-1), 201)
+			done.RequestId = fmt.Sprintf("slow-%d", m-1)
+			es = append([]*pxperfv1.Entry{done}, es...)
+		}
+		if err := ps.Send(&pxperfv1.PublishStreamRequest{Entries: es}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum, err := ps.CloseAndRecv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := messages*size + messages/10 // the completions are accepted too
+	if sum.GetAccepted() != uint64(total) || sum.GetRejected() != 0 || sum.GetFirstId() != 1 || sum.GetLastId() != uint64(messages*size) {
+		t.Fatalf("summary %v; want %d accepted, ids 1..%d", sum, total, messages*size)
+	}
+	for _, node := range []*harness{a, b} {
+		got := waitEntries(t, ctx, node, len(urls))
+		if len(got) != len(urls) {
+			t.Fatalf("node holds %d entries, want %d: a completion became an entry", len(got), len(urls))
+		}
+		for i, e := range got {
+			if e.GetId() != uint64(i+1) || e.GetUrl() != urls[i] {
+				t.Fatalf("entry %d is %d %s, want %d %s", i, e.GetId(), e.GetUrl(), i+1, urls[i])
+			}
+		}
+		for m := 0; m < messages; m += 10 {
+			id := uint64(m*size + size)
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				e, err := node.client.GetEntry(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if e.GetState() == pxperfv1.EntryState_ENTRY_STATE_COMPLETED && e.GetStatusCode() == 201 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("entry %d is %v with status %d, want completed with 201", id, e.GetState(), e.GetStatusCode())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
 	}
 }

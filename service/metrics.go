@@ -93,7 +93,7 @@ var statsDescs = []desc{
 // only.
 var clusterDescs = []desc{
 	{prometheus.NewDesc("pxperf_cluster_connected", "1 while this node can publish: connected to NATS, and the stream answering.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return boolFloat(s.GetCluster().GetConnected()) }},
-	{prometheus.NewDesc("pxperf_cluster_stream_messages", "Entries the cluster's stream holds.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetCluster().GetStreamMessages()) }},
+	{prometheus.NewDesc("pxperf_cluster_stream_messages", "Messages the cluster's stream holds, each the entries of one or more published batches.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetCluster().GetStreamMessages()) }},
 	{prometheus.NewDesc("pxperf_cluster_stream_bytes", "Bytes the cluster's stream holds.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetCluster().GetStreamBytes()) }},
 	{prometheus.NewDesc("pxperf_cluster_first_id", "Oldest id the cluster's stream holds.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetCluster().GetFirstId()) }},
 	{prometheus.NewDesc("pxperf_cluster_last_id", "Newest id in the cluster's stream.", nil, nil), prometheus.GaugeValue, func(s *pxperfv1.Stats) float64 { return float64(s.GetCluster().GetLastId()) }},

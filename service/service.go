@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -141,6 +142,13 @@ const (
 	publishAheadBytes    = 2 << 20
 )
 
+// publishInFlight bounds the messages of a PublishStream on their way to
+// the cluster's stream at once, in cluster mode: while one waits for the
+// stream, the next are sent, and the node sends those that wait together
+// as one message of the stream. In embedded mode each is stored before the
+// next is received.
+const publishInFlight = 16
+
 // aheadBytes is what req weighs against publishAheadBytes: the data of
 // its bodies, response and request, and a kilobyte an entry, at most the
 // whole bound.
@@ -198,17 +206,82 @@ func (s *Service) PublishStream(stream grpc.ClientStreamingServer[pxperfv1.Publi
 	ended := func(st *status.Status) error {
 		return status.Errorf(st.Code(), "%s; the %d entries accepted before stay accepted (last id %d)", st.Message(), sum.Accepted, sum.LastId)
 	}
+	// Each message's ingest starts as soon as it is received; in cluster
+	// mode a few are on their way to the cluster's stream at once (see
+	// publishInFlight), and each finishes, in order, before its summary
+	// counts it.
 	var index uint64
+	var inflight []*started
+	window := 1
+	if s.engine.Clustered() {
+		window = publishInFlight
+	}
+	finish := func(st *started) error {
+		batchMark, err := st.ingest.Finish(ctx, func(i int, id uint64, rej *pxperfv1.Rejection) {
+			if rej != nil {
+				sum.Rejected++
+				if len(sum.Rejections) < maxStreamRejections {
+					sum.Rejections = append(sum.Rejections, &pxperfv1.IndexedRejection{Index: st.index + uint64(i), Rejection: rej})
+				}
+				return
+			}
+			sum.Accepted++
+			if sum.FirstId == 0 {
+				sum.FirstId = id
+			}
+			sum.LastId = id
+		})
+		if err != nil {
+			// The entries of the earlier messages were accepted; as when
+			// the connection drops, the producer is not told which.
+			return toStatus(err)
+		}
+		mark = engine.Mark{Entries: max(mark.Entries, batchMark.Entries), Completions: max(mark.Completions, batchMark.Completions)}
+		ahead.Release(st.ahead) // in the store now, and counted there
+		return nil
+	}
+	// finishTo finishes the oldest ingests under way, in order, until at
+	// most n are.
+	finishTo := func(n int) error {
+		for len(inflight) > n {
+			st := inflight[0]
+			inflight = inflight[1:]
+			if err := finish(st); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	defer func() {
+		// Ended early: what has not left for the cluster's stream stays.
+		gone, cancel := context.WithCancel(ctx)
+		cancel()
+		for _, st := range inflight {
+			_, _ = st.ingest.Finish(gone, func(int, uint64, *pxperfv1.Rejection) {})
+		}
+	}()
 	for {
 		var m received
 		select {
 		case m = <-msgs:
-		case <-ctx.Done():
-			return ended(status.Convert(endedStatus(ctx, "")))
-		case <-s.shutdown:
-			return ended(status.New(codes.Unavailable, "server is shutting down"))
+		default:
+			// Nothing more yet: finish what is under way rather than
+			// hold its outcome until the producer sends again.
+			if err := finishTo(0); err != nil {
+				return err
+			}
+			select {
+			case m = <-msgs:
+			case <-ctx.Done():
+				return ended(status.Convert(endedStatus(ctx, "")))
+			case <-s.shutdown:
+				return ended(status.New(codes.Unavailable, "server is shutting down"))
+			}
 		}
 		if errors.Is(m.err, io.EOF) {
+			if err := finishTo(0); err != nil {
+				return err
+			}
 			// Cluster mode: what a producer published here, it reads here.
 			if err := s.engine.WaitApplied(ctx, mark); err != nil {
 				s.log.Warn("published entries not yet applied on this node", "err", err)
@@ -226,29 +299,30 @@ func (s *Service) PublishStream(stream grpc.ClientStreamingServer[pxperfv1.Publi
 			return toStatus(err)
 		}
 		h.Touch(0, uint64(len(req.GetEntries())))
-		batchMark, err := s.engine.Ingest(ctx, req.GetBatchId(), req.GetEntries(), undecoded(req), func(i int, id uint64, rej *pxperfv1.Rejection) {
-			if rej != nil {
-				sum.Rejected++
-				if len(sum.Rejections) < maxStreamRejections {
-					sum.Rejections = append(sum.Rejections, &pxperfv1.IndexedRejection{Index: index + uint64(i), Rejection: rej})
-				}
-				return
+		// A batch may complete a PENDING entry of one under way, whose id
+		// is known once it finishes.
+		if slices.ContainsFunc(inflight, func(st *started) bool { return st.ingest.Pending() }) {
+			if err := finishTo(0); err != nil {
+				return err
 			}
-			sum.Accepted++
-			if sum.FirstId == 0 {
-				sum.FirstId = id
-			}
-			sum.LastId = id
-		})
+		}
+		in, err := s.engine.StartIngest(ctx, req.GetBatchId(), req.GetEntries(), undecoded(req))
 		if err != nil {
-			// The entries of the earlier messages were accepted; as when
-			// the connection drops, the producer is not told which.
 			return toStatus(err)
 		}
-		mark = engine.Mark{Entries: max(mark.Entries, batchMark.Entries), Completions: max(mark.Completions, batchMark.Completions)}
+		inflight = append(inflight, &started{ingest: in, index: index, ahead: m.ahead})
 		index += uint64(len(req.GetEntries()))
-		ahead.Release(m.ahead) // in the store now, and counted there
+		if err := finishTo(window - 1); err != nil {
+			return err
+		}
 	}
+}
+
+// started is a PublishStream message whose ingest is under way.
+type started struct {
+	ingest *engine.Ingesting
+	index  uint64 // of its first entry in the stream
+	ahead  int64  // its weight against publishAheadBytes, released once it finishes
 }
 
 // compileFilter compiles a request's filter into a matcher for the store,

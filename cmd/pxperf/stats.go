@@ -141,8 +141,12 @@ func writeStats(w io.Writer, s *pxperfv1.Stats) {
 		if !c.GetConnected() {
 			state = "cannot publish: " + c.GetLastError()
 		}
-		fmt.Fprintf(w, "cluster     %s; stream %d entries, %s, ids %d..%d; applied %d, lag %d, %d publish failures\n",
-			state, c.GetStreamMessages(), humanBytes(c.GetStreamBytes()), c.GetFirstId(), c.GetLastId(), c.GetAppliedId(), c.GetLag(), c.GetPublishFailures())
+		entries := uint64(0) // the ids in the stream run without a gap
+		if c.GetFirstId() > 0 {
+			entries = c.GetLastId() - c.GetFirstId() + 1
+		}
+		fmt.Fprintf(w, "cluster     %s; stream %d entries in %d messages, %s, ids %d..%d; applied %d, lag %d, %d publish failures\n",
+			state, entries, c.GetStreamMessages(), humanBytes(c.GetStreamBytes()), c.GetFirstId(), c.GetLastId(), c.GetAppliedId(), c.GetLag(), c.GetPublishFailures())
 	}
 	r := s.GetResources()
 	fmt.Fprintf(w, "resources   %d live, cleanups %d ok / %d failed, %d idle closed, %d refused\n",

@@ -116,7 +116,9 @@ export function hexDump(data: Uint8Array): string {
 export function cluster(c: ClusterStats): string {
   const state = c.connected ? `connected to ${c.server}` : `cannot publish: ${c.lastError || "no connection to NATS"}`;
   const failures = c.publishFailures > 0n ? `, ${c.publishFailures} publish failures` : "";
-  return `${state} · stream ${c.streamMessages} entries, ${bytes(Number(c.streamBytes))}, ids ${c.firstId}..${c.lastId} · applied ${c.appliedId}, lag ${c.lag}${failures}`;
+  // The ids in the stream run without a gap from the first to the last.
+  const entries = c.firstId > 0n ? c.lastId - c.firstId + 1n : 0n;
+  return `${state} · stream ${entries} entries in ${c.streamMessages} messages, ${bytes(Number(c.streamBytes))}, ids ${c.firstId}..${c.lastId} · applied ${c.appliedId}, lag ${c.lag}${failures}`;
 }
 
 /** server names a server's build: version, and the revision when known. */

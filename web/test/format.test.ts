@@ -63,12 +63,12 @@ test("decodeErrorInfo", () => {
 
 test("cluster", () => {
   const up = create(ClusterStatsSchema, {
-    connected: true, server: "nats://127.0.0.1:4222", streamMessages: 21n, streamBytes: 2048n,
+    connected: true, server: "nats://127.0.0.1:4222", streamMessages: 2n, streamBytes: 2048n,
     firstId: 1n, lastId: 21n, appliedId: 20n, lag: 1n,
   });
-  assert.equal(cluster(up), "connected to nats://127.0.0.1:4222 · stream 21 entries, 2.0 kB, ids 1..21 · applied 20, lag 1");
+  assert.equal(cluster(up), "connected to nats://127.0.0.1:4222 · stream 21 entries in 2 messages, 2.0 kB, ids 1..21 · applied 20, lag 1");
   const down = create(ClusterStatsSchema, { lastError: "nats: timeout", publishFailures: 2n });
-  assert.equal(cluster(down), "cannot publish: nats: timeout · stream 0 entries, 0 B, ids 0..0 · applied 0, lag 0, 2 publish failures");
+  assert.equal(cluster(down), "cannot publish: nats: timeout · stream 0 entries in 0 messages, 0 B, ids 0..0 · applied 0, lag 0, 2 publish failures");
 });
 
 test("server", () => {

@@ -1246,9 +1246,10 @@ func (x *ProxyConfig) GetClientRequestBurst() uint32 {
 }
 
 // ClusterConfig puts the server in cluster mode: accepted entries go to a
-// NATS JetStream stream whose sequence numbers are their ids, and the server
-// follows the stream into its memory store, so that every node of the
-// cluster serves the same entries under the same ids. Completions of
+// NATS JetStream stream, a message per published batch whose headers give
+// its ids, and the server follows the stream into its memory store, so
+// that every node of the cluster serves the same entries under the same
+// ids. Completions of
 // PENDING entries go to a second stream, named stream + "_COMPLETIONS", on
 // subjects subject + ".completions.ID". Each node's memory limits stay its
 // own. None of it is live: it applies at start only.

@@ -233,7 +233,8 @@ type ClusterStats struct {
 	Connected bool `protobuf:"varint,1,opt,name=connected,proto3" json:"connected,omitempty"`
 	// The NATS server connected to, its password masked.
 	Server string `protobuf:"bytes,2,opt,name=server,proto3" json:"server,omitempty"`
-	// Messages (entries) the stream holds.
+	// Messages the stream holds: each holds the entries of one or more
+	// published batches.
 	StreamMessages uint64 `protobuf:"varint,3,opt,name=stream_messages,json=streamMessages,proto3" json:"stream_messages,omitempty"`
 	// Bytes the stream holds.
 	StreamBytes uint64 `protobuf:"varint,4,opt,name=stream_bytes,json=streamBytes,proto3" json:"stream_bytes,omitempty"`

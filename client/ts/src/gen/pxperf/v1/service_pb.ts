@@ -40,7 +40,7 @@ export type PublishRequest = Message<"pxperf.v1.PublishRequest"> & {
    * Names this batch, for a producer that retries it after a failure or a
    * timeout: a retry with the same batch_id and the same entries, within
    * two minutes, stores none of them again and gets the same ids. A
-   * cluster keeps each entry once under batch_id and its position; a
+   * cluster keeps the batch once under batch_id; a
    * server in embedded mode remembers its last 4096 named batches while it
    * runs (not across a restart). Unique per batch, such as a UUID. Empty:
    * no such deduplication. At most 128 bytes.

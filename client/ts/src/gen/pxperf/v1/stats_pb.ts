@@ -138,7 +138,8 @@ export type ClusterStats = Message<"pxperf.v1.ClusterStats"> & {
   server: string;
 
   /**
-   * Messages (entries) the stream holds.
+   * Messages the stream holds: each holds the entries of one or more
+   * published batches.
    *
    * @generated from field: uint64 stream_messages = 3;
    */
