@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -17,7 +18,7 @@ import (
 )
 
 // The headers of a message of the stream of entries: the id of its first
-// entry, how many it holds, and the connection that appended it. The ids
+// entry, how many it holds, and the connection and attempt that sent it. The ids
 // of a message follow those of the message before it, which the stream
 // checks when it takes the message (the expected last sequence), so every
 // message says its own ids. Its data is a PublishRequest holding the
@@ -39,6 +40,11 @@ const idsKey = "ids"
 // NATS server's maximum payload.
 const headerSlack = 1024
 
+// ErrForeign is wrapped by the errors about a message of the stream of
+// entries that pxperf did not write, or wrote before a message held a
+// batch with its ids in its headers.
+var ErrForeign = errors.New("not written by this pxperf: use a stream of its own")
+
 // ErrTooLarge is wrapped by the errors of [Log.Append] for an entry larger
 // than a message of the NATS servers may be.
 var ErrTooLarge = errors.New("larger than a NATS message may be")
@@ -50,7 +56,16 @@ type part struct {
 	entries []*pxperfv1.Entry
 	data    []byte // entries as a PublishRequest in wire form
 	msgID   string
+	chain   *Chain
 	done    chan partResult // buffered: the appender never waits on it
+}
+
+// Chain ties appends whose order matters, such as the batches of one
+// producer's stream: once one of them fails, those after it that have not
+// left yet fail too, rather than be stored after it. The zero value is
+// ready to use.
+type Chain struct {
+	failed atomic.Bool
 }
 
 type partResult struct {
@@ -75,6 +90,7 @@ type appender struct {
 	// Owned by run.
 	tip      tip
 	reserved uint64 // ids below it are reserved; 0: not read yet
+	attempts uint64 // messages sent, each named by it in Pxperf-Origin
 }
 
 // tip is the newest message of the stream of entries, as last known.
@@ -100,6 +116,12 @@ func (a *appender) close() {
 
 // add queues parts, in order.
 func (a *appender) add(parts []*part) {
+	if a.ctx.Err() != nil {
+		for _, p := range parts {
+			p.done <- partResult{err: fmt.Errorf("%w: the connection is closed", ErrUnavailable)}
+		}
+		return
+	}
 	a.mu.Lock()
 	a.queue = append(a.queue, parts...)
 	a.mu.Unlock()
@@ -120,6 +142,9 @@ func (a *appender) abandon(parts []*part) {
 func (a *appender) run() {
 	defer close(a.done)
 	for a.ctx.Err() == nil {
+		if a.failChained() {
+			continue
+		}
 		group := a.take()
 		if group == nil {
 			select {
@@ -149,7 +174,7 @@ func (a *appender) take() []*part {
 	}
 	n, size := 1, len(a.queue[0].data)
 	if a.queue[0].msgID == "" {
-		for n < len(a.queue) && a.queue[n].msgID == "" && size+len(a.queue[n].data) <= a.l.maxData() {
+		for n < len(a.queue) && a.queue[n].msgID == "" && !a.queue[n].chain.failed.Load() && size+len(a.queue[n].data) <= a.l.maxData() {
 			size += len(a.queue[n].data)
 			n++
 		}
@@ -159,12 +184,30 @@ func (a *appender) take() []*part {
 	return group
 }
 
+// failChained fails the parts at the head of the queue whose chain failed,
+// and reports whether it did: they are not to be stored after the part
+// that failed.
+func (a *appender) failChained() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for n < len(a.queue) && a.queue[n].chain.failed.Load() {
+		a.queue[n].done <- partResult{err: fmt.Errorf("%w: an earlier batch of the same stream failed", ErrUnavailable)}
+		n++
+	}
+	a.queue = a.queue[n:]
+	return n > 0
+}
+
 // publish appends group as one message, and tells each part where it went.
 func (a *appender) publish(group []*part) {
 	ctx, cancel := context.WithTimeout(a.ctx, a.l.cfg.PublishTimeout)
 	defer cancel()
 	first, seq, err := a.append(ctx, group)
 	for _, p := range group {
+		if err != nil {
+			p.chain.failed.Store(true)
+		}
 		p.done <- partResult{first: first, seq: seq, err: err}
 		first += uint64(len(p.entries))
 	}
@@ -206,7 +249,9 @@ func (a *appender) append(ctx context.Context, group []*part) (first, seq uint64
 		m := &nats.Msg{Subject: a.l.cfg.Subject, Data: data, Header: nats.Header{}}
 		m.Header.Set(headerID, strconv.FormatUint(next, 10))
 		m.Header.Set(headerCount, strconv.Itoa(count))
-		m.Header.Set(headerOrigin, a.l.origin)
+		a.attempts++
+		origin := a.l.origin + "." + strconv.FormatUint(a.attempts, 10)
+		m.Header.Set(headerOrigin, origin)
 		opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequence(a.tip.seq)}
 		if len(group) == 1 && group[0].msgID != "" {
 			opts = append(opts, jetstream.WithMsgID(group[0].msgID))
@@ -214,7 +259,7 @@ func (a *appender) append(ctx context.Context, group []*part) (first, seq uint64
 		// Taken, the message is the one after the tip: this node's
 		// follower may apply the entries as they are, not decoded again.
 		seq := a.tip.seq + 1
-		a.l.local.put(seq, next, entries)
+		a.l.local.put(seq, origin, entries)
 		ack, err := a.l.js.PublishMsg(ctx, m, opts...)
 		if err != nil || ack.Duplicate || ack.Sequence != seq {
 			a.l.local.drop(seq)
@@ -303,7 +348,9 @@ func (l *Log) reserved(ctx context.Context) (uint64, uint64, error) {
 }
 
 // tip reads the stream's newest message of entries, and the id after it.
-// For a stream that holds none, the id after is the reserved mark.
+// For a stream that holds none (they went by age), the id after is the one
+// after the last this node applied when that was the stream's last
+// message, else the reserved mark: ids never go back, but may jump.
 func (l *Log) tip(ctx context.Context) (tip, error) {
 	for {
 		m, err := l.entries.GetLastMsgForSubject(ctx, l.cfg.Subject)
@@ -324,12 +371,40 @@ func (l *Log) tip(ctx context.Context) (tip, error) {
 		if info.State.Msgs > 0 {
 			continue // one came meanwhile
 		}
-		mark, _, err := l.reserved(ctx)
-		if err != nil {
-			return tip{}, err
+		last := info.State.LastSeq
+		// Every message takes a sequence and at least one id, so the ids
+		// go on from the sequences at least.
+		next := last + 1
+		if seq, id := l.followed.get(); seq == last && seq > 0 {
+			next = max(next, id) // applied here before it went: exact
+		} else {
+			mark, _, err := l.reserved(ctx)
+			if err != nil {
+				return tip{}, err
+			}
+			next = max(next, mark)
 		}
-		return tip{known: true, seq: info.State.LastSeq, next: max(mark, 1)}, nil
+		return tip{known: true, seq: last, next: next}, nil
 	}
+}
+
+// followedTip is the last message of entries a node's follower applied,
+// and the id after it.
+type followedTip struct {
+	mu        sync.Mutex
+	seq, next uint64
+}
+
+func (f *followedTip) set(seq, next uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.seq, f.next = seq, next
+}
+
+func (f *followedTip) get() (seq, next uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.seq, f.next
 }
 
 // msgHeader is what the headers of a message of entries say.
@@ -342,11 +417,11 @@ type msgHeader struct {
 func parseHeader(h nats.Header) (msgHeader, error) {
 	first, err := strconv.ParseUint(h.Get(headerID), 10, 64)
 	if err != nil || first == 0 {
-		return msgHeader{}, fmt.Errorf("no valid %s header (%q): not written by pxperf", headerID, h.Get(headerID))
+		return msgHeader{}, fmt.Errorf("no valid %s header (%q): %w", headerID, h.Get(headerID), ErrForeign)
 	}
 	count, err := strconv.Atoi(h.Get(headerCount))
 	if err != nil || count < 1 {
-		return msgHeader{}, fmt.Errorf("no valid %s header (%q): not written by pxperf", headerCount, h.Get(headerCount))
+		return msgHeader{}, fmt.Errorf("no valid %s header (%q): %w", headerCount, h.Get(headerCount), ErrForeign)
 	}
 	return msgHeader{first: first, count: count, origin: h.Get(headerOrigin)}, nil
 }
@@ -370,7 +445,7 @@ func (l *Log) maxData() int {
 // MsgID of its first entry and its number of entries, so that a batch
 // sent again with another number of entries is another batch, as in
 // embedded mode.
-func (l *Log) encodeParts(msgs []Message) ([]*part, error) {
+func (l *Log) encodeParts(chain *Chain, msgs []Message) ([]*part, error) {
 	var parts []*part
 	var partSizes []int             // of each part's data
 	sizes := make([]int, len(msgs)) // of each entry
@@ -382,7 +457,7 @@ func (l *Log) encodeParts(msgs []Message) ([]*part, error) {
 				i, n, ErrTooLarge, l.maxData())
 		}
 		if len(parts) == 0 || partSizes[len(parts)-1]+n > l.maxData() {
-			parts = append(parts, &part{msgID: m.MsgID, done: make(chan partResult, 1)})
+			parts = append(parts, &part{msgID: m.MsgID, chain: chain, done: make(chan partResult, 1)})
 			partSizes = append(partSizes, 0)
 		}
 		parts[len(parts)-1].entries = append(parts[len(parts)-1].entries, m.Entry)
@@ -465,25 +540,27 @@ const maxLocal = 1024
 
 // localMsgs are the entries of the messages this node appended, by
 // sequence, for its follower to apply as they are rather than decode
-// again. A message is the one kept when its first id and origin match.
+// again. A message is the one kept when its origin, which names the
+// connection and the attempt, matches: an attempt given up for lost that
+// the stream took after all is not another attempt at the same sequence.
 type localMsgs struct {
 	mu sync.Mutex
 	m  map[uint64]localMsg
 }
 
 type localMsg struct {
-	first   uint64
+	origin  string
 	entries []*pxperfv1.Entry
 }
 
-func (l *localMsgs) put(seq, first uint64, entries []*pxperfv1.Entry) {
+func (l *localMsgs) put(seq uint64, origin string, entries []*pxperfv1.Entry) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.m == nil {
 		l.m = make(map[uint64]localMsg)
 	}
 	if len(l.m) < maxLocal {
-		l.m[seq] = localMsg{first, entries}
+		l.m[seq] = localMsg{origin, entries}
 	}
 }
 
@@ -493,10 +570,10 @@ func (l *localMsgs) drop(seq uint64) {
 	delete(l.m, seq)
 }
 
-// take returns the entries kept for the message seq, when they are those
-// of first on; the follower takes the messages in order, so those before
-// seq are forgotten.
-func (l *localMsgs) take(seq, first uint64) ([]*pxperfv1.Entry, bool) {
+// take returns the entries kept for the message seq from origin; the
+// follower takes the messages in order, so those before seq are
+// forgotten.
+func (l *localMsgs) take(seq uint64, origin string) ([]*pxperfv1.Entry, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for s := range l.m {
@@ -506,5 +583,5 @@ func (l *localMsgs) take(seq, first uint64) ([]*pxperfv1.Entry, bool) {
 	}
 	m, ok := l.m[seq]
 	delete(l.m, seq)
-	return m.entries, ok && m.first == first
+	return m.entries, ok && m.origin == origin
 }

@@ -97,9 +97,9 @@ func TestAppendConcurrentNodes(t *testing.T) {
 func TestAppenderTake(t *testing.T) {
 	nc := natstest.Start(t, 1)
 	l := open(t, testConfig(nc.URLs(), 1))
-	a := &appender{l: l} // not running: take is called here
+	a := &appender{l: l, ctx: t.Context()} // not running: take is called here
 	sized := func(name string, n int) *part {
-		return &part{data: make([]byte, n), entries: make([]*pxperfv1.Entry, 1), msgID: name}
+		return &part{data: make([]byte, n), entries: make([]*pxperfv1.Entry, 1), msgID: name, chain: new(Chain), done: make(chan partResult, 1)}
 	}
 	max := l.maxData()
 	parts := []*part{
@@ -119,6 +119,33 @@ func TestAppenderTake(t *testing.T) {
 	}
 	if got := a.take(); got != nil {
 		t.Errorf("the queue is empty, yet take gave %v", got)
+	}
+
+	// The parts of a chain that failed are failed, not taken: not stored
+	// after the part that failed.
+	failed := new(Chain)
+	failed.failed.Store(true)
+	ok, bad1, bad2, after := sized("", 10), sized("", 10), sized("", 10), sized("", 10)
+	bad1.chain, bad2.chain = failed, failed
+	a.add([]*part{ok, bad1, bad2, after})
+	if got := a.take(); !slices.Equal(got, []*part{ok}) {
+		t.Errorf("take gave %d parts, want the one before the failed chain's", len(got))
+	}
+	if !a.failChained() {
+		t.Error("failChained failed nothing")
+	}
+	for _, p := range []*part{bad1, bad2} {
+		select {
+		case r := <-p.done:
+			if !errors.Is(r.err, ErrUnavailable) {
+				t.Errorf("a part of a failed chain: %v, want ErrUnavailable", r.err)
+			}
+		default:
+			t.Error("a part of a failed chain was not failed")
+		}
+	}
+	if got := a.take(); !slices.Equal(got, []*part{after}) {
+		t.Errorf("take gave %d parts, want the one after", len(got))
 	}
 }
 
@@ -255,7 +282,7 @@ func TestEncodePartsIsPublishRequest(t *testing.T) {
 	for i := 0; i < len(msgs); i += 50 {
 		msgs[i].Entry.ResponseBody = &pxperfv1.Body{Data: make([]byte, l.maxData()/3)}
 	}
-	parts, err := l.encodeParts(msgs)
+	parts, err := l.encodeParts(new(Chain), msgs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,5 +311,51 @@ func TestEncodePartsIsPublishRequest(t *testing.T) {
 	}
 	if n != len(msgs) {
 		t.Errorf("the parts hold %d entries, want %d", n, len(msgs))
+	}
+}
+
+// Once the stream has lost every message by age, a node whose follower
+// applied the last one goes on from its next id, exactly; a node that did
+// not, from the reserved mark: never back, but perhaps ahead.
+func TestTipOfAStreamThatAgedOut(t *testing.T) {
+	nc := natstest.Start(t, 1)
+	a := open(t, testConfig(nc.URLs(), 1))
+	as, err := a.Append(t.Context(), newMessages(0, 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := follow(t, a, 1, newRecorder())
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := f.Wait(ctx, as[4].Seq, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.entries.Purge(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if tp, err := a.tip(t.Context()); err != nil || tp.next != 6 || tp.seq != as[4].Seq {
+		t.Errorf("tip on the node that applied ids 1..5 = %+v, %v; want next 6 after sequence %d", tp, err, as[4].Seq)
+	}
+	b := open(t, testConfig(nc.URLs(), 1))
+	if tp, err := b.tip(t.Context()); err != nil || tp.next <= 5 {
+		t.Errorf("tip on a node that saw nothing = %+v, %v; want next above 5", tp, err)
+	}
+}
+
+// A stream that holds messages pxperf did not write is refused at once,
+// saying so, rather than retried until the start timeout.
+func TestOpenRefusesAForeignStream(t *testing.T) {
+	nc := natstest.Start(t, 1)
+	l := open(t, testConfig(nc.URLs(), 1))
+	if _, err := l.js.Publish(t.Context(), l.cfg.Subject, []byte("not a batch")); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := Open(t.Context(), testConfig(nc.URLs(), 1))
+	if !errors.Is(err, ErrForeign) {
+		t.Fatalf("Open on a stream with a foreign message: %v, want ErrForeign", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Open took %v to refuse it", d)
 	}
 }

@@ -84,9 +84,11 @@ type Log struct {
 	entries     jetstream.Stream
 	completions jetstream.Stream
 	config      jetstream.KeyValue
+	batches     jetstream.KeyValue // see PinBatch
 	app         *appender
-	origin      string    // names this connection's messages: Pxperf-Origin
-	local       localMsgs // what this node appended, for its follower
+	origin      string      // names this connection in its messages' Pxperf-Origin
+	local       localMsgs   // what this node appended, for its follower
+	followed    followedTip // how far its follower got
 }
 
 // Message is one entry to append: a new entry, or the completion of the
@@ -154,10 +156,17 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		if err == nil && l.cfg.FirstID > 1 {
 			err = l.reserveFrom(actx, l.cfg.FirstID)
 		}
+		if err == nil {
+			_, err = l.tip(actx) // the stream is pxperf's
+		}
 		cancel()
 		if err == nil {
 			l.app = newAppender(l)
 			return l, nil
+		}
+		if errors.Is(err, ErrForeign) {
+			nc.Close()
+			return nil, fmt.Errorf("stream %s: %w", cfg.Stream, err)
 		}
 		log.Info("waiting for JetStream", "err", err)
 		select {
@@ -213,6 +222,21 @@ func (l *Log) ensureStreams(ctx context.Context) error {
 	}
 	if err != nil {
 		return fmt.Errorf("create the config bucket %s: %w", kc.Bucket, err)
+	}
+	bc := jetstream.KeyValueConfig{
+		Bucket:      l.cfg.Stream + "_BATCHES",
+		Description: "pxperf: how the named batches of the deduplication window were ingested",
+		History:     1,
+		TTL:         DedupWindow,
+		Replicas:    max(l.cfg.Replicas, 1),
+		Storage:     jetstream.FileStorage,
+	}
+	l.batches, err = l.js.CreateKeyValue(ctx, bc)
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		l.batches, err = l.js.KeyValue(ctx, bc.Bucket)
+	}
+	if err != nil {
+		return fmt.Errorf("create the batches bucket %s: %w", bc.Bucket, err)
 	}
 	return nil
 }
@@ -278,7 +302,7 @@ type Appended struct {
 // ids again. An entry too large for a NATS message fails it wrapping
 // [ErrTooLarge], and nothing is published.
 func (l *Log) Append(ctx context.Context, msgs []Message) ([]Appended, error) {
-	a, err := l.Start(msgs)
+	a, err := l.Start(nil, msgs)
 	if err != nil {
 		return nil, err
 	}
@@ -298,8 +322,15 @@ type Appending struct {
 // Start is the first half of [Log.Append]: it queues msgs and returns at
 // once, so that the caller may start the next (which goes after these)
 // before these are taken. The publish timeout counts from now. The caller
-// must call [Appending.Wait].
-func (l *Log) Start(msgs []Message) (*Appending, error) {
+// must call [Appending.Wait]. The appends of a chain (nil: one of its own)
+// that follow one that failed fail too, unless they left before.
+func (l *Log) Start(chain *Chain, msgs []Message) (*Appending, error) {
+	if chain == nil {
+		chain = new(Chain)
+	}
+	if chain.failed.Load() {
+		return nil, fmt.Errorf("%w: an earlier batch of the same stream failed", ErrUnavailable)
+	}
 	a := &Appending{l: l, msgs: msgs, deadline: time.Now().Add(l.cfg.PublishTimeout)}
 	var fresh []Message // the new entries, in order
 	for _, m := range msgs {
@@ -308,7 +339,7 @@ func (l *Log) Start(msgs []Message) (*Appending, error) {
 		}
 	}
 	var err error
-	if a.parts, err = l.encodeParts(fresh); err != nil {
+	if a.parts, err = l.encodeParts(chain, fresh); err != nil {
 		return nil, err
 	}
 	// The completions name entries published before: they need not wait

@@ -2,8 +2,11 @@ package cluster
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -75,4 +78,40 @@ func (c *SharedConfig) Watch(ctx context.Context, fn func(data []byte, rev uint6
 			fn(e.Value(), e.Revision())
 		}
 	}
+}
+
+// PinBatch records roles, what each entry of the batch name is to the
+// node that ingests it (see the engine), the first time name is seen
+// within [DedupWindow], and returns the roles recorded: these, or those of
+// an earlier attempt with as many entries. A retry of a batch that made its
+// own PENDING entries known, or completed others, is then cut and named as
+// its first attempt was, so that the stream keeps it once.
+func (l *Log) PinBatch(ctx context.Context, name string, roles []int64) ([]int64, error) {
+	key := base64.RawURLEncoding.EncodeToString([]byte(name))
+	value := make([]string, len(roles))
+	for i, r := range roles {
+		value[i] = strconv.FormatInt(r, 10)
+	}
+	_, err := l.batches.Create(ctx, key, []byte(strings.Join(value, ",")))
+	if err == nil {
+		return roles, nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return nil, fmt.Errorf("%w: record batch %q: %w", ErrUnavailable, name, err)
+	}
+	e, err := l.batches.Get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read batch %q: %w", ErrUnavailable, name, err)
+	}
+	recorded := strings.Split(string(e.Value()), ",")
+	if len(recorded) != len(roles) {
+		return roles, nil // another batch under the same name, as in embedded mode
+	}
+	pinned := make([]int64, len(roles))
+	for i, v := range recorded {
+		if pinned[i], err = strconv.ParseInt(v, 10, 64); err != nil {
+			return nil, fmt.Errorf("batch %q recorded as %q: %w", name, e.Value(), err)
+		}
+	}
+	return pinned, nil
 }

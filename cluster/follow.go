@@ -50,7 +50,7 @@ type Follower struct {
 // entries in order, and each completion once its entry is applied. It
 // runs until ctx ends or the streams cannot be read; see [Follower.Done].
 func (l *Log) Follow(ctx context.Context, from uint64, a Applier) (*Follower, error) {
-	start, err := l.locate(ctx, from)
+	start, last, err := l.locate(ctx, from)
 	var startSeq uint64
 	ccfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
 	switch {
@@ -59,12 +59,9 @@ func (l *Log) Follow(ctx context.Context, from uint64, a Applier) (*Follower, er
 		at := start.msg.Time.Add(-completionLead)
 		ccfg = jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &at}
 	case errors.Is(err, ErrNotFound):
-		// Nothing from there on yet: from the next message.
-		info, err := l.entries.Info(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("read the state of stream %s: %w", l.cfg.Stream, err)
-		}
-		startSeq = info.State.LastSeq + 1
+		// Nothing from there on as the stream was searched: from the
+		// message after its last then.
+		startSeq = last + 1
 	default:
 		return nil, fmt.Errorf("find entry %d in stream %s: %w", from, l.cfg.Stream, err)
 	}
@@ -150,7 +147,7 @@ func (f *Follower) apply(ctx context.Context, l *Log, a Applier, from uint64, en
 				var es []*pxperfv1.Entry
 				if err == nil {
 					var ok bool
-					if es, ok = l.local.take(mseq, h.first); !ok || h.origin != l.origin {
+					if es, ok = l.local.take(mseq, h.origin); !ok {
 						es = decodeEntries(m.Data(), h.count)
 					}
 					if h.first < from { // the message the follower started in
@@ -180,6 +177,7 @@ func (f *Follower) apply(ctx context.Context, l *Log, a Applier, from uint64, en
 			}
 			flush()
 			f.advance(0, seq, 0) // past messages skipped too
+			l.followed.set(seq, f.Applied().ID+1)
 		case m := <-completions:
 			waiting = append(waiting, m)
 		}

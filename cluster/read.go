@@ -23,18 +23,25 @@ type located struct {
 }
 
 // locate returns the message that holds id or, when the stream holds none
-// at or before id, the oldest message. It fails wrapping ErrNotFound when
-// the stream holds no id at or after id. The ids grow with the sequences,
-// so it is a binary search over them.
-func (l *Log) locate(ctx context.Context, id uint64) (located, error) {
+// at or before id, the oldest message; and the stream's last sequence as
+// of the search. It fails wrapping ErrNotFound when the stream holds no id
+// at or after id. The ids grow with the sequences, so it is a binary
+// search over them.
+func (l *Log) locate(ctx context.Context, id uint64) (located, uint64, error) {
 	info, err := l.entries.Info(ctx)
 	if err != nil {
-		return located{}, fmt.Errorf("%w: read the state of stream %s: %w", ErrUnavailable, l.cfg.Stream, err)
+		return located{}, 0, fmt.Errorf("%w: read the state of stream %s: %w", ErrUnavailable, l.cfg.Stream, err)
 	}
-	if info.State.Msgs == 0 {
+	m, err := l.search(ctx, id, info.State)
+	return m, info.State.LastSeq, err
+}
+
+// search is locate's search, over the stream in state st.
+func (l *Log) search(ctx context.Context, id uint64, st jetstream.StreamState) (located, error) {
+	if st.Msgs == 0 {
 		return located{}, fmt.Errorf("id %d: %w (it is empty)", id, ErrNotFound)
 	}
-	lo, hi := info.State.FirstSeq, info.State.LastSeq
+	lo, hi := st.FirstSeq, st.LastSeq
 	var found located
 	for lo <= hi {
 		mid := lo + (hi-lo)/2
@@ -71,7 +78,7 @@ func (l *Log) locate(ctx context.Context, id uint64) (located, error) {
 // (nil when none). It fails wrapping [ErrNotFound] when the stream does not
 // hold id: never published, or gone by the stream's limits.
 func (l *Log) Entry(ctx context.Context, id uint64) (entry, completion *pxperfv1.Entry, err error) {
-	m, err := l.locate(ctx, id)
+	m, _, err := l.locate(ctx, id)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -106,7 +113,7 @@ func (l *Log) completion(ctx context.Context, e *pxperfv1.Entry) (*pxperfv1.Entr
 // (0: to the newest), in id order, with its last completion (nil when
 // none), until fn returns an error, which Read returns.
 func (l *Log) Read(ctx context.Context, first, last uint64, fn func(entry, completion *pxperfv1.Entry) error) error {
-	start, err := l.locate(ctx, first)
+	start, _, err := l.locate(ctx, first)
 	if errors.Is(err, ErrNotFound) {
 		return nil // nothing from first on
 	}

@@ -157,9 +157,10 @@ func (e *Engine) clusterStats() *pxperfv1.ClusterStats {
 const clusterStartTimeout = 30 * time.Second
 
 // openCluster connects to the cluster's streams and returns the first id
-// the store is to hold: the newest entries that fit max_entries. A stream
-// it creates starts at firstID, the id after the local archive's last, so
-// that an embedded install moving to cluster mode keeps its ids.
+// the store is to hold: the newest entries that fit max_entries. The ids
+// below firstID, the one after the local archive's last, are reserved: a
+// stream that holds no entries yet starts at firstID or above, so that an
+// embedded install moving to cluster mode keeps its ids.
 func openCluster(cfg *pxperfv1.Config, firstID uint64, log *slog.Logger) (*cluster.Log, uint64, error) {
 	cc := cfg.GetCluster()
 	host, _ := os.Hostname()
@@ -252,77 +253,120 @@ func (c *clusterNode) unarchived(stored []store.Stored) []store.Stored {
 // for the stream to take them and returns their ids, and how far the
 // follower must get for this node to hold them (see
 // [Engine.WaitApplied]). An entry with the request id of a PENDING entry
-// completes it, as in embedded mode: one this node holds, or one published
-// here that the follower has not applied yet. When the PENDING entry is in
-// the same batch, the batch is cut before its completion, and the part
-// before is appended before startCluster returns, so that its id is known
+// completes it, as in embedded mode: one this node holds, one published
+// here that the follower has not applied yet, or one earlier in the batch.
+// In the last case the batch is cut before the completion, and the part
+// before is appended before startCluster returns, so that the id is known
 // when the completion is published.
-func (e *Engine) startCluster(ctx context.Context, batchID string, valid []*pxperfv1.Entry, positions []int) (func(context.Context) ([]uint64, Mark, error), error) {
+func (e *Engine) startCluster(ctx context.Context, chain *cluster.Chain, batchID string, valid []*pxperfv1.Entry, positions []int) (func(context.Context) ([]uint64, Mark, error), error) {
 	c := e.cluster
-	ids := make([]uint64, 0, len(valid))
-	var mark Mark
 	e.store.Normalize(valid...)
+	roles, pin := e.roles(valid)
+	if pin && batchID != "" {
+		// A retry must be cut and named as the first attempt was, though
+		// the first attempt, taken, made its PENDING entries known.
+		var err error
+		if roles, err = c.log.PinBatch(ctx, batchID, roles); err != nil {
+			c.publishFailed(err)
+			return nil, err
+		}
+	}
+	ids := make([]uint64, len(valid)) // by index in valid, once known
+	var mark Mark
 	failed := func(ctx context.Context, err error) error {
 		if ctx.Err() == nil && !errors.Is(err, cluster.ErrTooLarge) { // not the producer's doing
 			c.publishFailed(err)
 		}
 		return err
 	}
-	// done records what a part of the batch appended.
-	done := func(msgs []cluster.Message, appended []cluster.Appended) {
-		first := len(ids)
+	// done records what a part of the batch, from index first on, appended.
+	done := func(first int, msgs []cluster.Message, appended []cluster.Appended) {
 		for i, m := range msgs {
 			if m.Completes != 0 {
 				mark.Completions = max(mark.Completions, appended[i].Seq)
 			} else {
 				mark.Entries = max(mark.Entries, appended[i].Seq)
 			}
-			ids = append(ids, appended[i].ID)
+			ids[first+i] = appended[i].ID
 		}
-		c.published(msgs, ids[first:])
+		c.published(msgs, ids[first:first+len(msgs)])
 	}
-	for {
-		msgs := make([]cluster.Message, 0, len(valid))
-		pending := map[string]bool{} // request ids of PENDING entries in this part
-		for _, en := range valid {
-			rid := en.GetRequestId()
-			if rid != "" && pending[rid] {
-				break // completes an entry of this part: next part
-			}
-			m := cluster.Message{Entry: en, MsgID: msgID(batchID, positions[len(msgs)])}
-			if id, ok := e.pendingID(rid); ok {
-				m.Completes = id
-			} else if rid != "" && en.GetState() == pxperfv1.EntryState_ENTRY_STATE_PENDING {
-				pending[rid] = true
-			}
-			msgs = append(msgs, m)
-		}
-		valid, positions = valid[len(msgs):], positions[len(msgs):]
-		a, err := c.log.Start(msgs)
-		if err != nil {
-			return nil, failed(ctx, err)
-		}
-		if len(valid) == 0 { // the last part: the caller waits for it
-			return func(ctx context.Context) ([]uint64, Mark, error) {
+	first := 0 // of the part being built
+	var msgs []cluster.Message
+	for i, en := range valid {
+		m := cluster.Message{Entry: en, MsgID: msgID(batchID, positions[i])}
+		switch r := roles[i]; {
+		case r > 0:
+			m.Completes = uint64(r)
+		case r < 0: // completes the batch's entry -r-1
+			target := int(-r - 1)
+			if target >= first { // in this part: append it first
+				a, err := c.log.Start(chain, msgs)
+				if err != nil {
+					return nil, failed(ctx, err)
+				}
 				appended, err := a.Wait(ctx)
 				if err != nil {
-					return nil, Mark{}, failed(ctx, err)
+					return nil, failed(ctx, err)
 				}
-				done(msgs, appended)
-				return ids, mark, nil
-			}, nil
+				done(first, msgs, appended)
+				first, msgs = i, nil
+			}
+			m.Completes = ids[target]
 		}
+		msgs = append(msgs, m)
+	}
+	// The last part: the caller waits for it.
+	a, err := c.log.Start(chain, msgs)
+	if err != nil {
+		return nil, failed(ctx, err)
+	}
+	return func(ctx context.Context) ([]uint64, Mark, error) {
 		appended, err := a.Wait(ctx)
 		if err != nil {
-			return nil, failed(ctx, err)
+			return nil, Mark{}, failed(ctx, err)
 		}
-		done(msgs, appended)
+		done(first, msgs, appended)
+		return ids, mark, nil
+	}, nil
+}
+
+// roles says what each of valid, a batch, is: a new entry (0), the
+// completion of the PENDING entry with an id known here (the id), or of
+// the PENDING entry at index j of the batch (-j-1). pin reports whether
+// any has a request id: a retry of the batch could see it otherwise, once
+// the first attempt is taken (its own PENDING entry known, or the entry it
+// completed no longer PENDING).
+func (e *Engine) roles(valid []*pxperfv1.Entry) (roles []int64, pin bool) {
+	roles = make([]int64, len(valid))
+	inBatch := map[string]int{} // request id → index of the batch's PENDING entry
+	closed := map[string]bool{} // request ids completed earlier in the batch
+	for i, en := range valid {
+		rid := en.GetRequestId()
+		if rid == "" {
+			continue
+		}
+		stillPending := en.GetState() == pxperfv1.EntryState_ENTRY_STATE_PENDING
+		if j, ok := inBatch[rid]; ok {
+			roles[i] = -int64(j) - 1
+		} else if id, ok := e.pendingID(rid); ok && !closed[rid] {
+			roles[i] = int64(id)
+		} else if stillPending {
+			inBatch[rid] = i
+			delete(closed, rid)
+		}
+		if roles[i] != 0 && !stillPending {
+			delete(inBatch, rid)
+			closed[rid] = true
+		}
+		pin = true
 	}
+	return roles, pin
 }
 
 // Mark is how far a node's follower must get for the node to hold what one
-// ingest published: the sequences of its last entry and its last
-// completion in their streams (0 for none). The zero Mark, in embedded
+// ingest published: the sequences of the last message of its entries and
+// of its last completion in their streams (0 for none). The zero Mark, in embedded
 // mode, is always reached.
 type Mark struct {
 	Entries, Completions uint64

@@ -3,9 +3,11 @@ package engine
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 
 	"buf.build/go/protovalidate"
+	"github.com/pxperf/pxperf/cluster"
 	pxperfv1 "github.com/pxperf/pxperf/gen/pxperf/v1"
 	"github.com/pxperf/pxperf/perf/archive"
 	"github.com/pxperf/pxperf/perf/store"
@@ -28,7 +30,7 @@ import (
 // deduplication window, in embedded mode while the server runs (see
 // batchLog).
 func (e *Engine) Ingest(ctx context.Context, batchID string, entries []*pxperfv1.Entry, refused map[int]*pxperfv1.Rejection, result func(i int, id uint64, rej *pxperfv1.Rejection)) (Mark, error) {
-	in, err := e.StartIngest(ctx, batchID, entries, refused)
+	in, err := e.StartIngest(ctx, nil, batchID, entries, refused)
 	if err != nil {
 		return Mark{}, err
 	}
@@ -41,6 +43,7 @@ type Ingesting struct {
 	ids        []uint64              // of the valid entries, once known
 	mark       Mark
 	pending    bool // holds a PENDING entry with a request id
+	chain      *cluster.Chain
 	// finish, in cluster mode, waits for the stream to take what the
 	// ingest sent it.
 	finish func(ctx context.Context) ([]uint64, Mark, error)
@@ -53,8 +56,10 @@ type Ingesting struct {
 // them. [Ingesting.Finish] must follow. Several ingests may be under way
 // at once, so that a stream of batches keeps the cluster's stream busy;
 // only a batch that completes a PENDING entry of a batch still under way
-// must wait for that one to finish first (see [Ingesting.Pending]).
-func (e *Engine) StartIngest(ctx context.Context, batchID string, entries []*pxperfv1.Entry, refused map[int]*pxperfv1.Rejection) (*Ingesting, error) {
+// must wait for that one to finish first (see [Ingesting.Pending]). after
+// is the ingest of the producer's batch before this one (nil for none):
+// should that one fail, this one fails too rather than be stored after it.
+func (e *Engine) StartIngest(ctx context.Context, after *Ingesting, batchID string, entries []*pxperfv1.Entry, refused map[int]*pxperfv1.Rejection) (*Ingesting, error) {
 	valid := make([]*pxperfv1.Entry, 0, len(entries))
 	var positions []int // of the valid entries in entries, for cluster mode
 	if e.cluster != nil {
@@ -75,15 +80,17 @@ func (e *Engine) StartIngest(ctx context.Context, batchID string, entries []*pxp
 		if positions != nil {
 			positions = append(positions, i)
 		}
-		if en.GetRequestId() != "" && en.GetState() == pxperfv1.EntryState_ENTRY_STATE_PENDING {
-			in.pending = true
-		}
 	}
 	if e.cluster != nil {
+		in.chain = new(cluster.Chain)
+		if after != nil && after.chain != nil {
+			in.chain = after.chain
+		}
 		var err error
-		if in.finish, err = e.startCluster(ctx, batchID, valid, positions); err != nil {
+		if in.finish, err = e.startCluster(ctx, in.chain, batchID, valid, positions); err != nil {
 			return nil, err
 		}
+		in.pending = holdsPending(valid)
 		return in, nil
 	}
 	e.ingestMu.Lock()
@@ -99,7 +106,16 @@ func (e *Engine) StartIngest(ctx context.Context, batchID string, entries []*pxp
 		}
 		e.batches.put(batchID, in.ids)
 	}
+	in.pending = holdsPending(valid)
 	return in, nil
+}
+
+// holdsPending reports whether any of entries, normalised, is PENDING with
+// a request id: a later entry may complete it.
+func holdsPending(entries []*pxperfv1.Entry) bool {
+	return slices.ContainsFunc(entries, func(en *pxperfv1.Entry) bool {
+		return en.GetRequestId() != "" && en.GetState() == pxperfv1.EntryState_ENTRY_STATE_PENDING
+	})
 }
 
 // Pending reports whether the ingest holds a PENDING entry with a request

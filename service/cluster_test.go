@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -213,6 +214,60 @@ func TestClusterRetryNoDuplicate(t *testing.T) {
 	}
 }
 
+// A retried batch is kept once even when its first attempt changed what
+// the node knows: a batch whose PENDING entry the first attempt stored
+// (the retry would see its own entry to complete), and one whose
+// completion the first attempt applied (the retry would find nothing left
+// to complete).
+func TestClusterRetryOfPendingAndCompletion(t *testing.T) {
+	nc := natstest.Start(t, 1)
+	a := clusterNode(t, nc.URLs(), 1, nil)
+	ctx := testContext(t)
+	publish := func(batchID string, es ...*pxperfv1.Entry) []uint64 {
+		t.Helper()
+		res, err := a.client.Service().Publish(ctx, &pxperfv1.PublishRequest{Entries: es, BatchId: batchID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := make([]uint64, len(res.GetResults()))
+		for i, r := range res.GetResults() {
+			if r.GetRejection() != nil {
+				t.Fatalf("entry %d rejected: %v", i, r.GetRejection())
+			}
+			ids[i] = r.GetId()
+		}
+		return ids
+	}
+	pending := entry("GET", "http://example.com/slow", 0)
+	pending.RequestId, pending.State = "slow", pxperfv1.EntryState_ENTRY_STATE_PENDING
+	withPending := func() []*pxperfv1.Entry {
+		return []*pxperfv1.Entry{entry("GET", "http://example.com/a", 200), proto.CloneOf(pending), entry("GET", "http://example.com/b", 200)}
+	}
+	first := publish("with-pending", withPending()...)
+	if again := publish("with-pending", withPending()...); !slices.Equal(first, again) {
+		t.Errorf("retry of a batch holding a PENDING entry got ids %v, first try %v", again, first)
+	}
+	done := entry("GET", "http://example.com/slow", 201)
+	done.RequestId = "slow"
+	completing := func() []*pxperfv1.Entry {
+		return []*pxperfv1.Entry{proto.CloneOf(done), entry("GET", "http://example.com/c", 200)}
+	}
+	second := publish("completing", completing()...)
+	if second[0] != first[1] {
+		t.Fatalf("the completion got id %d, want the PENDING entry's %d", second[0], first[1])
+	}
+	if again := publish("completing", completing()...); !slices.Equal(second, again) {
+		t.Errorf("retry of a batch completing an entry got ids %v, first try %v", again, second)
+	}
+	got := listAll(t, ctx, a)
+	if len(got) != 4 {
+		t.Fatalf("node holds %d entries, want 4: a, slow, b, c", len(got))
+	}
+	if got[1].GetState() != pxperfv1.EntryState_ENTRY_STATE_COMPLETED || got[1].GetStatusCode() != 201 {
+		t.Errorf("the PENDING entry is %v with %d, want completed with 201", got[1].GetState(), got[1].GetStatusCode())
+	}
+}
+
 // Without NATS, publishing fails with UNAVAILABLE, and what the node holds
 // is still served.
 func TestClusterUnavailable(t *testing.T) {
@@ -329,11 +384,15 @@ func TestClusterSharedConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	opened := make(chan struct{})
 	go func() {
-		for {
+		for first := true; ; first = false {
 			m, err := stream.Recv()
 			if err != nil {
 				return
+			}
+			if first {
+				close(opened)
 			}
 			if cc := m.GetConfigChanged(); cc != nil {
 				events <- cc
@@ -341,8 +400,10 @@ func TestClusterSharedConfig(t *testing.T) {
 		}
 	}()
 	// The stream is open once its first message (a stats sample) came.
-	if _, err := b.client.Service().GetStats(ctx, &pxperfv1.GetStatsRequest{}); err != nil {
-		t.Fatal(err)
+	select {
+	case <-opened:
+	case <-ctx.Done():
+		t.Fatal("WatchStats on B sent nothing")
 	}
 
 	if _, err := a.client.SetConfigFields(ctx, map[string]string{

@@ -212,6 +212,7 @@ func (s *Service) PublishStream(stream grpc.ClientStreamingServer[pxperfv1.Publi
 	// counts it.
 	var index uint64
 	var inflight []*started
+	var last *engine.Ingesting // the latest started: the next goes after it
 	window := 1
 	if s.engine.Clustered() {
 		window = publishInFlight
@@ -306,10 +307,15 @@ func (s *Service) PublishStream(stream grpc.ClientStreamingServer[pxperfv1.Publi
 				return err
 			}
 		}
-		in, err := s.engine.StartIngest(ctx, req.GetBatchId(), req.GetEntries(), undecoded(req))
+		in, err := s.engine.StartIngest(ctx, last, req.GetBatchId(), req.GetEntries(), undecoded(req))
 		if err != nil {
+			// The earlier messages are settled first: accepted, or not.
+			if ferr := finishTo(0); ferr != nil {
+				return ferr
+			}
 			return toStatus(err)
 		}
+		last = in
 		inflight = append(inflight, &started{ingest: in, index: index, ahead: m.ahead})
 		index += uint64(len(req.GetEntries()))
 		if err := finishTo(window - 1); err != nil {

@@ -269,8 +269,8 @@ func (s *Store) Append(entries []*pxperfv1.Entry) []Stored {
 }
 
 // AppendAt stores entries as new entries with the ids first, first+1, …,
-// as a follower of a replicated log does with the log's entries, whose
-// sequence numbers are their ids. Unlike [Store.Append], it never takes an
+// as a follower of a replicated log does with the ids the log gives them.
+// Unlike [Store.Append], it never takes an
 // entry as the completion of a PENDING one: the log says which messages
 // complete which entry (see [Store.Complete]).
 //
