@@ -359,3 +359,50 @@ func TestOpenRefusesAForeignStream(t *testing.T) {
 		t.Errorf("Open took %v to refuse it", d)
 	}
 }
+
+// A node's follower applies the entries the node appended as they are, not
+// decoded again; those another node appended, decoded.
+func TestFollowerTakesItsOwnEntries(t *testing.T) {
+	nc := natstest.Start(t, 1)
+	a := open(t, testConfig(nc.URLs(), 1))
+	b := open(t, testConfig(nc.URLs(), 1))
+	var got []*pxperfv1.Entry
+	var mu sync.Mutex
+	f := follow(t, a, 1, applierFunc(func(_ uint64, es []*pxperfv1.Entry) {
+		mu.Lock()
+		got = append(got, es...)
+		mu.Unlock()
+	}))
+	mine, theirs := newMessages(0, 3), newMessages(3, 2)
+	if _, err := a.Append(t.Context(), mine); err != nil {
+		t.Fatal(err)
+	}
+	as, err := b.Append(t.Context(), theirs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := f.Wait(ctx, as[1].Seq, 0); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 5 {
+		t.Fatalf("applied %d entries, want 5", len(got))
+	}
+	for i, m := range append(mine, theirs...) {
+		if same := got[i] == m.Entry; same != (i < 3) {
+			t.Errorf("entry %d applied as the very entry appended: %v, want %v", i, same, i < 3)
+		}
+		if got[i].GetUrl() != m.Entry.GetUrl() {
+			t.Errorf("entry %d: url %s, want %s", i, got[i].GetUrl(), m.Entry.GetUrl())
+		}
+	}
+}
+
+// applierFunc is an Applier of entries that ignores completions.
+type applierFunc func(first uint64, es []*pxperfv1.Entry)
+
+func (f applierFunc) Entries(first uint64, es []*pxperfv1.Entry) { f(first, es) }
+func (applierFunc) Complete(uint64, *pxperfv1.Entry)             {}
