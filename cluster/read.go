@@ -13,8 +13,9 @@ import (
 // ErrNotFound is wrapped by [Log.Entry] for an id the stream does not hold.
 var ErrNotFound = errors.New("not in the cluster's stream")
 
-// readBatch is how many messages Read asks the stream for at once.
-const readBatch = 64
+// readBytes bounds what Read asks the stream for at once: a message may
+// hold up to a NATS message's worth of entries.
+const readBytes = 4 << 20
 
 // located is a message of the stream of entries.
 type located struct {
@@ -128,7 +129,7 @@ func (l *Log) Read(ctx context.Context, first, last uint64, fn func(entry, compl
 		return fmt.Errorf("%w: read from id %d: %w", ErrUnavailable, first, err)
 	}
 	for {
-		batch, err := cons.Fetch(readBatch, jetstream.FetchMaxWait(time.Second))
+		batch, err := cons.FetchBytes(readBytes, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			return fmt.Errorf("%w: read from id %d: %w", ErrUnavailable, first, err)
 		}
