@@ -30,6 +30,7 @@ var errorCodes = []struct {
 	{cluster.ErrUnavailable, codes.Unavailable}, // before the context's errors it may wrap
 	{cluster.ErrConfigChanged, codes.Aborted},
 	{cluster.ErrTooLarge, codes.ResourceExhausted},
+	{cluster.ErrForeign, codes.FailedPrecondition},
 	{context.Canceled, codes.Canceled},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
 	{store.ErrNotFound, codes.NotFound},
