@@ -116,13 +116,15 @@ func (a *appender) close() {
 
 // add queues parts, in order.
 func (a *appender) add(parts []*part) {
+	a.mu.Lock()
+	// Under the lock: run fails what is queued when it stops, under it too.
 	if a.ctx.Err() != nil {
+		a.mu.Unlock()
 		for _, p := range parts {
 			p.done <- partResult{err: fmt.Errorf("%w: the connection is closed", ErrUnavailable)}
 		}
 		return
 	}
-	a.mu.Lock()
 	a.queue = append(a.queue, parts...)
 	a.mu.Unlock()
 	select {

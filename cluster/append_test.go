@@ -406,3 +406,22 @@ type applierFunc func(first uint64, es []*pxperfv1.Entry)
 
 func (f applierFunc) Entries(first uint64, es []*pxperfv1.Entry) { f(first, es) }
 func (applierFunc) Complete(uint64, *pxperfv1.Entry)             {}
+
+// An append after Close fails at once, not after the publish timeout.
+func TestAppendAfterClose(t *testing.T) {
+	nc := natstest.Start(t, 1)
+	cfg := testConfig(nc.URLs(), 1)
+	cfg.PublishTimeout = time.Minute
+	l, err := Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	start := time.Now()
+	if _, err := l.Append(t.Context(), newMessages(0, 2)); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Append after Close: %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Append after Close took %v", d)
+	}
+}
