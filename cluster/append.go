@@ -61,11 +61,11 @@ type part struct {
 }
 
 // Chain ties appends whose order matters, such as the batches of one
-// producer's stream: once one of them fails, those after it that have not
-// left yet fail too, rather than be stored after it. The zero value is
-// ready to use.
+// producer's stream: once one of them fails, or its caller gives up
+// waiting, those after it that have not left yet fail too, rather than be
+// stored after it. The zero value is ready to use.
 type Chain struct {
-	failed atomic.Bool
+	failed atomic.Bool // or given up
 }
 
 type partResult struct {
@@ -100,8 +100,10 @@ type tip struct {
 	next  uint64 // the id after its last
 }
 
-func newAppender(l *Log) *appender {
-	a := &appender{l: l, wake: make(chan struct{}, 1), done: make(chan struct{})}
+// newAppender starts the appender of l, from t, the stream's newest
+// message as Open found it.
+func newAppender(l *Log, t tip) *appender {
+	a := &appender{l: l, tip: t, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	a.ctx, a.stop = context.WithCancel(context.Background())
 	go a.run()
 	return a
@@ -131,14 +133,6 @@ func (a *appender) add(parts []*part) {
 	case a.wake <- struct{}{}:
 	default:
 	}
-}
-
-// abandon takes parts not yet taken by the appender out of its queue, so
-// that a producer told they failed does not see them stored later.
-func (a *appender) abandon(parts []*part) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.queue = slices.DeleteFunc(a.queue, func(q *part) bool { return slices.Contains(parts, q) })
 }
 
 func (a *appender) run() {
@@ -174,9 +168,9 @@ func (a *appender) take() []*part {
 	if len(a.queue) == 0 {
 		return nil
 	}
-	n, size := 1, len(a.queue[0].data)
+	n, size, limit := 1, len(a.queue[0].data), a.l.maxData()
 	if a.queue[0].msgID == "" {
-		for n < len(a.queue) && a.queue[n].msgID == "" && !a.queue[n].chain.failed.Load() && size+len(a.queue[n].data) <= a.l.maxData() {
+		for n < len(a.queue) && a.queue[n].msgID == "" && !a.queue[n].chain.failed.Load() && size+len(a.queue[n].data) <= limit {
 			size += len(a.queue[n].data)
 			n++
 		}
@@ -272,9 +266,9 @@ func (a *appender) append(ctx context.Context, group []*part) (first, seq uint64
 			// Taken before, under the ids it was given then. The tip may
 			// have moved since: learn it before the next message.
 			a.tip.known = false
-			h, err := a.l.header(ctx, ack.Sequence)
+			h, err := a.l.headerFrom(ctx, ack.Sequence)
 			if err != nil {
-				return 0, 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
+				return 0, 0, fmt.Errorf("%w: read message %d of stream %s: %w", ErrUnavailable, ack.Sequence, a.l.cfg.Stream, err)
 			}
 			return h.first, ack.Sequence, nil
 		case err == nil:
@@ -428,15 +422,6 @@ func parseHeader(h nats.Header) (msgHeader, error) {
 	return msgHeader{first: first, count: count, origin: h.Get(headerOrigin)}, nil
 }
 
-// header reads the headers of the message with sequence seq.
-func (l *Log) header(ctx context.Context, seq uint64) (msgHeader, error) {
-	m, err := l.entries.GetMsg(ctx, seq)
-	if err != nil {
-		return msgHeader{}, fmt.Errorf("read message %d of stream %s: %w", seq, l.cfg.Stream, err)
-	}
-	return parseHeader(m.Header)
-}
-
 // maxData is the most entry data one message carries.
 func (l *Log) maxData() int {
 	return max(int(l.nc.MaxPayload())-headerSlack, 1)
@@ -451,14 +436,15 @@ func (l *Log) encodeParts(chain *Chain, msgs []Message) ([]*part, error) {
 	var parts []*part
 	var partSizes []int             // of each part's data
 	sizes := make([]int, len(msgs)) // of each entry
+	limit := l.maxData()
 	for i, m := range msgs {
 		sizes[i] = proto.Size(m.Entry)
 		n := protowire.SizeTag(entriesField) + protowire.SizeBytes(sizes[i])
-		if n > l.maxData() {
+		if n > limit {
 			return nil, fmt.Errorf("entry %d is %d bytes encoded: %w (%d bytes); lower memory.max_body_size or raise the NATS servers' max_payload",
-				i, n, ErrTooLarge, l.maxData())
+				i, n, ErrTooLarge, limit)
 		}
-		if len(parts) == 0 || partSizes[len(parts)-1]+n > l.maxData() {
+		if len(parts) == 0 || partSizes[len(parts)-1]+n > limit {
 			parts = append(parts, &part{msgID: m.MsgID, chain: chain, done: make(chan partResult, 1)})
 			partSizes = append(partSizes, 0)
 		}
@@ -516,20 +502,21 @@ func undecodable(err error) *pxperfv1.Entry {
 	}
 }
 
-// waitParts waits for the appender to take parts; when ctx ends first, the
-// parts not yet taken are abandoned.
+// waitParts waits for the appender to take parts. When one fails, the
+// appender fails its chain; when ctx ends first, waitParts gives the chain
+// up: either way the parts not yet taken, and those of the chain queued
+// after them, fail rather than be stored after the producer was told.
 func (l *Log) waitParts(ctx context.Context, parts []*part) ([]partResult, error) {
 	results := make([]partResult, len(parts))
 	for i, p := range parts {
 		select {
 		case r := <-p.done:
 			if r.err != nil {
-				l.app.abandon(parts[i+1:])
 				return nil, r.err
 			}
 			results[i] = r
 		case <-ctx.Done():
-			l.app.abandon(parts[i:])
+			p.chain.failed.Store(true)
 			return nil, fmt.Errorf("%w: not taken within %v: %w", ErrUnavailable, l.cfg.PublishTimeout, ctx.Err())
 		}
 	}

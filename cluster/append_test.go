@@ -147,6 +147,21 @@ func TestAppenderTake(t *testing.T) {
 	if got := a.take(); !slices.Equal(got, []*part{after}) {
 		t.Errorf("take gave %d parts, want the one after", len(got))
 	}
+
+	// A caller that gives up waiting gives its chain up: what it queued is
+	// failed, not taken.
+	chain := new(Chain)
+	mine, later := sized("", 10), sized("", 10)
+	mine.chain, later.chain = chain, chain
+	a.add([]*part{mine, later})
+	gone, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := l.waitParts(gone, []*part{mine}); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("waitParts given up: %v, want ErrUnavailable", err)
+	}
+	if !a.failChained() || a.take() != nil {
+		t.Error("the parts of a chain given up were not failed")
+	}
 }
 
 // Ids never go back: a stream that lost all its messages (by age, here by

@@ -25,6 +25,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -89,6 +90,10 @@ type Log struct {
 	origin      string      // names this connection in its messages' Pxperf-Origin
 	local       localMsgs   // what this node appended, for its follower
 	followed    followedTip // how far its follower got
+	headers     struct {    // see headerFrom
+		mu sync.Mutex
+		m  map[uint64]msgHeader
+	}
 }
 
 // Message is one entry to append: a new entry, or the completion of the
@@ -156,12 +161,13 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		if err == nil && l.cfg.FirstID > 1 {
 			err = l.reserveFrom(actx, l.cfg.FirstID)
 		}
+		var t tip
 		if err == nil {
-			_, err = l.tip(actx) // the stream is pxperf's
+			t, err = l.tip(actx) // and the stream is pxperf's
 		}
 		cancel()
 		if err == nil {
-			l.app = newAppender(l)
+			l.app = newAppender(l, t)
 			return l, nil
 		}
 		if errors.Is(err, ErrForeign) {
@@ -216,12 +222,8 @@ func (l *Log) ensureStreams(ctx context.Context) error {
 		Replicas:    max(l.cfg.Replicas, 1),
 		Storage:     jetstream.FileStorage,
 	}
-	l.config, err = l.js.CreateKeyValue(ctx, kc)
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		l.config, err = l.js.KeyValue(ctx, kc.Bucket)
-	}
-	if err != nil {
-		return fmt.Errorf("create the config bucket %s: %w", kc.Bucket, err)
+	if l.config, err = l.ensureBucket(ctx, kc); err != nil {
+		return err
 	}
 	bc := jetstream.KeyValueConfig{
 		Bucket:      l.cfg.Stream + "_BATCHES",
@@ -231,14 +233,21 @@ func (l *Log) ensureStreams(ctx context.Context) error {
 		Replicas:    max(l.cfg.Replicas, 1),
 		Storage:     jetstream.FileStorage,
 	}
-	l.batches, err = l.js.CreateKeyValue(ctx, bc)
+	l.batches, err = l.ensureBucket(ctx, bc)
+	return err
+}
+
+// ensureBucket creates the key-value bucket cfg describes, or opens it
+// when it exists.
+func (l *Log) ensureBucket(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := l.js.CreateKeyValue(ctx, cfg)
 	if errors.Is(err, jetstream.ErrBucketExists) {
-		l.batches, err = l.js.KeyValue(ctx, bc.Bucket)
+		kv, err = l.js.KeyValue(ctx, cfg.Bucket)
 	}
 	if err != nil {
-		return fmt.Errorf("create the batches bucket %s: %w", bc.Bucket, err)
+		return nil, fmt.Errorf("create the bucket %s: %w", cfg.Bucket, err)
 	}
-	return nil
+	return kv, nil
 }
 
 // ensureStream creates the stream cfg describes, or brings an existing
@@ -424,28 +433,55 @@ func (l *Log) State(ctx context.Context) (State, error) {
 		return st, nil
 	}
 	// The oldest may go by age meanwhile: the next one then is.
-	first, err := l.entries.GetMsg(ctx, s.FirstSeq, jetstream.WithGetMsgSubject(l.cfg.Subject))
+	first, err := l.headerFrom(ctx, s.FirstSeq)
 	if err == nil {
-		var h msgHeader
-		if h, err = parseHeader(first.Header); err == nil {
-			st.FirstID = h.first
-		}
+		st.FirstID = first.first
 	}
 	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return State{}, fmt.Errorf("read the oldest message of stream %s: %w", l.cfg.Stream, err)
 	}
-	last, err := l.entries.GetLastMsgForSubject(ctx, l.cfg.Subject)
+	if seq, next := l.followed.get(); seq == s.LastSeq {
+		st.LastID = next - 1 // applied here: no need to read it
+		return st, nil
+	}
+	last, err := l.headerFrom(ctx, s.LastSeq)
 	if err == nil {
-		var h msgHeader
-		if h, err = parseHeader(last.Header); err == nil {
-			st.LastID = h.first + uint64(h.count) - 1
-		}
+		st.LastID = last.first + uint64(last.count) - 1
 	}
 	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return State{}, fmt.Errorf("read the newest message of stream %s: %w", l.cfg.Stream, err)
 	}
 	return st, nil
 }
+
+// headerFrom returns the headers of the first message of entries at or
+// after sequence seq. A message never changes, and State asks for the
+// oldest and the newest every second: the last few are remembered.
+func (l *Log) headerFrom(ctx context.Context, seq uint64) (msgHeader, error) {
+	l.headers.mu.Lock()
+	h, ok := l.headers.m[seq]
+	l.headers.mu.Unlock()
+	if ok {
+		return h, nil
+	}
+	m, err := l.entries.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(l.cfg.Subject))
+	if err != nil {
+		return msgHeader{}, err
+	}
+	if h, err = parseHeader(m.Header); err != nil {
+		return msgHeader{}, err
+	}
+	l.headers.mu.Lock()
+	defer l.headers.mu.Unlock()
+	if len(l.headers.m) >= maxHeaders || l.headers.m == nil {
+		l.headers.m = make(map[uint64]msgHeader, maxHeaders)
+	}
+	l.headers.m[m.Sequence] = h
+	return h, nil
+}
+
+// maxHeaders bounds the headers headerFrom remembers.
+const maxHeaders = 8
 
 // redacted returns urls with their passwords masked, for messages; one
 // that does not parse is left out whole, since it may hold one.

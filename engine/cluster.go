@@ -261,24 +261,23 @@ func (c *clusterNode) unarchived(stored []store.Stored) []store.Stored {
 func (e *Engine) startCluster(ctx context.Context, chain *cluster.Chain, batchID string, valid []*pxperfv1.Entry, positions []int) (func(context.Context) ([]uint64, Mark, error), error) {
 	c := e.cluster
 	e.store.Normalize(valid...)
-	roles, pin := e.roles(valid)
-	if pin && batchID != "" {
-		// A retry must be cut and named as the first attempt was, though
-		// the first attempt, taken, made its PENDING entries known.
-		var err error
-		if roles, err = c.log.PinBatch(ctx, batchID, roles); err != nil {
-			c.publishFailed(err)
-			return nil, err
-		}
-	}
-	ids := make([]uint64, len(valid)) // by index in valid, once known
-	var mark Mark
 	failed := func(ctx context.Context, err error) error {
 		if ctx.Err() == nil && !errors.Is(err, cluster.ErrTooLarge) { // not the producer's doing
 			c.publishFailed(err)
 		}
 		return err
 	}
+	roles, pin := e.roles(valid)
+	if pin && batchID != "" {
+		// A retry must be cut and named as the first attempt was, though
+		// the first attempt, taken, made its PENDING entries known.
+		var err error
+		if roles, err = c.log.PinBatch(ctx, batchID, roles); err != nil {
+			return nil, failed(ctx, err)
+		}
+	}
+	ids := make([]uint64, len(valid)) // by index in valid, once known
+	var mark Mark
 	// done records what a part of the batch, from index first on, appended.
 	done := func(first int, msgs []cluster.Message, appended []cluster.Appended) {
 		for i, m := range msgs {

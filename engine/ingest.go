@@ -106,7 +106,6 @@ func (e *Engine) StartIngest(ctx context.Context, after *Ingesting, batchID stri
 		}
 		e.batches.put(batchID, in.ids)
 	}
-	in.pending = holdsPending(valid)
 	return in, nil
 }
 
@@ -120,7 +119,8 @@ func holdsPending(entries []*pxperfv1.Entry) bool {
 
 // Pending reports whether the ingest holds a PENDING entry with a request
 // id, which a later batch may complete: that batch must not start before
-// this one finishes, or it would not know the PENDING entry's id.
+// this one finishes, or it would not know the PENDING entry's id. Always
+// false in embedded mode, where an ingest is done once started.
 func (in *Ingesting) Pending() bool { return in.pending }
 
 // Finish is the second half of [Engine.Ingest]: in cluster mode it waits
